@@ -1,0 +1,69 @@
+/* config.h: kallad.conf and its kallad.conf.d/ drop-ins (SPEC §1.1). */
+#ifndef KALLAD_CONFIG_H
+#define KALLAD_CONFIG_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum audience { AUD_REGISTERED, AUD_INVITED, AUD_WAITLISTED, AUD_ALL };
+
+/* One entry of a rule's `before`: calendar days or elapsed hours. */
+struct offset {
+	bool days;  /* true: "14d", local calendar days; false: "6h", elapsed hours */
+	int amount; /* >= 0 */
+};
+
+struct rule {
+	char *name;     /* from "[rule NAME]" */
+	char *message;  /* template name: session-reminder, deadline-reminder, material, ... */
+	char *category; /* only targets whose CATEGORIES hold this (case-insensitive); NULL: all */
+	bool deadlines; /* targets deadlines (message deadline-reminder) rather than sessions */
+	bool first_only; /* `sessions = first`: only the first session that is not cancelled */
+	struct offset *offsets;
+	size_t n_offsets;
+	int at;         /* minutes after local midnight, or -1 when `at` is absent */
+	enum audience to;
+	char *file;     /* where it was defined, for messages */
+	int line;
+};
+
+struct config {
+	char *path; /* the main file */
+
+	/* [programme] */
+	char *name, *calendar, *registrations, *state, *timezone, *language, *templates;
+	/* [organizer] */
+	char *organizer_name, *organizer_email, *from, *reply_to;
+	/* [smtp]; url NULL means the outbox */
+	char *smtp_url;
+	bool smtp_tls_required; /* tls = required (default) | none */
+	char *smtp_user, *smtp_password; /* password: a credential name or a file path */
+	int max_per_minute;              /* 0: no limit; default 30 */
+	int timeout;                     /* seconds per server reply; default 60 */
+	/* [registrations] custom SELECTs, NULL for the shipped schema */
+	char *sql_participants, *sql_attachments, *sql_absences;
+	/* [rule NAME] */
+	struct rule *rules;
+	size_t n_rules, cap_rules;
+	/* [policy] */
+	int quiet_start, quiet_end; /* minutes after midnight; both -1 when none */
+	bool late_send;             /* late-registrations = send */
+	int min_lead;               /* seconds; 0 when unset */
+	bool changes_hold;          /* changes = hold */
+};
+
+/* Reads path, then the *.conf files of the directory "kallad.conf.d"
+ * beside it in lexical order, validates every key and the
+ * keys across sections, and resolves relative paths against the directory
+ * of the file that named them. Returns a config the caller frees with
+ * config_free(), or NULL with every problem appended to errs as
+ * "file:line: key: what is wrong". */
+struct config *config_load(const char *path, struct errlist *errs);
+void config_free(struct config *cfg);
+
+/* "registered", "invited", ... for an audience. */
+const char *config_audience_name(enum audience a);
+
+#endif

@@ -1,0 +1,67 @@
+/* plan.h: what is due, when and to whom. A pure function of the
+ * configuration, the calendar, the participants, what kallad knows and
+ * has recorded, and the time: no clock, no disk, no network (SPEC §2). */
+#ifndef KALLAD_PLAN_H
+#define KALLAD_PLAN_H
+
+#include "calendar.h"
+#include "config.h"
+#include "registrations.h"
+
+#include <stdbool.h>
+#include <time.h>
+
+/* What the planner asks of kallad's state; tests give plain functions. */
+struct plan_memory {
+	/* First time kallad knew kind/id ("rule", "session", "deadline",
+	 * "participant"); `now` when never. */
+	time_t (*known_since)(void *opaque, const char *kind, const char *id, time_t now);
+	/* True if the ledger holds key in any state but a retryable one
+	 * whose time has come (it is sent, failed, skipped or in flight). */
+	bool (*recorded)(void *opaque, const char *key);
+	/* The SEQUENCE invites for this session carry. */
+	int (*sequence)(void *opaque, const struct session *s);
+	void *opaque;
+};
+
+struct plan_ctx {
+	const struct config *cfg;
+	const struct calendar *cal;
+	const struct registrations *reg;
+	time_t now;
+	struct plan_memory mem;
+};
+
+#define PLAN_KEY_MAX 768
+
+struct delivery {
+	const char *message;               /* template name */
+	const struct participant *p;
+	const struct session *session;     /* NULL for deadline reminders */
+	const struct deadline *deadline;   /* NULL unless a deadline reminder */
+	const struct rule *rule;           /* NULL for invites and change notices */
+	int offset;                        /* index in rule->offsets; -1 without a rule */
+	int sequence;                      /* SEQUENCE of the session's invite, 0 for deadlines */
+	time_t trigger;                    /* when the rule meant it to go */
+	time_t due;                        /* when it goes: after quiet hours, or now on catch-up */
+	const char *skip;                  /* NULL, or why it will not be sent */
+	char key[PLAN_KEY_MAX];            /* message|email|uid|rule|offset|sequence */
+};
+
+typedef void (*plan_fn)(const struct delivery *d, void *arg);
+
+/* Calls fn for every delivery of one participant that is not recorded yet,
+ * due or skipped. Deliveries whose trigger is further ahead are included
+ * (their due time is in the future): callers filter by due <= now. */
+void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
+		      void *arg);
+/* plan_participant for every participant. */
+void plan_all(const struct plan_ctx *ctx, plan_fn fn, void *arg);
+
+/* The delivery key of SPEC §3. */
+void plan_key(char *out, size_t len, const char *message, const char *email, const char *uid,
+	      const char *rule, const struct offset *off, int sequence);
+/* Moves t out of the quiet hours (to their end); t if none apply. */
+time_t plan_after_quiet(const struct config *cfg, time_t t);
+
+#endif

@@ -1,0 +1,76 @@
+/* state.h: kallad's own database (SPEC §1.4): what it knows since when,
+ * the SEQUENCE of every session, and the delivery ledger. SQLite in WAL
+ * mode, schema versioned and migrated on open. */
+#ifndef KALLAD_STATE_H
+#define KALLAD_STATE_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+struct state;
+
+/* Delivery states in the ledger. CLAIMED: a process is sending it now (or
+ * died doing so: an old claim is treated as UNKNOWN). UNKNOWN: the server
+ * may have it; retried with the same Message-ID. TRANSIENT: retried at
+ * next_attempt. FAILED: permanent, kept for --status --failed. */
+enum dstate { DS_CLAIMED, DS_SENT, DS_UNKNOWN, DS_TRANSIENT, DS_FAILED, DS_SKIPPED };
+
+struct delivery_row {
+	char *key, *message, *email, *target, *rule; /* target: session or deadline UID */
+	enum dstate state;
+	time_t due, updated, next_attempt;
+	int attempts;
+	char *message_id, *detail; /* detail: the server's words or the skip reason */
+};
+
+/* Opens (creating it and its directory when not readonly) and migrates.
+ * readonly on a file that does not exist yet returns an empty in-memory
+ * state, so --plan works before the first run. NULL with errs on failure. */
+struct state *state_open(const char *path, bool readonly, struct errlist *errs);
+void state_close(struct state *st);
+int state_schema_version(struct state *st);
+
+bool state_begin(struct state *st);  /* BEGIN IMMEDIATE, waiting on busy */
+bool state_commit(struct state *st);
+void state_rollback(struct state *st);
+
+/* When kallad first knew kind/id ("rule", "session", "deadline",
+ * "participant"); `now` when never. */
+time_t state_known_since(struct state *st, const char *kind, const char *id, time_t now);
+/* Records now as the first sight of kind/id unless already known. */
+void state_note_known(struct state *st, const char *kind, const char *id, time_t now);
+
+/* The SEQUENCE kallad uses for a session: the stored one, raised to
+ * file_seq when the file's is higher. */
+int state_session_sequence(struct state *st, const char *uid, int file_seq);
+void state_set_session_sequence(struct state *st, const char *uid, int seq);
+
+/* The ledger. state_delivery_get fills row (free with state_row_free) and
+ * returns true if the key is known. */
+bool state_delivery_get(struct state *st, const char *key, struct delivery_row *row);
+void state_row_free(struct delivery_row *row);
+/* Claims key for sending by this process: inserts it as CLAIMED, or moves
+ * an UNKNOWN, stale CLAIMED (older than stale_after seconds) or TRANSIENT
+ * row whose next_attempt has come to CLAIMED. False if another process
+ * holds it or it is SENT, FAILED or SKIPPED. Atomic across processes. */
+bool state_delivery_claim(struct state *st, const struct delivery_row *row, time_t now,
+			  int stale_after);
+/* Sets state, detail, next_attempt (and attempts+1 for outcomes of a send). */
+void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
+			 time_t next_attempt, time_t now);
+/* Records a skipped delivery (once; an existing row is left alone). */
+void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
+			 time_t now);
+/* Calls fn for each row in state s (all rows if s < 0), oldest first. */
+void state_delivery_each(struct state *st, int s, void (*fn)(const struct delivery_row *, void *),
+			 void *arg);
+/* Number of rows in each state, indexed by enum dstate. */
+void state_delivery_counts(struct state *st, long counts[6]);
+/* FAILED rows back to TRANSIENT with next_attempt = now; returns how many. */
+long state_retry_failed(struct state *st, time_t now);
+const char *state_name(enum dstate s);
+
+#endif

@@ -1,0 +1,45 @@
+/* template.h: the message templates (SPEC §2) and their small placeholder
+ * language: {{name}} substitutes a value (HTML-escaped in .html files),
+ * {{#name}}...{{/name}} repeats over the items of a section (or shows once
+ * when a plain value is non-empty), {{^name}}...{{/name}} shows when it is
+ * empty. templates/<language>/<message>.txt starts "Subject: ...", then a
+ * blank line, then the body; <message>.html beside it is optional. */
+#ifndef KALLAD_TEMPLATE_H
+#define KALLAD_TEMPLATE_H
+
+#include "util.h"
+
+#include <stdbool.h>
+
+struct templates;
+struct tpl_vars;
+
+/* Loads every template of shipped_dir, then site_dir (may be NULL) whose
+ * files replace the shipped ones of the same language and name. Parses
+ * each; NULL with "file:line: what" in errs on any error (an unknown
+ * placeholder, an unclosed section, a missing Subject line, bad UTF-8).
+ * The caller frees with tpl_free(). */
+struct templates *tpl_load(const char *shipped_dir, const char *site_dir, struct errlist *errs);
+void tpl_free(struct templates *t);
+/* True if message exists in language (or, failing that, in fallback). */
+bool tpl_has(const struct templates *t, const char *lang, const char *fallback,
+	     const char *message);
+
+/* Variables: plain values and repeating sections of items. */
+struct tpl_vars *tpl_vars_new(void);
+void tpl_vars_free(struct tpl_vars *v);
+void tpl_vars_set(struct tpl_vars *v, const char *name, const char *value); /* copies */
+/* Appends an item to section `name` and returns it for filling (owned by v). */
+struct tpl_vars *tpl_vars_item(struct tpl_vars *v, const char *name);
+
+/* Renders message in lang (fallback when lang has none). Sets *subject and
+ * *text, and *html when the template has one (else NULL); all freed by the
+ * caller. False with errs when the template is missing. */
+bool tpl_render(const struct templates *t, const char *lang, const char *fallback,
+		const char *message, const struct tpl_vars *v, char **subject, char **text,
+		char **html, struct errlist *errs);
+
+/* The placeholder names kallad provides (NULL-terminated), for --check. */
+extern const char *const tpl_known_names[];
+
+#endif

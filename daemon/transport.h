@@ -1,0 +1,34 @@
+/* transport.h: where messages go: SMTP through libcurl when [smtp] url is
+ * set, else a Maildir outbox under the state directory (SPEC §1.1, §3). */
+#ifndef KALLAD_TRANSPORT_H
+#define KALLAD_TRANSPORT_H
+
+#include "config.h"
+#include "util.h"
+
+#include <stddef.h>
+
+enum send_result {
+	SEND_OK,        /* the server said 250 after the data (or the outbox has it) */
+	SEND_TRANSIENT, /* nothing delivered; try again later (connect failure, 4xx) */
+	SEND_PERMANENT, /* the server refused it for good (5xx) */
+	SEND_UNKNOWN,   /* the server may have it (drop or timeout after ".") */
+};
+
+struct transport;
+
+/* Prepares the transport: reads the password (refusing a file readable by
+ * group or others), creates the outbox. NULL with errs on failure. */
+struct transport *transport_open(const struct config *cfg, struct errlist *errs);
+/* Sends one message to one recipient. *detail gets the server's words
+ * (or what went wrong), freed by the caller. Reuses the connection; after
+ * any error the next send opens a fresh one. */
+enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
+				size_t len, char **detail);
+/* True if the last result came with a reply that asks the whole transport
+ * to slow down (421, 451, 452 or a rate-limit text). */
+bool transport_should_slow(const struct transport *t);
+void transport_close(struct transport *t);
+const char *transport_result_name(enum send_result r);
+
+#endif

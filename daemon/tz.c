@@ -1,0 +1,148 @@
+#include "tz.h"
+
+#include "util.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *current_zone;
+
+bool tz_set(const char *zone)
+{
+	char *path;
+	bool ok;
+
+	/* Reject names that are not plain zone paths before touching TZ. */
+	if (str_empty(zone) || zone[0] == '/' || strstr(zone, ".."))
+		return false;
+	path = xasprintf("/usr/share/zoneinfo/%s", zone);
+	ok = access(path, R_OK) == 0;
+	free(path);
+	if (!ok)
+		return false;
+	setenv("TZ", zone, 1);
+	tzset();
+	free(current_zone);
+	current_zone = xstrdup(zone);
+	return true;
+}
+
+const char *tz_name(void)
+{
+	return current_zone ? current_zone : "UTC";
+}
+
+time_t tz_mktime(int year, int month, int day, int hour, int min, int sec)
+{
+	struct tm tm = {0};
+	time_t t;
+
+	tm.tm_year = year - 1900;
+	tm.tm_mon = month - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	tm.tm_isdst = -1;
+	t = mktime(&tm);
+	/* glibc resolves a time in the spring gap with the pre-gap offset,
+	 * which lands after the gap: 02:30 becomes 03:30, as wanted. In the
+	 * autumn overlap it may pick either; take the earlier. */
+	{
+		struct tm probe = {0};
+
+		probe.tm_year = year - 1900;
+		probe.tm_mon = month - 1;
+		probe.tm_mday = day;
+		probe.tm_hour = hour;
+		probe.tm_min = min;
+		probe.tm_sec = sec;
+		probe.tm_isdst = 1;
+		time_t alt = mktime(&probe);
+		struct tm check;
+
+		localtime_r(&alt, &check);
+		if (alt < t && check.tm_hour == hour && check.tm_min == min && check.tm_isdst == 1)
+			t = alt;
+	}
+	return t;
+}
+
+void tz_local(time_t t, struct tm *out)
+{
+	localtime_r(&t, out);
+}
+
+void tz_rfc3339(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	long off;
+
+	tz_local(t, &tm);
+	off = tm.tm_gmtoff / 60;
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, off < 0 ? '-' : '+',
+		 labs(off) / 60, labs(off) % 60);
+}
+
+bool tz_parse_rfc3339(const char *s, time_t *out)
+{
+	int y, mo, d, h, mi, sec = 0, n = 0, oh, om;
+	const char *p;
+
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || !n)
+		return false;
+	p = s + n;
+	if (*p == ':') {
+		int k = 0;
+		if (sscanf(p, ":%2d%n", &sec, &k) != 1)
+			return false;
+		p += k;
+		if (*p == '.')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+	}
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return false;
+	if (*p == '\0') {
+		*out = tz_mktime(y, mo, d, h, mi, sec);
+		return true;
+	}
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			.tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	time_t utc = timegm(&tm);
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+		*out = utc;
+		return true;
+	}
+	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 &&
+	    strlen(p) == 6 && oh < 24 && om < 60) {
+		long off = (oh * 60L + om) * 60L;
+		*out = *p == '+' ? utc - off : utc + off;
+		return true;
+	}
+	return false;
+}
+
+int tz_minute_of_day(time_t t)
+{
+	struct tm tm;
+
+	tz_local(t, &tm);
+	return tm.tm_hour * 60 + tm.tm_min;
+}
+
+int tz_day_diff(time_t a, time_t b)
+{
+	struct tm ta, tb;
+
+	tz_local(a, &ta);
+	tz_local(b, &tb);
+	/* Whole local dates as UTC midnights: exact day counts whatever DST does. */
+	struct tm da = {.tm_year = ta.tm_year, .tm_mon = ta.tm_mon, .tm_mday = ta.tm_mday};
+	struct tm db = {.tm_year = tb.tm_year, .tm_mon = tb.tm_mon, .tm_mday = tb.tm_mday};
+	return (int)((timegm(&db) - timegm(&da)) / 86400);
+}

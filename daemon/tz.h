@@ -1,0 +1,32 @@
+/* tz.h: local wall-clock arithmetic in the programme's time zone.
+ *
+ * The process has one programme zone at a time; tz_set() installs it from
+ * the system tz database (/usr/share/zoneinfo) through TZ, so the C
+ * library's mktime/localtime do the daylight-saving work. */
+#ifndef KALLAD_TZ_H
+#define KALLAD_TZ_H
+
+#include <stdbool.h>
+#include <time.h>
+
+/* Installs the zone; false if the tz database has no such zone. */
+bool tz_set(const char *zone);
+const char *tz_name(void);
+
+/* Local wall clock (month 1-12) to an instant. In a spring-forward gap the
+ * time is moved forward by the gap; in a fall-back overlap the earlier
+ * instant is taken. Day may be out of range (normalised). */
+time_t tz_mktime(int year, int month, int day, int hour, int min, int sec);
+/* An instant to local broken-down time (tm_gmtoff set). */
+void tz_local(time_t t, struct tm *out);
+/* "2020-02-06T09:00:00+01:00" into buf (at least 32 bytes). */
+void tz_rfc3339(time_t t, char *buf, size_t len);
+/* Parses RFC 3339 ("2020-02-06T09:00:00+01:00", "...Z", fraction ignored);
+ * a time without an offset is read in the programme zone. */
+bool tz_parse_rfc3339(const char *s, time_t *out);
+/* Minutes since local midnight of t. */
+int tz_minute_of_day(time_t t);
+/* Days from the local date of a to the local date of b (b - a). */
+int tz_day_diff(time_t a, time_t b);
+
+#endif
