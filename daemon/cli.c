@@ -1,0 +1,537 @@
+#include "cli.h"
+
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "message.h"
+#include "programme.h"
+#include "send.h"
+#include "transport.h"
+#include "tz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+int cli_validate(const struct cli *c)
+{
+	bool targets = c->session || c->deadline;
+	const char *bad = NULL;
+
+	if (c->session && c->deadline)
+		bad = "--session and --deadline exclude each other";
+	else if (c->mode == MODE_PREVIEW && c->n_to != 1)
+		bad = "--preview needs exactly one --to EMAIL";
+	else if (c->mode == MODE_SEND_NOW && !c->n_to && !c->all)
+		bad = "--send-now needs --to EMAIL or --all";
+	else if (c->mode == MODE_SEND_NOW && c->n_to && c->all)
+		bad = "--to and --all exclude each other";
+	else if (targets && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW)
+		bad = "--session and --deadline go with --send-now or --preview";
+	else if ((c->force || c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
+		bad = "--force, --dry-run and --test-to go with --send-now";
+	else if (c->n_to && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
+		bad = "--to goes with --send-now or --preview";
+	else if (c->days >= 0 && c->mode != MODE_PLAN)
+		bad = "--days goes with --plan";
+	else if (c->all && c->mode != MODE_PLAN && c->mode != MODE_SEND_NOW)
+		bad = "--all goes with --plan or --send-now";
+	else if (c->failed && c->mode != MODE_STATUS)
+		bad = "--failed goes with --status";
+	else if (c->out && c->mode != MODE_PREVIEW)
+		bad = "--out goes with --preview";
+	if (bad) {
+		fprintf(stderr, "kallad: %s\n", bad);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_errors(const struct errlist *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(stderr, "%s\n", e->items[i]);
+}
+
+/* Loads the programme and starts the clock; on failure says why and sets *rc. */
+static struct programme *load(const struct cli *c, int *rc)
+{
+	struct errlist errs = {0};
+	struct programme *pg;
+	time_t now = 0;
+	int failed;
+
+	pg = programme_load(c->config, &errs, &failed);
+	print_errors(&errs);
+	errlist_free(&errs);
+	if (!pg) {
+		*rc = failed & (PART_CONFIG | PART_TEMPLATES | PART_CALENDAR) ? EX_CONFIG : 1;
+		return NULL;
+	}
+	for (size_t i = 0; i < pg->warnings.n; i++)
+		log_warn("%s", pg->warnings.items[i]);
+	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
+		fprintf(stderr, "kallad: --now: not an RFC 3339 time: %s\n", c->now_arg);
+		programme_free(pg);
+		*rc = EX_USAGE;
+		return NULL;
+	}
+	clock_start(now);
+	*rc = 0;
+	return pg;
+}
+
+static void print_when(const char *label, time_t t)
+{
+	char buf[40];
+
+	tz_rfc3339(t, buf, sizeof(buf));
+	printf("%s%s", label, buf);
+}
+
+static void check_sessions(const struct calendar *cal)
+{
+	printf("calendar: %zu sessions, %zu deadlines\n", cal->n_sessions, cal->n_deadlines);
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		const struct session *s = &cal->sessions[i];
+		print_when("  session  ", s->start);
+		print_when(" – ", s->end);
+		printf("  %s  %s%s\n", s->uid, s->summary, s->cancelled ? "  (cancelled)" : "");
+	}
+	for (size_t i = 0; i < cal->n_deadlines; i++) {
+		const struct deadline *d = &cal->deadlines[i];
+		print_when("  deadline ", d->due);
+		printf("  %s  %s%s%s\n", d->uid, d->summary, d->categories ? "  categories: " : "",
+		       d->categories ? d->categories : "");
+	}
+}
+
+static void check_rules(const struct config *cfg, const struct templates *tpl, int *problems)
+{
+	printf("rules: %zu\n", cfg->n_rules);
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct rule *r = &cfg->rules[i];
+
+		printf("  %s: %s", r->name, r->message);
+		for (size_t o = 0; o < r->n_offsets; o++)
+			printf("%s%d%c", o ? ", " : " ", r->offsets[o].amount,
+			       r->offsets[o].days ? 'd' : 'h');
+		if (r->at >= 0)
+			printf(" at %02d:%02d", r->at / 60, r->at % 60);
+		printf(" before each %s to %s\n", r->deadlines ? "deadline" : "session",
+		       config_audience_name(r->to));
+		if (!tpl_has(tpl, cfg->language, cfg->language, r->message)) {
+			fprintf(stderr, "%s:%d: message: no template %s in language %s\n", r->file,
+				r->line, r->message, cfg->language);
+			(*problems)++;
+		}
+	}
+}
+
+static void check_participants(const struct programme *pg, int *problems)
+{
+	const struct registrations *reg = pg->reg;
+	size_t count[4] = {0};
+
+	for (size_t i = 0; i < reg->n_participants; i++)
+		count[reg->participants[i].status]++;
+	printf("registrations: %zu participants: %zu registered, %zu invited, %zu waitlisted, "
+	       "%zu cancelled; %zu absences, %zu attachments; %zu rows skipped\n",
+	       reg->n_participants, count[PS_REGISTERED], count[PS_INVITED], count[PS_WAITLISTED],
+	       count[PS_CANCELLED], reg->n_absences, reg->n_attachments, pg->warnings.n);
+	for (size_t i = 0; i < reg->n_participants; i++) {
+		const struct participant *p = &reg->participants[i];
+		if (!tpl_has(pg->tpl, p->language, pg->cfg->language, "invite")) {
+			fprintf(stderr, "%s: %s: no templates in language %s or %s\n",
+				pg->cfg->registrations, p->email, p->language, pg->cfg->language);
+			(*problems)++;
+		}
+	}
+	for (size_t i = 0; i < reg->n_absences; i++)
+		if (!calendar_session(pg->cal, reg->absences[i].session_uid))
+			log_warn("%s: absence of %s from unknown session %s", pg->cfg->registrations,
+				 reg->absences[i].email, reg->absences[i].session_uid);
+}
+
+static int run_check(const struct cli *c)
+{
+	struct programme *pg;
+	struct errlist errs = {0};
+	struct state *st;
+	int rc, problems = 0;
+
+	if (!(pg = load(c, &rc)))
+		return rc;
+	printf("programme: %s (%s, language %s)\n", pg->cfg->name, pg->cfg->timezone,
+	       pg->cfg->language);
+	check_sessions(pg->cal);
+	check_rules(pg->cfg, pg->tpl, &problems);
+	check_participants(pg, &problems);
+	st = state_open(pg->cfg->state, true, &errs);
+	if (st)
+		printf("state: %s (schema version %d)\n", pg->cfg->state, state_schema_version(st));
+	print_errors(&errs);
+	problems += (int)errs.n;
+	errlist_free(&errs);
+	state_close(st);
+	printf("transport: %s\n", pg->cfg->smtp_url ? pg->cfg->smtp_url : "outbox (no [smtp] url)");
+	if (problems)
+		printf("%d problem%s\n", problems, problems == 1 ? "" : "s");
+	else
+		printf("configuration OK\n");
+	programme_free(pg);
+	return problems ? EX_CONFIG : 0;
+}
+
+struct plan_line {
+	time_t when;
+	char *text;
+};
+
+struct plan_view {
+	const struct cli *c;
+	time_t now;
+	struct plan_line *lines;
+	size_t n, cap;
+};
+
+static void plan_collect(const struct delivery *d, void *arg)
+{
+	struct plan_view *v = arg;
+	const char *target = d->session ? d->session->uid : d->deadline->uid;
+	char when[64];
+
+	if (d->skip && !v->c->all)
+		return;
+	if (!d->skip && v->c->days >= 0 && d->due > v->now + (time_t)v->c->days * 86400)
+		return;
+	if (d->skip)
+		snprintf(when, sizeof(when), "skipped:%s", d->skip);
+	else
+		tz_rfc3339(d->due, when, sizeof(when));
+	v->lines = xgrow(v->lines, &v->cap, v->n, sizeof(*v->lines));
+	v->lines[v->n].when = d->skip ? d->trigger : d->due;
+	v->lines[v->n++].text = xasprintf("%s\t%s\t%s\t%s\t%s", when, d->message, d->p->email,
+					  target, d->rule ? d->rule->name : "-");
+}
+
+static int plan_line_cmp(const void *a, const void *b)
+{
+	const struct plan_line *x = a, *y = b;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	return strcmp(x->text, y->text);
+}
+
+static int run_plan(const struct cli *c)
+{
+	struct plan_view v = {.c = c};
+	struct errlist errs = {0};
+	struct programme *pg;
+	struct plan_ctx ctx;
+	struct state *st;
+	int rc;
+
+	if (!(pg = load(c, &rc)))
+		return rc;
+	if (!(st = state_open(pg->cfg->state, true, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		programme_free(pg);
+		return 1;
+	}
+	v.now = clock_now();
+	programme_plan_ctx(pg, st, v.now, &ctx);
+	plan_all(&ctx, plan_collect, &v);
+	qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
+	for (size_t i = 0; i < v.n; i++) {
+		puts(v.lines[i].text);
+		free(v.lines[i].text);
+	}
+	free(v.lines);
+	state_close(st);
+	programme_free(pg);
+	return 0;
+}
+
+/* The session or deadline a preview is about: the one named, or the next
+ * one that has not started, so `--preview invite --to X` just works. */
+static bool pick_target(const struct programme *pg, const struct cli *c, const char *message,
+			const struct session **s, const struct deadline **d)
+{
+	time_t now = clock_now();
+
+	*s = NULL;
+	*d = NULL;
+	if (c->session)
+		return (*s = calendar_session(pg->cal, c->session)) != NULL;
+	if (c->deadline)
+		return (*d = calendar_deadline(pg->cal, c->deadline)) != NULL;
+	if (strcmp(message, "deadline-reminder") == 0) {
+		for (size_t i = 0; i < pg->cal->n_deadlines && !*d; i++)
+			if (pg->cal->deadlines[i].due > now || i + 1 == pg->cal->n_deadlines)
+				*d = &pg->cal->deadlines[i];
+		return *d != NULL;
+	}
+	for (size_t i = 0; i < pg->cal->n_sessions && !*s; i++)
+		if (pg->cal->sessions[i].start > now || i + 1 == pg->cal->n_sessions)
+			*s = &pg->cal->sessions[i];
+	return *s != NULL;
+}
+
+static int write_out(const char *path, const char *data, size_t len)
+{
+	FILE *f = path ? fopen(path, "wb") : stdout;
+
+	if (!f) {
+		fprintf(stderr, "kallad: %s: %m\n", path);
+		return 1;
+	}
+	if (fwrite(data, 1, len, f) != len || (path ? fclose(f) : fflush(f)) != 0) {
+		fprintf(stderr, "kallad: %s: write failed: %m\n", path ? path : "stdout");
+		return 1;
+	}
+	return 0;
+}
+
+static int run_preview(const struct cli *c)
+{
+	const struct participant *p;
+	struct errlist errs = {0};
+	struct message_req req = {.message = c->message};
+	struct programme *pg;
+	struct state *st;
+	char key[PLAN_KEY_MAX], *msg;
+	size_t len;
+	int rc;
+
+	if (!(pg = load(c, &rc)))
+		return rc;
+	if (!(p = reg_participant(pg->reg, c->to[0]))) {
+		fprintf(stderr, "kallad: no participant %s in %s\n", c->to[0], pg->cfg->registrations);
+		programme_free(pg);
+		return 1;
+	}
+	if (!pick_target(pg, c, c->message, &req.session, &req.deadline)) {
+		fprintf(stderr, "kallad: no such %s in %s\n",
+			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
+			pg->cfg->calendar);
+		programme_free(pg);
+		return 1;
+	}
+	st = state_open(pg->cfg->state, true, &errs);
+	req.sequence = req.session && st ? state_session_sequence(st, req.session->uid,
+								  req.session->sequence) : 0;
+	state_close(st);
+	req.p = p;
+	req.now = clock_now();
+	plan_key(key, sizeof(key), c->message, p->email,
+		 req.session ? req.session->uid : req.deadline->uid, "-", NULL, req.sequence);
+	req.key = key;
+	msg = message_build(pg->cfg, pg->cal, pg->reg, pg->tpl, &req, &len, &errs);
+	print_errors(&errs);
+	errlist_free(&errs);
+	rc = msg ? write_out(c->out, msg, len) : 1;
+	free(msg);
+	programme_free(pg);
+	return rc;
+}
+
+/* Everything a sending mode needs, opened in order and closed in reverse. */
+struct run {
+	struct programme *pg;
+	struct state *st;
+	struct transport *tr;
+	struct sender *snd;
+};
+
+static void run_close(struct run *r)
+{
+	send_free(r->snd);
+	transport_close(r->tr);
+	state_close(r->st);
+	programme_free(r->pg);
+}
+
+static int run_open(const struct cli *c, struct run *r, bool transport)
+{
+	struct errlist errs = {0};
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!(r->pg = load(c, &rc)))
+		return rc;
+	r->st = state_open(r->pg->cfg->state, false, &errs);
+	if (r->st && transport)
+		r->tr = transport_open(r->pg->cfg, &errs);
+	print_errors(&errs);
+	errlist_free(&errs);
+	if (!r->st || (transport && !r->tr)) {
+		run_close(r);
+		return 1;
+	}
+	r->snd = send_new(r->pg, r->st, r->tr);
+	send_set_progress(r->snd, true);
+	return 0;
+}
+
+static void print_stats(const struct send_stats *st)
+{
+	printf("%ld sent, %ld deferred, %ld unknown, %ld failed, %ld skipped\n", st->sent,
+	       st->transient, st->unknown, st->failed, st->skipped);
+}
+
+static int run_once(const struct cli *c)
+{
+	struct send_stats stats;
+	struct run r;
+	bool ok;
+	int rc;
+
+	if ((rc = run_open(c, &r, true)))
+		return rc;
+	send_note_known(r.snd, clock_now());
+	ok = send_due(r.snd, clock_now(), &stats);
+	print_stats(&stats);
+	run_close(&r);
+	return ok && !stats.failed ? 0 : 1;
+}
+
+static int run_send_now(const struct cli *c)
+{
+	struct manual m = {.message = c->message, .force = c->force, .dry_run = c->dry_run,
+			   .test_to = c->test_to};
+	struct send_stats stats;
+	struct run r;
+	int rc;
+
+	if ((rc = run_open(c, &r, !c->dry_run)))
+		return rc;
+	if (!tpl_has(r.pg->tpl, r.pg->cfg->language, r.pg->cfg->language, c->message)) {
+		fprintf(stderr, "kallad: no template %s\n", c->message);
+		run_close(&r);
+		return 1;
+	}
+	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
+		fprintf(stderr, "kallad: no such %s in %s\n", c->deadline ? "deadline" : "session",
+			r.pg->cfg->calendar);
+		run_close(&r);
+		return 1;
+	}
+	m.to = xcalloc(c->all ? r.pg->reg->n_participants : c->n_to, sizeof(*m.to));
+	for (size_t i = 0; c->all && i < r.pg->reg->n_participants; i++) {
+		const struct participant *p = &r.pg->reg->participants[i];
+		/* --all: everyone not cancelled and not absent from the session. */
+		if (p->status != PS_CANCELLED &&
+		    !(m.session && reg_is_absent(r.pg->reg, p->email, m.session->uid)))
+			m.to[m.n_to++] = p;
+	}
+	for (size_t i = 0; !c->all && i < c->n_to; i++) {
+		if (!(m.to[m.n_to] = reg_participant(r.pg->reg, c->to[i]))) {
+			fprintf(stderr, "kallad: no participant %s in %s\n", c->to[i],
+				r.pg->cfg->registrations);
+			rc = 1;
+			continue;
+		}
+		m.n_to++;
+	}
+	if (!send_manual(r.snd, &m, clock_now(), &stats))
+		rc = 1;
+	if (!c->dry_run)
+		print_stats(&stats);
+	free(m.to);
+	run_close(&r);
+	return rc;
+}
+
+static void print_failed(const struct delivery_row *row, void *arg)
+{
+	char when[40];
+
+	tz_rfc3339(row->updated, when, sizeof(when));
+	printf("%s\t%s\t%s\t%s\t%s\n", when, row->message, row->email, row->target,
+	       row->detail ? row->detail : "-");
+}
+
+static int run_status(const struct cli *c)
+{
+	struct errlist errs = {0};
+	struct config *cfg;
+	struct state *st;
+	long counts[6];
+
+	/* Status reads only the configuration and the ledger: it must work
+	 * when the calendar or the registrations are broken. */
+	if (!(cfg = config_load(c->config, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		return EX_CONFIG;
+	}
+	tz_set(cfg->timezone);
+	if (!(st = state_open(cfg->state, true, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		config_free(cfg);
+		return 1;
+	}
+	state_delivery_counts(st, counts);
+	for (int i = 0; i < 6; i++)
+		printf("%s\t%ld\n", state_name((enum dstate)i), counts[i]);
+	if (c->failed)
+		state_delivery_each(st, DS_FAILED, print_failed, NULL);
+	state_close(st);
+	config_free(cfg);
+	return 0;
+}
+
+static int run_retry(const struct cli *c)
+{
+	struct errlist errs = {0};
+	struct config *cfg;
+	struct state *st;
+	long n;
+
+	if (!(cfg = config_load(c->config, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		return EX_CONFIG;
+	}
+	if (!(st = state_open(cfg->state, false, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		config_free(cfg);
+		return 1;
+	}
+	n = state_retry_failed(st, time(NULL));
+	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
+	state_close(st);
+	config_free(cfg);
+	return 0;
+}
+
+int cli_run(const struct cli *c)
+{
+	switch (c->mode) {
+	case MODE_CHECK:
+		return run_check(c);
+	case MODE_PLAN:
+		return run_plan(c);
+	case MODE_PREVIEW:
+		return run_preview(c);
+	case MODE_ONCE:
+		return run_once(c);
+	case MODE_SEND_NOW:
+		return run_send_now(c);
+	case MODE_STATUS:
+		return run_status(c);
+	case MODE_RETRY:
+		return run_retry(c);
+	case MODE_DAEMON:
+		return daemon_run(c);
+	default:
+		fprintf(stderr, "kallad: this mode is not built yet\n");
+		return 1;
+	}
+}

@@ -1,0 +1,35 @@
+/* cli.h: the modes of the command line (SPEC §4), each a small function
+ * over the same modules. */
+#ifndef KALLAD_CLI_H
+#define KALLAD_CLI_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum cli_mode {
+	MODE_DAEMON, MODE_CHECK, MODE_PLAN, MODE_ONCE, MODE_SEND_NOW, MODE_PREVIEW,
+	MODE_RELEASE, MODE_STATUS, MODE_RETRY, MODE_VERSION, MODE_HELP,
+};
+
+struct cli {
+	enum cli_mode mode;
+	const char *config;
+	const char *now_arg;   /* --now, parsed in the programme zone */
+	bool verbose;
+	int days;              /* --days, -1 when absent */
+	bool all, force, dry_run, failed;
+	const char *message;   /* --send-now / --preview */
+	const char *session, *deadline, *test_to, *out;
+	const char **to;       /* --to, n_to of them */
+	size_t n_to;
+};
+
+/* Checks the options fit the mode; prints why not and returns -1. */
+int cli_validate(const struct cli *c);
+/* Runs the mode; returns the exit status (0, 1, 64 or 78). */
+int cli_run(const struct cli *c);
+
+#endif

@@ -1,0 +1,341 @@
+#include "daemon.h"
+
+#include "clock.h"
+#include "log.h"
+#include "programme.h"
+#include "send.h"
+#include "transport.h"
+#include "tz.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+/* Editors and export jobs save in bursts; re-plan once it settles. */
+#define DEBOUNCE_NS (250 * 1000 * 1000L)
+
+struct daemon {
+	struct programme *pg;
+	struct state *st;
+	struct transport *tr;
+	struct sender *snd;
+	int sigfd, timerfd, inofd, debouncefd;
+	bool stop, reload;
+	uint64_t watchdog_usec;
+};
+
+static void drain_signals(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			d->reload = true;
+		else
+			d->stop = true;
+	}
+}
+
+/* Asked by the sender between messages: a SIGTERM ends the run after the
+ * message in flight. */
+static bool should_stop(void *arg)
+{
+	struct daemon *d = arg;
+
+	drain_signals(d);
+	return d->stop;
+}
+
+static void add_watch(struct daemon *d, const char *path)
+{
+	char *copy = xstrdup(path);
+	const char *dir = dirname(copy);
+
+	/* Watch the directory: a file replaced by rename keeps being seen. */
+	if (inotify_add_watch(d->inofd, dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY |
+				      IN_MOVED_FROM | IN_ATTRIB) < 0)
+		log_warn("%s: cannot watch for changes: %m", dir);
+	free(copy);
+}
+
+static void watch_inputs(struct daemon *d)
+{
+	const struct config *cfg = d->pg->cfg;
+	char *confd = xasprintf("%s.d/x", cfg->path);
+	char *tpl_dir = cfg->templates ? xasprintf("%s/x/x", cfg->templates) : NULL;
+
+	if (d->inofd >= 0)
+		close(d->inofd);
+	d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	add_watch(d, cfg->path);
+	add_watch(d, confd);
+	add_watch(d, cfg->calendar);
+	add_watch(d, cfg->registrations); /* the database, its -wal and -journal */
+	if (tpl_dir) {
+		/* templates/<language>/<message>: the folder and each language. */
+		char *base = xasprintf("%s/x", cfg->templates);
+		add_watch(d, base);
+		for (const char *lang = "sv"; lang; lang = strcmp(lang, "sv") ? NULL : "en") {
+			char *p = xasprintf("%s/%s/x", cfg->templates, lang);
+			add_watch(d, p);
+			free(p);
+		}
+		free(base);
+	}
+	free(confd);
+	free(tpl_dir);
+}
+
+static bool is_our_file(const struct config *cfg, const char *name)
+{
+	static const char *const ignore[] = {"-shm", ".swp", "~", ".tmp", NULL};
+	size_t n = strlen(name);
+
+	const char *state = strrchr(cfg->state, '/') ? strrchr(cfg->state, '/') + 1 : cfg->state;
+
+	/* The state database may share a folder; its own writes are not news. */
+	if (strncmp(name, state, strlen(state)) == 0 || strcmp(name, "outbox") == 0)
+		return false;
+	for (size_t i = 0; ignore[i]; i++) {
+		size_t k = strlen(ignore[i]);
+		if (n >= k && strcmp(name + n - k, ignore[i]) == 0)
+			return false;
+	}
+	return true;
+}
+
+static void on_inotify(struct daemon *d)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct itimerspec its = {.it_value = {0, DEBOUNCE_NS}};
+	bool relevant = false;
+	ssize_t n;
+
+	while ((n = read(d->inofd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			if (!ev->len || is_our_file(d->pg->cfg, ev->name))
+				relevant = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (relevant)
+		timerfd_settime(d->debouncefd, 0, &its, NULL);
+}
+
+static void reload(struct daemon *d, bool by_signal)
+{
+	struct errlist errs = {0};
+	struct programme *pg;
+
+	if (by_signal)
+		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+	pg = programme_reload(d->pg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		log_error("%s", errs.items[i]);
+	if (pg == d->pg)
+		log_error("reload failed: still running on the previous configuration");
+	else
+		log_info("reloaded %s", pg->cfg->path);
+	errlist_free(&errs);
+	d->pg = pg;
+	send_set_programme(d->snd, pg);
+	watch_inputs(d);
+	if (by_signal)
+		sd_notify(0, "READY=1");
+}
+
+static void min_retry(const struct delivery_row *row, void *arg)
+{
+	time_t *t = arg;
+
+	if (row->next_attempt && (!*t || row->next_attempt < *t))
+		*t = row->next_attempt;
+}
+
+static void say_next(const struct send_stats *st, time_t wake)
+{
+	static const char *months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+				       "jul", "aug", "sep", "oct", "nov", "dec"};
+	const struct delivery *n = &st->next;
+	struct tm tm;
+
+	if (!st->next_due) {
+		sd_notifyf(0, "STATUS=idle: nothing ahead%s", wake ? " but retries" : "");
+		return;
+	}
+	tz_local(st->next_due, &tm);
+	sd_notifyf(0, "STATUS=next: %d %s %02d:%02d, %s '%s' to %ld", tm.tm_mday, months[tm.tm_mon],
+		   tm.tm_hour, tm.tm_min, n->message,
+		   n->session ? n->session->summary : n->deadline ? n->deadline->summary : "-",
+		   st->next_count);
+}
+
+/* One pass: send what is due, then arm the timer for what comes next. */
+static void work(struct daemon *d)
+{
+	struct itimerspec its = {0};
+	struct send_stats st;
+	time_t now = clock_now(), wake, retry = 0;
+
+	send_note_known(d->snd, now);
+	if (!send_due(d->snd, now, &st)) {
+		log_error("the ledger failed; trying again in a minute");
+		retry = now + 60;
+	}
+	state_delivery_each(d->st, DS_TRANSIENT, min_retry, &retry);
+	state_delivery_each(d->st, DS_UNKNOWN, min_retry, &retry);
+	wake = st.next_due;
+	if (retry && (!wake || retry < wake))
+		wake = retry;
+	say_next(&st, retry);
+	if (wake) {
+		/* Due times are on kallad's clock; the timer runs on the system's. */
+		its.it_value.tv_sec = wake - clock_offset();
+		if (its.it_value.tv_sec <= 0)
+			its.it_value.tv_sec = 1;
+	}
+	if (timerfd_settime(d->timerfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
+		log_error("cannot arm the timer: %m");
+}
+
+static int daemon_open(struct daemon *d, const struct cli *c)
+{
+	struct errlist errs = {0};
+	int failed;
+	time_t now = 0;
+	sigset_t mask;
+
+	d->pg = programme_load(c->config, &errs, &failed);
+	if (d->pg) {
+		for (size_t i = 0; i < d->pg->warnings.n; i++)
+			log_warn("%s", d->pg->warnings.items[i]);
+		d->st = state_open(d->pg->cfg->state, false, &errs);
+		if (d->st)
+			d->tr = transport_open(d->pg->cfg, &errs);
+	}
+	for (size_t i = 0; i < errs.n; i++)
+		log_error("%s", errs.items[i]);
+	errlist_free(&errs);
+	if (!d->pg)
+		return failed & PART_REGISTRATIONS && !(failed & ~PART_REGISTRATIONS) ? 1 : EX_CONFIG;
+	if (!d->st || !d->tr)
+		return d->st ? EX_CONFIG : 1;
+	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
+		log_error("--now: not an RFC 3339 time: %s", c->now_arg);
+		return EX_USAGE;
+	}
+	clock_start(now);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->timerfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->debouncefd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->inofd = -1;
+	if (d->sigfd < 0 || d->timerfd < 0 || d->debouncefd < 0) {
+		log_error("cannot set up signals and timers: %m");
+		return 1;
+	}
+	watch_inputs(d);
+	d->snd = send_new(d->pg, d->st, d->tr);
+	send_set_stop(d->snd, should_stop, d);
+	if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
+		d->watchdog_usec = 0;
+	return 0;
+}
+
+static void daemon_close(struct daemon *d)
+{
+	send_free(d->snd);
+	transport_close(d->tr);
+	state_close(d->st);
+	programme_free(d->pg);
+	for (int *fd = &d->sigfd; fd <= &d->debouncefd; fd++)
+		if (*fd > 0)
+			close(*fd);
+}
+
+static void drain(int fd)
+{
+	uint64_t n;
+
+	while (read(fd, &n, sizeof(n)) > 0)
+		;
+}
+
+int daemon_run(const struct cli *c)
+{
+	struct daemon d = {.sigfd = -1, .timerfd = -1, .inofd = -1, .debouncefd = -1};
+	int rc;
+
+	if ((rc = daemon_open(&d, c))) {
+		daemon_close(&d);
+		return rc;
+	}
+	log_info("started on %s", d.pg->cfg->path);
+	sd_notify(0, "READY=1");
+	work(&d);
+	while (!d.stop) {
+		struct pollfd fds[] = {{d.sigfd, POLLIN, 0}, {d.timerfd, POLLIN, 0},
+				       {d.inofd, POLLIN, 0}, {d.debouncefd, POLLIN, 0}};
+		/* No wake-ups while waiting, unless systemd asked for a watchdog. */
+		int timeout = d.watchdog_usec ? (int)(d.watchdog_usec / 2000) : -1;
+
+		/* A SIGHUP read while sending is still to be acted on. */
+		if (d.reload)
+			timeout = 0;
+		bool due = false;
+
+		if (poll(fds, ARRAY_SIZE(fds), timeout) < 0 && errno != EINTR) {
+			log_error("poll: %m");
+			rc = 1;
+			break;
+		}
+		if (d.watchdog_usec)
+			sd_notify(0, "WATCHDOG=1");
+		if (fds[0].revents)
+			drain_signals(&d);
+		if (d.stop)
+			break;
+		if (fds[1].revents) {
+			uint64_t n;
+			/* ECANCELED: the clock jumped; what is due has changed. */
+			if (read(d.timerfd, &n, sizeof(n)) < 0 && errno == ECANCELED)
+				log_info("the system clock changed; planning again");
+			due = true;
+		}
+		if (fds[2].revents)
+			on_inotify(&d);
+		if (fds[3].revents) {
+			drain(d.debouncefd);
+			reload(&d, false);
+			due = true;
+		}
+		if (d.reload) {
+			d.reload = false;
+			reload(&d, true);
+			due = true;
+		}
+		if (due)
+			work(&d);
+	}
+	sd_notify(0, "STOPPING=1");
+	log_info("stopping");
+	daemon_close(&d);
+	return rc;
+}

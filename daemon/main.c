@@ -1,0 +1,160 @@
+/* kallad: mail for programmes people register for and attend in sessions.
+ * main() parses the command line and hands over to one mode; every mode
+ * is a small function over the same modules. */
+#include "cli.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+static void usage(FILE *f)
+{
+	fputs("usage: kallad [--config FILE] [--now TIME] [--verbose]    run the daemon (foreground)\n"
+	      "       kallad --check                                  validate everything\n"
+	      "       kallad --plan [--days N] [--all]                what will be sent, when, to whom\n"
+	      "       kallad --once                                   send what is due now, then exit\n"
+	      "       kallad --send-now MESSAGE [--session UID | --deadline UID]\n"
+	      "              [--to EMAIL]... [--all] [--force] [--dry-run] [--test-to ADDRESS]\n"
+	      "       kallad --preview MESSAGE --to EMAIL [--session UID | --deadline UID] [--out FILE]\n"
+	      "       kallad --release-changes                        send held change notices\n"
+	      "       kallad --status [--failed]                      what was sent, deferred, failed\n"
+	      "       kallad --retry-failed                           queue permanent failures again\n"
+	      "       kallad --version | --help\n"
+	      "\nSee kallad(8) and kallad.conf(5).\n",
+	      f);
+}
+
+enum {
+	OPT_CONFIG = 256, OPT_NOW, OPT_CHECK, OPT_PLAN, OPT_DAYS, OPT_ALL, OPT_ONCE, OPT_SEND_NOW,
+	OPT_SESSION, OPT_DEADLINE, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_TEST_TO, OPT_PREVIEW,
+	OPT_OUT, OPT_RELEASE, OPT_STATUS, OPT_FAILED, OPT_RETRY, OPT_VERBOSE, OPT_VERSION, OPT_HELP,
+};
+
+static const struct option options[] = {
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"now", required_argument, NULL, OPT_NOW},
+	{"check", no_argument, NULL, OPT_CHECK},
+	{"plan", no_argument, NULL, OPT_PLAN},
+	{"days", required_argument, NULL, OPT_DAYS},
+	{"all", no_argument, NULL, OPT_ALL},
+	{"once", no_argument, NULL, OPT_ONCE},
+	{"send-now", required_argument, NULL, OPT_SEND_NOW},
+	{"session", required_argument, NULL, OPT_SESSION},
+	{"deadline", required_argument, NULL, OPT_DEADLINE},
+	{"to", required_argument, NULL, OPT_TO},
+	{"force", no_argument, NULL, OPT_FORCE},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"test-to", required_argument, NULL, OPT_TEST_TO},
+	{"preview", required_argument, NULL, OPT_PREVIEW},
+	{"out", required_argument, NULL, OPT_OUT},
+	{"release-changes", no_argument, NULL, OPT_RELEASE},
+	{"status", no_argument, NULL, OPT_STATUS},
+	{"failed", no_argument, NULL, OPT_FAILED},
+	{"retry-failed", no_argument, NULL, OPT_RETRY},
+	{"verbose", no_argument, NULL, OPT_VERBOSE},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static int set_mode(struct cli *c, enum cli_mode m)
+{
+	if (c->mode != MODE_DAEMON && c->mode != m) {
+		fputs("kallad: choose one of --check, --plan, --once, --send-now, --preview, "
+		      "--release-changes, --status, --retry-failed\n",
+		      stderr);
+		return -1;
+	}
+	c->mode = m;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	const char *now_arg = NULL;
+	long days;
+	int opt;
+
+	c->config = "/etc/kallad/kallad.conf";
+	c->days = -1;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		int r = 0;
+
+		switch (opt) {
+		case OPT_CONFIG: c->config = optarg; break;
+		case OPT_NOW: now_arg = optarg; break;
+		case OPT_CHECK: r = set_mode(c, MODE_CHECK); break;
+		case OPT_PLAN: r = set_mode(c, MODE_PLAN); break;
+		case OPT_DAYS:
+			if (!parse_int(optarg, 0, 36500, &days)) {
+				fprintf(stderr, "kallad: --days: not a number of days: %s\n", optarg);
+				return -1;
+			}
+			c->days = (int)days;
+			break;
+		case OPT_ALL: c->all = true; break;
+		case OPT_ONCE: r = set_mode(c, MODE_ONCE); break;
+		case OPT_SEND_NOW: r = set_mode(c, MODE_SEND_NOW); c->message = optarg; break;
+		case OPT_SESSION: c->session = optarg; break;
+		case OPT_DEADLINE: c->deadline = optarg; break;
+		case OPT_TO:
+			c->to = xrealloc(c->to, (c->n_to + 1) * sizeof(*c->to));
+			c->to[c->n_to++] = optarg;
+			break;
+		case OPT_FORCE: c->force = true; break;
+		case OPT_DRY_RUN: c->dry_run = true; break;
+		case OPT_TEST_TO: c->test_to = optarg; break;
+		case OPT_PREVIEW: r = set_mode(c, MODE_PREVIEW); c->message = optarg; break;
+		case OPT_OUT: c->out = optarg; break;
+		case OPT_RELEASE: r = set_mode(c, MODE_RELEASE); break;
+		case OPT_STATUS: r = set_mode(c, MODE_STATUS); break;
+		case OPT_FAILED: c->failed = true; break;
+		case OPT_RETRY: r = set_mode(c, MODE_RETRY); break;
+		case OPT_VERBOSE: c->verbose = true; break;
+		case OPT_VERSION: r = set_mode(c, MODE_VERSION); break;
+		case OPT_HELP: r = set_mode(c, MODE_HELP); break;
+		default: return -1;
+		}
+		if (r < 0)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kallad: unexpected argument: %s\n", argv[optind]);
+		return -1;
+	}
+	/* Parsed once the programme zone is known: a time without an offset
+	 * is read in it. */
+	c->now_arg = now_arg;
+	return cli_validate(c);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = {0};
+	int rc;
+
+	if (parse_args(argc, argv, &c) < 0) {
+		usage(stderr);
+		free(c.to);
+		return EX_USAGE;
+	}
+	log_init(c.verbose);
+	switch (c.mode) {
+	case MODE_HELP:
+		usage(stdout);
+		rc = 0;
+		break;
+	case MODE_VERSION:
+		printf("kallad %s\n", KALLAD_VERSION);
+		rc = 0;
+		break;
+	default:
+		rc = cli_run(&c);
+		break;
+	}
+	free(c.to);
+	return rc;
+}

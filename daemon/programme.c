@@ -1,0 +1,130 @@
+#include "programme.h"
+
+#include "tz.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#ifndef KALLAD_SOURCE_TEMPLATES
+#define KALLAD_SOURCE_TEMPLATES ""
+#endif
+
+const char *programme_shipped_templates(void)
+{
+	const char *env = getenv("KALLAD_TEMPLATES_DIR");
+
+	if (!str_empty(env))
+		return env;
+	if (access(KALLAD_DATADIR "/templates", R_OK) == 0)
+		return KALLAD_DATADIR "/templates";
+	return KALLAD_SOURCE_TEMPLATES;
+}
+
+void programme_free(struct programme *pg)
+{
+	if (!pg)
+		return;
+	reg_free(pg->reg);
+	tpl_free(pg->tpl);
+	calendar_free(pg->cal);
+	config_free(pg->cfg);
+	errlist_free(&pg->warnings);
+	free(pg);
+}
+
+struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed)
+{
+	struct programme *pg = xcalloc(1, sizeof(*pg));
+
+	*failed = 0;
+	pg->cfg = config_load(config_path, errs);
+	if (!pg->cfg) {
+		*failed = PART_CONFIG;
+		programme_free(pg);
+		return NULL;
+	}
+	if (!tz_set(pg->cfg->timezone)) {
+		errlist_add(errs, "%s: timezone: no zone %s in the tz database", pg->cfg->path,
+			    pg->cfg->timezone);
+		*failed |= PART_CONFIG;
+	}
+	/* Each part is checked even when another failed: --check reports all. */
+	if (!(pg->cal = calendar_load(pg->cfg->calendar, errs)))
+		*failed |= PART_CALENDAR;
+	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
+		*failed |= PART_TEMPLATES;
+	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
+		*failed |= PART_REGISTRATIONS;
+	if (*failed) {
+		programme_free(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+static time_t mem_known(void *opaque, const char *kind, const char *id, time_t now)
+{
+	return state_known_since(opaque, kind, id, now);
+}
+
+static bool mem_recorded(void *opaque, const char *key)
+{
+	struct delivery_row row;
+	bool done;
+
+	if (!state_delivery_get(opaque, key, &row))
+		return false;
+	/* Retryable rows, and claims whose process may have died, are planned
+	 * again; claiming decides whether they go. */
+	done = row.state == DS_SENT || row.state == DS_FAILED || row.state == DS_SKIPPED;
+	state_row_free(&row);
+	return done;
+}
+
+static int mem_sequence(void *opaque, const struct session *s)
+{
+	return state_session_sequence(opaque, s->uid, s->sequence);
+}
+
+void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
+			struct plan_ctx *ctx)
+{
+	ctx->cfg = pg->cfg;
+	ctx->cal = pg->cal;
+	ctx->reg = pg->reg;
+	ctx->now = now;
+	ctx->mem.known_since = mem_known;
+	ctx->mem.recorded = mem_recorded;
+	ctx->mem.sequence = mem_sequence;
+	ctx->mem.opaque = st;
+}
+
+/* Takes *from, leaving NULL behind, so a part moves between programmes. */
+#define TAKE(from) ({ __typeof__(from) _p = (from); (from) = NULL; _p; })
+
+struct programme *programme_reload(struct programme *old, struct errlist *errs)
+{
+	struct programme *pg = xcalloc(1, sizeof(*pg));
+	size_t before = errs->n;
+
+	if (!(pg->cfg = config_load(old->cfg->path, errs))) {
+		programme_free(pg);
+		return old;
+	}
+	if (!tz_set(pg->cfg->timezone)) {
+		errlist_add(errs, "%s: timezone: no zone %s", pg->cfg->path, pg->cfg->timezone);
+		tz_set(old->cfg->timezone);
+		programme_free(pg);
+		return old;
+	}
+	if (!(pg->cal = calendar_load(pg->cfg->calendar, errs)))
+		pg->cal = TAKE(old->cal);
+	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
+		pg->tpl = TAKE(old->tpl);
+	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
+		pg->reg = TAKE(old->reg);
+	if (errs->n > before)
+		errlist_add(errs, "kept the last good version of what failed above");
+	programme_free(old);
+	return pg;
+}

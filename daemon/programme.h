@@ -1,0 +1,47 @@
+/* programme.h: everything one programme is made of, loaded together and
+ * validated together, so a reload can build a new one and swap it in
+ * whole (STYLE: parse into a new object, validate, swap). */
+#ifndef KALLAD_PROGRAMME_H
+#define KALLAD_PROGRAMME_H
+
+#include "calendar.h"
+#include "config.h"
+#include "plan.h"
+#include "registrations.h"
+#include "state.h"
+#include "template.h"
+#include "util.h"
+
+struct programme {
+	struct config *cfg;
+	struct calendar *cal;
+	struct registrations *reg;
+	struct templates *tpl;
+	struct errlist warnings; /* rows skipped and the like: reported, not fatal */
+};
+
+enum programme_part { PART_CONFIG = 1, PART_CALENDAR = 2, PART_TEMPLATES = 4, PART_REGISTRATIONS = 8 };
+
+/* Loads configuration, zone, calendar, templates and registrations. On
+ * success returns a programme the caller frees with programme_free(). On
+ * failure NULL, with each problem in errs and the parts that failed in
+ * *failed (enum programme_part bits). */
+struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed);
+void programme_free(struct programme *pg);
+
+/* Where the shipped templates are: $KALLAD_TEMPLATES_DIR, the installed
+ * data directory, or the source tree this binary was built from. */
+const char *programme_shipped_templates(void);
+
+/* A plan context over pg whose memory is the state database st. */
+void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
+			struct plan_ctx *ctx);
+
+
+
+/* Reloads from old->cfg->path into a new programme: a configuration that
+ * fails keeps old whole; a calendar, template set or registration database
+ * that fails keeps old's part (moved into the new one). Returns the new
+ * programme and frees old, or returns old unchanged; errs says why. */
+struct programme *programme_reload(struct programme *old, struct errlist *errs);
+#endif

@@ -1,0 +1,396 @@
+#include "send.h"
+
+#include "log.h"
+#include "message.h"
+#include "tz.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Claims are committed in batches: one durable commit per message (its
+ * outcome) instead of two keeps the ledger far from capping the rate. */
+#define CLAIM_BATCH 64
+/* A claim older than this whose owner is gone is an unknown outcome. */
+#define STALE_CLAIM 600
+
+struct sender {
+	struct programme *pg;
+	struct state *st;
+	struct transport *tr;
+	bool (*should_stop)(void *);
+	void *stop_arg;
+	bool progress;
+	double next_slot; /* monotonic time before which no message may start */
+	double slow;      /* >1 after the server asked us to slow down */
+	unsigned seed;
+
+	/* per run */
+	time_t now;
+	struct send_stats *stats;
+	struct delivery batch[CLAIM_BATCH];
+	size_t n_batch;
+	bool stopped, broken;
+};
+
+struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr)
+{
+	struct sender *s = xcalloc(1, sizeof(*s));
+
+	s->pg = pg;
+	s->st = st;
+	s->tr = tr;
+	s->slow = 1;
+	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	return s;
+}
+
+void send_free(struct sender *s)
+{
+	free(s);
+}
+
+void send_set_programme(struct sender *s, struct programme *pg)
+{
+	s->pg = pg;
+}
+
+void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg)
+{
+	s->should_stop = should_stop;
+	s->stop_arg = arg;
+}
+
+void send_set_progress(struct sender *s, bool on)
+{
+	s->progress = on && isatty(2);
+}
+
+time_t send_backoff(int attempts, double r)
+{
+	double base = 60.0 * pow(2.0, attempts > 1 ? attempts - 1 : 0);
+
+	if (base > 6 * 3600.0)
+		base = 6 * 3600.0;
+	return (time_t)(base * (0.5 + r));
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* max-per-minute as spacing between message starts, stretched while the
+ * server asks us to slow down. */
+static void wait_for_slot(struct sender *s)
+{
+	int per_minute = s->pg->cfg->max_per_minute;
+	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
+	double now = mono();
+
+	if (s->slow > 1)
+		gap = (gap > 0 ? gap : 1.0) * s->slow;
+	if (s->next_slot > now) {
+		double d = s->next_slot - now;
+		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		now = s->next_slot;
+	}
+	s->next_slot = now + gap;
+}
+
+static void note(struct state *st, const char *kind, const char *id, time_t now)
+{
+	state_note_known(st, kind, id, now);
+}
+
+void send_note_known(struct sender *s, time_t now)
+{
+	const struct programme *pg = s->pg;
+
+	state_begin(s->st);
+	for (size_t i = 0; i < pg->cfg->n_rules; i++) {
+		const struct rule *r = &pg->cfg->rules[i];
+		for (size_t o = 0; o < r->n_offsets; o++) {
+			char id[300];
+			snprintf(id, sizeof(id), "%s/%d%c", r->name, r->offsets[o].amount,
+				 r->offsets[o].days ? 'd' : 'h');
+			note(s->st, "rule", id, now);
+		}
+	}
+	for (size_t i = 0; i < pg->cal->n_sessions; i++)
+		note(s->st, "session", pg->cal->sessions[i].uid, now);
+	for (size_t i = 0; i < pg->cal->n_deadlines; i++)
+		note(s->st, "deadline", pg->cal->deadlines[i].uid, now);
+	for (size_t i = 0; i < pg->reg->n_participants; i++)
+		note(s->st, "participant", pg->reg->participants[i].email, now);
+	state_commit(s->st);
+}
+
+static const char *target_uid(const struct delivery *d)
+{
+	return d->session ? d->session->uid : d->deadline ? d->deadline->uid : "-";
+}
+
+static void row_of(const struct delivery *d, struct delivery_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->key = (char *)d->key;
+	row->message = (char *)d->message;
+	row->email = d->p->email;
+	row->target = (char *)target_uid(d);
+	row->rule = d->rule ? d->rule->name : "-";
+	row->due = d->due;
+}
+
+static bool stop_now(struct sender *s)
+{
+	if (!s->stopped && s->should_stop && s->should_stop(s->stop_arg))
+		s->stopped = true;
+	return s->stopped;
+}
+
+static void count_progress(struct sender *s)
+{
+	struct send_stats *st = s->stats;
+
+	if (s->progress)
+		fprintf(stderr, "\rkallad: %ld sent, %ld retrying, %ld failed", st->sent,
+			st->transient + st->unknown, st->failed);
+}
+
+/* Builds, sends and records one claimed delivery; the envelope goes to
+ * rcpt (the participant, or --test-to). record=false leaves no trace. */
+static void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
+{
+	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
+				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
+				  .now = s->now};
+	struct errlist errs = {0};
+	enum send_result res;
+	char *msg, *detail = NULL;
+	struct delivery_row row;
+	time_t next = 0;
+	size_t len;
+	int attempts = 0;
+
+	msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, &len, &errs);
+	if (!msg) {
+		const char *why = errs.n ? errs.items[0] : "message could not be built";
+		log_error("%s: not sent: %s", d->key, why);
+		if (record)
+			state_delivery_mark(s->st, d->key, DS_FAILED, why, 0, s->now);
+		s->stats->build_errors++;
+		s->stats->failed++;
+		errlist_free(&errs);
+		return;
+	}
+	wait_for_slot(s);
+	res = transport_send(s->tr, rcpt, msg, len, &detail);
+	free(msg);
+	if (transport_should_slow(s->tr))
+		s->slow = s->slow < 32 ? s->slow * 2 : 32;
+	else if (res == SEND_OK && s->slow > 1)
+		s->slow /= 2;
+	if (record && state_delivery_get(s->st, d->key, &row)) {
+		attempts = row.attempts + 1;
+		state_row_free(&row);
+	}
+	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN)
+		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
+	switch (res) {
+	case SEND_OK:
+		s->stats->sent++;
+		log_info("%s: sent to %s: %s", d->key, rcpt, detail ? detail : "");
+		break;
+	case SEND_TRANSIENT:
+		s->stats->transient++;
+		log_warn("%s: deferred (retry in %lds): %s", d->key, (long)(next - s->now),
+			 detail ? detail : "");
+		break;
+	case SEND_UNKNOWN:
+		s->stats->unknown++;
+		log_warn("%s: outcome unknown, will resend with the same Message-ID: %s", d->key,
+			 detail ? detail : "");
+		break;
+	case SEND_PERMANENT:
+		s->stats->failed++;
+		log_error("%s: failed: %s", d->key, detail ? detail : "");
+		break;
+	}
+	if (record) {
+		static const enum dstate to_state[] = {
+			[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
+			[SEND_PERMANENT] = DS_FAILED, [SEND_UNKNOWN] = DS_UNKNOWN};
+		state_delivery_mark(s->st, d->key, to_state[res], detail, next, s->now);
+	}
+	free(detail);
+	count_progress(s);
+}
+
+static void flush_batch(struct sender *s)
+{
+	bool claimed[CLAIM_BATCH];
+
+	if (!s->n_batch)
+		return;
+	if (!state_begin(s->st)) {
+		s->broken = true;
+		s->n_batch = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->n_batch; i++) {
+		struct delivery_row row;
+		row_of(&s->batch[i], &row);
+		claimed[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+	}
+	if (!state_commit(s->st)) {
+		s->broken = true;
+		s->n_batch = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->n_batch; i++) {
+		if (!claimed[i]) {
+			log_debug("%s: held by another process or not yet due", s->batch[i].key);
+			continue;
+		}
+		/* Claimed but not sent when stopping: released as not attempted. */
+		if (stop_now(s)) {
+			state_delivery_mark(s->st, s->batch[i].key, DS_TRANSIENT,
+					    "not attempted: kallad stopped", s->now, s->now);
+			continue;
+		}
+		deliver(s, &s->batch[i], s->batch[i].p->email, true);
+	}
+	s->n_batch = 0;
+}
+
+static void record_skip(struct sender *s, const struct delivery *d)
+{
+	struct delivery_row row, old;
+
+	row_of(d, &row);
+	row.due = d->trigger;
+	if (state_delivery_get(s->st, d->key, &old)) {
+		/* A retry that stopped meaning anything ends here, with why. */
+		if (old.state == DS_TRANSIENT || old.state == DS_UNKNOWN) {
+			char *why = xasprintf("gave up: %s (last: %s)", d->skip,
+					      old.detail ? old.detail : "-");
+			state_delivery_mark(s->st, d->key, DS_SKIPPED, why, 0, s->now);
+			log_warn("%s: %s", d->key, why);
+			free(why);
+		}
+		state_row_free(&old);
+		return;
+	}
+	state_delivery_skip(s->st, &row, d->skip, s->now);
+	s->stats->skipped++;
+	log_info("%s: skipped: %s", d->key, d->skip);
+}
+
+static void note_next(struct send_stats *st, const struct delivery *d)
+{
+	if (!st->next_due || d->due < st->next_due) {
+		st->next_due = d->due;
+		st->next = *d;
+		st->next_count = 1;
+	} else if (d->due == st->next_due && str_eq(d->message, st->next.message) &&
+		   str_eq(target_uid(d), target_uid(&st->next))) {
+		st->next_count++;
+	}
+}
+
+static void on_delivery(const struct delivery *d, void *arg)
+{
+	struct sender *s = arg;
+
+	if (s->stopped || s->broken)
+		return;
+	if (d->skip) {
+		/* Invites follow the participant's current state: never final. */
+		if (d->rule && d->trigger <= s->now)
+			record_skip(s, d);
+		return;
+	}
+	if (d->due > s->now) {
+		note_next(s->stats, d);
+		return;
+	}
+	s->batch[s->n_batch++] = *d;
+	if (s->n_batch == CLAIM_BATCH)
+		flush_batch(s);
+	stop_now(s);
+}
+
+bool send_due(struct sender *s, time_t now, struct send_stats *stats)
+{
+	struct plan_ctx ctx;
+
+	memset(stats, 0, sizeof(*stats));
+	s->now = now;
+	s->stats = stats;
+	s->stopped = s->broken = false;
+	programme_plan_ctx(s->pg, s->st, now, &ctx);
+	plan_all(&ctx, on_delivery, s);
+	flush_batch(s);
+	if (s->progress && (stats->sent || stats->failed || stats->transient))
+		fputc('\n', stderr);
+	return !s->broken;
+}
+
+static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
+{
+	struct delivery d = {.message = m->message, .p = p, .session = m->session,
+			     .deadline = m->deadline, .offset = -1, .trigger = s->now,
+			     .due = s->now};
+	struct delivery_row row;
+	char forced[32] = "";
+
+	if (d.session)
+		d.sequence = state_session_sequence(s->st, d.session->uid, d.session->sequence);
+	plan_key(d.key, sizeof(d.key), m->message, p->email, target_uid(&d), "manual", NULL,
+		 d.sequence);
+	if (m->force) {
+		/* A forced resend is a new message, with a Message-ID of its own. */
+		snprintf(forced, sizeof(forced), "|forced@%lld", (long long)s->now);
+		strncat(d.key, forced, sizeof(d.key) - strlen(d.key) - 1);
+	}
+	if (m->dry_run) {
+		printf("would send %s to %s\n", m->message, p->email);
+		return true;
+	}
+	if (m->test_to) {
+		deliver(s, &d, m->test_to, false);
+		return true;
+	}
+	row_of(&d, &row);
+	if (!state_delivery_claim(s->st, &row, s->now, STALE_CLAIM)) {
+		fprintf(stderr, "kallad: %s was already sent to %s (use --force to send again)\n",
+			m->message, p->email);
+		return false;
+	}
+	deliver(s, &d, p->email, true);
+	return true;
+}
+
+bool send_manual(struct sender *s, const struct manual *m, time_t now, struct send_stats *stats)
+{
+	bool ok = true;
+
+	memset(stats, 0, sizeof(*stats));
+	s->now = now;
+	s->stats = stats;
+	s->stopped = false;
+	for (size_t i = 0; i < m->n_to && !stop_now(s); i++)
+		ok &= manual_one(s, m, m->to[i]);
+	if (s->progress && m->n_to > 1)
+		fputc('\n', stderr);
+	return ok && !stats->failed && !stats->transient && !stats->unknown;
+}

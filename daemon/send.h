@@ -1,0 +1,58 @@
+/* send.h: the delivery engine (SPEC §3). Turns due deliveries into sent
+ * mail exactly once: claim in the ledger, build, send, record. Retries
+ * with backoff, honours max-per-minute, slows down when the server asks. */
+#ifndef KALLAD_SEND_H
+#define KALLAD_SEND_H
+
+#include "programme.h"
+#include "state.h"
+#include "transport.h"
+
+#include <stdbool.h>
+#include <time.h>
+
+struct sender;
+
+/* A sender over pg, st and tr (all borrowed: they must outlive it, and
+ * send_set_programme swaps pg after a reload). */
+struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr);
+void send_free(struct sender *s);
+void send_set_programme(struct sender *s, struct programme *pg);
+/* Asked between messages whether to stop (SIGTERM): the message in
+ * flight is always finished and recorded first. */
+void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg);
+/* Shows a progress line on stderr when it is a terminal. */
+void send_set_progress(struct sender *s, bool on);
+
+/* Records what kallad knows now (rules, sessions, deadlines, participants),
+ * so later runs can tell new things from old ones (no retroactive blasts). */
+void send_note_known(struct sender *s, time_t now);
+
+struct send_stats {
+	long sent, transient, failed, unknown, skipped, build_errors;
+	time_t next_due; /* earliest future due time, 0 when nothing is ahead */
+	struct delivery next; /* the delivery at next_due (pointers into the programme) */
+	long next_count;      /* how many deliveries share next_due's message and target */
+};
+
+/* Sends everything due at `now` and records skips whose time has come.
+ * Fills stats; returns false if the transport or ledger failed as a whole. */
+bool send_due(struct sender *s, time_t now, struct send_stats *stats);
+
+/* A manual send (--send-now): recipients, message, target chosen by hand. */
+struct manual {
+	const char *message;
+	const struct session *session;
+	const struct deadline *deadline;
+	const struct participant **to;
+	size_t n_to;
+	bool force, dry_run;
+	const char *test_to; /* send to this address instead, record nothing */
+};
+bool send_manual(struct sender *s, const struct manual *m, time_t now, struct send_stats *stats);
+
+/* Backoff before attempt n+1 after n failed attempts: exponential with
+ * jitter (r in [0,1)), from one minute up to six hours. */
+time_t send_backoff(int attempts, double r);
+
+#endif

@@ -1,0 +1,431 @@
+/* The planner against hand-computed instants (Europe/Stockholm). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "plan.h"
+#include "tz.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXD 64
+
+static time_t utc(int y, int mo, int d, int h, int mi)
+{
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+			.tm_min = mi};
+	return timegm(&tm);
+}
+
+/* A small world the tests edit before planning. */
+struct world {
+	struct config cfg;
+	struct rule rules[4];
+	struct offset offs[4][4];
+	struct calendar cal;
+	struct session sessions[4];
+	struct deadline deadlines[2];
+	struct registrations reg;
+	struct participant people[4];
+	struct absence absences[2];
+	time_t known;              /* what known_since answers for everything */
+	const char *recorded[8];   /* keys the ledger already holds */
+	struct delivery out[MAXD]; /* what the planner emitted */
+	size_t n;
+};
+
+static time_t mem_known(void *opaque, const char *kind, const char *id, time_t now)
+{
+	struct world *w = opaque;
+	return w->known ? w->known : now;
+}
+
+static bool mem_recorded(void *opaque, const char *key)
+{
+	struct world *w = opaque;
+	for (size_t i = 0; i < ARRAY_SIZE(w->recorded) && w->recorded[i]; i++)
+		if (strcmp(w->recorded[i], key) == 0)
+			return true;
+	return false;
+}
+
+static int mem_sequence(void *opaque, const struct session *s)
+{
+	return s->sequence;
+}
+
+static void collect(const struct delivery *d, void *arg)
+{
+	struct world *w = arg;
+	assert_true(w->n < MAXD);
+	w->out[w->n++] = *d;
+}
+
+static struct world *world_new(void)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	w->cfg.quiet_start = w->cfg.quiet_end = -1;
+	w->cfg.rules = w->rules;
+	w->cal.sessions = w->sessions;
+	w->cal.deadlines = w->deadlines;
+	w->reg.participants = w->people;
+	w->reg.absences = w->absences;
+	return w;
+}
+
+static struct rule *add_rule(struct world *w, const char *name, const char *message,
+			     enum audience to, int at, const char *befores)
+{
+	size_t i = w->cfg.n_rules++;
+	struct rule *r = &w->rules[i];
+	const char *p = befores;
+
+	r->name = (char *)name;
+	r->message = (char *)message;
+	r->deadlines = strcmp(message, "deadline-reminder") == 0;
+	r->to = to;
+	r->at = at;
+	r->offsets = w->offs[i];
+	while (*p) {
+		char *end;
+		struct offset *o = &w->offs[i][r->n_offsets++];
+		o->amount = (int)strtol(p, &end, 10);
+		o->days = *end == 'd';
+		p = end + 1;
+		if (*p == ',')
+			p++;
+	}
+	return r;
+}
+
+static struct session *add_session(struct world *w, const char *uid, time_t start, time_t end)
+{
+	struct session *s = &w->sessions[w->cal.n_sessions++];
+	s->uid = s->summary = (char *)uid;
+	s->start = start;
+	s->end = end;
+	return s;
+}
+
+static struct participant *add_person(struct world *w, const char *email, enum pstatus st,
+				      time_t registered)
+{
+	struct participant *p = &w->people[w->reg.n_participants++];
+	p->email = p->name = (char *)email;
+	p->language = "sv";
+	p->status = st;
+	p->registered_at = registered;
+	return p;
+}
+
+static void run(struct world *w, time_t now)
+{
+	struct plan_ctx ctx = {.cfg = &w->cfg, .cal = &w->cal, .reg = &w->reg, .now = now,
+			       .mem = {mem_known, mem_recorded, mem_sequence, w}};
+	w->n = 0;
+	plan_all(&ctx, collect, w);
+}
+
+static const struct delivery *find(struct world *w, const char *message, const char *email,
+				   const char *uid, int offset)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		const struct delivery *d = &w->out[i];
+		const char *target = d->session ? d->session->uid : d->deadline->uid;
+		if (strcmp(d->message, message) == 0 && strcmp(d->p->email, email) == 0 &&
+		    strcmp(target, uid) == 0 && d->offset == offset)
+			return d;
+	}
+	return NULL;
+}
+
+static const struct delivery *must(struct world *w, const char *message, const char *email,
+				   const char *uid, int offset)
+{
+	const struct delivery *d = find(w, message, email, uid, offset);
+	if (!d)
+		fail_msg("no %s for %s / %s offset %d", message, email, uid, offset);
+	return d;
+}
+
+static void assert_due(const struct delivery *d, time_t want)
+{
+	char got[40], exp[40];
+	tz_rfc3339(d->due, got, sizeof(got));
+	tz_rfc3339(want, exp, sizeof(exp));
+	assert_null(d->skip);
+	assert_string_equal(got, exp);
+}
+
+static int setup(void **state)
+{
+	assert_true(tz_set("Europe/Stockholm"));
+	return 0;
+}
+
+/* Day offsets keep local wall-clock time across both 2026 DST changes;
+ * hour offsets are elapsed time. */
+static void test_dst_days(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2026, 1, 1, 12, 0);
+
+	w->known = now - 3600;
+	add_rule(w, "at9", "session-reminder", AUD_REGISTERED, 9 * 60, "14d,1d");
+	add_rule(w, "own", "session-reminder", AUD_REGISTERED, -1, "2d,48h");
+	add_session(w, "spring@x", utc(2026, 3, 29, 8, 0), utc(2026, 3, 30, 11, 0)); /* 10.00 CEST */
+	add_session(w, "after-spring@x", utc(2026, 3, 30, 8, 0), utc(2026, 3, 30, 11, 0));
+	add_session(w, "autumn@x", utc(2026, 10, 25, 9, 0), utc(2026, 10, 26, 12, 0)); /* 10.00 CET */
+	add_session(w, "after-autumn@x", utc(2026, 10, 26, 9, 0), utc(2026, 10, 26, 12, 0));
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2025, 12, 1, 10, 0));
+	run(w, now);
+
+	/* 28 Mar is still CET: 09:00 local is 08:00Z; 15 Mar likewise. */
+	assert_due(must(w, "session-reminder", "a@x.se", "spring@x", 0), utc(2026, 3, 15, 8, 0));
+	assert_due(must(w, "session-reminder", "a@x.se", "spring@x", 1), utc(2026, 3, 28, 8, 0));
+	/* Two calendar days before 10.00 CEST on 30 Mar is 10.00 CET on 28 Mar. */
+	w->cfg.n_rules = 2;
+	const struct delivery *d2 = NULL;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->out[i].rule == &w->rules[1] && w->out[i].session == &w->sessions[1])
+			(w->out[i].offset == 0 ? (void)(d2 = &w->out[i]) : (void)0);
+	assert_non_null(d2);
+	assert_due(d2, utc(2026, 3, 28, 9, 0));
+	/* 48 elapsed hours before 08:00Z on 30 Mar. */
+	assert_due(must(w, "session-reminder", "a@x.se", "after-spring@x", 1),
+		   utc(2026, 3, 28, 8, 0));
+	/* Autumn: 24 Oct is CEST, so 09:00 local is 07:00Z. */
+	assert_due(must(w, "session-reminder", "a@x.se", "autumn@x", 1), utc(2026, 10, 24, 7, 0));
+	/* 2d before 10.00 CET on 26 Oct is 10.00 CEST on 24 Oct = 08:00Z; 48h is 09:00Z. */
+	const struct delivery *own2 = NULL, *own48 = NULL;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->out[i].rule == &w->rules[1] && w->out[i].session == &w->sessions[3])
+			*(w->out[i].offset == 0 ? &own2 : &own48) = &w->out[i];
+	assert_due(own2, utc(2026, 10, 24, 8, 0));
+	assert_due(own48, utc(2026, 10, 24, 9, 0));
+	free(w);
+}
+
+static void test_audiences(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2019, 11, 1, 12, 0);
+	struct deadline *dl = &w->deadlines[w->cal.n_deadlines++];
+
+	w->known = now - 60;
+	dl->uid = dl->summary = "anmalan@x";
+	dl->due = utc(2019, 12, 13, 23, 0); /* end of 13 Dec, Stockholm */
+	dl->date_only = true;
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	add_rule(w, "nudge", "deadline-reminder", AUD_INVITED, 9 * 60, "14d,1d");
+	add_rule(w, "wait", "session-reminder", AUD_WAITLISTED, 9 * 60, "14d");
+	add_rule(w, "everyone", "session-reminder", AUD_ALL, 9 * 60, "2d");
+	add_person(w, "inv@x.se", PS_INVITED, 0);
+	add_person(w, "reg@x.se", PS_REGISTERED, utc(2019, 10, 1, 8, 0));
+	add_person(w, "wait@x.se", PS_WAITLISTED, 0);
+	add_person(w, "gone@x.se", PS_CANCELLED, 0);
+	run(w, now);
+
+	/* 14 days before 13 Dec is 29 Nov; 1 day before is 12 Dec; 09:00 CET. */
+	assert_due(must(w, "deadline-reminder", "inv@x.se", "anmalan@x", 0), utc(2019, 11, 29, 8, 0));
+	assert_due(must(w, "deadline-reminder", "inv@x.se", "anmalan@x", 1), utc(2019, 12, 12, 8, 0));
+	assert_null(find(w, "deadline-reminder", "reg@x.se", "anmalan@x", 0));
+	assert_non_null(find(w, "session-reminder", "wait@x.se", "s1@x", 0));
+	assert_null(find(w, "session-reminder", "inv@x.se", "s1@x", 0)); /* not waitlisted */
+	/* `all` is everyone but the cancelled. */
+	for (size_t i = 0; i < 3; i++)
+		assert_non_null(find(w, "session-reminder", w->people[i].email, "s1@x", 0));
+	for (size_t i = 0; i < w->n; i++)
+		assert_string_not_equal(w->out[i].p->email, "gone@x.se");
+	/* Only the registered get invites. */
+	assert_non_null(find(w, "invite", "reg@x.se", "s1@x", -1));
+	assert_null(find(w, "invite", "inv@x.se", "s1@x", -1));
+	assert_null(find(w, "invite", "wait@x.se", "s1@x", -1));
+	free(w);
+}
+
+static void test_late_registrant(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 2, 10, 12, 0);
+	const struct delivery *d;
+
+	w->known = utc(2019, 10, 1, 0, 0);
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d,2d");
+	add_person(w, "late@x.se", PS_REGISTERED, utc(2020, 2, 8, 15, 0));
+	run(w, now);
+	d = must(w, "session-reminder", "late@x.se", "s1@x", 0);
+	assert_string_equal(d->skip, "late-registration");
+	assert_due(must(w, "session-reminder", "late@x.se", "s1@x", 1), utc(2020, 2, 18, 8, 0));
+	/* Invite goes now. */
+	assert_due(must(w, "invite", "late@x.se", "s1@x", -1), now);
+
+	w->cfg.late_send = true;
+	run(w, now);
+	assert_due(must(w, "session-reminder", "late@x.se", "s1@x", 0), now);
+	free(w);
+}
+
+static void test_absence_and_cancelled(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 1, 1, 12, 0);
+	struct session *c;
+
+	w->known = now - 60;
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	c = add_session(w, "s2@x", utc(2020, 3, 12, 9, 0), utc(2020, 3, 13, 12, 0));
+	c->cancelled = true;
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d");
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	w->absences[0] = (struct absence){"A@x.se", "s1@x"};
+	w->reg.n_absences = 1;
+	run(w, now);
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "absent");
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s2@x", 0)->skip,
+			    "session-cancelled");
+	assert_string_equal(must(w, "invite", "a@x.se", "s1@x", -1)->skip, "absent");
+	assert_null(find(w, "invite", "a@x.se", "s2@x", -1));
+	free(w);
+}
+
+static void test_min_lead_and_quiet(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 1, 1, 12, 0);
+
+	w->known = now - 60;
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0)); /* 10.00 CET */
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, -1, "2h,6h,1d");
+	add_rule(w, "late", "session-reminder", AUD_REGISTERED, 22 * 60, "1d");
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	w->cfg.quiet_start = 21 * 60;
+	w->cfg.quiet_end = 7 * 60;
+	run(w, now);
+	/* 08:00 local: outside quiet hours. */
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 0), utc(2020, 2, 20, 7, 0));
+	/* 04:00 local is quiet: deferred to 07:00. */
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 1), utc(2020, 2, 20, 6, 0));
+	/* 22:00 the evening before: deferred across midnight to 07:00. */
+	const struct delivery *d = NULL;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->out[i].rule == &w->rules[1])
+			d = &w->out[i];
+	assert_non_null(d);
+	assert_due(d, utc(2020, 2, 20, 6, 0));
+
+	w->cfg.min_lead = 6 * 3600;
+	run(w, now);
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "min-lead");
+	/* Deferred to 07:00, three hours before: inside min-lead too. */
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 1)->skip, "min-lead");
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 2), utc(2020, 2, 19, 9, 0));
+	free(w);
+}
+
+static void test_known_and_catch_up(void **state)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 2, 19, 12, 0);
+	const struct delivery *d;
+
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	add_session(w, "past@x", utc(2020, 2, 1, 9, 0), utc(2020, 2, 2, 12, 0));
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d,2d");
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+
+	/* First sight now: the passed triggers are not blasted out. */
+	w->known = 0;
+	run(w, now);
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "before-known");
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 1)->skip, "before-known");
+	assert_null(find(w, "invite", "a@x.se", "past@x", -1)); /* no invite to the past */
+	assert_due(must(w, "invite", "a@x.se", "s1@x", -1), now);
+
+	/* Known since before the 2d trigger (18 Feb 09:00), stopped over it:
+	 * caught up now; the 14d one passed before kallad knew. */
+	w->known = utc(2020, 2, 10, 0, 0);
+	run(w, now);
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "before-known");
+	d = must(w, "session-reminder", "a@x.se", "s1@x", 1);
+	assert_due(d, now);
+	assert_true(d->trigger == utc(2020, 2, 18, 8, 0));
+	/* Nothing after the event. */
+	d = must(w, "session-reminder", "a@x.se", "past@x", 1);
+	assert_string_equal(d->skip, "event-passed");
+
+	/* What the ledger holds is not planned again. */
+	w->recorded[0] = "session-reminder|a@x.se|s1@x|r|2d|0";
+	w->recorded[1] = "invite|a@x.se|s1@x|-|-|-";
+	run(w, now);
+	assert_null(find(w, "session-reminder", "a@x.se", "s1@x", 1));
+	assert_null(find(w, "invite", "a@x.se", "s1@x", -1));
+	free(w);
+}
+
+static void test_deadline_never_after(void **state)
+{
+	struct world *w = world_new();
+	struct deadline *dl = &w->deadlines[w->cal.n_deadlines++];
+
+	dl->uid = dl->summary = "anmalan@x";
+	dl->due = utc(2019, 12, 13, 23, 0);
+	dl->date_only = true;
+	add_rule(w, "nudge", "deadline-reminder", AUD_INVITED, 9 * 60, "0d");
+	add_person(w, "inv@x.se", PS_INVITED, 0);
+	w->known = utc(2019, 11, 1, 0, 0);
+	run(w, utc(2019, 12, 13, 7, 0));
+	assert_due(must(w, "deadline-reminder", "inv@x.se", "anmalan@x", 0), utc(2019, 12, 13, 8, 0));
+	/* At 23:30 local on the day, a caught-up reminder is still in time. */
+	run(w, utc(2019, 12, 13, 22, 30));
+	assert_due(must(w, "deadline-reminder", "inv@x.se", "anmalan@x", 0),
+		   utc(2019, 12, 13, 22, 30));
+	run(w, utc(2019, 12, 14, 0, 0));
+	assert_string_equal(must(w, "deadline-reminder", "inv@x.se", "anmalan@x", 0)->skip,
+			    "event-passed");
+	free(w);
+}
+
+static void test_key_and_first_only(void **state)
+{
+	struct world *w = world_new();
+	char key[PLAN_KEY_MAX];
+	struct offset off = {.days = true, .amount = 14};
+	struct rule *r;
+
+	plan_key(key, sizeof(key), "session-reminder", "Anna+X@Ex.se", "s1@x", "r", &off, 2);
+	assert_string_equal(key, "session-reminder|anna+x@ex.se|s1@x|r|14d|2");
+
+	w->known = utc(2019, 1, 1, 0, 0);
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0))->cancelled = true;
+	add_session(w, "s2@x", utc(2020, 3, 12, 9, 0), utc(2020, 3, 13, 12, 0));
+	add_session(w, "s3@x", utc(2020, 5, 7, 8, 0), utc(2020, 5, 8, 11, 0));
+	r = add_rule(w, "mat", "material", AUD_REGISTERED, 9 * 60, "14d");
+	r->first_only = true;
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	run(w, utc(2020, 1, 1, 0, 0));
+	assert_null(find(w, "material", "a@x.se", "s1@x", 0));
+	assert_due(must(w, "material", "a@x.se", "s2@x", 0), utc(2020, 2, 27, 8, 0));
+	assert_null(find(w, "material", "a@x.se", "s3@x", 0));
+	free(w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dst_days),
+		cmocka_unit_test(test_audiences),
+		cmocka_unit_test(test_late_registrant),
+		cmocka_unit_test(test_absence_and_cancelled),
+		cmocka_unit_test(test_min_lead_and_quiet),
+		cmocka_unit_test(test_known_and_catch_up),
+		cmocka_unit_test(test_deadline_never_after),
+		cmocka_unit_test(test_key_and_first_only),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
