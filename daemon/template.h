@@ -39,6 +39,14 @@ bool tpl_render(const struct templates *t, const char *lang, const char *fallbac
 		const char *message, const struct tpl_vars *v, char **subject, char **text,
 		char **html, struct errlist *errs);
 
+/* Parses one message from memory, as if read from LANG/MESSAGE.txt (txt,
+ * with its Subject line) and, when html is not NULL, LANG/MESSAGE.html;
+ * errors as tpl_load() names those files. For tests, previews and the
+ * fuzzer. NULL on any error; the caller frees with tpl_free(). */
+struct templates *tpl_parse_mem(const char *lang, const char *message, const char *txt,
+				size_t txt_len, const char *html, size_t html_len,
+				struct errlist *errs);
+
 /* The placeholder names kallad provides (NULL-terminated), for --check. */
 extern const char *const tpl_known_names[];
 

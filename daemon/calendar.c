@@ -1,0 +1,865 @@
+/* calendar.c: the session calendar (SPEC §1.2), read with libical.
+ *
+ * libical parses leniently and silently: it never fails on a bad line (it
+ * leaves X-LIC-ERROR properties), drops unknown components, accepts a
+ * mismatched END, reads "SEQUENCE:abc" as 0, leaves an unknown TZID
+ * unresolved, and keeps no line numbers. So the raw text is indexed here
+ * too (unfolded lines, BEGIN/END structure, where each VEVENT and VTODO
+ * starts) and every problem is reported as "file:line: what". */
+#include "calendar.h"
+#include "tz.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libical/ical.h>
+
+/* One unfolded content line of the raw file. */
+struct rawline {
+	char *text; /* unfolded, without CR/LF */
+	int line;   /* physical line where it starts */
+	bool claimed; /* already named by an X-LIC-ERROR report */
+};
+
+/* Where a VEVENT or VTODO directly inside a VCALENDAR sits in the text. */
+struct span {
+	size_t first, last; /* indices of its BEGIN and END (or last) lines */
+};
+
+struct spans {
+	struct span *v;
+	size_t n, cap;
+};
+
+struct loader {
+	const char *path;
+	struct errlist *errs;
+	size_t errs_before;
+	struct rawline *lines;
+	size_t n_lines, cap_lines;
+	struct spans events, todos; /* in file order */
+	size_t next_event, next_todo;
+	bool has_vcalendar;
+	struct calendar *cal;
+	size_t cap_sessions, cap_deadlines;
+};
+
+static void fail(struct loader *ld, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct loader *ld, int line, const char *fmt, ...)
+{
+	struct strbuf sb;
+	va_list ap;
+
+	sb_init(&sb);
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	errlist_add(ld->errs, "%s:%d: %s", ld->path, line, sb.buf);
+	sb_free(&sb);
+}
+
+/* ---- the raw text ---- */
+
+static void raw_add(struct loader *ld, char *text, int line)
+{
+	ld->lines = xgrow(ld->lines, &ld->cap_lines, ld->n_lines, sizeof(*ld->lines));
+	ld->lines[ld->n_lines++] = (struct rawline){.text = text, .line = line};
+}
+
+/* Splits text into unfolded content lines (RFC 5545 §3.1: a line starting
+ * with a space or tab continues the previous one). Validity of UTF-8 is
+ * checked after unfolding, since a careless folder may split a sequence. */
+static void raw_split(struct loader *ld, const char *text, size_t len)
+{
+	struct strbuf cur;
+	int line = 0, cur_line = 0;
+	size_t pos = 0;
+	bool have = false;
+
+	sb_init(&cur);
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
+
+		line++;
+		if (n > 0 && text[pos + n - 1] == '\r')
+			n--;
+		if (have && n > 0 && (text[pos] == ' ' || text[pos] == '\t')) {
+			sb_addn(&cur, text + pos + 1, n - 1);
+		} else {
+			if (have)
+				raw_add(ld, sb_take(&cur), cur_line);
+			sb_addn(&cur, text + pos, n);
+			cur_line = line;
+			have = true;
+		}
+		pos = end + 1;
+	}
+	if (have)
+		raw_add(ld, sb_take(&cur), cur_line);
+	sb_free(&cur);
+}
+
+/* True if the content line's property name is name (case-insensitive). */
+static bool raw_is(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	return strncasecmp(text, name, n) == 0 && (text[n] == ':' || text[n] == ';');
+}
+
+/* The value of a content line: after the first ':' outside a quoted
+ * parameter value; "" if there is none. */
+static const char *raw_value(const char *text)
+{
+	bool quoted = false;
+
+	for (; *text; text++) {
+		if (*text == '"')
+			quoted = !quoted;
+		else if (*text == ':' && !quoted)
+			return text + 1;
+	}
+	return text;
+}
+
+/* The BEGIN or END component name of a line, trimmed, into buf. */
+static bool raw_marker(const char *text, const char *marker, char *buf, size_t len)
+{
+	const char *v;
+	size_t n;
+
+	if (!raw_is(text, marker))
+		return false;
+	v = raw_value(text);
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return true;
+}
+
+struct frame {
+	char name[64];
+	size_t index;
+	struct spans *spans; /* where to record its end, or NULL */
+	size_t slot;
+};
+
+static void spans_add(struct spans *s, size_t first, size_t last)
+{
+	s->v = xgrow(s->v, &s->cap, s->n, sizeof(*s->v));
+	s->v[s->n++] = (struct span){first, last};
+}
+
+static void raw_begin(struct loader *ld, struct frame *stack, size_t depth, size_t i,
+		      const char *name)
+{
+	struct frame *f = &stack[depth];
+	bool in_vcal = depth > 0 && strcasecmp(stack[depth - 1].name, "VCALENDAR") == 0;
+
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->index = i;
+	f->spans = NULL;
+	if (strcasecmp(name, "VCALENDAR") == 0)
+		ld->has_vcalendar = true;
+	if (in_vcal && strcasecmp(name, "VEVENT") == 0)
+		f->spans = &ld->events;
+	else if (in_vcal && strcasecmp(name, "VTODO") == 0)
+		f->spans = &ld->todos;
+	if (f->spans) {
+		f->slot = f->spans->n;
+		spans_add(f->spans, i, ld->n_lines - 1);
+	}
+}
+
+/* Checks that BEGIN and END lines nest (libical accepts "BEGIN:VEVENT ...
+ * END:VTODO" and returns nothing at all for an unclosed component) and
+ * records where each session and deadline is. */
+static void raw_structure(struct loader *ld)
+{
+	enum { MAX_DEPTH = 32 };
+	struct frame stack[MAX_DEPTH];
+	size_t depth = 0, outside = 0;
+	int outside_line = 0;
+	char name[64];
+
+	for (size_t i = 0; i < ld->n_lines; i++) {
+		const char *text = ld->lines[i].text;
+		int line = ld->lines[i].line;
+
+		if (raw_marker(text, "BEGIN", name, sizeof(name))) {
+			if (depth == MAX_DEPTH) {
+				fail(ld, line, "components nested too deeply");
+				return;
+			}
+			raw_begin(ld, stack, depth++, i, name);
+		} else if (raw_marker(text, "END", name, sizeof(name))) {
+			if (depth == 0) {
+				fail(ld, line, "END:%s without a BEGIN", name);
+				continue;
+			}
+			struct frame *f = &stack[--depth];
+			if (strcasecmp(f->name, name) != 0)
+				fail(ld, line, "END:%s does not close BEGIN:%s of line %d", name,
+				     f->name, ld->lines[f->index].line);
+			if (f->spans)
+				f->spans->v[f->slot].last = i;
+		} else if (depth == 0 && text[strspn(text, " \t")] != '\0' && !outside++) {
+			/* The first is enough; a file of garbage gets one message. */
+			outside_line = line;
+		}
+	}
+	if (outside && ld->has_vcalendar)
+		fail(ld, outside_line, "text outside BEGIN:VCALENDAR ... END:VCALENDAR");
+	while (depth > 0) {
+		struct frame *f = &stack[--depth];
+		fail(ld, ld->lines[f->index].line, "BEGIN:%s is never closed by END:%s", f->name,
+		     f->name);
+	}
+}
+
+/* Reports NUL bytes and invalid UTF-8 or control characters, which
+ * libical passes through into mail headers and bodies. */
+static void raw_check_text(struct loader *ld, const char *text, size_t len)
+{
+	const char *nul = memchr(text, '\0', len);
+
+	if (nul) {
+		int line = 1;
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		fail(ld, line, "NUL byte in the file");
+	}
+	for (size_t i = 0; i < ld->n_lines; i++) {
+		const char *t = ld->lines[i].text;
+		if (!str_valid_utf8(t, strlen(t)))
+			fail(ld, ld->lines[i].line, "invalid UTF-8 or a control character");
+	}
+}
+
+/* The physical line of property name directly inside the component at sp
+ * (not inside a nested VALARM), or the component's own line. */
+static int raw_prop_line(const struct loader *ld, const struct span *sp, const char *name)
+{
+	int depth = 0;
+
+	for (size_t i = sp->first + 1; i < sp->last && i < ld->n_lines; i++) {
+		const char *text = ld->lines[i].text;
+		if (raw_is(text, "BEGIN"))
+			depth++;
+		else if (raw_is(text, "END"))
+			depth--;
+		else if (depth == 0 && raw_is(text, name))
+			return ld->lines[i].line;
+	}
+	return ld->lines[sp->first].line;
+}
+
+/* ---- X-LIC-ERROR: what libical could not parse ---- */
+
+/* libical's messages end in ": <offending text>"; the first unclaimed line
+ * of the span holding that text is where it came from. */
+static int xlic_line(struct loader *ld, const struct span *sp, const char *msg)
+{
+	const char *sep = strstr(msg, ": "), *what;
+
+	while (sep && strstr(sep + 2, ": "))
+		sep = strstr(sep + 2, ": ");
+	what = sep ? sep + 2 : NULL;
+	for (size_t i = sp->first; what && *what && i <= sp->last && i < ld->n_lines; i++) {
+		struct rawline *rl = &ld->lines[i];
+		if (!rl->claimed && strstr(rl->text, what)) {
+			rl->claimed = true;
+			return rl->line;
+		}
+	}
+	return ld->n_lines ? ld->lines[sp->first].line : 1;
+}
+
+/* Reports every X-LIC-ERROR in comp and the components inside it. */
+static void xlic_report(struct loader *ld, icalcomponent *comp, const struct span *sp)
+{
+	icalproperty *p;
+	icalcompiter it;
+
+	for (p = icalcomponent_get_first_property(comp, ICAL_XLICERROR_PROPERTY); p;
+	     p = icalcomponent_get_next_property(comp, ICAL_XLICERROR_PROPERTY)) {
+		const char *msg = icalproperty_get_xlicerror(p);
+		fail(ld, xlic_line(ld, sp, msg ? msg : ""), "%s", msg ? msg : "parse error");
+	}
+	for (it = icalcomponent_begin_component(comp, ICAL_ANY_COMPONENT);
+	     icalcompiter_deref(&it); icalcompiter_next(&it))
+		xlic_report(ld, icalcompiter_deref(&it), sp);
+}
+
+/* ---- properties ---- */
+
+/* A text property's value, or NULL when absent or empty. */
+static char *text_prop(icalcomponent *comp, icalproperty_kind kind)
+{
+	icalproperty *p = icalcomponent_get_first_property(comp, kind);
+	const char *v = NULL;
+
+	if (!p)
+		return NULL;
+	/* The typed getters give the unescaped text. */
+	switch (kind) {
+	case ICAL_UID_PROPERTY: v = icalproperty_get_uid(p); break;
+	case ICAL_SUMMARY_PROPERTY: v = icalproperty_get_summary(p); break;
+	case ICAL_LOCATION_PROPERTY: v = icalproperty_get_location(p); break;
+	case ICAL_DESCRIPTION_PROPERTY: v = icalproperty_get_description(p); break;
+	default: break;
+	}
+	return str_empty(v) ? NULL : xstrdup(v);
+}
+
+/* All CATEGORIES values (libical splits "a,b" into one property each),
+ * trimmed and joined with ","; NULL when there are none. */
+static char *categories_prop(icalcomponent *comp)
+{
+	struct strbuf sb;
+	icalproperty *p;
+
+	sb_init(&sb);
+	for (p = icalcomponent_get_first_property(comp, ICAL_CATEGORIES_PROPERTY); p;
+	     p = icalcomponent_get_next_property(comp, ICAL_CATEGORIES_PROPERTY)) {
+		const char *v = icalproperty_get_categories(p);
+		char *copy = xstrdup(v ? v : ""), *t = str_trim(copy);
+		if (*t) {
+			if (sb.len)
+				sb_addc(&sb, ',');
+			sb_add(&sb, t);
+		}
+		free(copy);
+	}
+	if (sb.len == 0) {
+		sb_free(&sb);
+		return NULL;
+	}
+	return sb_take(&sb);
+}
+
+/* "VEVENT \"title\"" for messages, by SUMMARY, else UID. */
+static char *item_label(icalcomponent *comp)
+{
+	const char *kind = icalcomponent_kind_to_string(icalcomponent_isa(comp));
+	const char *summary = icalcomponent_get_summary(comp);
+	const char *uid = icalcomponent_get_uid(comp);
+
+	if (!str_empty(summary))
+		return xasprintf("%s \"%s\"", kind, summary);
+	if (!str_empty(uid))
+		return xasprintf("%s UID \"%s\"", kind, uid);
+	return xstrdup(kind);
+}
+
+/* Properties that may occur at most once (RFC 5545 §3.6.1, §3.6.2). */
+static bool check_single(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			 const char *label)
+{
+	static const icalproperty_kind kinds[] = {
+		ICAL_UID_PROPERTY, ICAL_SUMMARY_PROPERTY, ICAL_DTSTART_PROPERTY,
+		ICAL_DTEND_PROPERTY, ICAL_DUE_PROPERTY, ICAL_SEQUENCE_PROPERTY,
+		ICAL_STATUS_PROPERTY, ICAL_LOCATION_PROPERTY,
+	};
+	bool ok = true;
+
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (icalcomponent_count_properties(comp, kinds[i]) > 1) {
+			const char *name = icalproperty_kind_to_string(kinds[i]);
+			fail(ld, raw_prop_line(ld, sp, name), "%s: more than one %s", label, name);
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* Sessions are single events: a recurring one would silently lose its
+ * later occurrences. */
+static bool check_not_recurring(struct loader *ld, icalcomponent *comp,
+				const struct span *sp, const char *label)
+{
+	static const icalproperty_kind kinds[] = {
+		ICAL_RRULE_PROPERTY, ICAL_RDATE_PROPERTY, ICAL_RECURRENCEID_PROPERTY,
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (icalcomponent_get_first_property(comp, kinds[i])) {
+			const char *name = icalproperty_kind_to_string(kinds[i]);
+			fail(ld, raw_prop_line(ld, sp, name),
+			     "%s: %s: recurring sessions are not supported; give each session its own VEVENT",
+			     label, name);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* SEQUENCE as written: libical reads "SEQUENCE:abc" as 0 without a word. */
+static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			  const char *label, int *out)
+{
+	long v;
+
+	*out = 0;
+	if (!icalcomponent_get_first_property(comp, ICAL_SEQUENCE_PROPERTY))
+		return true;
+	for (size_t i = sp->first + 1; i < sp->last && i < ld->n_lines; i++) {
+		const char *text = ld->lines[i].text;
+		if (!raw_is(text, "SEQUENCE"))
+			continue;
+		if (!parse_int(raw_value(text), 0, INT_MAX, &v)) {
+			fail(ld, ld->lines[i].line, "%s: SEQUENCE \"%s\" is not a whole number >= 0",
+			     label, raw_value(text));
+			return false;
+		}
+		*out = (int)v;
+		return true;
+	}
+	*out = icalcomponent_get_sequence(comp);
+	return true;
+}
+
+/* ---- times ---- */
+
+static struct icaltimetype prop_time(icalproperty *p)
+{
+	switch (icalproperty_isa(p)) {
+	case ICAL_DTSTART_PROPERTY: return icalproperty_get_dtstart(p);
+	case ICAL_DTEND_PROPERTY: return icalproperty_get_dtend(p);
+	case ICAL_DUE_PROPERTY: return icalproperty_get_due(p);
+	default: return icaltime_null_time();
+	}
+}
+
+/* The zone a TZID names: the file's own VTIMEZONE first (Outlook's
+ * "W. Europe Standard Time"), else the system tz database. NULL if
+ * neither knows it: libical itself would quietly read the time as
+ * floating. */
+static icaltimezone *find_zone(icalcomponent *vcal, const char *tzid)
+{
+	icaltimezone *z = icalcomponent_get_timezone(vcal, tzid);
+
+	if (z)
+		return z;
+	if (strstr(tzid, ".."))
+		return NULL; /* it becomes a path under /usr/share/zoneinfo */
+	z = icaltimezone_get_builtin_timezone(tzid);
+	return z ? z : icaltimezone_get_builtin_timezone_from_tzid(tzid);
+}
+
+/* A VTIMEZONE without observances converts with offset 0, silently. */
+static bool zone_has_rules(icaltimezone *z)
+{
+	icalcomponent *c = icaltimezone_get_component(z);
+
+	if (!c)
+		return true; /* the UTC zone */
+	return icalcomponent_get_first_component(c, ICAL_XSTANDARD_COMPONENT) ||
+	       icalcomponent_get_first_component(c, ICAL_XDAYLIGHT_COMPONENT);
+}
+
+struct when {
+	icalcomponent *vcal, *comp;
+	const struct span *sp;
+	const char *label;
+};
+
+/* A zoned or UTC DATE-TIME as an instant; a DATE (when date_only is not
+ * NULL) as its calendar day. Reports and returns false otherwise. */
+static bool read_instant(struct loader *ld, const struct when *w, icalproperty_kind kind,
+			 bool *date_only, time_t *out, struct icaltimetype *day)
+{
+	const char *name = icalproperty_kind_to_string(kind);
+	icalproperty *p = icalcomponent_get_first_property(w->comp, kind);
+	int line = raw_prop_line(ld, w->sp, name);
+	struct icaltimetype t;
+	icalparameter *tzp;
+	icaltimezone *zone;
+
+	if (!p) {
+		fail(ld, ld->lines[w->sp->first].line, "%s: no %s", w->label, name);
+		return false;
+	}
+	t = prop_time(p);
+	if (icaltime_is_null_time(t) || !icaltime_is_valid_time(t)) {
+		fail(ld, line, "%s: %s is not a valid date or date-time", w->label, name);
+		return false;
+	}
+	if (t.is_date) {
+		if (!date_only) {
+			fail(ld, line, "%s: %s is a date without a time; a session needs a date-time with a TZID or in UTC",
+			     w->label, name);
+			return false;
+		}
+		*date_only = true;
+		*day = t;
+		return true;
+	}
+	tzp = icalproperty_get_first_parameter(p, ICAL_TZID_PARAMETER);
+	if (tzp) {
+		const char *tzid = icalparameter_get_tzid(tzp);
+		zone = find_zone(w->vcal, tzid ? tzid : "");
+		if (!zone) {
+			fail(ld, line, "%s: %s: unknown TZID \"%s\" (no VTIMEZONE in the file, not in the tz database)",
+			     w->label, name, tzid ? tzid : "");
+			return false;
+		}
+		if (!zone_has_rules(zone)) {
+			fail(ld, line, "%s: %s: VTIMEZONE \"%s\" has no STANDARD or DAYLIGHT rules",
+			     w->label, name, tzid);
+			return false;
+		}
+	} else if (icaltime_is_utc(t)) {
+		zone = icaltimezone_get_utc_timezone();
+	} else {
+		fail(ld, line, "%s: %s is a floating time; give it a TZID or write it in UTC",
+		     w->label, name);
+		return false;
+	}
+	t = icaltime_set_timezone(&t, zone);
+	/* icaltime_as_timet() would ignore the zone. */
+	*out = icaltime_as_timet_with_zone(t, t.zone);
+	return true;
+}
+
+/* ---- sessions and deadlines ---- */
+
+static void session_clear(struct session *s)
+{
+	free(s->uid);
+	free(s->summary);
+	free(s->location);
+	free(s->description);
+	free(s->categories);
+}
+
+static void deadline_clear(struct deadline *d)
+{
+	free(d->uid);
+	free(d->summary);
+	free(d->description);
+	free(d->categories);
+}
+
+/* UID and SUMMARY, required of both sessions and deadlines. */
+static bool read_ids(struct loader *ld, icalcomponent *comp, const struct span *sp,
+		     const char *label, char **uid, char **summary)
+{
+	int line = ld->lines[sp->first].line;
+	bool ok = true;
+
+	*uid = text_prop(comp, ICAL_UID_PROPERTY);
+	*summary = text_prop(comp, ICAL_SUMMARY_PROPERTY);
+	if (!*uid) {
+		fail(ld, line, "%s: no UID", label);
+		ok = false;
+	}
+	if (!*summary) {
+		fail(ld, line, "%s: no SUMMARY", label);
+		ok = false;
+	}
+	return ok;
+}
+
+static void read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
+			 const struct span *sp)
+{
+	char *label = item_label(ev);
+	struct when w = {vcal, ev, sp, label};
+	struct session s = {.line = ld->lines[sp->first].line};
+	struct icaltimetype unused;
+	bool ok = check_single(ld, ev, sp, label);
+
+	ok &= read_ids(ld, ev, sp, label, &s.uid, &s.summary);
+	ok &= check_not_recurring(ld, ev, sp, label);
+	bool have_start = read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s.start, &unused);
+	bool have_end = read_instant(ld, &w, ICAL_DTEND_PROPERTY, NULL, &s.end, &unused);
+	if (have_start && have_end && s.end <= s.start) {
+		char a[32], b[32];
+		tz_rfc3339(s.start, a, sizeof(a));
+		tz_rfc3339(s.end, b, sizeof(b));
+		fail(ld, raw_prop_line(ld, sp, "DTEND"), "%s: DTEND %s is not after DTSTART %s",
+		     label, b, a);
+		ok = false;
+	}
+	ok &= have_start && have_end;
+	ok &= read_sequence(ld, ev, sp, label, &s.sequence);
+	s.location = text_prop(ev, ICAL_LOCATION_PROPERTY);
+	s.description = text_prop(ev, ICAL_DESCRIPTION_PROPERTY);
+	s.categories = categories_prop(ev);
+	s.cancelled = icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED;
+	free(label);
+	if (!ok) {
+		session_clear(&s);
+		return;
+	}
+	ld->cal->sessions = xgrow(ld->cal->sessions, &ld->cap_sessions, ld->cal->n_sessions,
+				  sizeof(s));
+	ld->cal->sessions[ld->cal->n_sessions++] = s;
+}
+
+static void read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent *todo,
+			  const struct span *sp)
+{
+	char *label = item_label(todo);
+	struct when w = {vcal, todo, sp, label};
+	struct deadline d = {.line = ld->lines[sp->first].line};
+	struct icaltimetype day;
+	bool ok = check_single(ld, todo, sp, label);
+
+	ok &= read_ids(ld, todo, sp, label, &d.uid, &d.summary);
+	ok &= read_instant(ld, &w, ICAL_DUE_PROPERTY, &d.date_only, &d.due, &day);
+	/* A deadline day ends at local midnight in the programme zone. */
+	if (ok && d.date_only)
+		d.due = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+	d.description = text_prop(todo, ICAL_DESCRIPTION_PROPERTY);
+	d.categories = categories_prop(todo);
+	free(label);
+	if (!ok) {
+		deadline_clear(&d);
+		return;
+	}
+	ld->cal->deadlines = xgrow(ld->cal->deadlines, &ld->cap_deadlines,
+				   ld->cal->n_deadlines, sizeof(d));
+	ld->cal->deadlines[ld->cal->n_deadlines++] = d;
+}
+
+/* The span of the next VEVENT or VTODO; the whole file if the raw scan
+ * and libical disagree (the file is then rejected for its structure). */
+static struct span next_span(struct loader *ld, struct spans *s, size_t *next)
+{
+	struct span whole = {0, ld->n_lines ? ld->n_lines - 1 : 0};
+
+	return *next < s->n ? s->v[(*next)++] : whole;
+}
+
+static void read_vcalendar(struct loader *ld, icalcomponent *vcal)
+{
+	struct span whole = {0, ld->n_lines ? ld->n_lines - 1 : 0};
+	icalcompiter it;
+	icalproperty *p;
+
+	for (p = icalcomponent_get_first_property(vcal, ICAL_XLICERROR_PROPERTY); p;
+	     p = icalcomponent_get_next_property(vcal, ICAL_XLICERROR_PROPERTY)) {
+		const char *msg = icalproperty_get_xlicerror(p);
+		fail(ld, xlic_line(ld, &whole, msg ? msg : ""), "%s", msg ? msg : "parse error");
+	}
+	for (it = icalcomponent_begin_component(vcal, ICAL_ANY_COMPONENT);
+	     icalcompiter_deref(&it); icalcompiter_next(&it)) {
+		icalcomponent *c = icalcompiter_deref(&it);
+		struct span sp;
+
+		switch (icalcomponent_isa(c)) {
+		case ICAL_VEVENT_COMPONENT:
+			sp = next_span(ld, &ld->events, &ld->next_event);
+			xlic_report(ld, c, &sp);
+			read_session(ld, vcal, c, &sp);
+			break;
+		case ICAL_VTODO_COMPONENT:
+			sp = next_span(ld, &ld->todos, &ld->next_todo);
+			xlic_report(ld, c, &sp);
+			read_deadline(ld, vcal, c, &sp);
+			break;
+		default:
+			xlic_report(ld, c, &whole);
+			break;
+		}
+	}
+}
+
+/* The UID, line and label of the i-th item, sessions first. */
+static const char *item_at(const struct calendar *cal, size_t i, int *line, char **label)
+{
+	if (i < cal->n_sessions) {
+		*line = cal->sessions[i].line;
+		*label = xasprintf("VEVENT \"%s\"", cal->sessions[i].summary);
+		return cal->sessions[i].uid;
+	}
+	i -= cal->n_sessions;
+	*line = cal->deadlines[i].line;
+	*label = xasprintf("VTODO \"%s\"", cal->deadlines[i].summary);
+	return cal->deadlines[i].uid;
+}
+
+/* One namespace for UIDs: they key deliveries and state (INTEROP I6). */
+static void check_unique(struct loader *ld)
+{
+	size_t n = ld->cal->n_sessions + ld->cal->n_deadlines;
+
+	for (size_t i = 0; i < n; i++) {
+		char *label, *other_label;
+		int line, first;
+		const char *uid = item_at(ld->cal, i, &line, &label);
+
+		for (size_t j = 0; j < i; j++) {
+			const char *other = item_at(ld->cal, j, &first, &other_label);
+			bool same = strcmp(uid, other) == 0;
+
+			if (same)
+				fail(ld, line, "%s: duplicate UID \"%s\", already used by %s at line %d",
+				     label, uid, other_label, first);
+			free(other_label);
+			if (same)
+				break;
+		}
+		free(label);
+	}
+}
+
+static int session_cmp(const void *a, const void *b)
+{
+	const struct session *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return strcmp(x->uid, y->uid);
+}
+
+static int deadline_cmp(const void *a, const void *b)
+{
+	const struct deadline *x = a, *y = b;
+
+	if (x->due != y->due)
+		return x->due < y->due ? -1 : 1;
+	return strcmp(x->uid, y->uid);
+}
+
+/* Parses the text and reads every VCALENDAR in it. */
+static void load_text(struct loader *ld, const char *text)
+{
+	icalcomponent *root = icalparser_parse_string(text);
+	icalcomponent_kind kind = root ? icalcomponent_isa(root) : ICAL_NO_COMPONENT;
+
+	if (kind == ICAL_VCALENDAR_COMPONENT) {
+		read_vcalendar(ld, root);
+	} else if (kind == ICAL_XROOT_COMPONENT) {
+		icalcompiter it;
+		for (it = icalcomponent_begin_component(root, ICAL_VCALENDAR_COMPONENT);
+		     icalcompiter_deref(&it); icalcompiter_next(&it))
+			read_vcalendar(ld, icalcompiter_deref(&it));
+	}
+	if (!ld->has_vcalendar)
+		fail(ld, 1, "not an iCalendar file: no BEGIN:VCALENDAR");
+	else if (kind != ICAL_VCALENDAR_COMPONENT && kind != ICAL_XROOT_COMPONENT &&
+		 ld->errs->n == ld->errs_before)
+		fail(ld, 1, "does not parse as iCalendar");
+	if (root)
+		icalcomponent_free(root);
+}
+
+static void loader_free(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->n_lines; i++)
+		free(ld->lines[i].text);
+	free(ld->lines);
+	free(ld->events.v);
+	free(ld->todos.v);
+}
+
+struct calendar *calendar_load(const char *path, struct errlist *errs)
+{
+	struct loader ld = {.path = path, .errs = errs, .errs_before = errs->n};
+	size_t len;
+	char *text = read_file(path, &len), *body;
+
+	if (!text) {
+		errlist_add(errs, "%s: cannot read the calendar: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* Windows tools may write a byte order mark; libical does not skip it. */
+	body = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? text + 3 : text;
+	raw_split(&ld, body, len - (size_t)(body - text));
+	raw_check_text(&ld, body, len - (size_t)(body - text));
+	raw_structure(&ld);
+	ld.cal = xcalloc(1, sizeof(*ld.cal));
+	load_text(&ld, body);
+	check_unique(&ld);
+	free(text);
+	loader_free(&ld);
+	if (errs->n > ld.errs_before) {
+		calendar_free(ld.cal);
+		return NULL;
+	}
+	if (ld.cal->n_sessions)
+		qsort(ld.cal->sessions, ld.cal->n_sessions, sizeof(struct session), session_cmp);
+	if (ld.cal->n_deadlines)
+		qsort(ld.cal->deadlines, ld.cal->n_deadlines, sizeof(struct deadline),
+		      deadline_cmp);
+	return ld.cal;
+}
+
+void calendar_free(struct calendar *cal)
+{
+	if (!cal)
+		return;
+	for (size_t i = 0; i < cal->n_sessions; i++)
+		session_clear(&cal->sessions[i]);
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		deadline_clear(&cal->deadlines[i]);
+	free(cal->sessions);
+	free(cal->deadlines);
+	free(cal);
+}
+
+const struct session *calendar_session(const struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; cal && uid && i < cal->n_sessions; i++)
+		if (strcmp(cal->sessions[i].uid, uid) == 0)
+			return &cal->sessions[i];
+	return NULL;
+}
+
+const struct deadline *calendar_deadline(const struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; cal && uid && i < cal->n_deadlines; i++)
+		if (strcmp(cal->deadlines[i].uid, uid) == 0)
+			return &cal->deadlines[i];
+	return NULL;
+}
+
+/* Compares s[0..n) trimmed of spaces with name, ASCII case-insensitively. */
+static bool trimmed_caseeq(const char *s, size_t n, const char *name, size_t len)
+{
+	while (n > 0 && (*s == ' ' || *s == '\t'))
+		s++, n--;
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	return n == len && strncasecmp(s, name, n) == 0;
+}
+
+bool calendar_has_category(const char *categories, const char *name)
+{
+	size_t len;
+
+	if (!categories || !name)
+		return false;
+	while (*name == ' ' || *name == '\t')
+		name++;
+	len = strlen(name);
+	while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return false;
+	for (const char *p = categories;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (trimmed_caseeq(p, n, name, len))
+			return true;
+		if (!comma)
+			return false;
+		p = comma + 1;
+	}
+}

@@ -1,0 +1,428 @@
+#include "message.h"
+
+#include "datefmt.h"
+#include "ical.h"
+#include "mime.h"
+#include "util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum calpart { CAL_NONE, CAL_REQUEST, CAL_CANCEL };
+
+/* What a message needs and carries, by its template name (SPEC §2). */
+struct kind {
+	enum calpart cal;
+	bool needs_session, needs_deadline;
+};
+
+static struct kind kind_of(const char *message, bool has_session)
+{
+	struct kind k = {CAL_NONE, false, false};
+
+	if (str_eq(message, "invite") || str_eq(message, "session-reminder") ||
+	    str_eq(message, "update")) {
+		k.cal = CAL_REQUEST;
+		k.needs_session = true;
+	} else if (str_eq(message, "cancel")) {
+		k.cal = CAL_CANCEL;
+		k.needs_session = true;
+	} else if (str_eq(message, "deadline-reminder")) {
+		k.needs_deadline = true;
+	} else if (!str_eq(message, "material") && has_session) {
+		k.cal = CAL_REQUEST; /* a manual send about a session */
+	}
+	return k;
+}
+
+/* "invite to anna@example.org (session UID)": names the delivery in errors. */
+static char *describe(const struct message_req *req)
+{
+	const char *to = req->p && req->p->email ? req->p->email : "?";
+
+	if (req->session)
+		return xasprintf("%s to %s (session %s)", req->message, to, req->session->uid);
+	if (req->deadline)
+		return xasprintf("%s to %s (deadline %s)", req->message, to, req->deadline->uid);
+	return xasprintf("%s to %s", req->message, to);
+}
+
+/* --- template variables ------------------------------------------------ */
+
+static void set_clean(struct tpl_vars *v, const char *name, const char *value, unsigned flags)
+{
+	char *c = mime_sanitize(value, flags);
+
+	tpl_vars_set(v, name, c);
+	free(c);
+}
+
+static void set_owned(struct tpl_vars *v, const char *name, char *value)
+{
+	tpl_vars_set(v, name, value);
+	free(value);
+}
+
+/* The session's place, from 1, among the sessions that take place: also
+ * right for a cancelled or removed session. */
+static int session_number(const struct calendar *cal, const struct session *s)
+{
+	int n = 1;
+
+	for (size_t i = 0; cal && i < cal->n_sessions; i++) {
+		const struct session *o = &cal->sessions[i];
+
+		if (!o->cancelled && o->start < s->start && !str_eq(o->uid, s->uid))
+			n++;
+	}
+	return n;
+}
+
+static void set_session(struct tpl_vars *v, const char *lang, const struct session *s, int number)
+{
+	set_clean(v, "session.title", s->summary, 0);
+	set_owned(v, "session.when", datefmt_range(lang, s->start, s->end));
+	set_owned(v, "session.date", datefmt_date(lang, s->start));
+	set_owned(v, "session.start", datefmt_time(lang, s->start));
+	set_owned(v, "session.end", datefmt_time(lang, s->end));
+	set_clean(v, "session.location", s->location, 0);
+	set_clean(v, "session.description", s->description, MIME_KEEP_NEWLINES);
+	set_owned(v, "session.number", xasprintf("%d", number));
+}
+
+static void set_deadline(struct tpl_vars *v, const char *lang, const struct deadline *d)
+{
+	/* A date-only deadline passes at the end of its day: name that day. */
+	time_t day = d->date_only ? d->due - 1 : d->due;
+
+	set_clean(v, "deadline.title", d->summary, 0);
+	set_owned(v, "deadline.when", d->date_only ? datefmt_date(lang, day) : datefmt_when(lang, day));
+	set_owned(v, "deadline.date", datefmt_date(lang, day));
+	set_clean(v, "deadline.description", d->description, MIME_KEEP_NEWLINES);
+}
+
+static const char *contact_email(const struct config *cfg)
+{
+	return !str_empty(cfg->reply_to) ? cfg->reply_to : cfg->organizer_email;
+}
+
+static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
+				  const struct message_req *req, const char *lang,
+				  char *const *names, size_t n_names)
+{
+	struct tpl_vars *v = tpl_vars_new();
+	char *display, *addr;
+	int number = 1;
+
+	set_clean(v, "participant.name", req->p->name, MIME_NAME);
+	set_clean(v, "participant.email", req->p->email, 0);
+	set_clean(v, "participant.organisation", req->p->organisation, 0);
+	set_clean(v, "participant.role", req->p->role, 0);
+	set_clean(v, "programme.name", cfg->name, 0);
+	set_clean(v, "organizer.name", cfg->organizer_name, 0);
+	set_clean(v, "organizer.email", cfg->organizer_email, 0);
+	if (mime_split_address(contact_email(cfg), &display, &addr)) {
+		tpl_vars_set(v, "contact.email", addr);
+		free(display);
+		free(addr);
+	}
+	for (size_t i = 0; cal && i < cal->n_sessions; i++)
+		if (!cal->sessions[i].cancelled)
+			set_session(tpl_vars_item(v, "sessions"), lang, &cal->sessions[i], number++);
+	if (req->session)
+		set_session(v, lang, req->session, session_number(cal, req->session));
+	if (req->deadline)
+		set_deadline(v, lang, req->deadline);
+	for (size_t i = 0; i < n_names; i++)
+		set_clean(tpl_vars_item(v, "attachments"), "attachment.name", names[i], 0);
+	return v;
+}
+
+/* --- attachments --------------------------------------------------------- */
+
+struct files {
+	char **names, **data;
+	size_t *sizes, n, cap;
+};
+
+static void files_free(struct files *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->names[i]);
+		free(f->data[i]);
+	}
+	free(f->names);
+	free(f->data);
+	free(f->sizes);
+}
+
+/* Relative paths are relative to the directory of the configuration file. */
+static char *resolve(const struct config *cfg, const char *path)
+{
+	char *copy, *dir, *full;
+
+	if (path[0] == '/' || str_empty(cfg->path))
+		return xstrdup(path);
+	copy = xstrdup(cfg->path);
+	dir = dirname(copy);
+	full = xasprintf("%s/%s", dir, path);
+	free(copy);
+	return full;
+}
+
+static bool add_file(struct files *f, const char *path, const char *what, struct errlist *errs)
+{
+	size_t cap = f->cap, len = 0;
+	char *data = read_file(path, &len);
+	const char *slash = strrchr(path, '/');
+
+	if (!data) {
+		errlist_add(errs, "%s: attachment %s: %s", what, path, strerror(errno));
+		return false;
+	}
+	f->names = xgrow(f->names, &cap, f->n, sizeof(*f->names));
+	cap = f->cap;
+	f->data = xgrow(f->data, &cap, f->n, sizeof(*f->data));
+	f->sizes = xgrow(f->sizes, &f->cap, f->n, sizeof(*f->sizes));
+	f->names[f->n] = xstrdup(slash ? slash + 1 : path);
+	f->data[f->n] = data;
+	f->sizes[f->n++] = len;
+	return true;
+}
+
+/* Every file of reg's rows for this participant and message, or false
+ * (naming each file that failed) so that no partial mail goes out. */
+static bool load_files(const struct config *cfg, const struct registrations *reg,
+		       const struct message_req *req, const char *what, struct files *f,
+		       struct errlist *errs)
+{
+	bool ok = true;
+
+	for (size_t i = 0; reg && i < reg->n_attachments; i++) {
+		const struct attachment *a = &reg->attachments[i];
+		char *path;
+
+		if (!str_caseeq(a->email, req->p->email) || !str_eq(a->message, req->message))
+			continue;
+		path = resolve(cfg, a->path);
+		ok = add_file(f, path, what, errs) && ok;
+		free(path);
+	}
+	return ok;
+}
+
+/* --- assembly ------------------------------------------------------------ */
+
+static struct mime_part *text_body(const char *text, const char *html)
+{
+	struct mime_part *plain = mime_leaf("text/plain; charset=UTF-8", NULL, text, strlen(text),
+					    MIME_QUOTED_PRINTABLE);
+	struct mime_part *alt;
+
+	if (!html)
+		return plain;
+	alt = mime_multipart("alternative");
+	mime_add(alt, plain);
+	mime_add(alt, mime_leaf("text/html; charset=UTF-8", NULL, html, strlen(html),
+				MIME_QUOTED_PRINTABLE));
+	return alt;
+}
+
+static void add_files(struct mime_part *mixed, const struct files *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		char *ascii = mime_ascii_filename(f->names[i]);
+		char *type = xasprintf("%s; name=\"%s\"", mime_type_for_name(f->names[i]), ascii);
+		char *disp = mime_disposition(f->names[i]);
+
+		mime_add(mixed, mime_leaf(type, disp, f->data[i], f->sizes[i], MIME_BASE64));
+		free(ascii);
+		free(type);
+		free(disp);
+	}
+}
+
+/* M1: mixed { alternative { plain, html?, calendar }, invite.ics, files }.
+ * Both calendar parts are base64 of the same bytes. */
+static struct mime_part *structure(const char *text, const char *html, const char *ics,
+				   enum calpart cal, const struct files *f)
+{
+	struct mime_part *body = text_body(text, html), *mixed, *alt;
+	char *type;
+
+	if (cal == CAL_NONE && f->n == 0)
+		return body;
+	mixed = mime_multipart("mixed");
+	if (cal == CAL_NONE) {
+		mime_add(mixed, body);
+	} else {
+		if (html) {
+			alt = body;
+		} else {
+			alt = mime_multipart("alternative");
+			mime_add(alt, body);
+		}
+		type = xasprintf("text/calendar; charset=UTF-8; method=%s",
+				 ical_method_name(cal == CAL_CANCEL ? ICAL_KIND_CANCEL : ICAL_KIND_REQUEST));
+		mime_add(alt, mime_leaf(type, NULL, ics, strlen(ics), MIME_BASE64));
+		free(type);
+		mime_add(mixed, alt);
+		mime_add(mixed, mime_leaf("application/ics; name=\"invite.ics\"",
+					  "attachment; filename=\"invite.ics\"", ics, strlen(ics),
+					  MIME_BASE64));
+	}
+	add_files(mixed, f);
+	return mixed;
+}
+
+static void sender(const struct config *cfg, char **display, char **addr)
+{
+	if (mime_split_address(cfg->from, display, addr))
+		return;
+	*display = xstrdup(cfg->organizer_name ? cfg->organizer_name : "");
+	*addr = xstrdup(cfg->organizer_email ? cfg->organizer_email : "");
+}
+
+static void headers(struct strbuf *sb, const struct config *cfg, const struct message_req *req,
+		    const char *subject)
+{
+	char *display, *addr, *id;
+
+	sender(cfg, &display, &addr);
+	mime_header_mailbox(sb, "From", display, addr);
+	free(display);
+	free(addr);
+	mime_header_mailbox(sb, "To", req->p->name, req->p->email);
+	if (mime_split_address(cfg->reply_to, &display, &addr)) {
+		mime_header_mailbox(sb, "Reply-To", display, addr);
+		free(display);
+		free(addr);
+	}
+	mime_header_text(sb, "Subject", subject);
+	mime_header_date(sb, req->now);
+	id = message_id(cfg, req->key);
+	sb_addf(sb, "Message-ID: %s\r\n", id);
+	free(id);
+	sb_add(sb, "MIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
+}
+
+static char *calendar_text(const struct config *cfg, const struct message_req *req,
+			   enum calpart cal)
+{
+	struct ical_req r = {
+		.method = cal == CAL_CANCEL ? ICAL_KIND_CANCEL : ICAL_KIND_REQUEST,
+		.session = req->session,
+		.sequence = req->sequence,
+		.organizer_name = cfg->organizer_name,
+		.organizer_email = cfg->organizer_email,
+		.attendee_name = req->p->name,
+		.attendee_email = req->p->email,
+		.now = req->now,
+	};
+
+	return ical_build(&r);
+}
+
+/* Checks what the message kind needs before anything is built. */
+static bool check_req(const struct config *cfg, const struct templates *tpl,
+		      const struct message_req *req, struct kind k, const char *lang,
+		      const char *what, struct errlist *errs)
+{
+	if (k.needs_session && !req->session) {
+		errlist_add(errs, "%s: message %s needs a session", what, req->message);
+		return false;
+	}
+	if (k.needs_deadline && !req->deadline) {
+		errlist_add(errs, "%s: message %s needs a deadline", what, req->message);
+		return false;
+	}
+	if (k.cal != CAL_NONE && str_caseeq(req->p->email, cfg->organizer_email)) {
+		errlist_add(errs, "%s: the recipient is the organizer (INTEROP I11)", what);
+		return false;
+	}
+	if (!tpl || !tpl_has(tpl, lang, cfg->language, req->message)) {
+		errlist_add(errs, "%s: no template %s for language %s or %s", what, req->message, lang,
+			    cfg->language ? cfg->language : "-");
+		return false;
+	}
+	return true;
+}
+
+static bool render(const struct templates *tpl, const struct config *cfg, const char *lang,
+		   const struct message_req *req, const struct tpl_vars *v, char **subject,
+		   char **text, char **html, const char *what, struct errlist *errs)
+{
+	struct errlist e = {0};
+	bool ok;
+
+	*subject = *text = *html = NULL;
+	ok = tpl_render(tpl, lang, cfg->language, req->message, v, subject, text, html, &e);
+	for (size_t i = 0; i < e.n; i++)
+		errlist_add(errs, "%s: %s", what, e.items[i]);
+	if (!ok && e.n == 0)
+		errlist_add(errs, "%s: template %s did not render", what, req->message);
+	errlist_free(&e);
+	return ok;
+}
+
+char *message_build(const struct config *cfg, const struct calendar *cal,
+		    const struct registrations *reg, const struct templates *tpl,
+		    const struct message_req *req, size_t *len, struct errlist *errs)
+{
+	struct kind k = kind_of(req->message, req->session != NULL);
+	const char *lang = !str_empty(req->p->language) ? req->p->language : cfg->language;
+	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics = NULL;
+	struct files f = {0};
+	struct tpl_vars *v = NULL;
+	struct strbuf sb;
+	struct mime_part *root;
+	char *out = NULL;
+
+	if (!check_req(cfg, tpl, req, k, lang, what, errs) ||
+	    !load_files(cfg, reg, req, what, &f, errs))
+		goto done;
+	v = make_vars(cfg, cal, req, lang, f.names, f.n);
+	if (!render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
+		goto done;
+	if (k.cal != CAL_NONE)
+		ics = calendar_text(cfg, req, k.cal);
+	root = structure(text, html, ics, k.cal, &f);
+	sb_init(&sb);
+	headers(&sb, cfg, req, subject);
+	mime_write(&sb, root, req->key);
+	sb_add(&sb, "\r\n");
+	mime_free(root);
+	if (len)
+		*len = sb.len;
+	out = sb_take(&sb);
+done:
+	tpl_vars_free(v);
+	files_free(&f);
+	free(what);
+	free(subject);
+	free(text);
+	free(html);
+	free(ics);
+	return out;
+}
+
+char *message_id(const struct config *cfg, const char *key)
+{
+	const char *at = cfg->organizer_email ? strrchr(cfg->organizer_email, '@') : NULL;
+	struct strbuf dom;
+	char hash[33], *id;
+
+	hash_hex(key ? key : "", key ? strlen(key) : 0, hash);
+	sb_init(&dom);
+	for (const char *p = at ? at + 1 : ""; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '.' || *p == '-')
+			sb_addc(&dom, *p);
+	if (dom.len == 0)
+		sb_add(&dom, "localhost");
+	id = xasprintf("<%s@%s>", hash, dom.buf);
+	sb_free(&dom);
+	return id;
+}

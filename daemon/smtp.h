@@ -1,0 +1,30 @@
+/* smtp.h: one SMTP client connection through libcurl, internal to the
+ * transport (transport.c dispatches to it when [smtp] url is set). */
+#ifndef KALLAD_SMTP_H
+#define KALLAD_SMTP_H
+
+#include "config.h"
+#include "transport.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct smtp;
+
+/* Sets up one reusable libcurl handle for cfg's server. password (may be
+ * NULL: no AUTH) is copied by libcurl. The environment variable KALLAD_SMTP_CAINFO,
+ * when set, names a CA bundle used instead of the system's (for tests and
+ * private CAs). NULL with errs on a bad URL or from address. */
+struct smtp *smtp_open(const struct config *cfg, const char *password, struct errlist *errs);
+/* One transaction: MAIL FROM, one RCPT TO, DATA with msg (strict CRLF).
+ * *detail (never NULL afterwards, caller frees) gets the server's last reply
+ * and the command it answered, or what went wrong locally. */
+enum send_result smtp_send(struct smtp *s, const char *rcpt, const char *msg, size_t len,
+			   char **detail);
+/* True if the last transaction failed with 421, 451, 452 or rate-limit words. */
+bool smtp_should_slow(const struct smtp *s);
+/* Sends QUIT on an open connection, frees everything, NULL is fine. */
+void smtp_close(struct smtp *s);
+
+#endif

@@ -1,0 +1,565 @@
+/* state.c: kallad's own database (SPEC §1.4, §3).
+ *
+ * SQLite in WAL mode with synchronous=FULL: a committed "sent" must
+ * survive a power cut, or the exactly-once promise is a guess. The ledger
+ * is shared by the daemon and manual sends, so every claim is a single
+ * conditional statement that SQLite serialises across processes. Errors
+ * are logged and answered with the safe value (nothing claimed, nothing
+ * known) rather than a crash. */
+#include "state.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How long to wait for another kallad process holding the database. */
+static const int state_busy_timeout_ms = 10000;
+
+/* Migrations, in order: step i takes the schema from version i to i + 1.
+ * Never edit a shipped step; append a new one. */
+static const char *const migrations[] = {
+	/* 1: the first schema */
+	"CREATE TABLE known(kind TEXT NOT NULL, id TEXT NOT NULL, first_seen INTEGER NOT NULL,"
+	" PRIMARY KEY(kind, id));"
+	"CREATE TABLE sessions(uid TEXT PRIMARY KEY, sequence INTEGER NOT NULL DEFAULT 0,"
+	" start TEXT, \"end\" TEXT, location TEXT, status TEXT, summary TEXT, description TEXT);"
+	"CREATE TABLE participants_seen(email TEXT PRIMARY KEY COLLATE NOCASE, status TEXT,"
+	" updated_at INTEGER);"
+	"CREATE TABLE deliveries(key TEXT PRIMARY KEY, message TEXT NOT NULL, email TEXT NOT NULL,"
+	" target TEXT, rule TEXT, state INTEGER NOT NULL, due INTEGER, updated INTEGER NOT NULL,"
+	" next_attempt INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+	" message_id TEXT, detail TEXT, owner_pid INTEGER);"
+	"CREATE INDEX deliveries_state ON deliveries(state, updated);",
+};
+
+/* Every statement kallad runs, prepared once per handle. */
+enum query {
+	Q_KNOWN_GET,
+	Q_KNOWN_PUT,
+	Q_SEQ_GET,
+	Q_SEQ_PUT,
+	Q_GET,
+	Q_CLAIM,
+	Q_MARK,
+	Q_SKIP,
+	Q_EACH,
+	Q_COUNTS,
+	Q_RETRY,
+	Q_N
+};
+
+#define ROW_COLUMNS                                                                       \
+	"key, message, email, target, rule, state, due, updated, next_attempt, attempts," \
+	" message_id, detail"
+
+static const char *const query_sql[Q_N] = {
+	[Q_KNOWN_GET] = "SELECT first_seen FROM known WHERE kind = ?1 AND id = ?2",
+	[Q_KNOWN_PUT] = "INSERT OR IGNORE INTO known(kind, id, first_seen) VALUES(?1, ?2, ?3)",
+	[Q_SEQ_GET] = "SELECT sequence FROM sessions WHERE uid = ?1",
+	/* SEQUENCE never goes down: clients ignore an update with a lower one. */
+	[Q_SEQ_PUT] = "INSERT INTO sessions(uid, sequence) VALUES(?1, ?2) ON CONFLICT(uid)"
+		      " DO UPDATE SET sequence = max(sequence, excluded.sequence)",
+	[Q_GET] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE key = ?1",
+	/* The claim: one statement, so SQLite's write lock makes it atomic
+	 * across processes; sqlite3_changes() says whether it took. An
+	 * existing row keeps its Message-ID so a resend is recognisable. */
+	[Q_CLAIM] = "INSERT INTO deliveries(key, message, email, target, rule, state, due,"
+		    " updated, next_attempt, attempts, message_id, detail, owner_pid)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9)"
+		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
+		    " owner_pid = excluded.owner_pid,"
+		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
+		    " WHERE deliveries.state = 2"
+		    " OR (deliveries.state = 0 AND deliveries.updated < ?7 - ?10)"
+		    " OR (deliveries.state = 3 AND deliveries.next_attempt <= ?7)",
+	/* A send's outcome (leaving CLAIMED) counts as an attempt. */
+	[Q_MARK] = "UPDATE deliveries SET attempts = attempts +"
+		   " (state = 0 AND ?2 IN (1, 2, 3, 4)), state = ?2, detail = ?3,"
+		   " next_attempt = ?4, updated = ?5, owner_pid = NULL WHERE key = ?1",
+	[Q_SKIP] = "INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
+		   " next_attempt, attempts, message_id, detail)"
+		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9)"
+		   " ON CONFLICT(key) DO NOTHING",
+	[Q_EACH] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE ?1 < 0 OR state = ?1"
+		   " ORDER BY updated, rowid",
+	[Q_COUNTS] = "SELECT state, count(*) FROM deliveries GROUP BY state",
+	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
+		    " WHERE state = 4",
+};
+
+struct state {
+	sqlite3 *db;
+	char *path;
+	bool readonly;
+	sqlite3_stmt *stmts[Q_N];
+};
+
+static const char *const dstate_names[] = {"claimed", "sent",	"unknown",
+					   "transient", "failed", "skipped"};
+
+const char *state_name(enum dstate s)
+{
+	return (unsigned)s < ARRAY_SIZE(dstate_names) ? dstate_names[s] : "?";
+}
+
+static void sql_log(struct state *st, const char *what)
+{
+	log_error("%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+}
+
+/* The prepared statement for q, reset and unbound; NULL (logged) on error. */
+static sqlite3_stmt *query(struct state *st, enum query q)
+{
+	sqlite3_stmt **s = &st->stmts[q];
+
+	if (!*s && sqlite3_prepare_v3(st->db, query_sql[q], -1, SQLITE_PREPARE_PERSISTENT, s,
+				      NULL) != SQLITE_OK) {
+		sql_log(st, "preparing a statement");
+		*s = NULL;
+		return NULL;
+	}
+	sqlite3_reset(*s);
+	sqlite3_clear_bindings(*s);
+	return *s;
+}
+
+/* Steps a statement that returns no rows; false (logged) on error. */
+static bool run(struct state *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+
+	if (!ok)
+		sql_log(st, what);
+	sqlite3_reset(s);
+	return ok;
+}
+
+static bool exec(struct state *st, const char *sql, struct errlist *errs)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return true;
+	if (errs)
+		errlist_add(errs, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+	else
+		log_error("%s: %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
+	sqlite3_free(msg);
+	return false;
+}
+
+static int user_version(struct state *st)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* One migration step in its own transaction. The version is read again
+ * under the write lock: another process may have migrated meanwhile. */
+static bool migrate_step(struct state *st, int to, struct errlist *errs)
+{
+	char *bump;
+	bool ok;
+
+	if (!exec(st, "BEGIN IMMEDIATE", errs))
+		return false;
+	if (user_version(st) >= to)
+		return exec(st, "COMMIT", errs);
+	bump = xasprintf("PRAGMA user_version = %d", to);
+	ok = exec(st, migrations[to - 1], errs) && exec(st, bump, errs) && exec(st, "COMMIT", errs);
+	free(bump);
+	if (!ok) {
+		errlist_add(errs, "%s: migrating the schema to version %d failed", st->path, to);
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	return ok;
+}
+
+static bool migrate(struct state *st, struct errlist *errs)
+{
+	int latest = (int)ARRAY_SIZE(migrations), v = user_version(st);
+
+	if (v < 0) {
+		errlist_add(errs, "%s: %s", st->path, sqlite3_errmsg(st->db));
+		return false;
+	}
+	if (v > latest) {
+		errlist_add(errs, "%s: schema version %d is newer than this kallad knows (%d)",
+			    st->path, v, latest);
+		return false;
+	}
+	if (v < latest && st->readonly) {
+		errlist_add(errs, "%s: schema version %d is older than this kallad's %d; run kallad "
+			    "once without a read-only mode to migrate it", st->path, v, latest);
+		return false;
+	}
+	for (int to = v + 1; to <= latest; to++)
+		if (!migrate_step(st, to, errs))
+			return false;
+	return true;
+}
+
+/* mkdir -p for the directory holding path, each new level 0750. */
+static bool make_parent(const char *path, struct errlist *errs)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	bool ok = true;
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		for (char *p = dir + 1; ok; p++) {
+			if (*p != '/' && *p != '\0')
+				continue;
+			char c = *p;
+			*p = '\0';
+			if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+				errlist_add(errs, "%s: cannot create directory %s: %s", path, dir,
+					    strerror(errno));
+				ok = false;
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(dir);
+	return ok;
+}
+
+/* WAL so readers (--plan, --status) never block the daemon; FULL so a
+ * committed transaction survives a power cut. */
+static bool configure(struct state *st, struct errlist *errs)
+{
+	sqlite3_stmt *s;
+	bool wal = false;
+
+	sqlite3_busy_timeout(st->db, state_busy_timeout_ms);
+	if (st->readonly)
+		return exec(st, "PRAGMA query_only = ON", errs);
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+		sqlite3_finalize(s);
+	}
+	if (!wal) {
+		errlist_add(errs, "%s: cannot switch to WAL mode: %s", st->path,
+			    sqlite3_errmsg(st->db));
+		return false;
+	}
+	return exec(st, "PRAGMA synchronous = FULL", errs);
+}
+
+struct state *state_open(const char *path, bool readonly, struct errlist *errs)
+{
+	struct state *st = xcalloc(1, sizeof(*st));
+	struct stat sb;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	const char *file = path;
+
+	st->path = xstrdup(path);
+	st->readonly = readonly;
+	if (readonly && stat(path, &sb) < 0 && errno == ENOENT) {
+		/* Nothing recorded yet: an empty state answers every question. */
+		file = ":memory:";
+		flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
+		st->readonly = false;
+	} else if (!readonly && !make_parent(path, errs)) {
+		state_close(st);
+		return NULL;
+	}
+	if (sqlite3_open_v2(file, &st->db, flags, NULL) != SQLITE_OK) {
+		errlist_add(errs, "%s: cannot open the state database: %s", path,
+			    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		state_close(st);
+		return NULL;
+	}
+	if ((file == path && !configure(st, errs)) || !migrate(st, errs)) {
+		state_close(st);
+		return NULL;
+	}
+	return st;
+}
+
+void state_close(struct state *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < Q_N; i++)
+		sqlite3_finalize(st->stmts[i]);
+	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
+		log_error("%s: closing: %s", st->path, sqlite3_errmsg(st->db));
+	free(st->path);
+	free(st);
+}
+
+int state_schema_version(struct state *st)
+{
+	return st ? user_version(st) : -1;
+}
+
+bool state_begin(struct state *st)
+{
+	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+}
+
+bool state_commit(struct state *st)
+{
+	return exec(st, "COMMIT", NULL);
+}
+
+void state_rollback(struct state *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		exec(st, "ROLLBACK", NULL);
+}
+
+/* Binds a time; 0 means "none" in the structs but is a real value here. */
+static void bind_time(sqlite3_stmt *s, int i, time_t t)
+{
+	sqlite3_bind_int64(s, i, (sqlite3_int64)t);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+time_t state_known_since(struct state *st, const char *kind, const char *id, time_t now)
+{
+	sqlite3_stmt *s = query(st, Q_KNOWN_GET);
+	time_t t = now;
+	int rc;
+
+	if (!s)
+		return now;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		t = (time_t)sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE)
+		sql_log(st, "reading when a thing was first known");
+	sqlite3_reset(s);
+	return t;
+}
+
+void state_note_known(struct state *st, const char *kind, const char *id, time_t now)
+{
+	sqlite3_stmt *s = query(st, Q_KNOWN_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, id);
+	bind_time(s, 3, now);
+	run(st, s, "recording when a thing was first known");
+}
+
+int state_session_sequence(struct state *st, const char *uid, int file_seq)
+{
+	sqlite3_stmt *s = query(st, Q_SEQ_GET);
+	int seq = file_seq, rc;
+
+	if (!s)
+		return file_seq;
+	bind_text(s, 1, uid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_int(s, 0) > file_seq)
+		seq = sqlite3_column_int(s, 0);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		sql_log(st, "reading a session's SEQUENCE");
+	sqlite3_reset(s);
+	return seq;
+}
+
+void state_set_session_sequence(struct state *st, const char *uid, int seq)
+{
+	sqlite3_stmt *s = query(st, Q_SEQ_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, uid);
+	sqlite3_bind_int(s, 2, seq);
+	run(st, s, "storing a session's SEQUENCE");
+}
+
+static char *column_dup(sqlite3_stmt *s, int i)
+{
+	return xstrdup((const char *)sqlite3_column_text(s, i));
+}
+
+/* Fills row from the ROW_COLUMNS of the current result row. */
+static void row_fill(sqlite3_stmt *s, struct delivery_row *row)
+{
+	row->key = column_dup(s, 0);
+	row->message = column_dup(s, 1);
+	row->email = column_dup(s, 2);
+	row->target = column_dup(s, 3);
+	row->rule = column_dup(s, 4);
+	row->state = (enum dstate)sqlite3_column_int(s, 5);
+	row->due = (time_t)sqlite3_column_int64(s, 6);
+	row->updated = (time_t)sqlite3_column_int64(s, 7);
+	row->next_attempt = (time_t)sqlite3_column_int64(s, 8);
+	row->attempts = sqlite3_column_int(s, 9);
+	row->message_id = column_dup(s, 10);
+	row->detail = column_dup(s, 11);
+}
+
+bool state_delivery_get(struct state *st, const char *key, struct delivery_row *row)
+{
+	sqlite3_stmt *s = query(st, Q_GET);
+	bool found = false;
+	int rc;
+
+	memset(row, 0, sizeof(*row));
+	if (!s)
+		return false;
+	bind_text(s, 1, key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		row_fill(s, row);
+		found = true;
+	} else if (rc != SQLITE_DONE) {
+		sql_log(st, "reading a delivery");
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_row_free(struct delivery_row *row)
+{
+	if (!row)
+		return;
+	free(row->key);
+	free(row->message);
+	free(row->email);
+	free(row->target);
+	free(row->rule);
+	free(row->message_id);
+	free(row->detail);
+	memset(row, 0, sizeof(*row));
+}
+
+/* Binds key, message, email, target, rule and due as ?1..?6. */
+static void bind_row(sqlite3_stmt *s, const struct delivery_row *row)
+{
+	bind_text(s, 1, row->key);
+	bind_text(s, 2, row->message);
+	bind_text(s, 3, row->email);
+	bind_text(s, 4, row->target);
+	bind_text(s, 5, row->rule);
+	bind_time(s, 6, row->due);
+}
+
+bool state_delivery_claim(struct state *st, const struct delivery_row *row, time_t now,
+			  int stale_after)
+{
+	sqlite3_stmt *s = query(st, Q_CLAIM);
+
+	if (!s || st->readonly || !row->key)
+		return false;
+	bind_row(s, row);
+	bind_time(s, 7, now);
+	bind_text(s, 8, row->message_id);
+	sqlite3_bind_int64(s, 9, (sqlite3_int64)getpid());
+	sqlite3_bind_int64(s, 10, stale_after);
+	if (!run(st, s, "claiming a delivery"))
+		return false;
+	return sqlite3_changes(st->db) == 1;
+}
+
+void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
+			 time_t next_attempt, time_t now)
+{
+	sqlite3_stmt *q = query(st, Q_MARK);
+
+	if (!q || st->readonly)
+		return;
+	bind_text(q, 1, key);
+	sqlite3_bind_int(q, 2, (int)s);
+	bind_text(q, 3, detail);
+	bind_time(q, 4, next_attempt);
+	bind_time(q, 5, now);
+	if (run(st, q, "recording a delivery's outcome") && sqlite3_changes(st->db) == 0)
+		log_error("%s: recording a delivery's outcome: no delivery %s", st->path, key);
+}
+
+void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
+			 time_t now)
+{
+	sqlite3_stmt *s = query(st, Q_SKIP);
+
+	if (!s || st->readonly || !row->key)
+		return;
+	bind_row(s, row);
+	bind_time(s, 7, now);
+	bind_text(s, 8, row->message_id);
+	bind_text(s, 9, reason);
+	run(st, s, "recording a skipped delivery");
+}
+
+void state_delivery_each(struct state *st, int s, void (*fn)(const struct delivery_row *, void *),
+			 void *arg)
+{
+	/* Its own statement: fn may call back into the state. */
+	sqlite3_stmt *q;
+	struct delivery_row row;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, query_sql[Q_EACH], -1, &q, NULL) != SQLITE_OK) {
+		sql_log(st, "listing deliveries");
+		return;
+	}
+	sqlite3_bind_int(q, 1, s);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		row_fill(q, &row);
+		fn(&row, arg);
+		state_row_free(&row);
+	}
+	if (rc != SQLITE_DONE)
+		sql_log(st, "listing deliveries");
+	sqlite3_finalize(q);
+}
+
+void state_delivery_counts(struct state *st, long counts[6])
+{
+	sqlite3_stmt *s = query(st, Q_COUNTS);
+	int rc;
+
+	memset(counts, 0, 6 * sizeof(*counts));
+	if (!s)
+		return;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int i = sqlite3_column_int(s, 0);
+		if (i >= 0 && i < 6)
+			counts[i] = (long)sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE)
+		sql_log(st, "counting deliveries");
+	sqlite3_reset(s);
+}
+
+long state_retry_failed(struct state *st, time_t now)
+{
+	sqlite3_stmt *s = query(st, Q_RETRY);
+
+	if (!s || st->readonly)
+		return 0;
+	bind_time(s, 1, now);
+	if (!run(st, s, "queueing failed deliveries again"))
+		return 0;
+	return (long)sqlite3_changes(st->db);
+}

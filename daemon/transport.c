@@ -1,0 +1,180 @@
+/* transport.c: picks SMTP or the outbox, reads the SMTP password, and
+ * refuses recipients that could not be sent safely to either. */
+#include "transport.h"
+
+#include "outbox.h"
+#include "smtp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct transport {
+	struct smtp *smtp;     /* exactly one of these two is set */
+	struct outbox *outbox;
+};
+
+/* Opens and reads a password file. Files a user names must be private:
+ * mode & 077 means others on the machine can read (or swap) the secret.
+ * systemd's credential files are trusted as they are. */
+static char *transport_read_secret(const char *path, bool check_mode, struct errlist *errs)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	struct strbuf sb;
+	char chunk[512];
+	ssize_t n;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		errlist_add(errs, "[smtp] password: %s: cannot read: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (check_mode && (st.st_mode & 077)) {
+		errlist_add(errs,
+			    "[smtp] password: %s: refused: the file is open to group or others "
+			    "(mode %04o); make it private with: chmod 600 %s",
+			    path, (unsigned)(st.st_mode & 07777), path);
+		close(fd);
+		return NULL;
+	}
+	sb_init(&sb);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		sb_addn(&sb, chunk, (size_t)n);
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	if (n < 0) {
+		errlist_add(errs, "[smtp] password: %s: cannot read: %s", path, strerror(errno));
+		explicit_bzero(sb.buf, sb.len);
+		sb_free(&sb);
+		return NULL;
+	}
+	if (sb.len > 0 && sb.buf[sb.len - 1] == '\n')
+		sb.buf[--sb.len] = '\0'; /* editors add one; a password has none */
+	if (sb.len > 0 && sb.buf[sb.len - 1] == '\r')
+		sb.buf[--sb.len] = '\0';
+	return sb_take(&sb);
+}
+
+/* A value with '/' is a file path; else a systemd credential name
+ * (LoadCredential=NAME:...), found in $CREDENTIALS_DIRECTORY. */
+static char *transport_password(const char *value, struct errlist *errs)
+{
+	if (strchr(value, '/'))
+		return transport_read_secret(value, true, errs);
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	if (str_empty(dir)) {
+		errlist_add(errs,
+			    "[smtp] password: %s: a credential name, but CREDENTIALS_DIRECTORY is "
+			    "not set (run under systemd with LoadCredential=%s:FILE, or give a "
+			    "file path)",
+			    value, value);
+		return NULL;
+	}
+	char *path = xasprintf("%s/%s", dir, value);
+	char *pw = transport_read_secret(path, false, errs);
+	free(path);
+	return pw;
+}
+
+static void transport_free_secret(char *pw)
+{
+	if (pw)
+		explicit_bzero(pw, strlen(pw));
+	free(pw);
+}
+
+static struct transport *transport_open_smtp(const struct config *cfg, struct errlist *errs)
+{
+	char *pw = NULL;
+
+	if (!str_empty(cfg->smtp_password)) {
+		pw = transport_password(cfg->smtp_password, errs);
+		if (!pw)
+			return NULL;
+	}
+	struct smtp *s = smtp_open(cfg, pw, errs);
+	transport_free_secret(pw);
+	if (!s)
+		return NULL;
+	struct transport *t = xcalloc(1, sizeof(*t));
+	t->smtp = s;
+	return t;
+}
+
+struct transport *transport_open(const struct config *cfg, struct errlist *errs)
+{
+	if (cfg->smtp_url)
+		return transport_open_smtp(cfg, errs);
+	if (str_empty(cfg->state)) {
+		errlist_add(errs, "[programme] state: unset, so there is no place for the outbox");
+		return NULL;
+	}
+	char *dir = outbox_dir(cfg->state);
+	struct outbox *o = outbox_open(dir, errs);
+	free(dir);
+	if (!o)
+		return NULL;
+	struct transport *t = xcalloc(1, sizeof(*t));
+	t->outbox = o;
+	return t;
+}
+
+/* Whatever reaches RCPT TO must be one plain address: no controls (command
+ * injection), no spaces or angle brackets (another parameter). */
+static bool transport_rcpt_ok(const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+
+	if (!at || at == rcpt || at[1] == '\0')
+		return false;
+	for (const unsigned char *c = (const unsigned char *)rcpt; *c; c++)
+		if (*c <= ' ' || *c == 0x7f || *c == '<' || *c == '>')
+			return false;
+	return true;
+}
+
+enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
+				size_t len, char **detail)
+{
+	if (!rcpt || !transport_rcpt_ok(rcpt)) {
+		*detail = xasprintf("invalid recipient address \"%s\"", rcpt ? rcpt : "");
+		return SEND_PERMANENT;
+	}
+	if (t->smtp)
+		return smtp_send(t->smtp, rcpt, msg, len, detail);
+	return outbox_send(t->outbox, msg, len, detail);
+}
+
+bool transport_should_slow(const struct transport *t)
+{
+	return t->smtp && smtp_should_slow(t->smtp);
+}
+
+void transport_close(struct transport *t)
+{
+	if (!t)
+		return;
+	smtp_close(t->smtp);
+	outbox_close(t->outbox);
+	free(t);
+}
+
+const char *transport_result_name(enum send_result r)
+{
+	switch (r) {
+	case SEND_OK:
+		return "ok";
+	case SEND_TRANSIENT:
+		return "transient";
+	case SEND_PERMANENT:
+		return "permanent";
+	case SEND_UNKNOWN:
+		return "unknown";
+	}
+	return "?";
+}

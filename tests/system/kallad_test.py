@@ -1,0 +1,150 @@
+"""Shared pieces of the system tests: a copy of the example programme in a
+temporary folder, the real kallad binary, real SMTP servers on loopback."""
+
+import email
+import email.policy
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import unittest
+
+SOURCE = os.environ.get("KALLAD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.environ.get("KALLAD_SHARED_DIR", os.path.join(SOURCE, "..", "shared"))
+KALLAD = os.environ.get("KALLAD_BIN", os.path.join(SOURCE, "build", "kallad"))
+CHECK_MESSAGE = os.path.join(SHARED, "tools", "check-message")
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Programme:
+    """The example programme copied to a temporary folder, with its
+    registration database built from the shipped SQL."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "programme")
+        shutil.copytree(os.path.join(SOURCE, "config"), self.dir)
+        self.conf = os.path.join(self.dir, "kallad.conf")
+        self.db = os.path.join(self.dir, "registrations.db")
+        self.state = os.path.join(self.dir, "state", "state.db")
+        self.outbox = os.path.join(self.dir, "state", "outbox", "new")
+        if os.path.exists(self.db):
+            os.unlink(self.db)
+        con = sqlite3.connect(self.db)
+        for f in ("registrations.sql", "participants.sql"):
+            with open(os.path.join(SOURCE, "config", f), encoding="utf-8") as fh:
+                con.executescript(fh.read())
+        con.commit()
+        con.close()
+
+    def sql(self, statement, *args):
+        con = sqlite3.connect(self.db)
+        con.execute(statement, args)
+        con.commit()
+        con.close()
+
+    def edit_conf(self, old, new):
+        with open(self.conf, encoding="utf-8") as f:
+            text = f.read()
+        if old not in text:
+            raise AssertionError(f"{old!r} not in kallad.conf")
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write(text.replace(old, new))
+
+    def append_conf(self, text):
+        with open(self.conf, "a", encoding="utf-8") as f:
+            f.write("\n" + text + "\n")
+
+    def use_smtp(self, port, extra=""):
+        self.append_conf(f"[smtp]\nurl = smtp://127.0.0.1:{port}\ntls = none\n"
+                         f"max-per-minute = 0\ntimeout = 5\n{extra}")
+
+    def run(self, *args, check=None, timeout=120, env=None):
+        cmd = [KALLAD, "--config", self.conf, *args]
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+        if check is not None and p.returncode != check:
+            raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}, not {check}\n"
+                                 f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+        return p
+
+    def outbox_messages(self):
+        if not os.path.isdir(self.outbox):
+            return []
+        return sorted(os.path.join(self.outbox, n) for n in os.listdir(self.outbox))
+
+
+def parse(path_or_bytes):
+    raw = path_or_bytes
+    if isinstance(raw, str):
+        with open(raw, "rb") as f:
+            raw = f.read()
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+def check_messages(testcase, paths):
+    """Runs ../shared/tools/check-message over the files; asserts all pass."""
+    p = subprocess.run([CHECK_MESSAGE, *paths], capture_output=True, text=True)
+    testcase.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+    testcase.assertIn(f"{len(paths)} passed, 0 failed", p.stdout)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a loopback port, dumping each message to a
+    folder (-d), with optional failure injection flags."""
+
+    def __init__(self, tmp, *flags):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(dir=tmp, prefix="sink-")
+        self.proc = subprocess.Popen(
+            [SMTP_SINK, "-u", "root", "-d", os.path.join(self.dir, "%M."), *flags,
+             f"127.0.0.1:{self.port}", "100"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_port(self.port)
+
+    def messages(self):
+        out = []
+        for n in sorted(os.listdir(self.dir)):
+            with open(os.path.join(self.dir, n), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class KalladCase(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="kallad-test-")
+        self.addCleanup(shutil.rmtree, self.tmpdir, True)
+        self.prog = Programme(self.tmpdir)
+
+    def sink(self, *flags):
+        s = SmtpSink(self.tmpdir, *flags)
+        self.addCleanup(s.stop)
+        return s
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,156 @@
+"""The real kallad binary on the example programme: --check, --plan,
+--preview, --once into the outbox, --status, and errors that name the
+file and line."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KalladCase, check_messages, main, parse  # noqa: E402
+
+BEFORE_DEADLINE = "2019-11-20T08:00:00+01:00"
+S1 = "styra-leda-2020-1@example.org"
+S2 = "styra-leda-2020-2@example.org"
+DEADLINE = "anmalan-2020@example.org"
+ANNA = "anna.berglund@gavle.example.se"
+HENRIK = "henrik.dahl@karlstad.example.se"
+KARIN = "karin.hedlund@skane.example.se"
+
+
+def plan_lines(out):
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+class CheckTest(KalladCase):
+    def test_example_is_valid(self):
+        p = self.prog.run("--check", check=0)
+        self.assertIn("3 sessions, 1 deadlines", p.stdout)
+        self.assertIn("10 registered, 2 invited, 1 waitlisted, 1 cancelled", p.stdout)
+        self.assertIn("configuration OK", p.stdout)
+
+    def test_config_errors_name_file_line_key(self):
+        self.prog.edit_conf("to      = registered", "to      = everybody")
+        self.prog.append_conf("[policy]\nbogus = 1")
+        p = self.prog.run("--check", check=78)
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: to: .*everybody")
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: bogus: ")
+        # Every error at once, not only the first.
+        self.assertGreaterEqual(len(p.stderr.strip().splitlines()), 2)
+
+    def test_broken_calendar_names_line(self):
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, encoding="utf-8") as f:
+            text = f.read()
+        # Drop the first session's DTEND.
+        text = re.sub(r"DTEND;TZID=Europe/Stockholm:20200221T130000\r?\n", "", text, count=1)
+        with open(ics, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        p = self.prog.run("--check", check=78)
+        self.assertRegex(p.stderr, r"programme\.ics:\d+: .*DTEND")
+
+    def test_bad_row_is_reported_and_rest_goes_on(self):
+        self.prog.sql("INSERT INTO participants(email, name, status, updated_at) "
+                      "VALUES ('not an address', 'X', 'registered', '2019-11-01 10:00')")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("not an address", p.stderr)
+        self.assertIn("10 registered", p.stdout)
+
+    def test_usage_errors(self):
+        self.assertEqual(self.prog.run("--plan", "--failed").returncode, 64)
+        self.assertEqual(self.prog.run("--bogus").returncode, 64)
+        self.assertEqual(self.prog.run("--now", "yesterday", "--plan").returncode, 64)
+
+
+class PlanTest(KalladCase):
+    def test_plan_before_deadline(self):
+        p = self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
+        lines = plan_lines(p.stdout)
+        self.assertTrue(all(len(line) == 5 for line in lines), lines[:3])
+        # In due order.
+        dues = [line[0] for line in lines]
+        self.assertEqual(dues, sorted(dues))
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, DEADLINE,
+                       "registration-deadline"], lines)
+        self.assertIn(["2019-12-12T09:00:00+01:00", "deadline-reminder", HENRIK, DEADLINE,
+                       "registration-deadline"], lines)
+        self.assertIn(["2020-02-06T09:00:00+01:00", "session-reminder", ANNA, S1,
+                       "session-reminders"], lines)
+        self.assertIn(["2020-02-18T09:00:00+01:00", "session-reminder", ANNA, S1,
+                       "session-reminders"], lines)
+        self.assertIn([BEFORE_DEADLINE, "invite", ANNA, S1, "-"], lines)
+        # Absent from session 2: no reminder for it, unless --all shows why.
+        self.assertNotIn(KARIN, [line[2] for line in lines if line[3] == S2])
+        every = plan_lines(self.prog.run("--plan", "--all", "--now", BEFORE_DEADLINE,
+                                         check=0).stdout)
+        self.assertIn(["skipped:absent", "session-reminder", KARIN, S2, "session-reminders"],
+                      every)
+        # Nobody cancelled is ever planned.
+        self.assertNotIn("helena.strand@gotland.example.se", p.stdout)
+
+    def test_days_limits_the_horizon(self):
+        lines = plan_lines(self.prog.run("--plan", "--days", "10", "--now", BEFORE_DEADLINE,
+                                         check=0).stdout)
+        self.assertTrue(lines)
+        self.assertTrue(all(line[0] < "2019-11-30T09:00:01" for line in lines), lines)
+        self.assertTrue(any(line[1] == "deadline-reminder" for line in lines))
+
+    def test_plan_writes_nothing(self):
+        self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
+        self.assertFalse(os.path.exists(self.prog.state))
+
+
+class SendTest(KalladCase):
+    def test_once_into_outbox_exactly_once(self):
+        p = self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        files = self.prog.outbox_messages()
+        # One invite per registered participant per session they attend.
+        self.assertEqual(len(files), 10 * 3 - 2, p.stderr)
+        check_messages(self, files)
+        invites = [parse(f) for f in files]
+        subjects = {str(m["Subject"]) for m in invites}
+        self.assertTrue(any("Leda samhällsutveckling" in s for s in subjects), subjects)
+        self.assertEqual(self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0).returncode, 0)
+        self.assertEqual(len(self.prog.outbox_messages()), len(files))
+        status = self.prog.run("--status", check=0).stdout
+        self.assertIn("sent\t28", status)
+
+    def test_reminders_fall_due(self):
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        before = set(self.prog.outbox_messages())
+        self.prog.run("--once", "--now", "2019-11-29T09:00:30+01:00", check=0)
+        new = [parse(f) for f in set(self.prog.outbox_messages()) - before]
+        self.assertEqual(sorted(str(m["To"].addresses[0].addr_spec) for m in new),
+                         sorted([HENRIK, "ingrid.wallin@regiondalarna.example.se"]))
+
+    def test_preview_every_message(self):
+        out = os.path.join(self.tmpdir, "preview")
+        os.mkdir(out)
+        kinds = ["invite", "session-reminder", "update", "cancel", "material",
+                 "deadline-reminder"]
+        for kind in kinds:
+            path = os.path.join(out, kind + ".eml")
+            self.prog.run("--preview", kind, "--to", ANNA, "--out", path,
+                          "--now", BEFORE_DEADLINE, check=0)
+        check_messages(self, [os.path.join(out, k + ".eml") for k in kinds])
+        material = parse(os.path.join(out, "material.eml"))
+        names = [part.get_filename() for part in material.iter_attachments()]
+        self.assertIn("basfakta-gavle.pdf", names)
+
+    def test_send_now_dry_run_and_once_only(self):
+        p = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
+                          "--dry-run", check=0)
+        self.assertIn(ANNA, p.stdout)
+        self.assertEqual(self.prog.outbox_messages(), [])
+        self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA, check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 1)
+        again = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA)
+        self.assertEqual(again.returncode, 1)
+        self.assertIn("already sent", again.stderr)
+        self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
+                      "--force", check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+/* test_calendar.c: the session calendar read from real files with the real
+ * libical and tz database: the example programme, an Outlook export with
+ * a Windows zone, and calendars that must be rejected with file:line. */
+#include "calendar.h"
+#include "tz.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static int setup(void **state)
+{
+	(void)state;
+	return tz_set("Europe/Stockholm") ? 0 : -1;
+}
+
+static time_t utc(int y, int mo, int d, int h, int mi)
+{
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			.tm_hour = h, .tm_min = mi};
+
+	return timegm(&tm);
+}
+
+/* Loads a fixture that must parse; prints the errors if it does not. */
+static struct calendar *load_ok(const char *path)
+{
+	struct errlist errs = {0};
+	struct calendar *cal = calendar_load(path, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		print_error("unexpected: %s\n", errs.items[i]);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(cal);
+	errlist_free(&errs);
+	return cal;
+}
+
+/* Loads a fixture that must be rejected with exactly n_want errors, each
+ * containing the corresponding substring (in order). */
+static void expect_rejected(const char *name, size_t n_want, const char *const *want)
+{
+	char path[512];
+	struct errlist errs = {0};
+	struct calendar *cal;
+
+	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
+	cal = calendar_load(path, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("%s\n", errs.items[i]);
+	assert_null(cal);
+	assert_int_equal(errs.n, n_want);
+	for (size_t i = 0; i < n_want; i++) {
+		if (!strstr(errs.items[i], want[i]))
+			fail_msg("error %zu \"%s\" lacks \"%s\"", i, errs.items[i], want[i]);
+		/* Every message names the file. */
+		assert_non_null(strstr(errs.items[i], name));
+	}
+	errlist_free(&errs);
+}
+
+static void test_example_programme(void **state)
+{
+	struct calendar *cal = load_ok(SOURCE_DIR "/config/programme.ics");
+	const struct session *s;
+	const struct deadline *d;
+
+	(void)state;
+	assert_int_equal(cal->n_sessions, 3);
+	s = &cal->sessions[0];
+	assert_string_equal(s->uid, "styra-leda-2020-1@example.org");
+	assert_string_equal(s->summary, "Leda samhällsutveckling");
+	assert_string_equal(s->location, "Långholmens konferens, Långholmsmuren 20, Stockholm");
+	assert_non_null(strstr(s->description, "\n- Digitalisering\n"));
+	assert_string_equal(s->categories, "session");
+	assert_int_equal(s->sequence, 0);
+	assert_false(s->cancelled);
+	assert_int_equal(s->line, 22);
+	assert_int_equal(s->start, utc(2020, 2, 20, 9, 0));
+	assert_int_equal(s->end, utc(2020, 2, 21, 12, 0));
+
+	s = &cal->sessions[1];
+	assert_string_equal(s->summary, "Styrning och risker");
+	assert_int_equal(s->start, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(s->end, utc(2020, 3, 13, 12, 0));
+	/* May is summer time: 10:00 local is 08:00 UTC. */
+	s = &cal->sessions[2];
+	assert_string_equal(s->summary, "Dialog och samspel");
+	assert_non_null(strstr(s->description, "delaktighet, legitimitet och tillit"));
+	assert_int_equal(s->start, utc(2020, 5, 7, 8, 0));
+	assert_int_equal(s->end, utc(2020, 5, 8, 11, 0));
+
+	assert_int_equal(cal->n_deadlines, 1);
+	d = &cal->deadlines[0];
+	assert_string_equal(d->uid, "anmalan-2020@example.org");
+	assert_string_equal(d->summary, "Sista anmälningsdag");
+	assert_true(d->date_only);
+	/* 13 December ends at local midnight: 23:00 UTC. */
+	assert_int_equal(d->due, utc(2019, 12, 13, 23, 0));
+	assert_true(calendar_has_category(d->categories, "registration"));
+	assert_non_null(d->description);
+
+	assert_ptr_equal(calendar_session(cal, "styra-leda-2020-2@example.org"), &cal->sessions[1]);
+	assert_null(calendar_session(cal, "anmalan-2020@example.org"));
+	assert_ptr_equal(calendar_deadline(cal, "anmalan-2020@example.org"), d);
+	assert_null(calendar_deadline(cal, "styra-leda-2020-1@example.org"));
+	assert_null(calendar_session(cal, NULL));
+	calendar_free(cal);
+}
+
+/* Outlook names a Windows zone defined by its own VTIMEZONE (from 1601);
+ * the same sessions in Europe/Stockholm from the tz database, and the
+ * programme zone's own arithmetic, must give the same instants, also on
+ * the days the clocks change. */
+static void test_outlook_windows_zone(void **state)
+{
+	struct calendar *ol = load_ok(FIXTURES "/calendar-outlook.ics");
+	struct calendar *iana = load_ok(FIXTURES "/calendar-iana.ics");
+	static const int local[5][10] = {
+		{2020, 2, 20, 10, 0, 2020, 2, 21, 13, 0},
+		{2020, 3, 12, 10, 0, 2020, 3, 13, 13, 0},
+		{2020, 5, 7, 10, 0, 2020, 5, 8, 13, 0},
+		{2026, 3, 29, 10, 0, 2026, 3, 29, 12, 0},
+		{2026, 10, 25, 10, 0, 2026, 10, 25, 12, 0},
+	};
+
+	(void)state;
+	assert_int_equal(ol->n_sessions, 5);
+	assert_int_equal(iana->n_sessions, 5);
+	for (size_t i = 0; i < 5; i++) {
+		const int *l = local[i];
+		assert_string_equal(ol->sessions[i].summary, iana->sessions[i].summary);
+		assert_int_equal(ol->sessions[i].start, iana->sessions[i].start);
+		assert_int_equal(ol->sessions[i].end, iana->sessions[i].end);
+		assert_int_equal(ol->sessions[i].start, tz_mktime(l[0], l[1], l[2], l[3], l[4], 0));
+		assert_int_equal(ol->sessions[i].end, tz_mktime(l[5], l[6], l[7], l[8], l[9], 0));
+	}
+	assert_int_equal(ol->sessions[0].start, utc(2020, 2, 20, 9, 0));
+	/* Spring forward: 10:00 CEST; autumn back: 10:00 CET. */
+	assert_int_equal(ol->sessions[3].start, utc(2026, 3, 29, 8, 0));
+	assert_int_equal(ol->sessions[3].end, utc(2026, 3, 29, 10, 0));
+	assert_int_equal(ol->sessions[4].start, utc(2026, 10, 25, 9, 0));
+	assert_int_equal(ol->sessions[4].end, utc(2026, 10, 25, 11, 0));
+	/* Outlook's folded UID, LANGUAGE parameter and escaped commas. */
+	assert_string_equal(ol->sessions[0].uid,
+			    "040000008200E00074C5B7101A82E00800000000B0A3F2C54978D50100000000000000"
+			    "0010000000E1C94F0D3B6A2C47A1B5C0D2E3F40511");
+	assert_string_equal(ol->sessions[0].location,
+			    "Långholmens konferens, Långholmsmuren 20, Stockholm");
+	assert_string_equal(ol->sessions[0].description,
+			    "Utmaningar och komplexa frågor, samverkan, digitalisering.\n");
+	assert_int_equal(ol->sessions[3].sequence, 1);
+	assert_int_equal(ol->sessions[0].line, 29);
+	assert_int_equal(ol->n_deadlines, 0);
+	calendar_free(ol);
+	calendar_free(iana);
+}
+
+static void test_features(void **state)
+{
+	struct calendar *cal = load_ok(FIXTURES "/calendar-features.ics");
+	const struct session *s;
+	const struct deadline *d;
+
+	(void)state;
+	assert_int_equal(cal->n_sessions, 2);
+	/* Sorted by start, not by file order. */
+	s = &cal->sessions[0];
+	assert_string_equal(s->uid, "cancelled@example.org");
+	assert_true(s->cancelled);
+	assert_int_equal(s->sequence, 3);
+	assert_int_equal(s->line, 13);
+	assert_string_equal(s->description, "Första raden\nandra raden, med komma");
+	assert_string_equal(s->location, "Långholmen");
+
+	s = calendar_session(cal, "utc@example.org");
+	assert_ptr_equal(s, &cal->sessions[1]);
+	assert_false(s->cancelled);
+	assert_int_equal(s->start, utc(2020, 4, 1, 8, 0));
+	assert_int_equal(s->end, utc(2020, 4, 1, 10, 0));
+	assert_null(s->location);
+	assert_null(s->description);
+	assert_int_equal(s->sequence, 0);
+	assert_string_equal(s->categories, "Session,Workshop,extra");
+	assert_true(calendar_has_category(s->categories, "session"));
+	assert_true(calendar_has_category(s->categories, "EXTRA"));
+	assert_false(calendar_has_category(s->categories, "registration"));
+
+	assert_int_equal(cal->n_deadlines, 3);
+	d = &cal->deadlines[0];
+	assert_string_equal(d->uid, "utc-due@example.org");
+	assert_false(d->date_only);
+	assert_int_equal(d->due, utc(2020, 1, 10, 23, 0));
+	assert_null(d->categories);
+	assert_null(d->description);
+	d = &cal->deadlines[1];
+	assert_string_equal(d->uid, "zoned-due@example.org");
+	assert_int_equal(d->due, utc(2020, 1, 15, 11, 0));
+	/* 29 March 2020 has 23 hours; its end is midnight CEST. */
+	d = &cal->deadlines[2];
+	assert_string_equal(d->uid, "dst-day@example.org");
+	assert_true(d->date_only);
+	assert_int_equal(d->due, utc(2020, 3, 29, 22, 0));
+	assert_int_equal(d->line, 43);
+	assert_true(calendar_has_category(d->categories, "reminder"));
+	calendar_free(cal);
+}
+
+static void test_has_category(void **state)
+{
+	(void)state;
+	assert_true(calendar_has_category("session", "session"));
+	assert_true(calendar_has_category(" Session , registration ", "REGISTRATION"));
+	assert_true(calendar_has_category("a,b", " b "));
+	assert_false(calendar_has_category("sessions", "session"));
+	assert_false(calendar_has_category("a,,b", ""));
+	assert_false(calendar_has_category(NULL, "session"));
+	assert_false(calendar_has_category("session", NULL));
+}
+
+static void test_garbage(void **state)
+{
+	static const char *const want[] = {"calendar-garbage.ics:1: not an iCalendar file"};
+
+	(void)state;
+	expect_rejected("calendar-garbage.ics", 1, want);
+}
+
+/* Each bad item is reported, the good one does not save the file. */
+static void test_missing_properties(void **state)
+{
+	static const char *const want[] = {
+		"calendar-no-dtend.ics:11: VEVENT \"Leda samhällsutveckling\": no DTEND",
+		"calendar-no-dtend.ics:17: VEVENT \"Utan UID\": no UID",
+		"calendar-no-dtend.ics:23: VTODO \"Sista anmälningsdag\": no DUE",
+	};
+
+	(void)state;
+	expect_rejected("calendar-no-dtend.ics", 3, want);
+}
+
+/* libical would read an unknown zone as floating time without a word. */
+static void test_unknown_tzid(void **state)
+{
+	static const char *const want[] = {
+		"calendar-unknown-tzid.ics:7: VEVENT \"Sjunken ö\": DTSTART: unknown TZID \"Europe/Atlantis\"",
+		"calendar-unknown-tzid.ics:8: VEVENT \"Sjunken ö\": DTEND: unknown TZID",
+		"calendar-unknown-tzid.ics:14: VEVENT \"Windowszon utan VTIMEZONE\": DTSTART: unknown TZID \"W. Europe Standard Time\"",
+		"calendar-unknown-tzid.ics:15: ",
+	};
+
+	(void)state;
+	expect_rejected("calendar-unknown-tzid.ics", 4, want);
+}
+
+static void test_duplicate_uid(void **state)
+{
+	static const char *const want[] = {
+		"calendar-duplicate-uid.ics:11: VEVENT \"Andra\": duplicate UID \"same@example.org\", already used by VEVENT \"Första\" at line 4",
+	};
+
+	(void)state;
+	expect_rejected("calendar-duplicate-uid.ics", 1, want);
+}
+
+static void test_end_before_start(void **state)
+{
+	static const char *const want[] = {
+		"calendar-end-before-start.ics:8: VEVENT \"Baklänges\": DTEND 2020-02-20T10:00:00+01:00 is not after DTSTART 2020-02-21T13:00:00+01:00",
+		"calendar-end-before-start.ics:15: VEVENT \"Noll minuter\": DTEND",
+	};
+
+	(void)state;
+	expect_rejected("calendar-end-before-start.ics", 2, want);
+}
+
+static void test_floating_date_recurring(void **state)
+{
+	static const char *const want[] = {
+		"calendar-bad-times.ics:7: VEVENT \"Flytande tid\": DTSTART is a floating time",
+		"calendar-bad-times.ics:8: VEVENT \"Flytande tid\": DTEND is a floating time",
+		"calendar-bad-times.ics:14: VEVENT \"Heldag\": DTSTART is a date without a time",
+		"calendar-bad-times.ics:15: VEVENT \"Heldag\": DTEND is a date without a time",
+		"calendar-bad-times.ics:23: VEVENT \"Varje vecka\": RRULE: recurring sessions are not supported",
+		"calendar-bad-times.ics:29: VTODO \"Flytande deadline\": DUE is a floating time",
+	};
+
+	(void)state;
+	expect_rejected("calendar-bad-times.ics", 6, want);
+}
+
+/* Lines libical cannot parse become X-LIC-ERROR; SEQUENCE:two it would
+ * quietly read as 0. */
+static void test_bad_lines(void **state)
+{
+	static const char *const want[] = {
+		"calendar-bad-lines.ics:6: Can't parse as DATE-TIME value in DTSTAMP property",
+		"calendar-bad-lines.ics:10: Got a data line, but could not find a property name or component begin tag: this line has no property name",
+		"calendar-bad-lines.ics:11: VEVENT \"Trasiga rader\": SEQUENCE \"two\" is not a whole number",
+	};
+
+	(void)state;
+	expect_rejected("calendar-bad-lines.ics", 3, want);
+}
+
+/* libical returns nothing at all for an unclosed component. */
+static void test_unclosed(void **state)
+{
+	static const char *const want[] = {
+		"calendar-unclosed.ics:14: END:VEVENT does not close BEGIN:VTODO of line 10",
+		"calendar-unclosed.ics:4: BEGIN:VEVENT is never closed",
+		"calendar-unclosed.ics:1: BEGIN:VCALENDAR is never closed",
+	};
+
+	(void)state;
+	expect_rejected("calendar-unclosed.ics", 3, want);
+}
+
+static void test_missing_file(void **state)
+{
+	struct errlist errs = {0};
+
+	(void)state;
+	assert_null(calendar_load(FIXTURES "/calendar-does-not-exist.ics", &errs));
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.items[0], "calendar-does-not-exist.ics: cannot read the calendar: No such file"));
+	errlist_free(&errs);
+	calendar_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_programme),
+		cmocka_unit_test(test_outlook_windows_zone),
+		cmocka_unit_test(test_features),
+		cmocka_unit_test(test_has_category),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_missing_properties),
+		cmocka_unit_test(test_unknown_tzid),
+		cmocka_unit_test(test_duplicate_uid),
+		cmocka_unit_test(test_end_before_start),
+		cmocka_unit_test(test_floating_date_recurring),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_unclosed),
+		cmocka_unit_test(test_missing_file),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,449 @@
+/* test_state.c: daemon/state.c on real SQLite files, including several
+ * processes racing for one delivery. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+static const time_t T0 = 1580976000; /* 2020-02-06 08:00 UTC */
+
+static char *tmp_path(const char *name)
+{
+	return xasprintf("%s/%s", tmpdir, name);
+}
+
+static struct state *open_ok(const char *path, bool readonly)
+{
+	struct errlist errs = {0};
+	struct state *st = state_open(path, readonly, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("  %s\n", errs.items[i]);
+	assert_non_null(st);
+	assert_int_equal(errs.n, 0);
+	errlist_free(&errs);
+	return st;
+}
+
+static struct delivery_row sample(const char *key)
+{
+	struct delivery_row r = {0};
+
+	r.key = (char *)key;
+	r.message = "session-reminder";
+	r.email = "anna.berglund@gavle.example.se";
+	r.target = "styra-leda-2020-1@example.org";
+	r.rule = "session-early";
+	r.due = T0;
+	r.message_id = "<k1.kallad@example.org>";
+	return r;
+}
+
+/* Reads one PRAGMA through a connection of its own. */
+static char *pragma(const char *path, const char *name)
+{
+	char *sql = xasprintf("PRAGMA %s", name), *v = NULL;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = xstrdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	free(sql);
+	return v;
+}
+
+static void test_open_creates_and_migrates(void **state)
+{
+	char *path = tmp_path("new/dir/state.db"), *dir = tmp_path("new/dir"), *v;
+	mode_t old_mask = umask(022);
+	struct state *st = open_ok(path, false);
+	struct stat sb;
+
+	umask(old_mask);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0750);
+	assert_int_equal(state_schema_version(st), 1);
+	v = pragma(path, "journal_mode");
+	assert_string_equal(v, "wal");
+	free(v);
+	v = pragma(path, "user_version");
+	assert_string_equal(v, "1");
+	free(v);
+	state_close(st);
+
+	/* Opening again migrates nothing and fails nothing. */
+	st = open_ok(path, false);
+	assert_int_equal(state_schema_version(st), 1);
+	state_close(st);
+	free(path);
+	free(dir);
+}
+
+static void test_known_and_sequence_persist(void **state)
+{
+	char *path = tmp_path("known.db");
+	struct state *st = open_ok(path, false);
+
+	assert_int_equal(state_known_since(st, "rule", "session-early", T0), T0);
+	state_note_known(st, "rule", "session-early", T0 - 100);
+	state_note_known(st, "rule", "session-early", T0 - 50); /* already known */
+	assert_int_equal(state_known_since(st, "rule", "session-early", T0), T0 - 100);
+	assert_int_equal(state_known_since(st, "session", "session-early", T0), T0);
+
+	assert_int_equal(state_session_sequence(st, "s1@example.org", 2), 2);
+	state_set_session_sequence(st, "s1@example.org", 3);
+	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
+	assert_int_equal(state_session_sequence(st, "s1@example.org", 5), 5);
+	state_set_session_sequence(st, "s1@example.org", 1); /* never goes down */
+	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
+	state_close(st);
+
+	st = open_ok(path, false);
+	assert_int_equal(state_known_since(st, "rule", "session-early", T0), T0 - 100);
+	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
+	state_close(st);
+	free(path);
+}
+
+static void test_claim_semantics(void **state)
+{
+	char *path = tmp_path("claim.db");
+	struct state *st = open_ok(path, false);
+	struct delivery_row r = sample("k1"), got;
+
+	assert_false(state_delivery_get(st, "k1", &got));
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	assert_false(state_delivery_claim(st, &r, T0 + 1, 600)); /* held */
+	assert_true(state_delivery_get(st, "k1", &got));
+	assert_int_equal(got.state, DS_CLAIMED);
+	assert_string_equal(got.email, "anna.berglund@gavle.example.se");
+	assert_string_equal(got.target, "styra-leda-2020-1@example.org");
+	assert_string_equal(got.rule, "session-early");
+	assert_string_equal(got.message_id, "<k1.kallad@example.org>");
+	assert_int_equal(got.due, T0);
+	assert_int_equal(got.attempts, 0);
+	state_row_free(&got);
+
+	/* Transient: claimable only once next_attempt has come. */
+	state_delivery_mark(st, "k1", DS_TRANSIENT, "421 try later", T0 + 300, T0 + 2);
+	assert_false(state_delivery_claim(st, &r, T0 + 299, 600));
+	assert_true(state_delivery_claim(st, &r, T0 + 300, 600));
+
+	/* Unknown: claimable at once, keeping the Message-ID. */
+	state_delivery_mark(st, "k1", DS_UNKNOWN, "timeout after DATA", 0, T0 + 301);
+	r.message_id = "<other@example.org>";
+	assert_true(state_delivery_claim(st, &r, T0 + 302, 600));
+	state_delivery_mark(st, "k1", DS_SENT, "250 ok", 0, T0 + 303);
+	assert_true(state_delivery_get(st, "k1", &got));
+	assert_int_equal(got.state, DS_SENT);
+	assert_int_equal(got.attempts, 3);
+	assert_string_equal(got.message_id, "<k1.kallad@example.org>");
+	assert_string_equal(got.detail, "250 ok");
+	assert_int_equal(got.updated, T0 + 303);
+	state_row_free(&got);
+	/* Sent is final. */
+	assert_false(state_delivery_claim(st, &r, T0 + 10000, 600));
+
+	/* A claim older than stale_after: its process died. */
+	r = sample("k2");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	assert_false(state_delivery_claim(st, &r, T0 + 600, 600));
+	assert_true(state_delivery_claim(st, &r, T0 + 601, 600));
+
+	/* Failed and skipped are final too. */
+	state_delivery_mark(st, "k2", DS_FAILED, "550 no such user", 0, T0 + 602);
+	assert_false(state_delivery_claim(st, &r, T0 + 10000, 600));
+	r = sample("k3");
+	state_delivery_skip(st, &r, "late registration", T0);
+	assert_false(state_delivery_claim(st, &r, T0 + 10000, 600));
+	state_close(st);
+	free(path);
+}
+
+static void test_mark_attempts_and_skip(void **state)
+{
+	char *path = tmp_path("mark.db");
+	struct state *st = open_ok(path, false);
+	struct delivery_row r = sample("m1"), got;
+
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	state_delivery_mark(st, "m1", DS_FAILED, "550 5.1.1 unknown", 0, T0 + 1);
+	/* Moves that are not outcomes of a send do not count. */
+	state_delivery_mark(st, "m1", DS_TRANSIENT, NULL, T0 + 5, T0 + 2);
+	assert_true(state_delivery_get(st, "m1", &got));
+	assert_int_equal(got.attempts, 1);
+	assert_int_equal(got.state, DS_TRANSIENT);
+	assert_int_equal(got.next_attempt, T0 + 5);
+	assert_null(got.detail);
+	state_row_free(&got);
+	state_delivery_mark(st, "no-such-key", DS_SENT, "250", 0, T0); /* logged, harmless */
+
+	r = sample("s1");
+	state_delivery_skip(st, &r, "before kallad knew the rule", T0);
+	state_delivery_skip(st, &r, "another reason", T0 + 5);
+	assert_true(state_delivery_get(st, "s1", &got));
+	assert_int_equal(got.state, DS_SKIPPED);
+	assert_string_equal(got.detail, "before kallad knew the rule");
+	assert_int_equal(got.updated, T0);
+	state_row_free(&got);
+	/* A skip never overwrites an existing delivery. */
+	r = sample("m1");
+	state_delivery_skip(st, &r, "late", T0 + 9);
+	assert_true(state_delivery_get(st, "m1", &got));
+	assert_int_equal(got.state, DS_TRANSIENT);
+	state_row_free(&got);
+	state_close(st);
+	free(path);
+}
+
+struct seen {
+	char keys[8][8];
+	int n;
+};
+
+static void collect(const struct delivery_row *row, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8)
+		snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", row->key);
+}
+
+static void test_counts_each_retry(void **state)
+{
+	char *path = tmp_path("counts.db");
+	struct state *st = open_ok(path, false);
+	struct delivery_row r;
+	struct seen seen = {0};
+	long counts[6];
+	const char *keys[] = {"a", "b", "c", "d", "e"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		r = sample(keys[i]);
+		assert_true(state_delivery_claim(st, &r, T0, 600));
+	}
+	state_delivery_mark(st, "a", DS_SENT, "250", 0, T0 + 50);
+	state_delivery_mark(st, "b", DS_FAILED, "550 one", 0, T0 + 40);
+	state_delivery_mark(st, "c", DS_FAILED, "550 two", 0, T0 + 30);
+	state_delivery_mark(st, "d", DS_UNKNOWN, NULL, 0, T0 + 20);
+	r = sample("f");
+	state_delivery_skip(st, &r, "min-lead", T0 + 10);
+
+	state_delivery_counts(st, counts);
+	assert_int_equal(counts[DS_CLAIMED], 1);
+	assert_int_equal(counts[DS_SENT], 1);
+	assert_int_equal(counts[DS_UNKNOWN], 1);
+	assert_int_equal(counts[DS_TRANSIENT], 0);
+	assert_int_equal(counts[DS_FAILED], 2);
+	assert_int_equal(counts[DS_SKIPPED], 1);
+
+	state_delivery_each(st, DS_FAILED, collect, &seen); /* oldest first */
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.keys[0], "c");
+	assert_string_equal(seen.keys[1], "b");
+	seen.n = 0;
+	state_delivery_each(st, -1, collect, &seen);
+	assert_int_equal(seen.n, 6);
+	assert_string_equal(seen.keys[0], "e");
+	assert_string_equal(seen.keys[5], "a");
+
+	assert_int_equal(state_retry_failed(st, T0 + 100), 2);
+	assert_int_equal(state_retry_failed(st, T0 + 100), 0);
+	state_delivery_counts(st, counts);
+	assert_int_equal(counts[DS_FAILED], 0);
+	assert_int_equal(counts[DS_TRANSIENT], 2);
+	r = sample("b");
+	assert_true(state_delivery_claim(st, &r, T0 + 100, 600));
+
+	assert_true(state_begin(st));
+	r = sample("g");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	state_rollback(st);
+	assert_false(state_delivery_get(st, "g", &r));
+	assert_true(state_begin(st));
+	r = sample("g");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	assert_true(state_commit(st));
+	assert_true(state_delivery_get(st, "g", &r));
+	state_row_free(&r);
+	state_close(st);
+	free(path);
+}
+
+/* Several processes, each with its own handle, open a new state and
+ * claim one key at once. */
+static void test_claim_race(void **state)
+{
+	enum { N = 8 };
+	char *path = tmp_path("race.db");
+	int go[2], winners = 0;
+	pid_t pids[N];
+
+	/* The file does not exist yet: they race to create and migrate it too. */
+	assert_int_equal(pipe(go), 0);
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct errlist errs = {0};
+			struct state *mine = state_open(path, false, &errs);
+			struct delivery_row r = sample("race");
+			char c;
+			close(go[1]);
+			if (!mine || read(go[0], &c, 1) != 0)
+				_exit(2);
+			_exit(state_delivery_claim(mine, &r, T0, 600) ? 0 : 1);
+		}
+	}
+	close(go[0]);
+	usleep(200 * 1000); /* let every child open its handle */
+	close(go[1]);       /* EOF releases them all at once */
+	for (int i = 0; i < N; i++) {
+		int status;
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_true(WEXITSTATUS(status) <= 1);
+		winners += WEXITSTATUS(status) == 0;
+	}
+	assert_int_equal(winners, 1);
+
+	/* Two handles in one process: the second sees the first's claim. */
+	struct state *a = open_ok(path, false), *b = open_ok(path, false);
+	struct delivery_row r = sample("two");
+	assert_true(state_delivery_claim(a, &r, T0, 600));
+	assert_false(state_delivery_claim(b, &r, T0, 600));
+	state_delivery_mark(a, "two", DS_UNKNOWN, NULL, 0, T0 + 1);
+	assert_true(state_delivery_claim(b, &r, T0 + 2, 600));
+	assert_false(state_delivery_claim(a, &r, T0 + 3, 600));
+	state_close(a);
+	state_close(b);
+	free(path);
+}
+
+static void test_readonly(void **state)
+{
+	char *dir = tmp_path("ro-missing"), *path = tmp_path("ro-missing/state.db");
+	struct state *st = open_ok(path, true);
+	struct delivery_row r = sample("x");
+	long counts[6];
+
+	/* Missing file: an empty in-memory state, nothing created. */
+	assert_int_equal(state_schema_version(st), 1);
+	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
+	assert_int_equal(state_session_sequence(st, "s@example.org", 4), 4);
+	state_delivery_counts(st, counts);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(counts[i], 0);
+	assert_false(state_delivery_get(st, "x", &r));
+	state_close(st);
+	assert_int_not_equal(access(dir, F_OK), 0);
+	free(path);
+
+	/* Existing file: read, never written, while a writer has it open. */
+	path = tmp_path("ro.db");
+	struct state *w = open_ok(path, false);
+	r = sample("x");
+	assert_true(state_delivery_claim(w, &r, T0, 600));
+	state_note_known(w, "rule", "r", T0 - 10);
+	st = open_ok(path, true);
+	assert_int_equal(state_known_since(st, "rule", "r", T0), T0 - 10);
+	assert_true(state_delivery_get(st, "x", &r));
+	assert_int_equal(r.state, DS_CLAIMED);
+	state_row_free(&r);
+	r = sample("y");
+	assert_false(state_delivery_claim(st, &r, T0, 600));
+	state_note_known(st, "rule", "other", T0);
+	assert_int_equal(state_retry_failed(st, T0), 0);
+	state_delivery_counts(st, counts);
+	assert_int_equal(counts[DS_CLAIMED], 1);
+	state_close(st);
+	assert_false(state_delivery_get(w, "y", &r));
+	assert_int_equal(state_known_since(w, "rule", "other", T0 + 5), T0 + 5);
+	state_close(w);
+
+	/* And once the writer is gone. */
+	st = open_ok(path, true);
+	assert_true(state_delivery_get(st, "x", &r));
+	state_row_free(&r);
+	state_close(st);
+	free(path);
+	free(dir);
+}
+
+static void test_open_errors(void **state)
+{
+	char *path = tmp_path("garbage.db");
+	struct errlist errs = {0};
+	FILE *f = fopen(path, "w");
+	sqlite3 *db;
+
+	assert_non_null(f);
+	fputs("not a database, just text that is long enough to fill a header....\n", f);
+	fclose(f);
+	assert_null(state_open(path, false, &errs));
+	assert_true(errs.n >= 1);
+	assert_non_null(strstr(errs.items[0], path));
+	errlist_free(&errs);
+	free(path);
+
+	/* Written by a newer kallad: refused, not clobbered. */
+	path = tmp_path("newer.db");
+	state_close(open_ok(path, false));
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(state_open(path, false, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.items[0], "newer"));
+	errlist_free(&errs);
+	free(path);
+}
+
+static int setup(void **state)
+{
+	strcpy(tmpdir, "/tmp/kallad-test-state-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+	int rc = system(cmd);
+
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_creates_and_migrates),
+		cmocka_unit_test(test_known_and_sequence_persist),
+		cmocka_unit_test(test_claim_semantics),
+		cmocka_unit_test(test_mark_attempts_and_skip),
+		cmocka_unit_test(test_counts_each_retry),
+		cmocka_unit_test(test_claim_race),
+		cmocka_unit_test(test_readonly),
+		cmocka_unit_test(test_open_errors),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
