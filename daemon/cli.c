@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 int cli_validate(const struct cli *c)
 {
@@ -101,7 +102,14 @@ static void check_sessions(const struct calendar *cal)
 	}
 	for (size_t i = 0; i < cal->n_deadlines; i++) {
 		const struct deadline *d = &cal->deadlines[i];
-		print_when("  deadline ", d->due);
+		if (d->date_only) {
+			struct tm tm;
+			tz_local(d->due - 1, &tm);
+			printf("  deadline %04d-%02d-%02d (the whole day)", tm.tm_year + 1900,
+			       tm.tm_mon + 1, tm.tm_mday);
+		} else {
+			print_when("  deadline ", d->due);
+		}
 		printf("  %s  %s%s%s\n", d->uid, d->summary, d->categories ? "  categories: " : "",
 		       d->categories ? d->categories : "");
 	}
@@ -119,7 +127,8 @@ static void check_rules(const struct config *cfg, const struct templates *tpl, i
 			       r->offsets[o].days ? 'd' : 'h');
 		if (r->at >= 0)
 			printf(" at %02d:%02d", r->at / 60, r->at % 60);
-		printf(" before each %s to %s\n", r->deadlines ? "deadline" : "session",
+		printf(" before %s to %s\n",
+		       r->deadlines ? "each deadline" : r->first_only ? "the first session" : "each session",
 		       config_audience_name(r->to));
 		if (!tpl_has(tpl, cfg->language, cfg->language, r->message)) {
 			fprintf(stderr, "%s:%d: message: no template %s in language %s\n", r->file,
@@ -169,8 +178,10 @@ static int run_check(const struct cli *c)
 	check_rules(pg->cfg, pg->tpl, &problems);
 	check_participants(pg, &problems);
 	st = state_open(pg->cfg->state, true, &errs);
-	if (st)
+	if (st && access(pg->cfg->state, F_OK) == 0)
 		printf("state: %s (schema version %d)\n", pg->cfg->state, state_schema_version(st));
+	else if (st)
+		printf("state: %s (created on the first run)\n", pg->cfg->state);
 	print_errors(&errs);
 	problems += (int)errs.n;
 	errlist_free(&errs);

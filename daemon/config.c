@@ -898,7 +898,7 @@ static int handler(void *arg, const char *section, const char *name, const char 
 	}
 	/* inih keeps "key =   # note" as the value "# note"; the comment rule
 	 * (# or ; after whitespace) makes that an empty value. */
-	if (strchr(";#", *value) && *value)
+	if (*value && strchr(";#", *value))
 		value = "";
 	snprintf(sec, sizeof(sec), "%s", section);
 	k = section_kind(str_trim(sec), &rule);

@@ -252,10 +252,40 @@ static struct icaltimetype local_time(time_t t)
 	return it;
 }
 
-/* DTSTART/DTEND as local time with an explicit TZID parameter: the
- * icalproperty_new_dt*() constructors would write a floating time. */
-static icalproperty *zoned(icalproperty *p, const char *tzid)
+static bool same_wall_clock(time_t a, time_t b)
 {
+	struct tm x, y;
+
+	tz_local(a, &x);
+	tz_local(b, &y);
+	return x.tm_year == y.tm_year && x.tm_yday == y.tm_yday && x.tm_hour == y.tm_hour &&
+	       x.tm_min == y.tm_min && x.tm_sec == y.tm_sec;
+}
+
+/* A local wall-clock time in the hour repeated in autumn names two
+ * instants, and clients disagree on which they take (RFC 5545 §3.3.5 says
+ * the first, pytz the second): such a time is written in UTC instead.
+ * Clocks go back by half an hour, an hour or two. */
+static bool local_is_exact(time_t t)
+{
+	static const int shifts[] = {1800, 3600, 7200};
+
+	for (size_t i = 0; i < ARRAY_SIZE(shifts); i++)
+		if (same_wall_clock(t, t - shifts[i]) || same_wall_clock(t, t + shifts[i]))
+			return false;
+	return true;
+}
+
+/* DTSTART/DTEND as local time with an explicit TZID parameter (the
+ * icalproperty_new_dt*() constructors alone would write a floating
+ * time), or in UTC when the local time is ambiguous. */
+static icalproperty *when(icalproperty *(*make)(struct icaltimetype), time_t t, const char *tzid)
+{
+	icalproperty *p;
+
+	if (!local_is_exact(t))
+		return make(icaltime_from_timet_with_zone(t, 0, icaltimezone_get_utc_timezone()));
+	p = make(local_time(t));
 	icalproperty_add_parameter(p, icalparameter_new_tzid(tzid));
 	return p;
 }
@@ -332,8 +362,8 @@ static icalcomponent *vevent(const struct ical_req *r, const char *tzid)
 	icalcomponent_add_property(ev, icalproperty_new_uid(s->uid ? s->uid : ""));
 	icalcomponent_add_property(ev,
 				   icalproperty_new_dtstamp(icaltime_from_timet_with_zone(r->now, 0, utc)));
-	icalcomponent_add_property(ev, zoned(icalproperty_new_dtstart(local_time(s->start)), tzid));
-	icalcomponent_add_property(ev, zoned(icalproperty_new_dtend(local_time(s->end)), tzid));
+	icalcomponent_add_property(ev, when(icalproperty_new_dtstart, s->start, tzid));
+	icalcomponent_add_property(ev, when(icalproperty_new_dtend, s->end, tzid));
 	icalcomponent_add_property(ev, icalproperty_new_summary(*summary ? summary : "-"));
 	free(summary);
 	add_text(ev, icalproperty_new_location, s->location, 0);
@@ -358,7 +388,9 @@ char *ical_build(const struct ical_req *r)
 	icalcomponent_add_property(cal, icalproperty_new_method(r->method == ICAL_KIND_CANCEL
 									? ICAL_METHOD_CANCEL
 									: ICAL_METHOD_REQUEST));
-	icalcomponent_add_component(cal, ical_vtimezone(tzid, r->session->start));
+	/* I17: the zone only when a time uses it. */
+	if (local_is_exact(r->session->start) || local_is_exact(r->session->end))
+		icalcomponent_add_component(cal, ical_vtimezone(tzid, r->session->start));
 	icalcomponent_add_component(cal, vevent(r, tzid));
 	raw = icalcomponent_as_ical_string_r(cal);
 	out = refold(raw);

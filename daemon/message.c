@@ -392,7 +392,6 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	sb_init(&sb);
 	headers(&sb, cfg, req, subject);
 	mime_write(&sb, root, req->key);
-	sb_add(&sb, "\r\n");
 	mime_free(root);
 	if (len)
 		*len = sb.len;

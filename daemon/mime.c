@@ -124,38 +124,74 @@ static void flush_word(struct strbuf *sb, struct strbuf *word, size_t *col)
 	word->buf[0] = '\0';
 }
 
-/* Writes text (clean UTF-8) as encoded words, one per folded line, whole
- * characters only, so each word decodes on its own. */
+static void new_line(struct strbuf *sb, size_t *col)
+{
+	sb_add(sb, "\r\n ");
+	*col = 1;
+}
+
+static bool word_fits(const struct strbuf *word, size_t more, size_t col)
+{
+	return word->len + more + EW_OVERHEAD <= EW_MAX &&
+	       col + word->len + more + EW_OVERHEAD <= LINE_MAX_COLS;
+}
+
+/* Adds one token (a word and the space after it) to the current encoded
+ * word, starting a new one, or splitting a token too long for any, by
+ * whole characters so that each word decodes on its own. */
+static void add_token(struct strbuf *sb, struct strbuf *word, const unsigned char *p, size_t n,
+		      size_t *col)
+{
+	struct strbuf enc;
+
+	sb_init(&enc);
+	q_encode_char(&enc, p, n);
+	if (!word_fits(word, enc.len, *col) && word->len) {
+		flush_word(sb, word, col);
+		new_line(sb, col);
+	}
+	if (word_fits(word, enc.len, *col)) {
+		sb_addn(word, enc.buf, enc.len);
+	} else {
+		for (size_t i = 0; i < n;) {
+			size_t k = utf8_seq(p + i);
+
+			k = k ? k : 1;
+			enc.len = 0;
+			q_encode_char(&enc, p + i, k);
+			if (!word_fits(word, enc.len, *col) && word->len) {
+				flush_word(sb, word, col);
+				new_line(sb, col);
+			}
+			sb_addn(word, enc.buf, enc.len);
+			i += k;
+		}
+	}
+	sb_free(&enc);
+}
+
+/* Writes text (clean UTF-8) as Q encoded words, one per folded line.
+ * Words break after a space where they can: RFC 2047 decoders drop the
+ * folding between encoded words, and the space inside the word survives
+ * (Python's address parser, which keeps the fold, shows two spaces). */
 static void add_encoded_words(struct strbuf *sb, const char *text, size_t *col)
 {
 	const unsigned char *p = (const unsigned char *)text;
-	struct strbuf word, one;
+	struct strbuf word;
 
 	sb_init(&word);
-	sb_init(&one);
-	if (*col + EW_OVERHEAD + 9 > LINE_MAX_COLS) {
-		sb_add(sb, "\r\n ");
-		*col = 1;
-	}
+	if (*col + EW_OVERHEAD + 9 > LINE_MAX_COLS)
+		new_line(sb, col);
 	while (*p) {
-		size_t n = utf8_seq(p);
+		size_t n = strcspn((const char *)p, " ");
 
-		n = n ? n : 1;
-		one.len = 0;
-		q_encode_char(&one, p, n);
-		if (word.len && (word.len + one.len + EW_OVERHEAD > EW_MAX ||
-				 *col + word.len + one.len + EW_OVERHEAD > LINE_MAX_COLS)) {
-			flush_word(sb, &word, col);
-			sb_add(sb, "\r\n ");
-			*col = 1;
-		}
-		sb_addn(&word, one.buf, one.len);
+		n += strspn((const char *)p + n, " ");
+		add_token(sb, &word, p, n, col);
 		p += n;
 	}
 	if (word.len || *text == '\0')
 		flush_word(sb, &word, col);
 	sb_free(&word);
-	sb_free(&one);
 }
 
 /* Plain text is fine as long as it is ASCII, holds nothing a decoder would
@@ -469,7 +505,7 @@ char *mime_disposition(const char *filename)
 	size_t start = 0, piece = 0;
 
 	sb_init(&sb);
-	sb_addf(&sb, "attachment; filename=\"%s\"", ascii);
+	sb_add(&sb, "attachment");
 	if (str_eq(clean, ascii) || *clean == '\0')
 		goto out;
 	sb_init(&pct);
@@ -496,6 +532,9 @@ char *mime_disposition(const char *filename)
 	}
 	sb_free(&pct);
 out:
+	/* The plain name last: parsers (Python's) take the first they find,
+	 * and RFC 6266 readers prefer filename* anyway. */
+	sb_addf(&sb, "; filename=\"%s\"", ascii);
 	free(clean);
 	free(ascii);
 	return sb_take(&sb);
@@ -624,4 +663,6 @@ void mime_write(struct strbuf *sb, const struct mime_part *p, const char *seed)
 	unsigned counter = 0;
 
 	write_part(sb, p, seed, &counter);
+	if (sb->len < 2 || strcmp(sb->buf + sb->len - 2, "\r\n") != 0)
+		sb_add(sb, "\r\n");
 }

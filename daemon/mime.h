@@ -69,8 +69,9 @@ struct mime_part *mime_leaf(const char *content_type, const char *disposition, c
 struct mime_part *mime_multipart(const char *subtype);
 /* parent takes ownership of child. */
 void mime_add(struct mime_part *parent, struct mime_part *child);
-/* Appends the part's Content-* headers, a blank line and its body (no
- * CRLF after the last line). Boundaries derive from seed, so the same seed
+/* Appends the part's Content-* headers, a blank line and its body,
+ * ending in CRLF (a single-part body keeps its own last line break; one
+ * without gets one). Boundaries derive from seed, so the same seed
  * and parts give the same bytes; they cannot occur in QP or base64 text. */
 void mime_write(struct strbuf *sb, const struct mime_part *p, const char *seed);
 void mime_free(struct mime_part *p);

@@ -174,7 +174,7 @@ static void row_warn(const struct source *src, long row, const char *email, cons
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
 	errlist_add(src->warnings, "%s: %s row %ld (%s): %s", src->db, src->label, row, who,
-		    sb.buf);
+	            sb.buf);
 	sb_free(&sb);
 	free(who);
 }
@@ -219,7 +219,7 @@ static bool col_time(sqlite3_stmt *st, int idx, time_t *out, char **bad)
 
 /* Finds each wanted column by name (case-insensitive, first wins). */
 static bool map_columns(sqlite3_stmt *st, struct column *cols, size_t n, const struct source *src,
-			struct errlist *errs)
+			    struct errlist *errs)
 {
 	int ncol = sqlite3_column_count(st);
 	bool ok = true;
@@ -233,7 +233,7 @@ static bool map_columns(sqlite3_stmt *st, struct column *cols, size_t n, const s
 		}
 		if (cols[i].idx < 0 && cols[i].required) {
 			errlist_add(errs, "%s: %s: returns no column \"%s\"", src->db, src->label,
-				    cols[i].name);
+			            cols[i].name);
 			ok = false;
 		}
 	}
@@ -244,7 +244,7 @@ static void sql_error(sqlite3 *db, const struct source *src, int rc, struct errl
 {
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		errlist_add(errs, "%s: %s: the database stayed locked by another process for %d s",
-			    src->db, src->label, reg_busy_timeout_ms / 1000);
+		            src->db, src->label, reg_busy_timeout_ms / 1000);
 	else
 		errlist_add(errs, "%s: %s: %s", src->db, src->label, sqlite3_errmsg(db));
 }
@@ -255,9 +255,9 @@ static bool table_exists(sqlite3 *db, const char *name, int *rc)
 	bool found = false;
 
 	*rc = sqlite3_prepare_v2(db,
-				 "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') "
-				 "AND name = ?1 COLLATE NOCASE",
-				 -1, &st, NULL);
+	                         "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') "
+	                         "AND name = ?1 COLLATE NOCASE",
+	                         -1, &st, NULL);
 	if (*rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		*rc = sqlite3_step(st);
@@ -274,7 +274,7 @@ static bool table_exists(sqlite3 *db, const char *name, int *rc)
  * for; a view has none, so that is tried without. *missing is set when a
  * shipped optional table does not exist. */
 static int prepare_query(sqlite3 *db, const char *custom, const char *table, bool optional,
-			 sqlite3_stmt **st, bool *missing)
+			     sqlite3_stmt **st, bool *missing)
 {
 	char *sql;
 	int rc;
@@ -300,11 +300,11 @@ static int prepare_query(sqlite3 *db, const char *custom, const char *table, boo
 
 /* Runs one query and calls row() for each row with the mapped columns. */
 typedef void (*row_fn)(sqlite3_stmt *st, const struct column *cols, long row,
-		       const struct source *src, void *arg);
+			   const struct source *src, void *arg);
 
 static bool run_query(sqlite3 *db, const struct source *src, const char *custom, const char *table,
-		      bool optional, struct column *cols, size_t ncols, row_fn fn, void *arg,
-		      struct errlist *errs)
+			  bool optional, struct column *cols, size_t ncols, row_fn fn, void *arg,
+			  struct errlist *errs)
 {
 	struct column rowid = {"kallad_rowid", false, -1};
 	sqlite3_stmt *st;
@@ -373,7 +373,7 @@ static char *language_tag(const char *s)
 
 /* Optional text fields: invalid UTF-8 is dropped with a warning. */
 static char *optional_text(char *v, const char *what, const struct source *src, long row,
-			   const char *email)
+			       const char *email)
 {
 	if (v && !utf8_ok(v)) {
 		row_warn(src, row, email, "%s is not valid UTF-8, ignored", what);
@@ -388,14 +388,16 @@ static char *optional_text(char *v, const char *what, const struct source *src, 
 }
 
 static char *participant_language(char *v, const struct plist *pl, const struct source *src,
-				  long row, const char *email)
+				      long row, const char *email)
 {
 	char *tag = v && *v ? language_tag(v) : NULL;
 
 	if (v && *v && !tag) {
 		char *s = show(v);
-		row_warn(src, row, email, "language \"%s\" is not a language tag such as sv or en, "
-			 "using %s", s, pl->default_language);
+		row_warn(src, row, email,
+		         "language \"%s\" is not a language tag such as sv or en, "
+		         "using %s",
+		         s, pl->default_language);
 		free(s);
 	}
 	free(v);
@@ -404,7 +406,7 @@ static char *participant_language(char *v, const struct plist *pl, const struct 
 
 /* Checks the required fields; false (with a warning) skips the row. */
 static bool participant_required(sqlite3_stmt *st, const struct column *c, struct participant *p,
-				 const struct source *src, long row)
+				     const struct source *src, long row)
 {
 	char *status = col_text(st, c[PC_STATUS].idx), *bad = NULL;
 	bool ok = false;
@@ -417,9 +419,10 @@ static bool participant_required(sqlite3_stmt *st, const struct column *c, struc
 		row_warn(src, row, p->email, "name is not valid UTF-8");
 	} else if (!reg_parse_status(status, &p->status)) {
 		bad = status ? show(status) : xstrdup("NULL");
-		row_warn(src, row, p->email,
-			 "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)",
-			 bad);
+		row_warn(
+		    src, row, p->email,
+		    "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)",
+		    bad);
 	} else if (!col_time(st, c[PC_REGISTERED].idx, &p->registered_at, &bad)) {
 		row_warn(src, row, p->email, "registered_at \"%s\" is not an ISO 8601 time", bad);
 	} else if (!col_time(st, c[PC_UPDATED].idx, &p->updated_at, &bad)) {
@@ -433,7 +436,7 @@ static bool participant_required(sqlite3_stmt *st, const struct column *c, struc
 }
 
 static void participant_row(sqlite3_stmt *st, const struct column *c, long row,
-			    const struct source *src, void *arg)
+				const struct source *src, void *arg)
 {
 	struct plist *pl = arg;
 	struct participant p = {0};
@@ -444,7 +447,8 @@ static void participant_row(sqlite3_stmt *st, const struct column *c, long row,
 		participant_free(&p);
 		return;
 	}
-	p.organisation = optional_text(col_text(st, c[PC_ORG].idx), "organisation", src, row, p.email);
+	p.organisation =
+	    optional_text(col_text(st, c[PC_ORG].idx), "organisation", src, row, p.email);
 	p.role = optional_text(col_text(st, c[PC_ROLE].idx), "role", src, row, p.email);
 	p.language = participant_language(col_text(st, c[PC_LANG].idx), pl, src, row, p.email);
 	pl->rows = xgrow(pl->rows, &pl->cap, pl->n, sizeof(*pl->rows));
@@ -461,7 +465,7 @@ static int prow_cmp(const void *a, const void *b)
 
 /* Sorts by address and keeps the first row of each address. */
 static void participants_finish(struct registrations *reg, struct plist *pl,
-				const struct source *src)
+				    const struct source *src)
 {
 	if (pl->n)
 		qsort(pl->rows, pl->n, sizeof(*pl->rows), prow_cmp);
@@ -471,7 +475,7 @@ static void participants_finish(struct registrations *reg, struct plist *pl,
 		if (reg->n_participants &&
 		    strcasecmp(reg->participants[reg->n_participants - 1].email, r->p.email) == 0) {
 			row_warn(src, r->row, r->p.email, "duplicate of row %ld, skipped",
-				 pl->rows[i - 1].row);
+			         pl->rows[i - 1].row);
 			/* keep pointing at the first row for the next duplicate */
 			r->row = pl->rows[i - 1].row;
 			participant_free(&r->p);
@@ -483,12 +487,12 @@ static void participants_finish(struct registrations *reg, struct plist *pl,
 }
 
 static bool load_participants(sqlite3 *db, const struct config *cfg, struct registrations *reg,
-			      struct source *src, struct errlist *errs)
+				  struct source *src, struct errlist *errs)
 {
 	struct column cols[PC_N] = {
-		{"email", true, -1},	    {"name", true, -1},	    {"organisation", false, -1},
-		{"role", false, -1},	    {"language", false, -1}, {"status", true, -1},
-		{"registered_at", false, -1}, {"updated_at", false, -1},
+	    {"email", true, -1},          {"name", true, -1},        {"organisation", false, -1},
+	    {"role", false, -1},          {"language", false, -1},   {"status", true, -1},
+	    {"registered_at", false, -1}, {"updated_at", false, -1},
 	};
 	struct plist pl = {NULL, 0, 0, "sv"};
 	char *deflang = cfg->language ? language_tag(cfg->language) : NULL;
@@ -498,7 +502,7 @@ static bool load_participants(sqlite3 *db, const struct config *cfg, struct regi
 		pl.default_language = deflang;
 	src->label = cfg->sql_participants ? "[registrations] participants query" : "participants";
 	ok = run_query(db, src, cfg->sql_participants, "participants", false, cols, PC_N,
-		       participant_row, &pl, errs);
+	               participant_row, &pl, errs);
 	participants_finish(reg, &pl, src);
 	free(deflang);
 	return ok;
@@ -507,7 +511,7 @@ static bool load_participants(sqlite3 *db, const struct config *cfg, struct regi
 /* --- absences and attachments --- */
 
 static bool known_participant(const struct registrations *reg, const char *email,
-			      const struct source *src, long row)
+				  const struct source *src, long row)
 {
 	if (!reg_valid_email(email)) {
 		row_warn(src, row, email, "invalid e-mail address");
@@ -528,12 +532,11 @@ static bool clean_text(const char *s)
 
 struct rows_ctx {
 	struct registrations *reg;
-	const struct config *cfg;
 	size_t cap;
 };
 
 static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
-			const struct source *src, void *arg)
+			    const struct source *src, void *arg)
 {
 	struct rows_ctx *ctx = arg;
 	struct registrations *reg = ctx->reg;
@@ -551,26 +554,13 @@ static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
 	free(a.session_uid);
 }
 
-/* A relative path is relative to the directory of kallad.conf. */
-static char *attachment_path(const struct config *cfg, char *path)
-{
-	const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
-	char *full;
-
-	if (path[0] == '/' || !slash)
-		return path;
-	full = xasprintf("%.*s/%s", (int)(slash - cfg->path), cfg->path, path);
-	free(path);
-	return full;
-}
-
 static void attachment_row(sqlite3_stmt *st, const struct column *c, long row,
-			   const struct source *src, void *arg)
+			       const struct source *src, void *arg)
 {
 	struct rows_ctx *ctx = arg;
 	struct registrations *reg = ctx->reg;
 	struct attachment a = {col_text(st, c[0].idx), col_text(st, c[1].idx),
-			       col_text(st, c[2].idx)};
+	                       col_text(st, c[2].idx)};
 
 	if (!known_participant(reg, a.email, src, row)) {
 	} else if (!clean_text(a.message)) {
@@ -578,8 +568,8 @@ static void attachment_row(sqlite3_stmt *st, const struct column *c, long row,
 	} else if (!clean_text(a.path)) {
 		row_warn(src, row, a.email, "no valid path");
 	} else {
-		a.path = attachment_path(ctx->cfg, a.path);
-		reg->attachments = xgrow(reg->attachments, &ctx->cap, reg->n_attachments, sizeof(a));
+		reg->attachments =
+		    xgrow(reg->attachments, &ctx->cap, reg->n_attachments, sizeof(a));
 		reg->attachments[reg->n_attachments++] = a;
 		return;
 	}
@@ -597,21 +587,21 @@ static int absence_cmp(const void *a, const void *b)
 }
 
 static bool load_others(sqlite3 *db, const struct config *cfg, struct registrations *reg,
-			struct source *src, struct errlist *errs)
+			    struct source *src, struct errlist *errs)
 {
 	struct column acols[] = {{"email", true, -1}, {"session_uid", true, -1}};
 	struct column tcols[] = {{"email", true, -1}, {"message", true, -1}, {"path", true, -1}};
-	struct rows_ctx actx = {reg, cfg, 0}, tctx = {reg, cfg, 0};
+	struct rows_ctx actx = {reg, 0}, tctx = {reg, 0};
 	bool ok;
 
 	src->label = cfg->sql_absences ? "[registrations] absences query" : "absences";
 	ok = run_query(db, src, cfg->sql_absences, "absences", true, acols, ARRAY_SIZE(acols),
-		       absence_row, &actx, errs);
+	               absence_row, &actx, errs);
 	if (reg->n_absences)
 		qsort(reg->absences, reg->n_absences, sizeof(*reg->absences), absence_cmp);
 	src->label = cfg->sql_attachments ? "[registrations] attachments query" : "attachments";
 	return run_query(db, src, cfg->sql_attachments, "attachments", true, tcols,
-			 ARRAY_SIZE(tcols), attachment_row, &tctx, errs) &&
+	                 ARRAY_SIZE(tcols), attachment_row, &tctx, errs) &&
 	       ok;
 }
 
@@ -626,13 +616,13 @@ static sqlite3 *open_db(const char *path, struct errlist *errs)
 	/* SQLITE_OPEN_READONLY never creates, but says only "unable to open". */
 	if (stat(path, &sb) < 0) {
 		errlist_add(errs, "%s: cannot open the registration database: %s", path,
-			    strerror(errno));
+		            strerror(errno));
 		return NULL;
 	}
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
 	if (rc != SQLITE_OK) {
 		errlist_add(errs, "%s: cannot open the registration database: %s", path,
-			    db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		            db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return NULL;
 	}
@@ -641,7 +631,7 @@ static sqlite3 *open_db(const char *path, struct errlist *errs)
 }
 
 struct registrations *reg_load(const struct config *cfg, struct errlist *warnings,
-			       struct errlist *errs)
+				   struct errlist *errs)
 {
 	struct source src = {cfg->registrations, "participants", warnings};
 	struct registrations *reg;
@@ -650,7 +640,7 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 
 	if (!cfg->registrations) {
 		errlist_add(errs, "%s: [programme] registrations is not set",
-			    cfg->path ? cfg->path : "configuration");
+		            cfg->path ? cfg->path : "configuration");
 		return NULL;
 	}
 	db = open_db(cfg->registrations, errs);

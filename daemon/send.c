@@ -90,11 +90,12 @@ static double mono(void)
  * server asks us to slow down. */
 static void wait_for_slot(struct sender *s)
 {
-	int per_minute = s->pg->cfg->max_per_minute;
+	/* The outbox is a local folder: no provider limits to respect. */
+	int per_minute = s->pg->cfg->smtp_url ? s->pg->cfg->max_per_minute : 0;
 	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
 	double now = mono();
 
-	if (s->slow > 1)
+	if (s->slow > 1 && s->pg->cfg->smtp_url)
 		gap = (gap > 0 ? gap : 1.0) * s->slow;
 	if (s->next_slot > now) {
 		double d = s->next_slot - now;

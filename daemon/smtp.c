@@ -30,8 +30,10 @@ struct smtp {
 	/* The transaction in flight. */
 	const char *msg;
 	size_t len, pos;
-	bool eof_given;        /* the read callback said "no more": "." may be out */
+	bool quitting;         /* QUIT went out: its reply says nothing of the message */
+	bool data_go;          /* DATA got its 354 */
 	char stage[16];        /* the command the next reply answers */
+	char reply_stage[16];  /* the command last_reply answered */
 	struct strbuf reply;   /* lines of the reply being read */
 	char *last_reply;      /* the last complete reply, continuation lines joined */
 	int last_code;
@@ -46,8 +48,6 @@ static size_t smtp_read(char *buf, size_t size, size_t nitems, void *userdata)
 		n = s->len - s->pos;
 	memcpy(buf, s->msg + s->pos, n);
 	s->pos += n;
-	if (n == 0)
-		s->eof_given = true;
 	return n;
 }
 
@@ -61,7 +61,10 @@ static void smtp_note_command(struct smtp *s, const char *line, size_t n)
 		size_t k = strlen(known[i]);
 		if (n >= k && strncasecmp(line, known[i], k) == 0 &&
 		    (n == k || line[k] == ' ' || line[k] == '\r' || line[k] == '\n')) {
-			snprintf(s->stage, sizeof(s->stage), "%s", known[i]);
+			if (strcmp(known[i], "QUIT") == 0)
+				s->quitting = true;
+			else
+				snprintf(s->stage, sizeof(s->stage), "%s", known[i]);
 			return;
 		}
 	}
@@ -71,7 +74,7 @@ static void smtp_note_reply_line(struct smtp *s, const char *line, size_t n)
 {
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
 		n--;
-	if (n < 3 || line[0] < '2' || line[0] > '5')
+	if (n < 3 || line[0] < '2' || line[0] > '5' || s->quitting)
 		return;
 	bool last = n == 3 || line[3] != '-';
 	if (s->reply.len == 0)
@@ -87,10 +90,13 @@ static void smtp_note_reply_line(struct smtp *s, const char *line, size_t n)
 	free(s->last_reply);
 	s->last_reply = sb_take(&s->reply);
 	s->last_code = atoi(line);
+	memcpy(s->reply_stage, s->stage, sizeof(s->stage));
 	/* libcurl writes the final "." without a debug record: after 354 the
 	 * next reply answers the end of the data. */
-	if (s->last_code == 354)
+	if (s->last_code == 354) {
+		s->data_go = true;
 		snprintf(s->stage, sizeof(s->stage), "end of data");
+	}
 }
 
 static int smtp_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *userdata)
@@ -202,11 +208,15 @@ static bool smtp_cert_problem(CURLcode rc)
 }
 
 /* The server may hold the message only once "." went out, which libcurl
- * does only after the read callback reported the end of the data. If it
- * did and no 4xx/5xx answered it (the last code is still DATA's 354, or
- * none), the message may well be queued over there: unknown. Before that
- * point nothing can have been accepted, so a drop is transient. */
-static enum send_result smtp_classify(CURLcode rc, long code, bool eof_given)
+ * does only after our read callback handed out the last byte (it stops
+ * reading at CURLOPT_INFILESIZE, set so that SIZE lets a server refuse a
+ * big message before the upload). If all was handed out and no 4xx/5xx
+ * answered (the last code is still DATA's 354), the message may well be
+ * queued over there: unknown. Before that point nothing can have been
+ * accepted, so a drop is transient. A drop during the upload of the last
+ * bytes is thus called unknown too: the safe side, as the retry carries the
+ * same Message-ID. */
+static enum send_result smtp_classify(CURLcode rc, long code, bool data_out)
 {
 	if (rc == CURLE_OK)
 		return SEND_OK;
@@ -218,7 +228,7 @@ static enum send_result smtp_classify(CURLcode rc, long code, bool eof_given)
 		return SEND_TRANSIENT;
 	if (code >= 500 && code < 600)
 		return SEND_PERMANENT;
-	return eof_given ? SEND_UNKNOWN : SEND_TRANSIENT;
+	return data_out ? SEND_UNKNOWN : SEND_TRANSIENT;
 }
 
 static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, long code)
@@ -238,7 +248,7 @@ static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, 
 		return xasprintf("no reply after end of data (%s): the server may have the message",
 				 err);
 	if (code >= 400 && code < 600 && s->last_reply)
-		return xasprintf("%s (at %s)", s->last_reply, s->stage);
+		return xasprintf("%s (at %s)", s->last_reply, s->reply_stage);
 	return xasprintf("%s (at %s)", err, s->stage);
 }
 
@@ -257,7 +267,9 @@ static void smtp_reset_transaction(struct smtp *s, const char *msg, size_t len)
 	s->msg = msg;
 	s->len = len;
 	s->pos = 0;
-	s->eof_given = false;
+	s->quitting = false;
+	s->data_go = false;
+	s->reply_stage[0] = '\0';
 	s->errbuf[0] = '\0';
 	snprintf(s->stage, sizeof(s->stage), "connect");
 	sb_free(&s->reply);
@@ -286,7 +298,7 @@ enum send_result smtp_send(struct smtp *s, const char *rcpt, const char *msg, si
 	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
 	curl_slist_free_all(rcpts);
 
-	enum send_result r = smtp_classify(rc, code, s->eof_given);
+	enum send_result r = smtp_classify(rc, code, s->data_go && s->pos == s->len);
 	s->fresh = r != SEND_OK;
 	s->slow = r != SEND_OK &&
 		  (code == 421 || code == 451 || code == 452 || smtp_slow_words(s->last_reply));

@@ -53,8 +53,8 @@ enum query {
 	Q_N
 };
 
-#define ROW_COLUMNS                                                                       \
-	"key, message, email, target, rule, state, due, updated, next_attempt, attempts," \
+#define ROW_COLUMNS                                                                                \
+	"key, message, email, target, rule, state, due, updated, next_attempt, attempts,"          \
 	" message_id, detail"
 
 static const char *const query_sql[Q_N] = {
@@ -99,8 +99,8 @@ struct state {
 	sqlite3_stmt *stmts[Q_N];
 };
 
-static const char *const dstate_names[] = {"claimed", "sent",	"unknown",
-					   "transient", "failed", "skipped"};
+static const char *const dstate_names[] = {"claimed",   "sent",   "unknown",
+					       "transient", "failed", "skipped"};
 
 const char *state_name(enum dstate s)
 {
@@ -118,7 +118,7 @@ static sqlite3_stmt *query(struct state *st, enum query q)
 	sqlite3_stmt **s = &st->stmts[q];
 
 	if (!*s && sqlite3_prepare_v3(st->db, query_sql[q], -1, SQLITE_PREPARE_PERSISTENT, s,
-				      NULL) != SQLITE_OK) {
+	                              NULL) != SQLITE_OK) {
 		sql_log(st, "preparing a statement");
 		*s = NULL;
 		return NULL;
@@ -198,12 +198,14 @@ static bool migrate(struct state *st, struct errlist *errs)
 	}
 	if (v > latest) {
 		errlist_add(errs, "%s: schema version %d is newer than this kallad knows (%d)",
-			    st->path, v, latest);
+		            st->path, v, latest);
 		return false;
 	}
 	if (v < latest && st->readonly) {
-		errlist_add(errs, "%s: schema version %d is older than this kallad's %d; run kallad "
-			    "once without a read-only mode to migrate it", st->path, v, latest);
+		errlist_add(errs,
+		            "%s: schema version %d is older than this kallad's %d; run kallad "
+		            "once without a read-only mode to migrate it",
+		            st->path, v, latest);
 		return false;
 	}
 	for (int to = v + 1; to <= latest; to++)
@@ -227,7 +229,7 @@ static bool make_parent(const char *path, struct errlist *errs)
 			*p = '\0';
 			if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 				errlist_add(errs, "%s: cannot create directory %s: %s", path, dir,
-					    strerror(errno));
+				            strerror(errno));
 				ok = false;
 			}
 			*p = c;
@@ -256,7 +258,7 @@ static bool configure(struct state *st, struct errlist *errs)
 	}
 	if (!wal) {
 		errlist_add(errs, "%s: cannot switch to WAL mode: %s", st->path,
-			    sqlite3_errmsg(st->db));
+		            sqlite3_errmsg(st->db));
 		return false;
 	}
 	return exec(st, "PRAGMA synchronous = FULL", errs);
@@ -282,7 +284,7 @@ struct state *state_open(const char *path, bool readonly, struct errlist *errs)
 	}
 	if (sqlite3_open_v2(file, &st->db, flags, NULL) != SQLITE_OK) {
 		errlist_add(errs, "%s: cannot open the state database: %s", path,
-			    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		            st->db ? sqlite3_errmsg(st->db) : "out of memory");
 		state_close(st);
 		return NULL;
 	}
@@ -465,7 +467,7 @@ static void bind_row(sqlite3_stmt *s, const struct delivery_row *row)
 }
 
 bool state_delivery_claim(struct state *st, const struct delivery_row *row, time_t now,
-			  int stale_after)
+			      int stale_after)
 {
 	sqlite3_stmt *s = query(st, Q_CLAIM);
 
@@ -482,7 +484,7 @@ bool state_delivery_claim(struct state *st, const struct delivery_row *row, time
 }
 
 void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
-			 time_t next_attempt, time_t now)
+			     time_t next_attempt, time_t now)
 {
 	sqlite3_stmt *q = query(st, Q_MARK);
 
@@ -498,7 +500,7 @@ void state_delivery_mark(struct state *st, const char *key, enum dstate s, const
 }
 
 void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
-			 time_t now)
+			     time_t now)
 {
 	sqlite3_stmt *s = query(st, Q_SKIP);
 
@@ -512,7 +514,7 @@ void state_delivery_skip(struct state *st, const struct delivery_row *row, const
 }
 
 void state_delivery_each(struct state *st, int s, void (*fn)(const struct delivery_row *, void *),
-			 void *arg)
+			     void *arg)
 {
 	/* Its own statement: fn may call back into the state. */
 	sqlite3_stmt *q;

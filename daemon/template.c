@@ -756,16 +756,32 @@ static void scope_lookup(const struct scope *sc, const char *name, const struct 
 	}
 }
 
+/* Escapes a value for HTML text or a quoted attribute. A line break
+ * becomes <br> so a multi-line description keeps its lines. */
 static void add_escaped(struct strbuf *out, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': sb_add(out, "&amp;"); break;
-		case '<': sb_add(out, "&lt;"); break;
-		case '>': sb_add(out, "&gt;"); break;
-		case '"': sb_add(out, "&quot;"); break;
-		case '\'': sb_add(out, "&#39;"); break;
-		default: sb_addc(out, *s);
+		case '&':
+			sb_add(out, "&amp;");
+			break;
+		case '<':
+			sb_add(out, "&lt;");
+			break;
+		case '>':
+			sb_add(out, "&gt;");
+			break;
+		case '"':
+			sb_add(out, "&quot;");
+			break;
+		case '\'':
+			sb_add(out, "&#39;");
+			break;
+		case '\n':
+			sb_add(out, "<br>\n");
+			break;
+		default:
+			sb_addc(out, *s);
 		}
 	}
 }

@@ -236,6 +236,23 @@ static void test_every_error(void **state)
 	errlist_free(&errs);
 }
 
+static void test_syntax_slips(void **state)
+{
+	struct errlist errs = {0};
+	struct config *cfg = load_fixture_bad("config-syntax.conf", &errs);
+
+	(void)state;
+	assert_null(cfg);
+	assert_error(&errs, "config-syntax.conf:1: stray: ", "outside any section");
+	assert_error(&errs, "config-syntax.conf:9: timezone: ", "\"Europe\" is not a time zone"); /* a directory */
+	assert_error(&errs, "config-syntax.conf:10: syntax: ", "key = value");
+	assert_error(&errs, "config-syntax.conf:15: [rule b]: ", "unexpected text after ]");
+	assert_error(&errs, "config-syntax.conf:17: before: ", "\"1d\" is given twice");
+	/* line 11 sits under the broken header: not checked as [programme] */
+	assert_int_equal(errs.n, 5);
+	errlist_free(&errs);
+}
+
 static void test_missing_keys(void **state)
 {
 	struct errlist errs = {0};
@@ -299,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_dropins),
 		cmocka_unit_test(test_inline_comments),
 		cmocka_unit_test(test_every_error),
+		cmocka_unit_test(test_syntax_slips),
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_dropin_errors),
 		cmocka_unit_test(test_unreadable),

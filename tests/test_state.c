@@ -435,14 +435,14 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open_creates_and_migrates),
-		cmocka_unit_test(test_known_and_sequence_persist),
-		cmocka_unit_test(test_claim_semantics),
-		cmocka_unit_test(test_mark_attempts_and_skip),
-		cmocka_unit_test(test_counts_each_retry),
-		cmocka_unit_test(test_claim_race),
-		cmocka_unit_test(test_readonly),
-		cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_open_creates_and_migrates),
+	    cmocka_unit_test(test_known_and_sequence_persist),
+	    cmocka_unit_test(test_claim_semantics),
+	    cmocka_unit_test(test_mark_attempts_and_skip),
+	    cmocka_unit_test(test_counts_each_retry),
+	    cmocka_unit_test(test_claim_race),
+	    cmocka_unit_test(test_readonly),
+	    cmocka_unit_test(test_open_errors),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

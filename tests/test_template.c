@@ -336,6 +336,14 @@ static void test_html_escaping(void **state)
 			       "&amp; &#39;y&#39;</p>\n");
 	free(s), free(x), free(h);
 
+	/* Line breaks in a value keep their lines in HTML. */
+	tpl_vars_set(v, "session.description", "Rad ett\nRad <två>");
+	render_mem("Subject: x\n\n{{session.description}}\n", "<p>{{session.description}}</p>\n", v,
+		   &s, &x, &h);
+	assert_string_equal(x, "Rad ett\nRad <två>\n");
+	assert_string_equal(h, "<p>Rad ett<br>\nRad &lt;två&gt;</p>\n");
+	free(s), free(x), free(h);
+
 	/* The shipped HTML too; its plain text keeps the value as it is. */
 	assert_true(tpl_render(t, "en", "sv", "invite", v, &s, &x, &h, &errs));
 	assert_null(strstr(h, "<script>"));

@@ -33,8 +33,8 @@
 #define PYTHON "/usr/bin/python3"
 #define FROM "Programmet <program@example.org>"
 
-static char top[PATH_MAX];  /* this run's temporary directory */
-static char cert[PATH_MAX], key[PATH_MAX];
+static char top[64];  /* this run's temporary directory */
+static char cert[128], key[128];
 static pid_t servers[8];
 static size_t n_servers;
 
@@ -92,7 +92,7 @@ static void wait_listening(int port)
 {
 	char want[32];
 
-	snprintf(want, sizeof(want), ":%04X ", port);
+	snprintf(want, sizeof(want), ":%04X", port);
 	for (int i = 0; i < 1000; i++) {
 		FILE *f = fopen("/proc/net/tcp", "r");
 		char line[512];
@@ -100,7 +100,8 @@ static void wait_listening(int port)
 		while (fgets(line, sizeof(line), f)) {
 			char local[64], remote[64], st[8];
 			if (sscanf(line, "%*d: %63s %63s %7s", local, remote, st) == 3 &&
-			    strstr(local, want) && strcmp(st, "0A") == 0) {
+			    strlen(local) > 5 && strcmp(local + strlen(local) - 5, want) == 0 &&
+			    strcmp(st, "0A") == 0) {
 				fclose(f);
 				return;
 			}

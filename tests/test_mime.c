@@ -1,0 +1,561 @@
+/* test_mime.c: header encoding, bodies and MIME trees, read back by
+ * Python's own e-mail parser (policy.default), which shares no code with
+ * daemon/mime.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mime.h"
+#include "tz.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef PYTHON
+#define PYTHON "/usr/bin/python3"
+#endif
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(tmpdir, "/tmp/kallad-mime-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	assert_true(tz_set("Europe/Stockholm"));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+
+	(void)state;
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	return 0;
+}
+
+static char *write_tmp(const char *name, const char *data, size_t n)
+{
+	char *path = xasprintf("%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	fclose(f);
+	return path;
+}
+
+/* Output of `cmd`, which must exit 0. */
+static char *run(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	struct strbuf sb;
+	char buf[4096];
+	size_t n;
+
+	assert_non_null(p);
+	sb_init(&sb);
+	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+		sb_addn(&sb, buf, n);
+	assert_int_equal(pclose(p), 0);
+	return sb_take(&sb);
+}
+
+static char *readback(const char *path, bool hex)
+{
+	char *cmd = xasprintf("%s '%s/mime-readback.py' %s '%s'", PYTHON, FIXTURES,
+			      hex ? "--hex" : "", path);
+	char *out = run(cmd);
+
+	free(cmd);
+	return out;
+}
+
+/* The value of the first "key: value" line of out. */
+static char *field(const char *out, const char *key)
+{
+	char *pat = xasprintf("\n%s: ", key);
+	const char *p = strstr(out, pat);
+	char *v;
+
+	if (!p) {
+		free(pat);
+		return NULL;
+	}
+	p += strlen(pat);
+	v = xstrndup(p, strcspn(p, "\n"));
+	free(pat);
+	return v;
+}
+
+static void assert_field(const char *out, const char *key, const char *want)
+{
+	char *got = field(out, key);
+
+	if (!got || strcmp(got, want) != 0)
+		fail_msg("%s: got \"%s\", want \"%s\"\n%s", key, got ? got : "(none)", want, out);
+	free(got);
+}
+
+/* Every line ends in CRLF, is ASCII and at most `max` octets long. */
+static void assert_wire(const char *s, size_t max)
+{
+	size_t col = 0;
+
+	for (const char *p = s; *p; p++) {
+		assert_true((unsigned char)*p < 0x80);
+		if (*p == '\r') {
+			assert_int_equal(p[1], '\n');
+			p++;
+			col = 0;
+			continue;
+		}
+		assert_int_not_equal(*p, '\n');
+		col++;
+		if (col > max)
+			fail_msg("line longer than %zu: %s", max, s);
+	}
+}
+
+/* A message holding one header under test plus the fixed ones. */
+static char *message_with(const char *extra, const char *name)
+{
+	struct strbuf sb;
+	char *path;
+
+	sb_init(&sb);
+	sb_add(&sb, extra);
+	sb_add(&sb, "Message-ID: <x@example.org>\r\nMIME-Version: 1.0\r\n"
+		    "Content-Type: text/plain; charset=UTF-8\r\n\r\nbody\r\n");
+	path = write_tmp(name, sb.buf, sb.len);
+	sb_free(&sb);
+	return path;
+}
+
+static void check_subject(const char *subject, const char *want)
+{
+	struct strbuf sb;
+	char *path, *out;
+
+	sb_init(&sb);
+	mime_header_text(&sb, "Subject", subject);
+	assert_wire(sb.buf, 76);
+	/* Each encoded word stays within RFC 2047's 75 characters. */
+	for (const char *w = strstr(sb.buf, "=?"); w; w = strstr(w + 2, "=?")) {
+		const char *end = strstr(w + 10, "?=");
+
+		assert_non_null(end);
+		assert_true(end + 2 - w <= 75);
+		w = end;
+	}
+	path = message_with(sb.buf, "subject.eml");
+	out = readback(path, false);
+	assert_field(out, "Subject", want);
+	free(out);
+	free(path);
+	sb_free(&sb);
+}
+
+static void subjects_round_trip(void **state)
+{
+	struct strbuf long_sv;
+
+	(void)state;
+	check_subject("Inbjudan: Leda samhällsutveckling, torsdag 20 februari 2020",
+		      "Inbjudan: Leda samhällsutveckling, torsdag 20 februari 2020");
+	check_subject("Påminnelse: Styrning och risker", "Påminnelse: Styrning och risker");
+	check_subject("Plain ASCII subject", "Plain ASCII subject");
+	check_subject("Looks like =?UTF-8?Q?x?= an encoded word",
+		      "Looks like =?UTF-8?Q?x?= an encoded word");
+	check_subject("Tab\tand\r\nnewline", "Tab and newline");
+	check_subject("Emoji 📅 och ÅÄÖ åäö – tankstreck", "Emoji 📅 och ÅÄÖ åäö – tankstreck");
+	/* 300 characters of two-byte letters with no spaces: many encoded words. */
+	sb_init(&long_sv);
+	for (int i = 0; i < 100; i++)
+		sb_add(&long_sv, "åäö");
+	check_subject(long_sv.buf, long_sv.buf);
+	sb_free(&long_sv);
+	sb_init(&long_sv);
+	for (int i = 0; i < 40; i++)
+		sb_add(&long_sv, "Dialog och samspel ");
+	long_sv.buf[--long_sv.len] = '\0';
+	check_subject(long_sv.buf, long_sv.buf);
+	sb_free(&long_sv);
+}
+
+/* Python's address parser keeps the fold between encoded words as a
+ * space (RFC 2047 says drop it), so a name long enough to need two words
+ * reads back with one doubled space there: compare it squeezed. */
+static void squeeze(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++)
+		if (!(*r == ' ' && w > s && w[-1] == ' '))
+			*w++ = *r;
+	*w = '\0';
+}
+
+static void check_mailbox(const char *display, const char *addr, const char *want_name)
+{
+	struct strbuf sb;
+	char *path, *out, *name;
+
+	sb_init(&sb);
+	mime_header_mailbox(&sb, "To", display, addr);
+	mime_header_mailbox(&sb, "From", "Fördjupningsprogrammet", "program@example.org");
+	sb_add(&sb, "Subject: x\r\n");
+	assert_wire(sb.buf, 998);
+	path = message_with(sb.buf, "to.eml");
+	out = readback(path, false);
+	assert_field(out, "To-Count", "1");
+	name = field(out, "To-Name");
+	assert_non_null(name);
+	if (strlen(want_name) < 40) /* one encoded word: exact */
+		assert_string_equal(name, want_name);
+	squeeze(name);
+	assert_string_equal(name, want_name);
+	free(name);
+	assert_field(out, "To-Addr", addr);
+	assert_field(out, "From-Name", "Fördjupningsprogrammet");
+	assert_field(out, "Bcc", "none");
+	assert_field(out, "Header-Names", "To,From,Subject,Message-ID,MIME-Version,Content-Type");
+	free(out);
+	free(path);
+	sb_free(&sb);
+}
+
+static void names_round_trip(void **state)
+{
+	struct strbuf big;
+
+	(void)state;
+	check_mailbox("Åsa Öberg-Lindström", "asa@example.org", "Åsa Öberg-Lindström");
+	check_mailbox("Lindgren, Lena", "lena@example.org", "Lindgren, Lena");
+	check_mailbox("Anna \"Ankan\" Svensson", "anna+sthlm@example.org", "Anna Ankan Svensson");
+	check_mailbox("O'Brien (Sthlm) <x>", "ob@example.org", "O'Brien (Sthlm) <x>");
+	check_mailbox("Back\\slash", "b@example.org", "Backslash");
+	check_mailbox("", "noname@example.org", "");
+	sb_init(&big);
+	for (int i = 0; i < 50; i++)
+		sb_add(&big, "Ärlig Åkesson ");
+	big.buf[--big.len] = '\0';
+	check_mailbox(big.buf, "long@example.org", big.buf);
+	sb_free(&big);
+}
+
+static void injection_adds_no_header(void **state)
+{
+	(void)state;
+	check_mailbox("Eve\r\nBcc: x@evil.example", "eve@example.org", "Eve Bcc: x@evil.example");
+	check_mailbox("Eve\nBcc: x@evil.example\n", "eve@example.org", "Eve Bcc: x@evil.example");
+	check_mailbox("Eve\rTo: y@evil.example", "eve@example.org", "Eve To: y@evil.example");
+	/* An address with CR/LF (never valid, but cleaned anyway). */
+	{
+		struct strbuf sb;
+
+		sb_init(&sb);
+		mime_header_mailbox(&sb, "To", "Eve", "eve@example.org\r\nBcc: x@evil.example");
+		assert_null(strstr(sb.buf, "\r\nBcc"));
+		/* One line: the only CRLF ends it. */
+		assert_int_equal((size_t)(strstr(sb.buf, "\r\n") - sb.buf) + 2, sb.len);
+		sb_free(&sb);
+	}
+	check_subject("Hej\r\nBcc: x@evil.example", "Hej Bcc: x@evil.example");
+}
+
+static void sanitize_cleans(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = mime_sanitize("a\x01" "b\x7f" "c\xff" "d\xc3" "e", 0);
+	assert_string_equal(s, "abc?d?e");
+	free(s);
+	s = mime_sanitize("rad 1\r\nrad 2\rrad 3\n", MIME_KEEP_NEWLINES);
+	assert_string_equal(s, "rad 1\nrad 2\nrad 3\n");
+	free(s);
+	s = mime_sanitize("  \"Anna\"  \\  Åberg \r\n", MIME_NAME);
+	assert_string_equal(s, "Anna Åberg");
+	free(s);
+	s = mime_sanitize(NULL, 0);
+	assert_string_equal(s, "");
+	free(s);
+	/* C1 controls and overlong forms are not letters. */
+	s = mime_sanitize("x\xc2\x85y\xc0\xafz", 0);
+	assert_string_equal(s, "x??y??z");
+	free(s);
+}
+
+static void hex_of(struct strbuf *sb, const char *data, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sb_addf(sb, "%02x", (unsigned char)data[i]);
+}
+
+/* Builds a text/plain message from body with enc; checks the wire and
+ * that Python decodes `want` from it. */
+static void check_body(const char *body, const char *want, enum mime_encoding enc)
+{
+	struct mime_part *p = mime_leaf("text/plain; charset=UTF-8", NULL, body, strlen(body), enc);
+	struct strbuf sb, hex;
+	char *path, *out, *line;
+
+	sb_init(&sb);
+	sb_add(&sb, "From: a@example.org\r\nTo: b@example.org\r\nSubject: qp\r\n"
+		    "MIME-Version: 1.0\r\n");
+	mime_write(&sb, p, "seed");
+	assert_wire(sb.buf, 76);
+	/* No line is "." alone or starts with "From ". */
+	assert_null(strstr(sb.buf, "\r\n.\r\n"));
+	assert_null(strstr(sb.buf, "\r\nFrom "));
+	path = write_tmp("body.eml", sb.buf, sb.len);
+	out = readback(path, true);
+	sb_init(&hex);
+	sb_add(&hex, "text/plain|-|-|");
+	hex_of(&hex, want, strlen(want));
+	line = field(out, "Part");
+	assert_non_null(line);
+	if (strcmp(line, hex.buf) != 0) {
+		size_t i = 0;
+
+		while (line[i] == hex.buf[i])
+			i++;
+		fail_msg("decoded body differs at hex offset %zu: got ...%.40s want ...%.40s", i,
+			 line + i, hex.buf + i);
+	}
+	free(line);
+	free(out);
+	free(path);
+	sb_free(&hex);
+	sb_free(&sb);
+	mime_free(p);
+}
+
+static void quoted_printable(void **state)
+{
+	struct strbuf in, want;
+
+	(void)state;
+	sb_init(&in);
+	sb_init(&want);
+	sb_add(&in, "Hej!\n");
+	for (int i = 0; i < 120; i++)
+		sb_add(&in, "å=ä ");
+	sb_add(&in, "\n.\nFrom here\ntrailing space \nCRLF line\r\n");
+	for (int i = 0; i < 2000; i++) /* one line far over 998 octets */
+		sb_addc(&in, (char)('a' + i % 26));
+	sb_add(&in, "\n");
+	for (const char *p = in.buf; *p; p++) {
+		if (*p == '\r')
+			continue;
+		if (*p == '\n')
+			sb_add(&want, "\r\n");
+		else
+			sb_addc(&want, *p);
+	}
+	check_body(in.buf, want.buf, MIME_QUOTED_PRINTABLE);
+	check_body(in.buf, in.buf, MIME_BASE64);
+	/* A one-part message's body ends with a line break, its own or added. */
+	check_body("no newline at end", "no newline at end\r\n", MIME_QUOTED_PRINTABLE);
+	sb_free(&in);
+	sb_free(&want);
+}
+
+static void base64_vectors(void **state)
+{
+	static const char *const vec[][2] = {
+		{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"},
+	};
+	struct strbuf sb;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(vec); i++) {
+		sb_init(&sb);
+		mime_base64(&sb, vec[i][0], strlen(vec[i][0]));
+		assert_string_equal(sb.buf, vec[i][1]);
+		sb_free(&sb);
+	}
+	sb_init(&sb);
+	{
+		char data[100];
+
+		memset(data, 0xff, sizeof(data));
+		mime_base64(&sb, data, sizeof(data));
+	}
+	/* 100 bytes: 136 characters, 76 on the first line. */
+	assert_int_equal(strcspn(sb.buf, "\r"), 76);
+	assert_int_equal(sb.len, 136 + 2);
+	sb_free(&sb);
+}
+
+static void media_types(void **state)
+{
+	(void)state;
+	assert_string_equal(mime_type_for_name("Program.PDF"), "application/pdf");
+	assert_string_equal(mime_type_for_name("a.docx"),
+			    "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+	assert_string_equal(mime_type_for_name("a.xlsx"),
+			    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+	assert_string_equal(mime_type_for_name("a.pptx"),
+			    "application/vnd.openxmlformats-officedocument.presentationml.presentation");
+	assert_string_equal(mime_type_for_name("a.txt"), "text/plain");
+	assert_string_equal(mime_type_for_name("a.csv"), "text/csv");
+	assert_string_equal(mime_type_for_name("a.png"), "image/png");
+	assert_string_equal(mime_type_for_name("a.jpg"), "image/jpeg");
+	assert_string_equal(mime_type_for_name("a.ics"), "text/calendar");
+	assert_string_equal(mime_type_for_name("a.weird"), "application/octet-stream");
+	assert_string_equal(mime_type_for_name("noext"), "application/octet-stream");
+	assert_string_equal(mime_type_for_name("dir.pdf/file"), "application/octet-stream");
+}
+
+/* An attachment named `name` survives Python's get_filename(). */
+static void check_filename(const char *name, const char *want)
+{
+	struct mime_part *mixed = mime_multipart("mixed");
+	char *disp = mime_disposition(name), *ascii = mime_ascii_filename(name);
+	char *type = xasprintf("application/pdf; name=\"%s\"", ascii);
+	struct strbuf sb;
+	char *path, *out, *expect;
+
+	mime_add(mixed, mime_leaf("text/plain; charset=UTF-8", NULL, "Se bilaga.\n", 11,
+				  MIME_QUOTED_PRINTABLE));
+	mime_add(mixed, mime_leaf(type, disp, "%PDF-1.4\n", 9, MIME_BASE64));
+	sb_init(&sb);
+	sb_add(&sb, "From: a@example.org\r\nTo: b@example.org\r\nSubject: att\r\n"
+		    "MIME-Version: 1.0\r\n");
+	mime_write(&sb, mixed, "seed");
+	assert_wire(sb.buf, 998);
+	path = write_tmp("att.eml", sb.buf, sb.len);
+	out = readback(path, false);
+	expect = xasprintf("\nPart: application/pdf|%s|-|9\n", want);
+	if (!strstr(out, expect))
+		fail_msg("want %s in\n%s", expect, out);
+	free(expect);
+	free(out);
+	free(path);
+	free(type);
+	free(disp);
+	free(ascii);
+	sb_free(&sb);
+	mime_free(mixed);
+}
+
+static void attachment_names(void **state)
+{
+	struct strbuf big;
+	char *a;
+
+	(void)state;
+	check_filename("program.pdf", "program.pdf");
+	check_filename("Välkommen till Långholmen.pdf", "Välkommen till Långholmen.pdf");
+	check_filename("a;b\"c\r\n.pdf", "a;bc .pdf");
+	sb_init(&big);
+	for (int i = 0; i < 30; i++)
+		sb_add(&big, "Fördjupning ");
+	sb_add(&big, "– schema.pdf");
+	check_filename(big.buf, big.buf);
+	sb_free(&big);
+	a = mime_ascii_filename("Årsmöte.pdf");
+	assert_string_equal(a, "_rsm_te.pdf");
+	free(a);
+	a = mime_disposition("plain.pdf");
+	assert_string_equal(a, "attachment; filename=\"plain.pdf\"");
+	free(a);
+}
+
+/* Same parts and seed, same bytes; another seed, other boundaries. */
+static void deterministic_boundaries(void **state)
+{
+	struct strbuf a, b, c;
+
+	(void)state;
+	sb_init(&a);
+	sb_init(&b);
+	sb_init(&c);
+	for (int i = 0; i < 3; i++) {
+		struct mime_part *mixed = mime_multipart("mixed"), *alt = mime_multipart("alternative");
+
+		mime_add(alt, mime_leaf("text/plain; charset=UTF-8", NULL, "x", 1, MIME_QUOTED_PRINTABLE));
+		mime_add(alt, mime_leaf("text/html; charset=UTF-8", NULL, "<p>x</p>", 8,
+					MIME_QUOTED_PRINTABLE));
+		mime_add(mixed, alt);
+		mime_write(i == 0 ? &a : i == 1 ? &b : &c, mixed, i == 2 ? "other" : "key");
+		mime_free(mixed);
+	}
+	assert_string_equal(a.buf, b.buf);
+	assert_string_not_equal(a.buf, c.buf);
+	/* Two different boundaries in one message. */
+	{
+		const char *b1 = strstr(a.buf, "boundary=\""), *b2 = strstr(b1 + 1, "boundary=\"");
+
+		assert_non_null(b2);
+		assert_memory_not_equal(b1 + 10, b2 + 10, 34);
+	}
+	sb_free(&a);
+	sb_free(&b);
+	sb_free(&c);
+}
+
+static void date_header(void **state)
+{
+	struct strbuf sb;
+
+	(void)state;
+	sb_init(&sb);
+	mime_header_date(&sb, 1582189200); /* 2020-02-20 09:00 UTC */
+	mime_header_date(&sb, 1593597600); /* 2020-07-01 10:00 UTC */
+	assert_string_equal(sb.buf, "Date: Thu, 20 Feb 2020 10:00:00 +0100\r\n"
+				    "Date: Wed, 1 Jul 2020 12:00:00 +0200\r\n");
+	sb_free(&sb);
+}
+
+static void split_address(void **state)
+{
+	char *d, *a;
+
+	(void)state;
+	assert_true(mime_split_address("Fördjupningsprogrammet <program@example.org>", &d, &a));
+	assert_string_equal(d, "Fördjupningsprogrammet");
+	assert_string_equal(a, "program@example.org");
+	free(d);
+	free(a);
+	assert_true(mime_split_address("\"Lindgren, Lena\" <lena@example.org>", &d, &a));
+	assert_string_equal(d, "Lindgren, Lena");
+	assert_string_equal(a, "lena@example.org");
+	free(d);
+	free(a);
+	assert_true(mime_split_address("program@example.org", &d, &a));
+	assert_string_equal(d, "");
+	assert_string_equal(a, "program@example.org");
+	free(d);
+	free(a);
+	assert_false(mime_split_address("no address here", &d, &a));
+	assert_false(mime_split_address(NULL, &d, &a));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(subjects_round_trip),
+		cmocka_unit_test(names_round_trip),
+		cmocka_unit_test(injection_adds_no_header),
+		cmocka_unit_test(sanitize_cleans),
+		cmocka_unit_test(quoted_printable),
+		cmocka_unit_test(base64_vectors),
+		cmocka_unit_test(media_types),
+		cmocka_unit_test(attachment_names),
+		cmocka_unit_test(deterministic_boundaries),
+		cmocka_unit_test(date_header),
+		cmocka_unit_test(split_address),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
