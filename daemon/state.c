@@ -11,6 +11,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,8 @@ static const char *const query_sql[Q_N] = {
 		    " owner_pid = excluded.owner_pid,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
 		    " WHERE deliveries.state = 2"
-		    " OR (deliveries.state = 0 AND deliveries.updated < ?7 - ?10)"
+		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
+		    "     OR kallad_pid_gone(deliveries.owner_pid)))"
 		    " OR (deliveries.state = 3 AND deliveries.next_attempt <= ?7)",
 	/* A send's outcome (leaving CLAIMED) counts as an attempt. */
 	[Q_MARK] = "UPDATE deliveries SET attempts = attempts +"
@@ -241,6 +243,22 @@ static bool make_parent(const char *path, struct errlist *errs)
 	return ok;
 }
 
+/* kallad_pid_gone(pid): true when the process that claimed a delivery no
+ * longer exists (killed mid-send), so its claim can be taken over at once
+ * instead of after the stale timeout. The state database is local, so its
+ * pids are this host's. */
+static void sql_pid_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	pid_t pid;
+
+	if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+		sqlite3_result_int(ctx, 1);
+		return;
+	}
+	pid = (pid_t)sqlite3_value_int64(argv[0]);
+	sqlite3_result_int(ctx, pid > 0 && kill(pid, 0) < 0 && errno == ESRCH);
+}
+
 /* WAL so readers (--plan, --status) never block the daemon; FULL so a
  * committed transaction survives a power cut. */
 static bool configure(struct state *st, struct errlist *errs)
@@ -249,6 +267,8 @@ static bool configure(struct state *st, struct errlist *errs)
 	bool wal = false;
 
 	sqlite3_busy_timeout(st->db, state_busy_timeout_ms);
+	sqlite3_create_function(st->db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone,
+				NULL, NULL);
 	if (st->readonly)
 		return exec(st, "PRAGMA query_only = ON", errs);
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {

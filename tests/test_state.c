@@ -168,6 +168,29 @@ static void test_claim_semantics(void **state)
 	assert_false(state_delivery_claim(st, &r, T0 + 600, 600));
 	assert_true(state_delivery_claim(st, &r, T0 + 601, 600));
 
+	/* A fresh claim whose process was killed is taken over at once. */
+	{
+		pid_t child = fork();
+		struct state *other;
+
+		assert_true(child >= 0);
+		if (child == 0) {
+			struct state *cst = state_open(path, false, &(struct errlist){0});
+			struct delivery_row cr = sample("k4");
+			_exit(cst && state_delivery_claim(cst, &cr, T0, 600) ? 0 : 1);
+		}
+		int status;
+		waitpid(child, &status, 0);
+		assert_int_equal(WEXITSTATUS(status), 0);
+		other = state_open(path, false, &(struct errlist){0});
+		r = sample("k4");
+		assert_true(state_delivery_claim(other, &r, T0 + 1, 600));
+		/* ...but not while its claimer (this process) lives. */
+		assert_false(state_delivery_claim(st, &r, T0 + 2, 600));
+		state_close(other);
+		r = sample("k2");
+	}
+
 	/* Failed and skipped are final too. */
 	state_delivery_mark(st, "k2", DS_FAILED, "550 no such user", 0, T0 + 602);
 	assert_false(state_delivery_claim(st, &r, T0 + 10000, 600));
