@@ -343,7 +343,8 @@ static bool check_req(const struct config *cfg, const struct templates *tpl,
 		return false;
 	}
 	if (!tpl || !tpl_has(tpl, lang, cfg->language, req->message)) {
-		errlist_add(errs, "%s: no template %s for language %s or %s", what, req->message, lang,
+		errlist_add(errs, "%s: no template %s in language %s or %s", what, req->message,
+			    req->p->language ? req->p->language : "-",
 			    cfg->language ? cfg->language : "-");
 		return false;
 	}
@@ -367,12 +368,24 @@ static bool render(const struct templates *tpl, const struct config *cfg, const 
 	return ok;
 }
 
+/* The participant's language when the message exists in it, else the
+ * programme's: dates must speak the language the template does. */
+static const char *language(const struct config *cfg, const struct templates *tpl,
+			    const struct message_req *req)
+{
+	const char *own = req->p->language;
+
+	if (!str_empty(own) && tpl && tpl_has(tpl, own, own, req->message))
+		return own;
+	return !str_empty(cfg->language) ? cfg->language : "en";
+}
+
 char *message_build(const struct config *cfg, const struct calendar *cal,
 		    const struct registrations *reg, const struct templates *tpl,
 		    const struct message_req *req, size_t *len, struct errlist *errs)
 {
 	struct kind k = kind_of(req->message, req->session != NULL);
-	const char *lang = !str_empty(req->p->language) ? req->p->language : cfg->language;
+	const char *lang = language(cfg, tpl, req);
 	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics = NULL;
 	struct files f = {0};
 	struct tpl_vars *v = NULL;

@@ -92,6 +92,13 @@ static struct transport *transport_open_smtp(const struct config *cfg, struct er
 {
 	char *pw = NULL;
 
+	/* libcurl would quietly skip AUTH with half the credentials. */
+	if (str_empty(cfg->smtp_user) != str_empty(cfg->smtp_password)) {
+		errlist_add(errs, "[smtp] %s: must be set together with %s",
+			    str_empty(cfg->smtp_user) ? "password" : "user",
+			    str_empty(cfg->smtp_user) ? "user" : "password");
+		return NULL;
+	}
 	if (!str_empty(cfg->smtp_password)) {
 		pw = transport_password(cfg->smtp_password, errs);
 		if (!pw)

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,6 +33,7 @@
 #define SINK "/usr/sbin/smtp-sink"
 #define PYTHON "/usr/bin/python3"
 #define FROM "Programmet <program@example.org>"
+#define UNUSED __attribute__((unused))
 
 static char top[64];  /* this run's temporary directory */
 static char cert[128], key[128];
@@ -61,6 +63,8 @@ static pid_t spawn(char *const argv[], const char *out)
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* Dies with us even if we crash (lost when smtp-sink drops root). */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -343,7 +347,7 @@ static double now_s(void)
 
 /* ---- smtp-sink --------------------------------------------------------- */
 
-static void test_sink_three_messages_one_connection(void **state)
+static void test_sink_three_messages_one_connection(void **state UNUSED)
 {
 	char *dir = make_dir("three");
 	int port = start_sink(dir, "three.out", NULL);
@@ -399,14 +403,14 @@ static void expect_failure(char *const opts[], const char *name, enum send_resul
 	free(dir);
 }
 
-static void test_sink_soft_reject_rcpt(void **state)
+static void test_sink_soft_reject_rcpt(void **state UNUSED)
 {
 	char *opts[] = {"-r", "RCPT", NULL};
 	expect_failure(opts, "soft", SEND_TRANSIENT, "450 4.3.0 Error: command failed (at RCPT)",
 		       false);
 }
 
-static void test_sink_hard_reject_rcpt(void **state)
+static void test_sink_hard_reject_rcpt(void **state UNUSED)
 {
 	char *opts[] = {"-f", "RCPT", "-B",
 			"550 5.1.1 <rcpt1@example.net>: Recipient address rejected", NULL};
@@ -414,25 +418,25 @@ static void test_sink_hard_reject_rcpt(void **state)
 		       "550 5.1.1 <rcpt1@example.net>: Recipient address rejected (at RCPT)", false);
 }
 
-static void test_sink_rate_limit_words(void **state)
+static void test_sink_rate_limit_words(void **state UNUSED)
 {
 	char *opts[] = {"-r", "MAIL", "-b", "450 4.7.1 Too many messages, try again later", NULL};
 	expect_failure(opts, "rate", SEND_TRANSIENT, "450 4.7.1 Too many messages", true);
 }
 
-static void test_sink_disconnect_after_dot(void **state)
+static void test_sink_disconnect_after_dot(void **state UNUSED)
 {
 	char *opts[] = {"-q", ".", NULL};
 	expect_failure(opts, "dropdot", SEND_UNKNOWN, "no reply after end of data", false);
 }
 
-static void test_sink_421_at_mail(void **state)
+static void test_sink_421_at_mail(void **state UNUSED)
 {
 	char *opts[] = {"-Q", "MAIL", NULL};
 	expect_failure(opts, "q421", SEND_TRANSIENT, "421", true);
 }
 
-static void test_sink_hard_reject_after_dot(void **state)
+static void test_sink_hard_reject_after_dot(void **state UNUSED)
 {
 	char *opts[] = {"-f", ".", "-B", "554 5.7.1 Message refused", NULL};
 	expect_failure(opts, "harddot", SEND_PERMANENT, "554 5.7.1 Message refused (at end of data)",
@@ -441,7 +445,7 @@ static void test_sink_hard_reject_after_dot(void **state)
 
 /* The reply to "." comes after our timeout: the server has the message,
  * we cannot know it. */
-static void test_sink_slow_reply_to_dot(void **state)
+static void test_sink_slow_reply_to_dot(void **state UNUSED)
 {
 	char *dir = make_dir("slowdot");
 	char *opts[] = {"-W", ".:4", NULL};
@@ -464,7 +468,7 @@ static void test_sink_slow_reply_to_dot(void **state)
 	free(dir);
 }
 
-static void test_connection_refused(void **state)
+static void test_connection_refused(void **state UNUSED)
 {
 	struct tcfg c;
 	char *detail = NULL;
@@ -483,7 +487,7 @@ static void test_connection_refused(void **state)
  * fresh connection and get its own reply, "queued as 2". Reusing the old
  * connection would read the late "queued as 1" as the reply to MAIL and
  * every later reply off by one. */
-static void test_fresh_connection_after_timeout(void **state)
+static void test_fresh_connection_after_timeout(void **state UNUSED)
 {
 	char *dir = make_dir("fresh");
 	int port = start_py(dir, true, "4");
@@ -514,7 +518,7 @@ static void test_fresh_connection_after_timeout(void **state)
 	free(dir);
 }
 
-static void test_tls_auth_ok(void **state)
+static void test_tls_auth_ok(void **state UNUSED)
 {
 	char *dir = make_dir("tls");
 	int port = start_py(dir, false, NULL);
@@ -552,7 +556,7 @@ static void test_tls_auth_ok(void **state)
 	free(dir);
 }
 
-static void test_tls_wrong_password(void **state)
+static void test_tls_wrong_password(void **state UNUSED)
 {
 	char *dir = make_dir("badpw");
 	int port = start_py(dir, false, NULL);
@@ -577,7 +581,7 @@ static void test_tls_wrong_password(void **state)
 	free(dir);
 }
 
-static void test_tls_untrusted_certificate(void **state)
+static void test_tls_untrusted_certificate(void **state UNUSED)
 {
 	char *dir = make_dir("untrusted");
 	int port = start_py(dir, false, NULL);
@@ -595,7 +599,7 @@ static void test_tls_untrusted_certificate(void **state)
 	free(dir);
 }
 
-static void test_tls_required_but_not_offered(void **state)
+static void test_tls_required_but_not_offered(void **state UNUSED)
 {
 	char *dir = make_dir("nostarttls");
 	int port = start_sink(dir, "nostarttls.out", NULL);
@@ -616,7 +620,7 @@ static void test_tls_required_but_not_offered(void **state)
 
 /* ---- passwords ------------------------------------------------------------ */
 
-static void test_password_file_open_to_others(void **state)
+static void test_password_file_open_to_others(void **state UNUSED)
 {
 	char *pw = write_secret("pw644", "secret\n", 0644);
 	struct errlist errs = {0};
@@ -633,10 +637,16 @@ static void test_password_file_open_to_others(void **state)
 	assert_non_null(strstr(errs.items[0], "chmod 600"));
 	assert_null(strstr(errs.items[0], "secret"));
 	errlist_free(&errs);
+
+	c.cfg.smtp_password = NULL; /* a user without a password is no AUTH at all */
+	assert_null(transport_open(&c.cfg, &errs));
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.items[0], "[smtp] password: must be set together with user");
+	errlist_free(&errs);
 	free(pw);
 }
 
-static void test_password_from_credentials_directory(void **state)
+static void test_password_from_credentials_directory(void **state UNUSED)
 {
 	char *dir = make_dir("cred");
 	char *creds = make_dir("creddir");
@@ -676,7 +686,7 @@ static void test_password_from_credentials_directory(void **state)
 
 /* ---- outbox and input checks ---------------------------------------------- */
 
-static void test_outbox(void **state)
+static void test_outbox(void **state UNUSED)
 {
 	struct config cfg = {0};
 	char *statedir = path_in("var");
@@ -713,7 +723,7 @@ static void test_outbox(void **state)
 	free(statedir);
 }
 
-static void test_invalid_recipient_refused(void **state)
+static void test_invalid_recipient_refused(void **state UNUSED)
 {
 	struct config cfg = {0};
 	char *statedb = path_in("var2/state.db");
@@ -736,7 +746,7 @@ static void test_invalid_recipient_refused(void **state)
 	free(statedb);
 }
 
-static void test_result_names(void **state)
+static void test_result_names(void **state UNUSED)
 {
 	assert_string_equal(transport_result_name(SEND_OK), "ok");
 	assert_string_equal(transport_result_name(SEND_TRANSIENT), "transient");
@@ -746,7 +756,8 @@ static void test_result_names(void **state)
 
 /* ---- fixture -------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int rm_entry(const char *path, const struct stat *st UNUSED, int flag UNUSED,
+		    struct FTW *ftw UNUSED)
 {
 	return remove(path);
 }
@@ -759,8 +770,13 @@ static void cleanup(void)
 	top[0] = '\0';
 }
 
-static int group_setup(void **state)
+static int group_setup(void **state UNUSED)
 {
+	if (access(SINK, X_OK) != 0 || system(PYTHON " -c 'import aiosmtpd' 2>/dev/null") != 0) {
+		fprintf(stderr, "needs " SINK " (Debian: postfix) and " PYTHON
+				" with aiosmtpd (Debian: python3-aiosmtpd)\n");
+		return -1;
+	}
 	snprintf(top, sizeof(top), "/tmp/kallad-transport-XXXXXX");
 	if (!mkdtemp(top))
 		return -1;
@@ -782,14 +798,14 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static int group_teardown(void **state)
+static int group_teardown(void **state UNUSED)
 {
 	cleanup();
 	return 0;
 }
 
 /* Servers die with the test that started them, pass or fail. */
-static int test_teardown(void **state)
+static int test_teardown(void **state UNUSED)
 {
 	kill_servers();
 	return 0;
