@@ -55,12 +55,24 @@ static void print_errors(const struct errlist *e)
 		fprintf(stderr, "%s\n", e->items[i]);
 }
 
+/* Starts the clock at --now (read in the programme zone: tz_set first). */
+static bool start_clock(const struct cli *c)
+{
+	time_t now = 0;
+
+	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
+		fprintf(stderr, "kallad: --now: not an RFC 3339 time: %s\n", c->now_arg);
+		return false;
+	}
+	clock_start(now);
+	return true;
+}
+
 /* Loads the programme and starts the clock; on failure says why and sets *rc. */
 static struct programme *load(const struct cli *c, int *rc)
 {
 	struct errlist errs = {0};
 	struct programme *pg;
-	time_t now = 0;
 	int failed;
 
 	pg = programme_load(c->config, &errs, &failed);
@@ -72,13 +84,11 @@ static struct programme *load(const struct cli *c, int *rc)
 	}
 	for (size_t i = 0; i < pg->warnings.n; i++)
 		log_warn("%s", pg->warnings.items[i]);
-	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
-		fprintf(stderr, "kallad: --now: not an RFC 3339 time: %s\n", c->now_arg);
+	if (!start_clock(c)) {
 		programme_free(pg);
 		*rc = EX_USAGE;
 		return NULL;
 	}
-	clock_start(now);
 	*rc = 0;
 	return pg;
 }
@@ -466,27 +476,39 @@ static void print_failed(const struct delivery_row *row, void *arg)
 	       row->detail ? row->detail : "-");
 }
 
-static int run_status(const struct cli *c)
+/* The ledger alone, for --status and --retry-failed: they must work when
+ * the calendar or the registrations are broken. */
+static int open_ledger(const struct cli *c, bool readonly, struct config **cfg,
+		       struct state **st)
 {
 	struct errlist errs = {0};
+	int rc = 0;
+
+	*st = NULL;
+	if (!(*cfg = config_load(c->config, &errs)))
+		rc = EX_CONFIG;
+	else if (!tz_set((*cfg)->timezone) || !start_clock(c))
+		rc = EX_USAGE;
+	else if (!(*st = state_open((*cfg)->state, readonly, &errs)))
+		rc = 1;
+	print_errors(&errs);
+	errlist_free(&errs);
+	if (rc) {
+		config_free(*cfg);
+		*cfg = NULL;
+	}
+	return rc;
+}
+
+static int run_status(const struct cli *c)
+{
 	struct config *cfg;
 	struct state *st;
 	long counts[6];
+	int rc;
 
-	/* Status reads only the configuration and the ledger: it must work
-	 * when the calendar or the registrations are broken. */
-	if (!(cfg = config_load(c->config, &errs))) {
-		print_errors(&errs);
-		errlist_free(&errs);
-		return EX_CONFIG;
-	}
-	tz_set(cfg->timezone);
-	if (!(st = state_open(cfg->state, true, &errs))) {
-		print_errors(&errs);
-		errlist_free(&errs);
-		config_free(cfg);
-		return 1;
-	}
+	if ((rc = open_ledger(c, true, &cfg, &st)))
+		return rc;
 	state_delivery_counts(st, counts);
 	for (int i = 0; i < 6; i++)
 		printf("%s\t%ld\n", state_name((enum dstate)i), counts[i]);
@@ -499,23 +521,14 @@ static int run_status(const struct cli *c)
 
 static int run_retry(const struct cli *c)
 {
-	struct errlist errs = {0};
 	struct config *cfg;
 	struct state *st;
 	long n;
+	int rc;
 
-	if (!(cfg = config_load(c->config, &errs))) {
-		print_errors(&errs);
-		errlist_free(&errs);
-		return EX_CONFIG;
-	}
-	if (!(st = state_open(cfg->state, false, &errs))) {
-		print_errors(&errs);
-		errlist_free(&errs);
-		config_free(cfg);
-		return 1;
-	}
-	n = state_retry_failed(st, time(NULL));
+	if ((rc = open_ledger(c, false, &cfg, &st)))
+		return rc;
+	n = state_retry_failed(st, clock_now());
 	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
 	state_close(st);
 	config_free(cfg);

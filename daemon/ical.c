@@ -102,10 +102,10 @@ static int rule_day(int year, int month, int nth, int wday)
 /* One observance. The transition's local wall clock (in the old offset)
  * names the rule: "last Sunday of March at 02:00" and so on; DTSTART is
  * its first occurrence in 1970, as clients expect of a yearly rule. */
-static icalcomponent *observance(const struct transition *tr, bool daylight)
+static icalcomponent *observance(const struct transition *tr, bool summer)
 {
 	static const char *const wd[] = {"SU", "MO", "TU", "WE", "TH", "FR", "SA"};
-	icalcomponent *c = icalcomponent_new(daylight ? ICAL_XDAYLIGHT_COMPONENT
+	icalcomponent *c = icalcomponent_new(summer ? ICAL_XDAYLIGHT_COMPONENT
 						      : ICAL_XSTANDARD_COMPONENT);
 	time_t local = tr->at + tr->from;
 	struct icaltimetype start = icaltime_null_time();

@@ -18,6 +18,16 @@ struct kind {
 	bool needs_session, needs_deadline;
 };
 
+struct file {
+	char *name, *data; /* name: the file's base name, shown to the reader */
+	size_t size;
+};
+
+struct files {
+	struct file *items;
+	size_t n, cap;
+};
+
 static struct kind kind_of(const char *message, bool has_session)
 {
 	struct kind k = {CAL_NONE, false, false};
@@ -110,7 +120,7 @@ static const char *contact_email(const struct config *cfg)
 
 static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
 				  const struct message_req *req, const char *lang,
-				  char *const *names, size_t n_names)
+				  const struct files *f)
 {
 	struct tpl_vars *v = tpl_vars_new();
 	char *display, *addr;
@@ -135,27 +145,20 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 		set_session(v, lang, req->session, session_number(cal, req->session));
 	if (req->deadline)
 		set_deadline(v, lang, req->deadline);
-	for (size_t i = 0; i < n_names; i++)
-		set_clean(tpl_vars_item(v, "attachments"), "attachment.name", names[i], 0);
+	for (size_t i = 0; i < f->n; i++)
+		set_clean(tpl_vars_item(v, "attachments"), "attachment.name", f->items[i].name, 0);
 	return v;
 }
 
 /* --- attachments --------------------------------------------------------- */
 
-struct files {
-	char **names, **data;
-	size_t *sizes, n, cap;
-};
-
 static void files_free(struct files *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
-		free(f->names[i]);
-		free(f->data[i]);
+		free(f->items[i].name);
+		free(f->items[i].data);
 	}
-	free(f->names);
-	free(f->data);
-	free(f->sizes);
+	free(f->items);
 }
 
 /* Relative paths are relative to the directory of the configuration file. */
@@ -174,7 +177,7 @@ static char *resolve(const struct config *cfg, const char *path)
 
 static bool add_file(struct files *f, const char *path, const char *what, struct errlist *errs)
 {
-	size_t cap = f->cap, len = 0;
+	size_t len = 0;
 	char *data = read_file(path, &len);
 	const char *slash = strrchr(path, '/');
 
@@ -182,13 +185,8 @@ static bool add_file(struct files *f, const char *path, const char *what, struct
 		errlist_add(errs, "%s: attachment %s: %s", what, path, strerror(errno));
 		return false;
 	}
-	f->names = xgrow(f->names, &cap, f->n, sizeof(*f->names));
-	cap = f->cap;
-	f->data = xgrow(f->data, &cap, f->n, sizeof(*f->data));
-	f->sizes = xgrow(f->sizes, &f->cap, f->n, sizeof(*f->sizes));
-	f->names[f->n] = xstrdup(slash ? slash + 1 : path);
-	f->data[f->n] = data;
-	f->sizes[f->n++] = len;
+	f->items = xgrow(f->items, &f->cap, f->n, sizeof(*f->items));
+	f->items[f->n++] = (struct file){xstrdup(slash ? slash + 1 : path), data, len};
 	return true;
 }
 
@@ -233,11 +231,12 @@ static struct mime_part *text_body(const char *text, const char *html)
 static void add_files(struct mime_part *mixed, const struct files *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
-		char *ascii = mime_ascii_filename(f->names[i]);
-		char *type = xasprintf("%s; name=\"%s\"", mime_type_for_name(f->names[i]), ascii);
-		char *disp = mime_disposition(f->names[i]);
+		const struct file *file = &f->items[i];
+		char *ascii = mime_ascii_filename(file->name);
+		char *type = xasprintf("%s; name=\"%s\"", mime_type_for_name(file->name), ascii);
+		char *disp = mime_disposition(file->name);
 
-		mime_add(mixed, mime_leaf(type, disp, f->data[i], f->sizes[i], MIME_BASE64));
+		mime_add(mixed, mime_leaf(type, disp, file->data, file->size, MIME_BASE64));
 		free(ascii);
 		free(type);
 		free(disp);
@@ -396,7 +395,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	if (!check_req(cfg, tpl, req, k, lang, what, errs) ||
 	    !load_files(cfg, reg, req, what, &f, errs))
 		goto done;
-	v = make_vars(cfg, cal, req, lang, f.names, f.n);
+	v = make_vars(cfg, cal, req, lang, &f);
 	if (!render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
 		goto done;
 	if (k.cal != CAL_NONE)

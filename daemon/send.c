@@ -16,6 +16,10 @@
 #define CLAIM_BATCH 64
 /* A claim older than this whose owner is gone is an unknown outcome. */
 #define STALE_CLAIM 600
+/* After this many slow-down replies in a row the server means it: the
+ * rest of the pass is deferred for PAUSE seconds instead of hammered. */
+#define SLOW_REPLIES_TO_PAUSE 3
+#define PAUSE 300
 
 struct sender {
 	struct programme *pg;
@@ -26,6 +30,8 @@ struct sender {
 	bool progress;
 	double next_slot; /* monotonic time before which no message may start */
 	double slow;      /* >1 after the server asked us to slow down */
+	int slow_replies; /* slow-down replies in a row */
+	bool paused;      /* the rest of this pass waits PAUSE seconds */
 	unsigned seed;
 
 	/* per run */
@@ -196,10 +202,18 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 	wait_for_slot(s);
 	res = transport_send(s->tr, rcpt, msg, len, &detail);
 	free(msg);
-	if (transport_should_slow(s->tr))
+	if (transport_should_slow(s->tr)) {
 		s->slow = s->slow < 32 ? s->slow * 2 : 32;
-	else if (res == SEND_OK && s->slow > 1)
-		s->slow /= 2;
+		if (++s->slow_replies >= SLOW_REPLIES_TO_PAUSE && !s->paused) {
+			s->paused = true;
+			log_warn("the server keeps asking to slow down: deferring the rest for %ds",
+				 PAUSE);
+		}
+	} else if (res == SEND_OK) {
+		s->slow_replies = 0;
+		if (s->slow > 1)
+			s->slow /= 2;
+	}
 	if (record && state_delivery_get(s->st, d->key, &row)) {
 		attempts = row.attempts + 1;
 		state_row_free(&row);
@@ -266,6 +280,13 @@ static void flush_batch(struct sender *s)
 		if (stop_now(s)) {
 			state_delivery_mark(s->st, s->batch[i].key, DS_TRANSIENT,
 					    "not attempted: kallad stopped", s->now, s->now);
+			continue;
+		}
+		if (s->paused) {
+			state_delivery_mark(s->st, s->batch[i].key, DS_TRANSIENT,
+					    "not attempted: the server asked to slow down",
+					    s->now + PAUSE, s->now);
+			s->stats->transient++;
 			continue;
 		}
 		deliver(s, &s->batch[i], s->batch[i].p->email, true);
@@ -337,7 +358,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	memset(stats, 0, sizeof(*stats));
 	s->now = now;
 	s->stats = stats;
-	s->stopped = s->broken = false;
+	s->stopped = s->broken = s->paused = false;
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	plan_all(&ctx, on_delivery, s);
 	flush_batch(s);

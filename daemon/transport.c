@@ -95,8 +95,8 @@ static struct transport *transport_open_smtp(const struct config *cfg, struct er
 	/* libcurl would quietly skip AUTH with half the credentials. */
 	if (str_empty(cfg->smtp_user) != str_empty(cfg->smtp_password)) {
 		errlist_add(errs, "[smtp] %s: must be set together with %s",
-			    str_empty(cfg->smtp_user) ? "password" : "user",
-			    str_empty(cfg->smtp_user) ? "user" : "password");
+			    str_empty(cfg->smtp_user) ? "user" : "password",
+			    str_empty(cfg->smtp_user) ? "password" : "user");
 		return NULL;
 	}
 	if (!str_empty(cfg->smtp_password)) {

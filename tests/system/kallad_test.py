@@ -134,6 +134,33 @@ class SmtpSink:
         self.proc.wait()
 
 
+class AioServer:
+    """tests/smtp_tls_server.py (Debian's python3-aiosmtpd): plain here, with
+    its reply to the first message's final "." delayed by slow_first s."""
+
+    def __init__(self, tmp, slow_first=0):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(dir=tmp, prefix="aio-")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(SOURCE, "tests", "smtp_tls_server.py"),
+             "--port", str(self.port), "--dir", self.dir, "--plain",
+             "--slow-first", str(slow_first)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_port(self.port)
+
+    def messages(self):
+        out = []
+        for n in sorted(os.listdir(self.dir)):
+            if n.endswith(".eml"):
+                with open(os.path.join(self.dir, n), "rb") as f:
+                    out.append(f.read())
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
 class KalladCase(unittest.TestCase):
     def setUp(self):
         self.tmpdir = tempfile.mkdtemp(prefix="kallad-test-")

@@ -1,0 +1,187 @@
+"""The real binary against Postfix's smtp-sink on loopback: every due
+message arrives exactly once whatever the server does, and what cannot be
+delivered is retried or recorded, never lost."""
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KALLAD, AioServer, KalladCase, check_messages, main, parse  # noqa: E402
+
+NOW = "2019-11-20T08:00:00+01:00"
+LATER = "2019-11-20T14:00:00+01:00"   # past any backoff of the first attempts
+INVITES = 28                          # the example's registered x sessions attended
+
+
+def ids(raw_messages):
+    return [str(parse(m)["Message-ID"]) for m in raw_messages]
+
+
+def status(prog):
+    out = prog.run("--status", check=0).stdout
+    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines()[:6])}
+
+
+class SmtpTest(KalladCase):
+    def test_each_message_arrives_once(self):
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        self.prog.run("--once", "--now", NOW, check=0)
+        got = sink.messages()
+        self.assertEqual(len(got), INVITES)
+        self.assertEqual(len(set(ids(got))), INVITES)
+        for raw in got:
+            m = parse(raw)
+            # The envelope recipient is the one in To:, alone.
+            self.assertEqual(m["X-Rcpt-Args"].strip("<> "), m["To"].addresses[0].addr_spec)
+        paths = []
+        for i, raw in enumerate(got):
+            p = os.path.join(self.tmpdir, f"m{i}.eml")
+            with open(p, "wb") as f:
+                f.write(raw)
+            paths.append(p)
+        check_messages(self, paths)
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(len(sink.messages()), INVITES)
+        self.assertEqual(status(self.prog)["sent"], INVITES)
+
+    def retry_on_good_server(self, port_sink_flags, expect_state):
+        bad = self.sink(*port_sink_flags)
+        self.prog.use_smtp(bad.port)
+        self.prog.run("--once", "--now", NOW)
+        st = status(self.prog)
+        self.assertEqual(st[expect_state], INVITES, st)
+        self.assertEqual(st["sent"], 0)
+        return bad
+
+    def test_soft_rejection_is_retried(self):
+        bad = self.retry_on_good_server(["-r", "RCPT"], "transient")
+        bad.stop()
+        good = self.sink()
+        self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
+        # Not before the backoff has passed...
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(len(good.messages()), 0)
+        # ...and then every one, once.
+        self.prog.run("--once", "--now", LATER, check=0)
+        self.assertEqual(len(good.messages()), INVITES)
+        self.assertEqual(len(set(ids(good.messages()))), INVITES)
+
+    def test_hard_rejection_is_recorded(self):
+        bad = self.retry_on_good_server(["-f", "RCPT"], "failed")
+        out = self.prog.run("--status", "--failed", check=0).stdout
+        failed = out.splitlines()[6:]
+        self.assertEqual(len(failed), INVITES)
+        self.assertRegex(failed[0], r"\t5\d\d ")   # the server's words are kept
+        # Permanent: a later run does not try again...
+        self.prog.run("--once", "--now", LATER)
+        self.assertEqual(status(self.prog)["failed"], INVITES)
+        # ...until an administrator asks.
+        bad.stop()
+        good = self.sink()
+        self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
+        self.prog.run("--retry-failed", "--now", LATER, check=0)
+        self.prog.run("--once", "--now", LATER, check=0)
+        self.assertEqual(len(good.messages()), INVITES)
+
+    def test_disconnect_after_data_is_unknown_and_resent_same_id(self):
+        bad = self.sink("-q", ".")
+        self.prog.use_smtp(bad.port)
+        self.prog.run("--once", "--now", NOW)
+        st = status(self.prog)
+        self.assertEqual(st["unknown"], INVITES, st)
+        bad.stop()
+        good = self.sink()
+        self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
+        self.prog.run("--once", "--now", LATER, check=0)
+        self.assertEqual(len(good.messages()), INVITES)
+        self.assertEqual(status(self.prog)["sent"], INVITES)
+
+    def test_421_slows_and_defers(self):
+        # After three 421s in a row the rest of the pass is deferred, not
+        # hammered: only three connections are tried.
+        start = time.monotonic()
+        bad = self.retry_on_good_server(["-Q", "MAIL"], "transient")
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertEqual(len(bad.messages()), 0)
+
+    def test_slow_reply_to_data_is_unknown_and_not_off_by_one(self):
+        # The reply to the first message's "." comes after 8 s; the reply
+        # timeout is 5 s. That message's fate is unknown; every later
+        # message must get its own reply, not the late one (libcurl would
+        # read it as the next command's without a fresh connection).
+        server = AioServer(self.tmpdir, slow_first=8)
+        self.addCleanup(server.stop)
+        self.prog.use_smtp(server.port)
+        self.prog.run("--once", "--now", NOW, timeout=300)
+        st = status(self.prog)
+        self.assertEqual(st["unknown"], 1, st)
+        self.assertEqual(st["sent"], INVITES - 1, st)
+        self.assertEqual(len(server.messages()), INVITES)  # the server did get it
+        self.prog.run("--once", "--now", LATER, check=0, timeout=300)
+        got = ids(server.messages())
+        # Every key arrived; the one resent carries the same Message-ID.
+        self.assertEqual(len(set(got)), INVITES)
+        self.assertEqual(len(got), INVITES + 1)
+        self.assertEqual(status(self.prog)["sent"], INVITES)
+
+    def test_slow_replies_time_out_as_unknown(self):
+        # smtp-sink -W delays every reply to "." past the timeout.
+        sink = self.sink("-W", ".:7")
+        self.prog.use_smtp(sink.port)
+        self.prog.edit_conf("timeout = 5", "timeout = 2")
+        self.prog.run("--send-now", "session-reminder", "--to",
+                      "anna.berglund@gavle.example.se", "--now", NOW, timeout=60)
+        self.assertEqual(status(self.prog)["unknown"], 1)
+
+    def test_rate_limit(self):
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 300")
+        start = time.monotonic()
+        self.prog.run("--once", "--now", NOW, check=0)
+        elapsed = time.monotonic() - start
+        self.assertEqual(len(sink.messages()), INVITES)
+        # 28 messages 0.2 s apart: 27 gaps.
+        ideal = (INVITES - 1) * 60 / 300
+        self.assertGreaterEqual(elapsed, ideal * 0.98)
+        self.assertLessEqual(elapsed, ideal * 1.1 + 0.5)
+
+
+class CrashTest(KalladCase):
+    def test_kill_9_loses_nothing(self):
+        con_rows = [(f"p{i:04d}@kommun{i % 40}.example.se", f"Deltagare {i}", "registered",
+                     "2019-11-01 10:00", "2019-11-01 10:00") for i in range(700)]
+        import sqlite3
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, status, registered_at, "
+                        "updated_at) VALUES (?,?,?,?,?)", con_rows)
+        con.commit()
+        con.close()
+        total = (700 + 10) * 3 - 2
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        kills = 0
+        for delay in (0.6, 0.9, 1.3):
+            p = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--once", "--now", NOW],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                kills += 1
+            p.wait()
+        self.assertGreater(kills, 0, "kallad finished before it could be killed")
+        self.prog.run("--once", "--now", NOW, check=0, timeout=300)
+        got = ids(sink.messages())
+        counts = collections.Counter(got)
+        self.assertEqual(len(counts), total)                 # nothing lost
+        self.assertLessEqual(len(got) - total, kills)        # at most one repeat per kill
+        self.assertEqual(status(self.prog)["sent"], total)
+
+
+if __name__ == "__main__":
+    main()
