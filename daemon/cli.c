@@ -56,7 +56,7 @@ static void print_errors(const struct errlist *e)
 }
 
 /* Starts the clock at --now (read in the programme zone: tz_set first). */
-static bool start_clock(const struct cli *c)
+bool cli_start_clock(const struct cli *c)
 {
 	time_t now = 0;
 
@@ -84,7 +84,7 @@ static struct programme *load(const struct cli *c, int *rc)
 	}
 	for (size_t i = 0; i < pg->warnings.n; i++)
 		log_warn("%s", pg->warnings.items[i]);
-	if (!start_clock(c)) {
+	if (!cli_start_clock(c)) {
 		programme_free(pg);
 		*rc = EX_USAGE;
 		return NULL;
@@ -487,7 +487,7 @@ static int open_ledger(const struct cli *c, bool readonly, struct config **cfg,
 	*st = NULL;
 	if (!(*cfg = config_load(c->config, &errs)))
 		rc = EX_CONFIG;
-	else if (!tz_set((*cfg)->timezone) || !start_clock(c))
+	else if (!tz_set((*cfg)->timezone) || !cli_start_clock(c))
 		rc = EX_USAGE;
 	else if (!(*st = state_open((*cfg)->state, readonly, &errs)))
 		rc = 1;

@@ -29,6 +29,9 @@ struct cli {
 
 /* Checks the options fit the mode; prints why not and returns -1. */
 int cli_validate(const struct cli *c);
+/* Starts the clock at --now, read in the programme zone (after tz_set);
+ * says why not and returns false when it does not parse. */
+bool cli_start_clock(const struct cli *c);
 /* Runs the mode; returns the exit status (0, 1, 64 or 78). */
 int cli_run(const struct cli *c);
 

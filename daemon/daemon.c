@@ -156,12 +156,18 @@ static void reload(struct daemon *d, bool by_signal)
 		sd_notify(0, "READY=1");
 }
 
+struct retry_scan {
+	time_t now, next;
+};
+
+/* The earliest retry still ahead. One already due was tried in this pass
+ * (or is no longer planned): counting it would spin. */
 static void min_retry(const struct delivery_row *row, void *arg)
 {
-	time_t *t = arg;
+	struct retry_scan *r = arg;
 
-	if (row->next_attempt && (!*t || row->next_attempt < *t))
-		*t = row->next_attempt;
+	if (row->next_attempt > r->now && (!r->next || row->next_attempt < r->next))
+		r->next = row->next_attempt;
 }
 
 static void say_next(const struct send_stats *st, time_t wake)
@@ -187,25 +193,24 @@ static void work(struct daemon *d)
 {
 	struct itimerspec its = {0};
 	struct send_stats st;
-	time_t now = clock_now(), wake, retry = 0;
+	time_t now = clock_now(), wake;
+	struct retry_scan retry = {.now = now};
 
 	send_note_known(d->snd, now);
 	if (!send_due(d->snd, now, &st)) {
 		log_error("the ledger failed; trying again in a minute");
-		retry = now + 60;
+		retry.next = now + 60;
 	}
 	state_delivery_each(d->st, DS_TRANSIENT, min_retry, &retry);
 	state_delivery_each(d->st, DS_UNKNOWN, min_retry, &retry);
 	wake = st.next_due;
-	if (retry && (!wake || retry < wake))
-		wake = retry;
-	say_next(&st, retry);
-	if (wake) {
-		/* Due times are on kallad's clock; the timer runs on the system's. */
-		its.it_value.tv_sec = wake - clock_offset();
-		if (its.it_value.tv_sec <= 0)
-			its.it_value.tv_sec = 1;
-	}
+	if (retry.next && (!wake || retry.next < wake))
+		wake = retry.next;
+	say_next(&st, retry.next);
+	/* Due times are on kallad's clock; the timer runs on the system's. A
+	 * zero it_value would disarm it, so anything already due is "now". */
+	if (wake)
+		its.it_value = wake > now ? clock_real(wake) : (struct timespec){0, 1};
 	if (timerfd_settime(d->timerfd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) < 0)
 		log_error("cannot arm the timer: %m");
 }
@@ -214,7 +219,6 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 {
 	struct errlist errs = {0};
 	int failed;
-	time_t now = 0;
 	sigset_t mask;
 
 	d->pg = programme_load(c->config, &errs, &failed);
@@ -232,11 +236,8 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 		return failed & PART_REGISTRATIONS && !(failed & ~PART_REGISTRATIONS) ? 1 : EX_CONFIG;
 	if (!d->st || !d->tr)
 		return d->st ? EX_CONFIG : 1;
-	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
-		log_error("--now: not an RFC 3339 time: %s", c->now_arg);
+	if (!cli_start_clock(c))
 		return EX_USAGE;
-	}
-	clock_start(now);
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);

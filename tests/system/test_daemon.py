@@ -1,0 +1,207 @@
+"""The real daemon: on time to the second, silent while it waits, talking
+to a stand-in systemd notify socket, reloading on SIGHUP and on edits of
+its inputs, finishing the message in flight on SIGTERM, and following a
+jump of the system clock."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KALLAD, KalladCase, main, parse  # noqa: E402
+
+HENRIK = "henrik.dahl@karlstad.example.se"
+INGRID = "ingrid.wallin@regiondalarna.example.se"
+
+
+class Notify:
+    """A stand-in for systemd's notify socket."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.seen = []
+
+    def wait_for(self, text, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            for msg in self.seen:
+                if text in msg:
+                    self.seen.remove(msg)
+                    return msg
+            try:
+                self.seen.append(self.sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+        raise AssertionError(f"no {text!r} on the notify socket; got {self.seen}")
+
+
+class DaemonCase(KalladCase):
+    def start(self, now, *args, env=None):
+        self.notify = Notify(self.tmpdir)
+        self.log = open(os.path.join(self.tmpdir, "daemon.log"), "w+")
+        e = dict(os.environ, NOTIFY_SOCKET=self.notify.path, **(env or {}))
+        self.started = time.time()
+        self.proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", now, *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        self.addCleanup(self.stop)
+        self.addCleanup(self.log.close)
+        self.addCleanup(self.notify.sock.close)
+        self.notify.wait_for("READY=1")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def wait_outbox(self, n, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            files = self.prog.outbox_messages()
+            if len(files) >= n:
+                return files
+            time.sleep(0.02)
+        raise AssertionError(f"{len(self.prog.outbox_messages())} messages, not {n}:\n"
+                             + self.logtext())
+
+
+class TimingTest(DaemonCase):
+    def test_on_time_and_silent_while_waiting(self):
+        # The first deadline nudges are due at 09:00:00; start 6 s before.
+        self.start("2019-11-29T08:59:54+01:00")
+        due_real = self.started + 6
+        invites = self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder "
+                             "'Sista anmälningsdag' to 2")
+        # Idle until then: strace sees no system call at all.
+        self.assertLess(time.time(), due_real - 2.5, "too slow to watch it idle")
+        if True:
+            tr = subprocess.Popen(["strace", "-c", "-p", str(self.proc.pid)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            tr.send_signal(signal.SIGINT)
+            _, err = tr.communicate(timeout=5)
+            calls = re.findall(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$", err,
+                               re.M)
+            counted = {name: int(n) for n, name in calls if name not in ("total",)}
+            # Attaching interrupts the poll once; nothing else may run.
+            counted.pop("restart_syscall", None)
+            counted.pop("poll", None)
+            self.assertEqual(counted, {}, err)
+            self.assertIn("attached", err)  # strace watched it (and printed no table)
+        files = self.wait_outbox(30, timeout=8)
+        new = sorted(set(files) - set(invites), key=os.path.getmtime)
+        self.assertEqual(len(new), 2)
+        sent_at = os.path.getmtime(new[0])
+        self.assertGreaterEqual(sent_at, due_real - 0.05)
+        self.assertLessEqual(sent_at, due_real + 1.0)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec for f in new),
+                         sorted([HENRIK, INGRID]))
+
+
+class ReloadTest(DaemonCase):
+    def test_sighup_with_broken_config_keeps_running_and_sending(self):
+        self.start("2019-11-29T08:59:55+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next")
+        with open(self.prog.conf, "a", encoding="utf-8") as f:
+            f.write("\n[nonsense]\nkey = value\n")
+        self.proc.send_signal(signal.SIGHUP)
+        self.notify.wait_for("RELOADING=1")
+        self.notify.wait_for("READY=1")
+        time.sleep(0.3)
+        self.assertIsNone(self.proc.poll())
+        self.assertRegex(self.logtext(), r"kallad\.conf:\d+: \[nonsense\]")
+        self.assertIn("still running on the previous configuration", self.logtext())
+        # ...and the reminders still leave at 09:00.
+        self.wait_outbox(30, timeout=10)
+
+    def test_calendar_edit_replans_within_a_second(self):
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next")
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, encoding="utf-8") as f:
+            text = f.read()
+        extra = ("BEGIN:VEVENT\r\nUID:extra-2020@example.org\r\nDTSTAMP:20191120T070000Z\r\n"
+                 "DTSTART;TZID=Europe/Stockholm:20200604T100000\r\n"
+                 "DTEND;TZID=Europe/Stockholm:20200605T130000\r\n"
+                 "SUMMARY:Extra tillfälle\r\nLOCATION:Långholmen\r\nSTATUS:CONFIRMED\r\n"
+                 "END:VEVENT\r\n")
+        text = text.replace("BEGIN:VTODO", extra + "BEGIN:VTODO", 1)
+        # Replace the file the way an editor or export job does: by rename.
+        tmp = ics + ".new"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        edited = time.time()
+        os.rename(tmp, ics)
+        files = self.wait_outbox(28 + 10, timeout=5)
+        newest = max(os.path.getmtime(f) for f in files)
+        self.assertLess(newest - edited, 1.0)
+
+    def test_broken_calendar_keeps_last_good(self):
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, "w", encoding="utf-8") as f:
+            f.write("this is not a calendar\n")
+        self.proc.send_signal(signal.SIGHUP)
+        self.notify.wait_for("RELOADING=1")
+        self.notify.wait_for("READY=1")
+        self.assertIn("programme.ics", self.logtext())
+        self.notify.wait_for("STATUS=next")
+        self.assertIsNone(self.proc.poll())
+
+
+class StopTest(DaemonCase):
+    def test_sigterm_during_a_send_loses_nothing(self):
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 300")
+        self.start("2019-11-20T08:00:00+01:00")
+        time.sleep(1.5)
+        self.proc.send_signal(signal.SIGTERM)
+        self.notify.wait_for("STOPPING=1")
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+        sent = len(sink.messages())
+        self.assertGreater(sent, 0)
+        self.assertLess(sent, 28)
+        out = self.prog.run("--status", check=0).stdout
+        self.assertIn(f"sent\t{sent}", out)
+        self.assertIn("unknown\t0", out)
+        self.assertIn("claimed\t0", out)
+        self.prog.run("--once", "--now", "2019-11-20T08:00:10+01:00", check=0)
+        got = [str(parse(m)["Message-ID"]) for m in sink.messages()]
+        self.assertEqual(len(got), 28)
+        self.assertEqual(len(set(got)), 28)
+
+
+@__import__("unittest").skipUnless(os.geteuid() == 0, "needs root to set the system clock")
+class ClockJumpTest(DaemonCase):
+    def test_wall_clock_jump_forward_sends_what_became_due(self):
+        # Next due: 09:00 on kallad's clock, an hour ahead. Jump the system
+        # clock forward an hour: the timer is cancelled and it goes out.
+        self.start("2019-11-29T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next: 29 nov 09:00")
+        subprocess.run(["date", "-s", "+3600 seconds"], check=True, capture_output=True)
+        try:
+            self.wait_outbox(30, timeout=5)
+        finally:
+            subprocess.run(["date", "-s", "-3600 seconds"], check=True, capture_output=True)
+        self.assertIn("the system clock changed", self.logtext())
+
+
+if __name__ == "__main__":
+    main()
