@@ -214,12 +214,14 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 		if (s->slow > 1)
 			s->slow /= 2;
 	}
-	if (record && state_delivery_get(s->st, d->key, &row)) {
-		attempts = row.attempts + 1;
-		state_row_free(&row);
-	}
-	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN)
+	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN) {
+		/* Only a retry needs the count; a success costs no extra read. */
+		if (record && state_delivery_get(s->st, d->key, &row)) {
+			attempts = row.attempts + 1;
+			state_row_free(&row);
+		}
 		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
+	}
 	switch (res) {
 	case SEND_OK:
 		s->stats->sent++;

@@ -1,7 +1,13 @@
 /* state.c: kallad's own database (SPEC §1.4, §3).
  *
- * SQLite in WAL mode with synchronous=FULL: a committed "sent" must
- * survive a power cut, or the exactly-once promise is a guess. The ledger
+ * SQLite in WAL mode. Explicit transactions (the batched claims made
+ * before sending) commit with synchronous=FULL: a claim must be on disk
+ * before its message leaves. Single statements (each outcome) commit with
+ * synchronous=NORMAL: in WAL mode that survives any crash of kallad, and
+ * the next FULL commit, one per batch of claims, makes them durable
+ * against power loss too. One fsync per batch instead of one per message
+ * keeps the ledger from capping the sending rate; a power cut repeats at
+ * most the messages since that fsync, with their same Message-IDs. The ledger
  * is shared by the daemon and manual sends, so every claim is a single
  * conditional statement that SQLite serialises across processes. Errors
  * are logged and answered with the safe value (nothing claimed, nothing
@@ -281,7 +287,7 @@ static bool configure(struct state *st, struct errlist *errs)
 		            sqlite3_errmsg(st->db));
 		return false;
 	}
-	return exec(st, "PRAGMA synchronous = FULL", errs);
+	return exec(st, "PRAGMA synchronous = NORMAL", errs);
 }
 
 struct state *state_open(const char *path, bool readonly, struct errlist *errs)
@@ -334,18 +340,26 @@ int state_schema_version(struct state *st)
 
 bool state_begin(struct state *st)
 {
+	if (!st->readonly)
+		exec(st, "PRAGMA synchronous = FULL", NULL);
 	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
 bool state_commit(struct state *st)
 {
-	return exec(st, "COMMIT", NULL);
+	bool ok = exec(st, "COMMIT", NULL);
+
+	if (!st->readonly)
+		exec(st, "PRAGMA synchronous = NORMAL", NULL);
+	return ok;
 }
 
 void state_rollback(struct state *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
 		exec(st, "ROLLBACK", NULL);
+	if (!st->readonly)
+		exec(st, "PRAGMA synchronous = NORMAL", NULL);
 }
 
 /* Binds a time; 0 means "none" in the structs but is a real value here. */

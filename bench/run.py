@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""kallad's benchmarks (not tests): end-to-end messages per second into a
+loopback smtp-sink beside smtp-source's raw rate for messages of the same
+size, in the same run; peak memory with growing numbers of participants;
+system calls while idle.
+
+usage: bench/run.py [--build DIR] [--invites N] [--memory N,N,...] [--idle SECONDS]
+Prints what it measured and the commands it ran."""
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+NOW = "2019-11-20T08:00:00+01:00"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("sink did not start")
+
+
+def programme(tmp, participants, sessions=1):
+    d = os.path.join(tmp, f"p{participants}")
+    shutil.copytree(os.path.join(SOURCE, "config"), d)
+    db = os.path.join(d, "registrations.db")
+    con = sqlite3.connect(db)
+    with open(os.path.join(SOURCE, "config", "registrations.sql"), encoding="utf-8") as f:
+        con.executescript(f.read())
+    con.executemany(
+        "INSERT INTO participants(email, name, organisation, role, status, registered_at,"
+        " updated_at) VALUES (?,?,?,?,?,?,?)",
+        ((f"deltagare{i}@kommun{i % 290}.example.se", f"Deltagare Nummer {i}",
+          f"Kommun {i % 290}", "kommunstyrelsens ordförande", "registered",
+          "2019-11-01 10:00", "2019-11-01 10:00") for i in range(participants)))
+    con.commit()
+    con.close()
+    ics = os.path.join(d, "programme.ics")
+    with open(ics, encoding="utf-8") as f:
+        text = f.read()
+    if sessions == 1:
+        # Keep only the first session: one invite per participant.
+        head, rest = text.split("BEGIN:VEVENT", 1)
+        first, rest = rest.split("END:VEVENT", 1)
+        tail = rest[rest.index("BEGIN:VTODO"):]
+        text = head + "BEGIN:VEVENT" + first + "END:VEVENT\r\n" + tail
+    with open(ics, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return os.path.join(d, "kallad.conf")
+
+
+def use_sink(conf, port):
+    with open(conf, "a", encoding="utf-8") as f:
+        f.write(f"\n[smtp]\nurl = smtp://127.0.0.1:{port}\ntls = none\nmax-per-minute = 0\n")
+
+
+def sink(port):
+    return subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "root", f"127.0.0.1:{port}", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_kallad(kallad, conf, *args):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.monotonic()
+    p = subprocess.run([kallad, "--config", conf, *args], capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    if p.returncode != 0:
+        sys.exit(f"kallad failed:\n{p.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, peak if peak > before else None, p
+
+
+def preview_size(kallad, conf):
+    p = subprocess.run([kallad, "--config", conf, "--preview", "invite", "--to",
+                        "deltagare1@kommun1.example.se", "--now", NOW],
+                       capture_output=True)
+    return len(p.stdout)
+
+
+def throughput(kallad, tmp, n):
+    conf = programme(tmp, n)
+    size = preview_size(kallad, conf)
+    port = free_port()
+    s = sink(port)
+    wait_port(port)
+    try:
+        use_sink(conf, port)
+        elapsed, _, p = run_kallad(kallad, conf, "--once", "--now", NOW)
+        sent = int(p.stdout.split()[0])
+        k_rate = sent / elapsed
+        cmd = ["/usr/sbin/smtp-source", "-s", "1", "-m", str(n), "-l", str(size),
+               "-f", "program@example.org", "-t", "deltagare@kommun.example.se",
+               f"127.0.0.1:{port}"]
+        start = time.monotonic()
+        subprocess.run(cmd, check=True)
+        s_elapsed = time.monotonic() - start
+    finally:
+        s.kill()
+        s.wait()
+    s_rate = n / s_elapsed
+    print(f"throughput: {sent} invites of {size} bytes")
+    print(f"  kallad --once:  {elapsed:7.2f} s  {k_rate:7.0f} messages/s (plan, build, claim, send, record)")
+    print(f"  smtp-source:    {s_elapsed:7.2f} s  {s_rate:7.0f} messages/s  ({' '.join(cmd)})")
+    print(f"  ratio kallad/smtp-source: {k_rate / s_rate:.2f}")
+
+
+def memory(kallad, tmp, counts):
+    print("peak memory (max RSS of kallad --once sending one invite each into smtp-sink):")
+    for n in counts:
+        conf = programme(tmp, n)
+        port = free_port()
+        s = sink(port)
+        wait_port(port)
+        try:
+            use_sink(conf, port)
+            # A fresh child per run: ru_maxrss of children is the largest so far,
+            # so each run goes through its own python process.
+            out = subprocess.run(
+                [sys.executable, "-c",
+                 "import resource,subprocess,sys;"
+                 "subprocess.run(sys.argv[1:],check=True,capture_output=True);"
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+                 kallad, "--config", conf, "--once", "--now", NOW],
+                check=True, capture_output=True, text=True).stdout
+        finally:
+            s.kill()
+            s.wait()
+        print(f"  {n:7d} participants: {int(out) / 1024:7.1f} MiB")
+
+
+def idle(kallad, tmp, seconds):
+    conf = programme(tmp, 10)
+    p = subprocess.Popen([kallad, "--config", conf, "--now", NOW],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(2)
+    tr = subprocess.run(["timeout", "-s", "INT", str(seconds), "strace", "-c", "-p",
+                         str(p.pid)], capture_output=True, text=True)
+    p.terminate()
+    p.wait()
+    table = [l for l in tr.stderr.splitlines() if not l.startswith("strace:")]
+    print(f"system calls while idle for {seconds} s (strace -c -p): "
+          f"{'none' if not table else chr(10) + chr(10).join(table)}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(SOURCE, "build-bench"))
+    ap.add_argument("--invites", type=int, default=4000)
+    ap.add_argument("--memory", default="10000,100000")
+    ap.add_argument("--idle", type=int, default=60)
+    a = ap.parse_args()
+    subprocess.run(["cmake", "-S", SOURCE, "-B", a.build, "-DCMAKE_BUILD_TYPE=Release"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", a.build, "-j", str(os.cpu_count()), "--target",
+                    "kallad"], check=True, stdout=subprocess.DEVNULL)
+    kallad = os.path.join(a.build, "kallad")
+    tmp = tempfile.mkdtemp(prefix="kallad-bench-")
+    try:
+        throughput(kallad, tmp, a.invites)
+        if a.memory:
+            memory(kallad, tmp, [int(x) for x in a.memory.split(",")])
+        if a.idle:
+            idle(kallad, tmp, a.idle)
+    finally:
+        shutil.rmtree(tmp, True)
+
+
+if __name__ == "__main__":
+    main()
