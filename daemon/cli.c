@@ -1,5 +1,6 @@
 #include "cli.h"
 
+#include "changes.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -148,25 +149,34 @@ static void check_rules(const struct config *cfg, const struct templates *tpl, i
 	}
 }
 
+struct lang_check {
+	const struct programme *pg;
+	int *problems;
+};
+
+static void check_language(const struct participant *p, void *arg)
+{
+	struct lang_check *lc = arg;
+
+	if (!tpl_has(lc->pg->tpl, p->language, lc->pg->cfg->language, "invite")) {
+		fprintf(stderr, "%s: %s: no templates in language %s or %s\n",
+			lc->pg->cfg->registrations, p->email, p->language, lc->pg->cfg->language);
+		(*lc->problems)++;
+	}
+}
+
 static void check_participants(const struct programme *pg, int *problems)
 {
 	const struct registrations *reg = pg->reg;
-	size_t count[4] = {0};
+	struct lang_check lc = {pg, problems};
 
-	for (size_t i = 0; i < reg->n_participants; i++)
-		count[reg->participants[i].status]++;
 	printf("registrations: %zu participants: %zu registered, %zu invited, %zu waitlisted, "
 	       "%zu cancelled; %zu absences, %zu attachments; %zu rows skipped\n",
-	       reg->n_participants, count[PS_REGISTERED], count[PS_INVITED], count[PS_WAITLISTED],
-	       count[PS_CANCELLED], reg->n_absences, reg->n_attachments, pg->warnings.n);
-	for (size_t i = 0; i < reg->n_participants; i++) {
-		const struct participant *p = &reg->participants[i];
-		if (!tpl_has(pg->tpl, p->language, pg->cfg->language, "invite")) {
-			fprintf(stderr, "%s: %s: no templates in language %s or %s\n",
-				pg->cfg->registrations, p->email, p->language, pg->cfg->language);
-			(*problems)++;
-		}
-	}
+	       reg->n_participants, reg->by_status[PS_REGISTERED], reg->by_status[PS_INVITED],
+	       reg->by_status[PS_WAITLISTED], reg->by_status[PS_CANCELLED], reg->n_absences,
+	       reg->n_attachments, pg->warnings.n);
+	if (!reg_each(reg, check_language, NULL, &lc))
+		(*problems)++;
 	for (size_t i = 0; i < reg->n_absences; i++)
 		if (!calendar_session(pg->cal, reg->absences[i].session_uid))
 			log_warn("%s: absence of %s from unknown session %s", pg->cfg->registrations,
@@ -223,11 +233,17 @@ static void plan_collect(const struct delivery *d, void *arg)
 	const char *target = d->session ? d->session->uid : d->deadline->uid;
 	char when[64];
 
-	if (d->skip && !v->c->all)
+	bool held = d->skip && strcmp(d->skip, "held") == 0;
+
+	/* Held change notices are shown: they are what an administrator
+	 * reviews before --release-changes. */
+	if (d->skip && !held && !v->c->all)
 		return;
 	if (!d->skip && v->c->days >= 0 && d->due > v->now + (time_t)v->c->days * 86400)
 		return;
-	if (d->skip)
+	if (held)
+		snprintf(when, sizeof(when), "held");
+	else if (d->skip)
 		snprintf(when, sizeof(when), "skipped:%s", d->skip);
 	else
 		tz_rfc3339(d->due, when, sizeof(when));
@@ -257,6 +273,7 @@ static int run_plan(const struct cli *c)
 
 	if (!(pg = load(c, &rc)))
 		return rc;
+	rc = 0;
 	if (!(st = state_open(pg->cfg->state, true, &errs))) {
 		print_errors(&errs);
 		errlist_free(&errs);
@@ -264,8 +281,10 @@ static int run_plan(const struct cli *c)
 		return 1;
 	}
 	v.now = clock_now();
+	changes_sync(pg->cal, st, pg->cfg->description_updates);
 	programme_plan_ctx(pg, st, v.now, &ctx);
-	plan_all(&ctx, plan_collect, &v);
+	if (!plan_all(&ctx, plan_collect, NULL, &v))
+		rc = 1;
 	qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
 	for (size_t i = 0; i < v.n; i++) {
 		puts(v.lines[i].text);
@@ -274,7 +293,7 @@ static int run_plan(const struct cli *c)
 	free(v.lines);
 	state_close(st);
 	programme_free(pg);
-	return 0;
+	return rc;
 }
 
 /* The session or deadline a preview is about: the one named, or the next
@@ -319,7 +338,7 @@ static int write_out(const char *path, const char *data, size_t len)
 
 static int run_preview(const struct cli *c)
 {
-	const struct participant *p;
+	struct participant p;
 	struct errlist errs = {0};
 	struct message_req req = {.message = c->message};
 	struct programme *pg;
@@ -330,11 +349,6 @@ static int run_preview(const struct cli *c)
 
 	if (!(pg = load(c, &rc)))
 		return rc;
-	if (!(p = reg_participant(pg->reg, c->to[0]))) {
-		fprintf(stderr, "kallad: no participant %s in %s\n", c->to[0], pg->cfg->registrations);
-		programme_free(pg);
-		return 1;
-	}
 	if (!pick_target(pg, c, c->message, &req.session, &req.deadline)) {
 		fprintf(stderr, "kallad: no such %s in %s\n",
 			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
@@ -342,13 +356,24 @@ static int run_preview(const struct cli *c)
 		programme_free(pg);
 		return 1;
 	}
+	if (!reg_find(pg->reg, c->to[0], &p)) {
+		fprintf(stderr, "kallad: no participant %s in %s\n", c->to[0], pg->cfg->registrations);
+		programme_free(pg);
+		return 1;
+	}
 	st = state_open(pg->cfg->state, true, &errs);
-	req.sequence = req.session && st ? state_session_sequence(st, req.session->uid,
-								  req.session->sequence) : 0;
+	if (st)
+		changes_sync(pg->cal, st, pg->cfg->description_updates);
+	req.sequence = req.session ? req.session->sequence : 0;
+	if (st && req.session) {
+		struct attendance a;
+		if (state_attendance(st, p.email, req.session->uid, &a) && a.sequence > req.sequence)
+			req.sequence = a.sequence;
+	}
 	state_close(st);
-	req.p = p;
+	req.p = &p;
 	req.now = clock_now();
-	plan_key(key, sizeof(key), c->message, p->email,
+	plan_key(key, sizeof(key), c->message, p.email,
 		 req.session ? req.session->uid : req.deadline->uid, "-", NULL, req.sequence);
 	req.key = key;
 	msg = message_build(pg->cfg, pg->cal, pg->reg, pg->tpl, &req, &len, &errs);
@@ -356,6 +381,7 @@ static int run_preview(const struct cli *c)
 	errlist_free(&errs);
 	rc = msg ? write_out(c->out, msg, len) : 1;
 	free(msg);
+	reg_participant_clear(&p);
 	programme_free(pg);
 	return rc;
 }
@@ -406,6 +432,7 @@ static void print_stats(const struct send_stats *st)
 
 static int run_once(const struct cli *c)
 {
+	/* --release-changes is --once with held updates and cancels let go. */
 	struct send_stats stats;
 	struct run r;
 	bool ok;
@@ -413,6 +440,7 @@ static int run_once(const struct cli *c)
 
 	if ((rc = run_open(c, &r, true)))
 		return rc;
+	send_set_release(r.snd, c->mode == MODE_RELEASE);
 	send_note_known(r.snd, clock_now());
 	ok = send_due(r.snd, clock_now(), &stats);
 	print_stats(&stats);
@@ -422,8 +450,8 @@ static int run_once(const struct cli *c)
 
 static int run_send_now(const struct cli *c)
 {
-	struct manual m = {.message = c->message, .force = c->force, .dry_run = c->dry_run,
-			   .test_to = c->test_to};
+	struct manual m = {.message = c->message, .all = c->all, .force = c->force,
+			   .dry_run = c->dry_run, .test_to = c->test_to};
 	struct send_stats stats;
 	struct run r;
 	int rc;
@@ -435,39 +463,40 @@ static int run_send_now(const struct cli *c)
 		run_close(&r);
 		return 1;
 	}
+	changes_sync(r.pg->cal, r.st, r.pg->cfg->description_updates);
 	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
 		fprintf(stderr, "kallad: no such %s in %s\n", c->deadline ? "deadline" : "session",
 			r.pg->cfg->calendar);
 		run_close(&r);
 		return 1;
 	}
-	m.to = xcalloc(c->all ? r.pg->reg->n_participants : c->n_to, sizeof(*m.to));
-	for (size_t i = 0; c->all && i < r.pg->reg->n_participants; i++) {
-		const struct participant *p = &r.pg->reg->participants[i];
+	send_manual_begin(r.snd, &m, clock_now(), &stats);
+	if (c->all) {
 		/* --all: everyone not cancelled and not absent from the session. */
-		if (p->status != PS_CANCELLED &&
-		    !(m.session && reg_is_absent(r.pg->reg, p->email, m.session->uid)))
-			m.to[m.n_to++] = p;
+		if (!reg_each(r.pg->reg, send_manual_each, NULL, r.snd))
+			rc = 1;
 	}
 	for (size_t i = 0; !c->all && i < c->n_to; i++) {
-		if (!(m.to[m.n_to] = reg_participant(r.pg->reg, c->to[i]))) {
+		struct participant p;
+
+		if (!reg_find(r.pg->reg, c->to[i], &p)) {
 			fprintf(stderr, "kallad: no participant %s in %s\n", c->to[i],
 				r.pg->cfg->registrations);
 			rc = 1;
 			continue;
 		}
-		m.n_to++;
+		send_manual_each(&p, r.snd);
+		reg_participant_clear(&p);
 	}
-	if (!send_manual(r.snd, &m, clock_now(), &stats))
+	if (!send_manual_end(r.snd))
 		rc = 1;
 	if (!c->dry_run)
 		print_stats(&stats);
-	free(m.to);
 	run_close(&r);
 	return rc;
 }
 
-static void print_failed(const struct delivery_row *row, void *arg)
+static void print_failed(const struct delivery_row *row, void *arg UNUSED)
 {
 	char when[40];
 
@@ -545,6 +574,7 @@ int cli_run(const struct cli *c)
 	case MODE_PREVIEW:
 		return run_preview(c);
 	case MODE_ONCE:
+	case MODE_RELEASE:
 		return run_once(c);
 	case MODE_SEND_NOW:
 		return run_send_now(c);

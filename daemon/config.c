@@ -549,6 +549,8 @@ static const struct keydef keys[] = {
 	{SEC_POLICY, "late-registrations", set_choice, OFF(late_send), "skip", "send", 0, 0},
 	{SEC_POLICY, "min-lead", set_lead, OFF(min_lead), "0m", NULL, 0, 0},
 	{SEC_POLICY, "changes", set_choice, OFF(changes_hold), "send", "hold", 0, 0},
+	{SEC_POLICY, "description-changes", set_choice, OFF(description_updates), "quiet", "update",
+	 0, 0},
 	{SEC_REGISTRATIONS, "participants", set_select, OFF(sql_participants), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "attachments", set_select, OFF(sql_attachments), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "absences", set_select, OFF(sql_absences), NULL, NULL, 0, 0},

@@ -52,6 +52,8 @@ struct config {
 	bool late_send;             /* late-registrations = send */
 	int min_lead;               /* seconds; 0 when unset */
 	bool changes_hold;          /* changes = hold */
+	bool description_updates;   /* description-changes = update: a new title or
+				     * description alone sends an update too */
 };
 
 /* Reads path, then the *.conf files of the directory "kallad.conf.d"

@@ -100,6 +100,9 @@ static void set_session(struct tpl_vars *v, const char *lang, const struct sessi
 	set_clean(v, "session.location", s->location, 0);
 	set_clean(v, "session.description", s->description, MIME_KEEP_NEWLINES);
 	set_owned(v, "session.number", xasprintf("%d", number));
+	/* A cancel says whether the session itself is off, or only the
+	 * participant's place in it. */
+	set_clean(v, "session.cancelled", s->cancelled ? "yes" : "", 0);
 }
 
 static void set_deadline(struct tpl_vars *v, const char *lang, const struct deadline *d)
@@ -196,18 +199,22 @@ static bool load_files(const struct config *cfg, const struct registrations *reg
 		       const struct message_req *req, const char *what, struct files *f,
 		       struct errlist *errs)
 {
+	struct attachment *rows = NULL;
+	size_t n = reg ? reg_attachments(reg, req->p->email, req->message, &rows) : 0;
 	bool ok = true;
 
-	for (size_t i = 0; reg && i < reg->n_attachments; i++) {
-		const struct attachment *a = &reg->attachments[i];
-		char *path;
+	if (n == REG_ATTACHMENTS_FAILED) {
+		errlist_add(errs, "%s: attachments: the registration database could not be read",
+			    what);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *path = resolve(cfg, rows[i].path);
 
-		if (!str_caseeq(a->email, req->p->email) || !str_eq(a->message, req->message))
-			continue;
-		path = resolve(cfg, a->path);
 		ok = add_file(f, path, what, errs) && ok;
 		free(path);
 	}
+	reg_attachments_free(rows, n);
 	return ok;
 }
 

@@ -143,29 +143,84 @@ static time_t known_max(const struct plan_ctx *ctx, time_t a, const char *kind, 
 	return latest(a, ctx->mem.known_since(ctx->mem.opaque, kind, id, ctx->now));
 }
 
-static void plan_invites(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
-			 void *arg)
+static int max_int(int a, int b)
 {
-	if (p->status != PS_REGISTERED)
-		return;
-	for (size_t i = 0; i < ctx->cal->n_sessions; i++) {
-		const struct session *s = &ctx->cal->sessions[i];
-		struct delivery d = {.message = "invite", .p = p, .session = s, .offset = -1};
-		struct judge j = {.ctx = ctx, .d = &d, .event = s->start};
+	return a > b ? a : b;
+}
 
-		/* One invite per session, whatever its SEQUENCE becomes: later
-		 * changes travel as updates. */
-		plan_key(d.key, sizeof(d.key), "invite", p->email, s->uid, NULL, NULL, -1);
-		if (ctx->mem.recorded(ctx->mem.opaque, d.key))
-			continue;
-		if (s->cancelled || s->start <= ctx->now)
-			continue;
-		d.sequence = ctx->mem.sequence(ctx->mem.opaque, s);
-		d.trigger = ctx->now;
-		j.known = ctx->now;
-		judge(&j);
-		fn(&d, arg);
+/* The participant's calendar should hold the session: registered, the
+ * session neither cancelled nor begun, and not one they will miss. */
+static bool should_attend(const struct plan_ctx *ctx, const struct participant *p,
+			  const struct session *s)
+{
+	return p->status == PS_REGISTERED && !s->cancelled && s->start > ctx->now &&
+	       !reg_is_absent(ctx->reg, p->email, s->uid);
+}
+
+/* Invite, update or cancel: whatever brings one participant's calendar
+ * from what kallad sent it to what it should hold. SEQUENCE only rises
+ * for a participant, so every notice has a key of its own. */
+static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
+			const struct session *s, plan_fn fn, void *arg)
+{
+	struct delivery d = {.p = p, .session = s, .offset = -1, .trigger = ctx->now};
+	struct attendance a;
+	bool had = ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &a);
+	bool want = should_attend(ctx, p, s);
+
+	if (s->start <= ctx->now)
+		return; /* nothing about a session that has begun */
+	if (want && !a.invited)
+		d.message = "invite";
+	else if (want && a.content < s->sequence)
+		d.message = "update";
+	else if (!want && a.invited)
+		d.message = "cancel";
+	else if (p->status == PS_REGISTERED && !s->cancelled && !a.invited)
+		d.message = "invite"; /* absent: shown by --plan --all */
+	else
+		return;
+	d.sequence = had ? max_int(s->sequence, a.sequence + 1) : s->sequence;
+	plan_key(d.key, sizeof(d.key), d.message, p->email, s->uid, NULL, NULL, d.sequence);
+	if (ctx->mem.recorded(ctx->mem.opaque, d.key))
+		return;
+	d.due = plan_after_quiet(ctx->cfg, ctx->now);
+	if (!want && !a.invited)
+		d.skip = "absent";
+	else if (d.due >= s->start)
+		d.skip = "event-passed";
+	else if (d.message[0] != 'i' && ctx->cfg->changes_hold && !ctx->release_changes)
+		d.skip = "held";
+	fn(&d, arg);
+}
+
+/* The SEQUENCE a reminder carries: the current REQUEST again (RFC 5546
+ * reconfirm), never lower than what the participant already holds. */
+static int reminder_sequence(const struct plan_ctx *ctx, const struct participant *p,
+			     const struct session *s)
+{
+	struct attendance a;
+
+	if (ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &a))
+		return max_int(s->sequence, a.sequence);
+	return s->sequence;
+}
+
+/* A reminder of a session that moved has a new key; if its new time has
+ * already passed and the participant had this reminder before the move,
+ * once is enough. */
+static bool reminded_before(const struct plan_ctx *ctx, const struct delivery *d,
+			    const struct offset *off)
+{
+	char key[PLAN_KEY_MAX];
+
+	for (int seq = d->sequence - 1; seq >= 0; seq--) {
+		plan_key(key, sizeof(key), d->message, d->p->email, d->session->uid, d->rule->name,
+			 off, seq);
+		if (ctx->mem.recorded(ctx->mem.opaque, key))
+			return true;
 	}
+	return false;
 }
 
 static bool rule_targets_session(const struct plan_ctx *ctx, const struct rule *r,
@@ -180,6 +235,21 @@ static bool rule_targets_session(const struct plan_ctx *ctx, const struct rule *
 		return false;
 	}
 	return true;
+}
+
+/* After downtime several offsets of one rule may all have passed: only the
+ * latest of them is caught up ("14d" is pointless once "2d" is due too). */
+static bool superseded(const struct plan_ctx *ctx, const struct rule *r, size_t o, time_t event,
+		       bool date_only, time_t trigger)
+{
+	if (trigger > ctx->now)
+		return false;
+	for (size_t k = 0; k < r->n_offsets; k++) {
+		time_t t = trigger_time(r, &r->offsets[k], event, date_only);
+		if (k != o && t > trigger && t <= ctx->now)
+			return true;
+	}
+	return false;
 }
 
 static void plan_rule_offset(const struct plan_ctx *ctx, const struct participant *p,
@@ -209,6 +279,8 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 			d.trigger = trigger_time(r, off, dl->due, dl->date_only);
 			j.known = known_max(ctx, known, "deadline", dl->uid);
 			judge(&j);
+			if (!d.skip && superseded(ctx, r, o, dl->due, dl->date_only, d.trigger))
+				d.skip = "superseded";
 			fn(&d, arg);
 		}
 		return;
@@ -221,14 +293,18 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 
 		if (!rule_targets_session(ctx, r, s))
 			continue;
-		d.sequence = ctx->mem.sequence(ctx->mem.opaque, s);
+		d.sequence = reminder_sequence(ctx, p, s);
 		plan_key(d.key, sizeof(d.key), r->message, p->email, s->uid, r->name, off,
 			 d.sequence);
 		if (ctx->mem.recorded(ctx->mem.opaque, d.key))
 			continue;
 		d.trigger = trigger_time(r, off, s->start, false);
+		if (d.trigger <= ctx->now && reminded_before(ctx, &d, off))
+			continue;
 		j.known = known_max(ctx, known, "session", s->uid);
 		judge(&j);
+		if (!d.skip && superseded(ctx, r, o, s->start, false, d.trigger))
+			d.skip = "superseded";
 		fn(&d, arg);
 	}
 }
@@ -236,9 +312,10 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
 		      void *arg)
 {
+	for (size_t i = 0; i < ctx->cal->n_sessions; i++)
+		plan_notice(ctx, p, &ctx->cal->sessions[i], fn, arg);
 	if (p->status == PS_CANCELLED)
 		return;
-	plan_invites(ctx, p, fn, arg);
 	for (size_t r = 0; r < ctx->cfg->n_rules; r++) {
 		const struct rule *rule = &ctx->cfg->rules[r];
 
@@ -249,8 +326,31 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 	}
 }
 
-void plan_all(const struct plan_ctx *ctx, plan_fn fn, void *arg)
+struct plan_all_arg {
+	const struct plan_ctx *ctx;
+	plan_fn fn;
+	void (*page_done)(void *);
+	void *arg;
+};
+
+static void plan_one(const struct participant *p, void *arg)
 {
-	for (size_t i = 0; i < ctx->reg->n_participants; i++)
-		plan_participant(ctx, &ctx->reg->participants[i], fn, arg);
+	struct plan_all_arg *a = arg;
+
+	plan_participant(a->ctx, p, a->fn, a->arg);
+}
+
+static void plan_page_done(void *arg)
+{
+	struct plan_all_arg *a = arg;
+
+	if (a->page_done)
+		a->page_done(a->arg);
+}
+
+bool plan_all(const struct plan_ctx *ctx, plan_fn fn, void (*page_done)(void *), void *arg)
+{
+	struct plan_all_arg a = {ctx, fn, page_done, arg};
+
+	return reg_each(ctx->reg, plan_one, plan_page_done, &a);
 }

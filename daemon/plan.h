@@ -7,6 +7,7 @@
 #include "calendar.h"
 #include "config.h"
 #include "registrations.h"
+#include "state.h"
 
 #include <stdbool.h>
 #include <time.h>
@@ -19,16 +20,20 @@ struct plan_memory {
 	/* True if the ledger holds key in any state but a retryable one
 	 * whose time has come (it is sent, failed, skipped or in flight). */
 	bool (*recorded)(void *opaque, const char *key);
-	/* The SEQUENCE invites for this session carry. */
-	int (*sequence)(void *opaque, const struct session *s);
+	/* What the participant's calendar holds of the session (by what kallad
+	 * sent); false when nothing was ever sent. */
+	bool (*attendance)(void *opaque, const char *email, const char *uid,
+			   struct attendance *out);
 	void *opaque;
 };
 
+/* Each session's `sequence` in cal is the effective one (changes_sync). */
 struct plan_ctx {
 	const struct config *cfg;
 	const struct calendar *cal;
 	const struct registrations *reg;
 	time_t now;
+	bool release_changes; /* --release-changes: updates and cancels go even when held */
 	struct plan_memory mem;
 };
 
@@ -39,9 +44,9 @@ struct delivery {
 	const struct participant *p;
 	const struct session *session;     /* NULL for deadline reminders */
 	const struct deadline *deadline;   /* NULL unless a deadline reminder */
-	const struct rule *rule;           /* NULL for invites and change notices */
+	const struct rule *rule;           /* NULL for invites, updates and cancels */
 	int offset;                        /* index in rule->offsets; -1 without a rule */
-	int sequence;                      /* SEQUENCE of the session's invite, 0 for deadlines */
+	int sequence;                      /* SEQUENCE its calendar part carries; 0 for deadlines */
 	time_t trigger;                    /* when the rule meant it to go */
 	time_t due;                        /* when it goes: after quiet hours, or now on catch-up */
 	const char *skip;                  /* NULL, or why it will not be sent */
@@ -51,12 +56,19 @@ struct delivery {
 typedef void (*plan_fn)(const struct delivery *d, void *arg);
 
 /* Calls fn for every delivery of one participant that is not recorded yet,
- * due or skipped. Deliveries whose trigger is further ahead are included
- * (their due time is in the future): callers filter by due <= now. */
+ * due or skipped: the invites, updates and cancels that bring the
+ * participant's calendar to what it should hold (INTEROP life cycle), and
+ * what the rules send. Deliveries whose trigger is further ahead are
+ * included (their due time is in the future): callers filter by due <= now.
+ * Skip reasons: absent, session-cancelled, late-registration, before-known,
+ * event-passed, min-lead, superseded (a later offset of the same rule is
+ * due too, after downtime), held (changes = hold). */
 void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
 		      void *arg);
-/* plan_participant for every participant. */
-void plan_all(const struct plan_ctx *ctx, plan_fn fn, void *arg);
+/* plan_participant for every participant, read through reg_each(): a
+ * delivery's participant lives until page_done (may be NULL) is called.
+ * False if the registration database failed part-way. */
+bool plan_all(const struct plan_ctx *ctx, plan_fn fn, void (*page_done)(void *), void *arg);
 
 /* The delivery key of SPEC §3. */
 void plan_key(char *out, size_t len, const char *message, const char *email, const char *uid,

@@ -81,9 +81,10 @@ static bool mem_recorded(void *opaque, const char *key)
 	return done;
 }
 
-static int mem_sequence(void *opaque, const struct session *s)
+static bool mem_attendance(void *opaque, const char *email, const char *uid,
+			   struct attendance *out)
 {
-	return state_session_sequence(opaque, s->uid, s->sequence);
+	return state_attendance(opaque, email, uid, out);
 }
 
 void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
@@ -95,7 +96,8 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	ctx->now = now;
 	ctx->mem.known_since = mem_known;
 	ctx->mem.recorded = mem_recorded;
-	ctx->mem.sequence = mem_sequence;
+	ctx->mem.attendance = mem_attendance;
+	ctx->release_changes = false;
 	ctx->mem.opaque = st;
 }
 

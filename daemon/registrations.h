@@ -28,26 +28,66 @@ struct attachment {
 	char *email, *message, *path;
 };
 
+/* The registration database, or (in tests) participants held in memory.
+ *
+ * Loaded from a database, participants are not kept in memory: reg_each()
+ * reads them a page at a time, so kallad's memory does not grow with the
+ * number of participants. Absences (a row per missed session: few) are
+ * kept in memory; attachments are read per participant when a message
+ * needs them. A struct filled by hand (db NULL) serves the arrays below. */
 struct registrations {
-	struct participant *participants; /* sorted by email (case-insensitive) */
-	size_t n_participants;
-	struct absence *absences;
+	void *db;            /* the open read-only connection, or NULL */
+	char *path;          /* the database file */
+	char *q_page, *q_one, *q_attachments; /* prepared SQL (owned) */
+	char *default_language;
+
+	/* Without db: the participants, sorted by email (case-insensitive). */
+	struct participant *participants;
+	size_t n_participants; /* with db: valid participants at the last full read */
+	size_t by_status[4];   /* with db: counts by status at the last full read */
+	struct absence *absences; /* sorted by email, then session UID */
 	size_t n_absences;
-	struct attachment *attachments;
-	size_t n_attachments;
+	struct attachment *attachments; /* without db only */
+	size_t n_attachments;           /* with db: valid rows at load */
 };
 
-/* Opens cfg->registrations read-only with a busy timeout, runs the shipped
- * or configured SELECTs and returns everything valid; the caller frees it
- * with reg_free(). Each invalid row (bad address, unknown status,
- * unparsable time, duplicate) is skipped with a line in warnings naming the
- * row. NULL with a line in errs when the database cannot be read at all. */
+/* Opens cfg->registrations read-only with a busy timeout, checks the
+ * shipped or configured SELECTs, reads every participant once (counting
+ * them and reporting each invalid row, as below), loads the absences and
+ * checks the attachment rows. The caller frees the result with reg_free().
+ * Each invalid row (bad address, unknown status, unparsable time,
+ * duplicate) is skipped with a line in warnings naming the row. NULL with
+ * a line in errs when the database cannot be read at all. */
 struct registrations *reg_load(const struct config *cfg, struct errlist *warnings,
 			       struct errlist *errs);
 void reg_free(struct registrations *reg);
 
-const struct participant *reg_participant(const struct registrations *reg, const char *email);
+/* Calls fn for each valid participant in email order (case-insensitive),
+ * reading the database a page at a time, each page in a short read
+ * transaction, so a writer is never held up for long. The participant
+ * lives until page_done (may be NULL) has been called for its page: a
+ * caller that keeps pointers across participants must let go of them
+ * there. Invalid rows are skipped silently (reg_load reported them).
+ * False if the database failed part-way (logged). */
+bool reg_each(const struct registrations *reg, void (*fn)(const struct participant *, void *),
+	      void (*page_done)(void *), void *arg);
+
+/* Looks a participant up by address (case-insensitive) into *out, whose
+ * strings the caller frees with reg_participant_clear(). False if there is
+ * no valid participant with that address. */
+bool reg_find(const struct registrations *reg, const char *email, struct participant *out);
+void reg_participant_clear(struct participant *p);
+
 bool reg_is_absent(const struct registrations *reg, const char *email, const char *session_uid);
+
+/* The attachment rows of one participant for one message, in row order,
+ * into a new array (*out, freed with reg_attachments_free); the count, or
+ * REG_ATTACHMENTS_FAILED (*out NULL) if the database failed (logged), so
+ * that a message never goes out without its files. */
+#define REG_ATTACHMENTS_FAILED ((size_t)-1)
+size_t reg_attachments(const struct registrations *reg, const char *email, const char *message,
+		       struct attachment **out);
+void reg_attachments_free(struct attachment *a, size_t n);
 
 const char *reg_status_name(enum pstatus s);
 bool reg_parse_status(const char *s, enum pstatus *out);

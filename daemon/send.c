@@ -1,5 +1,6 @@
 #include "send.h"
 
+#include "changes.h"
 #include "log.h"
 #include "message.h"
 #include "tz.h"
@@ -28,6 +29,7 @@ struct sender {
 	bool (*should_stop)(void *);
 	void *stop_arg;
 	bool progress;
+	bool release;     /* --release-changes */
 	double next_slot; /* monotonic time before which no message may start */
 	double slow;      /* >1 after the server asked us to slow down */
 	int slow_replies; /* slow-down replies in a row */
@@ -35,6 +37,8 @@ struct sender {
 	unsigned seed;
 
 	/* per run */
+	const struct manual *manual;
+	bool manual_ok;
 	time_t now;
 	struct send_stats *stats;
 	struct delivery batch[CLAIM_BATCH];
@@ -68,6 +72,11 @@ void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg)
 {
 	s->should_stop = should_stop;
 	s->stop_arg = arg;
+}
+
+void send_set_release(struct sender *s, bool on)
+{
+	s->release = on;
 }
 
 void send_set_progress(struct sender *s, bool on)
@@ -113,15 +122,27 @@ static void wait_for_slot(struct sender *s)
 	s->next_slot = now + gap;
 }
 
-static void note(struct state *st, const char *kind, const char *id, time_t now)
+static void note_participant(const struct participant *p, void *arg)
 {
-	state_note_known(st, kind, id, now);
+	struct sender *s = arg;
+
+	state_note_known(s->st, "participant", p->email, s->now);
+}
+
+/* One transaction a page: cheap, and never a long write lock. */
+static void note_page_done(void *arg)
+{
+	struct sender *s = arg;
+
+	state_commit(s->st);
+	state_begin(s->st);
 }
 
 void send_note_known(struct sender *s, time_t now)
 {
 	const struct programme *pg = s->pg;
 
+	s->now = now;
 	state_begin(s->st);
 	for (size_t i = 0; i < pg->cfg->n_rules; i++) {
 		const struct rule *r = &pg->cfg->rules[i];
@@ -129,15 +150,14 @@ void send_note_known(struct sender *s, time_t now)
 			char id[300];
 			snprintf(id, sizeof(id), "%s/%d%c", r->name, r->offsets[o].amount,
 				 r->offsets[o].days ? 'd' : 'h');
-			note(s->st, "rule", id, now);
+			state_note_known(s->st, "rule", id, now);
 		}
 	}
 	for (size_t i = 0; i < pg->cal->n_sessions; i++)
-		note(s->st, "session", pg->cal->sessions[i].uid, now);
+		state_note_known(s->st, "session", pg->cal->sessions[i].uid, now);
 	for (size_t i = 0; i < pg->cal->n_deadlines; i++)
-		note(s->st, "deadline", pg->cal->deadlines[i].uid, now);
-	for (size_t i = 0; i < pg->reg->n_participants; i++)
-		note(s->st, "participant", pg->reg->participants[i].email, now);
+		state_note_known(s->st, "deadline", pg->cal->deadlines[i].uid, now);
+	reg_each(pg->reg, note_participant, note_page_done, s);
 	state_commit(s->st);
 }
 
@@ -171,6 +191,26 @@ static void count_progress(struct sender *s)
 	if (s->progress)
 		fprintf(stderr, "\rkallad: %ld sent, %ld retrying, %ld failed", st->sent,
 			st->transient + st->unknown, st->failed);
+}
+
+/* What the participant's calendar holds once a message went: any REQUEST
+ * puts the session there at its SEQUENCE, a CANCEL takes it out. Only
+ * for the registered: a REQUEST that a rule sends to others is theirs to
+ * keep, not a registration to follow. */
+static void note_attendance(struct sender *s, const struct delivery *d)
+{
+	struct attendance a = {.sequence = d->sequence};
+	bool cancel = str_eq(d->message, "cancel");
+
+	if (!d->session)
+		return;
+	if (!cancel && (d->p->status != PS_REGISTERED ||
+			!(str_eq(d->message, "invite") || str_eq(d->message, "update") ||
+			  str_eq(d->message, "session-reminder"))))
+		return;
+	a.invited = !cancel;
+	a.content = d->session->sequence;
+	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
 }
 
 /* Builds, sends and records one claimed delivery; the envelope goes to
@@ -247,6 +287,8 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 			[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
 			[SEND_PERMANENT] = DS_FAILED, [SEND_UNKNOWN] = DS_UNKNOWN};
 		state_delivery_mark(s->st, d->key, to_state[res], detail, next, s->now);
+		if (res == SEND_OK)
+			note_attendance(s, d);
 	}
 	free(detail);
 	count_progress(s);
@@ -254,6 +296,8 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 
 static void flush_batch(struct sender *s)
 {
+	/* Called at the end of each page of participants too: the batch
+	 * points into the page, which goes away next. */
 	bool claimed[CLAIM_BATCH];
 
 	if (!s->n_batch)
@@ -353,6 +397,11 @@ static void on_delivery(const struct delivery *d, void *arg)
 	stop_now(s);
 }
 
+static void page_done(void *arg)
+{
+	flush_batch(arg);
+}
+
 bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 {
 	struct plan_ctx ctx;
@@ -361,8 +410,11 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->now = now;
 	s->stats = stats;
 	s->stopped = s->broken = s->paused = false;
+	changes_sync(s->pg->cal, s->st, s->pg->cfg->description_updates);
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
-	plan_all(&ctx, on_delivery, s);
+	ctx.release_changes = s->release;
+	if (!plan_all(&ctx, on_delivery, page_done, s))
+		s->broken = true;
 	flush_batch(s);
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);
@@ -377,8 +429,15 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	struct delivery_row row;
 	char forced[32] = "";
 
-	if (d.session)
-		d.sequence = state_session_sequence(s->st, d.session->uid, d.session->sequence);
+	if (d.session) {
+		struct attendance a;
+		d.sequence = d.session->sequence;
+		if (state_attendance(s->st, p->email, d.session->uid, &a)) {
+			/* A cancel must outrank what they hold; a REQUEST matches it. */
+			if (a.sequence >= d.sequence)
+				d.sequence = a.sequence + str_eq(m->message, "cancel");
+		}
+	}
 	plan_key(d.key, sizeof(d.key), m->message, p->email, target_uid(&d), "manual", NULL,
 		 d.sequence);
 	if (m->force) {
@@ -404,17 +463,43 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	return true;
 }
 
-bool send_manual(struct sender *s, const struct manual *m, time_t now, struct send_stats *stats)
+void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
+		       struct send_stats *stats)
 {
-	bool ok = true;
-
 	memset(stats, 0, sizeof(*stats));
 	s->now = now;
 	s->stats = stats;
 	s->stopped = false;
-	for (size_t i = 0; i < m->n_to && !stop_now(s); i++)
-		ok &= manual_one(s, m, m->to[i]);
-	if (s->progress && m->n_to > 1)
+	s->manual = m;
+	s->manual_ok = true;
+}
+
+void send_manual_each(const struct participant *p, void *arg)
+{
+	struct sender *s = arg;
+	const struct manual *m = s->manual;
+
+	if (stop_now(s))
+		return;
+	if (p->status == PS_CANCELLED) {
+		/* Never anything to someone who cancelled, even by hand. */
+		if (!m->all) {
+			fprintf(stderr, "kallad: %s has cancelled: nothing sent\n", p->email);
+			s->manual_ok = false;
+		}
+		return;
+	}
+	if (m->all && m->session && reg_is_absent(s->pg->reg, p->email, m->session->uid))
+		return;
+	if (!manual_one(s, m, p))
+		s->manual_ok = false;
+}
+
+bool send_manual_end(struct sender *s)
+{
+	const struct send_stats *st = s->stats;
+
+	if (s->progress && st->sent + st->failed + st->transient + st->unknown > 1)
 		fputc('\n', stderr);
-	return ok && !stats->failed && !stats->transient && !stats->unknown;
+	return s->manual_ok && !st->failed && !st->transient && !st->unknown;
 }

@@ -21,6 +21,8 @@ void send_set_programme(struct sender *s, struct programme *pg);
 /* Asked between messages whether to stop (SIGTERM): the message in
  * flight is always finished and recorded first. */
 void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg);
+/* --release-changes: updates and cancels held by changes = hold go too. */
+void send_set_release(struct sender *s, bool on);
 /* Shows a progress line on stderr when it is a terminal. */
 void send_set_progress(struct sender *s, bool on);
 
@@ -39,17 +41,23 @@ struct send_stats {
  * Fills stats; returns false if the transport or ledger failed as a whole. */
 bool send_due(struct sender *s, time_t now, struct send_stats *stats);
 
-/* A manual send (--send-now): recipients, message, target chosen by hand. */
+/* A manual send (--send-now): message and target chosen by hand, to the
+ * participants then given one by one to send_manual_each(). */
 struct manual {
 	const char *message;
 	const struct session *session;
 	const struct deadline *deadline;
-	const struct participant **to;
-	size_t n_to;
+	bool all;            /* --all: skip the cancelled and the absent quietly */
 	bool force, dry_run;
 	const char *test_to; /* send to this address instead, record nothing */
 };
-bool send_manual(struct sender *s, const struct manual *m, time_t now, struct send_stats *stats);
+void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
+		       struct send_stats *stats);
+/* Sends to one participant at once (arg is the sender); usable with
+ * reg_each(), as it keeps nothing past the call. */
+void send_manual_each(const struct participant *p, void *sender);
+/* True if every message went (or would go, with --dry-run). */
+bool send_manual_end(struct sender *s);
 
 /* Backoff before attempt n+1 after n failed attempts: exponential with
  * jitter (r in [0,1)), from one minute up to six hours. */

@@ -42,6 +42,10 @@ static const char *const migrations[] = {
 	" next_attempt INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
 	" message_id TEXT, detail TEXT, owner_pid INTEGER);"
 	"CREATE INDEX deliveries_state ON deliveries(state, updated);",
+	/* 2: what each participant's calendar holds of each session */
+	"CREATE TABLE attendance(email TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
+	" invited INTEGER NOT NULL, sequence INTEGER NOT NULL, content INTEGER NOT NULL,"
+	" PRIMARY KEY(email, uid));",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -57,6 +61,11 @@ enum query {
 	Q_EACH,
 	Q_COUNTS,
 	Q_RETRY,
+	Q_COPY_GET,
+	Q_COPY_PUT,
+	Q_COPY_EACH,
+	Q_ATT_GET,
+	Q_ATT_PUT,
 	Q_N
 };
 
@@ -96,6 +105,22 @@ static const char *const query_sql[Q_N] = {
 	[Q_EACH] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE ?1 < 0 OR state = ?1"
 		   " ORDER BY updated, rowid",
 	[Q_COUNTS] = "SELECT state, count(*) FROM deliveries GROUP BY state",
+	[Q_COPY_GET] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
+		       " description FROM sessions WHERE uid = ?1 AND start IS NOT NULL",
+	[Q_COPY_PUT] = "INSERT INTO sessions(uid, sequence, start, \"end\", location, status,"
+		       " summary, description) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		       " ON CONFLICT(uid) DO UPDATE SET sequence = excluded.sequence,"
+		       " start = excluded.start, \"end\" = excluded.\"end\","
+		       " location = excluded.location, status = excluded.status,"
+		       " summary = excluded.summary, description = excluded.description",
+	[Q_COPY_EACH] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
+			" description FROM sessions WHERE start IS NOT NULL ORDER BY start, uid",
+	[Q_ATT_GET] = "SELECT invited, sequence, content FROM attendance"
+		      " WHERE email = ?1 AND uid = ?2",
+	[Q_ATT_PUT] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(email, uid) DO UPDATE SET"
+		      " invited = excluded.invited, sequence = excluded.sequence,"
+		      " content = excluded.content",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4",
 };
@@ -253,7 +278,7 @@ static bool make_parent(const char *path, struct errlist *errs)
  * longer exists (killed mid-send), so its claim can be taken over at once
  * instead of after the stale timeout. The state database is local, so its
  * pids are this host's. */
-static void sql_pid_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static void sql_pid_gone(sqlite3_context *ctx, int argc UNUSED, sqlite3_value **argv)
 {
 	pid_t pid;
 
@@ -598,4 +623,125 @@ long state_retry_failed(struct state *st, time_t now)
 	if (!run(st, s, "queueing failed deliveries again"))
 		return 0;
 	return (long)sqlite3_changes(st->db);
+}
+
+/* --- the last seen copy of each session, and what participants hold --- */
+
+static void copy_from_row(sqlite3_stmt *s, struct session *out)
+{
+	const char *status = (const char *)sqlite3_column_text(s, 5);
+
+	memset(out, 0, sizeof(*out));
+	out->uid = column_dup(s, 0);
+	out->sequence = sqlite3_column_int(s, 1);
+	out->start = (time_t)sqlite3_column_int64(s, 2);
+	out->end = (time_t)sqlite3_column_int64(s, 3);
+	out->location = sqlite3_column_type(s, 4) == SQLITE_NULL ? NULL : column_dup(s, 4);
+	out->cancelled = status && strcmp(status, "CANCELLED") == 0;
+	out->summary = column_dup(s, 6);
+	out->description = sqlite3_column_type(s, 7) == SQLITE_NULL ? NULL : column_dup(s, 7);
+}
+
+bool state_session_copy(struct state *st, const char *uid, struct session *out)
+{
+	sqlite3_stmt *s = query(st, Q_COPY_GET);
+	bool found = false;
+	int rc;
+
+	if (!s)
+		return false;
+	bind_text(s, 1, uid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_from_row(s, out);
+		found = true;
+	} else if (rc != SQLITE_DONE) {
+		sql_log(st, "reading a session's last seen copy");
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_session_store(struct state *st, const struct session *ses, int sequence)
+{
+	sqlite3_stmt *s = query(st, Q_COPY_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, ses->uid);
+	sqlite3_bind_int(s, 2, sequence);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)ses->start);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)ses->end);
+	bind_text(s, 5, ses->location);
+	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
+	bind_text(s, 7, ses->summary);
+	bind_text(s, 8, ses->description);
+	run(st, s, "storing a session's last seen copy");
+}
+
+void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg)
+{
+	sqlite3_stmt *s = query(st, Q_COPY_EACH);
+	int rc;
+
+	if (!s)
+		return;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct session copy;
+		copy_from_row(s, &copy);
+		fn(&copy, arg);
+		state_session_clear(&copy);
+	}
+	if (rc != SQLITE_DONE)
+		sql_log(st, "listing the sessions kallad has seen");
+	sqlite3_reset(s);
+}
+
+void state_session_clear(struct session *s)
+{
+	free(s->uid);
+	free(s->summary);
+	free(s->location);
+	free(s->description);
+	free(s->categories);
+	memset(s, 0, sizeof(*s));
+}
+
+bool state_attendance(struct state *st, const char *email, const char *uid, struct attendance *out)
+{
+	sqlite3_stmt *s = query(st, Q_ATT_GET);
+	bool found = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return false;
+	bind_text(s, 1, email);
+	bind_text(s, 2, uid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->invited = sqlite3_column_int(s, 0) != 0;
+		out->sequence = sqlite3_column_int(s, 1);
+		out->content = sqlite3_column_int(s, 2);
+		found = true;
+	} else if (rc != SQLITE_DONE) {
+		sql_log(st, "reading what a participant's calendar holds");
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_set_attendance(struct state *st, const char *email, const char *uid,
+			  const struct attendance *a)
+{
+	sqlite3_stmt *s = query(st, Q_ATT_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, email);
+	bind_text(s, 2, uid);
+	sqlite3_bind_int(s, 3, a->invited);
+	sqlite3_bind_int(s, 4, a->sequence);
+	sqlite3_bind_int(s, 5, a->content);
+	run(st, s, "recording what a participant's calendar holds");
 }

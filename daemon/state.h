@@ -4,6 +4,7 @@
 #ifndef KALLAD_STATE_H
 #define KALLAD_STATE_H
 
+#include "calendar.h"
 #include "util.h"
 
 #include <stdbool.h>
@@ -71,6 +72,31 @@ void state_delivery_each(struct state *st, int s, void (*fn)(const struct delive
 void state_delivery_counts(struct state *st, long counts[6]);
 /* FAILED rows back to TRANSIENT with next_attempt = now; returns how many. */
 long state_retry_failed(struct state *st, time_t now);
+
+/* The copy of a session as kallad last saw it in the calendar: what change
+ * detection compares with, and what a cancel of a session removed from the
+ * file is built from. state_session_copy fills *out with owned strings
+ * (free with state_session_clear); false if kallad never stored it. */
+bool state_session_copy(struct state *st, const char *uid, struct session *out);
+void state_session_store(struct state *st, const struct session *s, int sequence);
+/* Calls fn with each stored copy (valid during the call), by start. */
+void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg);
+void state_session_clear(struct session *s);
+
+/* What one participant's calendar holds of one session, by what kallad
+ * sent: invited (a REQUEST and no CANCEL after it), the SEQUENCE of the
+ * last message, and `content`: the session SEQUENCE whose time, place and
+ * status that message carried (an update is due when it is lower). */
+struct attendance {
+	bool invited;
+	int sequence;
+	int content;
+};
+/* False (and *out zeroed) when kallad never sent this participant
+ * anything for this session. */
+bool state_attendance(struct state *st, const char *email, const char *uid, struct attendance *out);
+void state_set_attendance(struct state *st, const char *email, const char *uid,
+			  const struct attendance *a);
 const char *state_name(enum dstate s);
 
 #endif

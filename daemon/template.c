@@ -15,6 +15,7 @@ const char *const tpl_known_names[] = {
 	"programme.name", "organizer.name", "organizer.email", "contact.email",
 	"sessions", "session.title", "session.when", "session.date", "session.start",
 	"session.end", "session.location", "session.description", "session.number",
+	"session.cancelled",
 	"deadline.title", "deadline.when", "deadline.date", "deadline.description",
 	"attachments", "attachment.name", NULL,
 };

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

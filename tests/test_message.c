@@ -343,7 +343,10 @@ static char *subject_for(const struct built *b)
 	else if (str_eq(b->kind, "session-reminder"))
 		out = xasprintf("%s: %s, %s", sv ? "Påminnelse" : "Reminder", title, date);
 	else if (str_eq(b->kind, "cancel"))
-		out = xasprintf("%s: %s, %s", sv ? "Inställt" : "Cancelled", title, date);
+		out = xasprintf("%s: %s, %s",
+				b->s->cancelled ? (sv ? "Inställt" : "Cancelled")
+						: (sv ? "Avbokat" : "Booking cancelled"),
+				title, date);
 	else if (str_eq(b->kind, "update"))
 		out = xasprintf("%s: %s", sv ? "Ändrad tid eller plats" : "Changed time or place", title);
 	else if (str_eq(b->kind, "deadline-reminder"))

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAXD 64
 
@@ -32,12 +33,17 @@ struct world {
 	struct participant people[4];
 	struct absence absences[2];
 	time_t known;              /* what known_since answers for everything */
+	struct {
+		const char *email, *uid;
+		struct attendance a;
+	} held[8];                 /* what participants' calendars hold */
+	size_t n_held;
 	const char *recorded[8];   /* keys the ledger already holds */
 	struct delivery out[MAXD]; /* what the planner emitted */
 	size_t n;
 };
 
-static time_t mem_known(void *opaque, const char *kind, const char *id, time_t now)
+static time_t mem_known(void *opaque, const char *kind UNUSED, const char *id UNUSED, time_t now)
 {
 	struct world *w = opaque;
 	return w->known ? w->known : now;
@@ -52,9 +58,18 @@ static bool mem_recorded(void *opaque, const char *key)
 	return false;
 }
 
-static int mem_sequence(void *opaque, const struct session *s)
+static bool mem_attendance(void *opaque, const char *email, const char *uid,
+			   struct attendance *out)
 {
-	return s->sequence;
+	struct world *w = opaque;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < w->n_held; i++)
+		if (strcasecmp(w->held[i].email, email) == 0 && strcmp(w->held[i].uid, uid) == 0) {
+			*out = w->held[i].a;
+			return true;
+		}
+	return false;
 }
 
 static void collect(const struct delivery *d, void *arg)
@@ -125,9 +140,9 @@ static struct participant *add_person(struct world *w, const char *email, enum p
 static void run(struct world *w, time_t now)
 {
 	struct plan_ctx ctx = {.cfg = &w->cfg, .cal = &w->cal, .reg = &w->reg, .now = now,
-			       .mem = {mem_known, mem_recorded, mem_sequence, w}};
+			       .mem = {mem_known, mem_recorded, mem_attendance, w}};
 	w->n = 0;
-	plan_all(&ctx, collect, w);
+	assert_true(plan_all(&ctx, collect, NULL, w));
 }
 
 static const struct delivery *find(struct world *w, const char *message, const char *email,
@@ -161,7 +176,7 @@ static void assert_due(const struct delivery *d, time_t want)
 	assert_string_equal(got, exp);
 }
 
-static int setup(void **state)
+static int setup(void **state UNUSED)
 {
 	assert_true(tz_set("Europe/Stockholm"));
 	return 0;
@@ -169,7 +184,7 @@ static int setup(void **state)
 
 /* Day offsets keep local wall-clock time across both 2026 DST changes;
  * hour offsets are elapsed time. */
-static void test_dst_days(void **state)
+static void test_dst_days(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2026, 1, 1, 12, 0);
@@ -203,7 +218,7 @@ static void test_dst_days(void **state)
 	free(w);
 }
 
-static void test_audiences(void **state)
+static void test_audiences(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2019, 11, 1, 12, 0);
@@ -241,7 +256,7 @@ static void test_audiences(void **state)
 	free(w);
 }
 
-static void test_late_registrant(void **state)
+static void test_late_registrant(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2020, 2, 10, 12, 0);
@@ -264,7 +279,7 @@ static void test_late_registrant(void **state)
 	free(w);
 }
 
-static void test_absence_and_cancelled(void **state)
+static void test_absence_and_cancelled(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2020, 1, 1, 12, 0);
@@ -287,7 +302,7 @@ static void test_absence_and_cancelled(void **state)
 	free(w);
 }
 
-static void test_min_lead_and_quiet(void **state)
+static void test_min_lead_and_quiet(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2020, 1, 1, 12, 0);
@@ -321,7 +336,7 @@ static void test_min_lead_and_quiet(void **state)
 	free(w);
 }
 
-static void test_known_and_catch_up(void **state)
+static void test_known_and_catch_up(void **state UNUSED)
 {
 	struct world *w = world_new();
 	time_t now = utc(2020, 2, 19, 12, 0);
@@ -357,14 +372,14 @@ static void test_known_and_catch_up(void **state)
 
 	/* What the ledger holds is not planned again. */
 	w->recorded[0] = "session-reminder|a@x.se|s1@x|r|2d|0";
-	w->recorded[1] = "invite|a@x.se|s1@x|-|-|-";
+	w->recorded[1] = "invite|a@x.se|s1@x|-|-|0";
 	run(w, now);
 	assert_null(find(w, "session-reminder", "a@x.se", "s1@x", 1));
 	assert_null(find(w, "invite", "a@x.se", "s1@x", -1));
 	free(w);
 }
 
-static void test_deadline_never_after(void **state)
+static void test_deadline_never_after(void **state UNUSED)
 {
 	struct world *w = world_new();
 	struct deadline *dl = &w->deadlines[w->cal.n_deadlines++];
@@ -387,7 +402,7 @@ static void test_deadline_never_after(void **state)
 	free(w);
 }
 
-static void test_key_and_first_only(void **state)
+static void test_key_and_first_only(void **state UNUSED)
 {
 	struct world *w = world_new();
 	char key[PLAN_KEY_MAX];
@@ -411,6 +426,107 @@ static void test_key_and_first_only(void **state)
 	free(w);
 }
 
+static void hold(struct world *w, const char *email, const char *uid, bool invited, int seq,
+		 int content)
+{
+	w->held[w->n_held].email = email;
+	w->held[w->n_held].uid = uid;
+	w->held[w->n_held++].a = (struct attendance){invited, seq, content};
+}
+
+/* Invites, updates and cancels bring each calendar to what it should hold. */
+static void test_notices(void **state UNUSED)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 1, 10, 12, 0);
+	struct session *moved, *off, *gone;
+	const struct delivery *d;
+
+	w->known = now - 60;
+	moved = add_session(w, "moved@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	moved->sequence = 1; /* its time changed since the invite */
+	off = add_session(w, "off@x", utc(2020, 3, 12, 9, 0), utc(2020, 3, 13, 12, 0));
+	off->sequence = 1;
+	off->cancelled = true;
+	add_session(w, "kept@x", utc(2020, 5, 7, 8, 0), utc(2020, 5, 8, 11, 0));
+	gone = add_session(w, "past@x", utc(2020, 1, 2, 9, 0), utc(2020, 1, 3, 12, 0));
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d");
+	add_person(w, "reg@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	add_person(w, "left@x.se", PS_CANCELLED, utc(2019, 12, 1, 0, 0));
+	add_person(w, "back@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	add_person(w, "away@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	for (const char *who = "reg@x.se"; who; who = strcmp(who, "reg@x.se") ? NULL : "left@x.se") {
+		hold(w, who, "moved@x", true, 0, 0);
+		hold(w, who, "off@x", true, 0, 0);
+	}
+	hold(w, "left@x.se", "kept@x", true, 0, 0);
+	hold(w, "back@x.se", "kept@x", false, 2, 0); /* cancelled once, registered again */
+	hold(w, "away@x.se", "kept@x", true, 0, 0);
+	w->absences[0] = (struct absence){"away@x.se", "kept@x"};
+	w->reg.n_absences = 1;
+	run(w, now);
+
+	/* A moved session: an update, SEQUENCE raised, due now. */
+	d = must(w, "update", "reg@x.se", "moved@x", -1);
+	assert_due(d, now);
+	assert_int_equal(d->sequence, 1);
+	assert_string_equal(d->key, "update|reg@x.se|moved@x|-|-|1");
+	/* A cancelled session: a cancel above what they hold, no reminder. */
+	d = must(w, "cancel", "reg@x.se", "off@x", -1);
+	assert_int_equal(d->sequence, 1);
+	assert_string_equal(must(w, "session-reminder", "reg@x.se", "off@x", 0)->skip,
+			    "session-cancelled");
+	/* Not yet invited to kept@x: an invite at the session's SEQUENCE. */
+	assert_int_equal(must(w, "invite", "reg@x.se", "kept@x", -1)->sequence, 0);
+	/* Someone who cancelled: a cancel for each session they hold, and
+	 * nothing for the one already cancelled by the calendar... which
+	 * they also hold: that one is cancelled for them too. */
+	assert_int_equal(must(w, "cancel", "left@x.se", "moved@x", -1)->sequence, 1);
+	assert_int_equal(must(w, "cancel", "left@x.se", "kept@x", -1)->sequence, 1);
+	assert_non_null(find(w, "cancel", "left@x.se", "off@x", -1));
+	assert_null(find(w, "session-reminder", "left@x.se", "kept@x", 0));
+	/* Registered again after a cancel: the invite outranks the cancel. */
+	assert_int_equal(must(w, "invite", "back@x.se", "kept@x", -1)->sequence, 3);
+	/* A new absence: a cancel; the reminder is skipped. */
+	assert_int_equal(must(w, "cancel", "away@x.se", "kept@x", -1)->sequence, 1);
+	assert_string_equal(must(w, "session-reminder", "away@x.se", "kept@x", 0)->skip, "absent");
+	/* Nothing at all about a session that has begun. */
+	assert_null(find(w, "invite", "reg@x.se", gone->uid, -1));
+	assert_null(find(w, "cancel", "left@x.se", gone->uid, -1));
+	/* A reminder carries what the participant holds, at least. */
+	assert_int_equal(must(w, "session-reminder", "back@x.se", "kept@x", 0)->sequence, 2);
+
+	/* changes = hold: updates and cancels wait; invites do not. */
+	w->cfg.changes_hold = true;
+	run(w, now);
+	assert_string_equal(must(w, "update", "reg@x.se", "moved@x", -1)->skip, "held");
+	assert_string_equal(must(w, "cancel", "left@x.se", "kept@x", -1)->skip, "held");
+	assert_null(must(w, "invite", "reg@x.se", "kept@x", -1)->skip);
+	free(w);
+}
+
+/* A reminder whose session moved is not sent twice when its new time has
+ * already passed. */
+static void test_moved_reminder_not_repeated(void **state UNUSED)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 2, 10, 12, 0);
+	struct session *s;
+
+	w->known = utc(2019, 11, 1, 0, 0);
+	s = add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	s->sequence = 1; /* moved from 27 Feb: the 14d trigger is now 6 Feb, passed */
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d,2d");
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	hold(w, "a@x.se", "s1@x", true, 0, 0);
+	w->recorded[0] = "session-reminder|a@x.se|s1@x|r|14d|0";
+	run(w, now);
+	assert_null(find(w, "session-reminder", "a@x.se", "s1@x", 0));
+	/* The 2d one moves with the session. */
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 1), utc(2020, 2, 18, 8, 0));
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +538,8 @@ int main(void)
 		cmocka_unit_test(test_known_and_catch_up),
 		cmocka_unit_test(test_deadline_never_after),
 		cmocka_unit_test(test_key_and_first_only),
+		cmocka_unit_test(test_notices),
+		cmocka_unit_test(test_moved_reminder_not_repeated),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

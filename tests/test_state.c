@@ -70,7 +70,7 @@ static char *pragma(const char *path, const char *name)
 	return v;
 }
 
-static void test_open_creates_and_migrates(void **state)
+static void test_open_creates_and_migrates(void **state UNUSED)
 {
 	char *path = tmp_path("new/dir/state.db"), *dir = tmp_path("new/dir"), *v;
 	mode_t old_mask = umask(022);
@@ -80,24 +80,24 @@ static void test_open_creates_and_migrates(void **state)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 1);
+	assert_int_equal(state_schema_version(st), 2);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "1");
+	assert_string_equal(v, "2");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 1);
+	assert_int_equal(state_schema_version(st), 2);
 	state_close(st);
 	free(path);
 	free(dir);
 }
 
-static void test_known_and_sequence_persist(void **state)
+static void test_known_and_sequence_persist(void **state UNUSED)
 {
 	char *path = tmp_path("known.db");
 	struct state *st = open_ok(path, false);
@@ -123,7 +123,7 @@ static void test_known_and_sequence_persist(void **state)
 	free(path);
 }
 
-static void test_claim_semantics(void **state)
+static void test_claim_semantics(void **state UNUSED)
 {
 	char *path = tmp_path("claim.db");
 	struct state *st = open_ok(path, false);
@@ -201,7 +201,7 @@ static void test_claim_semantics(void **state)
 	free(path);
 }
 
-static void test_mark_attempts_and_skip(void **state)
+static void test_mark_attempts_and_skip(void **state UNUSED)
 {
 	char *path = tmp_path("mark.db");
 	struct state *st = open_ok(path, false);
@@ -250,7 +250,7 @@ static void collect(const struct delivery_row *row, void *arg)
 		snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", row->key);
 }
 
-static void test_counts_each_retry(void **state)
+static void test_counts_each_retry(void **state UNUSED)
 {
 	char *path = tmp_path("counts.db");
 	struct state *st = open_ok(path, false);
@@ -313,15 +313,19 @@ static void test_counts_each_retry(void **state)
 
 /* Several processes, each with its own handle, open a new state and
  * claim one key at once. */
-static void test_claim_race(void **state)
+static void test_claim_race(void **state UNUSED)
 {
 	enum { N = 8 };
 	char *path = tmp_path("race.db");
-	int go[2], winners = 0;
+	int go[2], results[2], hold[2], winners = 0;
 	pid_t pids[N];
 
-	/* The file does not exist yet: they race to create and migrate it too. */
+	/* The file does not exist yet: they race to create and migrate it too.
+	 * Every child stays alive until all have tried: a claim whose process
+	 * is gone may be taken over, by design. */
 	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(results), 0);
+	assert_int_equal(pipe(hold), 0);
 	for (int i = 0; i < N; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] >= 0);
@@ -331,21 +335,40 @@ static void test_claim_race(void **state)
 			struct delivery_row r = sample("race");
 			char c;
 			close(go[1]);
-			if (!mine || read(go[0], &c, 1) != 0)
+			close(hold[1]);
+			if (!mine) {
+				for (size_t k = 0; k < errs.n; k++)
+					fprintf(stderr, "child: %s\n", errs.items[k]);
 				_exit(2);
-			_exit(state_delivery_claim(mine, &r, T0, 600) ? 0 : 1);
+			}
+			if (read(go[0], &c, 1) != 0)
+				_exit(3);
+			c = state_delivery_claim(mine, &r, T0, 600) ? 'W' : 'L';
+			if (write(results[1], &c, 1) != 1)
+				_exit(4);
+			if (read(hold[0], &c, 1) != 0)
+				_exit(5);
+			_exit(0);
 		}
 	}
 	close(go[0]);
+	close(hold[0]);
+	close(results[1]);
 	usleep(200 * 1000); /* let every child open its handle */
 	close(go[1]);       /* EOF releases them all at once */
+	for (int i = 0; i < N; i++) {
+		char c;
+		assert_int_equal(read(results[0], &c, 1), 1);
+		winners += c == 'W';
+	}
+	close(hold[1]);
 	for (int i = 0; i < N; i++) {
 		int status;
 		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
 		assert_true(WIFEXITED(status));
-		assert_true(WEXITSTATUS(status) <= 1);
-		winners += WEXITSTATUS(status) == 0;
+		assert_int_equal(WEXITSTATUS(status), 0);
 	}
+	close(results[0]);
 	assert_int_equal(winners, 1);
 
 	/* Two handles in one process: the second sees the first's claim. */
@@ -361,7 +384,7 @@ static void test_claim_race(void **state)
 	free(path);
 }
 
-static void test_readonly(void **state)
+static void test_readonly(void **state UNUSED)
 {
 	char *dir = tmp_path("ro-missing"), *path = tmp_path("ro-missing/state.db");
 	struct state *st = open_ok(path, true);
@@ -369,7 +392,7 @@ static void test_readonly(void **state)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 1);
+	assert_int_equal(state_schema_version(st), 2);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	assert_int_equal(state_session_sequence(st, "s@example.org", 4), 4);
 	state_delivery_counts(st, counts);
@@ -411,7 +434,7 @@ static void test_readonly(void **state)
 	free(dir);
 }
 
-static void test_open_errors(void **state)
+static void test_open_errors(void **state UNUSED)
 {
 	char *path = tmp_path("garbage.db");
 	struct errlist errs = {0};
@@ -440,13 +463,13 @@ static void test_open_errors(void **state)
 	free(path);
 }
 
-static int setup(void **state)
+static int setup(void **state UNUSED)
 {
 	strcpy(tmpdir, "/tmp/kallad-test-state-XXXXXX");
 	return mkdtemp(tmpdir) ? 0 : -1;
 }
 
-static int teardown(void **state)
+static int teardown(void **state UNUSED)
 {
 	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
 	int rc = system(cmd);

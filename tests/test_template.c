@@ -244,7 +244,16 @@ static void test_shipped_sv(void **state)
 	assert_non_null(strstr(x, when));
 	free(s), free(x), free(h);
 
+	/* A participant's own place cancelled... */
 	render_shipped(t, "sv", "cancel", v, &s, &x, &h);
+	assert_string_equal(s, "Avbokat: Leda samhällsutveckling, torsdag 20 februari 2020");
+	assert_non_null(strstr(x, "Du är avbokad från tillfället ”Leda samhällsutveckling”"));
+	assert_null(strstr(x, "ställa in"));
+	free(s), free(x), free(h);
+	/* ...or the session itself. */
+	tpl_vars_set(v, "session.cancelled", "yes");
+	render_shipped(t, "sv", "cancel", v, &s, &x, &h);
+	tpl_vars_set(v, "session.cancelled", "");
 	assert_string_equal(s, "Inställt: Leda samhällsutveckling, torsdag 20 februari 2020");
 	assert_non_null(strstr(x, "ställa in tillfället ”Leda samhällsutveckling”"));
 	assert_non_null(strstr(x, "tar bort tillfället ur din kalender"));
@@ -283,6 +292,13 @@ static void test_shipped_en(void **state)
 		free(s), free(x), free(h);
 	}
 	render_shipped(t, "en", "cancel", v, &s, &x, &h);
+	assert_string_equal(s,
+			    "Booking cancelled: Leda samhällsutveckling, Thursday 20 February 2020");
+	assert_non_null(strstr(x, "Your place at the session “Leda samhällsutveckling”"));
+	free(s), free(x), free(h);
+	tpl_vars_set(v, "session.cancelled", "yes");
+	render_shipped(t, "en", "cancel", v, &s, &x, &h);
+	tpl_vars_set(v, "session.cancelled", "");
 	assert_string_equal(s, "Cancelled: Leda samhällsutveckling, Thursday 20 February 2020");
 	assert_non_null(strstr(x, "cancel the session “Leda samhällsutveckling”"));
 	assert_non_null(strstr(x, "removes the session from your calendar"));
@@ -464,7 +480,7 @@ static void test_fallback(void **state)
 
 	(void)state;
 	assert_true(tpl_render(t, "fi", "sv", "cancel", NULL, &s, &x, &h, &errs));
-	assert_true(strncmp(s, "Inställt: ", 10) == 0);
+	assert_true(strncmp(s, "Avbokat: ", 9) == 0);
 	assert_non_null(strstr(x, "Hej !"));
 	free(s), free(x), free(h);
 	assert_true(tpl_has(t, "fi", "en", "cancel"));
@@ -509,7 +525,7 @@ static void test_site_override(void **state)
 	assert_non_null(h);
 	free(s), free(x), free(h);
 	assert_true(tpl_render(t, "sv", "en", "cancel", NULL, &s, &x, &h, &errs));
-	assert_true(strncmp(s, "Inställt: ", 10) == 0);
+	assert_true(strncmp(s, "Avbokat: ", 9) == 0);
 	free(s), free(x), free(h);
 	tpl_free(t);
 
@@ -610,15 +626,16 @@ static void test_parse_errors(void **state)
 static void test_known_names(void **state)
 {
 	size_t n = 0;
-	bool sessions = false, attachment = false;
+	bool sessions = false, attachment = false, cancelled = false;
 
 	(void)state;
 	for (; tpl_known_names[n]; n++) {
 		sessions |= strcmp(tpl_known_names[n], "sessions") == 0;
 		attachment |= strcmp(tpl_known_names[n], "attachment.name") == 0;
+		cancelled |= strcmp(tpl_known_names[n], "session.cancelled") == 0;
 	}
-	assert_int_equal(n, 23);
-	assert_true(sessions && attachment);
+	assert_int_equal(n, 24);
+	assert_true(sessions && attachment && cancelled);
 }
 
 int main(void)

@@ -122,10 +122,15 @@ class SmtpSink:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_port(self.port)
 
+    def files(self):
+        """The dump files, oldest first (their names are random)."""
+        paths = [os.path.join(self.dir, n) for n in os.listdir(self.dir)]
+        return sorted(paths, key=lambda p: (os.stat(p).st_mtime_ns, p))
+
     def messages(self):
         out = []
-        for n in sorted(os.listdir(self.dir)):
-            with open(os.path.join(self.dir, n), "rb") as f:
+        for path in self.files():
+            with open(path, "rb") as f:
                 out.append(f.read())
         return out
 

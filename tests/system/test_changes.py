@@ -1,0 +1,215 @@
+"""Change notices with the real binary and smtp-sink: sessions moved and
+cancelled in the calendar, participants who cancel, register late or go
+absent; no retroactive blasts; catch-up after downtime; hold and release.
+Every message passes ../shared/tools/check-message."""
+
+import os
+import sys
+
+import icalendar
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KalladCase, check_messages, main, parse  # noqa: E402
+
+NOW = "2019-11-20T08:00:00+01:00"
+S1 = "styra-leda-2020-1@example.org"
+S2 = "styra-leda-2020-2@example.org"
+ANNA = "anna.berglund@gavle.example.se"
+HENRIK = "henrik.dahl@karlstad.example.se"
+ATTENDING_S1 = 10  # registered, none absent from session 1
+
+
+KINDS = {"Inbjudan": "invite", "Invitation": "invite", "Påminnelse": "session-reminder",
+         "Reminder": "session-reminder", "Inställt": "cancel", "Cancelled": "cancel",
+         "Avbokat": "cancel", "Booking cancelled": "cancel", "Material": "material",
+         "Ändrad tid eller plats": "update", "Changed": "update"}
+
+
+def kind(m):
+    subject = str(m["Subject"])
+    for prefix, name in KINDS.items():
+        if subject.startswith(prefix):
+            return name
+    return subject
+
+
+def event(raw):
+    m = parse(raw)
+    for part in m.walk():
+        if part.get_content_type() == "text/calendar":
+            cal = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+            method = str(cal["METHOD"])
+            ev = [c for c in cal.walk() if c.name == "VEVENT"][0]
+            return m, method, ev
+    return m, None, None
+
+
+class ChangesCase(KalladCase):
+    def setUp(self):
+        super().setUp()
+        self.s = self.sink()
+        self.prog.use_smtp(self.s.port)
+        self.seen = set()
+
+    def new_messages(self):
+        new = [p for p in self.s.files() if p not in self.seen]
+        self.seen.update(new)
+        if new:
+            check_messages(self, new)
+        out = []
+        for path in new:
+            with open(path, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def once(self, now=NOW, *extra, check=0):
+        self.prog.run("--once", "--now", now, *extra, check=check)
+        return [event(raw) for raw in self.new_messages()]
+
+    def edit_calendar(self, fn):
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, encoding="utf-8", newline="") as f:
+            text = f.read()
+        with open(ics, "w", encoding="utf-8", newline="") as f:
+            f.write(fn(text))
+
+    def plan(self, now=NOW, *extra):
+        out = self.prog.run("--plan", "--now", now, *extra, check=0).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+
+class SessionChangeTest(ChangesCase):
+    def test_moved_session_updates_everyone_invited(self):
+        invites = self.once()
+        self.assertEqual(len(invites), 28)
+        # Move session 1 a week later, SEQUENCE left as it was in the file.
+        self.edit_calendar(lambda t: t.replace("20200220T100000", "20200227T100000")
+                           .replace("20200221T130000", "20200228T130000"))
+        plan = self.plan()
+        updates = [l for l in plan if l[1] == "update"]
+        self.assertEqual(len(updates), ATTENDING_S1)
+        self.assertIn(["2020-02-13T09:00:00+01:00", "session-reminder", ANNA, S1,
+                       "session-reminders"], plan)
+        sent = self.once()
+        self.assertEqual(len(sent), ATTENDING_S1)
+        for m, method, ev in sent:
+            self.assertEqual(method, "REQUEST")
+            self.assertEqual(str(ev["UID"]), S1)
+            self.assertEqual(int(ev["SEQUENCE"]), 1)
+            self.assertEqual(kind(m), "update")
+            self.assertEqual(ev["DTSTART"].dt.isoformat(), "2020-02-27T10:00:00+01:00")
+        # Nothing more: the update is recorded.
+        self.assertEqual(self.once(), [])
+
+    def test_cancelled_session_sends_cancel_with_higher_sequence(self):
+        self.once()
+        def cancel_s1(text):
+            start = text.index("UID:" + S1)
+            end = text.index("END:VEVENT", start)
+            block = text[start:end].replace("STATUS:CONFIRMED", "STATUS:CANCELLED")
+            return text[:start] + block + text[end:]
+        self.edit_calendar(cancel_s1)
+        self.assertNotIn(S1, [l[3] for l in self.plan() if l[1] != "cancel"])
+        sent = self.once()
+        self.assertEqual(len(sent), ATTENDING_S1)
+        for m, method, ev in sent:
+            self.assertEqual(method, "CANCEL")
+            self.assertEqual(str(ev["STATUS"]), "CANCELLED")
+            self.assertEqual(int(ev["SEQUENCE"]), 1)
+            self.assertEqual(kind(m), "cancel")
+            self.assertRegex(str(m["Subject"]), r"^(Inställt|Cancelled):")
+        self.assertEqual([l for l in self.plan("2020-02-01T08:00:00+01:00") if l[3] == S1], [])
+
+    def test_removed_session_is_cancelled(self):
+        self.once()
+        def drop_s2(text):
+            start = text.index("BEGIN:VEVENT\r\nUID:" + S2)
+            end = text.index("END:VEVENT\r\n", start) + len("END:VEVENT\r\n")
+            return text[:start] + text[end:]
+        self.edit_calendar(drop_s2)
+        sent = self.once()
+        self.assertEqual({(method, str(ev["UID"])) for _, method, ev in sent}, {("CANCEL", S2)})
+        self.assertEqual(len(sent), 9)   # one of the ten is absent from session 2
+        self.assertEqual(self.once(), [])
+
+
+class ParticipantChangeTest(ChangesCase):
+    def test_participant_cancels(self):
+        self.once()
+        self.prog.sql("UPDATE participants SET status = 'cancelled' WHERE email = ?", ANNA)
+        sent = self.once()
+        self.assertEqual(sorted(str(ev["UID"]) for _, _, ev in sent),
+                         sorted([S1, S2, "styra-leda-2020-3@example.org"]))
+        for m, method, ev in sent:
+            self.assertEqual(method, "CANCEL")
+            self.assertEqual(m["To"].addresses[0].addr_spec, ANNA)
+            self.assertRegex(str(m["Subject"]), r"^(Avbokat|Booking cancelled):")
+        self.assertEqual(self.once(), [])
+
+    def test_new_registrant_gets_future_sessions_only(self):
+        self.once()
+        self.prog.sql("UPDATE participants SET status = 'registered', "
+                      "registered_at = '2020-02-25 10:00' WHERE email = ?", HENRIK)
+        sent = self.once("2020-02-25T10:00:00+01:00")
+        self.assertEqual(sorted(str(ev["UID"]) for _, _, ev in sent),
+                         [S2, "styra-leda-2020-3@example.org"])
+        self.assertTrue(all(method == "REQUEST" for _, method, _ in sent))
+
+    def test_new_absence_cancels_and_removed_absence_invites(self):
+        self.once()
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
+        sent = self.once()
+        self.assertEqual([(method, str(ev["UID"])) for _, method, ev in sent], [("CANCEL", S1)])
+        self.prog.sql("DELETE FROM absences WHERE email = ? AND session_uid = ?", ANNA, S1)
+        sent = self.once()
+        self.assertEqual([(method, str(ev["UID"])) for _, method, ev in sent], [("REQUEST", S1)])
+        self.assertEqual(int(sent[0][2]["SEQUENCE"]), 2)
+
+
+class StartAndDowntimeTest(ChangesCase):
+    def test_first_run_under_way_sends_no_past_triggers(self):
+        # First run on 19 Feb: the 14d reminders (6 Feb) and the deadline
+        # nudges passed before kallad knew of anything.
+        skipped = [l for l in self.plan("2020-02-19T10:00:00+01:00", "--all")
+                   if l[0] == "skipped:before-known"]
+        self.assertIn(["skipped:before-known", "session-reminder", ANNA, S1,
+                       "session-reminders"], skipped)
+        sent = self.once("2020-02-19T10:00:00+01:00")
+        # Invites for the sessions ahead, and nothing else.
+        self.assertEqual({kind(m) for m, _, _ in sent}, {"invite"})
+        self.assertEqual(len(sent), 28)
+        self.assertIn("skipped\t", self.prog.run("--status", check=0).stdout)
+
+    def test_missed_reminder_is_caught_up_after_downtime(self):
+        self.once()  # 20 Nov: kallad knows everything from now on
+        # Stopped until 19 Feb 10:00: the 2d reminders (18 Feb 09:00) were missed.
+        before = self.plan("2020-02-19T10:00:00+01:00", "--all")
+        self.assertIn(["skipped:superseded", "session-reminder", ANNA, S1,
+                       "session-reminders"], before)
+        self.assertIn(["2020-02-19T10:00:00+01:00", "session-reminder", ANNA, S1,
+                       "session-reminders"], before)
+        sent = self.once("2020-02-19T10:00:00+01:00")
+        reminders = [m for m, method, ev in sent if kind(m) == "session-reminder"]
+        # The 2d reminder, once each; the 14d one is superseded by it.
+        self.assertEqual(len(reminders), ATTENDING_S1)
+        self.assertTrue(all(event(m.as_bytes())[2]["UID"] == S1 for m in reminders))
+        self.assertEqual(len(self.once("2020-02-19T10:00:00+01:00")), 0)
+
+
+class HoldTest(ChangesCase):
+    def test_hold_until_released(self):
+        self.prog.edit_conf("changes            = send", "changes            = hold")
+        self.assertEqual(len(self.once()), 28)   # invites are not held
+        self.edit_calendar(lambda t: t.replace("Långholmens konferens", "Nya platsen", 1))
+        plan = self.plan()
+        held = [l for l in plan if l[0] == "held"]
+        self.assertEqual(len(held), ATTENDING_S1)
+        self.assertEqual(self.once(), [])
+        self.prog.run("--release-changes", "--now", NOW, check=0)
+        got = self.new_messages()
+        self.assertEqual(len(got), ATTENDING_S1)
+        self.assertTrue(all("Nya platsen" in str(event(r)[2]["LOCATION"]) for r in got))
+
+
+if __name__ == "__main__":
+    main()
