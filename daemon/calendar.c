@@ -53,15 +53,11 @@ static void fail(struct loader *ld, int line, const char *fmt, ...)
 
 static void fail(struct loader *ld, int line, const char *fmt, ...)
 {
-	struct strbuf sb;
 	va_list ap;
 
-	sb_init(&sb);
 	va_start(ap, fmt);
-	sb_vaddf(&sb, fmt, ap);
+	errlist_vadd_at(ld->errs, ld->path, line, fmt, ap);
 	va_end(ap);
-	errlist_add(ld->errs, "%s:%d: %s", ld->path, line, sb.buf);
-	sb_free(&sb);
 }
 
 /* ---- the raw text ---- */

@@ -112,15 +112,11 @@ static void perr(struct parser *p, int line, const char *fmt, ...)
 
 static void perr(struct parser *p, int line, const char *fmt, ...)
 {
-	struct strbuf sb;
 	va_list ap;
 
-	sb_init(&sb);
 	va_start(ap, fmt);
-	sb_vaddf(&sb, fmt, ap);
+	errlist_vadd_at(p->errs, p->file, line, fmt, ap);
 	va_end(ap);
-	errlist_add(p->errs, "%s:%d: %s", p->file, line, sb.buf);
-	sb_free(&sb);
 	p->nerrs++;
 }
 

@@ -156,6 +156,12 @@ void sb_free(struct strbuf *sb)
 	sb->len = sb->cap = 0;
 }
 
+static void errlist_push(struct errlist *e, struct strbuf *sb)
+{
+	e->items = xgrow(e->items, &e->cap, e->n, sizeof(*e->items));
+	e->items[e->n++] = sb_take(sb);
+}
+
 void errlist_add(struct errlist *e, const char *fmt, ...)
 {
 	struct strbuf sb;
@@ -165,8 +171,26 @@ void errlist_add(struct errlist *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
-	e->items = xgrow(e->items, &e->cap, e->n, sizeof(*e->items));
-	e->items[e->n++] = sb_take(&sb);
+	errlist_push(e, &sb);
+}
+
+void errlist_vadd_at(struct errlist *e, const char *file, int line, const char *fmt, va_list ap)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	sb_addf(&sb, "%s:%d: ", file, line);
+	sb_vaddf(&sb, fmt, ap);
+	errlist_push(e, &sb);
+}
+
+void errlist_add_at(struct errlist *e, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errlist_vadd_at(e, file, line, fmt, ap);
+	va_end(ap);
 }
 
 void errlist_free(struct errlist *e)

@@ -46,6 +46,10 @@ struct errlist {
 	size_t n, cap;
 };
 void errlist_add(struct errlist *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds "file:line: " and the formatted text. */
+void errlist_add_at(struct errlist *e, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void errlist_vadd_at(struct errlist *e, const char *file, int line, const char *fmt, va_list ap);
 void errlist_free(struct errlist *e);
 
 /* String helpers. */
