@@ -12,6 +12,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -96,31 +97,41 @@ def preview_size(kallad, conf):
     return len(p.stdout)
 
 
-def throughput(kallad, tmp, n):
-    conf = programme(tmp, n)
-    size = preview_size(kallad, conf)
+def throughput(kallad, tmp, n, rounds):
+    """kallad and smtp-source take turns against one sink, `rounds` times
+    each; loopback rates vary from run to run, so medians are compared."""
+    size = 0
+    k_rates, s_rates = [], []
     port = free_port()
     s = sink(port)
     wait_port(port)
     try:
-        use_sink(conf, port)
-        elapsed, _, p = run_kallad(kallad, conf, "--once", "--now", NOW)
-        sent = int(p.stdout.split()[0])
-        k_rate = sent / elapsed
-        cmd = ["/usr/sbin/smtp-source", "-s", "1", "-m", str(n), "-l", str(size),
-               "-f", "program@example.org", "-t", "deltagare@kommun.example.se",
-               f"127.0.0.1:{port}"]
-        start = time.monotonic()
-        subprocess.run(cmd, check=True)
-        s_elapsed = time.monotonic() - start
+        for r in range(rounds):
+            os.makedirs(os.path.join(tmp, f"round{r}"))
+            conf = programme(os.path.join(tmp, f"round{r}"), n)
+            size = preview_size(kallad, conf)
+            use_sink(conf, port)
+            elapsed, _, p = run_kallad(kallad, conf, "--once", "--now", NOW)
+            sent = int(p.stdout.split()[0])
+            if sent != n:
+                sys.exit(f"kallad sent {sent} of {n}")
+            k_rates.append(sent / elapsed)
+            cmd = ["/usr/sbin/smtp-source", "-s", "1", "-m", str(n), "-l", str(size),
+                   "-f", "program@example.org", "-t", "deltagare@kommun.example.se",
+                   f"127.0.0.1:{port}"]
+            start = time.monotonic()
+            subprocess.run(cmd, check=True)
+            s_rates.append(n / (time.monotonic() - start))
     finally:
         s.kill()
         s.wait()
-    s_rate = n / s_elapsed
-    print(f"throughput: {sent} invites of {size} bytes")
-    print(f"  kallad --once:  {elapsed:7.2f} s  {k_rate:7.0f} messages/s (plan, build, claim, send, record)")
-    print(f"  smtp-source:    {s_elapsed:7.2f} s  {s_rate:7.0f} messages/s  ({' '.join(cmd)})")
-    print(f"  ratio kallad/smtp-source: {k_rate / s_rate:.2f}")
+    k, m = statistics.median(k_rates), statistics.median(s_rates)
+    print(f"throughput: {n} invites of {size} bytes, {rounds} rounds each, taking turns")
+    print(f"  kallad --once:  median {k:6.0f} messages/s  "
+          f"(runs: {', '.join(f'{x:.0f}' for x in k_rates)}; plan, build, claim, send, record)")
+    print(f"  smtp-source:    median {m:6.0f} messages/s  "
+          f"(runs: {', '.join(f'{x:.0f}' for x in s_rates)}; {' '.join(cmd[:-1])} 127.0.0.1:PORT)")
+    print(f"  ratio kallad/smtp-source: {k / m:.2f}")
 
 
 def memory(kallad, tmp, counts):
@@ -165,6 +176,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(SOURCE, "build-bench"))
     ap.add_argument("--invites", type=int, default=4000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory", default="10000,100000")
     ap.add_argument("--idle", type=int, default=60)
     a = ap.parse_args()
@@ -175,7 +187,7 @@ def main():
     kallad = os.path.join(a.build, "kallad")
     tmp = tempfile.mkdtemp(prefix="kallad-bench-")
     try:
-        throughput(kallad, tmp, a.invites)
+        throughput(kallad, tmp, a.invites, a.rounds)
         if a.memory:
             memory(kallad, tmp, [int(x) for x in a.memory.split(",")])
         if a.idle:

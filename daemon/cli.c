@@ -285,6 +285,7 @@ static int run_plan(const struct cli *c)
 	programme_plan_ctx(pg, st, v.now, &ctx);
 	if (!plan_all(&ctx, plan_collect, NULL, &v))
 		rc = 1;
+	programme_plan_done(&ctx);
 	qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
 	for (size_t i = 0; i < v.n; i++) {
 		puts(v.lines[i].text);

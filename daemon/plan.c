@@ -3,6 +3,7 @@
 #include "tz.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool audience_has(enum audience a, enum pstatus s)
@@ -157,15 +158,22 @@ static bool should_attend(const struct plan_ctx *ctx, const struct participant *
 	       !reg_is_absent(ctx->reg, p->email, s->uid);
 }
 
+/* What one participant's calendar holds of one session, read once per
+ * participant and pass. */
+struct held {
+	bool had;
+	struct attendance a;
+};
+
 /* Invite, update or cancel: whatever brings one participant's calendar
  * from what kallad sent it to what it should hold. SEQUENCE only rises
  * for a participant, so every notice has a key of its own. */
 static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
-			const struct session *s, plan_fn fn, void *arg)
+			const struct session *s, const struct held *h, plan_fn fn, void *arg)
 {
 	struct delivery d = {.p = p, .session = s, .offset = -1, .trigger = ctx->now};
-	struct attendance a;
-	bool had = ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &a);
+	struct attendance a = h->a;
+	bool had = h->had;
 	bool want = should_attend(ctx, p, s);
 
 	if (s->start <= ctx->now)
@@ -196,14 +204,9 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 
 /* The SEQUENCE a reminder carries: the current REQUEST again (RFC 5546
  * reconfirm), never lower than what the participant already holds. */
-static int reminder_sequence(const struct plan_ctx *ctx, const struct participant *p,
-			     const struct session *s)
+static int reminder_sequence(const struct session *s, const struct held *h)
 {
-	struct attendance a;
-
-	if (ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &a))
-		return max_int(s->sequence, a.sequence);
-	return s->sequence;
+	return h->had ? max_int(s->sequence, h->a.sequence) : s->sequence;
 }
 
 /* A reminder of a session that moved has a new key; if its new time has
@@ -253,7 +256,8 @@ static bool superseded(const struct plan_ctx *ctx, const struct rule *r, size_t 
 }
 
 static void plan_rule_offset(const struct plan_ctx *ctx, const struct participant *p,
-			     const struct rule *r, size_t o, plan_fn fn, void *arg)
+			     const struct held *held, const struct rule *r, size_t o, plan_fn fn,
+			     void *arg)
 {
 	const struct offset *off = &r->offsets[o];
 	char offs[24], rule_id[300];
@@ -293,7 +297,7 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 
 		if (!rule_targets_session(ctx, r, s))
 			continue;
-		d.sequence = reminder_sequence(ctx, p, s);
+		d.sequence = reminder_sequence(s, &held[i]);
 		plan_key(d.key, sizeof(d.key), r->message, p->email, s->uid, r->name, off,
 			 d.sequence);
 		if (ctx->mem.recorded(ctx->mem.opaque, d.key))
@@ -312,18 +316,24 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
 		      void *arg)
 {
-	for (size_t i = 0; i < ctx->cal->n_sessions; i++)
-		plan_notice(ctx, p, &ctx->cal->sessions[i], fn, arg);
-	if (p->status == PS_CANCELLED)
-		return;
+	size_t n = ctx->cal->n_sessions;
+	struct held *held = xcalloc(n ? n : 1, sizeof(*held));
+
+	for (size_t i = 0; i < n; i++) {
+		const struct session *s = &ctx->cal->sessions[i];
+		held[i].had = ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &held[i].a);
+		plan_notice(ctx, p, s, &held[i], fn, arg);
+	}
+	/* audience_has() turns the cancelled away from every rule. */
 	for (size_t r = 0; r < ctx->cfg->n_rules; r++) {
 		const struct rule *rule = &ctx->cfg->rules[r];
 
 		if (!audience_has(rule->to, p->status))
 			continue;
 		for (size_t o = 0; o < rule->n_offsets; o++)
-			plan_rule_offset(ctx, p, rule, o, fn, arg);
+			plan_rule_offset(ctx, p, held, rule, o, fn, arg);
 	}
+	free(held);
 }
 
 struct plan_all_arg {

@@ -3,6 +3,7 @@
 #include "tz.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifndef KALLAD_SOURCE_TEMPLATES
@@ -62,17 +63,49 @@ struct programme *programme_load(const char *config_path, struct errlist *errs, 
 	return pg;
 }
 
+/* The answers of the state database that do not change during a pass,
+ * kept for the pass: when rules, sessions and deadlines were first known
+ * (a handful), and the participant being planned. Each saved query is a
+ * database transaction less per delivery. */
+struct plan_memo {
+	struct state *st;
+	struct {
+		char *kind, *id;
+		time_t t;
+	} *items;
+	size_t n, cap;
+	char *email;
+	time_t email_t;
+};
+
 static time_t mem_known(void *opaque, const char *kind, const char *id, time_t now)
 {
-	return state_known_since(opaque, kind, id, now);
+	struct plan_memo *m = opaque;
+
+	if (strcmp(kind, "participant") == 0) {
+		if (!str_eq(m->email, id)) {
+			free(m->email);
+			m->email = xstrdup(id);
+			m->email_t = state_known_since(m->st, kind, id, now);
+		}
+		return m->email_t;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->items[i].kind, kind) == 0 && strcmp(m->items[i].id, id) == 0)
+			return m->items[i].t;
+	m->items = xgrow(m->items, &m->cap, m->n, sizeof(*m->items));
+	m->items[m->n].kind = xstrdup(kind);
+	m->items[m->n].id = xstrdup(id);
+	return m->items[m->n++].t = state_known_since(m->st, kind, id, now);
 }
 
 static bool mem_recorded(void *opaque, const char *key)
 {
+	struct plan_memo *m = opaque;
 	struct delivery_row row;
 	bool done;
 
-	if (!state_delivery_get(opaque, key, &row))
+	if (!state_delivery_get(m->st, key, &row))
 		return false;
 	/* Retryable rows, and claims whose process may have died, are planned
 	 * again; claiming decides whether they go. */
@@ -84,21 +117,40 @@ static bool mem_recorded(void *opaque, const char *key)
 static bool mem_attendance(void *opaque, const char *email, const char *uid,
 			   struct attendance *out)
 {
-	return state_attendance(opaque, email, uid, out);
+	struct plan_memo *m = opaque;
+
+	return state_attendance(m->st, email, uid, out);
 }
 
 void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
 			struct plan_ctx *ctx)
 {
+	struct plan_memo *m = xcalloc(1, sizeof(*m));
+
+	m->st = st;
 	ctx->cfg = pg->cfg;
 	ctx->cal = pg->cal;
 	ctx->reg = pg->reg;
 	ctx->now = now;
+	ctx->release_changes = false;
 	ctx->mem.known_since = mem_known;
 	ctx->mem.recorded = mem_recorded;
 	ctx->mem.attendance = mem_attendance;
-	ctx->release_changes = false;
-	ctx->mem.opaque = st;
+	ctx->mem.opaque = m;
+}
+
+void programme_plan_done(struct plan_ctx *ctx)
+{
+	struct plan_memo *m = ctx->mem.opaque;
+
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->items[i].kind);
+		free(m->items[i].id);
+	}
+	free(m->items);
+	free(m->email);
+	free(m);
+	ctx->mem.opaque = NULL;
 }
 
 /* Takes *from, leaving NULL behind, so a part moves between programmes. */

@@ -33,9 +33,11 @@ void programme_free(struct programme *pg);
  * data directory, or the source tree this binary was built from. */
 const char *programme_shipped_templates(void);
 
-/* A plan context over pg whose memory is the state database st. */
+/* A plan context over pg whose memory is the state database st, for one
+ * pass at `now`; end it with programme_plan_done(). */
 void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
 			struct plan_ctx *ctx);
+void programme_plan_done(struct plan_ctx *ctx);
 
 
 

@@ -965,8 +965,24 @@ static void attachment_count(sqlite3_stmt *st, const struct column *c, long row,
 		return;
 	reg->n_attachments++;
 	free(a.email);
-	free(a.message);
 	free(a.path);
+	/* The few message names with files: most messages need no query. */
+	for (size_t i = 0; i < reg->n_attachment_messages; i++)
+		if (strcmp(reg->attachment_messages[i], a.message) == 0) {
+			free(a.message);
+			return;
+		}
+	reg->attachment_messages = xrealloc(reg->attachment_messages,
+					    (reg->n_attachment_messages + 1) * sizeof(char *));
+	reg->attachment_messages[reg->n_attachment_messages++] = a.message;
+}
+
+static bool has_attachments(const struct registrations *reg, const char *message)
+{
+	for (size_t i = 0; i < reg->n_attachment_messages; i++)
+		if (strcmp(reg->attachment_messages[i], message) == 0)
+			return true;
+	return false;
 }
 
 static int absence_cmp(const void *a, const void *b)
@@ -1051,7 +1067,7 @@ size_t reg_attachments(const struct registrations *reg, const char *email, const
 		return 0;
 	if (!reg->db)
 		return attachments_in_memory(reg, email, message, out);
-	if (!reg->q_attachments)
+	if (!reg->q_attachments || !has_attachments(reg, message))
 		return 0;
 	memcpy(cols, attachment_columns, sizeof(cols));
 	if (!(st = reg_prepare(reg, reg->q_attachments, "attachments", cols, AC_N)))
@@ -1171,6 +1187,9 @@ void reg_free(struct registrations *reg)
 	free(reg->q_page);
 	free(reg->q_one);
 	free(reg->q_attachments);
+	for (size_t i = 0; i < reg->n_attachment_messages; i++)
+		free(reg->attachment_messages[i]);
+	free(reg->attachment_messages);
 	free(reg->default_language);
 	free(reg);
 }

@@ -49,6 +49,8 @@ struct registrations {
 	size_t n_absences;
 	struct attachment *attachments; /* without db only */
 	size_t n_attachments;           /* with db: valid rows at load */
+	char **attachment_messages;     /* with db: the message names those rows name */
+	size_t n_attachment_messages;
 };
 
 /* Opens cfg->registrations read-only with a busy timeout, checks the

@@ -286,9 +286,13 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 		static const enum dstate to_state[] = {
 			[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
 			[SEND_PERMANENT] = DS_FAILED, [SEND_UNKNOWN] = DS_UNKNOWN};
+		/* The outcome and what it did to the participant's calendar: one
+		 * transaction, no fsync of its own (see state.c). */
+		state_begin_light(s->st);
 		state_delivery_mark(s->st, d->key, to_state[res], detail, next, s->now);
 		if (res == SEND_OK)
 			note_attendance(s, d);
+		state_commit(s->st);
 	}
 	free(detail);
 	count_progress(s);
@@ -416,6 +420,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	if (!plan_all(&ctx, on_delivery, page_done, s))
 		s->broken = true;
 	flush_batch(s);
+	programme_plan_done(&ctx);
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);
 	return !s->broken;

@@ -370,6 +370,11 @@ bool state_begin(struct state *st)
 	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
+bool state_begin_light(struct state *st)
+{
+	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+}
+
 bool state_commit(struct state *st)
 {
 	bool ok = exec(st, "COMMIT", NULL);

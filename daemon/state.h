@@ -34,7 +34,13 @@ struct state *state_open(const char *path, bool readonly, struct errlist *errs);
 void state_close(struct state *st);
 int state_schema_version(struct state *st);
 
-bool state_begin(struct state *st);  /* BEGIN IMMEDIATE, waiting on busy */
+/* BEGIN IMMEDIATE, waiting on busy; its commit is fsync'd (with it every
+ * commit before it). */
+bool state_begin(struct state *st);
+/* The same, but its commit is not fsync'd of its own: it survives a crash
+ * of kallad, and the next state_begin() transaction's fsync makes it
+ * durable against power loss. For outcomes. */
+bool state_begin_light(struct state *st);
 bool state_commit(struct state *st);
 void state_rollback(struct state *st);
 
