@@ -527,6 +527,55 @@ static void test_moved_reminder_not_repeated(void **state UNUSED)
 	free(w);
 }
 
+/* A calendar exported by Outlook (Windows zone "W. Europe Standard Time"
+ * defined in the file) plans the same instants as the IANA one, across
+ * both 2026 changes of daylight-saving time. */
+static void test_outlook_calendar(void **state UNUSED)
+{
+	struct errlist errs = {0};
+	struct calendar *outlook = calendar_load(FIXTURES "/calendar-outlook.ics", &errs);
+	struct calendar *iana = calendar_load(FIXTURES "/calendar-iana.ics", &errs);
+	struct world *w = world_new(), *v = world_new();
+	time_t now = utc(2019, 11, 1, 0, 0);
+
+	assert_int_equal(errs.n, 0);
+	assert_non_null(outlook);
+	assert_non_null(iana);
+	assert_int_equal(outlook->n_sessions, iana->n_sessions);
+	for (struct world *x = w; x; x = x == w ? v : NULL) {
+		x->known = now - 60;
+		add_rule(x, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "1d");
+		add_rule(x, "own", "material", AUD_REGISTERED, -1, "1d");
+		add_person(x, "a@x.se", PS_REGISTERED, utc(2019, 10, 1, 0, 0));
+	}
+	w->cal = *outlook;
+	v->cal = *iana;
+	run(w, now);
+	run(v, now);
+	assert_int_equal(w->n, v->n);
+	for (size_t i = 0; i < outlook->n_sessions; i++) {
+		const struct session *o = &outlook->sessions[i], *n = &iana->sessions[i];
+		const struct delivery *a = must(w, "material", "a@x.se", o->uid, 0);
+		const struct delivery *b = must(v, "material", "a@x.se", n->uid, 0);
+
+		assert_true(o->start == n->start);
+		/* One calendar day before, at the session's own 10.00. */
+		assert_true(a->due == b->due);
+		assert_int_equal(tz_minute_of_day(a->due), 10 * 60);
+		assert_int_equal(tz_day_diff(a->due, o->start), 1);
+		assert_true(must(w, "session-reminder", "a@x.se", o->uid, 0)->due ==
+			    must(v, "session-reminder", "a@x.se", n->uid, 0)->due);
+	}
+	/* The session on 29 March 2026 (CEST from 03.00): 1d before at
+	 * 10.00 is 28 March, still CET: 09:00Z. */
+	assert_due(must(w, "material", "a@x.se", outlook->sessions[3].uid, 0), utc(2026, 3, 28, 9, 0));
+	calendar_free(outlook);
+	calendar_free(iana);
+	errlist_free(&errs);
+	free(w);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_key_and_first_only),
 		cmocka_unit_test(test_notices),
 		cmocka_unit_test(test_moved_reminder_not_repeated),
+		cmocka_unit_test(test_outlook_calendar),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
