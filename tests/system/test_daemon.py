@@ -110,6 +110,16 @@ class TimingTest(DaemonCase):
                          sorted([HENRIK, INGRID]))
 
 
+class WatchdogTest(DaemonCase):
+    def test_watchdog_when_asked(self):
+        # As systemd sets it for WatchdogSec=: pings at half the interval.
+        self.start("2019-11-20T08:00:00+01:00", env={"WATCHDOG_USEC": "400000"})
+        start = time.time()
+        for _ in range(4):
+            self.notify.wait_for("WATCHDOG=1", timeout=2)
+        self.assertLess(time.time() - start, 2.0)
+
+
 class ReloadTest(DaemonCase):
     def test_sighup_with_broken_config_keeps_running_and_sending(self):
         self.start("2019-11-29T08:59:55+01:00")
