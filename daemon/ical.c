@@ -153,16 +153,14 @@ static icalcomponent *fixed_observance(time_t around)
 	return c;
 }
 
-void *ical_vtimezone(const char *tzid, time_t around)
+static icalcomponent *build_vtimezone(const char *tzid, time_t around, int year)
 {
 	icalcomponent *z = icalcomponent_new(ICAL_VTIMEZONE_COMPONENT);
 	struct transition tr[8];
 	const struct transition *dst = NULL, *std = NULL;
-	struct tm tm;
 	size_t n;
 
-	tz_local(around, &tm);
-	n = year_transitions(tm.tm_year + 1900, tr, ARRAY_SIZE(tr));
+	n = year_transitions(year, tr, ARRAY_SIZE(tr));
 	/* The larger offset is "daylight", as clients understand it, even for
 	 * zones (Europe/Dublin) whose tz data calls winter the exception. */
 	for (size_t i = 0; i < n; i++) {
@@ -179,6 +177,37 @@ void *ical_vtimezone(const char *tzid, time_t around)
 		icalcomponent_add_component(z, fixed_observance(around));
 	}
 	return z;
+}
+
+/* Finding a year's transitions probes the tz data a few hundred times;
+ * every message of a programme asks for the same zone and year. */
+void *ical_vtimezone(const char *tzid, time_t around)
+{
+	static struct {
+		char *tzid, *zone;
+		int year;
+		icalcomponent *z;
+	} cache[4];
+	static unsigned next;
+	struct tm tm;
+	int year;
+
+	tz_local(around, &tm);
+	year = tm.tm_year + 1900;
+	for (size_t i = 0; i < ARRAY_SIZE(cache); i++)
+		if (cache[i].z && cache[i].year == year && str_eq(cache[i].tzid, tzid) &&
+		    str_eq(cache[i].zone, tz_name()))
+			return icalcomponent_new_clone(cache[i].z);
+	unsigned k = next++ % ARRAY_SIZE(cache);
+	if (cache[k].z)
+		icalcomponent_free(cache[k].z);
+	free(cache[k].tzid);
+	free(cache[k].zone);
+	cache[k].tzid = xstrdup(tzid);
+	cache[k].zone = xstrdup(tz_name()); /* the programme zone may change on reload */
+	cache[k].year = year;
+	cache[k].z = build_vtimezone(tzid, around, year);
+	return icalcomponent_new_clone(cache[k].z);
 }
 
 /* --- serialising ---------------------------------------------------- */

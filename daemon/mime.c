@@ -363,14 +363,21 @@ static size_t qp_token(char tok[4], unsigned char c, size_t col, bool eol)
 		tok[0] = (char)c;
 		return 1;
 	}
-	snprintf(tok, 4, "=%02X", c);
+	tok[0] = '=';
+	tok[1] = "0123456789ABCDEF"[c >> 4];
+	tok[2] = "0123456789ABCDEF"[c & 15];
 	return 3;
 }
 
 void mime_qp(struct strbuf *sb, const char *data, size_t n)
 {
 	size_t col = 0;
+	char *out;
 
+	/* At worst every byte becomes "=XX" plus a soft break every 25 bytes:
+	 * room for that once, then plain stores (a hot path: every body). */
+	sb_reserve(sb, n * 3 + (n / 25 + 1) * 3);
+	out = sb->buf + sb->len;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)data[i];
 		bool eol;
@@ -380,7 +387,8 @@ void mime_qp(struct strbuf *sb, const char *data, size_t n)
 		if (c == '\r' && i + 1 < n && data[i + 1] == '\n')
 			continue;
 		if (c == '\n') {
-			sb_add(sb, "\r\n");
+			*out++ = '\r';
+			*out++ = '\n';
 			col = 0;
 			continue;
 		}
@@ -388,13 +396,17 @@ void mime_qp(struct strbuf *sb, const char *data, size_t n)
 		len = qp_token(tok, c, col, eol);
 		/* A soft break "=" needs the 76th column unless the line ends here. */
 		if (col + len > (eol ? 76u : 75u)) {
-			sb_add(sb, "=\r\n");
+			memcpy(out, "=\r\n", 3);
+			out += 3;
 			col = 0;
 			len = qp_token(tok, c, col, eol);
 		}
-		sb_addn(sb, tok, len);
+		memcpy(out, tok, len);
+		out += len;
 		col += len;
 	}
+	sb->len = (size_t)(out - sb->buf);
+	sb->buf[sb->len] = '\0';
 }
 
 void mime_base64(struct strbuf *sb, const char *data, size_t n)

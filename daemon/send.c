@@ -37,12 +37,15 @@ struct sender {
 	unsigned seed;
 
 	/* per run */
+	const struct plan_ctx *ctx;
+	struct delivery *pending; /* one participant's, gathered while planning */
+	size_t n_pending, cap_pending;
 	const struct manual *manual;
 	bool manual_ok;
 	time_t now;
 	struct send_stats *stats;
-	struct delivery batch[CLAIM_BATCH];
-	size_t n_batch;
+	struct delivery *batch; /* due, to be claimed together */
+	size_t n_batch, cap_batch;
 	bool stopped, broken;
 };
 
@@ -60,6 +63,10 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 
 void send_free(struct sender *s)
 {
+	if (!s)
+		return;
+	free(s->batch);
+	free(s->pending);
 	free(s);
 }
 
@@ -213,35 +220,47 @@ static void note_attendance(struct sender *s, const struct delivery *d)
 	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
 }
 
-/* Builds, sends and records one claimed delivery; the envelope goes to
- * rcpt (the participant, or --test-to). record=false leaves no trace. */
-static void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
+/* One message on its way: built, then started, then landed. */
+struct flight {
+	const struct delivery *d;
+	const char *rcpt; /* the participant, or --test-to */
+	bool record;      /* false: leave no trace (--test-to) */
+	char *msg;
+	size_t len;
+};
+
+/* Builds the message; a delivery whose message cannot be built is failed
+ * with why (recorded unless --test-to). */
+static bool build(struct sender *s, struct flight *f)
 {
+	const struct delivery *d = f->d;
 	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
 				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
 				  .now = s->now};
 	struct errlist errs = {0};
-	enum send_result res;
-	char *msg, *detail = NULL;
-	struct delivery_row row;
-	time_t next = 0;
-	size_t len;
-	int attempts = 0;
 
-	msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, &len, &errs);
-	if (!msg) {
-		const char *why = errs.n ? errs.items[0] : "message could not be built";
-		log_error("%s: not sent: %s", d->key, why);
-		if (record)
-			state_delivery_mark(s->st, d->key, DS_FAILED, why, 0, s->now);
-		s->stats->build_errors++;
-		s->stats->failed++;
-		errlist_free(&errs);
-		return;
-	}
+	f->msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, &f->len,
+			       &errs);
+	if (f->msg)
+		return true;
+	const char *why = errs.n ? errs.items[0] : "message could not be built";
+	log_error("%s: not sent: %s", d->key, why);
+	if (f->record)
+		state_delivery_mark(s->st, d->key, DS_FAILED, why, 0, s->now);
+	s->stats->build_errors++;
+	s->stats->failed++;
+	errlist_free(&errs);
+	return false;
+}
+
+static void launch(struct sender *s, struct flight *f)
+{
 	wait_for_slot(s);
-	res = transport_send(s->tr, rcpt, msg, len, &detail);
-	free(msg);
+	transport_start(s->tr, f->rcpt, f->msg, f->len);
+}
+
+static void slow_down_or_recover(struct sender *s, enum send_result res)
+{
 	if (transport_should_slow(s->tr)) {
 		s->slow = s->slow < 32 ? s->slow * 2 : 32;
 		if (++s->slow_replies >= SLOW_REPLIES_TO_PAUSE && !s->paused) {
@@ -254,38 +273,59 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 		if (s->slow > 1)
 			s->slow /= 2;
 	}
+}
+
+static void log_outcome(struct sender *s, const struct flight *f, enum send_result res,
+			const char *detail, time_t next)
+{
+	const char *key = f->d->key, *why = detail ? detail : "";
+
+	switch (res) {
+	case SEND_OK:
+		s->stats->sent++;
+		log_info("%s: sent to %s: %s", key, f->rcpt, why);
+		break;
+	case SEND_TRANSIENT:
+		s->stats->transient++;
+		log_warn("%s: deferred (retry in %lds): %s", key, (long)(next - s->now), why);
+		break;
+	case SEND_UNKNOWN:
+		s->stats->unknown++;
+		log_warn("%s: outcome unknown, will resend with the same Message-ID: %s", key, why);
+		break;
+	case SEND_PERMANENT:
+		s->stats->failed++;
+		log_error("%s: failed: %s", key, why);
+		break;
+	}
+}
+
+/* Waits for the outcome and records it. */
+static void land(struct sender *s, struct flight *f)
+{
+	static const enum dstate to_state[] = {[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
+					       [SEND_PERMANENT] = DS_FAILED,
+					       [SEND_UNKNOWN] = DS_UNKNOWN};
+	const struct delivery *d = f->d;
+	struct delivery_row row;
+	char *detail = NULL;
+	enum send_result res = transport_finish(s->tr, &detail);
+	time_t next = 0;
+	int attempts = 0;
+
+	free(f->msg);
+	f->msg = NULL;
+	slow_down_or_recover(s, res);
 	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN) {
 		/* Only a retry needs the count; a success costs no extra read. */
-		if (record && state_delivery_get(s->st, d->key, &row)) {
+		if (f->record && state_delivery_get(s->st, d->key, &row)) {
 			attempts = row.attempts + 1;
 			state_row_free(&row);
 		}
 		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
 	}
-	switch (res) {
-	case SEND_OK:
-		s->stats->sent++;
-		log_info("%s: sent to %s: %s", d->key, rcpt, detail ? detail : "");
-		break;
-	case SEND_TRANSIENT:
-		s->stats->transient++;
-		log_warn("%s: deferred (retry in %lds): %s", d->key, (long)(next - s->now),
-			 detail ? detail : "");
-		break;
-	case SEND_UNKNOWN:
-		s->stats->unknown++;
-		log_warn("%s: outcome unknown, will resend with the same Message-ID: %s", d->key,
-			 detail ? detail : "");
-		break;
-	case SEND_PERMANENT:
-		s->stats->failed++;
-		log_error("%s: failed: %s", d->key, detail ? detail : "");
-		break;
-	}
-	if (record) {
-		static const enum dstate to_state[] = {
-			[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
-			[SEND_PERMANENT] = DS_FAILED, [SEND_UNKNOWN] = DS_UNKNOWN};
+	log_outcome(s, f, res, detail, next);
+	if (f->record) {
 		/* The outcome and what it did to the participant's calendar: one
 		 * transaction, no fsync of its own (see state.c). */
 		state_begin_light(s->st);
@@ -298,50 +338,83 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 	count_progress(s);
 }
 
+/* Builds, sends and records one claimed delivery, start to end. */
+static void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
+{
+	struct flight f = {.d = d, .rcpt = rcpt, .record = record};
+
+	if (!build(s, &f))
+		return;
+	launch(s, &f);
+	land(s, &f);
+}
+
+/* Claimed but never sent: released for the next pass, as not attempted. */
+static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
+{
+	state_delivery_mark(s->st, d->key, DS_TRANSIENT, why, next, s->now);
+}
+
 static void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
-	bool claimed[CLAIM_BATCH];
+	struct flight cur = {0}, prev = {0};
+	bool *claimed;
 
 	if (!s->n_batch)
 		return;
-	if (!state_begin(s->st)) {
-		s->broken = true;
-		s->n_batch = 0;
-		return;
-	}
-	for (size_t i = 0; i < s->n_batch; i++) {
-		struct delivery_row row;
-		row_of(&s->batch[i], &row);
-		claimed[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+	claimed = xcalloc(s->n_batch, sizeof(*claimed));
+	if (state_begin(s->st)) {
+		for (size_t i = 0; i < s->n_batch; i++) {
+			struct delivery_row row;
+			row_of(&s->batch[i], &row);
+			claimed[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+		}
 	}
 	if (!state_commit(s->st)) {
 		s->broken = true;
 		s->n_batch = 0;
+		free(claimed);
 		return;
 	}
+	/* A pipeline of one: the next message is built while the server
+	 * answers the one before. */
 	for (size_t i = 0; i < s->n_batch; i++) {
+		const struct delivery *d = &s->batch[i];
+
 		if (!claimed[i]) {
-			log_debug("%s: held by another process or not yet due", s->batch[i].key);
+			log_debug("%s: held by another process or not yet due", d->key);
 			continue;
 		}
-		/* Claimed but not sent when stopping: released as not attempted. */
+		cur = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
 		if (stop_now(s)) {
-			state_delivery_mark(s->st, s->batch[i].key, DS_TRANSIENT,
-					    "not attempted: kallad stopped", s->now, s->now);
+			release(s, d, "not attempted: kallad stopped", s->now);
 			continue;
 		}
-		if (s->paused) {
-			state_delivery_mark(s->st, s->batch[i].key, DS_TRANSIENT,
-					    "not attempted: the server asked to slow down",
-					    s->now + PAUSE, s->now);
-			s->stats->transient++;
+		if (!build(s, &cur))
+			continue;
+		if (prev.msg) {
+			land(s, &prev);
+			stop_now(s);
+		}
+		if (s->stopped || s->paused) {
+			release(s, d,
+				s->stopped ? "not attempted: kallad stopped"
+					   : "not attempted: the server asked to slow down",
+				s->stopped ? s->now : s->now + PAUSE);
+			if (s->paused)
+				s->stats->transient++;
+			free(cur.msg);
 			continue;
 		}
-		deliver(s, &s->batch[i], s->batch[i].p->email, true);
+		launch(s, &cur);
+		prev = cur;
 	}
+	if (prev.msg)
+		land(s, &prev);
 	s->n_batch = 0;
+	free(claimed);
 }
 
 static void record_skip(struct sender *s, const struct delivery *d)
@@ -379,24 +452,46 @@ static void note_next(struct send_stats *st, const struct delivery *d)
 	}
 }
 
+/* Gathers what the planner says of one participant; acted on once its
+ * read transaction is over (writes do not belong inside it). */
 static void on_delivery(const struct delivery *d, void *arg)
+{
+	struct sender *s = arg;
+
+	if (d->skip) {
+		/* Invites follow the participant's current state: never final. */
+		if (!d->rule || d->trigger > s->now)
+			return;
+	} else if (d->due > s->now) {
+		note_next(s->stats, d);
+		return;
+	}
+	s->pending = xgrow(s->pending, &s->cap_pending, s->n_pending, sizeof(*s->pending));
+	s->pending[s->n_pending++] = *d;
+}
+
+static void plan_one(const struct participant *p, void *arg)
 {
 	struct sender *s = arg;
 
 	if (s->stopped || s->broken)
 		return;
-	if (d->skip) {
-		/* Invites follow the participant's current state: never final. */
-		if (d->rule && d->trigger <= s->now)
+	/* The planner's reads for one participant in one snapshot: one lock
+	 * round instead of one per query. */
+	state_begin_read(s->st);
+	plan_participant(s->ctx, p, on_delivery, s);
+	state_commit(s->st);
+	for (size_t i = 0; i < s->n_pending; i++) {
+		const struct delivery *d = &s->pending[i];
+		if (d->skip) {
 			record_skip(s, d);
-		return;
+			continue;
+		}
+		s->batch = xgrow(s->batch, &s->cap_batch, s->n_batch, sizeof(*s->batch));
+		s->batch[s->n_batch++] = *d;
 	}
-	if (d->due > s->now) {
-		note_next(s->stats, d);
-		return;
-	}
-	s->batch[s->n_batch++] = *d;
-	if (s->n_batch == CLAIM_BATCH)
+	s->n_pending = 0;
+	if (s->n_batch >= CLAIM_BATCH)
 		flush_batch(s);
 	stop_now(s);
 }
@@ -417,9 +512,11 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	changes_sync(s->pg->cal, s->st, s->pg->cfg->description_updates);
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	ctx.release_changes = s->release;
-	if (!plan_all(&ctx, on_delivery, page_done, s))
+	s->ctx = &ctx;
+	if (!reg_each(s->pg->reg, plan_one, page_done, s))
 		s->broken = true;
 	flush_batch(s);
+	s->ctx = NULL;
 	programme_plan_done(&ctx);
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);

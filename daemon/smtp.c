@@ -21,6 +21,9 @@
 
 struct smtp {
 	CURL *curl;
+	CURLM *multi;    /* drives curl, so the caller can work while a reply is awaited */
+	struct curl_slist *rcpts; /* the transaction's one recipient */
+	bool running;    /* a transaction was started and not yet finished */
 	char *url;
 	char *from;      /* "<addr>" for MAIL FROM */
 	bool fresh;      /* the last transaction failed: do not reuse its connection */
@@ -192,7 +195,11 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 	s->from = from;
 	sb_init(&s->reply);
 	s->curl = curl_easy_init();
-	if (!s->curl || !smtp_set_options(s, cfg, password)) {
+	s->multi = curl_multi_init();
+	/* One connection, kept by the multi handle between transactions. */
+	if (s->multi)
+		curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
+	if (!s->curl || !s->multi || !smtp_set_options(s, cfg, password)) {
 		errlist_add(errs, "[smtp] url: %s: libcurl cannot be set up for it", url);
 		smtp_close(s);
 		return NULL;
@@ -279,24 +286,55 @@ static void smtp_reset_transaction(struct smtp *s, const char *msg, size_t len)
 	s->last_code = 0;
 }
 
-enum send_result smtp_send(struct smtp *s, const char *rcpt, const char *msg, size_t len,
-			   char **detail)
+void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len)
 {
 	char *angle = xasprintf("<%s>", rcpt);
-	struct curl_slist *rcpts = curl_slist_append(NULL, angle);
-	long code = 0;
+	int running;
 
+	s->rcpts = curl_slist_append(NULL, angle);
 	free(angle);
-	if (!rcpts)
+	if (!s->rcpts)
 		abort(); /* out of memory: util.h's policy */
 	smtp_reset_transaction(s, msg, len);
-	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, rcpts);
+	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, s->rcpts);
 	curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, s->fresh ? 1L : 0L);
-	CURLcode rc = curl_easy_perform(s->curl);
+	curl_multi_add_handle(s->multi, s->curl);
+	s->running = true;
+	/* Sends what can go without waiting (MAIL FROM on a warm connection). */
+	curl_multi_perform(s->multi, &running);
+}
+
+/* Runs the transfer to its end; its CURLcode. */
+static CURLcode smtp_wait(struct smtp *s)
+{
+	CURLcode rc = CURLE_RECV_ERROR;
+	int running = 1, left;
+	CURLMsg *m;
+
+	while (running) {
+		if (curl_multi_perform(s->multi, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			break;
+	}
+	while ((m = curl_multi_info_read(s->multi, &left)))
+		if (m->msg == CURLMSG_DONE && m->easy_handle == s->curl)
+			rc = m->data.result;
+	return rc;
+}
+
+enum send_result smtp_finish(struct smtp *s, char **detail)
+{
+	long code = 0;
+	CURLcode rc = smtp_wait(s);
+
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+	curl_multi_remove_handle(s->multi, s->curl);
+	s->running = false;
 	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
-	curl_slist_free_all(rcpts);
+	curl_slist_free_all(s->rcpts);
+	s->rcpts = NULL;
 
 	enum send_result r = smtp_classify(rc, code, s->data_go && s->pos == s->len);
 	s->fresh = r != SEND_OK;
@@ -316,8 +354,14 @@ void smtp_close(struct smtp *s)
 {
 	if (!s)
 		return;
+	if (s->running)
+		curl_multi_remove_handle(s->multi, s->curl);
+	curl_slist_free_all(s->rcpts);
+	/* The multi handle owns the open connection: it sends QUIT. */
 	if (s->curl)
-		curl_easy_cleanup(s->curl); /* QUIT on a connection still open */
+		curl_easy_cleanup(s->curl);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
 	curl_global_cleanup();
 	free(s->url);
 	free(s->from);

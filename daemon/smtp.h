@@ -17,11 +17,14 @@ struct smtp;
  * when set, names a CA bundle used instead of the system's (for tests and
  * private CAs). NULL with errs on a bad URL or from address. */
 struct smtp *smtp_open(const struct config *cfg, const char *password, struct errlist *errs);
-/* One transaction: MAIL FROM, one RCPT TO, DATA with msg (strict CRLF).
- * *detail (never NULL afterwards, caller frees) gets the server's last reply
- * and the command it answered, or what went wrong locally. */
-enum send_result smtp_send(struct smtp *s, const char *rcpt, const char *msg, size_t len,
-			   char **detail);
+/* One transaction: MAIL FROM, one RCPT TO, DATA with msg (strict CRLF),
+ * in two halves, so the caller can build the next message while this one's
+ * replies are awaited: smtp_start() sends what it can without waiting; msg
+ * must stay valid until smtp_finish(), which runs the transaction to its
+ * end. *detail (never NULL afterwards, caller frees) gets the server's last
+ * reply and the command it answered, or what went wrong locally. */
+void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len);
+enum send_result smtp_finish(struct smtp *s, char **detail);
 /* True if the last transaction failed with 421, 451, 452 or rate-limit words. */
 bool smtp_should_slow(const struct smtp *s);
 /* Sends QUIT on an open connection, frees everything, NULL is fine. */

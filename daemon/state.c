@@ -375,6 +375,11 @@ bool state_begin_light(struct state *st)
 	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
+bool state_begin_read(struct state *st)
+{
+	return exec(st, "BEGIN", NULL);
+}
+
 bool state_commit(struct state *st)
 {
 	bool ok = exec(st, "COMMIT", NULL);

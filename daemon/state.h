@@ -41,6 +41,9 @@ bool state_begin(struct state *st);
  * of kallad, and the next state_begin() transaction's fsync makes it
  * durable against power loss. For outcomes. */
 bool state_begin_light(struct state *st);
+/* A read transaction: the reads until state_commit() see one snapshot and
+ * take the database's locks once. No writes inside. */
+bool state_begin_read(struct state *st);
 bool state_commit(struct state *st);
 void state_rollback(struct state *st);
 

@@ -15,6 +15,11 @@
 struct transport {
 	struct smtp *smtp;     /* exactly one of these two is set */
 	struct outbox *outbox;
+	/* A send started but not finished, when it was settled at once
+	 * (the outbox, a refused recipient). */
+	bool settled;
+	enum send_result result;
+	char *detail;
 };
 
 /* Opens and reads a password file. Files a user names must be private:
@@ -145,16 +150,34 @@ static bool transport_rcpt_ok(const char *rcpt)
 	return true;
 }
 
+void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len)
+{
+	t->settled = true;
+	if (!rcpt || !transport_rcpt_ok(rcpt)) {
+		t->detail = xasprintf("invalid recipient address \"%s\"", rcpt ? rcpt : "");
+		t->result = SEND_PERMANENT;
+	} else if (t->smtp) {
+		smtp_start(t->smtp, rcpt, msg, len);
+		t->settled = false;
+	} else {
+		t->result = outbox_send(t->outbox, msg, len, &t->detail);
+	}
+}
+
+enum send_result transport_finish(struct transport *t, char **detail)
+{
+	if (!t->settled)
+		return smtp_finish(t->smtp, detail);
+	*detail = t->detail;
+	t->detail = NULL;
+	return t->result;
+}
+
 enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
 				size_t len, char **detail)
 {
-	if (!rcpt || !transport_rcpt_ok(rcpt)) {
-		*detail = xasprintf("invalid recipient address \"%s\"", rcpt ? rcpt : "");
-		return SEND_PERMANENT;
-	}
-	if (t->smtp)
-		return smtp_send(t->smtp, rcpt, msg, len, detail);
-	return outbox_send(t->outbox, msg, len, detail);
+	transport_start(t, rcpt, msg, len);
+	return transport_finish(t, detail);
 }
 
 bool transport_should_slow(const struct transport *t)
@@ -168,6 +191,7 @@ void transport_close(struct transport *t)
 		return;
 	smtp_close(t->smtp);
 	outbox_close(t->outbox);
+	free(t->detail);
 	free(t);
 }
 

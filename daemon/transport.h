@@ -25,6 +25,12 @@ struct transport *transport_open(const struct config *cfg, struct errlist *errs)
  * any error the next send opens a fresh one. */
 enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
 				size_t len, char **detail);
+/* transport_send in two halves: start sends what it can without waiting
+ * for the server; finish waits for the outcome. The caller may build the
+ * next message in between; msg must stay valid until finish. One send at
+ * a time: every start is followed by its finish. */
+void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len);
+enum send_result transport_finish(struct transport *t, char **detail);
 /* True if the last result came with a reply that asks the whole transport
  * to slow down (421, 451, 452 or a rate-limit text). */
 bool transport_should_slow(const struct transport *t);

@@ -84,7 +84,7 @@ void sb_init(struct strbuf *sb)
 	sb->buf[0] = '\0';
 }
 
-static void sb_reserve(struct strbuf *sb, size_t extra)
+void sb_reserve(struct strbuf *sb, size_t extra)
 {
 	if (!sb->buf)
 		sb_init(sb);

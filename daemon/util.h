@@ -31,6 +31,8 @@ struct strbuf {
 	size_t len, cap;
 };
 void sb_init(struct strbuf *sb);
+/* Makes room for extra more bytes (and the NUL) without adding any. */
+void sb_reserve(struct strbuf *sb, size_t extra);
 void sb_add(struct strbuf *sb, const char *s);
 void sb_addn(struct strbuf *sb, const char *s, size_t n);
 void sb_addc(struct strbuf *sb, char c);
