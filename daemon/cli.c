@@ -491,6 +491,9 @@ static int run_send_now(const struct cli *c)
 	}
 	if (!send_manual_end(r.snd))
 		rc = 1;
+	if (c->all && !stats.sent && !stats.failed && !stats.transient && !stats.unknown &&
+	    !c->dry_run)
+		log_warn("--all: nobody to send %s to (everyone cancelled or absent?)", c->message);
 	if (!c->dry_run)
 		print_stats(&stats);
 	run_close(&r);
@@ -559,7 +562,9 @@ static int run_retry(const struct cli *c)
 	if ((rc = open_ledger(c, false, &cfg, &st)))
 		return rc;
 	n = state_retry_failed(st, clock_now());
-	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
+	printf("%ld failed deliver%s queued again; a running daemon takes them at its next "
+	       "pass, or at once after systemctl reload kallad\n",
+	       n, n == 1 ? "y" : "ies");
 	state_close(st);
 	config_free(cfg);
 	return 0;

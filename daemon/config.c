@@ -823,6 +823,11 @@ static bool section_header(struct loader *ld, int line, char *raw, const char *r
 		diag_add(ld, line, label, "rule name \"%s\" may hold only letters, digits, -, _ and .", rule);
 		return false;
 	}
+	/* Manual sends are recorded under this name. */
+	if (k == SEC_RULE && strcmp(rule, "manual") == 0) {
+		diag_add(ld, line, label, "rule name \"manual\" is kallad's own, for --send-now");
+		return false;
+	}
 	if (!ld->section[k].file)
 		ld->section[k] = (struct where){ld->file, line};
 	if (k == SEC_RULE)

@@ -32,7 +32,26 @@ struct daemon {
 	int sigfd, timerfd, inofd, debouncefd;
 	bool stop, reload;
 	uint64_t watchdog_usec;
+	struct timespec pinged; /* the last WATCHDOG=1 */
 };
+
+/* WATCHDOG=1 at most every half interval: from the wait loop, and between
+ * messages of a long send, which may run longer than the interval. */
+static void ping_watchdog(struct daemon *d)
+{
+	struct timespec now;
+	uint64_t since;
+
+	if (!d->watchdog_usec)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	since = (uint64_t)(now.tv_sec - d->pinged.tv_sec) * 1000000 +
+		(uint64_t)((now.tv_nsec - d->pinged.tv_nsec) / 1000);
+	if (since < d->watchdog_usec / 2)
+		return;
+	sd_notify(0, "WATCHDOG=1");
+	d->pinged = now;
+}
 
 static void drain_signals(struct daemon *d)
 {
@@ -52,6 +71,7 @@ static bool should_stop(void *arg)
 {
 	struct daemon *d = arg;
 
+	ping_watchdog(d);
 	drain_signals(d);
 	return d->stop;
 }
@@ -97,22 +117,30 @@ static void watch_inputs(struct daemon *d)
 	free(tpl_dir);
 }
 
+static bool same_base(const char *path, const char *name, const char *suffix)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t n = strlen(base);
+
+	return strncmp(name, base, n) == 0 && strcmp(name + n, suffix) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Only kallad's inputs count; a log file or an editor's swap file beside
+ * them does not. The watched folders may hold other things. */
 static bool is_our_file(const struct config *cfg, const char *name)
 {
-	static const char *const ignore[] = {"-shm", ".swp", "~", ".tmp", NULL};
-	size_t n = strlen(name);
-
-	const char *state = strrchr(cfg->state, '/') ? strrchr(cfg->state, '/') + 1 : cfg->state;
-
-	/* The state database may share a folder; its own writes are not news. */
-	if (strncmp(name, state, strlen(state)) == 0 || strcmp(name, "outbox") == 0)
-		return false;
-	for (size_t i = 0; ignore[i]; i++) {
-		size_t k = strlen(ignore[i]);
-		if (n >= k && strcmp(name + n - k, ignore[i]) == 0)
-			return false;
-	}
-	return true;
+	return same_base(cfg->path, name, "") || ends_with(name, ".conf") ||
+	       same_base(cfg->calendar, name, "") || same_base(cfg->registrations, name, "") ||
+	       same_base(cfg->registrations, name, "-wal") ||
+	       same_base(cfg->registrations, name, "-journal") ||
+	       (cfg->templates && (ends_with(name, ".txt") || ends_with(name, ".html")));
 }
 
 static void on_inotify(struct daemon *d)
@@ -158,6 +186,7 @@ static void reload(struct daemon *d, bool by_signal)
 
 struct retry_scan {
 	time_t now, next;
+	bool claimed; /* another process holds claims: it may die holding them */
 };
 
 /* The earliest retry still ahead. One already due was tried in this pass
@@ -166,6 +195,10 @@ static void min_retry(const struct delivery_row *row, void *arg)
 {
 	struct retry_scan *r = arg;
 
+	if (row->state == DS_CLAIMED) {
+		r->claimed = true;
+		return;
+	}
 	if (row->next_attempt > r->now && (!r->next || row->next_attempt < r->next))
 		r->next = row->next_attempt;
 }
@@ -203,6 +236,9 @@ static void work(struct daemon *d)
 	}
 	state_delivery_each(d->st, DS_TRANSIENT, min_retry, &retry);
 	state_delivery_each(d->st, DS_UNKNOWN, min_retry, &retry);
+	state_delivery_each(d->st, DS_CLAIMED, min_retry, &retry);
+	if (retry.claimed && (!retry.next || retry.next > now + 60))
+		retry.next = now + 60;
 	wake = st.next_due;
 	if (retry.next && (!wake || retry.next < wake))
 		wake = retry.next;
@@ -307,8 +343,7 @@ int daemon_run(const struct cli *c)
 			rc = 1;
 			break;
 		}
-		if (d.watchdog_usec)
-			sd_notify(0, "WATCHDOG=1");
+		ping_watchdog(&d);
 		if (fds[0].revents)
 			drain_signals(&d);
 		if (d.stop)

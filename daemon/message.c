@@ -391,6 +391,12 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 		    const struct message_req *req, size_t *len, struct errlist *errs)
 {
 	struct kind k = kind_of(req->message, req->session != NULL);
+
+	/* A REQUEST puts the session in the recipient's calendar, and kallad
+	 * follows with updates and cancels only what registered participants
+	 * hold: others (a rule to `all`, say) get the text without it. */
+	if (k.cal == CAL_REQUEST && req->p && req->p->status != PS_REGISTERED)
+		k.cal = CAL_NONE;
 	const char *lang = language(cfg, tpl, req);
 	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics = NULL;
 	struct files f = {0};

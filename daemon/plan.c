@@ -163,19 +163,26 @@ static bool should_attend(const struct plan_ctx *ctx, const struct participant *
 struct held {
 	bool had;
 	struct attendance a;
+	int seq;          /* what a reminder carries: what they hold once this
+			   * pass's invite or update has gone */
+	bool change_held; /* an update or cancel waits for --release-changes */
 };
 
 /* Invite, update or cancel: whatever brings one participant's calendar
  * from what kallad sent it to what it should hold. SEQUENCE only rises
  * for a participant, so every notice has a key of its own. */
 static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
-			const struct session *s, const struct held *h, plan_fn fn, void *arg)
+			const struct session *s, struct held *h, plan_fn fn, void *arg)
 {
 	struct delivery d = {.p = p, .session = s, .offset = -1, .trigger = ctx->now};
 	struct attendance a = h->a;
 	bool had = h->had;
 	bool want = should_attend(ctx, p, s);
 
+	/* The current REQUEST again (RFC 5546 reconfirm), never lower than
+	 * what the participant holds. */
+	h->seq = had ? max_int(s->sequence, a.sequence) : s->sequence;
+	h->change_held = false;
 	if (s->start <= ctx->now)
 		return; /* nothing about a session that has begun */
 	if (want && !a.invited)
@@ -197,16 +204,13 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 		d.skip = "absent";
 	else if (d.due >= s->start)
 		d.skip = "event-passed";
-	else if (d.message[0] != 'i' && ctx->cfg->changes_hold && !ctx->release_changes)
+	else if (d.message[0] != 'i' && ctx->cfg->changes_hold && !ctx->release_changes &&
+		 !ctx->mem.released(ctx->mem.opaque, d.key))
 		d.skip = "held";
+	if (!d.skip && d.message[0] != 'c')
+		h->seq = d.sequence; /* the invite or update goes first */
+	h->change_held = d.skip && strcmp(d.skip, "held") == 0;
 	fn(&d, arg);
-}
-
-/* The SEQUENCE a reminder carries: the current REQUEST again (RFC 5546
- * reconfirm), never lower than what the participant already holds. */
-static int reminder_sequence(const struct session *s, const struct held *h)
-{
-	return h->had ? max_int(s->sequence, h->a.sequence) : s->sequence;
 }
 
 /* A reminder of a session that moved has a new key; if its new time has
@@ -220,7 +224,7 @@ static bool reminded_before(const struct plan_ctx *ctx, const struct delivery *d
 	for (int seq = d->sequence - 1; seq >= 0; seq--) {
 		plan_key(key, sizeof(key), d->message, d->p->email, d->session->uid, d->rule->name,
 			 off, seq);
-		if (ctx->mem.recorded(ctx->mem.opaque, key))
+		if (ctx->mem.sent(ctx->mem.opaque, key))
 			return true;
 	}
 	return false;
@@ -297,7 +301,7 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 
 		if (!rule_targets_session(ctx, r, s))
 			continue;
-		d.sequence = reminder_sequence(s, &held[i]);
+		d.sequence = held[i].seq;
 		plan_key(d.key, sizeof(d.key), r->message, p->email, s->uid, r->name, off,
 			 d.sequence);
 		if (ctx->mem.recorded(ctx->mem.opaque, d.key))
@@ -309,6 +313,9 @@ static void plan_rule_offset(const struct plan_ctx *ctx, const struct participan
 		judge(&j);
 		if (!d.skip && superseded(ctx, r, o, s->start, false, d.trigger))
 			d.skip = "superseded";
+		/* A reminder would show the new time before the update may. */
+		if (!d.skip && held[i].change_held)
+			d.skip = "held";
 		fn(&d, arg);
 	}
 }

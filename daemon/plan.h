@@ -17,9 +17,13 @@ struct plan_memory {
 	/* First time kallad knew kind/id ("rule", "session", "deadline",
 	 * "participant"); `now` when never. */
 	time_t (*known_since)(void *opaque, const char *kind, const char *id, time_t now);
-	/* True if the ledger holds key in any state but a retryable one
-	 * whose time has come (it is sent, failed, skipped or in flight). */
+	/* True if the ledger holds key in a final state (sent, failed or
+	 * skipped): retryable and claimed rows are planned again. */
 	bool (*recorded)(void *opaque, const char *key);
+	/* True if key went out (sent, or maybe: an unknown outcome). */
+	bool (*sent)(void *opaque, const char *key);
+	/* True if --release-changes let the held notice key go. */
+	bool (*released)(void *opaque, const char *key);
 	/* What the participant's calendar holds of the session (by what kallad
 	 * sent); false when nothing was ever sent. */
 	bool (*attendance)(void *opaque, const char *email, const char *uid,

@@ -114,6 +114,26 @@ static bool mem_recorded(void *opaque, const char *key)
 	return done;
 }
 
+static bool mem_sent(void *opaque, const char *key)
+{
+	struct plan_memo *m = opaque;
+	struct delivery_row row;
+	bool sent;
+
+	if (!state_delivery_get(m->st, key, &row))
+		return false;
+	sent = row.state == DS_SENT || row.state == DS_UNKNOWN;
+	state_row_free(&row);
+	return sent;
+}
+
+static bool mem_released(void *opaque, const char *key)
+{
+	struct plan_memo *m = opaque;
+
+	return state_is_released(m->st, key);
+}
+
 static bool mem_attendance(void *opaque, const char *email, const char *uid,
 			   struct attendance *out)
 {
@@ -135,6 +155,8 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	ctx->release_changes = false;
 	ctx->mem.known_since = mem_known;
 	ctx->mem.recorded = mem_recorded;
+	ctx->mem.sent = mem_sent;
+	ctx->mem.released = mem_released;
 	ctx->mem.attendance = mem_attendance;
 	ctx->mem.opaque = m;
 }

@@ -15,8 +15,10 @@
 /* Claims are committed in batches: one durable commit per message (its
  * outcome) instead of two keeps the ledger far from capping the rate. */
 #define CLAIM_BATCH 64
-/* A claim older than this whose owner is gone is an unknown outcome. */
-#define STALE_CLAIM 600
+/* A claim whose process is gone is taken over at once; this bound is only
+ * for a process id that was reused meanwhile. It must outlast any batch
+ * at the slowest rate, or a live process's claim could be taken. */
+#define STALE_CLAIM (6 * 3600)
 /* After this many slow-down replies in a row the server means it: the
  * rest of the pass is deferred for PAUSE seconds instead of hammered. */
 #define SLOW_REPLIES_TO_PAUSE 3
@@ -38,6 +40,11 @@ struct sender {
 
 	/* per run */
 	const struct plan_ctx *ctx;
+	struct retry_set {
+		char **keys; /* retryable rows the planner made, sorted */
+		bool *seen;  /* planned again in this pass */
+		size_t n, cap;
+	} retry;
 	struct delivery *pending; /* one participant's, gathered while planning */
 	size_t n_pending, cap_pending;
 	const struct manual *manual;
@@ -352,7 +359,7 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 /* Claimed but never sent: released for the next pass, as not attempted. */
 static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
 {
-	state_delivery_mark(s->st, d->key, DS_TRANSIENT, why, next, s->now);
+	state_delivery_release(s->st, d->key, why, next, s->now);
 }
 
 static void flush_batch(struct sender *s)
@@ -417,6 +424,94 @@ static void flush_batch(struct sender *s)
 	free(claimed);
 }
 
+/* --- retryable rows the planner no longer makes --- */
+
+/* The field n (0-based) of a delivery key, into buf. */
+static void key_field(const char *key, int n, char *buf, size_t len)
+{
+	const char *p = key, *end;
+
+	for (; n > 0 && p; n--)
+		p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL;
+	end = p ? strchr(p, '|') : NULL;
+	snprintf(buf, len, "%.*s", p ? (int)(end ? end - p : (long)strlen(p)) : 0, p ? p : "");
+}
+
+/* A --send-now: its key names "manual" where a rule's name would be. */
+static bool is_manual(const struct delivery_row *row)
+{
+	char rule[16];
+
+	key_field(row->key, 3, rule, sizeof(rule));
+	return strcmp(rule, "manual") == 0;
+}
+
+static void collect_retry(const struct delivery_row *row, void *arg)
+{
+	struct retry_set *r = arg;
+
+	if (is_manual(row))
+		return; /* no rule makes these: retried from the ledger */
+	r->keys = xgrow(r->keys, &r->cap, r->n, sizeof(*r->keys));
+	r->keys[r->n++] = xstrdup(row->key);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void retry_begin(struct sender *s)
+{
+	struct retry_set *r = &s->retry;
+
+	state_delivery_each(s->st, DS_TRANSIENT, collect_retry, r);
+	state_delivery_each(s->st, DS_UNKNOWN, collect_retry, r);
+	if (r->n)
+		qsort(r->keys, r->n, sizeof(*r->keys), key_cmp);
+	r->seen = xcalloc(r->n ? r->n : 1, sizeof(*r->seen));
+}
+
+/* A retryable row stays only while the planner still means to send it. */
+static void retry_seen(struct sender *s, const struct delivery *d)
+{
+	struct retry_set *r = &s->retry;
+	const char *key = d->key;
+	char **hit;
+
+	if (!r->n || (d->skip && strcmp(d->skip, "held") != 0))
+		return;
+	hit = bsearch(&key, r->keys, r->n, sizeof(*r->keys), key_cmp);
+	if (hit)
+		r->seen[hit - r->keys] = true;
+}
+
+/* After a whole pass: what was not planned again (the participant
+ * cancelled, the session began or changed) is given up, with why. */
+static void retry_end(struct sender *s, bool complete)
+{
+	struct retry_set *r = &s->retry;
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct delivery_row row;
+
+		if (complete && !r->seen[i] && state_delivery_get(s->st, r->keys[i], &row)) {
+			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN) {
+				char *why = xasprintf("gave up: no longer planned (last: %s)",
+						      row.detail ? row.detail : "-");
+				state_delivery_mark(s->st, row.key, DS_SKIPPED, why, 0, s->now);
+				log_warn("%s: %s", row.key, why);
+				free(why);
+			}
+			state_row_free(&row);
+		}
+		free(r->keys[i]);
+	}
+	free(r->keys);
+	free(r->seen);
+	memset(r, 0, sizeof(*r));
+}
+
 static void record_skip(struct sender *s, const struct delivery *d)
 {
 	struct delivery_row row, old;
@@ -458,13 +553,17 @@ static void on_delivery(const struct delivery *d, void *arg)
 {
 	struct sender *s = arg;
 
+	retry_seen(s, d);
 	if (d->skip) {
-		/* Invites follow the participant's current state: never final. */
-		if (!d->rule || d->trigger > s->now)
+		/* Notices follow the participant's current state, and what is
+		 * held waits for release: neither is final. */
+		if (!d->rule || d->trigger > s->now || strcmp(d->skip, "held") == 0)
 			return;
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);
-		return;
+		/* A notice released at night goes when quiet hours end. */
+		if (!(s->release && !d->rule && d->message[0] != 'i'))
+			return;
 	}
 	s->pending = xgrow(s->pending, &s->cap_pending, s->n_pending, sizeof(*s->pending));
 	s->pending[s->n_pending++] = *d;
@@ -487,6 +586,12 @@ static void plan_one(const struct participant *p, void *arg)
 			record_skip(s, d);
 			continue;
 		}
+		/* --release-changes lets a held notice go for good: it may still
+		 * wait for quiet hours or a retry, in a later run. */
+		if (s->release && !d->rule && d->message[0] != 'i')
+			state_release_notice(s->st, d->key);
+		if (d->due > s->now)
+			continue;
 		s->batch = xgrow(s->batch, &s->cap_batch, s->n_batch, sizeof(*s->batch));
 		s->batch[s->n_batch++] = *d;
 	}
@@ -501,6 +606,79 @@ static void page_done(void *arg)
 	flush_batch(arg);
 }
 
+/* No rule makes a manual send again: its retries come from the ledger. */
+static void retry_one_manual(struct sender *s, const struct delivery_row *row)
+{
+	struct participant p;
+	struct delivery d = {.message = row->message, .offset = -1, .trigger = s->now,
+			     .due = s->now};
+	const char *gone = NULL;
+	char seq[16];
+	struct delivery_row claim;
+
+	if (!reg_find(s->pg->reg, row->email, &p)) {
+		gone = "the participant is no longer registered";
+	} else {
+		d.p = &p;
+		d.session = calendar_session(s->pg->cal, row->target);
+		d.deadline = d.session ? NULL : calendar_deadline(s->pg->cal, row->target);
+		if (p.status == PS_CANCELLED)
+			gone = "the participant cancelled";
+		else if (!d.session && !d.deadline && !str_eq(row->target, "-"))
+			gone = "its session or deadline is gone";
+		else if ((d.session && d.session->start <= s->now) ||
+			 (d.deadline && d.deadline->due <= s->now))
+			gone = "its session began or its deadline passed";
+	}
+	if (gone) {
+		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
+		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+		log_warn("%s: %s", row->key, why);
+		free(why);
+	} else {
+		key_field(row->key, 5, seq, sizeof(seq));
+		d.sequence = atoi(seq);
+		snprintf(d.key, sizeof(d.key), "%s", row->key);
+		row_of(&d, &claim);
+		if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
+			deliver(s, &d, p.email, true);
+	}
+	if (d.p)
+		reg_participant_clear(&p);
+}
+
+static void collect_manual(const struct delivery_row *row, void *arg)
+{
+	struct sender *s = arg;
+	struct retry_set *r = &s->retry;
+
+	if (!is_manual(row) || row->next_attempt > s->now)
+		return;
+	r->keys = xgrow(r->keys, &r->cap, r->n, sizeof(*r->keys));
+	r->keys[r->n++] = xstrdup(row->key);
+}
+
+/* Collected first, sent after: the ledger is not changed under a query. */
+static void retry_manual(struct sender *s)
+{
+	struct retry_set *r = &s->retry;
+
+	state_delivery_each(s->st, DS_TRANSIENT, collect_manual, s);
+	state_delivery_each(s->st, DS_UNKNOWN, collect_manual, s);
+	for (size_t i = 0; i < r->n; i++) {
+		struct delivery_row row;
+
+		if (!stop_now(s) && state_delivery_get(s->st, r->keys[i], &row)) {
+			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
+				retry_one_manual(s, &row);
+			state_row_free(&row);
+		}
+		free(r->keys[i]);
+	}
+	free(r->keys);
+	memset(r, 0, sizeof(*r));
+}
+
 bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 {
 	struct plan_ctx ctx;
@@ -513,11 +691,15 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	ctx.release_changes = s->release;
 	s->ctx = &ctx;
+	retry_begin(s);
 	if (!reg_each(s->pg->reg, plan_one, page_done, s))
 		s->broken = true;
 	flush_batch(s);
+	retry_end(s, !s->broken && !s->stopped);
 	s->ctx = NULL;
 	programme_plan_done(&ctx);
+	if (!s->broken && !s->stopped)
+		retry_manual(s);
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);
 	return !s->broken;
@@ -557,8 +739,19 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	}
 	row_of(&d, &row);
 	if (!state_delivery_claim(s->st, &row, s->now, STALE_CLAIM)) {
-		fprintf(stderr, "kallad: %s was already sent to %s (use --force to send again)\n",
-			m->message, p->email);
+		struct delivery_row old;
+		const char *what = "is being sent by another kallad";
+
+		if (state_delivery_get(s->st, d.key, &old)) {
+			what = old.state == DS_SENT	 ? "was already sent"
+			       : old.state == DS_FAILED	 ? "failed before (see --status --failed)"
+			       : old.state == DS_SKIPPED ? "was given up before (see --status)"
+			       : old.state == DS_CLAIMED ? "is being sent by another kallad"
+						       : "is waiting for a retry";
+			state_row_free(&old);
+		}
+		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
+			p->email, what);
 		return false;
 	}
 	deliver(s, &d, p->email, true);

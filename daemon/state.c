@@ -46,6 +46,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE attendance(email TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
 	" invited INTEGER NOT NULL, sequence INTEGER NOT NULL, content INTEGER NOT NULL,"
 	" PRIMARY KEY(email, uid));",
+	/* 3: change notices an administrator released from changes = hold */
+	"CREATE TABLE released(key TEXT PRIMARY KEY);",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -58,6 +60,9 @@ enum query {
 	Q_CLAIM,
 	Q_MARK,
 	Q_SKIP,
+	Q_RELEASE,
+	Q_RELEASED_GET,
+	Q_RELEASED_PUT,
 	Q_EACH,
 	Q_COUNTS,
 	Q_RETRY,
@@ -90,14 +95,18 @@ static const char *const query_sql[Q_N] = {
 		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
 		    " owner_pid = excluded.owner_pid,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
-		    " WHERE deliveries.state = 2"
+		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
 		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
-		    "     OR kallad_pid_gone(deliveries.owner_pid)))"
-		    " OR (deliveries.state = 3 AND deliveries.next_attempt <= ?7)",
+		    "     OR kallad_pid_gone(deliveries.owner_pid)))",
 	/* A send's outcome (leaving CLAIMED) counts as an attempt. */
 	[Q_MARK] = "UPDATE deliveries SET attempts = attempts +"
 		   " (state = 0 AND ?2 IN (1, 2, 3, 4)), state = ?2, detail = ?3,"
 		   " next_attempt = ?4, updated = ?5, owner_pid = NULL WHERE key = ?1",
+	/* Claimed, never attempted: back to the queue without counting. */
+	[Q_RELEASE] = "UPDATE deliveries SET state = 3, detail = ?2, next_attempt = ?3,"
+		      " updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0",
+	[Q_RELEASED_GET] = "SELECT 1 FROM released WHERE key = ?1",
+	[Q_RELEASED_PUT] = "INSERT OR IGNORE INTO released(key) VALUES(?1)",
 	[Q_SKIP] = "INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
 		   " next_attempt, attempts, message_id, detail)"
 		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9)"
@@ -119,8 +128,12 @@ static const char *const query_sql[Q_N] = {
 		      " WHERE email = ?1 AND uid = ?2",
 	[Q_ATT_PUT] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
 		      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(email, uid) DO UPDATE SET"
-		      " invited = excluded.invited, sequence = excluded.sequence,"
-		      " content = excluded.content",
+		      /* What a calendar holds only moves forward: a message with a
+		       * lower SEQUENCE than the last one changes nothing there. */
+		      " invited = CASE WHEN excluded.sequence >= attendance.sequence"
+		      "   THEN excluded.invited ELSE attendance.invited END,"
+		      " sequence = max(attendance.sequence, excluded.sequence),"
+		      " content = max(attendance.content, excluded.content)",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4",
 };
@@ -384,6 +397,10 @@ bool state_commit(struct state *st)
 {
 	bool ok = exec(st, "COMMIT", NULL);
 
+	/* A failed COMMIT (disk full, I/O error) leaves the transaction open
+	 * and its lock held: give both up. */
+	if (!ok && !sqlite3_get_autocommit(st->db))
+		exec(st, "ROLLBACK", NULL);
 	if (!st->readonly)
 		exec(st, "PRAGMA synchronous = NORMAL", NULL);
 	return ok;
@@ -754,4 +771,41 @@ void state_set_attendance(struct state *st, const char *email, const char *uid,
 	sqlite3_bind_int(s, 4, a->sequence);
 	sqlite3_bind_int(s, 5, a->content);
 	run(st, s, "recording what a participant's calendar holds");
+}
+
+void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
+			    time_t now)
+{
+	sqlite3_stmt *q = query(st, Q_RELEASE);
+
+	if (!q || st->readonly)
+		return;
+	bind_text(q, 1, key);
+	bind_text(q, 2, why);
+	bind_time(q, 3, next_attempt);
+	bind_time(q, 4, now);
+	run(st, q, "releasing a claim");
+}
+
+bool state_is_released(struct state *st, const char *key)
+{
+	sqlite3_stmt *q = query(st, Q_RELEASED_GET);
+	bool found;
+
+	if (!q)
+		return false;
+	bind_text(q, 1, key);
+	found = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_reset(q);
+	return found;
+}
+
+void state_release_notice(struct state *st, const char *key)
+{
+	sqlite3_stmt *q = query(st, Q_RELEASED_PUT);
+
+	if (!q || st->readonly)
+		return;
+	bind_text(q, 1, key);
+	run(st, q, "recording a released change notice");
 }

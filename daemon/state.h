@@ -63,14 +63,24 @@ void state_set_session_sequence(struct state *st, const char *uid, int seq);
 bool state_delivery_get(struct state *st, const char *key, struct delivery_row *row);
 void state_row_free(struct delivery_row *row);
 /* Claims key for sending by this process: inserts it as CLAIMED, or moves
- * an UNKNOWN, stale CLAIMED (older than stale_after seconds) or TRANSIENT
- * row whose next_attempt has come to CLAIMED. False if another process
- * holds it or it is SENT, FAILED or SKIPPED. Atomic across processes. */
+ * an UNKNOWN or TRANSIENT row whose next_attempt has come, or a CLAIMED
+ * row whose process is gone (or that is older than stale_after seconds, in
+ * case its pid was reused), to CLAIMED. False if another process holds it
+ * or it is SENT, FAILED or SKIPPED. Atomic across processes. */
 bool state_delivery_claim(struct state *st, const struct delivery_row *row, time_t now,
 			  int stale_after);
 /* Sets state, detail, next_attempt (and attempts+1 for outcomes of a send). */
 void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
 			 time_t next_attempt, time_t now);
+/* Puts a claimed delivery that was never attempted (kallad stopping, the
+ * server asking to slow down) back as TRANSIENT, without counting an
+ * attempt. */
+void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
+			    time_t now);
+/* --release-changes: a held change notice (by key) let go for good, so it
+ * goes when quiet hours or a retry allow, in whichever run that is. */
+void state_release_notice(struct state *st, const char *key);
+bool state_is_released(struct state *st, const char *key);
 /* Records a skipped delivery (once; an existing row is left alone). */
 void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
 			 time_t now);
@@ -93,7 +103,8 @@ void state_session_each(struct state *st, void (*fn)(const struct session *, voi
 void state_session_clear(struct session *s);
 
 /* What one participant's calendar holds of one session, by what kallad
- * sent: invited (a REQUEST and no CANCEL after it), the SEQUENCE of the
+ * sent (never moving backwards: a lower SEQUENCE than the stored one
+ * changes nothing): invited (a REQUEST and no CANCEL after it), the SEQUENCE of the
  * last message, and `content`: the session SEQUENCE whose time, place and
  * status that message carried (an update is due when it is lower). */
 struct attendance {

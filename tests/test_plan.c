@@ -39,6 +39,7 @@ struct world {
 	} held[8];                 /* what participants' calendars hold */
 	size_t n_held;
 	const char *recorded[8];   /* keys the ledger already holds */
+	const char *released[4];   /* held notices let go by --release-changes */
 	struct delivery out[MAXD]; /* what the planner emitted */
 	size_t n;
 };
@@ -54,6 +55,15 @@ static bool mem_recorded(void *opaque, const char *key)
 	struct world *w = opaque;
 	for (size_t i = 0; i < ARRAY_SIZE(w->recorded) && w->recorded[i]; i++)
 		if (strcmp(w->recorded[i], key) == 0)
+			return true;
+	return false;
+}
+
+static bool mem_released(void *opaque, const char *key)
+{
+	struct world *w = opaque;
+	for (size_t i = 0; i < ARRAY_SIZE(w->released) && w->released[i]; i++)
+		if (strcmp(w->released[i], key) == 0)
 			return true;
 	return false;
 }
@@ -140,7 +150,8 @@ static struct participant *add_person(struct world *w, const char *email, enum p
 static void run(struct world *w, time_t now)
 {
 	struct plan_ctx ctx = {.cfg = &w->cfg, .cal = &w->cal, .reg = &w->reg, .now = now,
-			       .mem = {mem_known, mem_recorded, mem_attendance, w}};
+			       .mem = {mem_known, mem_recorded, mem_recorded, mem_released,
+				       mem_attendance, w}};
 	w->n = 0;
 	assert_true(plan_all(&ctx, collect, NULL, w));
 }
@@ -493,8 +504,9 @@ static void test_notices(void **state UNUSED)
 	/* Nothing at all about a session that has begun. */
 	assert_null(find(w, "invite", "reg@x.se", gone->uid, -1));
 	assert_null(find(w, "cancel", "left@x.se", gone->uid, -1));
-	/* A reminder carries what the participant holds, at least. */
-	assert_int_equal(must(w, "session-reminder", "back@x.se", "kept@x", 0)->sequence, 2);
+	/* A reminder carries what the participant will hold once this pass's
+	 * invite has gone: never lower than it. */
+	assert_int_equal(must(w, "session-reminder", "back@x.se", "kept@x", 0)->sequence, 3);
 
 	/* changes = hold: updates and cancels wait; invites do not. */
 	w->cfg.changes_hold = true;
@@ -502,6 +514,13 @@ static void test_notices(void **state UNUSED)
 	assert_string_equal(must(w, "update", "reg@x.se", "moved@x", -1)->skip, "held");
 	assert_string_equal(must(w, "cancel", "left@x.se", "kept@x", -1)->skip, "held");
 	assert_null(must(w, "invite", "reg@x.se", "kept@x", -1)->skip);
+	/* A reminder of the moved session would show the new time first. */
+	assert_string_equal(must(w, "session-reminder", "reg@x.se", "moved@x", 0)->skip, "held");
+	/* Released by --release-changes: no longer held, in any later run. */
+	w->released[0] = "update|reg@x.se|moved@x|-|-|1";
+	run(w, now);
+	assert_null(must(w, "update", "reg@x.se", "moved@x", -1)->skip);
+	assert_string_equal(must(w, "cancel", "left@x.se", "kept@x", -1)->skip, "held");
 	free(w);
 }
 

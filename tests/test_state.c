@@ -80,18 +80,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 2);
+	assert_int_equal(state_schema_version(st), 3);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "2");
+	assert_string_equal(v, "3");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 2);
+	assert_int_equal(state_schema_version(st), 3);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -392,7 +392,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 2);
+	assert_int_equal(state_schema_version(st), 3);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	assert_int_equal(state_session_sequence(st, "s@example.org", 4), 4);
 	state_delivery_counts(st, counts);
@@ -478,6 +478,51 @@ static int teardown(void **state UNUSED)
 	return rc == 0 ? 0 : -1;
 }
 
+/* What a calendar holds only moves forward; a release is not an attempt;
+ * an unknown outcome waits for its backoff; released notices stay so. */
+static void test_forward_only(void **state UNUSED)
+{
+	char *path = tmp_path("forward.db");
+	struct state *st = open_ok(path, false);
+	struct attendance a;
+	struct delivery_row r = sample("f1"), got;
+
+	state_set_attendance(st, "Anna@x.se", "s1", &(struct attendance){true, 2, 1});
+	state_set_attendance(st, "anna@x.se", "s1", &(struct attendance){true, 1, 1});
+	assert_true(state_attendance(st, "anna@x.se", "s1", &a));
+	assert_true(a.invited);
+	assert_int_equal(a.sequence, 2);
+	state_set_attendance(st, "anna@x.se", "s1", &(struct attendance){false, 3, 1});
+	state_set_attendance(st, "anna@x.se", "s1", &(struct attendance){true, 2, 2});
+	assert_true(state_attendance(st, "anna@x.se", "s1", &a));
+	assert_false(a.invited); /* the later cancel stands */
+	assert_int_equal(a.sequence, 3);
+	assert_int_equal(a.content, 2);
+	assert_false(state_attendance(st, "anna@x.se", "s2", &a));
+
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0, T0);
+	assert_true(state_delivery_get(st, "f1", &got));
+	assert_int_equal(got.state, DS_TRANSIENT);
+	assert_int_equal(got.attempts, 0);
+	state_row_free(&got);
+
+	assert_true(state_delivery_claim(st, &r, T0 + 1, 600));
+	state_delivery_mark(st, "f1", DS_UNKNOWN, "timeout after DATA", T0 + 120, T0 + 2);
+	assert_false(state_delivery_claim(st, &r, T0 + 119, 600));
+	assert_true(state_delivery_claim(st, &r, T0 + 120, 600));
+
+	assert_false(state_is_released(st, "update|a|s1|-|-|1"));
+	state_release_notice(st, "update|a|s1|-|-|1");
+	state_release_notice(st, "update|a|s1|-|-|1");
+	assert_true(state_is_released(st, "update|a|s1|-|-|1"));
+	state_close(st);
+	st = open_ok(path, false);
+	assert_true(state_is_released(st, "update|a|s1|-|-|1"));
+	state_close(st);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +532,7 @@ int main(void)
 	    cmocka_unit_test(test_mark_attempts_and_skip),
 	    cmocka_unit_test(test_counts_each_retry),
 	    cmocka_unit_test(test_claim_race),
+	    cmocka_unit_test(test_forward_only),
 	    cmocka_unit_test(test_readonly),
 	    cmocka_unit_test(test_open_errors),
 	};

@@ -203,12 +203,21 @@ class HoldTest(ChangesCase):
         self.edit_calendar(lambda t: t.replace("Långholmens konferens", "Nya platsen", 1))
         plan = self.plan()
         held = [l for l in plan if l[0] == "held"]
-        self.assertEqual(len(held), ATTENDING_S1)
+        self.assertEqual(len([l for l in held if l[1] == "update"]), ATTENDING_S1)
+        # Its reminders wait too: they would show the new place first.
+        self.assertIn(["held", "session-reminder", ANNA, S1, "session-reminders"], held)
         self.assertEqual(self.once(), [])
-        self.prog.run("--release-changes", "--now", NOW, check=0)
-        got = self.new_messages()
-        self.assertEqual(len(got), ATTENDING_S1)
-        self.assertTrue(all("Nya platsen" in str(event(r)[2]["LOCATION"]) for r in got))
+        # Released at 22:00, inside quiet hours: nothing goes yet...
+        self.prog.run("--release-changes", "--now", "2019-11-20T22:00:00+01:00", check=0)
+        self.assertEqual(self.new_messages(), [])
+        # ...but the release holds: the next ordinary run after 07:00 sends them.
+        self.assertEqual(self.plan("2019-11-21T07:00:00+01:00")[0][0],
+                         "2019-11-21T07:00:00+01:00")
+        updates = self.once("2019-11-21T07:00:00+01:00")
+        self.assertEqual(len(updates), ATTENDING_S1)
+        self.assertEqual({kind(m) for m, _, _ in updates}, {"update"})
+        self.assertTrue(all("Nya platsen" in str(ev["LOCATION"]) for _, _, ev in updates))
+        self.assertNotIn("held", [l[0] for l in self.plan("2019-11-21T07:00:00+01:00")])
 
 
 if __name__ == "__main__":

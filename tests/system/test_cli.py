@@ -31,8 +31,9 @@ class CheckTest(KalladCase):
 
     def test_config_errors_name_file_line_key(self):
         self.prog.edit_conf("to      = registered", "to      = everybody")
-        self.prog.append_conf("[policy]\nbogus = 1")
+        self.prog.append_conf("[policy]\nbogus = 1\n[rule manual]\nmessage = invite")
         p = self.prog.run("--check", check=78)
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[rule manual\]: .*--send-now")
         self.assertRegex(p.stderr, r"kallad\.conf:\d+: to: .*everybody")
         self.assertRegex(p.stderr, r"kallad\.conf:\d+: bogus: ")
         # Every error at once, not only the first.

@@ -101,6 +101,38 @@ class SmtpTest(KalladCase):
         self.assertEqual(len(good.messages()), INVITES)
         self.assertEqual(status(self.prog)["sent"], INVITES)
 
+    def test_manual_send_is_retried(self):
+        bad = self.sink("-r", "RCPT")
+        self.prog.use_smtp(bad.port)
+        anna = "anna.berglund@gavle.example.se"
+        p = self.prog.run("--send-now", "session-reminder", "--to", anna, "--now", NOW)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(status(self.prog)["transient"], 1)
+        again = self.prog.run("--send-now", "session-reminder", "--to", anna, "--now", NOW)
+        self.assertIn("is waiting for a retry", again.stderr)
+        bad.stop()
+        good = self.sink()
+        self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
+        self.prog.run("--once", "--now", LATER, check=0)
+        got = [parse(m) for m in good.messages()]
+        reminders = [m for m in got if str(m["Subject"]).startswith("Påminnelse")]
+        self.assertEqual([m["To"].addresses[0].addr_spec for m in reminders], [anna])
+
+    def test_retry_no_longer_planned_is_given_up(self):
+        bad = self.retry_on_good_server(["-r", "RCPT"], "transient")
+        # Anna cancels before the retries: her invites are no longer meant.
+        self.prog.sql("UPDATE participants SET status = 'cancelled' WHERE email = ?",
+                      "anna.berglund@gavle.example.se")
+        bad.stop()
+        good = self.sink()
+        self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
+        self.prog.run("--once", "--now", LATER, check=0)
+        st = status(self.prog)
+        self.assertEqual(st["transient"], 0, st)
+        self.assertEqual(st["sent"], INVITES - 3)
+        self.assertEqual(st["skipped"], 3)
+        self.assertEqual(len(good.messages()), INVITES - 3)  # and no cancel: she had nothing
+
     def test_421_slows_and_defers(self):
         # After three 421s in a row the rest of the pass is deferred, not
         # hammered: only three connections are tried.
