@@ -97,11 +97,19 @@ def preview_size(kallad, conf):
     return len(p.stdout)
 
 
+def build_curl_raw(tmp):
+    out = os.path.join(tmp, "curl_raw")
+    subprocess.run(["cc", "-O2", "-o", out, os.path.join(HERE, "curl_raw.c"), "-lcurl"],
+                   check=True)
+    return out
+
+
 def throughput(kallad, tmp, n, rounds):
     """kallad and smtp-source take turns against one sink, `rounds` times
     each; loopback rates vary from run to run, so medians are compared."""
     size = 0
-    k_rates, s_rates = [], []
+    k_rates, s_rates, c_rates = [], [], []
+    curl_raw = build_curl_raw(tmp)
     port = free_port()
     s = sink(port)
     wait_port(port)
@@ -122,6 +130,15 @@ def throughput(kallad, tmp, n, rounds):
             start = time.monotonic()
             subprocess.run(cmd, check=True)
             s_rates.append(n / (time.monotonic() - start))
+            # libcurl alone, sending kallad's own message again and again.
+            eml = os.path.join(tmp, f"round{r}", "invite.eml")
+            with open(eml, "wb") as f:
+                f.write(subprocess.run([kallad, "--config", conf, "--preview", "invite", "--to",
+                                        "deltagare1@kommun1.example.se", "--now", NOW],
+                                       capture_output=True, check=True).stdout)
+            c_rates.append(float(subprocess.run([curl_raw, f"smtp://127.0.0.1:{port}", eml,
+                                                 str(n)], capture_output=True, text=True,
+                                                check=True).stdout))
     finally:
         s.kill()
         s.wait()
@@ -131,7 +148,11 @@ def throughput(kallad, tmp, n, rounds):
           f"(runs: {', '.join(f'{x:.0f}' for x in k_rates)}; plan, build, claim, send, record)")
     print(f"  smtp-source:    median {m:6.0f} messages/s  "
           f"(runs: {', '.join(f'{x:.0f}' for x in s_rates)}; {' '.join(cmd[:-1])} 127.0.0.1:PORT)")
-    print(f"  ratio kallad/smtp-source: {k / m:.2f}")
+    c = statistics.median(c_rates)
+    print(f"  libcurl alone:  median {c:6.0f} messages/s  "
+          f"(runs: {', '.join(f'{x:.0f}' for x in c_rates)}; bench/curl_raw.c, kallad's invite, "
+          f"one reused handle)")
+    print(f"  ratio kallad/smtp-source: {k / m:.2f}   kallad/libcurl alone: {k / c:.2f}")
 
 
 def memory(kallad, tmp, counts):
