@@ -162,10 +162,44 @@ static void on_inotify(struct daemon *d)
 		timerfd_settime(d->debouncefd, 0, &its, NULL);
 }
 
+/* What the transport is made of: a change means a new one. */
+static char *smtp_settings(const struct config *cfg)
+{
+	return xasprintf("%s|%d|%s|%s|%d|%s", cfg->smtp_url ? cfg->smtp_url : "",
+			 cfg->smtp_tls_required, cfg->smtp_user ? cfg->smtp_user : "",
+			 cfg->smtp_password ? cfg->smtp_password : "", cfg->timeout,
+			 cfg->from ? cfg->from : "");
+}
+
+/* A new [smtp] takes effect on reload: opened first, swapped only if it
+ * opens (a wrong password file keeps the old transport, and says so). */
+static void reload_transport(struct daemon *d, const char *before)
+{
+	struct errlist errs = {0};
+	char *after = smtp_settings(d->pg->cfg);
+	struct transport *tr;
+
+	if (strcmp(before, after) != 0) {
+		if ((tr = transport_open(d->pg->cfg, &errs))) {
+			transport_close(d->tr);
+			d->tr = tr;
+			send_set_transport(d->snd, tr);
+			log_info("[smtp] changed: using the new settings");
+		} else {
+			for (size_t i = 0; i < errs.n; i++)
+				log_error("%s", errs.items[i]);
+			log_error("[smtp] changed but cannot be used: still sending as before");
+		}
+	}
+	errlist_free(&errs);
+	free(after);
+}
+
 static void reload(struct daemon *d, bool by_signal)
 {
 	struct errlist errs = {0};
 	struct programme *pg;
+	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
 
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
@@ -179,6 +213,12 @@ static void reload(struct daemon *d, bool by_signal)
 	errlist_free(&errs);
 	d->pg = pg;
 	send_set_programme(d->snd, pg);
+	reload_transport(d, smtp_before);
+	if (strcmp(state_before, pg->cfg->state) != 0)
+		log_warn("[programme] state moved to %s: restart kallad to use it; still using %s",
+			 pg->cfg->state, state_before);
+	free(smtp_before);
+	free(state_before);
 	watch_inputs(d);
 	if (by_signal)
 		sd_notify(0, "READY=1");

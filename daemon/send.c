@@ -82,6 +82,11 @@ void send_set_programme(struct sender *s, struct programme *pg)
 	s->pg = pg;
 }
 
+void send_set_transport(struct sender *s, struct transport *tr)
+{
+	s->tr = tr;
+}
+
 void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg)
 {
 	s->should_stop = should_stop;

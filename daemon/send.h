@@ -18,6 +18,7 @@ struct sender;
 struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr);
 void send_free(struct sender *s);
 void send_set_programme(struct sender *s, struct programme *pg);
+void send_set_transport(struct sender *s, struct transport *tr);
 /* Asked between messages whether to stop (SIGTERM): the message in
  * flight is always finished and recorded first. */
 void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg);

@@ -137,6 +137,22 @@ class ReloadTest(DaemonCase):
         # ...and the reminders still leave at 09:00.
         self.wait_outbox(30, timeout=10)
 
+    def test_sighup_takes_new_smtp_settings(self):
+        self.start("2019-11-29T08:59:56+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next")
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)  # from the outbox to a real server
+        self.proc.send_signal(signal.SIGHUP)
+        self.notify.wait_for("READY=1")
+        end = time.time() + 10
+        while time.time() < end and len(sink.messages()) < 2:
+            time.sleep(0.05)
+        got = sorted(parse(m)["To"].addresses[0].addr_spec for m in sink.messages())
+        self.assertEqual(got, sorted([HENRIK, INGRID]), self.logtext())
+        self.assertEqual(len(self.prog.outbox_messages()), 28)
+        self.assertIn("[smtp] changed", self.logtext())
+
     def test_calendar_edit_replans_within_a_second(self):
         self.start("2019-11-20T08:00:00+01:00")
         self.wait_outbox(28)
