@@ -445,6 +445,7 @@ static int run_once(const struct cli *c)
 	send_note_known(r.snd, clock_now());
 	ok = send_due(r.snd, clock_now(), &stats);
 	print_stats(&stats);
+	programme_nudge_daemon(r.pg->cfg);
 	run_close(&r);
 	return ok && !stats.failed ? 0 : 1;
 }
@@ -494,8 +495,10 @@ static int run_send_now(const struct cli *c)
 	if (c->all && !stats.sent && !stats.failed && !stats.transient && !stats.unknown &&
 	    !c->dry_run)
 		log_warn("--all: nobody to send %s to (everyone cancelled or absent?)", c->message);
-	if (!c->dry_run)
+	if (!c->dry_run) {
 		print_stats(&stats);
+		programme_nudge_daemon(r.pg->cfg); /* its retries are the daemon's */
+	}
 	run_close(&r);
 	return rc;
 }
@@ -562,9 +565,8 @@ static int run_retry(const struct cli *c)
 	if ((rc = open_ledger(c, false, &cfg, &st)))
 		return rc;
 	n = state_retry_failed(st, clock_now());
-	printf("%ld failed deliver%s queued again; a running daemon takes them at its next "
-	       "pass, or at once after systemctl reload kallad\n",
-	       n, n == 1 ? "y" : "ies");
+	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
+	programme_nudge_daemon(cfg);
 	state_close(st);
 	config_free(cfg);
 	return 0;

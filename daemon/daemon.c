@@ -30,7 +30,8 @@ struct daemon {
 	struct transport *tr;
 	struct sender *snd;
 	int sigfd, timerfd, inofd, debouncefd;
-	bool stop, reload;
+	bool stop, reload, replan;
+	char *pidfile;
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
 };
@@ -60,6 +61,8 @@ static void drain_signals(struct daemon *d)
 	while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP)
 			d->reload = true;
+		else if (si.ssi_signo == SIGUSR1)
+			d->replan = true; /* another kallad changed the ledger */
 		else
 			d->stop = true;
 	}
@@ -291,6 +294,16 @@ static void work(struct daemon *d)
 		log_error("cannot arm the timer: %m");
 }
 
+static bool write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return false;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f) == 0;
+}
+
 static int daemon_open(struct daemon *d, const struct cli *c)
 {
 	struct errlist errs = {0};
@@ -319,6 +332,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->timerfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -329,6 +343,10 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 		return 1;
 	}
 	watch_inputs(d);
+	d->pidfile = programme_pidfile(d->pg->cfg);
+	if (!write_pidfile(d->pidfile))
+		log_warn("%s: cannot write: %m (--send-now and the like cannot wake this daemon)",
+			 d->pidfile);
 	d->snd = send_new(d->pg, d->st, d->tr);
 	send_set_stop(d->snd, should_stop, d);
 	if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
@@ -336,8 +354,13 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	return 0;
 }
 
+
 static void daemon_close(struct daemon *d)
 {
+	if (d->pidfile) {
+		unlink(d->pidfile);
+		free(d->pidfile);
+	}
 	send_free(d->snd);
 	transport_close(d->tr);
 	state_close(d->st);
@@ -373,8 +396,8 @@ int daemon_run(const struct cli *c)
 		/* No wake-ups while waiting, unless systemd asked for a watchdog. */
 		int timeout = d.watchdog_usec ? (int)(d.watchdog_usec / 2000) : -1;
 
-		/* A SIGHUP read while sending is still to be acted on. */
-		if (d.reload)
+		/* A SIGHUP or SIGUSR1 read while sending is still to be acted on. */
+		if (d.reload || d.replan)
 			timeout = 0;
 		bool due = false;
 
@@ -405,6 +428,11 @@ int daemon_run(const struct cli *c)
 		if (d.reload) {
 			d.reload = false;
 			reload(&d, true);
+			due = true;
+		}
+		if (d.replan) {
+			d.replan = false;
+			log_info("another kallad changed the ledger: planning again");
 			due = true;
 		}
 		if (due)

@@ -2,6 +2,8 @@
 
 #include "tz.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,6 +11,35 @@
 #ifndef KALLAD_SOURCE_TEMPLATES
 #define KALLAD_SOURCE_TEMPLATES ""
 #endif
+
+char *programme_pidfile(const struct config *cfg)
+{
+	const char *slash = strrchr(cfg->state, '/');
+
+	if (!slash)
+		return xstrdup("kallad.pid");
+	return xasprintf("%.*s/kallad.pid", (int)(slash - cfg->state), cfg->state);
+}
+
+void programme_nudge_daemon(const struct config *cfg)
+{
+	char *path = programme_pidfile(cfg), *comm_path, *comm;
+	char *text = read_file(path, NULL);
+	long pid = text ? strtol(text, NULL, 10) : 0;
+
+	/* A pid file left by a crash may name another process by now: only
+	 * a process called kallad gets the signal. */
+	if (pid > 0 && pid != (long)getpid()) {
+		comm_path = xasprintf("/proc/%ld/comm", pid);
+		comm = read_file(comm_path, NULL);
+		if (comm && strncmp(comm, "kallad", 6) == 0)
+			kill((pid_t)pid, SIGUSR1);
+		free(comm);
+		free(comm_path);
+	}
+	free(text);
+	free(path);
+}
 
 const char *programme_shipped_templates(void)
 {

@@ -29,6 +29,13 @@ enum programme_part { PART_CONFIG = 1, PART_CALENDAR = 2, PART_TEMPLATES = 4, PA
 struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed);
 void programme_free(struct programme *pg);
 
+/* The daemon's pid file, beside the state database (caller frees). */
+char *programme_pidfile(const struct config *cfg);
+/* Tells a running daemon of this programme (SIGUSR1) that the ledger
+ * changed under it (a manual send, a release, a retry), so it plans again
+ * now instead of at its next wake-up. Quiet when there is none. */
+void programme_nudge_daemon(const struct config *cfg);
+
 /* Where the shipped templates are: $KALLAD_TEMPLATES_DIR, the installed
  * data directory, or the source tree this binary was built from. */
 const char *programme_shipped_templates(void);

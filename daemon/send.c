@@ -1,6 +1,7 @@
 #include "send.h"
 
 #include "changes.h"
+#include "clock.h"
 #include "log.h"
 #include "message.h"
 #include "tz.h"
@@ -56,6 +57,9 @@ struct sender {
 	bool stopped, broken;
 };
 
+static bool stop_now(struct sender *s);
+static void tick(void *arg);
+
 struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr)
 {
 	struct sender *s = xcalloc(1, sizeof(*s));
@@ -85,12 +89,25 @@ void send_set_programme(struct sender *s, struct programme *pg)
 void send_set_transport(struct sender *s, struct transport *tr)
 {
 	s->tr = tr;
+	if (tr && s->should_stop)
+		transport_set_tick(tr, tick, s);
+}
+
+/* While a reply is awaited: asked too, so the watchdog is fed and a
+ * SIGTERM heard; the message in flight is finished all the same. */
+static void tick(void *arg)
+{
+	struct sender *s = arg;
+
+	stop_now(s);
 }
 
 void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg)
 {
 	s->should_stop = should_stop;
 	s->stop_arg = arg;
+	if (s->tr)
+		transport_set_tick(s->tr, tick, s);
 }
 
 void send_set_release(struct sender *s, bool on)
@@ -122,23 +139,28 @@ static double mono(void)
 
 /* max-per-minute as spacing between message starts, stretched while the
  * server asks us to slow down. */
-static void wait_for_slot(struct sender *s)
+/* Waits in slices of at most a second, so that a SIGTERM or the watchdog
+ * is heard during a long wait; false when kallad is stopping. */
+static bool wait_for_slot(struct sender *s)
 {
-	/* The outbox is a local folder: no provider limits to respect. */
 	int per_minute = s->pg->cfg->smtp_url ? s->pg->cfg->max_per_minute : 0;
 	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
 	double now = mono();
 
 	if (s->slow > 1 && s->pg->cfg->smtp_url)
 		gap = (gap > 0 ? gap : 1.0) * s->slow;
-	if (s->next_slot > now) {
-		double d = s->next_slot - now;
+	while (s->next_slot > now) {
+		double d = s->next_slot - now < 1.0 ? s->next_slot - now : 1.0;
 		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
+
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
-		now = s->next_slot;
+		if (stop_now(s))
+			return false;
+		now = mono();
 	}
 	s->next_slot = now + gap;
+	return true;
 }
 
 static void note_participant(const struct participant *p, void *arg)
@@ -232,6 +254,12 @@ static void note_attendance(struct sender *s, const struct delivery *d)
 	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
 }
 
+/* Claimed but never sent: released for the next pass, as not attempted. */
+static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
+{
+	state_delivery_release(s->st, d->key, why, next, s->now);
+}
+
 /* One message on its way: built, then started, then landed. */
 struct flight {
 	const struct delivery *d;
@@ -265,10 +293,12 @@ static bool build(struct sender *s, struct flight *f)
 	return false;
 }
 
-static void launch(struct sender *s, struct flight *f)
+static bool launch(struct sender *s, struct flight *f)
 {
-	wait_for_slot(s);
+	if (!wait_for_slot(s))
+		return false;
 	transport_start(s->tr, f->rcpt, f->msg, f->len);
+	return true;
 }
 
 static void slow_down_or_recover(struct sender *s, enum send_result res)
@@ -325,6 +355,7 @@ static void land(struct sender *s, struct flight *f)
 	time_t next = 0;
 	int attempts = 0;
 
+	s->now = clock_now();
 	free(f->msg);
 	f->msg = NULL;
 	slow_down_or_recover(s, res);
@@ -344,7 +375,14 @@ static void land(struct sender *s, struct flight *f)
 		state_delivery_mark(s->st, d->key, to_state[res], detail, next, s->now);
 		if (res == SEND_OK)
 			note_attendance(s, d);
-		state_commit(s->st);
+		if (!state_commit(s->st)) {
+			/* The outcome is lost with the transaction: stop sending
+			 * before more outcomes are. The row stays claimed by this
+			 * process and becomes "unknown" when it ends. */
+			log_error("%s: %s could not be recorded; stopping this pass", d->key,
+				  transport_result_name(res));
+			s->broken = true;
+		}
 	}
 	free(detail);
 	count_progress(s);
@@ -357,14 +395,35 @@ static void deliver(struct sender *s, const struct delivery *d, const char *rcpt
 
 	if (!build(s, &f))
 		return;
-	launch(s, &f);
+	if (!launch(s, &f)) {
+		if (record)
+			release(s, d, "not attempted: kallad stopped", s->now);
+		free(f.msg);
+		return;
+	}
 	land(s, &f);
 }
 
-/* Claimed but never sent: released for the next pass, as not attempted. */
-static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
+
+/* Why the rest of a batch does not go now, and when it may: kallad is
+ * stopping, the server asked to slow down, or a long pass ran into quiet
+ * hours. NULL when it may go. */
+static const char *held_back(struct sender *s, time_t *next)
 {
-	state_delivery_release(s->st, d->key, why, next, s->now);
+	time_t after = plan_after_quiet(s->pg->cfg, s->now);
+
+	*next = s->now;
+	if (stop_now(s))
+		return "not attempted: kallad stopped";
+	if (s->paused) {
+		*next = s->now + PAUSE;
+		return "not attempted: the server asked to slow down";
+	}
+	if (after != s->now) {
+		*next = after;
+		return "not attempted: quiet hours began";
+	}
+	return NULL;
 }
 
 static void flush_batch(struct sender *s)
@@ -372,10 +431,18 @@ static void flush_batch(struct sender *s)
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
 	struct flight cur = {0}, prev = {0};
+	const char *why;
 	bool *claimed;
+	time_t next;
 
 	if (!s->n_batch)
 		return;
+	/* Nothing is claimed that cannot go now: it stays for the next pass. */
+	s->now = clock_now();
+	if (s->broken || held_back(s, &next)) {
+		s->n_batch = 0;
+		return;
+	}
 	claimed = xcalloc(s->n_batch, sizeof(*claimed));
 	if (state_begin(s->st)) {
 		for (size_t i = 0; i < s->n_batch; i++) {
@@ -391,7 +458,8 @@ static void flush_batch(struct sender *s)
 		return;
 	}
 	/* A pipeline of one: the next message is built while the server
-	 * answers the one before. */
+	 * answers the one before. Time moves on during a long batch: claims,
+	 * outcomes and quiet hours read the clock as they go. */
 	for (size_t i = 0; i < s->n_batch; i++) {
 		const struct delivery *d = &s->batch[i];
 
@@ -399,28 +467,28 @@ static void flush_batch(struct sender *s)
 			log_debug("%s: held by another process or not yet due", d->key);
 			continue;
 		}
+		s->now = clock_now();
 		cur = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
-		if (stop_now(s)) {
-			release(s, d, "not attempted: kallad stopped", s->now);
+		if (s->broken || (why = held_back(s, &next))) {
+			release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
 			continue;
 		}
 		if (!build(s, &cur))
 			continue;
-		if (prev.msg) {
+		if (prev.msg)
 			land(s, &prev);
-			stop_now(s);
-		}
-		if (s->stopped || s->paused) {
-			release(s, d,
-				s->stopped ? "not attempted: kallad stopped"
-					   : "not attempted: the server asked to slow down",
-				s->stopped ? s->now : s->now + PAUSE);
+		if (s->broken || (why = held_back(s, &next))) {
+			release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
 			if (s->paused)
 				s->stats->transient++;
 			free(cur.msg);
 			continue;
 		}
-		launch(s, &cur);
+		if (!launch(s, &cur)) {
+			release(s, d, "not attempted: kallad stopped", s->now);
+			free(cur.msg);
+			continue;
+		}
 		prev = cur;
 	}
 	if (prev.msg)
@@ -431,24 +499,32 @@ static void flush_batch(struct sender *s)
 
 /* --- retryable rows the planner no longer makes --- */
 
-/* The field n (0-based) of a delivery key, into buf. */
-static void key_field(const char *key, int n, char *buf, size_t len)
+/* The field n from the end (0: the last) of a delivery key, into buf:
+ * from the end, because an address or a UID may hold a "|" too. */
+static void key_field_from_end(const char *key, int n, char *buf, size_t len)
 {
-	const char *p = key, *end;
+	const char *end = key + strlen(key), *p = end;
 
-	for (; n > 0 && p; n--)
-		p = strchr(p, '|') ? strchr(p, '|') + 1 : NULL;
-	end = p ? strchr(p, '|') : NULL;
-	snprintf(buf, len, "%.*s", p ? (int)(end ? end - p : (long)strlen(p)) : 0, p ? p : "");
+	for (;;) {
+		const char *start = p;
+		while (start > key && start[-1] != '|')
+			start--;
+		if (n-- == 0) {
+			snprintf(buf, len, "%.*s", (int)(p - start), start);
+			return;
+		}
+		if (start == key) {
+			snprintf(buf, len, "%s", "");
+			return;
+		}
+		p = start - 1;
+	}
 }
 
-/* A --send-now: its key names "manual" where a rule's name would be. */
+/* A --send-now is recorded under the rule name "manual" (reserved). */
 static bool is_manual(const struct delivery_row *row)
 {
-	char rule[16];
-
-	key_field(row->key, 3, rule, sizeof(rule));
-	return strcmp(rule, "manual") == 0;
+	return str_eq(row->rule, "manual");
 }
 
 static void collect_retry(const struct delivery_row *row, void *arg)
@@ -491,6 +567,30 @@ static void retry_seen(struct sender *s, const struct delivery *d)
 		r->seen[hit - r->keys] = true;
 }
 
+/* A notice (invite, update, cancel) follows the participant's state and
+ * may be needed again after a later change: it is forgotten, not skipped
+ * for good. One that may have arrived (unknown) counts as held by the
+ * participant, so a cancel follows it if they no longer attend. A rule's
+ * delivery is skipped with why. */
+static void give_up(struct sender *s, const struct delivery_row *row)
+{
+	char *why = xasprintf("gave up: no longer planned (last: %s)", row->detail ? row->detail : "-");
+
+	if (str_eq(row->rule, "-")) {
+		if (row->state == DS_UNKNOWN && !str_eq(row->message, "cancel")) {
+			char seq[16];
+			key_field_from_end(row->key, 0, seq, sizeof(seq));
+			state_set_attendance(s->st, row->email, row->target,
+					     &(struct attendance){true, atoi(seq), -1});
+		}
+		state_delivery_forget(s->st, row->key);
+	} else {
+		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+	}
+	log_warn("%s: %s", row->key, why);
+	free(why);
+}
+
 /* After a whole pass: what was not planned again (the participant
  * cancelled, the session began or changed) is given up, with why. */
 static void retry_end(struct sender *s, bool complete)
@@ -501,13 +601,8 @@ static void retry_end(struct sender *s, bool complete)
 		struct delivery_row row;
 
 		if (complete && !r->seen[i] && state_delivery_get(s->st, r->keys[i], &row)) {
-			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN) {
-				char *why = xasprintf("gave up: no longer planned (last: %s)",
-						      row.detail ? row.detail : "-");
-				state_delivery_mark(s->st, row.key, DS_SKIPPED, why, 0, s->now);
-				log_warn("%s: %s", row.key, why);
-				free(why);
-			}
+			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
+				give_up(s, &row);
 			state_row_free(&row);
 		}
 		free(r->keys[i]);
@@ -634,6 +729,8 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		else if ((d.session && d.session->start <= s->now) ||
 			 (d.deadline && d.deadline->due <= s->now))
 			gone = "its session began or its deadline passed";
+		else if (d.session && d.session->cancelled && !str_eq(row->message, "cancel"))
+			gone = "its session was cancelled";
 	}
 	if (gone) {
 		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
@@ -641,11 +738,21 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		log_warn("%s: %s", row->key, why);
 		free(why);
 	} else {
-		key_field(row->key, 5, seq, sizeof(seq));
+		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
+		key_field_from_end(row->key, 0, seq, sizeof(seq));
+		if (strncmp(seq, "forced@", 7) == 0)
+			key_field_from_end(row->key, 1, seq, sizeof(seq));
 		d.sequence = atoi(seq);
+		time_t after = plan_after_quiet(s->pg->cfg, s->now);
+
 		snprintf(d.key, sizeof(d.key), "%s", row->key);
 		row_of(&d, &claim);
-		if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
+		claim.rule = "manual";
+		/* A retry is the daemon's doing, not the administrator's: it
+		 * keeps quiet hours. */
+		if (after != s->now)
+			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
+		else if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
 			deliver(s, &d, p.email, true);
 	}
 	if (d.p)
@@ -673,7 +780,8 @@ static void retry_manual(struct sender *s)
 	for (size_t i = 0; i < r->n; i++) {
 		struct delivery_row row;
 
-		if (!stop_now(s) && state_delivery_get(s->st, r->keys[i], &row)) {
+		if (!stop_now(s) && !s->paused && !s->broken &&
+		    state_delivery_get(s->st, r->keys[i], &row)) {
 			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
 				retry_one_manual(s, &row);
 			state_row_free(&row);
@@ -692,6 +800,9 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->now = now;
 	s->stats = stats;
 	s->stopped = s->broken = s->paused = false;
+	/* Claims left by a kallad that died: the server may have those. */
+	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0)
+		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
 	changes_sync(s->pg->cal, s->st, s->pg->cfg->description_updates);
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	ctx.release_changes = s->release;
@@ -743,6 +854,7 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 		return true;
 	}
 	row_of(&d, &row);
+	row.rule = "manual";
 	if (!state_delivery_claim(s->st, &row, s->now, STALE_CLAIM)) {
 		struct delivery_row old;
 		const char *what = "is being sent by another kallad";

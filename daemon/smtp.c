@@ -24,6 +24,8 @@ struct smtp {
 	CURLM *multi;    /* drives curl, so the caller can work while a reply is awaited */
 	struct curl_slist *rcpts; /* the transaction's one recipient */
 	bool running;    /* a transaction was started and not yet finished */
+	void (*tick)(void *); /* called about once a second while waiting */
+	void *tick_arg;
 	char *url;
 	char *from;      /* "<addr>" for MAIL FROM */
 	bool fresh;      /* the last transaction failed: do not reuse its connection */
@@ -317,6 +319,8 @@ static CURLcode smtp_wait(struct smtp *s)
 			break;
 		if (running && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
 			break;
+		if (running && s->tick)
+			s->tick(s->tick_arg);
 	}
 	while ((m = curl_multi_info_read(s->multi, &left)))
 		if (m->msg == CURLMSG_DONE && m->easy_handle == s->curl)
@@ -343,6 +347,12 @@ enum send_result smtp_finish(struct smtp *s, char **detail)
 	*detail = smtp_detail(s, rc, r, code);
 	s->msg = NULL;
 	return r;
+}
+
+void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg)
+{
+	s->tick = tick;
+	s->tick_arg = arg;
 }
 
 bool smtp_should_slow(const struct smtp *s)

@@ -25,6 +25,10 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
  * reply and the command it answered, or what went wrong locally. */
 void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len);
 enum send_result smtp_finish(struct smtp *s, char **detail);
+/* tick(arg) is called about once a second while a reply is awaited (a
+ * server may take [smtp] timeout seconds): the daemon pings its watchdog
+ * there. */
+void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg);
 /* True if the last transaction failed with 421, 451, 452 or rate-limit words. */
 bool smtp_should_slow(const struct smtp *s);
 /* Sends QUIT on an open connection, frees everything, NULL is fine. */

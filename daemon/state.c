@@ -48,6 +48,9 @@ static const char *const migrations[] = {
 	" PRIMARY KEY(email, uid));",
 	/* 3: change notices an administrator released from changes = hold */
 	"CREATE TABLE released(key TEXT PRIMARY KEY);",
+	/* 4: the state a claim took a row from, so an unattempted release
+	 * gives back "unknown" where the server may already have it */
+	"ALTER TABLE deliveries ADD COLUMN prior INTEGER;",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -61,6 +64,8 @@ enum query {
 	Q_MARK,
 	Q_SKIP,
 	Q_RELEASE,
+	Q_ORPHANS,
+	Q_DELETE,
 	Q_RELEASED_GET,
 	Q_RELEASED_PUT,
 	Q_EACH,
@@ -93,7 +98,7 @@ static const char *const query_sql[Q_N] = {
 		    " updated, next_attempt, attempts, message_id, detail, owner_pid)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9)"
 		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
-		    " owner_pid = excluded.owner_pid,"
+		    " owner_pid = excluded.owner_pid, prior = deliveries.state,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
 		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
 		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
@@ -103,8 +108,14 @@ static const char *const query_sql[Q_N] = {
 		   " (state = 0 AND ?2 IN (1, 2, 3, 4)), state = ?2, detail = ?3,"
 		   " next_attempt = ?4, updated = ?5, owner_pid = NULL WHERE key = ?1",
 	/* Claimed, never attempted: back to the queue without counting. */
-	[Q_RELEASE] = "UPDATE deliveries SET state = 3, detail = ?2, next_attempt = ?3,"
-		      " updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0",
+	[Q_RELEASE] = "UPDATE deliveries SET state = CASE WHEN prior = 2 THEN 2 ELSE 3 END,"
+		      " detail = coalesce(CASE WHEN prior = 2 THEN detail END, ?2),"
+		      " next_attempt = ?3, updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0",
+	/* Claims of processes that are gone: the server may have those. */
+	[Q_ORPHANS] = "UPDATE deliveries SET state = 2, next_attempt = ?1, owner_pid = NULL,"
+		      " detail = coalesce(detail, 'claimed by a kallad that stopped: may have gone')"
+		      " WHERE state = 0 AND (kallad_pid_gone(owner_pid) OR updated < ?1 - ?2)",
+	[Q_DELETE] = "DELETE FROM deliveries WHERE key = ?1",
 	[Q_RELEASED_GET] = "SELECT 1 FROM released WHERE key = ?1",
 	[Q_RELEASED_PUT] = "INSERT OR IGNORE INTO released(key) VALUES(?1)",
 	[Q_SKIP] = "INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
@@ -808,4 +819,27 @@ void state_release_notice(struct state *st, const char *key)
 		return;
 	bind_text(q, 1, key);
 	run(st, q, "recording a released change notice");
+}
+
+long state_recover_orphans(struct state *st, time_t now, int stale_after)
+{
+	sqlite3_stmt *q = query(st, Q_ORPHANS);
+
+	if (!q || st->readonly)
+		return 0;
+	bind_time(q, 1, now);
+	sqlite3_bind_int64(q, 2, stale_after);
+	if (!run(st, q, "recovering claims of stopped processes"))
+		return 0;
+	return (long)sqlite3_changes(st->db);
+}
+
+void state_delivery_forget(struct state *st, const char *key)
+{
+	sqlite3_stmt *q = query(st, Q_DELETE);
+
+	if (!q || st->readonly)
+		return;
+	bind_text(q, 1, key);
+	run(st, q, "forgetting a delivery");
 }

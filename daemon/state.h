@@ -73,10 +73,16 @@ bool state_delivery_claim(struct state *st, const struct delivery_row *row, time
 void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
 			 time_t next_attempt, time_t now);
 /* Puts a claimed delivery that was never attempted (kallad stopping, the
- * server asking to slow down) back as TRANSIENT, without counting an
- * attempt. */
+ * server asking to slow down) back as it was before the claim (UNKNOWN
+ * stays UNKNOWN, else TRANSIENT), without counting an attempt. */
 void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
 			    time_t now);
+/* Claims whose process is gone (or older than stale_after) become
+ * UNKNOWN, retryable now: the server may have them. Returns how many. */
+long state_recover_orphans(struct state *st, time_t now, int stale_after);
+/* Removes a delivery from the ledger, as if never planned: for notices
+ * given up, which a later change may need to send after all. */
+void state_delivery_forget(struct state *st, const char *key);
 /* --release-changes: a held change notice (by key) let go for good, so it
  * goes when quiet hours or a retry allow, in whichever run that is. */
 void state_release_notice(struct state *st, const char *key);

@@ -182,7 +182,14 @@ enum send_result transport_send(struct transport *t, const char *rcpt, const cha
 
 bool transport_should_slow(const struct transport *t)
 {
-	return t->smtp && smtp_should_slow(t->smtp);
+	/* A result settled here (a refused address) says nothing of the server. */
+	return t->smtp && !t->settled && smtp_should_slow(t->smtp);
+}
+
+void transport_set_tick(struct transport *t, void (*tick)(void *), void *arg)
+{
+	if (t->smtp)
+		smtp_set_tick(t->smtp, tick, arg);
 }
 
 void transport_close(struct transport *t)

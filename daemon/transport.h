@@ -31,6 +31,8 @@ enum send_result transport_send(struct transport *t, const char *rcpt, const cha
  * a time: every start is followed by its finish. */
 void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len);
 enum send_result transport_finish(struct transport *t, char **detail);
+/* tick(arg) about once a second while a send waits for the server. */
+void transport_set_tick(struct transport *t, void (*tick)(void *), void *arg);
 /* True if the last result came with a reply that asks the whole transport
  * to slow down (421, 451, 452 or a rate-limit text). */
 bool transport_should_slow(const struct transport *t);

@@ -80,18 +80,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 3);
+	assert_int_equal(state_schema_version(st), 4);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "3");
+	assert_string_equal(v, "4");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 3);
+	assert_int_equal(state_schema_version(st), 4);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -392,7 +392,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 3);
+	assert_int_equal(state_schema_version(st), 4);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	assert_int_equal(state_session_sequence(st, "s@example.org", 4), 4);
 	state_delivery_counts(st, counts);
@@ -511,6 +511,40 @@ static void test_forward_only(void **state UNUSED)
 	state_delivery_mark(st, "f1", DS_UNKNOWN, "timeout after DATA", T0 + 120, T0 + 2);
 	assert_false(state_delivery_claim(st, &r, T0 + 119, 600));
 	assert_true(state_delivery_claim(st, &r, T0 + 120, 600));
+
+	/* Released unattempted, an unknown outcome stays unknown. */
+	state_delivery_mark(st, "f1", DS_UNKNOWN, "timeout after DATA", T0 + 200, T0 + 122);
+	assert_true(state_delivery_claim(st, &r, T0 + 200, 600));
+	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0 + 200, T0 + 201);
+	assert_true(state_delivery_get(st, "f1", &got));
+	assert_int_equal(got.state, DS_UNKNOWN);
+	assert_string_equal(got.detail, "timeout after DATA");
+	state_row_free(&got);
+
+	/* A claim whose process is gone becomes unknown, retryable now. */
+	{
+		pid_t child = fork();
+		int status;
+		if (child == 0) {
+			struct state *cst = state_open(path, false, &(struct errlist){0});
+			struct delivery_row cr = sample("orphan");
+			_exit(cst && state_delivery_claim(cst, &cr, T0, 600) ? 0 : 1);
+		}
+		waitpid(child, &status, 0);
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	r = sample("mine");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	assert_int_equal(state_recover_orphans(st, T0 + 5, 600), 1);
+	assert_true(state_delivery_get(st, "orphan", &got));
+	assert_int_equal(got.state, DS_UNKNOWN);
+	assert_int_equal(got.next_attempt, T0 + 5);
+	state_row_free(&got);
+	assert_true(state_delivery_get(st, "mine", &got)); /* ours, alive: untouched */
+	assert_int_equal(got.state, DS_CLAIMED);
+	state_row_free(&got);
+	state_delivery_forget(st, "mine");
+	assert_false(state_delivery_get(st, "mine", &got));
 
 	assert_false(state_is_released(st, "update|a|s1|-|-|1"));
 	state_release_notice(st, "update|a|s1|-|-|1");

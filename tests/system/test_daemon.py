@@ -190,6 +190,26 @@ class ReloadTest(DaemonCase):
         self.assertIsNone(self.proc.poll())
 
 
+class NudgeTest(DaemonCase):
+    def test_commands_that_change_the_ledger_wake_the_daemon(self):
+        # The daemon plans from its ledger only when it wakes; a release,
+        # a manual send or --retry-failed by another process tells it
+        # (SIGUSR1, through the pid file beside the state database).
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next")
+        pidfile = os.path.join(self.prog.dir, "state", "kallad.pid")
+        with open(pidfile, encoding="ascii") as f:
+            self.assertEqual(int(f.read()), self.proc.pid)
+        self.prog.run("--retry-failed", "--now", "2019-11-20T08:00:05+01:00", check=0)
+        self.notify.wait_for("STATUS=next")
+        self.assertIn("another kallad changed the ledger", self.logtext())
+        self.assertIsNone(self.proc.poll())
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.proc.wait(timeout=10), 0)
+        self.assertFalse(os.path.exists(pidfile))
+
+
 class StopTest(DaemonCase):
     def test_sigterm_during_a_send_loses_nothing(self):
         sink = self.sink()
