@@ -326,10 +326,22 @@ static bool configure(struct state *st, struct errlist *errs)
 				NULL, NULL);
 	if (st->readonly)
 		return exec(st, "PRAGMA query_only = ON", errs);
-	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK) {
-		if (sqlite3_step(s) == SQLITE_ROW)
-			wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
-		sqlite3_finalize(s);
+	/* Switching to WAL needs the database to itself, and SQLite does not
+	 * wait for that with the busy handler: two kallads creating the state
+	 * at the same moment would see "locked". So wait here. */
+	for (int waited = 0; !wal && waited < state_busy_timeout_ms; waited += 10) {
+		int rc = SQLITE_ERROR;
+
+		if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) ==
+		    SQLITE_OK) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW)
+				wal = strcmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+			sqlite3_finalize(s);
+		}
+		if (wal || (rc != SQLITE_BUSY && rc != SQLITE_LOCKED))
+			break;
+		usleep(10 * 1000);
 	}
 	if (!wal) {
 		errlist_add(errs, "%s: cannot switch to WAL mode: %s", st->path,
