@@ -101,6 +101,23 @@ class SmtpTest(KalladCase):
         self.assertEqual(len(good.messages()), INVITES)
         self.assertEqual(status(self.prog)["sent"], INVITES)
 
+    def test_test_to_sends_the_exact_message_elsewhere_and_records_nothing(self):
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        anna = "anna.berglund@gavle.example.se"
+        self.prog.run("--send-now", "invite", "--to", anna, "--test-to", "lena.lindgren@example.org",
+                      "--now", NOW, check=0)
+        got = sink.messages()
+        self.assertEqual(len(got), 1)
+        m = parse(got[0])
+        # The envelope goes to the tester; the message is Anna's, unchanged.
+        self.assertEqual(m["X-Rcpt-Args"].strip("<> "), "lena.lindgren@example.org")
+        self.assertEqual(m["To"].addresses[0].addr_spec, anna)
+        self.assertEqual(sum(status(self.prog).values()), 0)
+        # Nothing recorded: the real send still goes.
+        self.prog.run("--send-now", "invite", "--to", anna, "--now", NOW, check=0)
+        self.assertEqual(len(sink.messages()), 2)
+
     def test_manual_send_is_retried(self):
         bad = self.sink("-r", "RCPT")
         self.prog.use_smtp(bad.port)
