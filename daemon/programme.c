@@ -64,29 +64,35 @@ void programme_free(struct programme *pg)
 	free(pg);
 }
 
-struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed)
+/* Reads every part, each even when another failed (--check reports all);
+ * the parts that failed are NULL and named in *failed. */
+static struct programme *load_parts(const char *config_path, struct errlist *errs, int *failed)
 {
 	struct programme *pg = xcalloc(1, sizeof(*pg));
 
 	*failed = 0;
-	pg->cfg = config_load(config_path, errs);
-	if (!pg->cfg) {
+	if (!(pg->cfg = config_load(config_path, errs))) {
 		*failed = PART_CONFIG;
-		programme_free(pg);
-		return NULL;
+		return pg;
 	}
 	if (!tz_set(pg->cfg->timezone)) {
 		errlist_add(errs, "%s: timezone: no zone %s in the tz database", pg->cfg->path,
 			    pg->cfg->timezone);
 		*failed |= PART_CONFIG;
 	}
-	/* Each part is checked even when another failed: --check reports all. */
 	if (!(pg->cal = calendar_load(pg->cfg->calendar, errs)))
 		*failed |= PART_CALENDAR;
 	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
 		*failed |= PART_REGISTRATIONS;
+	return pg;
+}
+
+struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed)
+{
+	struct programme *pg = load_parts(config_path, errs, failed);
+
 	if (*failed) {
 		programme_free(pg);
 		return NULL;
@@ -211,26 +217,21 @@ void programme_plan_done(struct plan_ctx *ctx)
 
 struct programme *programme_reload(struct programme *old, struct errlist *errs)
 {
-	struct programme *pg = xcalloc(1, sizeof(*pg));
-	size_t before = errs->n;
+	int failed;
+	struct programme *pg = load_parts(old->cfg->path, errs, &failed);
 
-	if (!(pg->cfg = config_load(old->cfg->path, errs))) {
+	/* A bad zone leaves TZ as it was (tz_set changes nothing then). */
+	if (failed & PART_CONFIG) {
 		programme_free(pg);
 		return old;
 	}
-	if (!tz_set(pg->cfg->timezone)) {
-		errlist_add(errs, "%s: timezone: no zone %s", pg->cfg->path, pg->cfg->timezone);
-		tz_set(old->cfg->timezone);
-		programme_free(pg);
-		return old;
-	}
-	if (!(pg->cal = calendar_load(pg->cfg->calendar, errs)))
+	if (!pg->cal)
 		pg->cal = TAKE(old->cal);
-	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
+	if (!pg->tpl)
 		pg->tpl = TAKE(old->tpl);
-	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
+	if (!pg->reg)
 		pg->reg = TAKE(old->reg);
-	if (errs->n > before)
+	if (failed)
 		errlist_add(errs, "kept the last good version of what failed above");
 	programme_free(old);
 	return pg;

@@ -57,8 +57,6 @@ static const char *const migrations[] = {
 enum query {
 	Q_KNOWN_GET,
 	Q_KNOWN_PUT,
-	Q_SEQ_GET,
-	Q_SEQ_PUT,
 	Q_GET,
 	Q_CLAIM,
 	Q_MARK,
@@ -86,10 +84,6 @@ enum query {
 static const char *const query_sql[Q_N] = {
 	[Q_KNOWN_GET] = "SELECT first_seen FROM known WHERE kind = ?1 AND id = ?2",
 	[Q_KNOWN_PUT] = "INSERT OR IGNORE INTO known(kind, id, first_seen) VALUES(?1, ?2, ?3)",
-	[Q_SEQ_GET] = "SELECT sequence FROM sessions WHERE uid = ?1",
-	/* SEQUENCE never goes down: clients ignore an update with a lower one. */
-	[Q_SEQ_PUT] = "INSERT INTO sessions(uid, sequence) VALUES(?1, ?2) ON CONFLICT(uid)"
-		      " DO UPDATE SET sequence = max(sequence, excluded.sequence)",
 	[Q_GET] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE key = ?1",
 	/* The claim: one statement, so SQLite's write lock makes it atomic
 	 * across processes; sqlite3_changes() says whether it took. An
@@ -477,34 +471,6 @@ void state_note_known(struct state *st, const char *kind, const char *id, time_t
 	bind_text(s, 2, id);
 	bind_time(s, 3, now);
 	run(st, s, "recording when a thing was first known");
-}
-
-int state_session_sequence(struct state *st, const char *uid, int file_seq)
-{
-	sqlite3_stmt *s = query(st, Q_SEQ_GET);
-	int seq = file_seq, rc;
-
-	if (!s)
-		return file_seq;
-	bind_text(s, 1, uid);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_int(s, 0) > file_seq)
-		seq = sqlite3_column_int(s, 0);
-	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		sql_log(st, "reading a session's SEQUENCE");
-	sqlite3_reset(s);
-	return seq;
-}
-
-void state_set_session_sequence(struct state *st, const char *uid, int seq)
-{
-	sqlite3_stmt *s = query(st, Q_SEQ_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, uid);
-	sqlite3_bind_int(s, 2, seq);
-	run(st, s, "storing a session's SEQUENCE");
 }
 
 static char *column_dup(sqlite3_stmt *s, int i)

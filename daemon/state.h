@@ -53,11 +53,6 @@ time_t state_known_since(struct state *st, const char *kind, const char *id, tim
 /* Records now as the first sight of kind/id unless already known. */
 void state_note_known(struct state *st, const char *kind, const char *id, time_t now);
 
-/* The SEQUENCE kallad uses for a session: the stored one, raised to
- * file_seq when the file's is higher. */
-int state_session_sequence(struct state *st, const char *uid, int file_seq);
-void state_set_session_sequence(struct state *st, const char *uid, int seq);
-
 /* The ledger. state_delivery_get fills row (free with state_row_free) and
  * returns true if the key is known. */
 bool state_delivery_get(struct state *st, const char *key, struct delivery_row *row);

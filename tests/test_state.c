@@ -108,17 +108,21 @@ static void test_known_and_sequence_persist(void **state UNUSED)
 	assert_int_equal(state_known_since(st, "rule", "session-early", T0), T0 - 100);
 	assert_int_equal(state_known_since(st, "session", "session-early", T0), T0);
 
-	assert_int_equal(state_session_sequence(st, "s1@example.org", 2), 2);
-	state_set_session_sequence(st, "s1@example.org", 3);
-	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
-	assert_int_equal(state_session_sequence(st, "s1@example.org", 5), 5);
-	state_set_session_sequence(st, "s1@example.org", 1); /* never goes down */
-	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
+	/* The last seen copy of a session, with the SEQUENCE kallad gave it. */
+	struct session copy, ses = {.uid = "s1@example.org", .summary = "Leda",
+				    .location = "Långholmen", .start = T0, .end = T0 + 3600};
+	assert_false(state_session_copy(st, "s1@example.org", &copy));
+	state_session_store(st, &ses, 3);
 	state_close(st);
 
 	st = open_ok(path, false);
 	assert_int_equal(state_known_since(st, "rule", "session-early", T0), T0 - 100);
-	assert_int_equal(state_session_sequence(st, "s1@example.org", 0), 3);
+	assert_true(state_session_copy(st, "s1@example.org", &copy));
+	assert_int_equal(copy.sequence, 3);
+	assert_string_equal(copy.location, "Långholmen");
+	assert_true(copy.start == T0 && copy.end == T0 + 3600 && !copy.cancelled);
+	assert_null(copy.description);
+	state_session_clear(&copy);
 	state_close(st);
 	free(path);
 }
@@ -396,7 +400,10 @@ static void test_readonly(void **state UNUSED)
 	/* Missing file: an empty in-memory state, nothing created. */
 	assert_int_equal(state_schema_version(st), 4);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
-	assert_int_equal(state_session_sequence(st, "s@example.org", 4), 4);
+	{
+		struct session none;
+		assert_false(state_session_copy(st, "s@example.org", &none));
+	}
 	state_delivery_counts(st, counts);
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(counts[i], 0);
