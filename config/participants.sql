@@ -25,16 +25,16 @@ INSERT INTO participants(email, name, organisation, role, language, status, regi
 -- Basic facts about each participant's municipality or region, sent with
 -- the `material` message before the programme starts.
 INSERT INTO attachments(email, message, path) VALUES
-('anna.berglund@gavle.example.se', 'material', 'material/basfakta-gavle.pdf'),
-('johan.lindqvist@regionvasterbotten.example.se', 'material', 'material/basfakta-region-vasterbotten.pdf'),
-('maria.ekstrom@lund.example.se', 'material', 'material/basfakta-lund.pdf'),
-('karin.hedlund@skane.example.se', 'material', 'material/basfakta-region-skane.pdf'),
-('per.hallberg+styraleda@umea.example.se', 'material', 'material/basfakta-umea.pdf'),
-('lars.ostlund@orebro.example.se', 'material', 'material/basfakta-orebro.pdf'),
-('sofia.nyberg@regionuppsala.example.se', 'material', 'material/basfakta-region-uppsala.pdf'),
-('asa.granqvist@vasteras.example.se', 'material', 'material/basfakta-vasteras.pdf'),
-('mikael.sandberg@jamtland.example.se', 'material', 'material/basfakta-region-jamtland-harjedalen.pdf'),
-('eva.lundgren@norrkoping.example.se', 'material', 'material/basfakta-norrkoping.pdf');
+('anna.berglund@gavle.example.se', 'material', 'basfakta-gavle.pdf'),
+('johan.lindqvist@regionvasterbotten.example.se', 'material', 'basfakta-region-vasterbotten.pdf'),
+('maria.ekstrom@lund.example.se', 'material', 'basfakta-lund.pdf'),
+('karin.hedlund@skane.example.se', 'material', 'basfakta-region-skane.pdf'),
+('per.hallberg+styraleda@umea.example.se', 'material', 'basfakta-umea.pdf'),
+('lars.ostlund@orebro.example.se', 'material', 'basfakta-orebro.pdf'),
+('sofia.nyberg@regionuppsala.example.se', 'material', 'basfakta-region-uppsala.pdf'),
+('asa.granqvist@vasteras.example.se', 'material', 'basfakta-vasteras.pdf'),
+('mikael.sandberg@jamtland.example.se', 'material', 'basfakta-region-jamtland-harjedalen.pdf'),
+('eva.lundgren@norrkoping.example.se', 'material', 'basfakta-norrkoping.pdf');
 
 -- Sessions a participant has said they will miss: no reminders for them.
 INSERT INTO absences(email, session_uid) VALUES

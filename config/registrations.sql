@@ -7,8 +7,9 @@
 -- registered_at, updated_at: ISO 8601 / RFC 3339 ("2019-11-02 14:03:00",
 --                "2019-11-02T14:03:00+01:00", "...Z"); without an offset
 --                the time is read in the programme's time zone.
--- attachments:   files sent with a message to one participant; a relative
---                path is relative to the directory of kallad.conf.
+-- attachments:   files sent with a message to one participant; the path is
+--                relative to [programme] material (default: the folder
+--                material/ beside kallad.conf) and never leads out of it.
 -- absences:      sessions a participant will not attend (no reminders).
 
 CREATE TABLE IF NOT EXISTS participants(

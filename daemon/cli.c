@@ -4,7 +4,9 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "material.h"
 #include "message.h"
+#include "preflight.h"
 #include "programme.h"
 #include "send.h"
 #include "transport.h"
@@ -126,7 +128,8 @@ static void check_sessions(const struct calendar *cal)
 	}
 }
 
-static void check_rules(const struct config *cfg, const struct templates *tpl, int *problems)
+/* Whether each rule's template exists is preflight's to say. */
+static void check_rules(const struct config *cfg)
 {
 	printf("rules: %zu\n", cfg->n_rules);
 	for (size_t i = 0; i < cfg->n_rules; i++) {
@@ -141,11 +144,6 @@ static void check_rules(const struct config *cfg, const struct templates *tpl, i
 		printf(" before %s to %s\n",
 		       r->deadlines ? "each deadline" : r->first_only ? "the first session" : "each session",
 		       config_audience_name(r->to));
-		if (!tpl_has(tpl, cfg->language, cfg->language, r->message)) {
-			fprintf(stderr, "%s:%d: message: no template %s in language %s\n", r->file,
-				r->line, r->message, cfg->language);
-			(*problems)++;
-		}
 	}
 }
 
@@ -195,15 +193,26 @@ static int run_check(const struct cli *c)
 	printf("programme: %s (%s, language %s)\n", pg->cfg->name, pg->cfg->timezone,
 	       pg->cfg->language);
 	check_sessions(pg->cal);
-	check_rules(pg->cfg, pg->tpl, &problems);
+	check_rules(pg->cfg);
 	check_participants(pg, &problems);
+	/* Rows whose files cannot be attached: their messages will fail, the
+	 * rest go. Said here as errors; the run goes on, and so does --check. */
+	material_check(pg, &errs);
+	print_errors(&errs);
+	if (errs.n)
+		printf("attachments: %zu row%s cannot be attached from %s\n", errs.n,
+		       errs.n == 1 ? "" : "s", pg->cfg->material);
+	errlist_free(&errs);
+	/* What the run would refuse, exactly as the run decides it. */
+	preflight(pg, &errs);
+	print_errors(&errs);
+	problems += (int)errs.n;
+	errlist_free(&errs);
 	st = state_open(pg->cfg->state, true, &errs);
 	if (st && access(pg->cfg->state, F_OK) == 0)
 		printf("state: %s (schema version %d)\n", pg->cfg->state, state_schema_version(st));
 	else if (st)
 		printf("state: %s (created on the first run)\n", pg->cfg->state);
-	print_errors(&errs);
-	problems += (int)errs.n;
 	errlist_free(&errs);
 	state_close(st);
 	printf("transport: %s\n", pg->cfg->smtp_url ? pg->cfg->smtp_url : "outbox (no [smtp] url)");
@@ -411,6 +420,12 @@ static int run_open(const struct cli *c, struct run *r, bool transport)
 	memset(r, 0, sizeof(*r));
 	if (!(r->pg = load(c, &rc)))
 		return rc;
+	if ((rc = preflight(r->pg, &errs))) {
+		print_errors(&errs);
+		errlist_free(&errs);
+		run_close(r);
+		return rc;
+	}
 	r->st = state_open(r->pg->cfg->state, false, &errs);
 	if (r->st && transport)
 		r->tr = transport_open(r->pg->cfg, &errs);

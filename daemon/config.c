@@ -79,6 +79,12 @@ struct loader {
 	bool *bad;                /* per entry of keys[]: given, but wrong */
 	struct rule_seen *rseen;  /* per cfg->rules */
 	size_t cap_rseen;
+	/* the sections of the file being read, to refuse one given twice */
+	struct file_section {
+		char *name;
+		int line;
+	} *fsec;
+	size_t n_fsec, cap_fsec;
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -554,6 +560,7 @@ static const struct keydef keys[] = {
 	{SEC_REGISTRATIONS, "participants", set_select, OFF(sql_participants), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "attachments", set_select, OFF(sql_attachments), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "absences", set_select, OFF(sql_absences), NULL, NULL, 0, 0},
+	{SEC_PROGRAMME, "material", set_path, OFF(material), NULL, NULL, 0, 0},
 };
 
 enum { K_NAME, K_CALENDAR, K_REGISTRATIONS, K_STATE, K_TIMEZONE, K_LANGUAGE, K_TEMPLATES,
@@ -793,6 +800,35 @@ static enum section_kind section_kind(const char *s, const char **rule)
 	return SEC_UNKNOWN;
 }
 
+/* One file names a section once: inih would merge a second [rule NAME]
+ * into the first, key by key, and nobody would notice that the first's
+ * offsets were lost. A drop-in overriding a section is another file. */
+static bool section_once(struct loader *ld, int line, const char *label, const char *name,
+			 bool rule)
+{
+	char *key = rule ? xasprintf("rule %s", name) : xstrdup(name);
+
+	for (size_t i = 0; i < ld->n_fsec; i++) {
+		if (str_eq(ld->fsec[i].name, key)) {
+			diag_add(ld, line, label, "given twice in this file (lines %d and %d); "
+				 "give each section once, or override it in a drop-in",
+				 ld->fsec[i].line, line);
+			free(key);
+			return false;
+		}
+	}
+	ld->fsec = xgrow(ld->fsec, &ld->cap_fsec, ld->n_fsec, sizeof(*ld->fsec));
+	ld->fsec[ld->n_fsec++] = (struct file_section){key, line};
+	return true;
+}
+
+static void sections_forget(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->n_fsec; i++)
+		free(ld->fsec[i].name);
+	ld->n_fsec = 0;
+}
+
 /* A header line "[...]": checked here because inih only reports keys. Returns
  * false when the keys under it are to be ignored. */
 static bool section_header(struct loader *ld, int line, char *raw, const char *rest)
@@ -828,6 +864,8 @@ static bool section_header(struct loader *ld, int line, char *raw, const char *r
 		diag_add(ld, line, label, "rule name \"manual\" is kallad's own, for --send-now");
 		return false;
 	}
+	if (!section_once(ld, line, label, k == SEC_RULE ? rule : section_names[k], k == SEC_RULE))
+		return false;
 	if (!ld->section[k].file)
 		ld->section[k] = (struct where){ld->file, line};
 	if (k == SEC_RULE)
@@ -1016,6 +1054,7 @@ static bool load_file(struct loader *ld, const char *file)
 	ld->at_bol = true;
 	if (text_readable(ld)) {
 		ld->lines = xcalloc((size_t)ld->n_lines + 2, 1);
+		sections_forget(ld);
 		scan_lines(ld);
 		ini_settings();
 		ret = ini_parse_stream(reader, ld, handler, ld);
@@ -1180,6 +1219,12 @@ struct config *config_load(const char *path, struct errlist *errs)
 		check_smtp(&ld);
 		check_rules(&ld);
 	}
+	if (!ld.cfg->material) {
+		char *dir = dir_of(path);
+
+		ld.cfg->material = xasprintf("%s/material", dir);
+		free(dir);
+	}
 	for (size_t i = 0; i < ld.n_files; i++)
 		free(ld.files[i]);
 	free(ld.files);
@@ -1187,6 +1232,8 @@ struct config *config_load(const char *path, struct errlist *errs)
 	free(ld.key);
 	free(ld.bad);
 	free(ld.rseen);
+	sections_forget(&ld);
+	free(ld.fsec);
 	free(ld.dir);
 	if (ld.n_errors) {
 		config_free(ld.cfg);
@@ -1202,7 +1249,7 @@ void config_free(struct config *cfg)
 
 	char **strings[] = {
 		&cfg->path, &cfg->name, &cfg->calendar, &cfg->registrations, &cfg->state,
-		&cfg->timezone, &cfg->language, &cfg->templates, &cfg->organizer_name,
+		&cfg->timezone, &cfg->language, &cfg->templates, &cfg->material, &cfg->organizer_name,
 		&cfg->organizer_email, &cfg->from, &cfg->reply_to, &cfg->smtp_url, &cfg->smtp_user,
 		&cfg->smtp_password, &cfg->sql_participants, &cfg->sql_attachments, &cfg->sql_absences,
 	};

@@ -34,6 +34,7 @@ struct config {
 
 	/* [programme] */
 	char *name, *calendar, *registrations, *state, *timezone, *language, *templates;
+	char *material; /* attachments are read only beneath it; default material/ beside the file */
 	/* [organizer] */
 	char *organizer_name, *organizer_email, *from, *reply_to;
 	/* [smtp]; url NULL means the outbox */

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "preflight.h"
 #include "programme.h"
 #include "send.h"
 #include "transport.h"
@@ -314,6 +315,9 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	if (d->pg) {
 		for (size_t i = 0; i < d->pg->warnings.n; i++)
 			log_warn("%s", d->pg->warnings.items[i]);
+		failed = preflight(d->pg, &errs);
+	}
+	if (d->pg && !failed) {
 		d->st = state_open(d->pg->cfg->state, false, &errs);
 		if (d->st)
 			d->tr = transport_open(d->pg->cfg, &errs);
@@ -323,6 +327,8 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	errlist_free(&errs);
 	if (!d->pg)
 		return failed & PART_REGISTRATIONS && !(failed & ~PART_REGISTRATIONS) ? 1 : EX_CONFIG;
+	if (failed) /* preflight's: what --check also refuses */
+		return failed;
 	if (!d->st || !d->tr)
 		return d->st ? EX_CONFIG : 1;
 	if (!cli_start_clock(c))

@@ -1,5 +1,7 @@
 #include "message.h"
 
+#include "material.h"
+
 #include "datefmt.h"
 #include "ical.h"
 #include "mime.h"
@@ -164,32 +166,23 @@ static void files_free(struct files *f)
 	free(f->items);
 }
 
-/* Relative paths are relative to the directory of the configuration file. */
-static char *resolve(const struct config *cfg, const char *path)
-{
-	char *copy, *dir, *full;
-
-	if (path[0] == '/' || str_empty(cfg->path))
-		return xstrdup(path);
-	copy = xstrdup(cfg->path);
-	dir = dirname(copy);
-	full = xasprintf("%s/%s", dir, path);
-	free(copy);
-	return full;
-}
-
-static bool add_file(struct files *f, const char *path, const char *what, struct errlist *errs)
+/* Read only from beneath [programme] material: the row comes from a
+ * database another system writes (material.h). */
+static bool add_file(struct files *f, const struct config *cfg, const struct registrations *reg,
+		     const struct attachment *a, const char *what, struct errlist *errs)
 {
 	size_t len = 0;
-	char *data = read_file(path, &len);
-	const char *slash = strrchr(path, '/');
+	char *why = NULL, *data = material_read(cfg->material, a->path, &len, &why);
+	const char *slash = strrchr(a->path, '/');
 
 	if (!data) {
-		errlist_add(errs, "%s: attachment %s: %s", what, path, strerror(errno));
+		errlist_add(errs, "%s: %s: attachments row (%s, %s): path \"%s\" %s", what,
+			    reg->path ? reg->path : "registrations", a->email, a->message, a->path, why);
+		free(why);
 		return false;
 	}
 	f->items = xgrow(f->items, &f->cap, f->n, sizeof(*f->items));
-	f->items[f->n++] = (struct file){xstrdup(slash ? slash + 1 : path), data, len};
+	f->items[f->n++] = (struct file){xstrdup(slash ? slash + 1 : a->path), data, len};
 	return true;
 }
 
@@ -208,12 +201,8 @@ static bool load_files(const struct config *cfg, const struct registrations *reg
 			    what);
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *path = resolve(cfg, rows[i].path);
-
-		ok = add_file(f, path, what, errs) && ok;
-		free(path);
-	}
+	for (size_t i = 0; i < n; i++)
+		ok = add_file(f, cfg, reg, &rows[i], what, errs) && ok;
 	reg_attachments_free(rows, n);
 	return ok;
 }

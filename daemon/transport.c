@@ -118,6 +118,25 @@ static struct transport *transport_open_smtp(const struct config *cfg, struct er
 	return t;
 }
 
+bool transport_check_password(const struct config *cfg, struct errlist *errs)
+{
+	char *pw;
+
+	if (!cfg->smtp_url)
+		return true;
+	if (str_empty(cfg->smtp_user) != str_empty(cfg->smtp_password)) {
+		errlist_add(errs, "[smtp] %s: must be set together with %s",
+			    str_empty(cfg->smtp_user) ? "user" : "password",
+			    str_empty(cfg->smtp_user) ? "password" : "user");
+		return false;
+	}
+	if (str_empty(cfg->smtp_password))
+		return true;
+	pw = transport_password(cfg->smtp_password, errs);
+	transport_free_secret(pw);
+	return pw != NULL;
+}
+
 struct transport *transport_open(const struct config *cfg, struct errlist *errs)
 {
 	if (cfg->smtp_url)

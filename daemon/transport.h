@@ -20,6 +20,10 @@ struct transport;
 /* Prepares the transport: reads the password (refusing a file readable by
  * group or others), creates the outbox. NULL with errs on failure. */
 struct transport *transport_open(const struct config *cfg, struct errlist *errs);
+/* Reads the SMTP password as transport_open would (the same checks: set
+ * with user, a credential or a private file) and forgets it; false with
+ * errs when sending would refuse it. True without [smtp] url. */
+bool transport_check_password(const struct config *cfg, struct errlist *errs);
 /* Sends one message to one recipient. *detail gets the server's words
  * (or what went wrong), freed by the caller. Reuses the connection; after
  * any error the next send opens a fresh one. */

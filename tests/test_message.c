@@ -160,15 +160,19 @@ static void make_attachments(void)
 	p = tmp_path("material/Välkommen till Långholmen.docx");
 	write_file(p, "PK\003\004 not really a docx");
 	free(p);
-	p = tmp_path("abs.txt");
+	p = tmp_path("material/abs.txt");
 	write_file(p, "Absolut sökväg.\n");
+	free(p);
+	p = tmp_path("outside.txt");
+	write_file(p, "Utanför.\n");
+	free(p);
 	attachments[0] = (struct attachment){"anna.andersson@exempelby.example.se", "material",
-					     "material/program.pdf"};
+					     "program.pdf"};
 	attachments[1] = (struct attachment){"ANNA.andersson@exempelby.example.se", "material",
-					     "material/Välkommen till Långholmen.docx"};
-	attachments[2] = (struct attachment){"john.smith@region.example.org", "material", p};
+					     "./Välkommen till Långholmen.docx"};
+	attachments[2] = (struct attachment){"john.smith@region.example.org", "material", "abs.txt"};
 	attachments[3] = (struct attachment){"anna.andersson@exempelby.example.se", "invite",
-					     "material/program.pdf"};
+					     "program.pdf"};
 	reg.attachments = attachments;
 	reg.n_attachments = ARRAY_SIZE(attachments);
 	free(dir);
@@ -200,6 +204,7 @@ static int setup(void **state)
 	assert_true(tz_set("Europe/Stockholm"));
 	cfg = (struct config){
 		.path = tmp_path("kallad.conf"),
+		.material = tmp_path("material"),
 		.name = "Fördjupningsprogram i att styra och leda 2020",
 		.timezone = "Europe/Stockholm",
 		.language = "sv",
@@ -233,8 +238,8 @@ static int teardown(void **state)
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	free(cfg.path);
+	free(cfg.material);
 	tpl_free(tpl);
-	free((char *)attachments[2].path);
 	sb_free(&long_desc);
 	sb_free(&long_name);
 	return 0;
@@ -587,16 +592,16 @@ static void errors_name_the_delivery(void **state)
 	{
 		struct attachment saved = attachments[2];
 
-		attachments[2].path = "material/saknas.pdf";
+		attachments[2].path = "saknas.pdf";
 		r = req_for("material", P_JOHN, NULL, NULL);
 		assert_fails(&r, (const char *const[]){"material", "john.smith@region.example.org",
-						       "material/saknas.pdf", NULL});
+						       "saknas.pdf", NULL});
 		attachments[2] = saved;
 	}
 }
 
-/* Material: the participant's own rows only, relative paths resolved
- * against the configuration's directory, non-ASCII names in RFC 2231. */
+/* Material: the participant's own rows only, paths resolved beneath
+ * [programme] material and nowhere else, non-ASCII names in RFC 2231. */
 static void material_attachments(void **state)
 {
 	struct message_req r = req_for("material", P_ANNA, NULL, NULL);
@@ -621,11 +626,28 @@ static void material_attachments(void **state)
 	free(out);
 	free(cmd);
 	free(msg);
-	/* John's row has an absolute path; a deadline reminder has none. */
 	r = req_for("material", P_JOHN, NULL, NULL);
 	msg = build(dir, "material-john.eml", &r);
 	assert_non_null(strstr(msg, "filename=\"abs.txt\""));
 	free(msg);
+	/* An absolute path, .. or a symbolic link out: refused, naming the row. */
+	{
+		struct attachment saved = attachments[2];
+		char *outside = tmp_path("outside.txt"), *link = tmp_path("material/out");
+
+		attachments[2].path = outside;
+		assert_fails(&r, (const char *const[]){"attachments row", "john.smith@region.example.org",
+						       "outside.txt", "absolute", NULL});
+		attachments[2].path = "../outside.txt";
+		assert_fails(&r, (const char *const[]){"../outside.txt", "leads out", NULL});
+		assert_int_equal(symlink(outside, link), 0);
+		free(outside);
+		attachments[2].path = "out";
+		assert_fails(&r, (const char *const[]){"\"out\"", "leads out", NULL});
+		attachments[2] = saved;
+		unlink(link);
+		free(link);
+	}
 	free(dir);
 }
 

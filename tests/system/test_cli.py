@@ -31,7 +31,7 @@ class CheckTest(KalladCase):
 
     def test_config_errors_name_file_line_key(self):
         self.prog.edit_conf("to      = registered", "to      = everybody")
-        self.prog.append_conf("[policy]\nbogus = 1\n[rule manual]\nmessage = invite")
+        self.prog.append_conf("[smtp]\nbogus = 1\n[rule manual]\nmessage = invite")
         p = self.prog.run("--check", check=78)
         self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[rule manual\]: .*--send-now")
         self.assertRegex(p.stderr, r"kallad\.conf:\d+: to: .*everybody")

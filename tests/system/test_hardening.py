@@ -1,0 +1,181 @@
+"""Hardening (issue 14), through the real binary: nothing read from outside
+the programme's material, nothing merged or dropped in silence, --check
+deciding exactly as the run does, daylight-saving nights, far dates, a pass
+that ends while a writer keeps inserting."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KALLAD, SOURCE, KalladCase, main, parse  # noqa: E402
+
+ANNA = "anna.berglund@gavle.example.se"
+MARIA = "maria.ekstrom@lund.example.se"
+S1 = "styra-leda-2020-1@example.org"
+BEFORE_DEADLINE = "2019-11-20T12:00:00+01:00"
+
+
+class MaterialTest(KalladCase):
+    """Issue 14.1: attachment paths stay beneath [programme] material."""
+
+    def hostile_rows(self):
+        secret = os.path.join(self.prog.dir, "smtp-password")
+        with open(secret, "w", encoding="utf-8") as f:
+            f.write("hemligt-lösenord\n")
+        os.chmod(secret, 0o600)
+        os.symlink("/etc/passwd", os.path.join(self.prog.dir, "material", "link.pdf"))
+        self.prog.sql("DELETE FROM attachments WHERE email = ?", ANNA)
+        for path in ("/etc/passwd", "../../../../../../etc/passwd", secret, "../smtp-password",
+                     "link.pdf"):
+            self.prog.sql("INSERT INTO attachments VALUES (?, 'material', ?)", ANNA, path)
+        return secret
+
+    def test_check_names_each_row(self):
+        secret = self.hostile_rows()
+        p = self.prog.run("--check", check=0)
+        for path, why in (("/etc/passwd", "is absolute"),
+                          ("../../../../../../etc/passwd", "leads out"),
+                          (secret, "is absolute"), ("../smtp-password", "leads out"),
+                          ("link.pdf", "leads out")):
+            self.assertIn(f'attachments row ({ANNA}, material): path "{path}" {why}', p.stderr)
+        self.assertIn("attachments: 5 rows cannot be attached", p.stdout)
+        # The other participants' rows are fine.
+        self.assertNotIn(MARIA, p.stderr)
+
+    def test_sending_refuses_and_the_rest_go(self):
+        self.hostile_rows()
+        p = self.prog.run("--send-now", "material", "--to", ANNA, "--to", MARIA)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn('path "/etc/passwd" is absolute', p.stderr)
+        files = self.prog.outbox_messages()
+        self.assertEqual(len(files), 1, p.stderr)
+        msg = parse(files[0])
+        self.assertEqual(msg["To"].addresses[0].addr_spec, MARIA)
+        self.assertEqual([a.get_filename() for a in msg.iter_attachments()],
+                         ["basfakta-lund.pdf"])
+        for f in files:
+            with open(f, "rb") as fh:
+                raw = fh.read()
+            self.assertNotIn(b"root:x:0:0", raw)
+            self.assertNotIn("hemligt".encode(), raw)
+        failed = self.prog.run("--status", "--failed", check=0).stdout
+        self.assertIn(ANNA, failed)
+        self.assertIn("attachments row", failed)
+
+    def test_material_setting(self):
+        other = os.path.join(self.tmpdir, "bilagor")
+        os.mkdir(other)
+        with open(os.path.join(other, "basfakta-lund.pdf"), "wb") as f:
+            f.write(b"%PDF-1.4 annan\n")
+        self.prog.edit_conf("[programme]", f"[programme]\nmaterial = {other}")
+        p = self.prog.run("--check", check=0)
+        # Only Lund's file is in the new folder: the other nine rows are named.
+        self.assertIn("attachments: 9 rows cannot be attached", p.stdout)
+        self.prog.run("--send-now", "material", "--to", MARIA, check=0)
+        msg = parse(self.prog.outbox_messages()[0])
+        part = next(msg.iter_attachments())
+        self.assertEqual(part.get_content(), b"%PDF-1.4 annan\n")
+
+
+class UnitCredentialTest(KalladCase):
+    """Issue 14.1: under systemd the password is a credential and nothing else."""
+
+    def test_password_file_hidden_from_the_service(self):
+        for name, src in (("kallad.service", "/etc/kallad/smtp-password"),
+                          ("kallad@.service", "/etc/kallad/%i/smtp-password")):
+            with open(os.path.join(SOURCE, "systemd", name), encoding="utf-8") as f:
+                lines = f.read().splitlines()
+            self.assertIn(f"LoadCredential=smtp-password:{src}", lines)
+            self.assertIn(f"InaccessiblePaths=-{src}", lines)
+
+
+class DuplicateSectionTest(KalladCase):
+    """Issue 14.2: a section given twice in one file is an error."""
+
+    def test_duplicate_rule_names_both_lines(self):
+        with open(self.prog.conf, encoding="utf-8") as f:
+            first = f.read().splitlines().index("[rule session-reminders]") + 1
+        self.prog.append_conf("[rule session-reminders]\nbefore = 1d")
+        with open(self.prog.conf, encoding="utf-8") as f:
+            second = f.read().splitlines().index("[rule session-reminders]", first) + 1
+        for mode in ("--check", "--once"):
+            p = self.prog.run(mode, "--now", BEFORE_DEADLINE, check=78)
+            self.assertIn(f"kallad.conf:{second}: [rule session-reminders]: given twice in this "
+                          f"file (lines {first} and {second})", p.stderr)
+        self.assertEqual(self.prog.outbox_messages(), [])
+
+    def test_duplicate_plain_section(self):
+        self.prog.append_conf("[policy]\nmin-lead = 1h")
+        p = self.prog.run("--check", check=78)
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[policy\]: given twice in this file")
+
+    def test_dropin_may_override(self):
+        d = os.path.join(self.prog.dir, "kallad.conf.d")
+        os.mkdir(d)
+        with open(os.path.join(d, "50-local.conf"), "w", encoding="utf-8") as f:
+            f.write("[rule session-reminders]\nbefore = 1d\n[policy]\nmin-lead = 1h\n")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session-reminders: session-reminder 1d at 09:00", p.stdout)
+
+
+class PreflightTest(KalladCase):
+    """Issue 14.3: --check, --once, --send-now and the daemon decide alike."""
+
+    def modes(self):
+        return (("--check",), ("--once",), ("--send-now", "invite", "--to", ANNA), ())
+
+    def assert_all_refuse(self, text):
+        for mode in self.modes():
+            p = self.prog.run(*mode, "--now", BEFORE_DEADLINE, timeout=30)
+            self.assertEqual(p.returncode, 78, f"{mode}: {p.stdout}\n{p.stderr}")
+            self.assertIn(text, p.stderr, mode)
+        self.assertEqual(self.prog.outbox_messages(), [])
+
+    def test_missing_template(self):
+        self.prog.edit_conf("message = session-reminder", "message = no-such-template")
+        self.assert_all_refuse("message: no template no-such-template in language sv")
+
+    def smtp(self, password):
+        self.prog.append_conf("[smtp]\nurl = smtp://127.0.0.1:2525\ntls = none\n"
+                              f"user = program@example.org\npassword = {password}")
+
+    def test_world_readable_password(self):
+        path = os.path.join(self.prog.dir, "smtp-password")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("x\n")
+        os.chmod(path, 0o644)
+        self.smtp(path)
+        self.assert_all_refuse("refused: the file is open to group or others")
+
+    def test_missing_password(self):
+        self.smtp(os.path.join(self.prog.dir, "no-such-file"))
+        self.assert_all_refuse("cannot read")
+
+    def test_missing_credential(self):
+        self.smtp("smtp-password")
+        self.assert_all_refuse("CREDENTIALS_DIRECTORY is not set")
+
+    def test_unwritable_state_directory(self):
+        state = os.path.join(self.tmpdir, "locked")
+        os.mkdir(state)
+        os.chmod(state, 0o555)
+        os.chmod(self.tmpdir, 0o755)
+        self.prog.edit_conf("= state/state.db", f"= {state}/state.db")
+        prefix = []
+        if os.geteuid() == 0:
+            # root writes anywhere: run as nobody, as the unit's DynamicUser would be.
+            prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        for mode in self.modes():
+            p = subprocess.run([*prefix, KALLAD, "--config", self.prog.conf, *mode,
+                                "--now", BEFORE_DEADLINE],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 78, f"{mode}: {p.stdout}\n{p.stderr}")
+            self.assertIn(f"kallad cannot write in {state}", p.stderr, mode)
+
+
+if __name__ == "__main__":
+    main()
