@@ -467,6 +467,28 @@ static bool zone_has_rules(icaltimezone *z)
 	       icalcomponent_get_first_component(c, ICAL_XDAYLIGHT_COMPONENT);
 }
 
+static long zone_offset(time_t t, void *arg)
+{
+	icaltimezone *zone = arg;
+	struct icaltimetype utc = icaltime_from_timet_with_zone(t, 0, icaltimezone_get_utc_timezone());
+
+	return icaltimezone_get_utc_offset_of_utc_time(zone, &utc, NULL);
+}
+
+/* A wall-clock time in zone as an instant. libical reads a time in the
+ * spring-forward gap with the offset after it (02:30 as 01:30 CET); RFC
+ * 5545 §3.3.5 wants the offset before it (03:30 CEST), and the first of
+ * a repeated hour: tz_resolve's rule, as for the programme zone. */
+static time_t zoned_instant(struct icaltimetype t, icaltimezone *zone)
+{
+	struct tm tm = {.tm_year = t.year - 1900, .tm_mon = t.month - 1, .tm_mday = t.day,
+			.tm_hour = t.hour, .tm_min = t.minute, .tm_sec = t.second};
+
+	if (zone == icaltimezone_get_utc_timezone())
+		return timegm(&tm);
+	return tz_resolve(timegm(&tm), zone_offset, zone);
+}
+
 struct when {
 	icalcomponent *vcal, *comp;
 	const struct span *sp;
@@ -492,6 +514,12 @@ static bool read_instant(struct loader *ld, const struct when *w, icalproperty_k
 	t = prop_time(p);
 	if (icaltime_is_null_time(t) || !icaltime_is_valid_time(t)) {
 		fail(ld, line, "%s: %s is not a valid date or date-time", w->label, name);
+		return false;
+	}
+	/* Checked before any zone arithmetic (libical expands a zone's rules
+	 * up to the year asked), and exactly once it is an instant. */
+	if (t.year < 1969 || t.year > 2201 || (t.is_date && (t.year < 1970 || t.year > 2200))) {
+		fail(ld, line, "%s: %s is outside the years " TZ_RANGE_TEXT, w->label, name);
 		return false;
 	}
 	if (t.is_date) {
@@ -525,9 +553,11 @@ static bool read_instant(struct loader *ld, const struct when *w, icalproperty_k
 		     w->label, name);
 		return false;
 	}
-	t = icaltime_set_timezone(&t, zone);
-	/* icaltime_as_timet() would ignore the zone. */
-	*out = icaltime_as_timet_with_zone(t, t.zone);
+	*out = zoned_instant(t, zone);
+	if (!tz_in_range(*out)) {
+		fail(ld, line, "%s: %s is outside the years " TZ_RANGE_TEXT, w->label, name);
+		return false;
+	}
 	return true;
 }
 

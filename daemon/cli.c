@@ -64,7 +64,8 @@ bool cli_start_clock(const struct cli *c)
 	time_t now = 0;
 
 	if (c->now_arg && !tz_parse_rfc3339(c->now_arg, &now)) {
-		fprintf(stderr, "kallad: --now: not an RFC 3339 time: %s\n", c->now_arg);
+		fprintf(stderr, "kallad: --now: not an RFC 3339 time in the years " TZ_RANGE_TEXT
+			": %s\n", c->now_arg);
 		return false;
 	}
 	clock_start(now);

@@ -263,7 +263,11 @@ static bool col_time(sqlite3_stmt *st, int idx, time_t *out, char **bad)
 		return true;
 	if (sqlite3_column_type(st, idx) == SQLITE_INTEGER) {
 		*out = (time_t)sqlite3_column_int64(st, idx);
-		return true;
+		if (tz_in_range(*out))
+			return true;
+		*out = 0;
+		*bad = xasprintf("%lld", (long long)sqlite3_column_int64(st, idx));
+		return false;
 	}
 	t = (const char *)sqlite3_column_text(st, idx);
 	if (t && strlen(t) == (size_t)sqlite3_column_bytes(st, idx) && tz_parse_rfc3339(t, out))
@@ -583,9 +587,11 @@ static bool participant_required(sqlite3_stmt *st, const struct column *c, struc
 		    "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)",
 		    bad);
 	} else if (!col_time(st, c[PC_REGISTERED].idx, &p->registered_at, &bad)) {
-		row_warn(src, row, p->email, "registered_at \"%s\" is not an ISO 8601 time", bad);
+		row_warn(src, row, p->email, "registered_at \"%s\" is not an ISO 8601 time in the years "
+			 TZ_RANGE_TEXT, bad);
 	} else if (!col_time(st, c[PC_UPDATED].idx, &p->updated_at, &bad)) {
-		row_warn(src, row, p->email, "updated_at \"%s\" is not an ISO 8601 time", bad);
+		row_warn(src, row, p->email, "updated_at \"%s\" is not an ISO 8601 time in the years "
+			 TZ_RANGE_TEXT, bad);
 	} else {
 		ok = true;
 	}

@@ -35,40 +35,48 @@ const char *tz_name(void)
 	return current_zone ? current_zone : "UTC";
 }
 
+time_t tz_resolve(time_t wall, long (*offset_at)(time_t t, void *arg), void *arg)
+{
+	/* Every zone's offset is within a day of UTC, and no zone changes
+	 * twice in two days: the offsets a day either side are the two
+	 * candidates. */
+	long before = offset_at(wall - 86400, arg), after = offset_at(wall + 86400, arg);
+	time_t first = wall - before, second = wall - after;
+	bool first_ok = offset_at(first, arg) == before, second_ok = offset_at(second, arg) == after;
+
+	if (first_ok && second_ok)
+		return first < second ? first : second; /* the repeated hour: its first time */
+	if (first_ok)
+		return first;
+	if (second_ok)
+		return second;
+	/* In the gap: RFC 5545 §3.3.5, the offset from before the gap, which
+	 * moves the time forward by the gap (02:30 becomes 03:30). */
+	return first;
+}
+
+static long local_offset(time_t t, void *arg)
+{
+	struct tm tm;
+
+	(void)arg;
+	localtime_r(&t, &tm);
+	return tm.tm_gmtoff;
+}
+
 time_t tz_mktime(int year, int month, int day, int hour, int min, int sec)
 {
-	struct tm tm = {0};
-	time_t t;
+	struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
+			.tm_hour = hour, .tm_min = min, .tm_sec = sec};
 
-	tm.tm_year = year - 1900;
-	tm.tm_mon = month - 1;
-	tm.tm_mday = day;
-	tm.tm_hour = hour;
-	tm.tm_min = min;
-	tm.tm_sec = sec;
-	tm.tm_isdst = -1;
-	t = mktime(&tm);
-	/* glibc resolves a time in the spring gap with the pre-gap offset,
-	 * which lands after the gap: 02:30 becomes 03:30, as wanted. In the
-	 * autumn overlap it may pick either; take the earlier. */
-	{
-		struct tm probe = {0};
+	/* timegm normalises day, hour and minute as plain arithmetic; the
+	 * zone's rules are applied once, on the result. */
+	return tz_resolve(timegm(&tm), local_offset, NULL);
+}
 
-		probe.tm_year = year - 1900;
-		probe.tm_mon = month - 1;
-		probe.tm_mday = day;
-		probe.tm_hour = hour;
-		probe.tm_min = min;
-		probe.tm_sec = sec;
-		probe.tm_isdst = 1;
-		time_t alt = mktime(&probe);
-		struct tm check;
-
-		localtime_r(&alt, &check);
-		if (alt < t && check.tm_hour == hour && check.tm_min == min && check.tm_isdst == 1)
-			t = alt;
-	}
-	return t;
+bool tz_in_range(time_t t)
+{
+	return t >= TZ_FIRST && t < TZ_END;
 }
 
 void tz_local(time_t t, struct tm *out)
@@ -109,20 +117,20 @@ bool tz_parse_rfc3339(const char *s, time_t *out)
 		return false;
 	if (*p == '\0') {
 		*out = tz_mktime(y, mo, d, h, mi, sec);
-		return true;
+		return tz_in_range(*out);
 	}
 	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
 			.tm_hour = h, .tm_min = mi, .tm_sec = sec};
 	time_t utc = timegm(&tm);
 	if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
 		*out = utc;
-		return true;
+		return tz_in_range(*out);
 	}
 	if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) == 2 &&
 	    strlen(p) == 6 && oh < 24 && om < 60) {
 		long off = (oh * 60L + om) * 60L;
 		*out = *p == '+' ? utc - off : utc + off;
-		return true;
+		return tz_in_range(*out);
 	}
 	return false;
 }

@@ -13,16 +13,28 @@
 bool tz_set(const char *zone);
 const char *tz_name(void);
 
+/* The dates kallad accepts from anywhere (--now, calendars, registration
+ * rows): 1970-01-01T00:00:00Z up to, not including, 2201-01-01T00:00:00Z.
+ * Inside it, every time and clock computation fits in 64 bits. */
+#define TZ_FIRST ((time_t)0)
+#define TZ_END ((time_t)7289654400) /* 2201-01-01T00:00:00Z */
+#define TZ_RANGE_TEXT "1970-2200"
+bool tz_in_range(time_t t);
+
 /* Local wall clock (month 1-12) to an instant. In a spring-forward gap the
  * time is moved forward by the gap; in a fall-back overlap the earlier
- * instant is taken. Day may be out of range (normalised). */
+ * instant is taken (RFC 5545 §3.3.5). Day may be out of range (normalised). */
 time_t tz_mktime(int year, int month, int day, int hour, int min, int sec);
+/* The same rule for any zone: wall is the wall-clock time read as if UTC
+ * (timegm), offset_at(t, arg) the zone's UTC offset in seconds at instant t. */
+time_t tz_resolve(time_t wall, long (*offset_at)(time_t t, void *arg), void *arg);
 /* An instant to local broken-down time (tm_gmtoff set). */
 void tz_local(time_t t, struct tm *out);
 /* "2020-02-06T09:00:00+01:00" into buf (at least 32 bytes). */
 void tz_rfc3339(time_t t, char *buf, size_t len);
 /* Parses RFC 3339 ("2020-02-06T09:00:00+01:00", "...Z", fraction ignored);
- * a time without an offset is read in the programme zone. */
+ * a time without an offset is read in the programme zone. False as well
+ * for a time outside TZ_RANGE_TEXT. */
 bool tz_parse_rfc3339(const char *s, time_t *out);
 /* Minutes since local midnight of t. */
 int tz_minute_of_day(time_t t);

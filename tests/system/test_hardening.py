@@ -177,5 +177,127 @@ class PreflightTest(KalladCase):
             self.assertIn(f"kallad cannot write in {state}", p.stderr, mode)
 
 
+STOCKHOLM_TZ = open(os.path.join(SOURCE, "config", "programme.ics"), encoding="utf-8").read()
+STOCKHOLM_TZ = STOCKHOLM_TZ[STOCKHOLM_TZ.index("BEGIN:VTIMEZONE"):
+                            STOCKHOLM_TZ.index("END:VTIMEZONE") + len("END:VTIMEZONE")]
+OUTLOOK_TZ = """BEGIN:VTIMEZONE
+TZID:W. Europe Standard Time
+BEGIN:STANDARD
+DTSTART:16011028T030000
+RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:16010325T020000
+RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+END:DAYLIGHT
+END:VTIMEZONE"""
+
+
+def event(uid, start, end, tzid="Europe/Stockholm"):
+    q = f'"{tzid}"' if " " in tzid else tzid
+    return (f"BEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20191001T080000Z\n"
+            f"DTSTART;TZID={q}:{start}\nDTEND;TZID={q}:{end}\nSUMMARY:{uid}\n"
+            "LOCATION:Stockholm\nEND:VEVENT")
+
+
+def write_calendar(prog, *items, zones=(STOCKHOLM_TZ,)):
+    text = "\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//kallad test//EN",
+                      *zones, *items, "END:VCALENDAR", ""])
+    with open(os.path.join(prog.dir, "programme.ics"), "w", encoding="utf-8") as f:
+        f.write(text.replace("\n", "\r\n"))
+
+
+class DaylightSavingTest(KalladCase):
+    """Issue 14.4: RFC 5545 §3.3.5 on both nights, in the calendar and in rules."""
+
+    def test_calendar_times_on_both_nights(self):
+        write_calendar(self.prog,
+                       event("spring", "20200329T023000", "20200329T050000"),
+                       event("autumn", "20201025T023000", "20201025T050000"),
+                       event("spring-outlook", "20200329T023000", "20200329T050000",
+                             "W. Europe Standard Time"),
+                       event("autumn-outlook", "20201025T023000", "20201025T050000",
+                             "W. Europe Standard Time"),
+                       event("spring-tzdb", "20200329T023000", "20200329T050000",
+                             "Europe/Oslo"),
+                       zones=(STOCKHOLM_TZ, OUTLOOK_TZ))
+        out = self.prog.run("--check", check=0).stdout
+        # In the gap: moved forward by the gap, 02:30 CET does not exist -> 03:30 CEST.
+        for uid in ("spring", "spring-outlook", "spring-tzdb"):
+            self.assertIn(f"session  2020-03-29T03:30:00+02:00 – 2020-03-29T05:00:00+02:00  {uid} ",
+                          out)
+        # The repeated hour: its first occurrence, still in summer time.
+        for uid in ("autumn", "autumn-outlook"):
+            self.assertIn(f"session  2020-10-25T02:30:00+02:00 – 2020-10-25T05:00:00+01:00  {uid} ",
+                          out)
+
+    def test_rule_times_on_both_nights(self):
+        write_calendar(self.prog,
+                       event("after-spring", "20200330T100000", "20200330T120000"),
+                       event("after-autumn", "20201026T100000", "20201026T120000"))
+        with open(self.prog.conf, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("before  = 14d, 2d\nat      = 09:00", "before  = 1d\nat      = 02:30")
+        text = text.replace("quiet-hours        = 21:00-07:00", "quiet-hours        =")
+        with open(self.prog.conf, "w", encoding="utf-8") as f:
+            f.write(text)
+        plan = self.prog.run("--plan", "--now", "2020-01-10T12:00:00+01:00", check=0).stdout
+        lines = [ln.split("\t") for ln in plan.splitlines()]
+        spring = {ln[0] for ln in lines if ln[1] == "session-reminder" and ln[3] == "after-spring"}
+        autumn = {ln[0] for ln in lines if ln[1] == "session-reminder" and ln[3] == "after-autumn"}
+        self.assertEqual(spring, {"2020-03-29T03:30:00+02:00"}, plan)
+        self.assertEqual(autumn, {"2020-10-25T02:30:00+02:00"}, plan)
+
+
+class FarDatesTest(KalladCase):
+    """Issue 14.5: dates outside 1970-2200 are errors naming their source."""
+
+    def test_now_out_of_range(self):
+        for now in ("9999-01-01T00:00:00Z", "2300-06-01T12:00:00+02:00", "1969-12-31T23:59:59Z"):
+            for mode in (("--plan",), ("--once",), ("--check",)):
+                p = self.prog.run(*mode, "--now", now)
+                self.assertEqual(p.returncode, 64, f"{mode} {now}: {p.stdout}{p.stderr}")
+                self.assertIn(f"--now: not an RFC 3339 time in the years 1970-2200: {now}",
+                              p.stderr)
+        self.assertEqual(self.prog.outbox_messages(), [])
+
+    def test_calendar_out_of_range(self):
+        write_calendar(self.prog,
+                       event("ok", "20200329T100000", "20200329T120000"),
+                       event("far", "23000329T100000", "23000329T120000"),
+                       event("old", "19600329T100000", "19600329T120000"))
+        p = self.prog.run("--check", check=78)
+        self.assertRegex(p.stderr, r"programme\.ics:\d+: .*far.*: DTSTART is outside the years "
+                                   r"1970-2200")
+        self.assertRegex(p.stderr, r"programme\.ics:\d+: .*old.*: DTSTART is outside the years "
+                                   r"1970-2200")
+
+    def test_registration_row_out_of_range(self):
+        self.prog.sql("UPDATE participants SET updated_at = '2300-01-01 00:00:00' WHERE email = ?",
+                      ANNA)
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"registrations\.db: participants row \d+ \(" + ANNA +
+                         r"\): updated_at \"2300-01-01 00:00:00\" is not an ISO 8601 time in the "
+                         r"years 1970-2200")
+        self.assertIn("1 rows skipped", p.stdout)
+
+    def test_daemon_at_the_end_of_the_range(self):
+        # The last second kallad accepts: the clock and its timer still work.
+        p = self.prog.run("--plan", "--now", "2200-12-31T23:59:59Z", check=0)
+        self.assertNotIn("1816", p.stdout)
+        d = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", "2200-12-31T23:59:59Z"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        d.terminate()
+        out, err = d.communicate(timeout=30)
+        self.assertEqual(d.returncode, 0, err)
+        self.assertNotIn("cannot arm the timer", err)
+        self.assertNotIn("runtime error", err)
+
+
 if __name__ == "__main__":
     main()
