@@ -20,6 +20,7 @@ struct deadline {
 	char *uid, *summary, *description, *categories;
 	time_t due;     /* the instant it passes */
 	bool date_only; /* DUE;VALUE=DATE: due is the end of that local day */
+	int revision;   /* times kallad saw it move (changes_sync): its keys' SEQUENCE */
 	int line;
 };
 

@@ -33,8 +33,11 @@ static void sync_one(struct session *s, struct state *st, bool description)
 			   s->cancelled && !copy.cancelled ? " (cancelled)" : "", seq);
 		state_session_store(st, s, seq);
 	} else {
-		seq = s->sequence > copy.sequence ? s->sequence : copy.sequence;
-		if (retitled(s, &copy) || seq != copy.sequence)
+		/* Nothing a calendar shows changed, or only what is sent quietly:
+		 * a SEQUENCE the file raised for it would make an update out of
+		 * an edit the administrator asked to keep quiet. */
+		seq = copy.sequence;
+		if (retitled(s, &copy))
 			state_session_store(st, s, seq);
 	}
 	s->sequence = seq;
@@ -87,4 +90,13 @@ void changes_sync(struct calendar *cal, struct state *st, bool description)
 	state_session_each(st, add_ghost, &g);
 	for (size_t i = n; i < cal->n_sessions; i++)
 		state_session_store(st, &cal->sessions[i], cal->sessions[i].sequence);
+	for (size_t i = 0; i < cal->n_deadlines; i++) {
+		struct deadline *dl = &cal->deadlines[i];
+		bool moved;
+
+		dl->revision = state_deadline_revision(st, dl->uid, dl->due, &moved);
+		if (moved)
+			log_notice("deadline %s moved: its reminders are planned anew (revision %d)",
+				   dl->uid, dl->revision);
+	}
 }

@@ -16,8 +16,9 @@
  * once. A change of anything else (title, description) updates the copy
  * but not the SEQUENCE, unless `description` is true. Every session's
  * `sequence` in cal is set to the effective one. With a read-only st
- * nothing is stored: the SEQUENCEs are what they would become. Logs each
- * change it finds. */
+ * nothing is stored: the SEQUENCEs are what they would become. Each
+ * deadline's `revision` is set likewise (raised when its due moved). Logs
+ * each change it finds. */
 void changes_sync(struct calendar *cal, struct state *st, bool description);
 
 #endif

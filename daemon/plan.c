@@ -29,16 +29,22 @@ static void offset_name(const struct offset *off, char *buf, size_t len)
 		snprintf(buf, len, "%d%c", off->amount, off->days ? 'd' : 'h');
 }
 
+/* The address is compared without case everywhere else too. */
+static void lower_addr(const char *email, char *addr, size_t len)
+{
+	size_t i;
+
+	for (i = 0; email[i] && i < len - 1; i++)
+		addr[i] = (char)((email[i] >= 'A' && email[i] <= 'Z') ? email[i] + 32 : email[i]);
+	addr[i] = '\0';
+}
+
 void plan_key(char *out, size_t len, const char *message, const char *email, const char *uid,
 	      const char *rule, const struct offset *off, int sequence)
 {
 	char offs[24], seq[16], addr[320];
-	size_t i;
 
-	/* The address is compared without case everywhere else too. */
-	for (i = 0; email[i] && i < sizeof(addr) - 1; i++)
-		addr[i] = (char)((email[i] >= 'A' && email[i] <= 'Z') ? email[i] + 32 : email[i]);
-	addr[i] = '\0';
+	lower_addr(email, addr, sizeof(addr));
 	offset_name(off, offs, sizeof(offs));
 	if (sequence < 0)
 		snprintf(seq, sizeof(seq), "-");
@@ -62,14 +68,26 @@ time_t plan_after_quiet(const struct config *cfg, time_t t)
 {
 	struct tm tm;
 	int minute, day;
+	time_t end;
 
 	if (!in_quiet(cfg, minute = tz_minute_of_day(t)))
 		return t;
 	tz_local(t, &tm);
 	/* Inside a window that wraps midnight, before midnight: it ends tomorrow. */
 	day = tm.tm_mday + (minute >= cfg->quiet_end ? 1 : 0);
-	return tz_mktime(tm.tm_year + 1900, tm.tm_mon + 1, day, cfg->quiet_end / 60,
-			 cfg->quiet_end % 60, 0);
+	end = tz_mktime(tm.tm_year + 1900, tm.tm_mon + 1, day, cfg->quiet_end / 60,
+			cfg->quiet_end % 60, 0);
+	if (end <= t) {
+		/* The end falls in the hour repeated when clocks go back, and t
+		 * is already in its second run: the window ends at the second
+		 * occurrence of that wall-clock time. */
+		struct tm at_end;
+
+		tz_local(end, &at_end);
+		end += at_end.tm_gmtoff - tm.tm_gmtoff;
+	}
+	/* Held work always has a moment ahead to wake for. */
+	return end > t ? end : t + 60;
 }
 
 /* When a rule's offset falls for an event at `event`. Day offsets count
@@ -98,50 +116,6 @@ static time_t trigger_time(const struct rule *r, const struct offset *off, time_
 static time_t latest(time_t a, time_t b)
 {
 	return a > b ? a : b;
-}
-
-/* Everything one delivery needs to be judged, gathered by the callers. */
-struct judge {
-	const struct plan_ctx *ctx;
-	struct delivery *d;
-	time_t event;   /* session start or deadline: nothing goes after it */
-	time_t known;   /* when kallad first knew all that the delivery hangs on */
-	bool reminder;  /* min-lead and late registration apply */
-};
-
-static void judge(const struct judge *j)
-{
-	const struct plan_ctx *ctx = j->ctx;
-	const struct config *cfg = ctx->cfg;
-	struct delivery *d = j->d;
-	time_t registered = d->p->registered_at;
-
-	d->skip = NULL;
-	if (d->session && d->session->cancelled) {
-		d->skip = "session-cancelled";
-	} else if (d->session && reg_is_absent(ctx->reg, d->p->email, d->session->uid)) {
-		d->skip = "absent";
-	} else if (j->reminder && d->p->status == PS_REGISTERED && registered > d->trigger &&
-		   !cfg->late_send) {
-		d->skip = "late-registration";
-	} else if (d->trigger < j->known && !(j->reminder && cfg->late_send &&
-						d->p->status == PS_REGISTERED &&
-						registered > d->trigger)) {
-		d->skip = "before-known";
-	}
-	/* Due now at the earliest: a trigger missed while stopped is caught up. */
-	d->due = plan_after_quiet(cfg, latest(d->trigger, ctx->now));
-	if (d->skip)
-		return;
-	if (d->due >= j->event)
-		d->skip = "event-passed";
-	else if (j->reminder && cfg->min_lead > 0 && d->due > j->event - cfg->min_lead)
-		d->skip = "min-lead";
-}
-
-static time_t known_max(const struct plan_ctx *ctx, time_t a, const char *kind, const char *id)
-{
-	return latest(a, ctx->mem.known_since(ctx->mem.opaque, kind, id, ctx->now));
 }
 
 static int max_int(int a, int b)
@@ -213,21 +187,35 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 	fn(&d, arg);
 }
 
-/* A reminder of a session that moved has a new key; if its new time has
- * already passed and the participant had this reminder before the move,
- * once is enough. */
-static bool reminded_before(const struct plan_ctx *ctx, const struct delivery *d,
-			    const struct offset *off)
+void plan_rule_sig(char *out, size_t len, const struct rule *r, const struct offset *off)
 {
-	char key[PLAN_KEY_MAX];
+	char offs[24];
 
-	for (int seq = d->sequence - 1; seq >= 0; seq--) {
-		plan_key(key, sizeof(key), d->message, d->p->email, d->session->uid, d->rule->name,
-			 off, seq);
-		if (ctx->mem.sent(ctx->mem.opaque, key))
-			return true;
-	}
-	return false;
+	offset_name(off, offs, sizeof(offs));
+	snprintf(out, len, "%s|%s|%s|%s|%s|%s", r->name, r->message, offs,
+		 config_audience_name(r->to), r->category ? r->category : "-",
+		 r->deadlines ? "deadlines" : r->first_only ? "first" : "sessions");
+}
+
+void plan_session_sig(char *out, size_t len, const struct session *s)
+{
+	snprintf(out, len, "%s@%lld#%s", s->uid, (long long)s->start,
+		 s->categories ? s->categories : "");
+}
+
+void plan_deadline_sig(char *out, size_t len, const struct deadline *d)
+{
+	snprintf(out, len, "%s@%lld#%s", d->uid, (long long)d->due,
+		 d->categories ? d->categories : "");
+}
+
+/* The first session of the programme that is not cancelled. */
+static const struct session *first_session(const struct calendar *cal)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++)
+		if (!cal->sessions[i].cancelled)
+			return &cal->sessions[i];
+	return NULL;
 }
 
 static bool rule_targets_session(const struct plan_ctx *ctx, const struct rule *r,
@@ -235,88 +223,173 @@ static bool rule_targets_session(const struct plan_ctx *ctx, const struct rule *
 {
 	if (r->category && !calendar_has_category(s->categories, r->category))
 		return false;
-	if (r->first_only) {
-		for (size_t i = 0; i < ctx->cal->n_sessions; i++)
-			if (!ctx->cal->sessions[i].cancelled)
-				return &ctx->cal->sessions[i] == s;
-		return false;
+	return !r->first_only || first_session(ctx->cal) == s;
+}
+
+/* One rule offset aimed at one session or deadline. */
+struct aim {
+	const struct rule *r;
+	size_t o;
+	const struct session *s;   /* or */
+	const struct deadline *dl;
+	const struct held *held;   /* the participant's hold on s */
+};
+
+/* Why the delivery is not owed at all (the participant is not in its
+ * audience for this target), or NULL when everything it hangs on holds. */
+static const char *not_owed(const struct plan_ctx *ctx, const struct participant *p,
+			    const struct aim *a)
+{
+	if (a->s && a->s->cancelled)
+		return "session-cancelled";
+	/* Material "before the programme starts" reaches those who miss the
+	 * first session too; anything carrying the session does not. */
+	if (a->s && !(a->r->first_only && str_eq(a->r->message, "material")) &&
+	    reg_is_absent(ctx->reg, p->email, a->s->uid))
+		return "absent";
+	if (str_eq(a->r->message, "material")) {
+		struct attachment *att;
+		size_t n = reg_attachments(ctx->reg, p->email, a->r->message, &att);
+
+		if (n == REG_ATTACHMENTS_FAILED)
+			return "no-material"; /* not knowable now: never sent without files */
+		reg_attachments_free(att, n);
+		if (n == 0)
+			return "no-material";
 	}
+	return NULL;
+}
+
+/* A trigger that came before the obligation: skipped, or sent at once to a
+ * late registrant with late-registrations = send. It is late registration
+ * when the rule and the target, as they are now, were both known before
+ * the trigger, so that only the participant's joining came after it. */
+static const char *owed_too_late(const struct plan_ctx *ctx, const struct aim *a,
+				 time_t trigger)
+{
+	char sig[PLAN_KEY_MAX];
+
+	plan_rule_sig(sig, sizeof(sig), a->r, &a->r->offsets[a->o]);
+	if (ctx->mem.known_since(ctx->mem.opaque, "rule-def", sig, ctx->now) > trigger)
+		return "before-known";
+	if (a->s)
+		plan_session_sig(sig, sizeof(sig), a->s);
+	else
+		plan_deadline_sig(sig, sizeof(sig), a->dl);
+	if (ctx->mem.known_since(ctx->mem.opaque, "target", sig, ctx->now) > trigger)
+		return "before-known";
+	return ctx->cfg->late_send ? NULL : "late-registration";
+}
+
+/* Judges one rule delivery into *d; false when there is nothing to say
+ * (already met, or recorded). */
+static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
+		     const struct aim *a, void *arg, struct delivery *d)
+{
+	const struct rule *r = a->r;
+	const struct offset *off = &r->offsets[a->o];
+	time_t event = a->s ? a->s->start : a->dl->due;
+	char offs[24], addr[320];
+
+	memset(d, 0, sizeof(*d));
+	d->message = r->message;
+	d->p = p;
+	d->session = a->s;
+	d->deadline = a->dl;
+	d->rule = r;
+	d->offset = (int)a->o;
+	d->sequence = a->s ? a->held->seq : a->dl->revision;
+	plan_key(d->key, sizeof(d->key), r->message, p->email, a->s ? a->s->uid : a->dl->uid,
+		 r->name, off, d->sequence);
+	d->trigger = trigger_time(r, off, event, a->dl && a->dl->date_only);
+	d->due = plan_after_quiet(ctx->cfg, latest(d->trigger, ctx->now));
+	if ((d->skip = not_owed(ctx, p, a)))
+		return !ctx->mem.recorded(ctx->mem.opaque, d->key);
+
+	/* The obligation: what it hangs on, the target at its current time. */
+	/* With sessions = first the target is the programme's start, met once
+	 * whichever session that turns out to be. */
+	offset_name(off, offs, sizeof(offs));
+	lower_addr(p->email, addr, sizeof(addr));
+	if (r->first_only)
+		snprintf(d->oid, sizeof(d->oid), "%s|%s|first|%s|%s", r->message, addr, r->name,
+			 offs);
+	else
+		snprintf(d->oid, sizeof(d->oid), "%s|%s|%s|%s|%s@%lld", r->message, addr,
+			 a->s ? a->s->uid : a->dl->uid, r->name, offs, (long long)event);
+	d->owed_fresh = !ctx->mem.owed_since(ctx->mem.opaque, d, &d->owed_since);
+	if (ctx->owed)
+		ctx->owed(d, arg);
+	if (ctx->mem.recorded(ctx->mem.opaque, d->key) || ctx->mem.fulfilled(ctx->mem.opaque, d->oid))
+		return false;
+
+	if (d->owed_since > d->trigger)
+		d->skip = owed_too_late(ctx, a, d->trigger);
+	if (!d->skip && d->due >= event)
+		d->skip = "event-passed";
+	else if (!d->skip && ctx->cfg->min_lead > 0 && d->due > event - ctx->cfg->min_lead)
+		d->skip = "min-lead";
+	/* A reminder would show the new time before the update may. */
+	if (!d->skip && a->s && a->held->change_held)
+		d->skip = "held";
 	return true;
 }
 
-/* After downtime several offsets of one rule may all have passed: only the
- * latest of them is caught up ("14d" is pointless once "2d" is due too). */
-static bool superseded(const struct plan_ctx *ctx, const struct rule *r, size_t o, time_t event,
-		       bool date_only, time_t trigger)
+/* Of what one participant would get of one message for one target at one
+ * moment (catch-up after downtime, late registration, quiet hours), only
+ * the latest trigger goes, whatever rule it comes from: the rest are
+ * superseded by it, never by something that does not go. */
+static void supersede(struct delivery *ds, size_t n)
 {
-	if (trigger > ctx->now)
-		return false;
-	for (size_t k = 0; k < r->n_offsets; k++) {
-		time_t t = trigger_time(r, &r->offsets[k], event, date_only);
-		if (k != o && t > trigger && t <= ctx->now)
-			return true;
+	for (size_t i = 0; i < n; i++) {
+		struct delivery *a = &ds[i];
+
+		for (size_t k = 0; k < n && !a->skip; k++) {
+			const struct delivery *b = &ds[k];
+
+			if (k == i || b->skip || b->due != a->due || !str_eq(b->message, a->message) ||
+			    b->session != a->session || b->deadline != a->deadline)
+				continue;
+			if (b->trigger > a->trigger || (b->trigger == a->trigger && k < i))
+				a->skip = "superseded";
+		}
 	}
-	return false;
 }
 
-static void plan_rule_offset(const struct plan_ctx *ctx, const struct participant *p,
-			     const struct held *held, const struct rule *r, size_t o, plan_fn fn,
-			     void *arg)
+struct aims {
+	struct delivery *ds;
+	size_t n, cap;
+};
+
+static void aim(const struct plan_ctx *ctx, const struct participant *p, const struct aim *a,
+		void *arg, struct aims *out)
 {
-	const struct offset *off = &r->offsets[o];
-	char offs[24], rule_id[300];
-	time_t known;
+	out->ds = xgrow(out->ds, &out->cap, out->n, sizeof(*out->ds));
+	if (plan_aim(ctx, p, a, arg, &out->ds[out->n]))
+		out->n++;
+}
 
-	offset_name(off, offs, sizeof(offs));
-	snprintf(rule_id, sizeof(rule_id), "%s/%s", r->name, offs);
-	known = known_max(ctx, 0, "rule", rule_id);
-	known = known_max(ctx, known, "participant", p->email);
+static void plan_rule(const struct plan_ctx *ctx, const struct participant *p,
+		      const struct held *held, const struct rule *r, void *arg, struct aims *out)
+{
+	for (size_t o = 0; o < r->n_offsets; o++) {
+		if (r->deadlines) {
+			for (size_t i = 0; i < ctx->cal->n_deadlines; i++) {
+				const struct deadline *dl = &ctx->cal->deadlines[i];
+				struct aim a = {.r = r, .o = o, .dl = dl};
 
-	if (r->deadlines) {
-		for (size_t i = 0; i < ctx->cal->n_deadlines; i++) {
-			const struct deadline *dl = &ctx->cal->deadlines[i];
-			struct delivery d = {.message = r->message, .p = p, .deadline = dl,
-					     .rule = r, .offset = (int)o};
-			struct judge j = {.ctx = ctx, .d = &d, .event = dl->due, .reminder = true};
-
-			if (r->category && !calendar_has_category(dl->categories, r->category))
-				continue;
-			plan_key(d.key, sizeof(d.key), r->message, p->email, dl->uid, r->name, off, 0);
-			if (ctx->mem.recorded(ctx->mem.opaque, d.key))
-				continue;
-			d.trigger = trigger_time(r, off, dl->due, dl->date_only);
-			j.known = known_max(ctx, known, "deadline", dl->uid);
-			judge(&j);
-			if (!d.skip && superseded(ctx, r, o, dl->due, dl->date_only, d.trigger))
-				d.skip = "superseded";
-			fn(&d, arg);
+				if (!r->category || calendar_has_category(dl->categories, r->category))
+					aim(ctx, p, &a, arg, out);
+			}
+			continue;
 		}
-		return;
-	}
-	for (size_t i = 0; i < ctx->cal->n_sessions; i++) {
-		const struct session *s = &ctx->cal->sessions[i];
-		struct delivery d = {.message = r->message, .p = p, .session = s, .rule = r,
-				     .offset = (int)o};
-		struct judge j = {.ctx = ctx, .d = &d, .event = s->start, .reminder = true};
+		for (size_t i = 0; i < ctx->cal->n_sessions; i++) {
+			const struct session *s = &ctx->cal->sessions[i];
+			struct aim a = {.r = r, .o = o, .s = s, .held = &held[i]};
 
-		if (!rule_targets_session(ctx, r, s))
-			continue;
-		d.sequence = held[i].seq;
-		plan_key(d.key, sizeof(d.key), r->message, p->email, s->uid, r->name, off,
-			 d.sequence);
-		if (ctx->mem.recorded(ctx->mem.opaque, d.key))
-			continue;
-		d.trigger = trigger_time(r, off, s->start, false);
-		if (d.trigger <= ctx->now && reminded_before(ctx, &d, off))
-			continue;
-		j.known = known_max(ctx, known, "session", s->uid);
-		judge(&j);
-		if (!d.skip && superseded(ctx, r, o, s->start, false, d.trigger))
-			d.skip = "superseded";
-		/* A reminder would show the new time before the update may. */
-		if (!d.skip && held[i].change_held)
-			d.skip = "held";
-		fn(&d, arg);
+			if (rule_targets_session(ctx, r, s))
+				aim(ctx, p, &a, arg, out);
+		}
 	}
 }
 
@@ -325,6 +398,7 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 {
 	size_t n = ctx->cal->n_sessions;
 	struct held *held = xcalloc(n ? n : 1, sizeof(*held));
+	struct aims aims = {0};
 
 	for (size_t i = 0; i < n; i++) {
 		const struct session *s = &ctx->cal->sessions[i];
@@ -335,11 +409,13 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 	for (size_t r = 0; r < ctx->cfg->n_rules; r++) {
 		const struct rule *rule = &ctx->cfg->rules[r];
 
-		if (!audience_has(rule->to, p->status))
-			continue;
-		for (size_t o = 0; o < rule->n_offsets; o++)
-			plan_rule_offset(ctx, p, held, rule, o, fn, arg);
+		if (audience_has(rule->to, p->status))
+			plan_rule(ctx, p, held, rule, arg, &aims);
 	}
+	supersede(aims.ds, aims.n);
+	for (size_t i = 0; i < aims.n; i++)
+		fn(&aims.ds[i], arg);
+	free(aims.ds);
 	free(held);
 }
 

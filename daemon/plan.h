@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <time.h>
 
+struct delivery;
+
 /* What the planner asks of kallad's state; tests give plain functions. */
 struct plan_memory {
 	/* First time kallad knew kind/id ("rule", "session", "deadline",
@@ -20,8 +22,14 @@ struct plan_memory {
 	/* True if the ledger holds key in a final state (sent, failed or
 	 * skipped): retryable and claimed rows are planned again. */
 	bool (*recorded)(void *opaque, const char *key);
-	/* True if key went out (sent, or maybe: an unknown outcome). */
-	bool (*sent)(void *opaque, const char *key);
+	/* When the obligation d->oid became owed (into *since). False when it
+	 * is not recorded yet: then *since is when it becomes owed, which is
+	 * now (or, in the first pass after the upgrade to this model, when
+	 * the old model first knew its rule, target and participant). */
+	bool (*owed_since)(void *opaque, const struct delivery *d, time_t *since);
+	/* True if some delivery of the obligation oid, under any key, is
+	 * final in the ledger: an obligation is met once. */
+	bool (*fulfilled)(void *opaque, const char *oid);
 	/* True if --release-changes let the held notice key go. */
 	bool (*released)(void *opaque, const char *key);
 	/* What the participant's calendar holds of the session (by what kallad
@@ -39,6 +47,10 @@ struct plan_ctx {
 	time_t now;
 	bool release_changes; /* --release-changes: updates and cancels go even when held */
 	struct plan_memory mem;
+	/* Called (when set) for every obligation that holds in this pass, met
+	 * or not, with the `arg` of plan_participant: what a writing pass
+	 * records, so that the moment it became owed is kept. */
+	void (*owed)(const struct delivery *d, void *arg);
 };
 
 #define PLAN_KEY_MAX 768
@@ -55,6 +67,12 @@ struct delivery {
 	time_t due;                        /* when it goes: after quiet hours, or now on catch-up */
 	const char *skip;                  /* NULL, or why it will not be sent */
 	char key[PLAN_KEY_MAX];            /* message|email|uid|rule|offset|sequence */
+	/* A rule's delivery is an obligation: what it hangs on, as
+	 * message|email|target|rule|offset@time (target "first" for a rule
+	 * with sessions = first). Empty for invites, updates and cancels. */
+	char oid[PLAN_KEY_MAX];
+	time_t owed_since;                 /* when it became owed */
+	bool owed_fresh;                   /* not recorded yet: a writing pass records it */
 };
 
 typedef void (*plan_fn)(const struct delivery *d, void *arg);
@@ -64,9 +82,13 @@ typedef void (*plan_fn)(const struct delivery *d, void *arg);
  * participant's calendar to what it should hold (INTEROP life cycle), and
  * what the rules send. Deliveries whose trigger is further ahead are
  * included (their due time is in the future): callers filter by due <= now.
- * Skip reasons: absent, session-cancelled, late-registration, before-known,
- * event-passed, min-lead, superseded (a later offset of the same rule is
- * due too, after downtime), held (changes = hold). */
+ *
+ * A rule's delivery is sent only if it was owed at or before its trigger
+ * (see plan.c); among the deliveries of one message to one participant
+ * for one target due at the same moment, only the latest trigger goes.
+ * Skip reasons: absent, session-cancelled, no-material (not owed: shown by
+ * --plan --all, never recorded), late-registration, before-known,
+ * event-passed, min-lead, superseded, held (changes = hold). */
 void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
 		      void *arg);
 /* plan_participant for every participant, read through reg_each(): a
@@ -77,7 +99,14 @@ bool plan_all(const struct plan_ctx *ctx, plan_fn fn, void (*page_done)(void *),
 /* The delivery key of SPEC §3. */
 void plan_key(char *out, size_t len, const char *message, const char *email, const char *uid,
 	      const char *rule, const struct offset *off, int sequence);
-/* Moves t out of the quiet hours (to their end); t if none apply. */
+/* The identities whose first sight decides before-known against
+ * late-registration: a rule offset as it is defined now, and a target at
+ * its current time (and categories). Written by send_note_known(). */
+void plan_rule_sig(char *out, size_t len, const struct rule *r, const struct offset *off);
+void plan_session_sig(char *out, size_t len, const struct session *s);
+void plan_deadline_sig(char *out, size_t len, const struct deadline *d);
+/* Moves t out of the quiet hours (to their end); t if none apply. The
+ * result is always later than t when t is inside them. */
 time_t plan_after_quiet(const struct config *cfg, time_t t);
 
 #endif

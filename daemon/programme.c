@@ -101,9 +101,9 @@ struct programme *programme_load(const char *config_path, struct errlist *errs, 
 }
 
 /* The answers of the state database that do not change during a pass,
- * kept for the pass: when rules, sessions and deadlines were first known
- * (a handful), and the participant being planned. Each saved query is a
- * database transaction less per delivery. */
+ * kept for the pass: when rule definitions and targets were first known
+ * (a handful). Each saved query is a database transaction less per
+ * delivery. */
 struct plan_memo {
 	struct state *st;
 	struct {
@@ -111,22 +111,19 @@ struct plan_memo {
 		time_t t;
 	} *items;
 	size_t n, cap;
-	char *email;
-	time_t email_t;
+	bool legacy; /* state_legacy_known() */
+	time_t now;
 };
+
+static time_t latest_of(time_t a, time_t b)
+{
+	return a > b ? a : b;
+}
 
 static time_t mem_known(void *opaque, const char *kind, const char *id, time_t now)
 {
 	struct plan_memo *m = opaque;
 
-	if (strcmp(kind, "participant") == 0) {
-		if (!str_eq(m->email, id)) {
-			free(m->email);
-			m->email = xstrdup(id);
-			m->email_t = state_known_since(m->st, kind, id, now);
-		}
-		return m->email_t;
-	}
 	for (size_t i = 0; i < m->n; i++)
 		if (strcmp(m->items[i].kind, kind) == 0 && strcmp(m->items[i].id, id) == 0)
 			return m->items[i].t;
@@ -151,17 +148,37 @@ static bool mem_recorded(void *opaque, const char *key)
 	return done;
 }
 
-static bool mem_sent(void *opaque, const char *key)
+static bool mem_owed_since(void *opaque, const struct delivery *d, time_t *since)
 {
 	struct plan_memo *m = opaque;
-	struct delivery_row row;
-	bool sent;
+	const struct offset *off;
+	char id[300];
+	time_t never = (time_t)1 << 62;
 
-	if (!state_delivery_get(m->st, key, &row))
+	if (state_owed_since(m->st, d->oid, since))
+		return true;
+	*since = m->now;
+	if (!m->legacy)
 		return false;
-	sent = row.state == DS_SENT || row.state == DS_UNKNOWN;
-	state_row_free(&row);
-	return sent;
+	/* The first pass after the upgrade: what the old model knew stands,
+	 * so nothing that was owed before is lost to the migration. */
+	off = &d->rule->offsets[d->offset];
+	snprintf(id, sizeof(id), "%s/%d%c", d->rule->name, off->amount, off->days ? 'd' : 'h');
+	*since = state_known_since(m->st, "rule", id, never);
+	*since = latest_of(*since, state_known_since(m->st, d->session ? "session" : "deadline",
+						     d->session ? d->session->uid : d->deadline->uid,
+						     never));
+	*since = latest_of(*since, state_known_since(m->st, "participant", d->p->email, never));
+	if (*since == never)
+		*since = m->now;
+	return false;
+}
+
+static bool mem_fulfilled(void *opaque, const char *oid)
+{
+	struct plan_memo *m = opaque;
+
+	return state_fulfilled(m->st, oid);
 }
 
 static bool mem_released(void *opaque, const char *key)
@@ -185,14 +202,18 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	struct plan_memo *m = xcalloc(1, sizeof(*m));
 
 	m->st = st;
+	m->legacy = state_legacy_known(st);
+	m->now = now;
 	ctx->cfg = pg->cfg;
+	ctx->owed = NULL;
 	ctx->cal = pg->cal;
 	ctx->reg = pg->reg;
 	ctx->now = now;
 	ctx->release_changes = false;
 	ctx->mem.known_since = mem_known;
 	ctx->mem.recorded = mem_recorded;
-	ctx->mem.sent = mem_sent;
+	ctx->mem.owed_since = mem_owed_since;
+	ctx->mem.fulfilled = mem_fulfilled;
 	ctx->mem.released = mem_released;
 	ctx->mem.attendance = mem_attendance;
 	ctx->mem.opaque = m;
@@ -207,7 +228,6 @@ void programme_plan_done(struct plan_ctx *ctx)
 		free(m->items[i].id);
 	}
 	free(m->items);
-	free(m->email);
 	free(m);
 	ctx->mem.opaque = NULL;
 }

@@ -48,6 +48,14 @@ struct sender {
 	} retry;
 	struct delivery *pending; /* one participant's, gathered while planning */
 	size_t n_pending, cap_pending;
+	struct owed_set {
+		struct owed_item {
+			char *oid;
+			time_t since; /* 0 when recorded already */
+		} *items;      /* the participant's obligations that hold */
+		size_t n, cap;
+		size_t fresh;  /* how many of them are not recorded yet */
+	} owed;
 	const struct manual *manual;
 	bool manual_ok;
 	time_t now;
@@ -78,6 +86,7 @@ void send_free(struct sender *s)
 		return;
 	free(s->batch);
 	free(s->pending);
+	free(s->owed.items);
 	free(s);
 }
 
@@ -163,42 +172,51 @@ static bool wait_for_slot(struct sender *s)
 	return true;
 }
 
-static void note_participant(const struct participant *p, void *arg)
+/* Records the sigs in ids[] as known since now (unless known already) and
+ * forgets the other sigs of kind: a rule or target that goes away and
+ * comes back is new again. */
+static void note_sigs(struct sender *s, const char *kind, char **ids, size_t n, time_t now)
 {
-	struct sender *s = arg;
-
-	state_note_known(s->st, "participant", p->email, s->now);
-}
-
-/* One transaction a page: cheap, and never a long write lock. */
-static void note_page_done(void *arg)
-{
-	struct sender *s = arg;
-
-	state_commit(s->st);
-	state_begin(s->st);
+	for (size_t i = 0; i < n; i++)
+		state_note_known(s->st, kind, ids[i], now);
+	state_known_prune(s->st, kind, ids, n);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
 }
 
 void send_note_known(struct sender *s, time_t now)
 {
 	const struct programme *pg = s->pg;
+	char buf[PLAN_KEY_MAX], **ids = NULL;
+	size_t n = 0, cap = 0;
 
 	s->now = now;
 	state_begin(s->st);
 	for (size_t i = 0; i < pg->cfg->n_rules; i++) {
 		const struct rule *r = &pg->cfg->rules[i];
 		for (size_t o = 0; o < r->n_offsets; o++) {
-			char id[300];
-			snprintf(id, sizeof(id), "%s/%d%c", r->name, r->offsets[o].amount,
-				 r->offsets[o].days ? 'd' : 'h');
-			state_note_known(s->st, "rule", id, now);
+			plan_rule_sig(buf, sizeof(buf), r, &r->offsets[o]);
+			ids = xgrow(ids, &cap, n, sizeof(*ids));
+			ids[n++] = xstrdup(buf);
 		}
 	}
-	for (size_t i = 0; i < pg->cal->n_sessions; i++)
-		state_note_known(s->st, "session", pg->cal->sessions[i].uid, now);
-	for (size_t i = 0; i < pg->cal->n_deadlines; i++)
-		state_note_known(s->st, "deadline", pg->cal->deadlines[i].uid, now);
-	reg_each(pg->reg, note_participant, note_page_done, s);
+	note_sigs(s, "rule-def", ids, n, now);
+	ids = NULL;
+	n = cap = 0;
+	for (size_t i = 0; i < pg->cal->n_sessions; i++) {
+		if (pg->cal->sessions[i].cancelled)
+			continue;
+		plan_session_sig(buf, sizeof(buf), &pg->cal->sessions[i]);
+		ids = xgrow(ids, &cap, n, sizeof(*ids));
+		ids[n++] = xstrdup(buf);
+	}
+	for (size_t i = 0; i < pg->cal->n_deadlines; i++) {
+		plan_deadline_sig(buf, sizeof(buf), &pg->cal->deadlines[i]);
+		ids = xgrow(ids, &cap, n, sizeof(*ids));
+		ids[n++] = xstrdup(buf);
+	}
+	note_sigs(s, "target", ids, n, now);
 	state_commit(s->st);
 }
 
@@ -216,6 +234,7 @@ static void row_of(const struct delivery *d, struct delivery_row *row)
 	row->target = (char *)target_uid(d);
 	row->rule = d->rule ? d->rule->name : "-";
 	row->due = d->due;
+	row->obligation = d->oid[0] ? d->oid : NULL;
 }
 
 static bool stop_now(struct sender *s)
@@ -586,6 +605,7 @@ static void give_up(struct sender *s, const struct delivery_row *row)
 		state_delivery_forget(s->st, row->key);
 	} else {
 		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+		state_delivery_unlink(s->st, row->key);
 	}
 	log_warn("%s: %s", row->key, why);
 	free(why);
@@ -655,9 +675,10 @@ static void on_delivery(const struct delivery *d, void *arg)
 
 	retry_seen(s, d);
 	if (d->skip) {
-		/* Notices follow the participant's current state, and what is
-		 * held waits for release: neither is final. */
-		if (!d->rule || d->trigger > s->now || strcmp(d->skip, "held") == 0)
+		/* Notices follow the participant's current state, what is not
+		 * owed may be later, and what is held waits for release: none of
+		 * these is final. */
+		if (!d->rule || !d->oid[0] || d->trigger > s->now || strcmp(d->skip, "held") == 0)
 			return;
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);
@@ -669,9 +690,49 @@ static void on_delivery(const struct delivery *d, void *arg)
 	s->pending[s->n_pending++] = *d;
 }
 
+/* Every obligation of the participant that holds in this pass. */
+static void on_owed(const struct delivery *d, void *arg)
+{
+	struct owed_set *o = &((struct sender *)arg)->owed;
+
+	o->items = xgrow(o->items, &o->cap, o->n, sizeof(*o->items));
+	o->items[o->n].oid = xstrdup(d->oid);
+	o->items[o->n++].since = d->owed_fresh ? d->owed_since : 0;
+	if (d->owed_fresh)
+		o->fresh++;
+}
+
+/* Keeps the moment each obligation became owed: records those that hold
+ * from now, and forgets those that stopped holding (if they hold again,
+ * that is a new moment). Written only when something changed: recorded
+ * are `stored` rows, of which n - fresh still hold. */
+static void record_owed(struct sender *s, const struct participant *p, long stored)
+{
+	struct owed_set *o = &s->owed;
+
+	if (o->fresh || stored != (long)(o->n - o->fresh)) {
+		char **keep = xcalloc(o->n ? o->n : 1, sizeof(*keep));
+
+		state_begin_light(s->st);
+		for (size_t i = 0; i < o->n; i++) {
+			keep[i] = o->items[i].oid;
+			if (o->items[i].since)
+				state_owed_put(s->st, keep[i], p->email, o->items[i].since);
+		}
+		state_owed_prune(s->st, p->email, keep, o->n);
+		if (!state_commit(s->st))
+			s->broken = true;
+		free(keep);
+	}
+	for (size_t i = 0; i < o->n; i++)
+		free(o->items[i].oid);
+	o->n = o->fresh = 0;
+}
+
 static void plan_one(const struct participant *p, void *arg)
 {
 	struct sender *s = arg;
+	long stored;
 
 	if (s->stopped || s->broken)
 		return;
@@ -679,7 +740,9 @@ static void plan_one(const struct participant *p, void *arg)
 	 * round instead of one per query. */
 	state_begin_read(s->st);
 	plan_participant(s->ctx, p, on_delivery, s);
+	stored = state_owed_count(s->st, p->email);
 	state_commit(s->st);
+	record_owed(s, p, stored);
 	for (size_t i = 0; i < s->n_pending; i++) {
 		const struct delivery *d = &s->pending[i];
 		if (d->skip) {
@@ -806,12 +869,15 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	changes_sync(s->pg->cal, s->st, s->pg->cfg->description_updates);
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	ctx.release_changes = s->release;
+	ctx.owed = on_owed;
 	s->ctx = &ctx;
 	retry_begin(s);
 	if (!reg_each(s->pg->reg, plan_one, page_done, s))
 		s->broken = true;
 	flush_batch(s);
 	retry_end(s, !s->broken && !s->stopped);
+	if (!s->broken && !s->stopped && state_legacy_known(s->st))
+		state_legacy_known_done(s->st); /* every obligation now has its moment */
 	s->ctx = NULL;
 	programme_plan_done(&ctx);
 	if (!s->broken && !s->stopped)

@@ -51,6 +51,20 @@ static const char *const migrations[] = {
 	/* 4: the state a claim took a row from, so an unattempted release
 	 * gives back "unknown" where the server may already have it */
 	"ALTER TABLE deliveries ADD COLUMN prior INTEGER;",
+	/* 5: one model of what is owed. When each obligation became owed;
+	 * which obligation each delivery met; how often each deadline moved
+	 * (its reminders' SEQUENCE). An installation that already ran keeps
+	 * its old answer ("known" rows) for the obligations of its first pass. */
+	"CREATE TABLE owed(oid TEXT PRIMARY KEY, email TEXT NOT NULL COLLATE NOCASE,"
+	" since INTEGER NOT NULL);"
+	"CREATE INDEX owed_email ON owed(email);"
+	"ALTER TABLE deliveries ADD COLUMN obligation TEXT;"
+	"CREATE INDEX deliveries_obligation ON deliveries(obligation)"
+	" WHERE obligation IS NOT NULL;"
+	"CREATE TABLE deadlines(uid TEXT PRIMARY KEY, due INTEGER NOT NULL,"
+	" revision INTEGER NOT NULL);"
+	"CREATE TABLE legacy_known(pending INTEGER);"
+	"INSERT INTO legacy_known SELECT 1 WHERE EXISTS (SELECT 1 FROM known);",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -74,6 +88,18 @@ enum query {
 	Q_COPY_EACH,
 	Q_ATT_GET,
 	Q_ATT_PUT,
+	Q_OWED_GET,
+	Q_OWED_PUT,
+	Q_OWED_EACH,
+	Q_OWED_DEL,
+	Q_FULFILLED,
+	Q_DL_GET,
+	Q_DL_PUT,
+	Q_KNOWN_EACH,
+	Q_KNOWN_DEL,
+	Q_LEGACY,
+	Q_OWED_COUNT,
+	Q_UNLINK,
 	Q_N
 };
 
@@ -89,8 +115,8 @@ static const char *const query_sql[Q_N] = {
 	 * across processes; sqlite3_changes() says whether it took. An
 	 * existing row keeps its Message-ID so a resend is recognisable. */
 	[Q_CLAIM] = "INSERT INTO deliveries(key, message, email, target, rule, state, due,"
-		    " updated, next_attempt, attempts, message_id, detail, owner_pid)"
-		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9)"
+		    " updated, next_attempt, attempts, message_id, detail, owner_pid, obligation)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9, ?11)"
 		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
 		    " owner_pid = excluded.owner_pid, prior = deliveries.state,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
@@ -113,8 +139,8 @@ static const char *const query_sql[Q_N] = {
 	[Q_RELEASED_GET] = "SELECT 1 FROM released WHERE key = ?1",
 	[Q_RELEASED_PUT] = "INSERT OR IGNORE INTO released(key) VALUES(?1)",
 	[Q_SKIP] = "INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
-		   " next_attempt, attempts, message_id, detail)"
-		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9)"
+		   " next_attempt, attempts, message_id, detail, obligation)"
+		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9, ?10)"
 		   " ON CONFLICT(key) DO NOTHING",
 	[Q_EACH] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE ?1 < 0 OR state = ?1"
 		   " ORDER BY updated, rowid",
@@ -141,6 +167,22 @@ static const char *const query_sql[Q_N] = {
 		      " content = max(attendance.content, excluded.content)",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4",
+	[Q_OWED_GET] = "SELECT since FROM owed WHERE oid = ?1",
+	[Q_OWED_PUT] = "INSERT OR IGNORE INTO owed(oid, email, since) VALUES(?1, ?2, ?3)",
+	[Q_OWED_EACH] = "SELECT oid FROM owed WHERE email = ?1",
+	[Q_OWED_DEL] = "DELETE FROM owed WHERE email = ?1 AND oid = ?2",
+	/* Met: sent, failed for good or skipped. An unknown outcome or a
+	 * retry is still the same key's to finish. */
+	[Q_FULFILLED] = "SELECT 1 FROM deliveries WHERE obligation = ?1 AND state IN (1, 4, 5)"
+			" LIMIT 1",
+	[Q_DL_GET] = "SELECT due, revision FROM deadlines WHERE uid = ?1",
+	[Q_DL_PUT] = "INSERT INTO deadlines(uid, due, revision) VALUES(?1, ?2, ?3)"
+		     " ON CONFLICT(uid) DO UPDATE SET due = excluded.due, revision = excluded.revision",
+	[Q_KNOWN_EACH] = "SELECT id FROM known WHERE kind = ?1",
+	[Q_KNOWN_DEL] = "DELETE FROM known WHERE kind = ?1 AND id = ?2",
+	[Q_LEGACY] = "SELECT 1 FROM legacy_known LIMIT 1",
+	[Q_OWED_COUNT] = "SELECT count(*) FROM owed WHERE email = ?1",
+	[Q_UNLINK] = "UPDATE deliveries SET obligation = NULL WHERE key = ?1",
 };
 
 struct state {
@@ -553,6 +595,7 @@ bool state_delivery_claim(struct state *st, const struct delivery_row *row, time
 	bind_text(s, 8, row->message_id);
 	sqlite3_bind_int64(s, 9, (sqlite3_int64)getpid());
 	sqlite3_bind_int64(s, 10, stale_after);
+	bind_text(s, 11, row->obligation);
 	if (!run(st, s, "claiming a delivery"))
 		return false;
 	return sqlite3_changes(st->db) == 1;
@@ -585,6 +628,7 @@ void state_delivery_skip(struct state *st, const struct delivery_row *row, const
 	bind_time(s, 7, now);
 	bind_text(s, 8, row->message_id);
 	bind_text(s, 9, reason);
+	bind_text(s, 10, row->obligation);
 	run(st, s, "recording a skipped delivery");
 }
 
@@ -820,4 +864,165 @@ void state_delivery_forget(struct state *st, const char *key)
 		return;
 	bind_text(q, 1, key);
 	run(st, q, "forgetting a delivery");
+}
+
+bool state_owed_since(struct state *st, const char *oid, time_t *since)
+{
+	sqlite3_stmt *s = query(st, Q_OWED_GET);
+	bool found = false;
+
+	if (!s)
+		return false;
+	bind_text(s, 1, oid);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*since = (time_t)sqlite3_column_int64(s, 0);
+		found = true;
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_owed_put(struct state *st, const char *oid, const char *email, time_t since)
+{
+	sqlite3_stmt *s = query(st, Q_OWED_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, oid);
+	bind_text(s, 2, email);
+	bind_time(s, 3, since);
+	run(st, s, "recording when a delivery became owed");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Deletes the rows that q lists for a whose id is not in keep[] (sorted
+ * here), with del(a, id): for owed and known alike. */
+static void prune(struct state *st, enum query q, enum query del, const char *a, char **keep,
+		  size_t n)
+{
+	sqlite3_stmt *s = query(st, q);
+	char **gone = NULL;
+	size_t n_gone = 0, cap = 0;
+
+	if (!s || st->readonly)
+		return;
+	qsort(keep, n, sizeof(*keep), cmp_str);
+	bind_text(s, 1, a);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+
+		if (id && !bsearch(&id, keep, n, sizeof(*keep), cmp_str)) {
+			gone = xgrow(gone, &cap, n_gone, sizeof(*gone));
+			gone[n_gone++] = xstrdup(id);
+		}
+	}
+	sqlite3_reset(s);
+	for (size_t i = 0; i < n_gone; i++) {
+		sqlite3_stmt *d = query(st, del);
+
+		if (d) {
+			bind_text(d, 1, a);
+			bind_text(d, 2, gone[i]);
+			run(st, d, "forgetting what no longer holds");
+		}
+		free(gone[i]);
+	}
+	free(gone);
+}
+
+void state_owed_prune(struct state *st, const char *email, char **keep, size_t n)
+{
+	prune(st, Q_OWED_EACH, Q_OWED_DEL, email, keep, n);
+}
+
+void state_known_prune(struct state *st, const char *kind, char **keep, size_t n)
+{
+	prune(st, Q_KNOWN_EACH, Q_KNOWN_DEL, kind, keep, n);
+}
+
+bool state_fulfilled(struct state *st, const char *oid)
+{
+	sqlite3_stmt *s = query(st, Q_FULFILLED);
+	bool found;
+
+	if (!s)
+		return false;
+	bind_text(s, 1, oid);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return found;
+}
+
+int state_deadline_revision(struct state *st, const char *uid, time_t due, bool *moved)
+{
+	sqlite3_stmt *s = query(st, Q_DL_GET);
+	int rev = 0;
+	bool known = false;
+
+	*moved = false;
+	if (!s)
+		return 0;
+	bind_text(s, 1, uid);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		known = true;
+		rev = sqlite3_column_int(s, 1);
+		if ((time_t)sqlite3_column_int64(s, 0) != due) {
+			rev++;
+			*moved = true;
+		}
+	}
+	sqlite3_reset(s);
+	if ((!known || *moved) && !st->readonly && (s = query(st, Q_DL_PUT))) {
+		bind_text(s, 1, uid);
+		bind_time(s, 2, due);
+		sqlite3_bind_int(s, 3, rev);
+		run(st, s, "recording a deadline");
+	}
+	return rev;
+}
+
+bool state_legacy_known(struct state *st)
+{
+	sqlite3_stmt *s = query(st, Q_LEGACY);
+	bool pending;
+
+	if (!s)
+		return false;
+	pending = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return pending;
+}
+
+void state_legacy_known_done(struct state *st)
+{
+	if (!st->readonly)
+		exec(st, "DELETE FROM legacy_known", NULL);
+}
+
+long state_owed_count(struct state *st, const char *email)
+{
+	sqlite3_stmt *s = query(st, Q_OWED_COUNT);
+	long n = 0;
+
+	if (!s)
+		return 0;
+	bind_text(s, 1, email);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}
+
+void state_delivery_unlink(struct state *st, const char *key)
+{
+	sqlite3_stmt *s = query(st, Q_UNLINK);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, key);
+	run(st, s, "detaching a delivery from its obligation");
 }

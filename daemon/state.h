@@ -25,6 +25,8 @@ struct delivery_row {
 	time_t due, updated, next_attempt;
 	int attempts;
 	char *message_id, *detail; /* detail: the server's words or the skip reason */
+	const char *obligation;    /* the obligation a rule's delivery meets (claims and
+				    * skips only; NULL for notices and manual sends) */
 };
 
 /* Opens (creating it and its directory when not readonly) and migrates.
@@ -119,5 +121,29 @@ bool state_attendance(struct state *st, const char *email, const char *uid, stru
 void state_set_attendance(struct state *st, const char *email, const char *uid,
 			  const struct attendance *a);
 const char *state_name(enum dstate s);
+
+/* What is owed (plan.h): when each obligation became owed. */
+bool state_owed_since(struct state *st, const char *oid, time_t *since);
+/* Records since unless the obligation is recorded already. */
+void state_owed_put(struct state *st, const char *oid, const char *email, time_t since);
+/* Forgets the participant's obligations not in keep[] (n entries, sorted
+ * here): they stopped holding, and holding again is a new moment. */
+void state_owed_prune(struct state *st, const char *email, char **keep, size_t n);
+/* How many obligations of the participant are recorded. */
+long state_owed_count(struct state *st, const char *email);
+/* A retry given up because no rule makes it any more (another key took
+ * its place) met nothing: its obligation stays open. */
+void state_delivery_unlink(struct state *st, const char *key);
+/* True if a delivery meeting oid is sent, failed for good or skipped. */
+bool state_fulfilled(struct state *st, const char *oid);
+/* Forgets the "known" rows of kind whose id is not in keep[]. */
+void state_known_prune(struct state *st, const char *kind, char **keep, size_t n);
+/* The revision of a deadline at due: 0 when first seen, +1 each time its
+ * due moved (stored unless read-only); *moved says it moved just now. */
+int state_deadline_revision(struct state *st, const char *uid, time_t due, bool *moved);
+/* True until the first complete pass after the migration to the owed
+ * model: obligations not recorded yet take the old "known" answer. */
+bool state_legacy_known(struct state *st);
+void state_legacy_known_done(struct state *st);
 
 #endif
