@@ -39,6 +39,8 @@ int cli_validate(const struct cli *c)
 		bad = "--to goes with --send-now or --preview";
 	else if (c->days >= 0 && c->mode != MODE_PLAN)
 		bad = "--days goes with --plan";
+	else if (c->explain && c->mode != MODE_PLAN)
+		bad = "--explain goes with --plan";
 	else if (c->all && c->mode != MODE_PLAN && c->mode != MODE_SEND_NOW)
 		bad = "--all goes with --plan or --send-now";
 	else if (c->failed && c->mode != MODE_STATUS)
@@ -244,10 +246,13 @@ static void plan_collect(const struct delivery *d, void *arg)
 	char when[64];
 
 	bool held = d->skip && strcmp(d->skip, "held") == 0;
+	char why[512] = "";
 
+	if (v->c->explain && !str_caseeq(d->p->email, v->c->explain))
+		return;
 	/* Held change notices are shown: they are what an administrator
 	 * reviews before --release-changes. */
-	if (d->skip && !held && !v->c->all)
+	if (d->skip && !held && !v->c->all && !v->c->explain)
 		return;
 	if (!d->skip && v->c->days >= 0 && d->due > v->now + (time_t)v->c->days * 86400)
 		return;
@@ -259,8 +264,12 @@ static void plan_collect(const struct delivery *d, void *arg)
 		tz_rfc3339(d->due, when, sizeof(when));
 	v->lines = xgrow(v->lines, &v->cap, v->n, sizeof(*v->lines));
 	v->lines[v->n].when = d->skip ? d->trigger : d->due;
-	v->lines[v->n++].text = xasprintf("%s\t%s\t%s\t%s\t%s", when, d->message, d->p->email,
-					  target, d->rule ? d->rule->name : "-");
+	if (v->c->explain) {
+		why[0] = '\t';
+		plan_explain(d, v->now, why + 1, sizeof(why) - 1);
+	}
+	v->lines[v->n++].text = xasprintf("%s\t%s\t%s\t%s\t%s%s", when, d->message, d->p->email,
+					  target, d->rule ? d->rule->name : "-", why);
 }
 
 static int plan_line_cmp(const void *a, const void *b)

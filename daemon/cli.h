@@ -23,6 +23,7 @@ struct cli {
 	bool all, force, dry_run, failed;
 	const char *message;   /* --send-now / --preview */
 	const char *session, *deadline, *test_to, *out;
+	const char *explain;   /* --plan --explain EMAIL */
 	const char **to;       /* --to, n_to of them */
 	size_t n_to;
 };

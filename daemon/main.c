@@ -14,7 +14,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: kallad [--config FILE] [--now TIME] [--verbose]    run the daemon (foreground)\n"
 	      "       kallad --check                                  validate everything\n"
-	      "       kallad --plan [--days N] [--all]                what will be sent, when, to whom\n"
+	      "       kallad --plan [--days N] [--all] [--explain EMAIL]  what will be sent, when, to whom\n"
 	      "       kallad --once                                   send what is due now, then exit\n"
 	      "       kallad --send-now MESSAGE [--session UID | --deadline UID]\n"
 	      "              [--to EMAIL]... [--all] [--force] [--dry-run] [--test-to ADDRESS]\n"
@@ -31,6 +31,7 @@ enum {
 	OPT_CONFIG = 256, OPT_NOW, OPT_CHECK, OPT_PLAN, OPT_DAYS, OPT_ALL, OPT_ONCE, OPT_SEND_NOW,
 	OPT_SESSION, OPT_DEADLINE, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_TEST_TO, OPT_PREVIEW,
 	OPT_OUT, OPT_RELEASE, OPT_STATUS, OPT_FAILED, OPT_RETRY, OPT_VERBOSE, OPT_VERSION, OPT_HELP,
+	OPT_EXPLAIN,
 };
 
 static const struct option options[] = {
@@ -40,6 +41,7 @@ static const struct option options[] = {
 	{"plan", no_argument, NULL, OPT_PLAN},
 	{"days", required_argument, NULL, OPT_DAYS},
 	{"all", no_argument, NULL, OPT_ALL},
+	{"explain", required_argument, NULL, OPT_EXPLAIN},
 	{"once", no_argument, NULL, OPT_ONCE},
 	{"send-now", required_argument, NULL, OPT_SEND_NOW},
 	{"session", required_argument, NULL, OPT_SESSION},
@@ -96,6 +98,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			c->days = (int)days;
 			break;
 		case OPT_ALL: c->all = true; break;
+		case OPT_EXPLAIN: c->explain = optarg; break;
 		case OPT_ONCE: r = set_mode(c, MODE_ONCE); break;
 		case OPT_SEND_NOW: r = set_mode(c, MODE_SEND_NOW); c->message = optarg; break;
 		case OPT_SESSION: c->session = optarg; break;

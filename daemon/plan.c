@@ -151,6 +151,7 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 	struct delivery d = {.p = p, .session = s, .offset = -1, .trigger = ctx->now};
 	struct attendance a = h->a;
 	bool had = h->had;
+	time_t retry_at;
 	bool want = should_attend(ctx, p, s);
 
 	/* The current REQUEST again (RFC 5546 reconfirm), never lower than
@@ -171,9 +172,9 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 		return;
 	d.sequence = had ? max_int(s->sequence, a.sequence + 1) : s->sequence;
 	plan_key(d.key, sizeof(d.key), d.message, p->email, s->uid, NULL, NULL, d.sequence);
-	if (ctx->mem.recorded(ctx->mem.opaque, d.key))
+	if (ctx->mem.recorded(ctx->mem.opaque, d.key, &retry_at))
 		return;
-	d.due = plan_after_quiet(ctx->cfg, ctx->now);
+	d.due = plan_after_quiet(ctx->cfg, latest(ctx->now, retry_at));
 	if (!want && !a.invited)
 		d.skip = "absent";
 	else if (d.due >= s->start)
@@ -289,6 +290,8 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 	const struct rule *r = a->r;
 	const struct offset *off = &r->offsets[a->o];
 	time_t event = a->s ? a->s->start : a->dl->due;
+	time_t retry_at;
+	bool done;
 	char offs[24], addr[320];
 
 	memset(d, 0, sizeof(*d));
@@ -302,9 +305,12 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 	plan_key(d->key, sizeof(d->key), r->message, p->email, a->s ? a->s->uid : a->dl->uid,
 		 r->name, off, d->sequence);
 	d->trigger = trigger_time(r, off, event, a->dl && a->dl->date_only);
-	d->due = plan_after_quiet(ctx->cfg, latest(d->trigger, ctx->now));
+	done = ctx->mem.recorded(ctx->mem.opaque, d->key, &retry_at);
+	/* Due at the trigger, or now on catch-up, or when a retry may go;
+	 * never inside quiet hours. */
+	d->due = plan_after_quiet(ctx->cfg, latest(latest(d->trigger, ctx->now), retry_at));
 	if ((d->skip = not_owed(ctx, p, a)))
-		return !ctx->mem.recorded(ctx->mem.opaque, d->key);
+		return !done;
 
 	/* The obligation: what it hangs on, the target at its current time. */
 	/* With sessions = first the target is the programme's start, met once
@@ -320,7 +326,7 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 	d->owed_fresh = !ctx->mem.owed_since(ctx->mem.opaque, d, &d->owed_since);
 	if (ctx->owed)
 		ctx->owed(d, arg);
-	if (ctx->mem.recorded(ctx->mem.opaque, d->key) || ctx->mem.fulfilled(ctx->mem.opaque, d->oid))
+	if (done || ctx->mem.fulfilled(ctx->mem.opaque, d->oid))
 		return false;
 
 	if (d->owed_since > d->trigger)
@@ -417,6 +423,48 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 		fn(&aims.ds[i], arg);
 	free(aims.ds);
 	free(held);
+}
+
+/* The words of each skip reason, for --plan --explain. */
+static const struct {
+	const char *reason, *words;
+} reasons[] = {
+	{"absent", "not owed: absent from this session"},
+	{"session-cancelled", "not owed: the session is cancelled"},
+	{"no-material", "not owed: no rows in attachments for this message"},
+	{"late-registration", "skipped: joined the audience after the trigger"
+			      " (late-registrations = skip)"},
+	{"before-known", "skipped: its rule or target, as they are now, came after the trigger"},
+	{"event-passed", "skipped: it could only go after the event"},
+	{"min-lead", "skipped: it could only go within min-lead of the event"},
+	{"superseded", "skipped: a later reminder goes at the same moment"},
+	{"held", "waits: the change notice is held (changes = hold)"},
+};
+
+void plan_explain(const struct delivery *d, time_t now, char *out, size_t len)
+{
+	char since[40], trig[40];
+	const char *words = d->skip;
+	size_t n;
+
+	for (size_t i = 0; d->skip && i < ARRAY_SIZE(reasons); i++)
+		if (str_eq(reasons[i].reason, d->skip))
+			words = reasons[i].words;
+	if (!d->rule)
+		words = words ? words : d->due > now ? "waits: a change notice, after quiet hours"
+						     : "goes: brings their calendar up to date";
+	else if (!d->skip)
+		words = d->due > d->trigger && d->trigger <= now ? "goes: caught up, owed before its trigger"
+		      : d->due > d->trigger			 ? "waits: deferred by quiet hours"
+		      : d->due > now				 ? "waits for its trigger"
+								 : "goes at its trigger";
+	n = (size_t)snprintf(out, len, "%s", words);
+	if (!d->rule || !d->oid[0] || n >= len)
+		return;
+	tz_rfc3339(d->owed_since, since, sizeof(since));
+	tz_rfc3339(d->trigger, trig, sizeof(trig));
+	snprintf(out + n, len - n, "; owed since %s%s, trigger %s", since,
+		 d->owed_fresh ? " (from this pass)" : "", trig);
 }
 
 struct plan_all_arg {

@@ -20,8 +20,9 @@ struct plan_memory {
 	 * "participant"); `now` when never. */
 	time_t (*known_since)(void *opaque, const char *kind, const char *id, time_t now);
 	/* True if the ledger holds key in a final state (sent, failed or
-	 * skipped): retryable and claimed rows are planned again. */
-	bool (*recorded)(void *opaque, const char *key);
+	 * skipped): retryable and claimed rows are planned again, not before
+	 * *retry_at (set to 0 when there is no such wait). */
+	bool (*recorded)(void *opaque, const char *key, time_t *retry_at);
 	/* When the obligation d->oid became owed (into *since). False when it
 	 * is not recorded yet: then *since is when it becomes owed, which is
 	 * now (or, in the first pass after the upgrade to this model, when
@@ -95,6 +96,10 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
  * delivery's participant lives until page_done (may be NULL) is called.
  * False if the registration database failed part-way. */
 bool plan_all(const struct plan_ctx *ctx, plan_fn fn, void (*page_done)(void *), void *arg);
+
+/* One line of plain words for an administrator (--plan --explain): why
+ * the delivery goes, waits or was skipped, and since when it is owed. */
+void plan_explain(const struct delivery *d, time_t now, char *out, size_t len);
 
 /* The delivery key of SPEC §3. */
 void plan_key(char *out, size_t len, const char *message, const char *email, const char *uid,

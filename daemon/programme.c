@@ -133,17 +133,20 @@ static time_t mem_known(void *opaque, const char *kind, const char *id, time_t n
 	return m->items[m->n++].t = state_known_since(m->st, kind, id, now);
 }
 
-static bool mem_recorded(void *opaque, const char *key)
+static bool mem_recorded(void *opaque, const char *key, time_t *retry_at)
 {
 	struct plan_memo *m = opaque;
 	struct delivery_row row;
 	bool done;
 
+	*retry_at = 0;
 	if (!state_delivery_get(m->st, key, &row))
 		return false;
 	/* Retryable rows, and claims whose process may have died, are planned
 	 * again; claiming decides whether they go. */
 	done = row.state == DS_SENT || row.state == DS_FAILED || row.state == DS_SKIPPED;
+	if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
+		*retry_at = row.next_attempt;
 	state_row_free(&row);
 	return done;
 }

@@ -52,9 +52,12 @@ static time_t mem_known(void *opaque, const char *kind UNUSED, const char *id UN
 	return w->known ? w->known : now;
 }
 
-static bool mem_recorded(void *opaque, const char *key)
+static bool mem_recorded(void *opaque, const char *key, time_t *retry_at)
 {
 	struct world *w = opaque;
+
+	if (retry_at)
+		*retry_at = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(w->recorded) && w->recorded[i]; i++)
 		if (strcmp(w->recorded[i], key) == 0)
 			return true;
@@ -74,7 +77,7 @@ static bool mem_owed_since(void *opaque, const struct delivery *d, time_t *since
 
 static bool mem_fulfilled(void *opaque, const char *oid)
 {
-	return mem_recorded(opaque, oid);
+	return mem_recorded(opaque, oid, NULL);
 }
 
 static bool mem_released(void *opaque, const char *key)
