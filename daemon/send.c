@@ -680,6 +680,9 @@ static void on_delivery(const struct delivery *d, void *arg)
 		 * these is final. */
 		if (!d->rule || !d->oid[0] || d->trigger > s->now || strcmp(d->skip, "held") == 0)
 			return;
+		/* Superseded only once the one that supersedes it goes. */
+		if (d->due > s->now && strcmp(d->skip, "superseded") == 0)
+			return;
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);
 		/* A notice released at night goes when quiet hours end. */
