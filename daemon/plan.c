@@ -64,9 +64,11 @@ static bool in_quiet(const struct config *cfg, int minute)
 	return minute >= s || minute < e;
 }
 
+/* Quiet hours are wall-clock time: this returns the first instant after t
+ * whose local time is outside them, on the nights clocks change too. */
 time_t plan_after_quiet(const struct config *cfg, time_t t)
 {
-	struct tm tm;
+	struct tm tm, at_end;
 	int minute, day;
 	time_t end;
 
@@ -77,15 +79,16 @@ time_t plan_after_quiet(const struct config *cfg, time_t t)
 	day = tm.tm_mday + (minute >= cfg->quiet_end ? 1 : 0);
 	end = tz_mktime(tm.tm_year + 1900, tm.tm_mon + 1, day, cfg->quiet_end / 60,
 			cfg->quiet_end % 60, 0);
-	if (end <= t) {
-		/* The end falls in the hour repeated when clocks go back, and t
-		 * is already in its second run: the window ends at the second
-		 * occurrence of that wall-clock time. */
-		struct tm at_end;
-
-		tz_local(end, &at_end);
+	tz_local(end, &at_end);
+	/* The end falls in the hour repeated when clocks go back, and t is
+	 * already in its second run: it ends at the second run's end. */
+	if (end <= t)
 		end += at_end.tm_gmtoff - tm.tm_gmtoff;
-	}
+	/* The end falls in the hour skipped when clocks go forward (moved past
+	 * it): the window ends where the clock jumps over it. */
+	if (tz_minute_of_day(end) != cfg->quiet_end)
+		while (end - 60 > t && !in_quiet(cfg, tz_minute_of_day(end - 60)))
+			end -= 60;
 	/* Held work always has a moment ahead to wake for. */
 	return end > t ? end : t + 60;
 }

@@ -376,6 +376,28 @@ static void test_min_lead_and_quiet(void **state UNUSED)
 	free(w);
 }
 
+/* Quiet hours 22:00-02:30 on both nights the clocks change (2020): the
+ * end is the first instant after which the clock reads outside them, and
+ * always later than the time asked about. */
+static void test_quiet_on_dst_nights(void **state UNUSED)
+{
+	struct config cfg = {.quiet_start = 22 * 60, .quiet_end = 2 * 60 + 30};
+
+	/* Autumn, 25 Oct: 03:00 CEST becomes 02:00 CET. From 23:00 CEST the
+	 * window ends at the first 02:30 (CEST, 00:30Z). */
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 10, 24, 21, 0)), utc(2020, 10, 25, 0, 30));
+	/* In the repeated hour's second run (02:10 CET), at the second 02:30. */
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 10, 25, 1, 10)), utc(2020, 10, 25, 1, 30));
+	/* In its first run (02:10 CEST), at the first. */
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 10, 25, 0, 10)), utc(2020, 10, 25, 0, 30));
+	/* Spring, 29 Mar: 02:00 CET jumps to 03:00 CEST, 02:30 never shows:
+	 * the window ends with the jump (01:00Z). */
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 3, 28, 22, 0)), utc(2020, 3, 29, 1, 0));
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 3, 29, 0, 59)), utc(2020, 3, 29, 1, 0));
+	/* Outside quiet hours: t itself. */
+	assert_int_equal(plan_after_quiet(&cfg, utc(2020, 3, 29, 1, 0)), utc(2020, 3, 29, 1, 0));
+}
+
 static void test_known_and_catch_up(void **state UNUSED)
 {
 	struct world *w = world_new();
@@ -632,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_late_registrant),
 		cmocka_unit_test(test_absence_and_cancelled),
 		cmocka_unit_test(test_min_lead_and_quiet),
+		cmocka_unit_test(test_quiet_on_dst_nights),
 		cmocka_unit_test(test_known_and_catch_up),
 		cmocka_unit_test(test_deadline_never_after),
 		cmocka_unit_test(test_key_and_first_only),
