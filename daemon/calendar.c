@@ -37,7 +37,11 @@ struct spans {
 
 struct loader {
 	const char *path;
-	struct errlist *errs;
+	struct errlist *errs;     /* where fail() writes: the file's, or an item's */
+	struct errlist *file_errs;
+	struct errlist *warnings; /* == file_errs: strict, every problem rejects */
+	struct errlist item;      /* the problems of the item being read */
+	const char *sessions_category;
 	size_t errs_before;
 	struct rawline *lines;
 	size_t n_lines, cap_lines;
@@ -102,6 +106,27 @@ static void raw_split(struct loader *ld, const char *text, size_t len)
 	sb_free(&cur);
 }
 
+/* True for a property line with an empty value ("LOCATION:", as Google
+ * writes for an event without a place): libical rejects those, but to an
+ * organiser they are absent. BEGIN and END are never empty. */
+static bool raw_empty(const char *text);
+
+/* The text libical parses: the unfolded lines without empty properties.
+ * The raw lines keep their numbers for messages. */
+static char *raw_text_for_libical(const struct loader *ld)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	for (size_t i = 0; i < ld->n_lines; i++) {
+		if (raw_empty(ld->lines[i].text))
+			continue;
+		sb_add(&sb, ld->lines[i].text);
+		sb_add(&sb, "\r\n");
+	}
+	return sb_take(&sb);
+}
+
 /* True if the content line's property name is name (case-insensitive). */
 static bool raw_is(const char *text, const char *name)
 {
@@ -123,6 +148,15 @@ static const char *raw_value(const char *text)
 			return text + 1;
 	}
 	return text;
+}
+
+static bool raw_empty(const char *text)
+{
+	const char *v = raw_value(text);
+
+	if (v == text + strlen(text) && !strchr(text, ':'))
+		return false; /* no ':' at all: not a property line, libical reports it */
+	return v[strspn(v, " \t")] == '\0' && !raw_is(text, "BEGIN") && !raw_is(text, "END");
 }
 
 /* The BEGIN or END component name of a line, trimmed, into buf. */
@@ -524,8 +558,11 @@ static bool read_instant(struct loader *ld, const struct when *w, icalproperty_k
 	}
 	if (t.is_date) {
 		if (!date_only) {
-			fail(ld, line, "%s: %s is a date without a time; a session needs a date-time with a TZID or in UTC",
-			     w->label, name);
+			if (kind == ICAL_DTSTART_PROPERTY)
+				fail(ld, line, "%s: %s is a date without a time (an all-day event); a session needs a date-time with a TZID or in UTC, a deadline CATEGORIES:deadline or a [deadline NAME] in kallad.conf",
+				     w->label, name);
+			else if (kind != ICAL_DTEND_PROPERTY)
+				fail(ld, line, "%s: %s is a date without a time", w->label, name);
 			return false;
 		}
 		*date_only = true;
@@ -600,67 +637,145 @@ static bool read_ids(struct loader *ld, icalcomponent *comp, const struct span *
 	return ok;
 }
 
-static void read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
-			 const struct span *sp)
+/* An item (VEVENT or VTODO) is read with its problems collected apart:
+ * strict, they reject the file; else they skip the item alone. */
+static void item_begin(struct loader *ld)
+{
+	ld->errs = &ld->item;
+}
+
+/* True if the item may be used. Its problems go where they belong. */
+static bool item_end(struct loader *ld, bool ok, const char *uid)
+{
+	bool strict = ld->warnings == ld->file_errs;
+
+	ld->errs = ld->file_errs;
+	ok = ok && ld->item.n == 0;
+	for (size_t i = 0; i < ld->item.n; i++) {
+		if (strict)
+			errlist_add(ld->errs, "%s", ld->item.items[i]);
+		else if (uid)
+			errlist_add(ld->warnings, "%s; skipped (UID %s)", ld->item.items[i], uid);
+		else
+			errlist_add(ld->warnings, "%s; skipped", ld->item.items[i]);
+	}
+	errlist_free(&ld->item);
+	if (!ok && uid && !calendar_is_unreadable(ld->cal, uid)) {
+		struct calendar *cal = ld->cal;
+		cal->unreadable = xrealloc(cal->unreadable,
+					   (cal->n_unreadable + 1) * sizeof(*cal->unreadable));
+		cal->unreadable[cal->n_unreadable++] = xstrdup(uid);
+	}
+	return ok;
+}
+
+static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
+			 const struct span *sp, struct session *s)
 {
 	char *label = item_label(ev);
 	struct when w = {vcal, ev, sp, label};
-	struct session s = {.line = ld->lines[sp->first].line};
 	struct icaltimetype unused;
 	bool ok = check_single(ld, ev, sp, label);
 
-	ok &= read_ids(ld, ev, sp, label, &s.uid, &s.summary);
+	*s = (struct session){.line = ld->lines[sp->first].line};
+	ok &= read_ids(ld, ev, sp, label, &s->uid, &s->summary);
 	ok &= check_not_recurring(ld, ev, sp, label);
-	bool have_start = read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s.start, &unused);
-	bool have_end = read_instant(ld, &w, ICAL_DTEND_PROPERTY, NULL, &s.end, &unused);
-	if (have_start && have_end && s.end <= s.start) {
+	bool have_start = read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s->start, &unused);
+	bool have_end = read_instant(ld, &w, ICAL_DTEND_PROPERTY, NULL, &s->end, &unused);
+	if (have_start && have_end && s->end <= s->start) {
 		char a[32], b[32];
-		tz_rfc3339(s.start, a, sizeof(a));
-		tz_rfc3339(s.end, b, sizeof(b));
+		tz_rfc3339(s->start, a, sizeof(a));
+		tz_rfc3339(s->end, b, sizeof(b));
 		fail(ld, raw_prop_line(ld, sp, "DTEND"), "%s: DTEND %s is not after DTSTART %s",
 		     label, b, a);
 		ok = false;
 	}
 	ok &= have_start && have_end;
-	ok &= read_sequence(ld, ev, sp, label, &s.sequence);
-	s.location = text_prop(ev, ICAL_LOCATION_PROPERTY);
-	s.description = text_prop(ev, ICAL_DESCRIPTION_PROPERTY);
-	s.categories = categories_prop(ev);
-	s.cancelled = icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED;
+	ok &= read_sequence(ld, ev, sp, label, &s->sequence);
+	s->location = text_prop(ev, ICAL_LOCATION_PROPERTY);
+	s->description = text_prop(ev, ICAL_DESCRIPTION_PROPERTY);
+	s->categories = categories_prop(ev);
+	s->cancelled = icalcomponent_get_status(ev) == ICAL_STATUS_CANCELLED;
 	free(label);
-	if (!ok) {
-		session_clear(&s);
-		return;
-	}
-	ld->cal->sessions = xgrow(ld->cal->sessions, &ld->cap_sessions, ld->cal->n_sessions,
-				  sizeof(s));
-	ld->cal->sessions[ld->cal->n_sessions++] = s;
+	return ok;
 }
 
-static void read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent *todo,
-			  const struct span *sp)
+/* A VTODO is due at DUE; a VEVENT in the category "deadline" (what
+ * Outlook and Google can export: neither exports tasks) at its DTSTART,
+ * all day when that is a date. */
+static bool read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent *comp,
+			  const struct span *sp, struct deadline *d)
 {
-	char *label = item_label(todo);
-	struct when w = {vcal, todo, sp, label};
-	struct deadline d = {.line = ld->lines[sp->first].line};
+	char *label = item_label(comp);
+	struct when w = {vcal, comp, sp, label};
 	struct icaltimetype day;
-	bool ok = check_single(ld, todo, sp, label);
+	bool event = icalcomponent_isa(comp) == ICAL_VEVENT_COMPONENT;
+	bool ok = check_single(ld, comp, sp, label);
 
-	ok &= read_ids(ld, todo, sp, label, &d.uid, &d.summary);
-	ok &= read_instant(ld, &w, ICAL_DUE_PROPERTY, &d.date_only, &d.due, &day);
+	*d = (struct deadline){.line = ld->lines[sp->first].line};
+	ok &= read_ids(ld, comp, sp, label, &d->uid, &d->summary);
+	if (event)
+		ok &= check_not_recurring(ld, comp, sp, label);
+	ok &= read_instant(ld, &w, event ? ICAL_DTSTART_PROPERTY : ICAL_DUE_PROPERTY,
+			   &d->date_only, &d->due, &day);
 	/* A deadline day ends at local midnight in the programme zone. */
-	if (ok && d.date_only)
-		d.due = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
-	d.description = text_prop(todo, ICAL_DESCRIPTION_PROPERTY);
-	d.categories = categories_prop(todo);
+	if (ok && d->date_only)
+		d->due = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+	d->description = text_prop(comp, ICAL_DESCRIPTION_PROPERTY);
+	d->categories = categories_prop(comp);
 	free(label);
-	if (!ok) {
-		deadline_clear(&d);
+	return ok;
+}
+
+static void add_session(struct loader *ld, struct session *s)
+{
+	ld->cal->sessions = xgrow(ld->cal->sessions, &ld->cap_sessions, ld->cal->n_sessions,
+				  sizeof(*s));
+	ld->cal->sessions[ld->cal->n_sessions++] = *s;
+}
+
+static void add_deadline(struct loader *ld, struct deadline *d)
+{
+	ld->cal->deadlines = xgrow(ld->cal->deadlines, &ld->cap_deadlines,
+				   ld->cal->n_deadlines, sizeof(*d));
+	ld->cal->deadlines[ld->cal->n_deadlines++] = *d;
+}
+
+/* One VEVENT or VTODO: a session, a deadline, or (outside
+ * sessions-category) none of kallad's business. */
+static void read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
+		      const struct span *sp)
+{
+	char *cats = categories_prop(c);
+	bool todo = icalcomponent_isa(c) == ICAL_VTODO_COMPONENT;
+	bool deadline = todo || calendar_has_category(cats, "deadline");
+	bool ignored = !deadline && ld->sessions_category &&
+		       !calendar_has_category(cats, ld->sessions_category);
+	char *uid = text_prop(c, ICAL_UID_PROPERTY);
+	struct session s;
+	struct deadline d;
+	bool ok;
+
+	free(cats);
+	if (ignored) {
+		ld->cal->n_ignored++;
+		free(uid);
 		return;
 	}
-	ld->cal->deadlines = xgrow(ld->cal->deadlines, &ld->cap_deadlines,
-				   ld->cal->n_deadlines, sizeof(d));
-	ld->cal->deadlines[ld->cal->n_deadlines++] = d;
+	item_begin(ld);
+	xlic_report(ld, c, sp);
+	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
+	if (!item_end(ld, ok, uid)) {
+		if (deadline)
+			deadline_clear(&d);
+		else
+			session_clear(&s);
+	} else if (deadline) {
+		add_deadline(ld, &d);
+	} else {
+		add_session(ld, &s);
+	}
+	free(uid);
 }
 
 /* The span of the next VEVENT or VTODO; the whole file if the raw scan
@@ -691,13 +806,11 @@ static void read_vcalendar(struct loader *ld, icalcomponent *vcal)
 		switch (icalcomponent_isa(c)) {
 		case ICAL_VEVENT_COMPONENT:
 			sp = next_span(ld, &ld->events, &ld->next_event);
-			xlic_report(ld, c, &sp);
-			read_session(ld, vcal, c, &sp);
+			read_item(ld, vcal, c, &sp);
 			break;
 		case ICAL_VTODO_COMPONENT:
 			sp = next_span(ld, &ld->todos, &ld->next_todo);
-			xlic_report(ld, c, &sp);
-			read_deadline(ld, vcal, c, &sp);
+			read_item(ld, vcal, c, &sp);
 			break;
 		default:
 			xlic_report(ld, c, &whole);
@@ -716,32 +829,50 @@ static const char *item_at(const struct calendar *cal, size_t i, int *line, char
 	}
 	i -= cal->n_sessions;
 	*line = cal->deadlines[i].line;
-	*label = xasprintf("VTODO \"%s\"", cal->deadlines[i].summary);
+	*label = xasprintf("deadline \"%s\"", cal->deadlines[i].summary);
 	return cal->deadlines[i].uid;
 }
 
-/* One namespace for UIDs: they key deliveries and state (INTEROP I6). */
+/* Removes the i-th item (as item_at counts). */
+static void drop_item(struct calendar *cal, size_t i)
+{
+	if (i < cal->n_sessions) {
+		session_clear(&cal->sessions[i]);
+		memmove(&cal->sessions[i], &cal->sessions[i + 1],
+			(cal->n_sessions - i - 1) * sizeof(*cal->sessions));
+		cal->n_sessions--;
+		return;
+	}
+	i -= cal->n_sessions;
+	deadline_clear(&cal->deadlines[i]);
+	memmove(&cal->deadlines[i], &cal->deadlines[i + 1],
+		(cal->n_deadlines - i - 1) * sizeof(*cal->deadlines));
+	cal->n_deadlines--;
+}
+
+/* One namespace for UIDs: they key deliveries and state (INTEROP I6).
+ * Strict, a duplicate rejects the file; else the later one is skipped. */
 static void check_unique(struct loader *ld)
 {
-	size_t n = ld->cal->n_sessions + ld->cal->n_deadlines;
-
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < ld->cal->n_sessions + ld->cal->n_deadlines; i++) {
 		char *label, *other_label;
 		int line, first;
 		const char *uid = item_at(ld->cal, i, &line, &label);
+		bool dup = false;
 
-		for (size_t j = 0; j < i; j++) {
+		for (size_t j = 0; j < i && !dup; j++) {
 			const char *other = item_at(ld->cal, j, &first, &other_label);
-			bool same = strcmp(uid, other) == 0;
 
-			if (same)
-				fail(ld, line, "%s: duplicate UID \"%s\", already used by %s at line %d",
-				     label, uid, other_label, first);
+			if ((dup = strcmp(uid, other) == 0))
+				errlist_add_at(ld->warnings, ld->path, line,
+					       "%s: duplicate UID \"%s\", already used by %s at line %d%s",
+					       label, uid, other_label, first,
+					       ld->warnings == ld->file_errs ? "" : "; skipped");
 			free(other_label);
-			if (same)
-				break;
 		}
 		free(label);
+		if (dup && ld->warnings != ld->file_errs)
+			drop_item(ld->cal, i--);
 	}
 }
 
@@ -795,11 +926,21 @@ static void loader_free(struct loader *ld)
 	free(ld->todos.v);
 }
 
-struct calendar *calendar_load(const char *path, struct errlist *errs)
+static void calendar_sort(struct calendar *cal)
 {
-	struct loader ld = {.path = path, .errs = errs, .errs_before = errs->n};
+	if (cal->n_sessions)
+		qsort(cal->sessions, cal->n_sessions, sizeof(struct session), session_cmp);
+	if (cal->n_deadlines)
+		qsort(cal->deadlines, cal->n_deadlines, sizeof(struct deadline), deadline_cmp);
+}
+
+struct calendar *calendar_read(const char *path, const char *sessions_category,
+			       struct errlist *warnings, struct errlist *errs)
+{
+	struct loader ld = {.path = path, .errs = errs, .file_errs = errs, .warnings = warnings,
+			    .sessions_category = sessions_category, .errs_before = errs->n};
 	size_t len;
-	char *text = read_file(path, &len), *body;
+	char *text = read_file(path, &len), *body, *parsed;
 
 	if (!text) {
 		errlist_add(errs, "%s: cannot read the calendar: %s", path, strerror(errno));
@@ -811,7 +952,9 @@ struct calendar *calendar_load(const char *path, struct errlist *errs)
 	raw_check_text(&ld, body, len - (size_t)(body - text));
 	raw_structure(&ld);
 	ld.cal = xcalloc(1, sizeof(*ld.cal));
-	load_text(&ld, body);
+	parsed = raw_text_for_libical(&ld);
+	load_text(&ld, parsed);
+	free(parsed);
 	check_unique(&ld);
 	free(text);
 	loader_free(&ld);
@@ -819,12 +962,50 @@ struct calendar *calendar_load(const char *path, struct errlist *errs)
 		calendar_free(ld.cal);
 		return NULL;
 	}
-	if (ld.cal->n_sessions)
-		qsort(ld.cal->sessions, ld.cal->n_sessions, sizeof(struct session), session_cmp);
-	if (ld.cal->n_deadlines)
-		qsort(ld.cal->deadlines, ld.cal->n_deadlines, sizeof(struct deadline),
-		      deadline_cmp);
+	calendar_sort(ld.cal);
 	return ld.cal;
+}
+
+struct calendar *calendar_load(const char *path, struct errlist *errs)
+{
+	return calendar_read(path, NULL, errs, errs);
+}
+
+void calendar_add_session(struct calendar *cal, const struct session *s)
+{
+	struct session *c;
+
+	cal->sessions = xrealloc(cal->sessions, (cal->n_sessions + 1) * sizeof(*cal->sessions));
+	c = &cal->sessions[cal->n_sessions++];
+	*c = *s;
+	c->uid = xstrdup(s->uid);
+	c->summary = s->summary ? xstrdup(s->summary) : NULL;
+	c->location = s->location ? xstrdup(s->location) : NULL;
+	c->description = s->description ? xstrdup(s->description) : NULL;
+	c->categories = s->categories ? xstrdup(s->categories) : NULL;
+	calendar_sort(cal);
+}
+
+void calendar_add_deadline(struct calendar *cal, const struct deadline *d)
+{
+	struct deadline *c;
+
+	cal->deadlines = xrealloc(cal->deadlines, (cal->n_deadlines + 1) * sizeof(*cal->deadlines));
+	c = &cal->deadlines[cal->n_deadlines++];
+	*c = *d;
+	c->uid = xstrdup(d->uid);
+	c->summary = d->summary ? xstrdup(d->summary) : NULL;
+	c->description = d->description ? xstrdup(d->description) : NULL;
+	c->categories = d->categories ? xstrdup(d->categories) : NULL;
+	calendar_sort(cal);
+}
+
+bool calendar_is_unreadable(const struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; cal && uid && i < cal->n_unreadable; i++)
+		if (strcmp(cal->unreadable[i], uid) == 0)
+			return true;
+	return false;
 }
 
 void calendar_free(struct calendar *cal)
@@ -835,6 +1016,9 @@ void calendar_free(struct calendar *cal)
 		session_clear(&cal->sessions[i]);
 	for (size_t i = 0; i < cal->n_deadlines; i++)
 		deadline_clear(&cal->deadlines[i]);
+	for (size_t i = 0; i < cal->n_unreadable; i++)
+		free(cal->unreadable[i]);
+	free(cal->unreadable);
 	free(cal->sessions);
 	free(cal->deadlines);
 	free(cal);

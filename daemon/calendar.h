@@ -14,6 +14,7 @@ struct session {
 	int sequence;      /* the file's SEQUENCE, 0 when absent */
 	bool cancelled;    /* STATUS:CANCELLED */
 	int line;          /* line of its BEGIN:VEVENT in the file */
+	bool kept;         /* unreadable now: this is its last good copy */
 };
 
 struct deadline {
@@ -21,7 +22,8 @@ struct deadline {
 	time_t due;     /* the instant it passes */
 	bool date_only; /* DUE;VALUE=DATE: due is the end of that local day */
 	int revision;   /* times kallad saw it move (changes_sync): its keys' SEQUENCE */
-	int line;
+	int line;       /* 0 for a [deadline NAME] of kallad.conf */
+	bool kept;      /* unreadable now: this is its last good copy */
 };
 
 struct calendar {
@@ -29,6 +31,12 @@ struct calendar {
 	size_t n_sessions;
 	struct deadline *deadlines; /* sorted by due */
 	size_t n_deadlines;
+	/* The UIDs of events and to-dos skipped because they could not be
+	 * read: a session or deadline kallad knew by that UID keeps its last
+	 * good copy (programme.c). */
+	char **unreadable;
+	size_t n_unreadable;
+	size_t n_ignored; /* events outside [programme] sessions-category */
 };
 
 /* Parses path. A calendar that does not parse, or whose sessions or
@@ -37,7 +45,24 @@ struct calendar {
  * caller frees the result with calendar_free(). Date-only deadlines are
  * resolved in the current programme zone (tz_set). */
 struct calendar *calendar_load(const char *path, struct errlist *errs);
+
+/* Reads path as organisers' tools export it: a VEVENT or VTODO kallad
+ * cannot use (recurring, no DTSTART, a bad value, ...) is skipped with a
+ * line in warnings ("file:line: ...; skipped (UID x)") and its UID listed
+ * in cal->unreadable; only a file that does not parse as a whole (or
+ * breaks the nesting of BEGIN/END, or holds invalid UTF-8) is rejected,
+ * NULL with errs. A VEVENT whose CATEGORIES include "deadline" is a
+ * deadline due at its DTSTART (an all-day one at the end of that day).
+ * With sessions_category, other events are not sessions (n_ignored).
+ * Empty properties ("LOCATION:") count as absent in both readers. */
+struct calendar *calendar_read(const char *path, const char *sessions_category,
+			       struct errlist *warnings, struct errlist *errs);
 void calendar_free(struct calendar *cal);
+
+/* Adds a copy of s or d (strings duplicated), keeping the order. */
+void calendar_add_session(struct calendar *cal, const struct session *s);
+void calendar_add_deadline(struct calendar *cal, const struct deadline *d);
+bool calendar_is_unreadable(const struct calendar *cal, const char *uid);
 
 const struct session *calendar_session(const struct calendar *cal, const char *uid);
 const struct deadline *calendar_deadline(const struct calendar *cal, const char *uid);

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define LINE_MAX_BYTES 65536 /* room for a long custom SELECT on one line */
 #define SECTION_MAX 49       /* inih truncates longer section names */
@@ -40,7 +42,7 @@ struct diag {
 };
 
 enum section_kind { SEC_NONE, SEC_PROGRAMME, SEC_ORGANIZER, SEC_SMTP, SEC_POLICY,
-		    SEC_REGISTRATIONS, SEC_RULE, SEC_UNKNOWN };
+		    SEC_REGISTRATIONS, SEC_RULE, SEC_DEADLINE, SEC_UNKNOWN };
 
 static const char *const section_names[] = {
 	[SEC_PROGRAMME] = "programme", [SEC_ORGANIZER] = "organizer", [SEC_SMTP] = "smtp",
@@ -85,6 +87,8 @@ struct loader {
 		int line;
 	} *fsec;
 	size_t n_fsec, cap_fsec;
+	bool *due_seen;           /* per cfg->deadlines: due given (or given wrong) */
+	size_t cap_due_seen;
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -531,6 +535,69 @@ static void set_select(struct loader *ld, const struct keydef *kd, const char *v
 	set_text(ld, kd, v);
 }
 
+/* absences, attachments: a SELECT over the database, or a CSV file. */
+static void set_select_or_csv(struct loader *ld, const struct keydef *kd, const char *v)
+{
+	char **csv = str_eq(kd->name, "absences") ? &ld->cfg->csv_absences
+						  : &ld->cfg->csv_attachments;
+	size_t n = strlen(v);
+
+	if (n > 4 && strcasecmp(v + n - 4, ".csv") == 0 && !starts_word(v, "select") &&
+	    !starts_word(v, "with")) {
+		put_string(csv, resolve(ld, v));
+		put_string(FIELD(ld, kd, char *), NULL);
+		return;
+	}
+	if (!starts_word(v, "select") && !starts_word(v, "with")) {
+		key_error(ld, kd->name, "must be a SELECT statement or a file ending in .csv");
+		return;
+	}
+	put_string(csv, NULL);
+	set_text(ld, kd, v);
+}
+
+static const char *const csv_columns[] = {
+	"email", "name", "organisation", "role", "language", "status", "registered_at",
+	"updated_at", "session_uid", "message", "path",
+};
+
+bool config_csv_column(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(csv_columns); i++)
+		if (str_caseeq(name, csv_columns[i]))
+			return true;
+	return false;
+}
+
+/* "E-post:email, Namn:name": each item a header, ':', a column kallad reads. */
+static void set_columns(struct loader *ld, const struct keydef *kd, const char *v)
+{
+	char *copy = xstrdup(v), *save = NULL;
+	bool ok = true;
+
+	for (char *item = strtok_r(copy, ",", &save); item && ok;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':');
+		const char *col = colon ? str_trim(colon + 1) : "";
+
+		if (colon)
+			*colon = '\0';
+		if (!colon || !*str_trim(item)) {
+			key_error(ld, kd->name, "\"%s\" is not HEADER:COLUMN", str_trim(item));
+			ok = false;
+		} else if (!config_csv_column(col)) {
+			key_error(ld, kd->name,
+				  "\"%s\" is not a column kallad reads (email, name, organisation, role, "
+				  "language, status, registered_at, updated_at, session_uid, message, path)",
+				  col);
+			ok = false;
+		}
+	}
+	free(copy);
+	if (ok)
+		set_text(ld, kd, v);
+}
+
 #define OFF(f) offsetof(struct config, f)
 
 static const struct keydef keys[] = {
@@ -558,9 +625,12 @@ static const struct keydef keys[] = {
 	{SEC_POLICY, "description-changes", set_choice, OFF(description_updates), "quiet", "update",
 	 0, 0},
 	{SEC_REGISTRATIONS, "participants", set_select, OFF(sql_participants), NULL, NULL, 0, 0},
-	{SEC_REGISTRATIONS, "attachments", set_select, OFF(sql_attachments), NULL, NULL, 0, 0},
-	{SEC_REGISTRATIONS, "absences", set_select, OFF(sql_absences), NULL, NULL, 0, 0},
+	{SEC_REGISTRATIONS, "attachments", set_select_or_csv, OFF(sql_attachments), NULL, NULL, 0, 0},
+	{SEC_REGISTRATIONS, "absences", set_select_or_csv, OFF(sql_absences), NULL, NULL, 0, 0},
+	{SEC_REGISTRATIONS, "columns", set_columns, OFF(csv_columns), NULL, NULL, 0, 0},
+	/* Later than the K_ indexes below. */
 	{SEC_PROGRAMME, "material", set_path, OFF(material), NULL, NULL, 0, 0},
+	{SEC_PROGRAMME, "sessions-category", set_text, OFF(sessions_category), NULL, NULL, 0, 0},
 };
 
 enum { K_NAME, K_CALENDAR, K_REGISTRATIONS, K_STATE, K_TIMEZONE, K_LANGUAGE, K_TEMPLATES,
@@ -584,6 +654,9 @@ static void reset_key(struct loader *ld, const struct keydef *kd)
 		ld->cfg->quiet_start = ld->cfg->quiet_end = -1;
 	else
 		put_string(FIELD(ld, kd, char *), NULL);
+	if (kd->set == set_select_or_csv)
+		put_string(str_eq(kd->name, "absences") ? &ld->cfg->csv_absences
+							 : &ld->cfg->csv_attachments, NULL);
 }
 
 static void plain_key(struct loader *ld, enum section_kind sec, const char *name, const char *value)
@@ -784,6 +857,81 @@ static void rule_key(struct loader *ld, const char *rule, const char *name, cons
 	}
 }
 
+/* ---- [deadline NAME] ------------------------------------------------- */
+
+static struct cfg_deadline *deadline_find(struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_deadlines; i++)
+		if (str_eq(cfg->deadlines[i].name, name))
+			return &cfg->deadlines[i];
+	return NULL;
+}
+
+static void deadline_declare(struct loader *ld, const char *name, int line)
+{
+	struct config *cfg = ld->cfg;
+	size_t cap = cfg->cap_deadlines;
+
+	if (deadline_find(cfg, name))
+		return;
+	cfg->deadlines = xgrow(cfg->deadlines, &cfg->cap_deadlines, cfg->n_deadlines,
+			       sizeof(*cfg->deadlines));
+	ld->due_seen = xgrow(ld->due_seen, &cap, cfg->n_deadlines, sizeof(*ld->due_seen));
+	ld->due_seen[cfg->n_deadlines] = false;
+	cfg->deadlines[cfg->n_deadlines++] = (struct cfg_deadline){
+		.name = xstrdup(name), .file = xstrdup(ld->file), .line = line};
+}
+
+/* "2020-01-31" (the whole day) or "2020-01-31T12:00" / "2020-01-31 12:00". */
+static bool parse_due(const char *v, struct cfg_deadline *d)
+{
+	int y, mo, day, h = 0, mi = 0, n = 0;
+	struct tm tm;
+
+	if (sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &day, &n) != 3 || n != 10)
+		return false;
+	if (v[n] != '\0') {
+		int k = 0;
+
+		if ((v[n] != 'T' && v[n] != ' ') || sscanf(v + n + 1, "%2d:%2d%n", &h, &mi, &k) != 2 ||
+		    k != 5 || v[n + 1 + k] != '\0' || h > 23 || mi > 59 || h < 0 || mi < 0)
+			return false;
+	}
+	/* A real date: 2020-02-30 does not come back as itself. */
+	tm = (struct tm){.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = day, .tm_hour = 12};
+	if (mo < 1 || mo > 12 || day < 1 || timegm(&tm) == (time_t)-1 || tm.tm_mday != day ||
+	    tm.tm_mon != mo - 1)
+		return false;
+	d->year = y;
+	d->month = mo;
+	d->day = day;
+	d->hour = h;
+	d->minute = mi;
+	d->date_only = v[n] == '\0';
+	return true;
+}
+
+static void deadline_key(struct loader *ld, const char *dname, const char *name, const char *value)
+{
+	struct cfg_deadline *d = deadline_find(ld->cfg, dname);
+
+	if (!d) /* its header was rejected */
+		return;
+	if (!text_ok(ld, name, value))
+		return;
+	if (str_eq(name, "due")) {
+		ld->due_seen[d - ld->cfg->deadlines] = true;
+		if (!parse_due(value, d))
+			key_error(ld, name, "\"%s\" is not YYYY-MM-DD or YYYY-MM-DDTHH:MM", value);
+	} else if (str_eq(name, "title")) {
+		put_string(&d->title, *value ? xstrdup(value) : NULL);
+	} else if (str_eq(name, "category")) {
+		put_string(&d->category, *value ? xstrdup(value) : NULL);
+	} else {
+		key_error(ld, name, "unknown key in [deadline %s] (due, title, category)", dname);
+	}
+}
+
 /* ---- sections ------------------------------------------------------------ */
 
 /* "[rule NAME]" gives the rule's name in *rule. */
@@ -796,6 +944,10 @@ static enum section_kind section_kind(const char *s, const char **rule)
 	if (strncmp(s, "rule", 4) == 0 && (s[4] == '\0' || isspace((unsigned char)s[4]))) {
 		*rule = s + 4 + strspn(s + 4, " \t");
 		return SEC_RULE;
+	}
+	if (strncmp(s, "deadline", 8) == 0 && (s[8] == '\0' || isspace((unsigned char)s[8]))) {
+		*rule = s + 8 + strspn(s + 8, " \t");
+		return SEC_DEADLINE;
 	}
 	return SEC_UNKNOWN;
 }
@@ -848,8 +1000,18 @@ static bool section_header(struct loader *ld, int line, char *raw, const char *r
 	}
 	k = section_kind(name, &rule);
 	if (k == SEC_UNKNOWN) {
-		diag_add(ld, line, label, "unknown section (programme, organizer, smtp, rule NAME, policy, registrations)");
+		diag_add(ld, line, label, "unknown section (programme, organizer, smtp, rule NAME, deadline NAME, policy, registrations)");
 		return false;
+	}
+	if (k == SEC_DEADLINE) {
+		if (!*rule || !name_chars(rule, "-_.@ABCDEFGHIJKLMNOPQRSTUVWXYZ")) {
+			diag_add(ld, line, label, "a deadline needs a name of letters, digits, -, _, . and @: [deadline NAME]");
+			return false;
+		}
+		if (!ld->section[k].file)
+			ld->section[k] = (struct where){ld->file, line};
+		deadline_declare(ld, rule, line);
+		return true;
 	}
 	if (k == SEC_RULE && !*rule) {
 		diag_add(ld, line, label, "a rule needs a name: [rule NAME]");
@@ -949,6 +1111,8 @@ static int handler(void *arg, const char *section, const char *name, const char 
 	k = section_kind(str_trim(sec), &rule);
 	if (k == SEC_RULE)
 		rule_key(ld, rule, name, value);
+	else if (k == SEC_DEADLINE)
+		deadline_key(ld, rule, name, value);
 	else
 		plain_key(ld, k, name, value);
 	return 1;
@@ -1169,6 +1333,35 @@ static void check_programme(struct loader *ld)
 			   (int)strcspn(org, ">"), org);
 }
 
+static void check_deadlines(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->cfg->n_deadlines; i++) {
+		struct cfg_deadline *d = &ld->cfg->deadlines[i];
+
+		if (!ld->due_seen[i])
+			late_error(ld, (struct where){d->file, d->line}, "due",
+				   "[deadline %s] needs due", d->name);
+	}
+}
+
+/* The keys for a CSV file and those for a database do not mix. */
+static void check_registrations(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	size_t n = cfg->registrations ? strlen(cfg->registrations) : 0;
+	bool csv = n > 4 && strcasecmp(cfg->registrations + n - 4, ".csv") == 0;
+	struct where w = ld->section[SEC_REGISTRATIONS];
+
+	if (!w.file)
+		return;
+	if (csv && (cfg->sql_participants || cfg->sql_absences || cfg->sql_attachments))
+		late_error(ld, w, "registrations",
+			   "SELECT queries need a SQLite database; with a .csv file, absences and attachments are .csv files too");
+	if (!csv && cfg->registrations && (cfg->csv_columns || cfg->csv_absences || cfg->csv_attachments))
+		late_error(ld, w, "registrations",
+			   "columns and .csv absences or attachments need registrations = FILE.csv");
+}
+
 static void check_rules(struct loader *ld)
 {
 	for (size_t i = 0; i < ld->cfg->n_rules; i++) {
@@ -1218,6 +1411,8 @@ struct config *config_load(const char *path, struct errlist *errs)
 		check_programme(&ld);
 		check_smtp(&ld);
 		check_rules(&ld);
+		check_deadlines(&ld);
+		check_registrations(&ld);
 	}
 	if (!ld.cfg->material) {
 		char *dir = dir_of(path);
@@ -1234,6 +1429,7 @@ struct config *config_load(const char *path, struct errlist *errs)
 	free(ld.rseen);
 	sections_forget(&ld);
 	free(ld.fsec);
+	free(ld.due_seen);
 	free(ld.dir);
 	if (ld.n_errors) {
 		config_free(ld.cfg);
@@ -1252,6 +1448,7 @@ void config_free(struct config *cfg)
 		&cfg->timezone, &cfg->language, &cfg->templates, &cfg->material, &cfg->organizer_name,
 		&cfg->organizer_email, &cfg->from, &cfg->reply_to, &cfg->smtp_url, &cfg->smtp_user,
 		&cfg->smtp_password, &cfg->sql_participants, &cfg->sql_attachments, &cfg->sql_absences,
+		&cfg->sessions_category, &cfg->csv_columns, &cfg->csv_absences, &cfg->csv_attachments,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
 		free(*strings[i]);
@@ -1265,6 +1462,13 @@ void config_free(struct config *cfg)
 		free(r->file);
 	}
 	free(cfg->rules);
+	for (size_t i = 0; i < cfg->n_deadlines; i++) {
+		free(cfg->deadlines[i].name);
+		free(cfg->deadlines[i].title);
+		free(cfg->deadlines[i].category);
+		free(cfg->deadlines[i].file);
+	}
+	free(cfg->deadlines);
 	free(cfg);
 }
 

@@ -29,12 +29,27 @@ struct rule {
 	int line;
 };
 
+/* [deadline NAME]: a deadline for calendars that carry no categories. */
+struct cfg_deadline {
+	char *name;     /* from "[deadline NAME]": its UID, for --deadline NAME */
+	char *title;    /* SUMMARY; NAME when not given */
+	char *category; /* CATEGORIES; NULL when not given */
+	int year, month, day, hour, minute; /* local time in the programme zone */
+	bool date_only; /* due = YYYY-MM-DD: the end of that day */
+	char *file;
+	int line;
+};
+
+/* The CSV column names, for [registrations] columns. */
+bool config_csv_column(const char *name);
+
 struct config {
 	char *path; /* the main file */
 
 	/* [programme] */
 	char *name, *calendar, *registrations, *state, *timezone, *language, *templates;
 	char *material; /* attachments are read only beneath it; default material/ beside the file */
+	char *sessions_category; /* only events in this category are sessions; NULL: all */
 	/* [organizer] */
 	char *organizer_name, *organizer_email, *from, *reply_to;
 	/* [smtp]; url NULL means the outbox */
@@ -45,6 +60,12 @@ struct config {
 	int timeout;                     /* seconds per server reply; default 60 */
 	/* [registrations] custom SELECTs, NULL for the shipped schema */
 	char *sql_participants, *sql_attachments, *sql_absences;
+	/* [registrations] for registrations = FILE.csv: the header mapping as
+	 * given ("E-post:email, Namn:name"), absences and attachments files */
+	char *csv_columns, *csv_absences, *csv_attachments;
+	/* [deadline NAME] */
+	struct cfg_deadline *deadlines;
+	size_t n_deadlines, cap_deadlines;
 	/* [rule NAME] */
 	struct rule *rules;
 	size_t n_rules, cap_rules;

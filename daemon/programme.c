@@ -64,9 +64,90 @@ void programme_free(struct programme *pg)
 	free(pg);
 }
 
+/* The [deadline NAME] sections of kallad.conf, in the programme zone. */
+static void add_config_deadlines(struct programme *pg)
+{
+	for (size_t i = 0; i < pg->cfg->n_deadlines; i++) {
+		const struct cfg_deadline *c = &pg->cfg->deadlines[i];
+		struct deadline d = {.uid = c->name, .summary = c->title ? c->title : c->name,
+				     .categories = c->category, .date_only = c->date_only};
+
+		if (calendar_session(pg->cal, c->name) || calendar_deadline(pg->cal, c->name)) {
+			errlist_add(&pg->warnings,
+				    "%s:%d: [deadline %s]: the calendar has an item with UID \"%s\" already; this section is not used",
+				    c->file, c->line, c->name, c->name);
+			continue;
+		}
+		d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
+				     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
+		calendar_add_deadline(pg->cal, &d);
+	}
+}
+
+static void kept_warning(struct programme *pg, const char *uid, const char *what,
+			 const char *summary, time_t when)
+{
+	char buf[40];
+
+	tz_rfc3339(when, buf, sizeof(buf));
+	errlist_add(&pg->warnings,
+		    "%s: UID %s could not be read (see above): keeping the last good copy of the %s \"%s\" (%s)",
+		    pg->cfg->calendar, uid, what, summary ? summary : "", buf);
+}
+
+/* A session or deadline kallad knew that now fails to read is not
+ * removed (which would cancel it for everyone): it keeps its last good
+ * copy, from the programme before this reload or, on a fresh start, the
+ * copy in the state database (sessions only: deadlines are not stored). */
+static void keep_last_good(struct programme *pg, const struct programme *old)
+{
+	struct calendar *cal = pg->cal;
+	struct state *st = NULL;
+	bool opened = false;
+
+	for (size_t i = 0; i < cal->n_unreadable; i++) {
+		const char *uid = cal->unreadable[i];
+		const struct session *s = old && old->cal ? calendar_session(old->cal, uid) : NULL;
+		const struct deadline *d = old && old->cal ? calendar_deadline(old->cal, uid) : NULL;
+		struct session copy;
+
+		if (calendar_session(cal, uid) || calendar_deadline(cal, uid))
+			continue;
+		if (s) {
+			struct session k = *s;
+			k.kept = true;
+			calendar_add_session(cal, &k);
+			kept_warning(pg, uid, "session", s->summary, s->start);
+		} else if (d) {
+			struct deadline k = *d;
+			k.kept = true;
+			calendar_add_deadline(cal, &k);
+			kept_warning(pg, uid, "deadline", d->summary, d->due);
+		} else if (!old) {
+			if (!opened) {
+				struct errlist ignored = {0};
+
+				opened = true;
+				if (access(pg->cfg->state, F_OK) == 0)
+					st = state_open(pg->cfg->state, true, &ignored);
+				errlist_free(&ignored);
+			}
+			if (st && state_session_copy(st, uid, &copy)) {
+				copy.kept = true;
+				calendar_add_session(cal, &copy);
+				kept_warning(pg, uid, "session", copy.summary, copy.start);
+				state_session_clear(&copy);
+			}
+		}
+	}
+	state_close(st);
+}
+
 /* Reads every part, each even when another failed (--check reports all);
- * the parts that failed are NULL and named in *failed. */
-static struct programme *load_parts(const char *config_path, struct errlist *errs, int *failed)
+ * the parts that failed are NULL and named in *failed. old, on a reload,
+ * holds the last good copies. */
+static struct programme *load_parts(const char *config_path, const struct programme *old,
+				    struct errlist *errs, int *failed)
 {
 	struct programme *pg = xcalloc(1, sizeof(*pg));
 
@@ -80,8 +161,13 @@ static struct programme *load_parts(const char *config_path, struct errlist *err
 			    pg->cfg->timezone);
 		*failed |= PART_CONFIG;
 	}
-	if (!(pg->cal = calendar_load(pg->cfg->calendar, errs)))
+	if (!(pg->cal = calendar_read(pg->cfg->calendar, pg->cfg->sessions_category,
+				      &pg->warnings, errs))) {
 		*failed |= PART_CALENDAR;
+	} else {
+		keep_last_good(pg, old);
+		add_config_deadlines(pg);
+	}
 	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
@@ -91,7 +177,7 @@ static struct programme *load_parts(const char *config_path, struct errlist *err
 
 struct programme *programme_load(const char *config_path, struct errlist *errs, int *failed)
 {
-	struct programme *pg = load_parts(config_path, errs, failed);
+	struct programme *pg = load_parts(config_path, NULL, errs, failed);
 
 	if (*failed) {
 		programme_free(pg);
@@ -241,7 +327,7 @@ void programme_plan_done(struct plan_ctx *ctx)
 struct programme *programme_reload(struct programme *old, struct errlist *errs)
 {
 	int failed;
-	struct programme *pg = load_parts(old->cfg->path, errs, &failed);
+	struct programme *pg = load_parts(old->cfg->path, old, errs, &failed);
 
 	/* A bad zone leaves TZ as it was (tz_set changes nothing then). */
 	if (failed & PART_CONFIG) {
