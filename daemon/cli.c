@@ -109,12 +109,16 @@ static void print_when(const char *label, time_t t)
 
 static void check_sessions(const struct calendar *cal)
 {
-	printf("calendar: %zu sessions, %zu deadlines\n", cal->n_sessions, cal->n_deadlines);
+	printf("calendar: %zu sessions, %zu deadlines", cal->n_sessions, cal->n_deadlines);
+	if (cal->n_ignored)
+		printf(", %zu other events (not in sessions-category)", cal->n_ignored);
+	printf("\n");
 	for (size_t i = 0; i < cal->n_sessions; i++) {
 		const struct session *s = &cal->sessions[i];
 		print_when("  session  ", s->start);
 		print_when(" – ", s->end);
-		printf("  %s  %s%s\n", s->uid, s->summary, s->cancelled ? "  (cancelled)" : "");
+		printf("  %s  %s%s%s\n", s->uid, s->summary, s->cancelled ? "  (cancelled)" : "",
+		       s->kept ? "  (unreadable: its last good copy)" : "");
 	}
 	for (size_t i = 0; i < cal->n_deadlines; i++) {
 		const struct deadline *d = &cal->deadlines[i];
@@ -175,7 +179,7 @@ static void check_participants(const struct programme *pg, int *problems)
 	       "%zu cancelled; %zu absences, %zu attachments; %zu rows skipped\n",
 	       reg->n_participants, reg->by_status[PS_REGISTERED], reg->by_status[PS_INVITED],
 	       reg->by_status[PS_WAITLISTED], reg->by_status[PS_CANCELLED], reg->n_absences,
-	       reg->n_attachments, pg->warnings.n);
+	       reg->n_attachments, reg->n_skipped_rows);
 	if (!reg_each(reg, check_language, NULL, &lc))
 		(*problems)++;
 	for (size_t i = 0; i < reg->n_absences; i++)
@@ -219,12 +223,25 @@ static int run_check(const struct cli *c)
 	errlist_free(&errs);
 	state_close(st);
 	printf("transport: %s\n", pg->cfg->smtp_url ? pg->cfg->smtp_url : "outbox (no [smtp] url)");
-	if (problems)
+	/* The last line counts what was reported above. */
+	size_t warnings = pg->warnings.n, skipped = pg->reg->n_skipped_rows;
+	size_t people = pg->reg->n_skipped_participants;
+	if (problems) {
 		printf("%d problem%s\n", problems, problems == 1 ? "" : "s");
-	else
+		rc = EX_CONFIG;
+	} else if (people) {
+		printf("%zu warning%s, %zu row%s skipped, %zu of them participant%s: fix the rows above\n",
+		       warnings, warnings == 1 ? "" : "s", skipped, skipped == 1 ? "" : "s", people,
+		       people == 1 ? "" : "s");
+		rc = 1;
+	} else if (warnings) {
+		printf("configuration OK; %zu warning%s, %zu row%s skipped\n", warnings,
+		       warnings == 1 ? "" : "s", skipped, skipped == 1 ? "" : "s");
+	} else {
 		printf("configuration OK\n");
+	}
 	programme_free(pg);
-	return problems ? EX_CONFIG : 0;
+	return rc;
 }
 
 struct plan_line {

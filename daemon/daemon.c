@@ -106,6 +106,10 @@ static void watch_inputs(struct daemon *d)
 	add_watch(d, confd);
 	add_watch(d, cfg->calendar);
 	add_watch(d, cfg->registrations); /* the database, its -wal and -journal */
+	if (cfg->csv_absences)
+		add_watch(d, cfg->csv_absences);
+	if (cfg->csv_attachments)
+		add_watch(d, cfg->csv_attachments);
 	if (tpl_dir) {
 		/* templates/<language>/<message>: the folder and each language. */
 		char *base = xasprintf("%s/x", cfg->templates);
@@ -144,6 +148,8 @@ static bool is_our_file(const struct config *cfg, const char *name)
 	       same_base(cfg->calendar, name, "") || same_base(cfg->registrations, name, "") ||
 	       same_base(cfg->registrations, name, "-wal") ||
 	       same_base(cfg->registrations, name, "-journal") ||
+	       (cfg->csv_absences && same_base(cfg->csv_absences, name, "")) ||
+	       (cfg->csv_attachments && same_base(cfg->csv_attachments, name, "")) ||
 	       (cfg->templates && (ends_with(name, ".txt") || ends_with(name, ".html")));
 }
 

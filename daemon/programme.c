@@ -172,6 +172,8 @@ static struct programme *load_parts(const char *config_path, const struct progra
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
 		*failed |= PART_REGISTRATIONS;
+	else
+		reg_keep_last_good(pg->reg, old ? old->reg : NULL, &pg->warnings);
 	return pg;
 }
 

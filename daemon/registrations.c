@@ -14,6 +14,8 @@
  * serves the paging. */
 #include "registrations.h"
 
+#include "reg_row.h"
+
 #include "log.h"
 #include "tz.h"
 
@@ -59,126 +61,6 @@ struct column {
 	int idx; /* -1 when the query does not return it */
 };
 
-static const char *const status_names[] = {"invited", "registered", "waitlisted", "cancelled"};
-
-const char *reg_status_name(enum pstatus s)
-{
-	return (unsigned)s < ARRAY_SIZE(status_names) ? status_names[s] : "?";
-}
-
-bool reg_parse_status(const char *s, enum pstatus *out)
-{
-	for (size_t i = 0; s && i < ARRAY_SIZE(status_names); i++) {
-		if (strcasecmp(s, status_names[i]) == 0) {
-			*out = (enum pstatus)i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* RFC 5322 atext: what a dot-atom local part may hold. No quoted local
- * parts, and no non-ASCII (kallad does not speak SMTPUTF8). */
-static bool is_atext(unsigned char c)
-{
-	return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
-}
-
-static bool valid_local(const char *s, size_t n)
-{
-	if (n == 0 || n > 64 || s[0] == '.' || s[n - 1] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.' ? s[i + 1] == '.' : !is_atext((unsigned char)s[i]))
-			return false;
-	}
-	return true;
-}
-
-static bool valid_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-			return false;
-	}
-	return true;
-}
-
-/* Host names only (IDNs as xn--), at least two labels or "localhost";
- * an all-digit last label would be an IP address, which we do not take. */
-static bool valid_domain(const char *s)
-{
-	size_t n = strlen(s), labels = 0;
-	const char *last = s;
-
-	if (n == 0 || n > 253)
-		return false;
-	if (strcasecmp(s, "localhost") == 0)
-		return true;
-	for (const char *p = s;; p++) {
-		if (*p != '.' && *p != '\0')
-			continue;
-		if (!valid_label(last, (size_t)(p - last)))
-			return false;
-		labels++;
-		if (*p == '\0')
-			break;
-		last = p + 1;
-	}
-	return labels >= 2 && strspn(last, "0123456789") != strlen(last);
-}
-
-bool reg_valid_email(const char *email)
-{
-	const char *at;
-
-	if (!email || strlen(email) > 254)
-		return false;
-	at = strchr(email, '@');
-	if (!at || strchr(at + 1, '@'))
-		return false;
-	return valid_local(email, (size_t)(at - email)) && valid_domain(at + 1);
-}
-
-/* Valid UTF-8, control characters allowed: names are sanitised where they
- * are put into mail, and a stray tab or newline should not cost a
- * politician their invitation. */
-static bool utf8_ok(const char *s)
-{
-	char *copy = xstrdup(s);
-	bool ok;
-
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	ok = str_valid_utf8(copy, strlen(copy));
-	free(copy);
-	return ok;
-}
-
-/* A short printable form of a value for a message: control characters
- * and invalid UTF-8 escaped, long values cut. */
-static char *show(const char *s)
-{
-	struct strbuf sb;
-	bool utf8 = utf8_ok(s);
-	size_t i;
-
-	sb_init(&sb);
-	for (i = 0; s[i] && i < 80; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
-			sb_addf(&sb, "\\x%02x", c);
-		else
-			sb_addc(&sb, (char)c);
-	}
-	if (s[i])
-		sb_add(&sb, "...");
-	return sb_take(&sb);
-}
-
 static void row_warn(const struct source *src, long row, const char *email, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -191,7 +73,7 @@ static void row_warn(const struct source *src, long row, const char *email, cons
 
 	if (!src->warnings)
 		return;
-	who = email ? show(email) : xstrdup("no e-mail");
+	who = email ? reg_row_show(email) : xstrdup("no e-mail");
 	sb_init(&sb);
 	va_start(ap, fmt);
 	sb_vaddf(&sb, fmt, ap);
@@ -237,43 +119,13 @@ static void pending_flush(struct source *src)
 /* The text of a column as a new string; NULL for SQL NULL or a column the
  * query lacks. An embedded NUL makes the value unusable: "" stands for it
  * so validation rejects it. */
+static struct reg_field col_field(sqlite3_stmt *st, int idx);
+
 static char *col_text(sqlite3_stmt *st, int idx)
 {
-	const char *t;
+	struct reg_field f = col_field(st, idx);
 
-	if (idx < 0 || sqlite3_column_type(st, idx) == SQLITE_NULL)
-		return NULL;
-	t = (const char *)sqlite3_column_text(st, idx);
-	if (!t)
-		return NULL;
-	if (strlen(t) != (size_t)sqlite3_column_bytes(st, idx))
-		return xstrdup("");
-	return xstrdup(t);
-}
-
-/* A time column: NULL or absent is 0 (unknown), an integer is Unix time,
- * text is ISO 8601 / RFC 3339 in the programme zone unless it says. */
-static bool col_time(sqlite3_stmt *st, int idx, time_t *out, char **bad)
-{
-	const char *t;
-
-	*out = 0;
-	*bad = NULL;
-	if (idx < 0 || sqlite3_column_type(st, idx) == SQLITE_NULL)
-		return true;
-	if (sqlite3_column_type(st, idx) == SQLITE_INTEGER) {
-		*out = (time_t)sqlite3_column_int64(st, idx);
-		if (tz_in_range(*out))
-			return true;
-		*out = 0;
-		*bad = xasprintf("%lld", (long long)sqlite3_column_int64(st, idx));
-		return false;
-	}
-	t = (const char *)sqlite3_column_text(st, idx);
-	if (t && strlen(t) == (size_t)sqlite3_column_bytes(st, idx) && tz_parse_rfc3339(t, out))
-		return true;
-	*bad = show(t ? t : "");
-	return false;
+	return reg_row_text(&f);
 }
 
 /* Finds each wanted column by name (case-insensitive, first wins). */
@@ -478,7 +330,6 @@ static bool reg_step_done(const struct registrations *reg, const char *label, in
 
 /* --- participants --- */
 
-enum { PC_EMAIL, PC_NAME, PC_ORG, PC_ROLE, PC_LANG, PC_STATUS, PC_REGISTERED, PC_UPDATED, PC_N };
 
 static const struct column participant_columns[PC_N] = {
     {"email", true, -1},          {"name", true, -1},        {"organisation", false, -1},
@@ -519,85 +370,41 @@ static void participant_copy(struct participant *dst, const struct participant *
 	dst->language = dup_or_null(src->language);
 }
 
-/* A short tag [a-z]{2,3}; "en-GB" is taken as "en". */
-static char *language_tag(const char *s)
+/* A column as a field for reg_row: its storage class, then its value
+ * (reading the text first could convert it). */
+static struct reg_field col_field(sqlite3_stmt *st, int idx)
 {
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
-	char *tag;
+	struct reg_field f = {RF_NULL, NULL, 0, 0};
 
-	if (n < 2 || n > 3 || (s[n] != '\0' && s[n] != '-' && s[n] != '_'))
-		return NULL;
-	tag = xstrndup(s, n);
-	for (char *p = tag; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return tag;
+	if (idx < 0)
+		return f;
+	switch (sqlite3_column_type(st, idx)) {
+	case SQLITE_NULL: return f;
+	case SQLITE_INTEGER:
+		f.type = RF_INT;
+		f.ival = sqlite3_column_int64(st, idx);
+		break;
+	case SQLITE_FLOAT: f.type = RF_FLOAT; break;
+	case SQLITE_BLOB: f.type = RF_BLOB; break;
+	default: f.type = RF_TEXT; break;
+	}
+	f.text = (const char *)sqlite3_column_text(st, idx);
+	f.len = (size_t)sqlite3_column_bytes(st, idx);
+	if (!f.text)
+		f.type = RF_NULL;
+	return f;
 }
 
-/* Optional text fields: invalid UTF-8 is dropped with a warning. */
-static char *optional_text(char *v, const char *what, const struct source *src, long row,
-                           const char *email)
+struct row_at {
+	const struct source *src;
+	long row;
+};
+
+static void warn_row(void *arg, const char *email, const char *what)
 {
-	if (v && !utf8_ok(v)) {
-		row_warn(src, row, email, "%s is not valid UTF-8, ignored", what);
-		free(v);
-		return NULL;
-	}
-	if (v && !*v) {
-		free(v);
-		return NULL;
-	}
-	return v;
-}
+	struct row_at *at = arg;
 
-static char *participant_language(char *v, const char *deflang, const struct source *src, long row,
-                                  const char *email)
-{
-	char *tag = v && *v ? language_tag(v) : NULL;
-
-	if (v && *v && !tag) {
-		char *s = show(v);
-		row_warn(src, row, email,
-		         "language \"%s\" is not a language tag such as sv or en, "
-		         "using %s",
-		         s, deflang);
-		free(s);
-	}
-	free(v);
-	return tag ? tag : xstrdup(deflang);
-}
-
-/* Checks the required fields; false (with a warning) skips the row. An
- * address stored as a number or a blob is not one: paging compares text. */
-static bool participant_required(sqlite3_stmt *st, const struct column *c, struct participant *p,
-                                 const struct source *src, long row)
-{
-	char *status = col_text(st, c[PC_STATUS].idx), *bad = NULL;
-	bool ok = false;
-
-	if (sqlite3_column_type(st, c[PC_EMAIL].idx) != SQLITE_TEXT || !reg_valid_email(p->email)) {
-		row_warn(src, row, p->email, "invalid e-mail address");
-	} else if (!p->name || p->name[strspn(p->name, " \t\r\n")] == '\0') {
-		row_warn(src, row, p->email, "no name");
-	} else if (!utf8_ok(p->name)) {
-		row_warn(src, row, p->email, "name is not valid UTF-8");
-	} else if (!reg_parse_status(status, &p->status)) {
-		bad = status ? show(status) : xstrdup("NULL");
-		row_warn(
-		    src, row, p->email,
-		    "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)",
-		    bad);
-	} else if (!col_time(st, c[PC_REGISTERED].idx, &p->registered_at, &bad)) {
-		row_warn(src, row, p->email, "registered_at \"%s\" is not an ISO 8601 time in the years "
-			 TZ_RANGE_TEXT, bad);
-	} else if (!col_time(st, c[PC_UPDATED].idx, &p->updated_at, &bad)) {
-		row_warn(src, row, p->email, "updated_at \"%s\" is not an ISO 8601 time in the years "
-			 TZ_RANGE_TEXT, bad);
-	} else {
-		ok = true;
-	}
-	free(status);
-	free(bad);
-	return ok;
+	row_warn(at->src, at->row, email, "%s", what);
 }
 
 /* One row into *p (owned by the caller); false, with a warning naming the
@@ -605,19 +412,12 @@ static bool participant_required(sqlite3_stmt *st, const struct column *c, struc
 static bool participant_read(sqlite3_stmt *st, const struct column *c, long row,
                              const struct source *src, const char *deflang, struct participant *p)
 {
-	*p = (struct participant){0};
-	p->email = col_text(st, c[PC_EMAIL].idx);
-	p->name = col_text(st, c[PC_NAME].idx);
-	if (!participant_required(st, c, p, src, row)) {
-		participant_free(p);
-		return false;
-	}
-	p->organisation =
-	    optional_text(col_text(st, c[PC_ORG].idx), "organisation", src, row, p->email);
-	p->role = optional_text(col_text(st, c[PC_ROLE].idx), "role", src, row, p->email);
-	p->language =
-	    participant_language(col_text(st, c[PC_LANG].idx), deflang, src, row, p->email);
-	return true;
+	struct reg_field f[PC_N];
+	struct row_at at = {src, row};
+
+	for (int i = 0; i < PC_N; i++)
+		f[i] = col_field(st, c[i].idx);
+	return reg_row_participant(f, deflang, warn_row, &at, p);
 }
 
 /* reg_load's pass: rows come in address order, so a duplicate follows
@@ -634,10 +434,20 @@ static void participant_count(sqlite3_stmt *st, const struct column *c, long row
 	struct count_ctx *ctx = arg;
 	struct participant p;
 
-	if (!participant_read(st, c, row, src, ctx->reg->default_language, &p))
+	if (!participant_read(st, c, row, src, ctx->reg->default_language, &p)) {
+		char *email = sqlite3_column_type(st, c[PC_EMAIL].idx) == SQLITE_TEXT
+				      ? col_text(st, c[PC_EMAIL].idx) : NULL;
+
+		ctx->reg->n_skipped_participants++;
+		ctx->reg->n_skipped_rows++;
+		reg_note_unreadable(ctx->reg, email);
+		free(email);
 		return;
+	}
 	if (ctx->prev && strcasecmp(ctx->prev, p.email) == 0) {
 		row_warn(src, row, p.email, "duplicate of row %ld, skipped", ctx->prev_row);
+		ctx->reg->n_skipped_participants++;
+		ctx->reg->n_skipped_rows++;
 	} else {
 		free(ctx->prev);
 		ctx->prev = p.email;
@@ -660,6 +470,9 @@ static void participant_queries(struct registrations *reg, const char *from, boo
 	reg->q_one = xasprintf("SELECT * FROM (\n%s\n) WHERE typeof(email) = 'text' AND "
 	                       "email COLLATE NOCASE = ?1%s",
 	                       from, has_rowid ? " ORDER BY kallad_rowid" : "");
+	reg->q_one_trimmed = xasprintf("SELECT * FROM (\n%s\n) WHERE typeof(email) = 'text' AND "
+	                               "trim(email, ' ' || char(9)) = ?1 COLLATE NOCASE%s",
+	                               from, has_rowid ? " ORDER BY kallad_rowid" : "");
 }
 
 /* Reads every participant once, in address order (then row order, so the
@@ -701,8 +514,8 @@ static bool load_participants(sqlite3 *db, const struct config *cfg, struct regi
 
 /* The first valid participant with this address (the key, its bytes as
  * stored) into *out: 1, 0 if none, -1 if the database failed (logged). */
-static int find_one(const struct registrations *reg, const char *key, int len,
-                    struct participant *out)
+static int find_by(const struct registrations *reg, const char *sql, const char *key, int len,
+                   struct participant *out)
 {
 	struct source quiet = {reg->path, participants_label, NULL, NULL};
 	struct column cols[PC_N];
@@ -710,7 +523,7 @@ static int find_one(const struct registrations *reg, const char *key, int len,
 	int rc, found = 0;
 
 	memcpy(cols, participant_columns, sizeof(cols));
-	st = reg_prepare(reg, reg->q_one, "participants", cols, PC_N);
+	st = reg_prepare(reg, sql, "participants", cols, PC_N);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, key, len, SQLITE_TRANSIENT);
@@ -720,6 +533,17 @@ static int find_one(const struct registrations *reg, const char *key, int len,
 		found = -1;
 	sqlite3_finalize(st);
 	return found;
+}
+
+/* By the address as stored (the index serves it), else by the address
+ * with the spaces around it trimmed, as participants carry it: a slower
+ * scan, only for addresses stored with stray spaces (or none at all). */
+static int find_one(const struct registrations *reg, const char *key, int len,
+                    struct participant *out)
+{
+	int found = find_by(reg, reg->q_one, key, len, out);
+
+	return found ? found : find_by(reg, reg->q_one_trimmed, key, len, out);
 }
 
 /* One page of reg_each: the valid participants, and the key (address as
@@ -826,14 +650,39 @@ static bool page_read(const struct registrations *reg, const char *after, int af
 	return ok;
 }
 
-static void each_in_memory(const struct registrations *reg,
-                           void (*fn)(const struct participant *, void *),
-                           void (*page_done)(void *), void *arg)
+/* reg_each's walk through the held participants beside the others. */
+struct held_walk {
+	const struct registrations *reg;
+	size_t next;
+	void (*fn)(const struct participant *, void *);
+	void *arg;
+};
+
+/* Calls fn for the held participants before email in order (all that
+ * are left when email is NULL); true if it called it at all. */
+static bool held_before(struct held_walk *w, const char *email)
 {
-	for (size_t i = 0; i < reg->n_participants; i++)
-		fn(&reg->participants[i], arg);
+	const struct registrations *reg = w->reg;
+	bool any = false;
+
+	while (w->next < reg->n_held &&
+	       (!email || strcasecmp(reg->held[w->next].email, email) < 0)) {
+		w->fn(&reg->held[w->next++], w->arg);
+		any = true;
+	}
+	return any;
+}
+
+static void each_in_memory(const struct registrations *reg, struct held_walk *w,
+                           void (*page_done)(void *))
+{
+	for (size_t i = 0; i < reg->n_participants; i++) {
+		held_before(w, reg->participants[i].email);
+		w->fn(&reg->participants[i], w->arg);
+	}
+	held_before(w, NULL);
 	if (page_done)
-		page_done(arg);
+		page_done(w->arg);
 }
 
 bool reg_each(const struct registrations *reg, void (*fn)(const struct participant *, void *),
@@ -842,15 +691,18 @@ bool reg_each(const struct registrations *reg, void (*fn)(const struct participa
 	char *after = xstrdup("");
 	int after_len = 0;
 	bool more = true, ok = true;
+	struct held_walk w = {reg, 0, fn, arg};
 
 	if (reg && !reg->db)
-		each_in_memory(reg, fn, page_done, arg);
+		each_in_memory(reg, &w, page_done);
 	while (reg && reg->db && ok && more) {
 		struct page pg = {0};
 
 		ok = page_read(reg, after, after_len, &pg);
-		for (size_t i = 0; ok && i < pg.n; i++)
+		for (size_t i = 0; ok && i < pg.n; i++) {
+			held_before(&w, pg.p[i].email);
 			fn(&pg.p[i], arg);
+		}
 		if (ok && pg.n && page_done)
 			page_done(arg);
 		/* Each page ends on a greater address: this ends. */
@@ -863,8 +715,16 @@ bool reg_each(const struct registrations *reg, void (*fn)(const struct participa
 		}
 		page_free(&pg);
 	}
+	if (reg && reg->db && ok && held_before(&w, NULL) && page_done)
+		page_done(arg);
 	free(after);
 	return ok;
+}
+
+static int email_cmp(const void *a, const void *b)
+{
+	return strcasecmp(((const struct participant *)a)->email,
+			  ((const struct participant *)b)->email);
 }
 
 bool reg_find(const struct registrations *reg, const char *email, struct participant *out)
@@ -872,15 +732,73 @@ bool reg_find(const struct registrations *reg, const char *email, struct partici
 	*out = (struct participant){0};
 	if (!reg || !email)
 		return false;
-	if (reg->db)
-		return find_one(reg, email, (int)strlen(email), out) > 0;
-	for (size_t i = 0; i < reg->n_participants; i++) {
-		if (str_caseeq(reg->participants[i].email, email)) {
-			participant_copy(out, &reg->participants[i]);
+	if (reg->db && find_one(reg, email, (int)strlen(email), out) > 0)
+		return true;
+	if (!reg->db) {
+		const struct participant key = {.email = (char *)email};
+		const struct participant *p = reg->n_participants
+			? bsearch(&key, reg->participants, reg->n_participants, sizeof(key), email_cmp)
+			: NULL;
+
+		if (p) {
+			participant_copy(out, p);
+			return true;
+		}
+	}
+	for (size_t i = 0; i < reg->n_held; i++) {
+		if (str_caseeq(reg->held[i].email, email)) {
+			participant_copy(out, &reg->held[i]);
 			return true;
 		}
 	}
 	return false;
+}
+
+/* --- last good state --- */
+
+static int str_case_cmp(const void *a, const void *b)
+{
+	return strcasecmp(*(char *const *)a, *(char *const *)b);
+}
+
+void reg_note_unreadable(struct registrations *reg, const char *email)
+{
+	if (!reg_valid_email(email) || reg_is_unreadable(reg, email))
+		return;
+	reg->unreadable = xrealloc(reg->unreadable, (reg->n_unreadable + 1) * sizeof(char *));
+	reg->unreadable[reg->n_unreadable++] = xstrdup(email);
+	qsort(reg->unreadable, reg->n_unreadable, sizeof(char *), str_case_cmp);
+}
+
+bool reg_is_unreadable(const struct registrations *reg, const char *email)
+{
+	if (!reg || !email || !reg->n_unreadable)
+		return false;
+	return bsearch(&email, reg->unreadable, reg->n_unreadable, sizeof(char *), str_case_cmp);
+}
+
+void reg_keep_last_good(struct registrations *reg, const struct registrations *old,
+			struct errlist *warnings)
+{
+	for (size_t i = 0; old && i < reg->n_unreadable; i++) {
+		const char *email = reg->unreadable[i];
+		struct participant p;
+
+		if (reg_find(reg, email, &p)) {
+			participant_free(&p);
+			continue;
+		}
+		if (!reg_find(old, email, &p))
+			continue;
+		errlist_add(warnings,
+			    "%s: %s: the row cannot be used now (see above): keeping the participant's last good state (%s)",
+			    reg->path, email, reg_status_name(p.status));
+		reg->held = xrealloc(reg->held, (reg->n_held + 1) * sizeof(*reg->held));
+		reg->held[reg->n_held++] = p;
+		reg->n_participants++;
+		reg->by_status[p.status]++;
+	}
+	/* unreadable is sorted: so is held. */
 }
 
 /* --- absences and attachments --- */
@@ -928,6 +846,7 @@ static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
 		reg->absences[reg->n_absences++] = a;
 		return;
 	}
+	reg->n_skipped_rows++;
 	free(a.email);
 	free(a.session_uid);
 }
@@ -967,8 +886,10 @@ static void attachment_count(sqlite3_stmt *st, const struct column *c, long row,
 	struct registrations *reg = arg;
 	struct attachment a;
 
-	if (!attachment_read(st, c, row, src, &a))
+	if (!attachment_read(st, c, row, src, &a)) {
+		reg->n_skipped_rows++;
 		return;
+	}
 	reg->n_attachments++;
 	free(a.email);
 	free(a.path);
@@ -1132,7 +1053,7 @@ static sqlite3 *open_db(const char *path, struct errlist *errs)
 
 static char *default_language(const struct config *cfg)
 {
-	char *tag = cfg->language ? language_tag(cfg->language) : NULL;
+	char *tag = cfg->language ? reg_row_language_tag(cfg->language) : NULL;
 
 	return tag ? tag : xstrdup("sv");
 }
@@ -1151,6 +1072,8 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 		            cfg->path ? cfg->path : "configuration");
 		return NULL;
 	}
+	if (reg_is_csv(cfg->registrations))
+		return reg_load_csv(cfg, warnings, errs);
 	db = open_db(cfg->registrations, errs);
 	if (!db)
 		return NULL;
@@ -1187,11 +1110,18 @@ void reg_free(struct registrations *reg)
 			participant_free(&reg->participants[i]);
 		reg_attachments_free(reg->attachments, reg->n_attachments);
 	}
+	for (size_t i = 0; i < reg->n_held; i++)
+		participant_free(&reg->held[i]);
+	free(reg->held);
+	for (size_t i = 0; i < reg->n_unreadable; i++)
+		free(reg->unreadable[i]);
+	free(reg->unreadable);
 	free(reg->participants);
 	free(reg->absences);
 	free(reg->path);
 	free(reg->q_page);
 	free(reg->q_one);
+	free(reg->q_one_trimmed);
 	free(reg->q_attachments);
 	for (size_t i = 0; i < reg->n_attachment_messages; i++)
 		free(reg->attachment_messages[i]);

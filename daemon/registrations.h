@@ -38,7 +38,7 @@ struct attachment {
 struct registrations {
 	void *db;            /* the open read-only connection, or NULL */
 	char *path;          /* the database file */
-	char *q_page, *q_one, *q_attachments; /* prepared SQL (owned) */
+	char *q_page, *q_one, *q_one_trimmed, *q_attachments; /* prepared SQL (owned) */
 	char *default_language;
 
 	/* Without db: the participants, sorted by email (case-insensitive). */
@@ -51,6 +51,19 @@ struct registrations {
 	size_t n_attachments;           /* with db: valid rows at load */
 	char **attachment_messages;     /* with db: the message names those rows name */
 	size_t n_attachment_messages;
+
+	/* Rows skipped at load: participant rows (unusable or duplicates),
+	 * and all rows, absences and attachments included. */
+	size_t n_skipped_participants, n_skipped_rows;
+	/* The addresses of participant rows skipped as unusable (not as
+	 * duplicates), sorted case-insensitively. */
+	char **unreadable;
+	size_t n_unreadable;
+	/* Participants kallad knew whose rows are unusable now, as they last
+	 * were (reg_keep_last_good), sorted by email: reg_each and reg_find
+	 * serve them like the others, so a typo cancels no one. */
+	struct participant *held;
+	size_t n_held;
 };
 
 /* Opens cfg->registrations read-only with a busy timeout, checks the
@@ -63,6 +76,21 @@ struct registrations {
 struct registrations *reg_load(const struct config *cfg, struct errlist *warnings,
 			       struct errlist *errs);
 void reg_free(struct registrations *reg);
+
+/* registrations = FILE.csv: the same, read from CSV files (csv_registrations.c). */
+bool reg_is_csv(const char *path);
+struct registrations *reg_load_csv(const struct config *cfg, struct errlist *warnings,
+				   struct errlist *errs);
+
+/* For each address whose participant row is unusable now and that old
+ * (the registrations before this reload, or NULL) had as a valid
+ * participant: keeps old's participant in reg->held, with a line in
+ * warnings. */
+void reg_keep_last_good(struct registrations *reg, const struct registrations *old,
+			struct errlist *warnings);
+/* True if a participant row with this address was skipped as unusable:
+ * whoever has no other state for them must not take it as removed. */
+bool reg_is_unreadable(const struct registrations *reg, const char *email);
 
 /* Calls fn for each valid participant in email order (case-insensitive),
  * reading the database a page at a time, each page in a short read

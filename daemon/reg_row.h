@@ -1,0 +1,60 @@
+/* reg_row.h: one registration row, from the SQLite database or a CSV
+ * file, checked and made usable (SPEC §1.3): a row that can be used is
+ * used, a row that cannot is reported with what is wrong. */
+#ifndef KALLAD_REG_ROW_H
+#define KALLAD_REG_ROW_H
+
+#include "registrations.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+/* The participant columns, by name (reg_participant_columns). */
+enum { PC_EMAIL, PC_NAME, PC_ORG, PC_ROLE, PC_LANG, PC_STATUS, PC_REGISTERED, PC_UPDATED, PC_N };
+extern const char *const reg_participant_columns[PC_N];
+
+/* One value as stored: SQLite's storage classes; a CSV field is TEXT,
+ * or NULL when empty. text is NUL-terminated with len bytes (an embedded
+ * NUL makes it unusable); ival is set for RF_INT. */
+enum reg_ftype { RF_NULL, RF_TEXT, RF_INT, RF_FLOAT, RF_BLOB };
+struct reg_field {
+	enum reg_ftype type;
+	const char *text;
+	size_t len;
+	long long ival;
+};
+
+/* Called with each problem of a row: email as read (may be NULL), and
+ * what is wrong; the row is skipped when reg_row_participant fails. */
+typedef void (*reg_warn_fn)(void *arg, const char *email, const char *what);
+
+/* The row as a participant (*p, owned by the caller: reg_participant_clear)
+ * or false. Addresses and statuses are trimmed; a name that is not UTF-8
+ * is read as Windows-1252 when that decodes, else dropped (mail goes to
+ * the address alone), with a warning; times take YYYY-MM-DD, YYYY-MM-DD
+ * HH:MM[:SS], RFC 3339 (the programme zone when no offset is given) or,
+ * from SQLite, an integer of Unix time. */
+bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, reg_warn_fn warn,
+			 void *arg, struct participant *p);
+
+/* The field's text as a new string with the spaces around it removed;
+ * NULL for NULL; "" for text with an embedded NUL. */
+char *reg_row_text(const struct reg_field *f);
+/* A short printable form of a value for messages (caller frees). */
+char *reg_row_show(const char *s);
+/* Valid UTF-8, control characters allowed (they are cleaned where used). */
+bool reg_row_utf8(const char *s);
+/* Windows-1252 (what Excel writes in Sweden) to UTF-8; NULL if s holds a
+ * byte that is not a character there. */
+char *reg_row_from_1252(const char *s, size_t len);
+/* A short tag [a-z]{2,3}; "en-GB" is taken as "en"; NULL if s is none. */
+char *reg_row_language_tag(const char *s);
+/* Optional text fields: invalid UTF-8 is dropped with a warning. */
+char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, const char *email);
+
+/* Lists the address of an unusable participant row (if it is one) in
+ * reg->unreadable (registrations.c). */
+void reg_note_unreadable(struct registrations *reg, const char *email);
+
+#endif
