@@ -216,10 +216,14 @@ static void reload(struct daemon *d, bool by_signal)
 	pg = programme_reload(d->pg, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("%s", errs.items[i]);
-	if (pg == d->pg)
+	if (pg == d->pg) {
 		log_error("reload failed: still running on the previous configuration");
-	else
+	} else {
+		/* Skipped events and rows, last good copies kept: on every reload. */
+		for (size_t i = 0; i < pg->warnings.n; i++)
+			log_warn("%s", pg->warnings.items[i]);
 		log_info("reloaded %s", pg->cfg->path);
+	}
 	errlist_free(&errs);
 	d->pg = pg;
 	send_set_programme(d->snd, pg);

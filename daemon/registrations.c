@@ -794,9 +794,7 @@ void reg_keep_last_good(struct registrations *reg, const struct registrations *o
 			    "%s: %s: the row cannot be used now (see above): keeping the participant's last good state (%s)",
 			    reg->path, email, reg_status_name(p.status));
 		reg->held = xrealloc(reg->held, (reg->n_held + 1) * sizeof(*reg->held));
-		reg->held[reg->n_held++] = p;
-		reg->n_participants++;
-		reg->by_status[p.status]++;
+		reg->held[reg->n_held++] = p; /* not in n_participants: the rows' count */
 	}
 	/* unreadable is sorted: so is held. */
 }

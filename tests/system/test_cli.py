@@ -43,19 +43,29 @@ class CheckTest(KalladCase):
         ics = os.path.join(self.prog.dir, "programme.ics")
         with open(ics, encoding="utf-8") as f:
             text = f.read()
-        # Drop the first session's DTEND.
-        text = re.sub(r"DTEND;TZID=Europe/Stockholm:20200221T130000\r?\n", "", text, count=1)
+        # Drop the first session's DTEND: that session is skipped, named.
+        broken = re.sub(r"DTEND;TZID=Europe/Stockholm:20200221T130000\r?\n", "", text, count=1)
         with open(ics, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            f.write(broken)
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"programme\.ics:\d+: .*no DTEND; skipped \(UID styra-leda-2020-1@example\.org\)")
+        self.assertIn("2 sessions, 1 deadlines", p.stdout)
+        self.assertTrue(p.stdout.rstrip().endswith("configuration OK; 1 warning, 0 rows skipped"), p.stdout)
+        # A file whose BEGIN/END do not nest is rejected whole.
+        broken = text.replace("END:VEVENT", "END:VTODO", 1)
+        with open(ics, "w", encoding="utf-8", newline="") as f:
+            f.write(broken)
         p = self.prog.run("--check", check=78)
-        self.assertRegex(p.stderr, r"programme\.ics:\d+: .*DTEND")
+        self.assertRegex(p.stderr, r"programme\.ics:\d+: END:VTODO does not close BEGIN:VEVENT")
 
     def test_bad_row_is_reported_and_rest_goes_on(self):
         self.prog.sql("INSERT INTO participants(email, name, status, updated_at) "
                       "VALUES ('not an address', 'X', 'registered', '2019-11-01 10:00')")
-        p = self.prog.run("--check", check=0)
+        # Reported, the rest used, and --check fails: someone gets no mail.
+        p = self.prog.run("--check", check=1)
         self.assertIn("not an address", p.stderr)
         self.assertIn("10 registered", p.stdout)
+        self.assertIn("1 warning, 1 row skipped, 1 of them participant", p.stdout.splitlines()[-1])
 
     def test_usage_errors(self):
         self.assertEqual(self.prog.run("--plan", "--failed").returncode, 64)
