@@ -270,16 +270,19 @@ class FarDatesTest(KalladCase):
                        event("ok", "20200329T100000", "20200329T120000"),
                        event("far", "23000329T100000", "23000329T120000"),
                        event("old", "19600329T100000", "19600329T120000"))
-        p = self.prog.run("--check", check=78)
+        # Each is skipped, named, and the rest is used (issue 11).
+        p = self.prog.run("--check", check=0)
         self.assertRegex(p.stderr, r"programme\.ics:\d+: .*far.*: DTSTART is outside the years "
-                                   r"1970-2200")
+                                   r"1970-2200.*; skipped \(UID far\)")
         self.assertRegex(p.stderr, r"programme\.ics:\d+: .*old.*: DTSTART is outside the years "
-                                   r"1970-2200")
+                                   r"1970-2200.*; skipped \(UID old\)")
+        self.assertIn("1 sessions", p.stdout)
 
     def test_registration_row_out_of_range(self):
         self.prog.sql("UPDATE participants SET updated_at = '2300-01-01 00:00:00' WHERE email = ?",
                       ANNA)
-        p = self.prog.run("--check", check=0)
+        # A participant row skipped: --check fails (issue 11).
+        p = self.prog.run("--check", check=1)
         self.assertRegex(p.stderr, r"registrations\.db: participants row \d+ \(" + ANNA +
                          r"\): updated_at \"2300-01-01 00:00:00\" is not an ISO 8601 time in the "
                          r"years 1970-2200")

@@ -87,7 +87,8 @@ class OutlookTest(Inputs):
         self.assertEqual(p.stdout.splitlines()[-1], "configuration OK; 2 warnings, 0 rows skipped")
 
         # Limited to the programme's category, the dentist is none of ours.
-        self.prog.append_conf("[programme]\nsessions-category = Styra och leda")
+        self.prog.edit_conf("timezone      = Europe/Stockholm",
+                            "sessions-category = Styra och leda\ntimezone = Europe/Stockholm")
         p = self.prog.run("--check", check=0)
         self.assertIn("3 sessions, 1 deadlines, 1 other events (not in sessions-category)",
                       p.stdout)
