@@ -1,5 +1,6 @@
 #include "daemon.h"
 
+#include "await.h"
 #include "clock.h"
 #include "log.h"
 #include "preflight.h"
@@ -315,19 +316,21 @@ static bool write_pidfile(const char *path)
 	return fclose(f) == 0;
 }
 
+/* Returns 0 when running, an exit status, or -1 when stopped while waiting
+ * for the programme's inputs. */
 static int daemon_open(struct daemon *d, const struct cli *c)
 {
 	struct errlist errs = {0};
-	int failed;
+	int rc;
 	sigset_t mask;
 
-	d->pg = programme_load(c->config, &errs, &failed);
-	if (d->pg) {
-		for (size_t i = 0; i < d->pg->warnings.n; i++)
-			log_warn("%s", d->pg->warnings.items[i]);
-		failed = preflight(d->pg, &errs);
-	}
-	if (d->pg && !failed) {
+	/* A fresh install has no calendar or registrations yet: wait for them. */
+	if (!(d->pg = await_programme(c->config, &rc)))
+		return rc;
+	for (size_t i = 0; i < d->pg->warnings.n; i++)
+		log_warn("%s", d->pg->warnings.items[i]);
+	rc = preflight(d->pg, &errs);
+	if (!rc) {
 		d->st = state_open(d->pg->cfg->state, false, &errs);
 		if (d->st)
 			d->tr = transport_open(d->pg->cfg, &errs);
@@ -335,10 +338,8 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("%s", errs.items[i]);
 	errlist_free(&errs);
-	if (!d->pg)
-		return failed & PART_REGISTRATIONS && !(failed & ~PART_REGISTRATIONS) ? 1 : EX_CONFIG;
-	if (failed) /* preflight's: what --check also refuses */
-		return failed;
+	if (rc) /* preflight's: what --check also refuses */
+		return rc;
 	if (!d->st || !d->tr)
 		return d->st ? EX_CONFIG : 1;
 	if (!cli_start_clock(c))
@@ -401,7 +402,7 @@ int daemon_run(const struct cli *c)
 
 	if ((rc = daemon_open(&d, c))) {
 		daemon_close(&d);
-		return rc;
+		return rc < 0 ? 0 : rc; /* < 0: stopped while waiting for its inputs */
 	}
 	log_info("started on %s", d.pg->cfg->path);
 	sd_notify(0, "READY=1");
