@@ -126,7 +126,7 @@ class NotWaitingTest(DaemonCase):
 
     def test_broken_configuration_exits_78(self):
         os.unlink(self.prog.db)
-        self.prog.append_conf("[policy]\nquiet-hours = nonsense")
+        self.prog.edit_conf("= 21:00-07:00", "= nonsense")
         p = self.run_daemon()
         self.assertEqual(p.returncode, 78, p.stderr)
         self.assertIn("quiet-hours", p.stderr)
