@@ -83,6 +83,17 @@ static char *transport_password(const char *value, struct errlist *errs)
 	char *path = xasprintf("%s/%s", dir, value);
 	char *pw = transport_read_secret(path, false, errs);
 	free(path);
+	/* The units' SetCredential= default: the file LoadCredential= names
+	 * was not there when the service started. */
+	if (pw && !*pw) {
+		errlist_add(errs,
+			    "[smtp] password: the credential %s is empty: put the password in the "
+			    "file the unit's LoadCredential=%s:FILE names (/etc/kallad/%s) and "
+			    "restart the service",
+			    value, value, value);
+		free(pw);
+		return NULL;
+	}
 	return pw;
 }
 

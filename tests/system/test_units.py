@@ -44,8 +44,27 @@ class UnitTest(KalladCase):
             text = f.read()
         for line in ("Type=notify", "StateDirectory=kallad", "ConfigurationDirectory=kallad",
                      "RestartPreventExitStatus=78", "Restart=on-failure", "ExecReload=",
-                     "LoadCredential=smtp-password:", "WatchdogSec=", "DynamicUser=yes"):
+                     "LoadCredential=smtp-password:", "WatchdogSec=", "DynamicUser=yes",
+                     "\nSetCredential=smtp-password:\n"):
             self.assertIn(line, text)
+
+    def test_template_has_a_user_name_for_admin_commands(self):
+        with open(os.path.join(SOURCE, "systemd", "kallad@.service"), encoding="utf-8") as f:
+            self.assertIn("\nUser=kallad-%i\n", f.read())
+
+    def test_empty_credential_is_named(self):
+        # Without /etc/kallad/smtp-password the unit's SetCredential= gives
+        # an empty credential: the service starts, and says what is missing
+        # once [smtp] wants a password.
+        creds = os.path.join(self.tmpdir, "credentials")
+        os.mkdir(creds)
+        open(os.path.join(creds, "smtp-password"), "w").close()
+        self.prog.append_conf("[smtp]\nurl = smtp://127.0.0.1:2525\ntls = none\n"
+                              "user = program@example.org\npassword = smtp-password")
+        p = self.prog.run("--check", env={"CREDENTIALS_DIRECTORY": creds})
+        self.assertEqual(p.returncode, 78, p.stdout + p.stderr)
+        self.assertIn("[smtp] password: the credential smtp-password is empty", p.stderr)
+        self.assertIn("/etc/kallad/smtp-password", p.stderr)
 
 
 if __name__ == "__main__":
