@@ -142,7 +142,9 @@ class PackageTest(unittest.TestCase):
         self.assertIn("deb-systemd-helper enable 'kallad.service'", postinst)
         self.assertIn("deb-systemd-invoke $_dh_action 'kallad.service'", postinst)
         with open(os.path.join(ctrl, "postrm"), encoding="utf-8") as f:
-            self.assertIn("rm -rf /var/lib/kallad /var/lib/private/kallad", f.read())
+            postrm = f.read()
+        self.assertIn("rm -rf /var/lib/kallad /var/lib/private/kallad", postrm)
+        self.assertIn("/var/lib/kallad-* /var/lib/private/kallad-*", postrm)
 
     def test_install_check_upgrade_remove_purge(self):
         lock = open(LOCK, "w")
@@ -210,10 +212,22 @@ class PackageTest(unittest.TestCase):
         self.assertTrue(os.path.exists(CONF))
         self.assertTrue(os.path.exists(db))
 
+        # An instance's state as systemd lays it out with DynamicUser=:
+        # /var/lib/kallad-NAME -> private/kallad-NAME.
+        private = "/var/lib/private"
+        made_private = not os.path.exists(private)
+        os.makedirs(f"{private}/kallad-pkgtest", mode=0o700)
+        open(f"{private}/kallad-pkgtest/state.db", "w").close()
+        os.symlink("private/kallad-pkgtest", "/var/lib/kallad-pkgtest")
+        if made_private:
+            self.addCleanup(lambda: os.path.isdir(private) and not os.listdir(private)
+                            and os.rmdir(private))
+
         # Purge: nothing left.
         run(APT + ["purge", "kallad"])
         self.assertIsNone(installed_version())
-        left = [f for f in owned + [CONF, STATE, "/etc/kallad", "/var/lib/private/kallad"]
+        left = [f for f in owned + [CONF, STATE, "/etc/kallad", f"{private}/kallad",
+                                    "/var/lib/kallad-pkgtest", f"{private}/kallad-pkgtest"]
                 if os.path.lexists(f)]
         self.assertEqual(left, [])
         self.assertEqual(run(["dpkg-query", "-W", "kallad"], check=None).returncode, 1)
