@@ -48,6 +48,11 @@ class InstallTest(KalladCase):
         # Data in the service's StateDirectory, not under read-only /etc.
         self.assertRegex(text, r"(?m)^registrations = /var/lib/kallad/registrations\.db ")
         self.assertRegex(text, r"(?m)^state\s+= /var/lib/kallad/state\.db ")
+        # The example's attachments stay in its copy under share/kallad.
+        m = re.search(r"(?m)^material\s+= (\S+)", text)
+        self.assertIsNotNone(m, text)
+        self.assertTrue(m.group(1).endswith("/share/kallad/example/material"), m.group(1))
+        self.assertTrue(os.path.isfile(os.path.join(dest + m.group(1), "basfakta-gavle.pdf")))
 
         # An operator's edit survives the next install.
         with open(conf, "a", encoding="utf-8") as f:
