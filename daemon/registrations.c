@@ -634,20 +634,79 @@ static bool page_last_address(const struct registrations *reg, struct page *pg)
 	return found >= 0;
 }
 
-/* A page in its own read transaction, ended before the caller's work. */
+/* A page of the pass's snapshot. */
 static bool page_read(const struct registrations *reg, const char *after, int after_len,
                       struct page *pg)
 {
-	sqlite3 *db = reg->db;
-	int rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	bool ok = rc == SQLITE_OK;
+	return page_rows(reg, after, after_len, pg) && page_last_address(reg, pg);
+}
 
-	if (!ok)
-		reg_step_done(reg, "participants", rc);
-	ok = ok && page_rows(reg, after, after_len, pg) && page_last_address(reg, pg);
-	if (rc == SQLITE_OK)
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	return ok;
+static bool is_wal(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool wal = false;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		wal = strcasecmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+	sqlite3_finalize(st);
+	return wal;
+}
+
+/* The database as it is now, copied into a private temporary database
+ * (SQLite keeps it in memory up to its cache size, then in a file) in
+ * one read transaction: a rollback-journal database could not otherwise
+ * be read consistently across a long pass without holding its writers. */
+static sqlite3 *snapshot_copy(const struct registrations *reg)
+{
+	sqlite3 *copy = NULL;
+	sqlite3_backup *b;
+	int rc = sqlite3_open_v2("", &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+
+	if (rc == SQLITE_OK && (b = sqlite3_backup_init(copy, "main", reg->db, "main"))) {
+		/* A busy writer is waited for, as every read is. */
+		for (int tries = 0; tries < reg_busy_timeout_ms / 50; tries++) {
+			rc = sqlite3_backup_step(b, -1);
+			if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+				break;
+			sqlite3_sleep(50);
+		}
+		sqlite3_backup_finish(b);
+		if (rc == SQLITE_DONE)
+			return copy;
+	}
+	log_error("%s: cannot take a snapshot of the registrations: %s", reg->path,
+		  copy ? sqlite3_errmsg(copy) : sqlite3_errstr(rc));
+	sqlite3_close(copy);
+	return NULL;
+}
+
+/* Starts the pass's snapshot: *copy is the copy to read, or NULL when the
+ * read transaction on db is the snapshot. False if neither could be had. */
+static bool snapshot_begin(struct registrations *reg, sqlite3 **copy)
+{
+	int rc;
+
+	*copy = NULL;
+	if (is_wal(reg->db)) {
+		rc = sqlite3_exec(reg->db, "BEGIN", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			return reg_step_done(reg, "participants", rc);
+	} else if (!(*copy = snapshot_copy(reg))) {
+		return false;
+	}
+	reg->snapshot = true;
+	return true;
+}
+
+static void snapshot_end(struct registrations *reg, sqlite3 *origin, sqlite3 *copy)
+{
+	reg->snapshot = false;
+	reg->db = origin;
+	if (copy)
+		sqlite3_close(copy);
+	else
+		sqlite3_exec(origin, "COMMIT", NULL, NULL, NULL);
 }
 
 /* reg_each's walk through the held participants beside the others. */
@@ -688,14 +747,30 @@ static void each_in_memory(const struct registrations *reg, struct held_walk *w,
 bool reg_each(const struct registrations *reg, void (*fn)(const struct participant *, void *),
               void (*page_done)(void *), void *arg)
 {
-	char *after = xstrdup("");
+	/* The snapshot is the registrations' own state for the pass, hence
+	 * the cast: reg stays the same set of registrations. */
+	struct registrations *snap = (struct registrations *)reg;
+	sqlite3 *origin = reg ? reg->db : NULL, *copy = NULL;
+	bool more = true, ok = true, own_snapshot = false;
+	char *after;
 	int after_len = 0;
-	bool more = true, ok = true;
 	struct held_walk w = {reg, 0, fn, arg};
 
-	if (reg && !reg->db)
+	if (reg && !reg->db) {
 		each_in_memory(reg, &w, page_done);
-	while (reg && reg->db && ok && more) {
+		return true;
+	}
+	if (!reg)
+		return true;
+	if (!reg->snapshot) {
+		if (!snapshot_begin(snap, &copy))
+			return false;
+		own_snapshot = true;
+		if (copy)
+			snap->db = copy;
+	}
+	after = xstrdup("");
+	while (ok && more) {
 		struct page pg = {0};
 
 		ok = page_read(reg, after, after_len, &pg);
@@ -718,6 +793,8 @@ bool reg_each(const struct registrations *reg, void (*fn)(const struct participa
 	if (reg && reg->db && ok && held_before(&w, NULL) && page_done)
 		page_done(arg);
 	free(after);
+	if (own_snapshot)
+		snapshot_end(snap, origin, copy);
 	return ok;
 }
 

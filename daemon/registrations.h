@@ -37,6 +37,7 @@ struct attachment {
  * needs them. A struct filled by hand (db NULL) serves the arrays below. */
 struct registrations {
 	void *db;            /* the open read-only connection, or NULL */
+	bool snapshot;       /* inside reg_each: db is the pass's snapshot */
 	char *path;          /* the database file */
 	char *q_page, *q_one, *q_one_trimmed, *q_attachments; /* prepared SQL (owned) */
 	char *default_language;
@@ -93,8 +94,13 @@ void reg_keep_last_good(struct registrations *reg, const struct registrations *o
 bool reg_is_unreadable(const struct registrations *reg, const char *email);
 
 /* Calls fn for each valid participant in email order (case-insensitive),
- * reading the database a page at a time, each page in a short read
- * transaction, so a writer is never held up for long. The participant
+ * reading the database a page at a time, every page from one snapshot
+ * taken when the call begins, so a pass sees one consistent set of
+ * registrations and ends however fast another process inserts. In WAL
+ * mode the snapshot is one read transaction (writers go on); otherwise it
+ * is a copy made in one short read transaction (sqlite3_backup), so a
+ * writer is never held up for long either way. reg_find and
+ * reg_attachments called from fn read the same snapshot. The participant
  * lives until page_done (may be NULL) has been called for its page: a
  * caller that keeps pointers across participants must let go of them
  * there. Invalid rows are skipped silently (reg_load reported them).

@@ -302,5 +302,55 @@ class FarDatesTest(KalladCase):
         self.assertNotIn("runtime error", err)
 
 
+class SnapshotTest(KalladCase):
+    """Issue 14.7: a pass reads one snapshot and ends while a writer inserts."""
+
+    def inserter(self, stop, counter):
+        con = sqlite3.connect(self.prog.db, timeout=30)
+        n = 0
+        while not stop.is_set():
+            # 500 a second: faster than a pass sends their invites.
+            rows = [(f"zz{n + i:09d}@example.org", f"Deltagare {n + i}", "registered",
+                     "2019-11-01 10:00:00") for i in range(50)]
+            con.executemany("INSERT INTO participants (email, name, status, updated_at) "
+                            "VALUES (?, ?, ?, ?)", rows)
+            con.commit()
+            n += len(rows)
+            counter[0] = n
+            time.sleep(0.1)
+        con.close()
+
+    def run_while_inserting(self):
+        stop, counter = threading.Event(), [0]
+        t = threading.Thread(target=self.inserter, args=(stop, counter))
+        t.start()
+        try:
+            while counter[0] < 1100:  # more than a page of 1000
+                time.sleep(0.01)
+            p = self.prog.run("--once", "--now", BEFORE_DEADLINE,
+                              timeout=float(os.environ.get("KALLAD_SNAPSHOT_TIMEOUT", 120)))
+            at_end = counter[0]
+        finally:
+            stop.set()
+            t.join()
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        sent = len(self.prog.outbox_messages())
+        # The example's own 28 invites, and three per inserted participant of
+        # the snapshot: never more than were there when the pass ended.
+        self.assertGreaterEqual(sent, 28)
+        self.assertEqual((sent - 28) % 3, 0, sent)
+        self.assertLessEqual(sent, 28 + 3 * at_end)
+        self.assertIn(f"{sent} sent", p.stdout)
+
+    def test_rollback_journal(self):
+        self.run_while_inserting()
+
+    def test_wal(self):
+        con = sqlite3.connect(self.prog.db)
+        self.assertEqual(con.execute("PRAGMA journal_mode=wal").fetchone()[0], "wal")
+        con.close()
+        self.run_while_inserting()
+
+
 if __name__ == "__main__":
     main()
