@@ -17,7 +17,7 @@ static struct tpl_vars *vars;
 static void fill(struct tpl_vars *v, const char *tag)
 {
 	for (size_t i = 0; tpl_known_names[i]; i++) {
-		char *val = xasprintf("<%s & '{{%s}}' \"%s\">", tag, tpl_known_names[i], tag);
+		char *val = xasprintf("<{{%s}} & '{{%s}}' \"%s\">", tag, tpl_known_names[i], tag);
 
 		tpl_vars_set(v, tpl_known_names[i], val);
 		free(val);
@@ -35,18 +35,17 @@ static void setup(void)
 	tpl_vars_set(vars, "session.description", ""); /* an empty value too */
 }
 
-/* Every value starts with "<outer", "<session" or "<attachment": in HTML
- * output such a string can only come from the template itself. */
-static void check_escaped(const char *html, const uint8_t *data, size_t size)
+/* Every value starts with "<{{". Template text can never put "{{" in the
+ * output (it always opens a tag), so in HTML output "<{{" can only be a
+ * value left unescaped. (The old check, a value's first word absent from
+ * the input, was fooled by "<ses{{!}}sion", which renders "<session".) */
+static void check_escaped(const char *html)
 {
-	static const char *const marks[] = {"<outer", "<session", "<attachment"};
-
-	for (size_t i = 0; html && i < ARRAY_SIZE(marks); i++)
-		if (strstr(html, marks[i]) && !memmem(data, size, marks[i], strlen(marks[i])))
-			abort();
+	if (html && strstr(html, "<{{"))
+		abort();
 }
 
-static void render(struct templates *t, const uint8_t *data, size_t size)
+static void render(struct templates *t)
 {
 	struct errlist errs = {0};
 	char *subject, *text, *html;
@@ -57,7 +56,7 @@ static void render(struct templates *t, const uint8_t *data, size_t size)
 		abort();
 	if (strchr(subject, '\n') || strchr(subject, '\r'))
 		abort();
-	check_escaped(html, data, size);
+	check_escaped(html);
 	free(subject);
 	free(text);
 	free(html);
@@ -72,9 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!vars)
 		setup();
-	render(tpl_parse_mem("sv", "fuzz", (const char *)data, size, NULL, 0, &errs), data, size);
-	render(tpl_parse_mem("sv", "fuzz", txt, sizeof(txt) - 1, (const char *)data, size, &errs),
-	       data, size);
+	render(tpl_parse_mem("sv", "fuzz", (const char *)data, size, NULL, 0, &errs));
+	render(tpl_parse_mem("sv", "fuzz", txt, sizeof(txt) - 1, (const char *)data, size, &errs));
 	errlist_free(&errs);
 	return 0;
 }
