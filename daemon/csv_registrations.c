@@ -384,8 +384,9 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		    strcasecmp(reg->participants[reg->n_participants - 1].email, all[i].p.email) == 0) {
 			long first = 0;
 
+			/* Duplicates before this one are cleared already. */
 			for (size_t k = i; k-- > 0;)
-				if (strcasecmp(all[k].p.email, all[i].p.email) == 0)
+				if (all[k].p.email && strcasecmp(all[k].p.email, all[i].p.email) == 0)
 					first = all[k].row;
 			msg_add(msgs, all[i].row,
 				xasprintf("%s: row %ld (%s): duplicate of row %ld, skipped", t.path,

@@ -352,5 +352,26 @@ class SnapshotTest(KalladCase):
         self.run_while_inserting()
 
 
+class FuzzFindingsTest(KalladCase):
+    """What the fuzz targets of issue 14.8 found, through the real binary."""
+
+    def test_csv_with_an_address_three_times(self):
+        # fuzz_csv: the third row of one address read a cleared one (SIGSEGV).
+        src = os.path.join(self.prog.dir, "deltagare.csv")
+        with open(src, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+        with open(os.path.join(self.prog.dir, "tre.csv"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines + [lines[1], lines[1]]) + "\n")
+        self.prog.edit_conf("= registrations.db", "= tre.csv")
+        self.prog.append_conf(
+            "[registrations]\ncolumns = E-post:email, Namn:name, Kommun/region:organisation, "
+            "Roll:role, Språk:language, Status:status, Anmäld:registered_at, Ändrad:updated_at")
+        p = self.prog.run("--check")
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        n = len(lines)
+        for row in (n + 1, n + 2):
+            self.assertIn(f"tre.csv: row {row} ({ANNA}): duplicate of row 2, skipped", p.stderr)
+
+
 if __name__ == "__main__":
     main()
