@@ -33,8 +33,10 @@ int cli_validate(const struct cli *c)
 		bad = "--to and --all exclude each other";
 	else if (targets && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW)
 		bad = "--session and --deadline go with --send-now or --preview";
-	else if ((c->force || c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
-		bad = "--force, --dry-run and --test-to go with --send-now";
+	else if (c->force && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
+		bad = "--force goes with --send-now or --preview";
+	else if ((c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
+		bad = "--dry-run and --test-to go with --send-now";
 	else if (c->n_to && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
 		bad = "--to goes with --send-now or --preview";
 	else if (c->days >= 0 && c->mode != MODE_PLAN)
@@ -373,56 +375,6 @@ static int write_out(const char *path, const char *data, size_t len)
 	return 0;
 }
 
-static int run_preview(const struct cli *c)
-{
-	struct participant p;
-	struct errlist errs = {0};
-	struct message_req req = {.message = c->message};
-	struct programme *pg;
-	struct state *st;
-	char key[PLAN_KEY_MAX], *msg;
-	size_t len;
-	int rc;
-
-	if (!(pg = load(c, &rc)))
-		return rc;
-	if (!pick_target(pg, c, c->message, &req.session, &req.deadline)) {
-		fprintf(stderr, "kallad: no such %s in %s\n",
-			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
-			pg->cfg->calendar);
-		programme_free(pg);
-		return 1;
-	}
-	if (!reg_find(pg->reg, c->to[0], &p)) {
-		fprintf(stderr, "kallad: no participant %s in %s\n", c->to[0], pg->cfg->registrations);
-		programme_free(pg);
-		return 1;
-	}
-	st = state_open(pg->cfg->state, true, &errs);
-	if (st)
-		changes_sync(pg->cal, st, pg->cfg->description_updates);
-	req.sequence = req.session ? req.session->sequence : 0;
-	if (st && req.session) {
-		struct attendance a;
-		if (state_attendance(st, p.email, req.session->uid, &a) && a.sequence > req.sequence)
-			req.sequence = a.sequence;
-	}
-	state_close(st);
-	req.p = &p;
-	req.now = clock_now();
-	plan_key(key, sizeof(key), c->message, p.email,
-		 req.session ? req.session->uid : req.deadline->uid, "-", NULL, req.sequence);
-	req.key = key;
-	msg = message_build(pg->cfg, pg->cal, pg->reg, pg->tpl, &req, &len, &errs);
-	print_errors(&errs);
-	errlist_free(&errs);
-	rc = msg ? write_out(c->out, msg, len) : 1;
-	free(msg);
-	reg_participant_clear(&p);
-	programme_free(pg);
-	return rc;
-}
-
 /* Everything a sending mode needs, opened in order and closed in reverse. */
 struct run {
 	struct programme *pg;
@@ -439,7 +391,9 @@ static void run_close(struct run *r)
 	programme_free(r->pg);
 }
 
-static int run_open(const struct cli *c, struct run *r, bool transport)
+/* writable: false for what must leave the state database as it was
+ * (--dry-run, --test-to, --preview). */
+static int run_open(const struct cli *c, struct run *r, bool transport, bool writable)
 {
 	struct errlist errs = {0};
 	int rc;
@@ -453,7 +407,7 @@ static int run_open(const struct cli *c, struct run *r, bool transport)
 		run_close(r);
 		return rc;
 	}
-	r->st = state_open(r->pg->cfg->state, false, &errs);
+	r->st = state_open(r->pg->cfg->state, !writable, &errs);
 	if (r->st && transport)
 		r->tr = transport_open(r->pg->cfg, &errs);
 	print_errors(&errs);
@@ -465,6 +419,51 @@ static int run_open(const struct cli *c, struct run *r, bool transport)
 	r->snd = send_new(r->pg, r->st, r->tr);
 	send_set_progress(r->snd, true);
 	return 0;
+}
+
+static int run_preview(const struct cli *c)
+{
+	struct participant p;
+	struct manual m = {.message = c->message, .force = c->force};
+	struct errlist errs = {0};
+	struct delivery d;
+	struct run r;
+	const char *why;
+	char *msg = NULL;
+	size_t len;
+	int rc;
+
+	/* The same delivery as --send-now would make, from a state it only
+	 * reads: byte for byte what would go, but for Date:. */
+	if ((rc = run_open(c, &r, false, false)))
+		return rc;
+	changes_sync(r.pg->cal, r.st, r.pg->cfg->description_updates);
+	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
+		fprintf(stderr, "kallad: no such %s in %s\n",
+			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
+			r.pg->cfg->calendar);
+		run_close(&r);
+		return 1;
+	}
+	if (!reg_find(r.pg->reg, c->to[0], &p)) {
+		fprintf(stderr, "kallad: no participant %s in %s\n", c->to[0],
+			r.pg->cfg->registrations);
+		run_close(&r);
+		return 1;
+	}
+	send_manual_begin(r.snd, &m, clock_now(), &(struct send_stats){0});
+	if ((why = send_manual_delivery(r.snd, &m, &p, &d)))
+		fprintf(stderr, "kallad: --send-now %s to %s would be refused: %s\n", c->message,
+			p.email, why);
+	else
+		msg = send_build_message(r.snd, &d, &len, &errs);
+	print_errors(&errs);
+	errlist_free(&errs);
+	rc = msg ? write_out(c->out, msg, len) : 1;
+	free(msg);
+	reg_participant_clear(&p);
+	run_close(&r);
+	return rc;
 }
 
 static void print_stats(const struct send_stats *st)
@@ -481,7 +480,7 @@ static int run_once(const struct cli *c)
 	bool ok;
 	int rc;
 
-	if ((rc = run_open(c, &r, true)))
+	if ((rc = run_open(c, &r, true, true)))
 		return rc;
 	send_set_release(r.snd, c->mode == MODE_RELEASE);
 	send_note_known(r.snd, clock_now());
@@ -500,7 +499,7 @@ static int run_send_now(const struct cli *c)
 	struct run r;
 	int rc;
 
-	if ((rc = run_open(c, &r, !c->dry_run)))
+	if ((rc = run_open(c, &r, !c->dry_run, !c->dry_run && !c->test_to)))
 		return rc;
 	if (!tpl_has(r.pg->tpl, r.pg->cfg->language, r.pg->cfg->language, c->message)) {
 		fprintf(stderr, "kallad: no template %s\n", c->message);

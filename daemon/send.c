@@ -293,13 +293,9 @@ struct flight {
 static bool build(struct sender *s, struct flight *f)
 {
 	const struct delivery *d = f->d;
-	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
-				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
-				  .now = s->now};
 	struct errlist errs = {0};
 
-	f->msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, &f->len,
-			       &errs);
+	f->msg = send_build_message(s, d, &f->len, &errs);
 	if (f->msg)
 		return true;
 	const char *why = errs.n ? errs.items[0] : "message could not be built";
@@ -890,31 +886,103 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	return !s->broken;
 }
 
+static int max_of(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+const char *send_manual_delivery(struct sender *s, const struct manual *m,
+				 const struct participant *p, struct delivery *d)
+{
+	const struct session *ses = m->session;
+	bool cancel = str_eq(m->message, "cancel");
+
+	memset(d, 0, sizeof(*d));
+	*d = (struct delivery){.message = m->message, .p = p, .session = ses,
+			       .deadline = m->deadline, .offset = -1, .trigger = s->now,
+			       .due = s->now};
+	if (ses) {
+		struct attendance a;
+		bool had = state_attendance(s->st, p->email, ses->uid, &a);
+
+		/* A REQUEST would put a cancelled session back in calendars. */
+		if (ses->cancelled && !cancel)
+			return "its session is cancelled: only a cancel can be sent";
+		if (ses->start <= s->now && !m->force)
+			return "its session has begun (--force sends it all the same)";
+		if (str_eq(m->message, "update") && (!had || a.content >= ses->sequence) &&
+		    !m->force)
+			return "the session has not changed since their invitation "
+			       "(--force sends it all the same)";
+		/* As the planner would: a cancel or an update outranks what they
+		 * hold; any other REQUEST matches it. */
+		if (cancel || str_eq(m->message, "update"))
+			d->sequence = had ? max_of(ses->sequence, a.sequence + 1) : ses->sequence;
+		else
+			d->sequence = had ? max_of(ses->sequence, a.sequence) : ses->sequence;
+	} else if (m->deadline && m->deadline->due <= s->now && !m->force) {
+		return "its deadline has passed (--force sends it all the same)";
+	}
+	plan_key(d->key, sizeof(d->key), m->message, p->email, target_uid(d), "manual", NULL,
+		 d->sequence);
+	/* A forced resend is a new message, and so is a test copy: each has a
+	 * Message-ID of its own. */
+	if (m->force || m->test_to) {
+		char extra[48];
+
+		snprintf(extra, sizeof(extra), "|%s@%lld", m->test_to ? "test" : "forced",
+			 (long long)s->now);
+		strncat(d->key, extra, sizeof(d->key) - strlen(d->key) - 1);
+	}
+	return NULL;
+}
+
+char *send_build_message(struct sender *s, const struct delivery *d, size_t *len,
+			 struct errlist *errs)
+{
+	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
+				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
+				  .now = s->now};
+
+	return message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, len, errs);
+}
+
+/* What the ledger says of a manual key that cannot be claimed. */
+static const char *ledger_says(struct sender *s, const char *key)
+{
+	struct delivery_row old;
+	const char *what = NULL;
+
+	if (state_delivery_get(s->st, key, &old)) {
+		what = old.state == DS_SENT	 ? "was already sent"
+		       : old.state == DS_FAILED	 ? "failed before (see --status --failed)"
+		       : old.state == DS_SKIPPED ? "was given up before (see --status)"
+		       : old.state == DS_CLAIMED ? "is being sent by another kallad"
+						 : "is waiting for a retry";
+		state_row_free(&old);
+	}
+	return what;
+}
+
 static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
 {
-	struct delivery d = {.message = m->message, .p = p, .session = m->session,
-			     .deadline = m->deadline, .offset = -1, .trigger = s->now,
-			     .due = s->now};
+	struct delivery d;
 	struct delivery_row row;
-	char forced[32] = "";
+	const char *why = send_manual_delivery(s, m, p, &d), *what;
 
-	if (d.session) {
-		struct attendance a;
-		d.sequence = d.session->sequence;
-		if (state_attendance(s->st, p->email, d.session->uid, &a)) {
-			/* A cancel must outrank what they hold; a REQUEST matches it. */
-			if (a.sequence >= d.sequence)
-				d.sequence = a.sequence + str_eq(m->message, "cancel");
-		}
-	}
-	plan_key(d.key, sizeof(d.key), m->message, p->email, target_uid(&d), "manual", NULL,
-		 d.sequence);
-	if (m->force) {
-		/* A forced resend is a new message, with a Message-ID of its own. */
-		snprintf(forced, sizeof(forced), "|forced@%lld", (long long)s->now);
-		strncat(d.key, forced, sizeof(d.key) - strlen(d.key) - 1);
+	if (why) {
+		fprintf(stderr, "kallad: %s to %s refused: %s\n", m->message, p->email, why);
+		return false;
 	}
 	if (m->dry_run) {
+		/* What the real run would do, from the same ledger. */
+		what = ledger_says(s, d.key);
+		if (what && strcmp(what, "is waiting for a retry") != 0) {
+			printf("%s %s to %s\n", strcmp(what, "was already sent") == 0 ? "already sent"
+										: "would refuse",
+			       m->message, p->email);
+			return false;
+		}
 		printf("would send %s to %s\n", m->message, p->email);
 		return true;
 	}
@@ -925,19 +993,9 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	row_of(&d, &row);
 	row.rule = "manual";
 	if (!state_delivery_claim(s->st, &row, s->now, STALE_CLAIM)) {
-		struct delivery_row old;
-		const char *what = "is being sent by another kallad";
-
-		if (state_delivery_get(s->st, d.key, &old)) {
-			what = old.state == DS_SENT	 ? "was already sent"
-			       : old.state == DS_FAILED	 ? "failed before (see --status --failed)"
-			       : old.state == DS_SKIPPED ? "was given up before (see --status)"
-			       : old.state == DS_CLAIMED ? "is being sent by another kallad"
-						       : "is waiting for a retry";
-			state_row_free(&old);
-		}
+		what = ledger_says(s, d.key);
 		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
-			p->email, what);
+			p->email, what ? what : "is being sent by another kallad");
 		return false;
 	}
 	deliver(s, &d, p->email, true);

@@ -60,6 +60,18 @@ void send_manual_each(const struct participant *p, void *sender);
 /* True if every message went (or would go, with --dry-run). */
 bool send_manual_end(struct sender *s);
 
+/* The delivery a manual send makes for p (key, SEQUENCE as the planner
+ * would give it), for --send-now and --preview alike. NULL, or why it is
+ * refused: a REQUEST about a cancelled session, anything about a session
+ * that has begun or a deadline that passed (unless force), an update of a
+ * session that did not change since the participant's invitation (unless
+ * force). */
+const char *send_manual_delivery(struct sender *s, const struct manual *m,
+				 const struct participant *p, struct delivery *d);
+/* The message for d, byte for byte as it is sent (Date: from now). */
+char *send_build_message(struct sender *s, const struct delivery *d, size_t *len,
+			 struct errlist *errs);
+
 /* Backoff before attempt n+1 after n failed attempts: exponential with
  * jitter (r in [0,1)), from one minute up to six hours. */
 time_t send_backoff(int attempts, double r);

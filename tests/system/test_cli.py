@@ -141,25 +141,44 @@ class SendTest(KalladCase):
                  "deadline-reminder"]
         for kind in kinds:
             path = os.path.join(out, kind + ".eml")
+            # An update of a session that never changed is refused unless forced.
+            force = ["--force"] if kind == "update" else []
             self.prog.run("--preview", kind, "--to", ANNA, "--out", path,
-                          "--now", BEFORE_DEADLINE, check=0)
+                          "--now", BEFORE_DEADLINE, *force, check=0)
+        p = self.prog.run("--preview", "update", "--to", ANNA, "--now", BEFORE_DEADLINE)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("has not changed", p.stderr)
         check_messages(self, [os.path.join(out, k + ".eml") for k in kinds])
         material = parse(os.path.join(out, "material.eml"))
         names = [part.get_filename() for part in material.iter_attachments()]
         self.assertIn("basfakta-gavle.pdf", names)
 
     def test_send_now_dry_run_and_once_only(self):
+        now = ["--now", BEFORE_DEADLINE]
         p = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
-                          "--dry-run", check=0)
-        self.assertIn(ANNA, p.stdout)
+                          "--dry-run", *now, check=0)
+        self.assertIn(f"would send session-reminder to {ANNA}", p.stdout)
         self.assertEqual(self.prog.outbox_messages(), [])
-        self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA, check=0)
+        self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA, *now,
+                      check=0)
         self.assertEqual(len(self.prog.outbox_messages()), 1)
-        again = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA)
+        again = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
+                              *now)
         self.assertEqual(again.returncode, 1)
         self.assertIn("already sent", again.stderr)
+        # A dry run says what the real run would: already sent, exit 1.
+        dry = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
+                            "--dry-run", *now)
+        self.assertEqual(dry.returncode, 1)
+        self.assertIn(f"already sent session-reminder to {ANNA}", dry.stdout)
         self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
-                      "--force", check=0)
+                      "--force", *now, check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 2)
+        # Nothing about a session that has begun, unless forced.
+        late = self.prog.run("--send-now", "session-reminder", "--session", S1, "--to", ANNA,
+                             "--now", "2020-02-20T11:00:00+01:00")
+        self.assertEqual(late.returncode, 1)
+        self.assertIn("has begun", late.stderr)
         self.assertEqual(len(self.prog.outbox_messages()), 2)
 
 
