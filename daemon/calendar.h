@@ -13,6 +13,8 @@ struct session {
 	time_t start, end; /* true instants, whatever zone the file used */
 	int sequence;      /* the file's SEQUENCE, 0 when absent */
 	bool cancelled;    /* STATUS:CANCELLED */
+	bool removal_held; /* gone from the file with too many others: its cancel
+			    * waits (changes_sync, the guard against mass vanishing) */
 	int line;          /* line of its BEGIN:VEVENT in the file */
 	bool kept;         /* unreadable now: this is its last good copy */
 };

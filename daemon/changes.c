@@ -46,8 +46,9 @@ static void sync_one(struct session *s, struct state *st, bool description)
 
 struct ghosts {
 	struct calendar *cal;
-	struct state *st;
-	size_t cap;
+	const struct changes_opts *o;
+	size_t n_removed; /* not cancelled before: the guard counts these */
+	bool counting;
 };
 
 /* A stored session the file no longer has: it was removed, which for the
@@ -60,6 +61,10 @@ static void add_ghost(const struct session *copy, void *arg)
 
 	if (calendar_session(cal, copy->uid))
 		return;
+	if (g->counting) {
+		g->n_removed += !copy->cancelled;
+		return;
+	}
 	cal->sessions = xrealloc(cal->sessions, (cal->n_sessions + 1) * sizeof(*cal->sessions));
 	s = &cal->sessions[cal->n_sessions++];
 	memset(s, 0, sizeof(*s));
@@ -72,24 +77,61 @@ static void add_ghost(const struct session *copy, void *arg)
 	s->sequence = copy->sequence;
 	s->cancelled = true;
 	s->line = 0;
-	if (!copy->cancelled) {
-		s->sequence++;
+	if (copy->cancelled)
+		return;
+	s->sequence++;
+	if (g->n_removed > (size_t)g->o->max_removed && !(g->o->release &&
+	    (!g->o->release[0] || str_eq(g->o->release, s->uid)))) {
+		s->removal_held = true;
+		log_warn("session %s is gone from the calendar with %zu others: its cancels wait "
+			 "for --release-changes (or for the file to come back)",
+			 s->uid, g->n_removed - 1);
+	} else {
 		log_notice("session %s was removed from the calendar: cancelled, SEQUENCE %d",
 			   s->uid, s->sequence);
 	}
 }
 
-void changes_sync(struct calendar *cal, struct state *st, bool description)
+/* Whether cal may be compared with the stored copies (see changes.h). */
+static bool current(struct state *st, const struct changes_opts *o)
 {
-	struct ghosts g = {cal, st, 0};
+	char *stored = state_meta_get(st, "calendar"), disk[FILE_ID_MAX];
+	bool ok = true;
+
+	if (stored && o->loaded_id && o->loaded_id[0] && !str_eq(stored, o->loaded_id)) {
+		file_identity(o->path, disk);
+		ok = str_eq(disk, o->loaded_id);
+	}
+	free(stored);
+	return ok;
+}
+
+bool changes_sync(struct calendar *cal, struct state *st, const struct changes_opts *o,
+		  size_t *held)
+{
+	struct ghosts g = {cal, o, 0, true};
 	size_t n = cal->n_sessions;
 
+	*held = 0;
+	/* One transaction: two processes never interleave their comparisons. */
+	state_begin(st);
+	if (!current(st, o)) {
+		state_rollback(st);
+		log_notice("%s changed since it was read: reading it again", o->path);
+		return false;
+	}
 	for (size_t i = 0; i < n; i++)
-		sync_one(&cal->sessions[i], st, description);
+		sync_one(&cal->sessions[i], st, o->description);
 	/* Collect first, store after: storing while listing would disturb it. */
 	state_session_each(st, add_ghost, &g);
-	for (size_t i = n; i < cal->n_sessions; i++)
-		state_session_store(st, &cal->sessions[i], cal->sessions[i].sequence);
+	g.counting = false;
+	state_session_each(st, add_ghost, &g);
+	for (size_t i = n; i < cal->n_sessions; i++) {
+		if (cal->sessions[i].removal_held)
+			(*held)++;
+		else
+			state_session_store(st, &cal->sessions[i], cal->sessions[i].sequence);
+	}
 	for (size_t i = 0; i < cal->n_deadlines; i++) {
 		struct deadline *dl = &cal->deadlines[i];
 		bool moved;
@@ -99,4 +141,18 @@ void changes_sync(struct calendar *cal, struct state *st, bool description)
 			log_notice("deadline %s moved: its reminders are planned anew (revision %d)",
 				   dl->uid, dl->revision);
 	}
+	if (o->loaded_id && o->loaded_id[0])
+		state_meta_put(st, "calendar", o->loaded_id);
+	state_commit(st);
+	return true;
+}
+
+void changes_accept_removals(const struct calendar *cal, struct state *st)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++)
+		if (cal->sessions[i].removal_held) {
+			state_session_store(st, &cal->sessions[i], cal->sessions[i].sequence);
+			log_notice("session %s: its removal is taken without cancels (--discard-changes)",
+				   cal->sessions[i].uid);
+		}
 }

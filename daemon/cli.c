@@ -31,8 +31,11 @@ int cli_validate(const struct cli *c)
 		bad = "--send-now needs --to EMAIL or --all";
 	else if (c->mode == MODE_SEND_NOW && c->n_to && c->all)
 		bad = "--to and --all exclude each other";
-	else if (targets && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW)
-		bad = "--session and --deadline go with --send-now or --preview";
+	else if (c->deadline && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW)
+		bad = "--deadline goes with --send-now or --preview";
+	else if (targets && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW &&
+		 c->mode != MODE_RELEASE)
+		bad = "--session goes with --send-now, --preview or --release-changes";
 	else if (c->force && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
 		bad = "--force goes with --send-now or --preview";
 	else if ((c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
@@ -254,8 +257,13 @@ struct plan_line {
 struct plan_view {
 	const struct cli *c;
 	time_t now;
+	bool count_only;              /* --status: the held notices, no lines */
 	struct plan_line *lines;
 	size_t n, cap;
+	const struct plan_ctx *ctx;
+	long held;                    /* change notices waiting for a release */
+	size_t removals_held, removed; /* as in struct send_stats */
+	bool removed_held;
 };
 
 static void plan_collect(const struct delivery *d, void *arg)
@@ -267,6 +275,10 @@ static void plan_collect(const struct delivery *d, void *arg)
 	bool held = d->skip && strcmp(d->skip, "held") == 0;
 	char why[512] = "";
 
+	if (held && !d->rule)
+		v->held++;
+	if (v->count_only)
+		return;
 	if (v->c->explain && !str_caseeq(d->p->email, v->c->explain))
 		return;
 	/* Held change notices are shown: they are what an administrator
@@ -300,12 +312,51 @@ static int plan_line_cmp(const void *a, const void *b)
 	return strcmp(x->text, y->text);
 }
 
+static void plan_removed(const struct participant *p, void *arg)
+{
+	struct plan_view *v = arg;
+
+	plan_participant(v->ctx, p, plan_collect, v);
+}
+
+/* What a pass at v->now would do, from a state it only reads: every
+ * participant, and those whose rows are gone. False if the registrations
+ * failed part-way. */
+static bool view_plan(struct programme **pg, struct state *st, struct plan_view *v)
+{
+	struct plan_ctx ctx;
+	bool ok;
+
+	v->now = clock_now();
+	programme_sync_fresh(pg, st, NULL, &v->removals_held);
+	programme_plan_ctx(*pg, st, v->now, &ctx);
+	v->ctx = &ctx;
+	ok = plan_all(&ctx, plan_collect, NULL, v);
+	v->removed = programme_each_removed(*pg, st, plan_removed, v, &ctx.removed_held);
+	v->removed_held = ctx.removed_held;
+	v->ctx = NULL;
+	programme_plan_done(&ctx);
+	return ok;
+}
+
+/* "held: ..." for --status and --check: what waits for a release. */
+static void print_held(const struct plan_view *v)
+{
+	printf("held\t%ld", v->held);
+	if (v->removals_held)
+		printf("\t%zu sessions gone from the calendar at once wait for --release-changes",
+		       v->removals_held);
+	if (v->removed_held)
+		printf("\t%zu participants gone from the registrations at once wait for "
+		       "--release-changes", v->removed);
+	putchar('\n');
+}
+
 static int run_plan(const struct cli *c)
 {
 	struct plan_view v = {.c = c};
 	struct errlist errs = {0};
 	struct programme *pg;
-	struct plan_ctx ctx;
 	struct state *st;
 	int rc;
 
@@ -318,12 +369,11 @@ static int run_plan(const struct cli *c)
 		programme_free(pg);
 		return 1;
 	}
-	v.now = clock_now();
-	changes_sync(pg->cal, st, pg->cfg->description_updates);
-	programme_plan_ctx(pg, st, v.now, &ctx);
-	if (!plan_all(&ctx, plan_collect, NULL, &v))
+	if (!view_plan(&pg, st, &v))
 		rc = 1;
-	programme_plan_done(&ctx);
+	if (v.removals_held || v.removed_held)
+		fprintf(stderr, "kallad: a mass removal is held: its cancels are listed as held "
+			"and wait for --release-changes or --discard-changes\n");
 	qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
 	for (size_t i = 0; i < v.n; i++) {
 		puts(v.lines[i].text);
@@ -421,6 +471,17 @@ static int run_open(const struct cli *c, struct run *r, bool transport, bool wri
 	return 0;
 }
 
+/* The calendar compared with the stored copies, the programme read again
+ * while another process stored a newer version. */
+static bool sync_run(struct run *r)
+{
+	size_t held;
+	bool ok = programme_sync_fresh(&r->pg, r->st, NULL, &held);
+
+	send_set_programme(r->snd, r->pg);
+	return ok;
+}
+
 static int run_preview(const struct cli *c)
 {
 	struct participant p;
@@ -437,7 +498,7 @@ static int run_preview(const struct cli *c)
 	 * reads: byte for byte what would go, but for Date:. */
 	if ((rc = run_open(c, &r, false, false)))
 		return rc;
-	changes_sync(r.pg->cal, r.st, r.pg->cfg->description_updates);
+	sync_run(&r);
 	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
 		fprintf(stderr, "kallad: no such %s in %s\n",
 			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
@@ -480,12 +541,31 @@ static int run_once(const struct cli *c)
 	bool ok;
 	int rc;
 
-	if ((rc = run_open(c, &r, true, true)))
+	if ((rc = run_open(c, &r, c->mode != MODE_DISCARD, true)))
 		return rc;
-	send_set_release(r.snd, c->mode == MODE_RELEASE);
-	send_note_known(r.snd, clock_now());
-	ok = send_due(r.snd, clock_now(), &stats);
-	print_stats(&stats);
+	send_set_release(r.snd, c->mode == MODE_RELEASE, c->session);
+	send_set_discard(r.snd, c->mode == MODE_DISCARD);
+	for (int tries = 0;; tries++) {
+		struct errlist errs = {0};
+
+		send_note_known(r.snd, clock_now());
+		ok = send_due(r.snd, clock_now(), &stats);
+		if (!stats.stale || tries == 3)
+			break;
+		r.pg = programme_reload(r.pg, &errs);
+		print_errors(&errs);
+		errlist_free(&errs);
+		send_set_programme(r.snd, r.pg);
+	}
+	if (stats.stale)
+		ok = false;
+	if (c->mode == MODE_DISCARD)
+		printf("%ld held change notices discarded\n", stats.held);
+	else
+		print_stats(&stats);
+	if (stats.removals_held || stats.removed_held)
+		fprintf(stderr, "kallad: a mass removal is held (see --plan): --release-changes "
+			"sends its cancels, --discard-changes takes it without\n");
 	programme_nudge_daemon(r.pg->cfg);
 	run_close(&r);
 	return ok && !stats.failed ? 0 : 1;
@@ -506,7 +586,7 @@ static int run_send_now(const struct cli *c)
 		run_close(&r);
 		return 1;
 	}
-	changes_sync(r.pg->cal, r.st, r.pg->cfg->description_updates);
+	sync_run(&r);
 	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
 		fprintf(stderr, "kallad: no such %s in %s\n", c->deadline ? "deadline" : "session",
 			r.pg->cfg->calendar);
@@ -577,6 +657,26 @@ static int open_ledger(const struct cli *c, bool readonly, struct config **cfg,
 	return rc;
 }
 
+/* What waits for --release-changes, if the programme can be read at all:
+ * --status works from the ledger alone when it cannot. */
+static void status_held(const struct cli *c, struct state *st)
+{
+	struct plan_view v = {.c = c, .count_only = true};
+	struct errlist errs = {0};
+	int failed;
+	struct programme *pg = programme_load(c->config, &errs, &failed);
+
+	errlist_free(&errs);
+	if (!pg) {
+		printf("held\t?\tthe programme does not load (see --check)\n");
+		return;
+	}
+	view_plan(&pg, st, &v);
+	if (v.held || v.removals_held || v.removed_held)
+		print_held(&v);
+	programme_free(pg);
+}
+
 static int run_status(const struct cli *c)
 {
 	struct config *cfg;
@@ -589,6 +689,7 @@ static int run_status(const struct cli *c)
 	state_delivery_counts(st, counts);
 	for (int i = 0; i < 6; i++)
 		printf("%s\t%ld\n", state_name((enum dstate)i), counts[i]);
+	status_held(c, st);
 	if (c->failed)
 		state_delivery_each(st, DS_FAILED, print_failed, NULL);
 	state_close(st);
@@ -624,6 +725,7 @@ int cli_run(const struct cli *c)
 		return run_preview(c);
 	case MODE_ONCE:
 	case MODE_RELEASE:
+	case MODE_DISCARD:
 		return run_once(c);
 	case MODE_SEND_NOW:
 		return run_send_now(c);

@@ -506,6 +506,24 @@ static void set_choice(struct loader *ld, const struct keydef *kd, const char *v
 	*FIELD(ld, kd, bool) = str_eq(v, kd->alt);
 }
 
+/* "N%" of the participants kallad invited, or "N" participants. */
+static void set_share(struct loader *ld, const struct keydef *kd, const char *v)
+{
+	size_t n = strlen(v);
+	bool percent = n > 0 && v[n - 1] == '%';
+	char *num = xstrndup(v, percent ? n - 1 : n);
+	long value;
+
+	if (!parse_int(str_trim(num), 0, percent ? 100 : 10000000, &value))
+		key_error(ld, kd->name, "\"%s\" is neither a number of participants nor a "
+			  "percentage from 0%% to 100%%", v);
+	else {
+		ld->cfg->max_removed_participants = (int)value;
+		ld->cfg->max_removed_percent = percent;
+	}
+	free(num);
+}
+
 static void set_lead(struct loader *ld, const struct keydef *kd, const char *v)
 {
 	long n;
@@ -624,6 +642,9 @@ static const struct keydef keys[] = {
 	{SEC_POLICY, "changes", set_choice, OFF(changes_hold), "send", "hold", 0, 0},
 	{SEC_POLICY, "description-changes", set_choice, OFF(description_updates), "quiet", "update",
 	 0, 0},
+	{SEC_POLICY, "max-removed-sessions", set_int, OFF(max_removed_sessions), "1", NULL, 0,
+	 100000},
+	{SEC_POLICY, "max-removed-participants", set_share, 0, "20%", NULL, 0, 0},
 	{SEC_REGISTRATIONS, "participants", set_select, OFF(sql_participants), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "attachments", set_select_or_csv, OFF(sql_attachments), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "absences", set_select_or_csv, OFF(sql_absences), NULL, NULL, 0, 0},
@@ -1393,6 +1414,9 @@ static struct config *config_new(const char *path)
 	cfg->max_per_minute = 30;
 	cfg->timeout = 60;
 	cfg->quiet_start = cfg->quiet_end = -1;
+	cfg->max_removed_sessions = 1;
+	cfg->max_removed_participants = 20;
+	cfg->max_removed_percent = true;
 	return cfg;
 }
 

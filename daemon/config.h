@@ -76,6 +76,10 @@ struct config {
 	bool changes_hold;          /* changes = hold */
 	bool description_updates;   /* description-changes = update: a new title or
 				     * description alone sends an update too */
+	/* The guard against mass vanishing: more removed than this is held. */
+	int max_removed_sessions;     /* sessions; default 1 */
+	int max_removed_participants; /* participants, or a percentage when ... */
+	bool max_removed_percent;     /* ... this is set; default 20% */
 };
 
 /* Reads path, then the *.conf files of the directory "kallad.conf.d"

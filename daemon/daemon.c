@@ -265,13 +265,23 @@ static void say_next(const struct send_stats *st, time_t wake)
 	const struct delivery *n = &st->next;
 	struct tm tm;
 
+	char held[200] = "";
+
+	/* What waits for an administrator comes first. */
+	if (st->removals_held || st->removed_held)
+		snprintf(held, sizeof(held), "held: mass removal (%zu sessions, %zu participants), "
+			 "%ld change notices wait for --release-changes; ", st->removals_held,
+			 st->removed_held ? st->removed : 0, st->held);
+	else if (st->held)
+		snprintf(held, sizeof(held), "held: %ld change notices wait for --release-changes; ",
+			 st->held);
 	if (!st->next_due) {
-		sd_notifyf(0, "STATUS=idle: nothing ahead%s", wake ? " but retries" : "");
+		sd_notifyf(0, "STATUS=%sidle: nothing ahead%s", held, wake ? " but retries" : "");
 		return;
 	}
 	tz_local(st->next_due, &tm);
-	sd_notifyf(0, "STATUS=next: %d %s %02d:%02d, %s '%s' to %ld", tm.tm_mday, months[tm.tm_mon],
-		   tm.tm_hour, tm.tm_min, n->message,
+	sd_notifyf(0, "STATUS=%snext: %d %s %02d:%02d, %s '%s' to %ld", held, tm.tm_mday,
+		   months[tm.tm_mon], tm.tm_hour, tm.tm_min, n->message,
 		   n->session ? n->session->summary : n->deadline ? n->deadline->summary : "-",
 		   st->next_count);
 }
@@ -284,9 +294,25 @@ static void work(struct daemon *d)
 	time_t now = clock_now(), wake;
 	struct retry_scan retry = {.now = now};
 
-	send_note_known(d->snd, now);
-	if (!send_due(d->snd, now, &st)) {
-		log_error("the ledger failed; trying again in a minute");
+	bool ok;
+
+	/* A calendar saved since it was read is read before planning (the
+	 * debounce may not have fired yet): never plan from a stale copy. */
+	for (int tries = 0;; tries++) {
+		char disk[FILE_ID_MAX];
+
+		file_identity(d->pg->cfg->calendar, disk);
+		if (tries < 3 && disk[0] && !str_eq(disk, d->pg->cal_id))
+			reload(d, false);
+		send_note_known(d->snd, now);
+		ok = send_due(d->snd, now, &st);
+		if (!st.stale || tries == 3)
+			break;
+		reload(d, false);
+	}
+	if (!ok || st.stale) {
+		log_error("%s; trying again in a minute",
+			  st.stale ? "the calendar keeps changing under kallad" : "the ledger failed");
 		retry.next = now + 60;
 	}
 	state_delivery_each(d->st, DS_TRANSIENT, min_retry, &retry);

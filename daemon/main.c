@@ -19,7 +19,8 @@ static void usage(FILE *f)
 	      "       kallad --send-now MESSAGE [--session UID | --deadline UID]\n"
 	      "              [--to EMAIL]... [--all] [--force] [--dry-run] [--test-to ADDRESS]\n"
 	      "       kallad --preview MESSAGE --to EMAIL [--session UID | --deadline UID] [--out FILE]\n"
-	      "       kallad --release-changes                        send held change notices\n"
+	      "       kallad --release-changes [--session UID]        send held change notices\n"
+	      "       kallad --discard-changes                        take held changes as done, sending nothing\n"
 	      "       kallad --status [--failed]                      what was sent, deferred, failed\n"
 	      "       kallad --retry-failed                           queue permanent failures again\n"
 	      "       kallad --version | --help\n"
@@ -31,7 +32,7 @@ enum {
 	OPT_CONFIG = 256, OPT_NOW, OPT_CHECK, OPT_PLAN, OPT_DAYS, OPT_ALL, OPT_ONCE, OPT_SEND_NOW,
 	OPT_SESSION, OPT_DEADLINE, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_TEST_TO, OPT_PREVIEW,
 	OPT_OUT, OPT_RELEASE, OPT_STATUS, OPT_FAILED, OPT_RETRY, OPT_VERBOSE, OPT_VERSION, OPT_HELP,
-	OPT_EXPLAIN,
+	OPT_EXPLAIN, OPT_DISCARD,
 };
 
 static const struct option options[] = {
@@ -53,6 +54,7 @@ static const struct option options[] = {
 	{"preview", required_argument, NULL, OPT_PREVIEW},
 	{"out", required_argument, NULL, OPT_OUT},
 	{"release-changes", no_argument, NULL, OPT_RELEASE},
+	{"discard-changes", no_argument, NULL, OPT_DISCARD},
 	{"status", no_argument, NULL, OPT_STATUS},
 	{"failed", no_argument, NULL, OPT_FAILED},
 	{"retry-failed", no_argument, NULL, OPT_RETRY},
@@ -66,7 +68,7 @@ static int set_mode(struct cli *c, enum cli_mode m)
 {
 	if (c->mode != MODE_DAEMON && c->mode != m) {
 		fputs("kallad: choose one of --check, --plan, --once, --send-now, --preview, "
-		      "--release-changes, --status, --retry-failed\n",
+		      "--release-changes, --discard-changes, --status, --retry-failed\n",
 		      stderr);
 		return -1;
 	}
@@ -113,6 +115,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_PREVIEW: r = set_mode(c, MODE_PREVIEW); c->message = optarg; break;
 		case OPT_OUT: c->out = optarg; break;
 		case OPT_RELEASE: r = set_mode(c, MODE_RELEASE); break;
+		case OPT_DISCARD: r = set_mode(c, MODE_DISCARD); break;
 		case OPT_STATUS: r = set_mode(c, MODE_STATUS); break;
 		case OPT_FAILED: c->failed = true; break;
 		case OPT_RETRY: r = set_mode(c, MODE_RETRY); break;

@@ -145,6 +145,25 @@ struct held {
 	bool change_held; /* an update or cancel waits for --release-changes */
 };
 
+/* An update or cancel that waits: changes = hold, or a mass vanishing of
+ * sessions or participants (the guard), until --release-changes lets it go. */
+static bool notice_held(const struct plan_ctx *ctx, const struct participant *p,
+			const struct session *s, const struct delivery *d)
+{
+	bool released = (ctx->release_changes &&
+			 (!ctx->release_session || str_eq(ctx->release_session, s->uid))) ||
+			ctx->mem.released(ctx->mem.opaque, d->key);
+
+	if (d->message[0] == 'i')
+		return false;
+	/* A removal held by the guard is let go by changes_sync() alone. */
+	if (s->removal_held)
+		return true;
+	if (p->removed && ctx->removed_held)
+		return !released;
+	return ctx->cfg->changes_hold && !released;
+}
+
 /* Invite, update or cancel: whatever brings one participant's calendar
  * from what kallad sent it to what it should hold. SEQUENCE only rises
  * for a participant, so every notice has a key of its own. */
@@ -182,8 +201,7 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 		d.skip = "absent";
 	else if (d.due >= s->start)
 		d.skip = "event-passed";
-	else if (d.message[0] != 'i' && ctx->cfg->changes_hold && !ctx->release_changes &&
-		 !ctx->mem.released(ctx->mem.opaque, d.key))
+	else if (notice_held(ctx, p, s, &d))
 		d.skip = "held";
 	if (!d.skip && d.message[0] != 'c')
 		h->seq = d.sequence; /* the invite or update goes first */

@@ -1,5 +1,7 @@
 #include "programme.h"
 
+#include "changes.h"
+#include "log.h"
 #include "tz.h"
 
 #include <signal.h>
@@ -161,8 +163,20 @@ static struct programme *load_parts(const char *config_path, const struct progra
 			    pg->cfg->timezone);
 		*failed |= PART_CONFIG;
 	}
-	if (!(pg->cal = calendar_read(pg->cfg->calendar, pg->cfg->sessions_category,
-				      &pg->warnings, errs))) {
+	/* Read again if it changed under the reading: cal_id must be the
+	 * identity of what was read. */
+	for (int tries = 0; tries < 3; tries++) {
+		char after[FILE_ID_MAX];
+
+		calendar_free(pg->cal);
+		file_identity(pg->cfg->calendar, pg->cal_id);
+		pg->cal = calendar_read(pg->cfg->calendar, pg->cfg->sessions_category,
+					&pg->warnings, errs);
+		file_identity(pg->cfg->calendar, after);
+		if (!pg->cal || str_eq(after, pg->cal_id))
+			break;
+	}
+	if (!pg->cal) {
 		*failed |= PART_CALENDAR;
 	} else {
 		keep_last_good(pg, old);
@@ -336,8 +350,10 @@ struct programme *programme_reload(struct programme *old, struct errlist *errs)
 		programme_free(pg);
 		return old;
 	}
-	if (!pg->cal)
+	if (!pg->cal) {
 		pg->cal = TAKE(old->cal);
+		memcpy(pg->cal_id, old->cal_id, sizeof(pg->cal_id));
+	}
 	if (!pg->tpl)
 		pg->tpl = TAKE(old->tpl);
 	if (!pg->reg)
@@ -346,4 +362,91 @@ struct programme *programme_reload(struct programme *old, struct errlist *errs)
 		errlist_add(errs, "kept the last good version of what failed above");
 	programme_free(old);
 	return pg;
+}
+
+bool programme_sync(struct programme *pg, struct state *st, const char *release, size_t *held)
+{
+	struct changes_opts o = {.description = pg->cfg->description_updates,
+				 .max_removed = pg->cfg->max_removed_sessions,
+				 .release = release,
+				 .path = pg->cfg->calendar,
+				 .loaded_id = pg->cal_id};
+
+	return changes_sync(pg->cal, st, &o, held);
+}
+
+bool programme_sync_fresh(struct programme **pg, struct state *st, const char *release,
+			  size_t *held)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		struct errlist errs = {0};
+
+		if (programme_sync(*pg, st, release, held))
+			return true;
+		*pg = programme_reload(*pg, &errs);
+		for (size_t i = 0; i < errs.n; i++)
+			log_warn("%s", errs.items[i]);
+		errlist_free(&errs);
+	}
+	log_error("%s: another kallad read a newer version of the calendar than can be read now: "
+		  "nothing is sent about sessions until it reads cleanly", (*pg)->cfg->calendar);
+	return false;
+}
+
+struct removed_scan {
+	const struct programme *pg;
+	char **emails;
+	size_t n, cap, invited;
+};
+
+static void note_invited(const char *email, void *arg)
+{
+	struct removed_scan *r = arg;
+	struct participant p;
+
+	r->invited++;
+	if (reg_find(r->pg->reg, email, &p)) {
+		reg_participant_clear(&p);
+		return;
+	}
+	r->emails = xgrow(r->emails, &r->cap, r->n, sizeof(*r->emails));
+	r->emails[r->n++] = xstrdup(email);
+}
+
+size_t programme_each_removed(const struct programme *pg, struct state *st,
+			      void (*fn)(const struct participant *, void *), void *arg,
+			      bool *held)
+{
+	struct removed_scan r = {.pg = pg};
+	size_t limit;
+
+	state_invited_each(st, note_invited, &r);
+	limit = pg->cfg->max_removed_percent
+			? r.invited * (size_t)pg->cfg->max_removed_participants / 100
+			: (size_t)pg->cfg->max_removed_participants;
+	/* One row deleted on purpose is always a cancellation. */
+	*held = r.n > 1 && r.n > limit;
+	if (*held)
+		log_warn("%zu of the %zu participants kallad invited are gone from %s: their "
+			 "cancels wait for --release-changes (or for the rows to come back)",
+			 r.n, r.invited, pg->cfg->registrations);
+	for (size_t i = 0; i < r.n; i++) {
+		struct participant p;
+
+		if (!state_participant_copy(st, r.emails[i], &p)) {
+			p.email = xstrdup(r.emails[i]);
+			p.name = xstrdup(r.emails[i]);
+		}
+		if (!p.name)
+			p.name = xstrdup(p.email);
+		if (!p.language)
+			p.language = xstrdup(pg->cfg->language);
+		p.status = PS_CANCELLED;
+		p.removed = true;
+		fn(&p, arg);
+		reg_participant_clear(&p);
+		free(r.emails[i]);
+	}
+	free(r.emails);
+	return r.n;
 }

@@ -18,6 +18,7 @@ struct programme {
 	struct registrations *reg;
 	struct templates *tpl;
 	struct errlist warnings; /* rows skipped and the like: reported, not fatal */
+	char cal_id[FILE_ID_MAX]; /* file_identity() of the calendar cal was read from */
 };
 
 enum programme_part { PART_CONFIG = 1, PART_CALENDAR = 2, PART_TEMPLATES = 4, PART_REGISTRATIONS = 8 };
@@ -45,6 +46,24 @@ const char *programme_shipped_templates(void);
 void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
 			struct plan_ctx *ctx);
 void programme_plan_done(struct plan_ctx *ctx);
+
+/* changes_sync() with pg's settings: false when pg's calendar is stale
+ * (another process stored a newer version): reload and call again.
+ * release as in struct changes_opts; *held: sessions whose removal waits. */
+bool programme_sync(struct programme *pg, struct state *st, const char *release, size_t *held);
+/* programme_sync(), reloading pg (into *pg) while it is stale, at most a
+ * few times; false if it stays stale. */
+bool programme_sync_fresh(struct programme **pg, struct state *st, const char *release,
+			  size_t *held);
+
+/* The participants kallad invited whose rows are gone from the
+ * registrations (a deleted row is a cancellation): fn gets each, as the
+ * last known copy with status cancelled and `removed` set. *held is true
+ * when they are too many at once ([policy] max-removed-participants): their
+ * cancels then wait. Returns how many. */
+size_t programme_each_removed(const struct programme *pg, struct state *st,
+			      void (*fn)(const struct participant *, void *), void *arg,
+			      bool *held);
 
 
 

@@ -18,6 +18,7 @@ struct participant {
 	enum pstatus status;
 	time_t registered_at; /* 0 when unknown */
 	time_t updated_at;
+	bool removed;         /* gone from the registrations: kallad's last copy */
 };
 
 struct absence {

@@ -33,6 +33,8 @@ struct sender {
 	void *stop_arg;
 	bool progress;
 	bool release;     /* --release-changes */
+	const char *release_uid; /* ... --session UID */
+	bool discard;     /* --discard-changes */
 	double next_slot; /* monotonic time before which no message may start */
 	double slow;      /* >1 after the server asked us to slow down */
 	int slow_replies; /* slow-down replies in a row */
@@ -119,9 +121,15 @@ void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg)
 		transport_set_tick(s->tr, tick, s);
 }
 
-void send_set_release(struct sender *s, bool on)
+void send_set_release(struct sender *s, bool on, const char *uid)
 {
 	s->release = on;
+	s->release_uid = uid;
+}
+
+void send_set_discard(struct sender *s, bool on)
+{
+	s->discard = on;
 }
 
 void send_set_progress(struct sender *s, bool on)
@@ -271,6 +279,9 @@ static void note_attendance(struct sender *s, const struct delivery *d)
 	a.invited = !cancel;
 	a.content = d->session->sequence;
 	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
+	/* Whom a cancel greets if their row is deleted later. */
+	if (!cancel && !d->p->removed)
+		state_participant_store(s->st, d->p, s->now);
 }
 
 /* Claimed but never sent: released for the next pass, as not attempted. */
@@ -441,6 +452,26 @@ static const char *held_back(struct sender *s, time_t *next)
 	return NULL;
 }
 
+/* A change notice is claimed only if the participant's calendar, as the
+ * ledger says now (under the claim's write lock), still needs it: another
+ * kallad may have sent the same transition meanwhile under another key. */
+static bool still_needed(struct sender *s, const struct delivery *d)
+{
+	struct attendance a;
+	bool had;
+
+	if (d->rule || !d->session)
+		return true;
+	had = state_attendance(s->st, d->p->email, d->session->uid, &a);
+	if (str_eq(d->message, "invite"))
+		return !had || !a.invited;
+	if (str_eq(d->message, "update"))
+		return had && a.invited && a.content < d->session->sequence;
+	if (str_eq(d->message, "cancel"))
+		return had && a.invited;
+	return true;
+}
+
 static void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
@@ -463,7 +494,8 @@ static void flush_batch(struct sender *s)
 		for (size_t i = 0; i < s->n_batch; i++) {
 			struct delivery_row row;
 			row_of(&s->batch[i], &row);
-			claimed[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+			claimed[i] = still_needed(s, &s->batch[i]) &&
+				     state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
 		}
 	}
 	if (!state_commit(s->st)) {
@@ -663,13 +695,49 @@ static void note_next(struct send_stats *st, const struct delivery *d)
 	}
 }
 
+/* A change notice that this --release-changes [--session UID] lets go. */
+static bool releases(const struct sender *s, const struct delivery *d)
+{
+	return s->release && !d->rule && d->message[0] != 'i' &&
+	       (!s->release_uid || (d->session && str_eq(d->session->uid, s->release_uid)));
+}
+
+/* --discard-changes: each held notice of the participant is recorded in
+ * their calendar's state as if it had gone, and nothing is sent. */
+static void discard_held(struct sender *s)
+{
+	state_begin_light(s->st);
+	for (size_t i = 0; i < s->n_pending; i++) {
+		const struct delivery *d = &s->pending[i];
+
+		note_attendance(s, d);
+		log_notice("%s to %s for %s: discarded (--discard-changes)", d->message,
+			   d->p->email, target_uid(d));
+	}
+	if (!state_commit(s->st))
+		s->broken = true;
+	s->n_pending = 0;
+}
+
 /* Gathers what the planner says of one participant; acted on once its
  * read transaction is over (writes do not belong inside it). */
 static void on_delivery(const struct delivery *d, void *arg)
 {
 	struct sender *s = arg;
+	bool held = d->skip && strcmp(d->skip, "held") == 0;
 
 	retry_seen(s, d);
+	if (held && !d->rule)
+		s->stats->held++;
+	if (s->discard) {
+		/* Nothing goes: only what is held is taken as done. */
+		if (held && !d->rule) {
+			s->pending = xgrow(s->pending, &s->cap_pending, s->n_pending,
+					   sizeof(*s->pending));
+			s->pending[s->n_pending++] = *d;
+		}
+		return;
+	}
 	if (d->skip) {
 		/* Notices follow the participant's current state, what is not
 		 * owed may be later, and what is held waits for release: none of
@@ -682,7 +750,7 @@ static void on_delivery(const struct delivery *d, void *arg)
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);
 		/* A notice released at night goes when quiet hours end. */
-		if (!(s->release && !d->rule && d->message[0] != 'i'))
+		if (!releases(s, d))
 			return;
 	}
 	s->pending = xgrow(s->pending, &s->cap_pending, s->n_pending, sizeof(*s->pending));
@@ -742,6 +810,10 @@ static void plan_one(const struct participant *p, void *arg)
 	stored = state_owed_count(s->st, p->email);
 	state_commit(s->st);
 	record_owed(s, p, stored);
+	if (s->discard) {
+		discard_held(s);
+		return;
+	}
 	for (size_t i = 0; i < s->n_pending; i++) {
 		const struct delivery *d = &s->pending[i];
 		if (d->skip) {
@@ -750,7 +822,7 @@ static void plan_one(const struct participant *p, void *arg)
 		}
 		/* --release-changes lets a held notice go for good: it may still
 		 * wait for quiet hours or a retry, in a later run. */
-		if (s->release && !d->rule && d->message[0] != 'i')
+		if (releases(s, d))
 			state_release_notice(s->st, d->key);
 		if (d->due > s->now)
 			continue;
@@ -765,6 +837,13 @@ static void plan_one(const struct participant *p, void *arg)
 
 static void page_done(void *arg)
 {
+	flush_batch(arg);
+}
+
+/* A participant gone from the registrations lives for this call only. */
+static void plan_removed(const struct participant *p, void *arg)
+{
+	plan_one(p, arg);
 	flush_batch(arg);
 }
 
@@ -865,15 +944,27 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	/* Claims left by a kallad that died: the server may have those. */
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0)
 		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
-	changes_sync(s->pg->cal, s->st, s->pg->cfg->description_updates);
+	if (!programme_sync(s->pg, s->st, s->release ? (s->release_uid ? s->release_uid : "") : NULL,
+			    &stats->removals_held)) {
+		stats->stale = true;
+		return true;
+	}
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
 	ctx.release_changes = s->release;
+	ctx.release_session = s->release_uid;
 	ctx.owed = on_owed;
 	s->ctx = &ctx;
 	retry_begin(s);
 	if (!reg_each(s->pg->reg, plan_one, page_done, s))
 		s->broken = true;
 	flush_batch(s);
+	/* Those whose rows are gone: a cancel for what their calendars hold. */
+	if (!s->broken && !s->stopped)
+		stats->removed = programme_each_removed(s->pg, s->st, plan_removed, s,
+							&ctx.removed_held);
+	stats->removed_held = ctx.removed_held;
+	if (s->discard && !s->broken && !s->stopped)
+		changes_accept_removals(s->pg->cal, s->st);
 	retry_end(s, !s->broken && !s->stopped);
 	if (!s->broken && !s->stopped && state_legacy_known(s->st))
 		state_legacy_known_done(s->st); /* every obligation now has its moment */

@@ -22,8 +22,13 @@ void send_set_transport(struct sender *s, struct transport *tr);
 /* Asked between messages whether to stop (SIGTERM): the message in
  * flight is always finished and recorded first. */
 void send_set_stop(struct sender *s, bool (*should_stop)(void *arg), void *arg);
-/* --release-changes: updates and cancels held by changes = hold go too. */
-void send_set_release(struct sender *s, bool on);
+/* --release-changes [--session UID]: updates and cancels held (changes =
+ * hold, or the guard against mass vanishing) go too; uid NULL: all. */
+void send_set_release(struct sender *s, bool on, const char *uid);
+/* --discard-changes: a pass that sends nothing and takes what is held as
+ * done: held cancels and updates are recorded as if sent (the files as
+ * they are become the truth), held removals are accepted. */
+void send_set_discard(struct sender *s, bool on);
 /* Shows a progress line on stderr when it is a terminal. */
 void send_set_progress(struct sender *s, bool on);
 
@@ -36,10 +41,17 @@ struct send_stats {
 	time_t next_due; /* earliest future due time, 0 when nothing is ahead */
 	struct delivery next; /* the delivery at next_due (pointers into the programme) */
 	long next_count;      /* how many deliveries share next_due's message and target */
+	long held;            /* change notices waiting for --release-changes */
+	size_t removals_held; /* sessions gone at once, their cancels held by the guard */
+	size_t removed;       /* participants gone from the registrations */
+	bool removed_held;    /* ... too many at once: their cancels are held */
+	bool stale;           /* the calendar changed while read: reload and pass again */
 };
 
 /* Sends everything due at `now` and records skips whose time has come.
- * Fills stats; returns false if the transport or ledger failed as a whole. */
+ * Fills stats; returns false if the transport or ledger failed as a whole.
+ * With stats->stale set nothing was done: the calendar changed since the
+ * programme was read (reload it and call again). */
 bool send_due(struct sender *s, time_t now, struct send_stats *stats);
 
 /* A manual send (--send-now): message and target chosen by hand, to the

@@ -65,6 +65,15 @@ static const char *const migrations[] = {
 	" revision INTEGER NOT NULL);"
 	"CREATE TABLE legacy_known(pending INTEGER);"
 	"INSERT INTO legacy_known SELECT 1 WHERE EXISTS (SELECT 1 FROM known);",
+	/* 6: change notices to trust. Which calendar file the stored session
+	 * copies came from (one writer of session state), and the last known
+	 * copy of each participant kallad invited, for the cancel a deleted
+	 * row brings. */
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"ALTER TABLE participants_seen ADD COLUMN name TEXT;"
+	"ALTER TABLE participants_seen ADD COLUMN language TEXT;"
+	"ALTER TABLE participants_seen ADD COLUMN organisation TEXT;"
+	"ALTER TABLE participants_seen ADD COLUMN role TEXT;",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -99,6 +108,10 @@ enum query {
 	Q_KNOWN_DEL,
 	Q_LEGACY,
 	Q_OWED_COUNT,
+	Q_META_GET,
+	Q_META_PUT,
+	Q_PSEEN_GET,
+	Q_PSEEN_PUT,
 	Q_UNLINK,
 	Q_N
 };
@@ -182,6 +195,22 @@ static const char *const query_sql[Q_N] = {
 	[Q_KNOWN_DEL] = "DELETE FROM known WHERE kind = ?1 AND id = ?2",
 	[Q_LEGACY] = "SELECT 1 FROM legacy_known LIMIT 1",
 	[Q_OWED_COUNT] = "SELECT count(*) FROM owed WHERE email = ?1",
+	[Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
+		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at"
+			" FROM participants_seen WHERE email = ?1",
+	[Q_PSEEN_PUT] = "INSERT INTO participants_seen(email, status, updated_at, name, language,"
+			" organisation, role) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+			" ON CONFLICT(email) DO UPDATE SET status = excluded.status,"
+			" updated_at = excluded.updated_at, name = excluded.name,"
+			" language = excluded.language, organisation = excluded.organisation,"
+			" role = excluded.role"
+			" WHERE participants_seen.name IS NOT excluded.name"
+			" OR participants_seen.language IS NOT excluded.language"
+			" OR participants_seen.organisation IS NOT excluded.organisation"
+			" OR participants_seen.role IS NOT excluded.role"
+			" OR participants_seen.status IS NOT excluded.status",
 	[Q_UNLINK] = "UPDATE deliveries SET obligation = NULL WHERE key = ?1",
 };
 
@@ -1025,4 +1054,83 @@ void state_delivery_unlink(struct state *st, const char *key)
 		return;
 	bind_text(s, 1, key);
 	run(st, s, "detaching a delivery from its obligation");
+}
+
+char *state_meta_get(struct state *st, const char *key)
+{
+	sqlite3_stmt *s = query(st, Q_META_GET);
+	char *v = NULL;
+
+	if (!s)
+		return NULL;
+	bind_text(s, 1, key);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = column_dup(s, 0);
+	sqlite3_reset(s);
+	return v;
+}
+
+void state_meta_put(struct state *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = query(st, Q_META_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	run(st, s, "recording what kallad last read");
+}
+
+void state_participant_store(struct state *st, const struct participant *p, time_t now)
+{
+	sqlite3_stmt *s = query(st, Q_PSEEN_PUT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, p->email);
+	bind_text(s, 2, reg_status_name(p->status));
+	bind_time(s, 3, now);
+	bind_text(s, 4, p->name);
+	bind_text(s, 5, p->language);
+	bind_text(s, 6, p->organisation);
+	bind_text(s, 7, p->role);
+	run(st, s, "keeping a copy of a participant");
+}
+
+bool state_participant_copy(struct state *st, const char *email, struct participant *out)
+{
+	sqlite3_stmt *s = query(st, Q_PSEEN_GET);
+	bool found = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return false;
+	bind_text(s, 1, email);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		out->email = column_dup(s, 0);
+		out->name = column_dup(s, 1);
+		out->language = column_dup(s, 2);
+		out->organisation = column_dup(s, 3);
+		out->role = column_dup(s, 4);
+		out->updated_at = (time_t)sqlite3_column_int64(s, 5);
+		found = true;
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_invited_each(struct state *st, void (*fn)(const char *email, void *arg), void *arg)
+{
+	/* Its own statement: fn may call back into the state. */
+	sqlite3_stmt *q;
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT DISTINCT email FROM attendance WHERE invited = 1 ORDER BY email",
+			       -1, &q, NULL) != SQLITE_OK) {
+		sql_log(st, "listing invited participants");
+		return;
+	}
+	while (sqlite3_step(q) == SQLITE_ROW)
+		fn((const char *)sqlite3_column_text(q, 0), arg);
+	sqlite3_finalize(q);
 }

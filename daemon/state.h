@@ -5,6 +5,7 @@
 #define KALLAD_STATE_H
 
 #include "calendar.h"
+#include "registrations.h"
 #include "util.h"
 
 #include <stdbool.h>
@@ -121,6 +122,18 @@ bool state_attendance(struct state *st, const char *email, const char *uid, stru
 void state_set_attendance(struct state *st, const char *email, const char *uid,
 			  const struct attendance *a);
 const char *state_name(enum dstate s);
+
+/* Small facts by name ("calendar": which file the session copies came
+ * from). state_meta_get returns a copy the caller frees, or NULL. */
+char *state_meta_get(struct state *st, const char *key);
+void state_meta_put(struct state *st, const char *key, const char *value);
+/* The last known copy of a participant kallad invited: what a cancel
+ * after their row was deleted greets them with. The copy's strings are
+ * the caller's (reg_participant_clear). */
+void state_participant_store(struct state *st, const struct participant *p, time_t now);
+bool state_participant_copy(struct state *st, const char *email, struct participant *out);
+/* Calls fn with each address whose calendar holds a session kallad sent. */
+void state_invited_each(struct state *st, void (*fn)(const char *email, void *arg), void *arg);
 
 /* What is owed (plan.h): when each obligation became owed. */
 bool state_owed_since(struct state *st, const char *oid, time_t *since);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,4 +330,17 @@ char *read_file(const char *path, size_t *len)
 	if (len)
 		*len = sb.len;
 	return sb_take(&sb);
+}
+
+void file_identity(const char *path, char out[FILE_ID_MAX])
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, FILE_ID_MAX, "%llu:%llu:%lld:%lld.%09ld", (unsigned long long)sb.st_dev,
+		 (unsigned long long)sb.st_ino, (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+		 sb.st_mtim.tv_nsec);
 }

@@ -68,6 +68,11 @@ bool parse_int(const char *s, long min, long max, long *out);
 /* A 128-bit FNV-1a style digest as 32 hex characters into out[33]. */
 void hash_hex(const char *data, size_t n, char out[33]);
 
+/* What tells one version of a file from another without reading it:
+ * "device:inode:size:mtime-ns" into out; "" when it cannot be stat()ed. */
+#define FILE_ID_MAX 96
+void file_identity(const char *path, char out[FILE_ID_MAX]);
+
 /* Reads a whole file; returns a buffer the caller frees, or NULL with errno. */
 char *read_file(const char *path, size_t *len);
 

@@ -48,7 +48,8 @@ class MaterialTest(KalladCase):
 
     def test_sending_refuses_and_the_rest_go(self):
         self.hostile_rows()
-        p = self.prog.run("--send-now", "material", "--to", ANNA, "--to", MARIA)
+        p = self.prog.run("--send-now", "material", "--to", ANNA, "--to", MARIA,
+                          "--now", "2019-11-20T08:00:00+01:00")
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('path "/etc/passwd" is absolute', p.stderr)
         files = self.prog.outbox_messages()
@@ -75,7 +76,8 @@ class MaterialTest(KalladCase):
         p = self.prog.run("--check", check=0)
         # Only Lund's file is in the new folder: the other nine rows are named.
         self.assertIn("attachments: 9 rows cannot be attached", p.stdout)
-        self.prog.run("--send-now", "material", "--to", MARIA, check=0)
+        self.prog.run("--send-now", "material", "--to", MARIA,
+                      "--now", "2019-11-20T08:00:00+01:00", check=0)
         msg = parse(self.prog.outbox_messages()[0])
         part = next(msg.iter_attachments())
         self.assertEqual(part.get_content(), b"%PDF-1.4 annan\n")
