@@ -49,7 +49,20 @@ struct ghosts {
 	const struct changes_opts *o;
 	size_t n_removed; /* not cancelled before: the guard counts these */
 	bool counting;
+	char *held;       /* " UID UID ": removals held since they vanished */
+	struct strbuf still; /* those still held after this sync */
 };
+
+/* " a b " holds uid as a word. */
+static bool listed(const char *list, const char *uid)
+{
+	size_t n = strlen(uid);
+
+	for (const char *p = list ? strstr(list, uid) : NULL; p; p = strstr(p + 1, uid))
+		if (p > list && p[-1] == ' ' && p[n] == ' ')
+			return true;
+	return false;
+}
 
 /* A stored session the file no longer has: it was removed, which for the
  * people invited to it is a cancellation. */
@@ -80,12 +93,15 @@ static void add_ghost(const struct session *copy, void *arg)
 	if (copy->cancelled)
 		return;
 	s->sequence++;
-	if (g->n_removed > (size_t)g->o->max_removed && !(g->o->release &&
-	    (!g->o->release[0] || str_eq(g->o->release, s->uid)))) {
+	/* Held once it vanished with too many others, until released or back:
+	 * letting some go never lets the rest go with them. */
+	if ((g->n_removed > (size_t)g->o->max_removed || listed(g->held, s->uid)) &&
+	    !(g->o->release && (!g->o->release[0] || str_eq(g->o->release, s->uid)))) {
 		s->removal_held = true;
-		log_warn("session %s is gone from the calendar with %zu others: its cancels wait "
+		sb_addf(&g->still, "%s ", s->uid);
+		log_warn("session %s is one of %zu sessions gone from the calendar at once: its cancels wait "
 			 "for --release-changes (or for the file to come back)",
-			 s->uid, g->n_removed - 1);
+			 s->uid, g->n_removed);
 	} else {
 		log_notice("session %s was removed from the calendar: cancelled, SEQUENCE %d",
 			   s->uid, s->sequence);
@@ -109,7 +125,7 @@ static bool current(struct state *st, const struct changes_opts *o)
 bool changes_sync(struct calendar *cal, struct state *st, const struct changes_opts *o,
 		  size_t *held)
 {
-	struct ghosts g = {cal, o, 0, true};
+	struct ghosts g = {cal, o, 0, true, NULL, {0}};
 	size_t n = cal->n_sessions;
 
 	*held = 0;
@@ -123,9 +139,15 @@ bool changes_sync(struct calendar *cal, struct state *st, const struct changes_o
 	for (size_t i = 0; i < n; i++)
 		sync_one(&cal->sessions[i], st, o->description);
 	/* Collect first, store after: storing while listing would disturb it. */
+	g.held = state_meta_get(st, "held-removals");
+	sb_init(&g.still);
+	sb_add(&g.still, " ");
 	state_session_each(st, add_ghost, &g);
 	g.counting = false;
 	state_session_each(st, add_ghost, &g);
+	state_meta_put(st, "held-removals", g.still.buf);
+	free(g.held);
+	sb_free(&g.still);
 	for (size_t i = n; i < cal->n_sessions; i++) {
 		if (cal->sessions[i].removal_held)
 			(*held)++;
@@ -155,4 +177,5 @@ void changes_accept_removals(const struct calendar *cal, struct state *st)
 			log_notice("session %s: its removal is taken without cancels (--discard-changes)",
 				   cal->sessions[i].uid);
 		}
+	state_meta_put(st, "held-removals", " ");
 }
