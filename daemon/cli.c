@@ -193,12 +193,40 @@ static void check_participants(const struct programme *pg, int *problems)
 				 reg->absences[i].email, reg->absences[i].session_uid);
 }
 
+static void count_removed(const struct participant *p UNUSED, void *arg UNUSED)
+{
+}
+
+/* What the next run would hold back as a mass removal: an empty or
+ * partial calendar export, a registration database that lost rows. */
+static bool check_removals(struct programme **pg, struct state *st)
+{
+	size_t sessions = 0, people;
+	bool people_held = false;
+
+	if ((*pg)->cal->n_sessions == 0)
+		printf("calendar: warning: %s holds no session\n", (*pg)->cfg->calendar);
+	if (!programme_sync_fresh(pg, st, NULL, &sessions))
+		return false;
+	people = programme_each_removed(*pg, st, count_removed, NULL, &people_held);
+	if (sessions)
+		printf("calendar: warning: %zu sessions kallad sent are gone from it at once: "
+		       "their cancels would be held\n", sessions);
+	if (people)
+		printf("registrations: %s%zu participants kallad invited are gone%s\n",
+		       people_held ? "warning: " : "", people,
+		       people_held ? " at once: their cancels would be held"
+				   : ": each gets a cancel");
+	return sessions || people_held;
+}
+
 static int run_check(const struct cli *c)
 {
 	struct programme *pg;
 	struct errlist errs = {0};
 	struct state *st;
 	int rc, problems = 0;
+	bool held = false;
 
 	if (!(pg = load(c, &rc)))
 		return rc;
@@ -226,6 +254,8 @@ static int run_check(const struct cli *c)
 	else if (st)
 		printf("state: %s (created on the first run)\n", pg->cfg->state);
 	errlist_free(&errs);
+	if (st)
+		held = check_removals(&pg, st);
 	state_close(st);
 	printf("transport: %s\n", pg->cfg->smtp_url ? pg->cfg->smtp_url : "outbox (no [smtp] url)");
 	/* The last line counts what was reported above. */
@@ -234,6 +264,10 @@ static int run_check(const struct cli *c)
 	if (problems) {
 		printf("%d problem%s\n", problems, problems == 1 ? "" : "s");
 		rc = EX_CONFIG;
+	} else if (held) {
+		printf("a mass removal would be held: see --plan, then --release-changes or "
+		       "--discard-changes\n");
+		rc = 1;
 	} else if (people) {
 		printf("%zu warning%s, %zu row%s skipped, %zu of them participant%s: fix the rows above\n",
 		       warnings, warnings == 1 ? "" : "s", skipped, skipped == 1 ? "" : "s", people,
