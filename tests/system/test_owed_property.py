@@ -1,0 +1,486 @@
+"""Issue 9, the property test: seeded random sequences of edits (rules,
+statuses, absences, attachments, sessions and the deadline moved, sessions
+cancelled and back) and of time, with downtime, through the real binary.
+
+At every pass (--plan --all --now T, then --once --now T) it checks:
+ 1. what the plan shows due by T is exactly what that --once sends;
+ 2. nothing is sent twice for one (message, participant, target, rule,
+    offset, target time), whatever its key;
+ 3. every rule delivery sent was owed, by this test's own model, at or
+    before its trigger (owed: from the first --once at which all it hangs
+    on held, continuously since), and it went before its target began;
+ 4. one pass sends one participant at most one reminder of one message
+    for one target (the rest of a catch-up is superseded).
+
+The seeds are fixed; KALLAD_PROPERTY_SEED=N runs seed N (and the
+KALLAD_PROPERTY_RUNS - 1 after it), KALLAD_PROPERTY_RUNS=N alone adds N
+random seeds, KALLAD_PROPERTY_STEPS sets the steps per run, KALLAD_PROPERTY_EDITS=a,b
+limits the kinds of edit. A failure
+names its seed and the steps that led to it."""
+
+import collections
+import datetime
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import unittest
+import zoneinfo
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import Programme, main  # noqa: E402
+from test_owed import once_checked  # noqa: E402
+
+TZ = zoneinfo.ZoneInfo("Europe/Stockholm")
+SEEDS = [11, 23, 37, 41, 59, 73]
+STEPS = int(os.environ.get("KALLAD_PROPERTY_STEPS", "45"))
+# The kinds of edit, as often as they come; KALLAD_PROPERTY_EDITS=a,b,c
+# limits a run to some of them (to narrow a failure down).
+EDITS = ["offsets", "offsets", "to", "category", "extra", "status", "status", "absence",
+         "attachment", "move", "move", "cancel", "deadline", "fokus", "spare"]
+if os.environ.get("KALLAD_PROPERTY_EDITS"):
+    EDITS = os.environ["KALLAD_PROPERTY_EDITS"].split(",")
+
+SESSIONS = ["styra-leda-2020-1@example.org", "styra-leda-2020-2@example.org",
+            "styra-leda-2020-3@example.org"]
+DEADLINE = "anmalan-2020@example.org"
+KEEP = {  # the participants of the small programme, as in the example
+    "anna.berglund@gavle.example.se": "registered",
+    "karin.hedlund@skane.example.se": "registered",
+    "lars.ostlund@orebro.example.se": "registered",
+    "henrik.dahl@karlstad.example.se": "invited",
+    "tomas.falk@vaxjo.example.se": "waitlisted",
+    "helena.strand@gotland.example.se": "cancelled",
+}
+SPARE = "nils.berg@sundsvall.example.se"   # a row that appears later
+STATUSES = ["invited", "registered", "waitlisted", "cancelled"]
+AUDIENCE = {"registered": {"registered"}, "invited": {"invited"},
+            "waitlisted": {"waitlisted"}, "all": {"invited", "registered", "waitlisted"}}
+START = datetime.datetime(2019, 11, 10, 10, 0, tzinfo=TZ)
+END = datetime.datetime(2020, 5, 12, 12, 0, tzinfo=TZ)
+
+
+def iso(t):
+    return t.isoformat()
+
+
+def trigger(days, target_date):
+    """09:00 local, `days` calendar days before the target's local date."""
+    d = target_date - datetime.timedelta(days=days)
+    return datetime.datetime(d.year, d.month, d.day, 9, 0, tzinfo=TZ)
+
+
+class Model:
+    """What the test itself knows of the programme, and what it says is
+    owed since when."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.rules = {
+            "session-reminders": dict(message="session-reminder", offsets=[14, 2],
+                                      to="registered", category=None, first=False),
+            "registration-deadline": dict(message="deadline-reminder", offsets=[14, 7, 1],
+                                          to="invited", category="registration", first=False),
+            "material": dict(message="material", offsets=[14], to="registered",
+                             category=None, first=True),
+            "extra-reminders": None,
+        }
+        self.sessions = {
+            SESSIONS[0]: dict(start=datetime.datetime(2020, 2, 20, 10, 0, tzinfo=TZ)),
+            SESSIONS[1]: dict(start=datetime.datetime(2020, 3, 12, 10, 0, tzinfo=TZ)),
+            SESSIONS[2]: dict(start=datetime.datetime(2020, 5, 7, 10, 0, tzinfo=TZ)),
+        }
+        for s in self.sessions.values():
+            s.update(cancelled=False, cats={"session"}, used={s["start"]})
+        self.deadline = datetime.date(2019, 12, 13)
+        self.deadline_used = {self.deadline}
+        self.people = dict(KEEP)
+        self.absences = {("karin.hedlund@skane.example.se", SESSIONS[1]),
+                         ("lars.ostlund@orebro.example.se", SESSIONS[2])}
+        self.attachments = {"anna.berglund@gavle.example.se", "karin.hedlund@skane.example.se"}
+        self.owed = {}     # (message, email, uid, rule, offset) -> (signature, target, since)
+        self.sent = set()  # (message, email, uid, rule, offset, target time)
+
+    # --- what is owed -------------------------------------------------
+
+    def first_session(self):
+        for uid in SESSIONS:
+            if not self.sessions[uid]["cancelled"]:
+                return uid
+        return None
+
+    def owed_now(self):
+        out = {}
+        first = self.first_session()
+        for name, r in self.rules.items():
+            if r is None:
+                continue
+            # The loosest reading: what makes a delivery owed is that its
+            # rule targets it and its participant is in the audience. A
+            # model that also restarts the moment when `to` or `category`
+            # is edited (for those it reached before too) sends less,
+            # which these checks never blame.
+            sig = (name, r["message"])
+            if r["message"] == "deadline-reminder":
+                targets = [(DEADLINE, self.deadline)]
+            else:
+                targets = [(uid, s["start"]) for uid, s in self.sessions.items()
+                           if not s["cancelled"]
+                           and (r["category"] is None or r["category"] in s["cats"])
+                           and (not r["first"] or uid == first)]
+            for days in r["offsets"]:
+                for uid, when in targets:
+                    for email, status in self.people.items():
+                        if status not in AUDIENCE[r["to"]]:
+                            continue
+                        if uid != DEADLINE and not r["first"] and (email, uid) in self.absences:
+                            continue
+                        if r["message"] == "material" and email not in self.attachments:
+                            continue
+                        out[(r["message"], email, uid, name, f"{days}d")] = (sig, when, days)
+        return out
+
+    def observe(self, now):
+        """A writing pass at `now`: what holds now is owed since the first
+        pass it held at, without a break."""
+        owed = {}
+        for key, (sig, when, days) in self.owed_now().items():
+            old = self.owed.get(key)
+            since = old[2] if old and old[0] == sig and old[1] == when else now
+            owed[key] = (sig, when, since, days)
+        self.owed = {k: v[:3] for k, v in owed.items()}
+
+    def target_date(self, uid, when):
+        return when if uid == DEADLINE else when.date()
+
+    def target_start(self, uid, when):
+        if uid == DEADLINE:  # a date-only deadline is the whole of its day
+            d = when + datetime.timedelta(days=1)
+            return datetime.datetime(d.year, d.month, d.day, tzinfo=TZ)
+        return when
+
+    def next_trigger(self, now):
+        ts = [trigger(int(k[4][:-1]), self.target_date(k[2], when))
+              for k, (_, when, _) in self.owed.items()]
+        ts = [t for t in ts if t > now]
+        return min(ts) if ts else None
+
+    # --- the files ----------------------------------------------------
+
+    def conf_rules(self):
+        out = []
+        for name, r in self.rules.items():
+            if r is None:
+                continue
+            out.append(f"[rule {name}]\nmessage = {r['message']}\n"
+                       f"before = {', '.join(f'{d}d' for d in r['offsets'])}\n"
+                       f"at = 09:00\nto = {r['to']}\n")
+            if r["category"]:
+                out.append(f"category = {r['category']}\n")
+            if r["first"]:
+                out.append("sessions = first\n")
+            out.append("\n")
+        return "".join(out)
+
+    def calendar(self, pristine):
+        text = pristine
+        for uid, s in self.sessions.items():
+            a = text.index("UID:" + uid)
+            b = text.index("END:VEVENT", a)
+            block = text[a:b]
+            start, end = s["start"], s["start"] + datetime.timedelta(days=1, hours=3)
+            block = re.sub(r"DTSTART;TZID=Europe/Stockholm:\d{8}T\d{6}",
+                           "DTSTART;TZID=Europe/Stockholm:" + start.strftime("%Y%m%dT%H%M%S"),
+                           block)
+            block = re.sub(r"DTEND;TZID=Europe/Stockholm:\d{8}T\d{6}",
+                           "DTEND;TZID=Europe/Stockholm:" + end.strftime("%Y%m%dT%H%M%S"), block)
+            block = re.sub(r"STATUS:\w+",
+                           "STATUS:" + ("CANCELLED" if s["cancelled"] else "CONFIRMED"), block)
+            block = re.sub(r"CATEGORIES:[^\r\n]*", "CATEGORIES:" + ",".join(sorted(s["cats"])),
+                           block)
+            text = text[:a] + block + text[b:]
+        return re.sub(r"DUE;VALUE=DATE:\d{8}", "DUE;VALUE=DATE:" +
+                      self.deadline.strftime("%Y%m%d"), text)
+
+
+class Run:
+    """One seeded sequence on a fresh copy of the example programme."""
+
+    def __init__(self, tc, seed, tmp):
+        self.tc = tc
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.model = Model(self.rng)
+        self.prog = Programme(tmp)
+        self.log = []
+        with open(self.prog.conf, encoding="utf-8") as f:
+            text = f.read()
+        self.conf_head = text[:text.index("\n[rule ")] + "\n\n"
+        self.conf_tail = text[text.index("\n[policy]"):]
+        self.ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(self.ics, encoding="utf-8", newline="") as f:
+            self.pristine = f.read()
+        keep = tuple(KEEP)
+        marks = ",".join("?" * len(keep))
+        for table in ("participants", "attachments", "absences"):
+            self.prog.sql(f"DELETE FROM {table} WHERE email NOT IN ({marks})", *keep)
+        self.prog.sql("DELETE FROM attachments WHERE email NOT IN (?, ?)",
+                      *sorted(self.model.attachments))
+        self.write_files()
+
+    def fail(self, msg):
+        steps = "\n  ".join(self.log[-20:])
+        self.tc.fail(f"seed {self.seed} (rerun: KALLAD_PROPERTY_SEED={self.seed} "
+                     f"KALLAD_PROPERTY_STEPS={STEPS}): {msg}\nlast steps:\n  {steps}")
+
+    def write_files(self):
+        with open(self.prog.conf, "w", encoding="utf-8") as f:
+            f.write(self.conf_head + self.model.conf_rules() + self.conf_tail)
+        with open(self.ics, "w", encoding="utf-8", newline="") as f:
+            f.write(self.model.calendar(self.pristine))
+
+    # --- edits --------------------------------------------------------
+
+    def edit(self, now):
+        m, rng = self.model, self.rng
+        kind = rng.choice(EDITS)
+        if kind == "offsets":
+            name = rng.choice(["session-reminders", "registration-deadline", "material"])
+            r = m.rules[name]
+            pool = {"session-reminders": [14, 7, 2, 1], "registration-deadline": [14, 7, 1],
+                    "material": [14, 7]}[name]
+            d = rng.choice(pool)
+            if d in r["offsets"] and len(r["offsets"]) > 1:
+                r["offsets"].remove(d)
+            elif d not in r["offsets"]:
+                r["offsets"] = sorted(r["offsets"] + [d], reverse=True)
+            return f"rule {name} before = {r['offsets']}"
+        if kind == "to":
+            name = rng.choice(["session-reminders", "registration-deadline"])
+            r = m.rules[name]
+            r["to"] = {"session-reminders": {"registered": "all", "all": "registered"},
+                       "registration-deadline": {"invited": "all", "all": "invited"}}[name][r["to"]]
+            return f"rule {name} to = {r['to']}"
+        if kind == "category":
+            r = m.rules["session-reminders"]
+            r["category"] = None if r["category"] else "fokus"
+            return f"rule session-reminders category = {r['category']}"
+        if kind == "extra":
+            if m.rules["extra-reminders"] is None or rng.random() < 0.3:
+                m.rules["extra-reminders"] = dict(
+                    message="session-reminder", offsets=rng.choice([[10], [3], [10, 3]]),
+                    to="registered", category=rng.choice([None, "fokus"]), first=False)
+            else:
+                m.rules["extra-reminders"] = None
+            return f"rule extra-reminders = {m.rules['extra-reminders']}"
+        if kind in ("status", "spare"):
+            if kind == "spare" and SPARE not in m.people:
+                status = rng.choice(["registered", "invited"])
+                m.people[SPARE] = status
+                self.prog.sql("INSERT INTO participants(email, name, language, status, "
+                              "registered_at, updated_at) VALUES (?, 'Nils Berg', 'sv', ?, ?, ?)",
+                              SPARE, status, self.stamp(now), self.stamp(now))
+                return f"new participant {SPARE} {status}"
+            email = rng.choice(sorted(m.people))
+            status = rng.choice([s for s in STATUSES if s != m.people[email]])
+            m.people[email] = status
+            # registered_at says nothing about when kallad learnt of it.
+            reg = rng.choice([None, self.stamp(now), "2019-11-01 10:00:00"])
+            self.prog.sql("UPDATE participants SET status = ?, registered_at = ?, "
+                          "updated_at = ? WHERE email = ?", status, reg, self.stamp(now), email)
+            return f"{email} -> {status} (registered_at {reg})"
+        if kind == "absence":
+            email = rng.choice(sorted(m.people))
+            uid = rng.choice(SESSIONS)
+            if (email, uid) in m.absences:
+                m.absences.discard((email, uid))
+                self.prog.sql("DELETE FROM absences WHERE email = ? AND session_uid = ?",
+                              email, uid)
+                return f"absence removed {email} {uid}"
+            m.absences.add((email, uid))
+            self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", email, uid)
+            return f"absence added {email} {uid}"
+        if kind == "attachment":
+            email = rng.choice(sorted(m.people))
+            if email in m.attachments:
+                m.attachments.discard(email)
+                self.prog.sql("DELETE FROM attachments WHERE email = ?", email)
+                return f"attachments removed {email}"
+            m.attachments.add(email)
+            self.prog.sql("INSERT INTO attachments(email, message, path) VALUES "
+                          "(?, 'material', 'material/basfakta-umea.pdf')", email)
+            return f"attachment added {email}"
+        if kind == "move":
+            return self.move_session(now)
+        if kind == "cancel":
+            ahead = [u for u in SESSIONS if m.sessions[u]["start"] > now + datetime.timedelta(
+                days=1)]
+            if not ahead:
+                return "no session ahead to cancel"
+            uid = rng.choice(ahead)
+            s = m.sessions[uid]
+            s["cancelled"] = not s["cancelled"]
+            return f"{uid} cancelled = {s['cancelled']}"
+        if kind == "fokus":
+            uid = rng.choice(SESSIONS)
+            cats = m.sessions[uid]["cats"]
+            cats.symmetric_difference_update({"fokus"})
+            return f"{uid} categories {sorted(cats)}"
+        if kind == "deadline":
+            if m.deadline <= now.date() + datetime.timedelta(days=1):
+                return "deadline passed"
+            for _ in range(10):
+                d = m.deadline + datetime.timedelta(days=self.rng.choice(
+                    [-9, -6, -3, -1, 1, 2, 5, 8, 14, 30]))
+                if d > now.date() + datetime.timedelta(days=1) and d not in m.deadline_used:
+                    m.deadline = d
+                    m.deadline_used.add(d)
+                    return f"deadline moved to {d}"
+            return "deadline not moved"
+        raise AssertionError(kind)
+
+    def move_session(self, now):
+        m = self.model
+        i = self.rng.randrange(3)
+        uid = SESSIONS[i]
+        s = m.sessions[uid]
+        if s["start"] <= now + datetime.timedelta(days=1):
+            return f"{uid} has begun or is too close to move"
+        lo = m.sessions[SESSIONS[i - 1]]["start"] + datetime.timedelta(days=2) if i else None
+        hi = m.sessions[SESSIONS[i + 1]]["start"] - datetime.timedelta(days=2) if i < 2 else None
+        for _ in range(10):
+            new = s["start"] + datetime.timedelta(days=self.rng.choice(
+                [-10, -7, -4, -2, -1, 1, 2, 3, 7, 12]))
+            if new in s["used"] or new <= now + datetime.timedelta(days=1):
+                continue
+            if (lo and new < lo) or (hi and new > hi):
+                continue
+            s["start"] = new
+            s["used"].add(new)
+            return f"{uid} moved to {new.isoformat()}"
+        return f"{uid} not moved"
+
+    @staticmethod
+    def stamp(now):
+        return now.strftime("%Y-%m-%d %H:%M:%S")
+
+    # --- time ---------------------------------------------------------
+
+    def advance(self, now):
+        r = self.rng.random()
+        if r < 0.3:
+            nxt = self.model.next_trigger(now)
+            if nxt:
+                return nxt + datetime.timedelta(seconds=self.rng.choice([0, 0, 30]))
+        if r < 0.5:
+            return now + datetime.timedelta(hours=self.rng.randint(1, 14),
+                                            minutes=self.rng.randint(0, 59))
+        if r < 0.9:
+            return now + datetime.timedelta(days=self.rng.randint(1, 6),
+                                            hours=self.rng.randint(0, 23),
+                                            minutes=self.rng.randint(0, 59))
+        return now + datetime.timedelta(days=self.rng.randint(10, 25),
+                                        hours=self.rng.randint(0, 23))
+
+    # --- one pass and its checks -------------------------------------
+
+    def run_pass(self, now):
+        t = iso(now)
+        try:
+            sent, _ = once_checked(self.tc, self.prog, t)
+        except AssertionError as e:
+            self.fail(f"check 1 (plan = once) at {t}: {e}")
+        self.model.observe(now)
+        per_target = collections.Counter()
+        for r in sent:
+            if r.rule == "-":
+                continue
+            k = (r.message, r.email, r.target, r.rule, r.offset)
+            if k not in self.model.owed:
+                self.fail(f"check 3 at {t}: sent {r.key}, not owed by the model "
+                          f"(owed of {r.email}: "
+                          f"{sorted(x for x in self.model.owed if x[1] == r.email)})")
+            _, when, since = self.model.owed[k]
+            trig = trigger(int(r.offset[:-1]), self.model.target_date(r.target, when))
+            if trig < since:
+                self.fail(f"check 3 at {t}: sent {r.key}: its trigger {iso(trig)} is before "
+                          f"it was owed ({iso(since)})")
+            if now >= self.model.target_start(r.target, when):
+                self.fail(f"check 3 at {t}: sent {r.key} after its target began "
+                          f"({iso(self.model.target_start(r.target, when))})")
+            once = k + (when,)
+            if once in self.model.sent:
+                self.fail(f"check 2 at {t}: {r.key} sent again for the same target time {when}")
+            self.model.sent.add(once)
+            per_target[(r.message, r.email, r.target)] += 1
+        many = [k for k, n in per_target.items() if n > 1]
+        if many:
+            self.fail(f"check 4 at {t}: several reminders at once for {many}: "
+                      f"{[r.key for r in sent]}")
+        return sent
+
+    def go(self):
+        now = START
+        self.log.append(f"{iso(now)} first pass")
+        self.run_pass(now)
+        passes = sends = 0
+        for step in range(STEPS):
+            edits = [self.edit(now) for _ in range(self.rng.choice([0, 1, 1, 1, 2]))]
+            self.write_files()
+            now = self.advance(now)
+            if now > END:
+                break
+            down = self.rng.random() < 0.2
+            self.log.append(f"{iso(now)} {'(down) ' if down else ''}{'; '.join(edits)}")
+            if down:
+                continue
+            sent = self.run_pass(now)
+            passes += 1
+            sends += len(sent)
+            self.log[-1] += f" -> sent {len(sent)}: " + ", ".join(
+                f"{r.message}/{r.email.split('@')[0]}/{r.target.split('@')[0][-1]}/{r.offset}"
+                for r in sent if r.rule != "-")
+            if self.rng.random() < 0.1:
+                again, _ = once_checked(self.tc, self.prog, iso(now))
+                if again:
+                    self.fail(f"a second --once at {iso(now)} sent {[r.key for r in again]}")
+        return passes, sends
+
+
+def seeds():
+    seed = os.environ.get("KALLAD_PROPERTY_SEED")
+    runs = os.environ.get("KALLAD_PROPERTY_RUNS")
+    if seed:
+        return [int(seed) + i for i in range(int(runs or 1))]
+    if runs:
+        extra = [random.SystemRandom().randrange(1, 10**6) for _ in range(int(runs))]
+        return SEEDS + extra
+    return SEEDS
+
+
+class OwedPropertyTest(unittest.TestCase):
+    def test_random_edits_and_downtime(self):
+        """Random edits and downtime: plan = once, nothing twice, nothing
+        sent that was not owed before its trigger (see the module doc)."""
+        total_sent = total_reminders = 0
+        for seed in seeds():
+            with self.subTest(seed=seed):
+                tmp = tempfile.mkdtemp(prefix=f"kallad-property-{seed}-")
+                try:
+                    run = Run(self, seed, tmp)
+                    passes, sends = run.go()
+                    total_sent += sends
+                    total_reminders += len(run.model.sent)
+                    self.assertGreater(passes, 3, f"seed {seed}: too few passes")
+                finally:
+                    shutil.rmtree(tmp, True)
+        # The runs did exercise reminders, not only invites.
+        self.assertGreater(total_reminders, 0)
+        print(f"\nproperty: seeds {seeds()}, {total_sent} sent, {total_reminders} reminders",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
