@@ -5,7 +5,8 @@ cancelled and back) and of time, with downtime, through the real binary.
 At every pass (--plan --all --now T, then --once --now T) it checks:
  1. what the plan shows due by T is exactly what that --once sends;
  2. nothing is sent twice for one (message, participant, target, rule,
-    offset, target time), whatever its key;
+    offset, target time), whatever its key; with sessions = first, the
+    target is the programme's start: sent once at most;
  3. every rule delivery sent was owed, by this test's own model, at or
     before its trigger (owed: from the first --once at which all it hangs
     on held, continuously since), and it went before its target began;
@@ -100,8 +101,10 @@ class Model:
         self.absences = {("karin.hedlund@skane.example.se", SESSIONS[1]),
                          ("lars.ostlund@orebro.example.se", SESSIONS[2])}
         self.attachments = {"anna.berglund@gavle.example.se", "karin.hedlund@skane.example.se"}
-        self.owed = {}     # (message, email, uid, rule, offset) -> (signature, target, since)
-        self.sent = set()  # (message, email, uid, rule, offset, target time)
+        # (message, email, uid or "first", rule, offset) ->
+        #     (signature, identity, since, target uid, target time)
+        self.owed = {}
+        self.sent = set()  # the same keys, with the identity of the target
 
     # --- what is owed -------------------------------------------------
 
@@ -139,18 +142,25 @@ class Model:
                             continue
                         if r["message"] == "material" and email not in self.attachments:
                             continue
-                        out[(r["message"], email, uid, name, f"{days}d")] = (sig, when, days)
+                        # sessions = first aims at the programme's start,
+                        # whichever session that is and whenever it is: one
+                        # obligation that a move or a cancelled first session
+                        # does not restart (and that is met once).
+                        ident = "first" if r["first"] else when
+                        key = (r["message"], email, "first" if r["first"] else uid, name,
+                               f"{days}d")
+                        out[key] = (sig, ident, uid, when)
         return out
 
     def observe(self, now):
         """A writing pass at `now`: what holds now is owed since the first
         pass it held at, without a break."""
         owed = {}
-        for key, (sig, when, days) in self.owed_now().items():
+        for key, (sig, ident, uid, when) in self.owed_now().items():
             old = self.owed.get(key)
-            since = old[2] if old and old[0] == sig and old[1] == when else now
-            owed[key] = (sig, when, since, days)
-        self.owed = {k: v[:3] for k, v in owed.items()}
+            since = old[2] if old and old[:2] == (sig, ident) else now
+            owed[key] = (sig, ident, since, uid, when)
+        self.owed = owed
 
     def target_date(self, uid, when):
         return when if uid == DEADLINE else when.date()
@@ -162,8 +172,8 @@ class Model:
         return when
 
     def next_trigger(self, now):
-        ts = [trigger(int(k[4][:-1]), self.target_date(k[2], when))
-              for k, (_, when, _) in self.owed.items()]
+        ts = [trigger(int(k[4][:-1]), self.target_date(uid, when))
+              for k, (_, _, _, uid, when) in self.owed.items()]
         ts = [t for t in ts if t > now]
         return min(ts) if ts else None
 
@@ -399,10 +409,12 @@ class Run:
                 continue
             k = (r.message, r.email, r.target, r.rule, r.offset)
             if k not in self.model.owed:
+                k = (r.message, r.email, "first", r.rule, r.offset)
+            if k not in self.model.owed or self.model.owed[k][3] != r.target:
                 self.fail(f"check 3 at {t}: sent {r.key}, not owed by the model "
                           f"(owed of {r.email}: "
                           f"{sorted(x for x in self.model.owed if x[1] == r.email)})")
-            _, when, since = self.model.owed[k]
+            _, ident, since, _, when = self.model.owed[k]
             trig = trigger(int(r.offset[:-1]), self.model.target_date(r.target, when))
             if trig < since:
                 self.fail(f"check 3 at {t}: sent {r.key}: its trigger {iso(trig)} is before "
@@ -410,9 +422,10 @@ class Run:
             if now >= self.model.target_start(r.target, when):
                 self.fail(f"check 3 at {t}: sent {r.key} after its target began "
                           f"({iso(self.model.target_start(r.target, when))})")
-            once = k + (when,)
+            once = k + (ident,)
             if once in self.model.sent:
-                self.fail(f"check 2 at {t}: {r.key} sent again for the same target time {when}")
+                self.fail(f"check 2 at {t}: {r.key} sent again for the same target "
+                          f"({ident})")
             self.model.sent.add(once)
             per_target[(r.message, r.email, r.target)] += 1
         many = [k for k, n in per_target.items() if n > 1]
