@@ -408,7 +408,8 @@ static int run_plan(const struct cli *c)
 	if (v.removals_held || v.removed_held)
 		fprintf(stderr, "kallad: a mass removal is held: its cancels are listed as held "
 			"and wait for --release-changes or --discard-changes\n");
-	qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
+	if (v.n) /* qsort's array may not be NULL, even empty */
+		qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
 	for (size_t i = 0; i < v.n; i++) {
 		puts(v.lines[i].text);
 		free(v.lines[i].text);

@@ -106,6 +106,12 @@ class PlanTest(KalladCase):
         self.assertTrue(all(line[0] < "2019-11-30T09:00:01" for line in lines), lines)
         self.assertTrue(any(line[1] == "deadline-reminder" for line in lines))
 
+    def test_empty_plan(self):
+        # After the programme nothing is left to plan: no lines, exit 0
+        # (an empty plan once tripped UBSan in the sort).
+        p = self.prog.run("--plan", "--now", "2020-06-01T10:00:00+02:00", check=0)
+        self.assertEqual(p.stdout, "")
+
     def test_plan_writes_nothing(self):
         self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
         self.assertFalse(os.path.exists(self.prog.state))
