@@ -226,7 +226,7 @@ class Case2LateRegistration(OwedCase):
         # Their later triggers are owed in time: the 2d reminder of session 1.
         sent = self.once("2020-02-18T09:00:30+01:00")
         self.assertEqual(self.emails(sent, "session-reminder", S1),
-                         sorted(joined + [r for r in self.registered_before()]))
+                         sorted(joined + self.registered_before()))
         # An absence removed after the 14d trigger of session 2 (27 Feb).
         self.prog.sql("DELETE FROM absences WHERE email = ? AND session_uid = ?", KARIN, S2)
         sent = self.once("2020-03-01T12:00:00+01:00")
