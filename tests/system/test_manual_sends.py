@@ -1,0 +1,225 @@
+"""Manual sends that cannot contradict the calendar (issue 10, cases 4-7),
+with the real binary on the example programme writing to its outbox:
+
+- no invitation or reminder by hand for a cancelled session (a cancel is
+  allowed), nothing by hand about a session that has begun unless --force;
+- --dry-run and --test-to change nothing in the state database (compared
+  as a full SQL dump before and after), even with an edited calendar, and
+  --dry-run says what the real run does, "already sent" included;
+- --preview is byte for byte what --send-now sends, Date: apart;
+- a --test-to copy has a Message-ID of its own.
+
+Every message read passes the project's message checker."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from guard_test import (ANNA, ATTENDING, INVITES, JOHAN, NOW, S1, S2, Mail,  # noqa: E402
+                        OutboxCase, cancelled, check_messages, dump_state, moved)
+from kallad_test import main  # noqa: E402
+
+HENRIK = "henrik.dahl@karlstad.example.se"   # invited, not registered: sent no invitation
+BEGUN = "2020-02-20T11:00:00+01:00"          # session 1 began at 10:00
+TESTER = "lena.lindgren@example.org"
+
+
+def without_date(raw):
+    """The message with its Date: header line (and its folds) left out."""
+    lines = raw.split(b"\r\n")
+    out, skipping = [], False
+    for line in lines:
+        if line.lower().startswith(b"date:"):
+            skipping = True
+            continue
+        if skipping and line[:1] in (b" ", b"\t"):
+            continue
+        skipping = False
+        out.append(line)
+    return b"\r\n".join(out)
+
+
+class ManualCase(OutboxCase):
+    def send_now(self, message, *args, check=None, now=NOW):
+        return self.prog.run("--send-now", message, *args, "--now", now, check=check)
+
+    def refused(self, p, why):
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertRegex(p.stderr, re.compile(why, re.I))
+        self.assertEqual(self.new_mail(), [])
+
+
+class CancelledSessionTest(ManualCase):
+    def test_no_request_by_hand_for_a_cancelled_session(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(cancelled(self.original, S1))
+        for message in ("invite", "session-reminder"):
+            for force in ((), ("--force",)):
+                with self.subTest(message=message, force=force):
+                    p = self.send_now(message, "--session", S1, "--to", ANNA, *force)
+                    self.refused(p, r"cancel")
+        # A cancel by hand goes, at the cancel's SEQUENCE...
+        self.send_now("cancel", "--session", S1, "--to", ANNA, check=0)
+        sent = self.new_mail()
+        self.assertEqual([(m.method, m.to, m.uid, m.sequence) for m in sent],
+                         [("CANCEL", ANNA, S1, 1)])
+        self.assertEqual(str(sent[0].event["STATUS"]), "CANCELLED")
+        # ...and the planner sends the others theirs, not Anna a second one.
+        sent = self.once()
+        self.assertEqual({(m.method, m.to, m.uid, m.sequence) for m in sent},
+                         {("CANCEL", e, S1, 1) for e in ATTENDING[S1] - {ANNA}})
+        self.assertEqual(len(sent), len(ATTENDING[S1]) - 1)
+        self.assertEqual(self.once(), [])
+
+
+class BegunSessionTest(ManualCase):
+    def test_nothing_by_hand_about_a_begun_session_without_force(self):
+        self.assertEqual(len(self.once()), INVITES)
+        p = self.send_now("session-reminder", "--session", S1, "--to", ANNA, now=BEGUN)
+        self.refused(p, r"begun")
+        p = self.send_now("invite", "--session", S1, "--to", HENRIK, now=BEGUN)
+        self.refused(p, r"begun")
+        p = self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--dry-run",
+                          now=BEGUN)
+        self.refused(p, r"begun")
+        # --force: the administrator means it.
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--force",
+                      now=BEGUN, check=0)
+        sent = self.new_mail()
+        self.assertEqual([(m.to, m.uid) for m in sent], [(ANNA, S1)])
+        # Session 2 is ahead: sent as usual.
+        self.send_now("session-reminder", "--session", S2, "--to", ANNA, now=BEGUN, check=0)
+        self.assertEqual([(m.to, m.uid) for m in self.new_mail()], [(ANNA, S2)])
+
+
+class NothingWrittenTest(ManualCase):
+    def test_dry_run_changes_nothing_even_after_an_edit(self):
+        self.assertEqual(len(self.once()), INVITES)
+        before = dump_state(self.prog.state)
+        # A mistaken export moves session 1 a week; dry runs look at it.
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        p = self.send_now("update", "--session", S1, "--to", ANNA, "--dry-run", check=0)
+        self.assertIn(f"would send update to {ANNA}", p.stdout + p.stderr)
+        self.send_now("session-reminder", "--session", S2, "--to", ANNA, "--dry-run", check=0)
+        self.assertEqual(dump_state(self.prog.state), before)
+        self.assertEqual(self.new_mail(), [])
+        # The file is put back: no pointless update goes.
+        self.restore_calendar()
+        self.assertEqual(self.once(), [])
+
+    def test_test_to_changes_nothing_even_after_an_edit(self):
+        self.assertEqual(len(self.once()), INVITES)
+        before = dump_state(self.prog.state)
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        self.send_now("update", "--session", S1, "--to", ANNA, "--test-to", TESTER, check=0)
+        copy = self.new_mail()
+        self.assertEqual(len(copy), 1)
+        self.assertEqual(copy[0].start, "2020-02-27T10:00:00+01:00")
+        self.assertEqual(dump_state(self.prog.state), before)
+        self.restore_calendar()
+        self.assertEqual(self.once(), [])
+
+    def test_dry_run_says_already_sent_as_the_real_run_does(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, check=0)
+        self.assertEqual(len(self.new_mail()), 1)
+        before = dump_state(self.prog.state)
+        dry = self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--to", JOHAN,
+                            "--dry-run")
+        out = dry.stdout + dry.stderr
+        self.assertIn(f"already sent session-reminder to {ANNA}", out)
+        self.assertNotIn(f"would send session-reminder to {ANNA}", out)
+        self.assertIn(f"would send session-reminder to {JOHAN}", out)
+        self.assertEqual(self.new_mail(), [])
+        self.assertEqual(dump_state(self.prog.state), before)
+        # The real run: Johan's goes, Anna's is refused as already sent.
+        real = self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--to", JOHAN)
+        self.assertIn("already sent", real.stderr)
+        self.assertEqual([(m.to, m.uid) for m in self.new_mail()], [(JOHAN, S1)])
+        self.assertEqual(dry.returncode, real.returncode)
+        self.assertEqual(real.returncode, 1)
+
+
+class PreviewTest(ManualCase):
+    def preview(self, message, who, session):
+        path = os.path.join(self.tmpdir, f"preview-{message}.eml")
+        self.prog.run("--preview", message, "--to", who, "--session", session, "--out", path,
+                      "--now", NOW, check=0)
+        check_messages(self, [path])
+        with open(path, "rb") as f:
+            return path, f.read()
+
+    def preview_and_send(self, message, who, session, *force):
+        path, shown = self.preview(message, who, session)
+        self.assertIn(b"\r\nDate: ", shown)
+        self.send_now(message, "--session", session, "--to", who, *force, check=0)
+        sent = self.new_mail()
+        self.assertEqual(len(sent), 1)
+        return Mail(path), sent[0]
+
+    def assert_same_bytes(self, preview, sent):
+        self.assertEqual(without_date(sent.raw).split(b"\r\n"),
+                         without_date(preview.raw).split(b"\r\n"))
+
+    def test_preview_invite_is_what_goes(self):
+        preview, sent = self.preview_and_send("invite", ANNA, S1)
+        self.assertEqual((sent.method, sent.sequence), ("REQUEST", 0))
+        self.assert_same_bytes(preview, sent)
+
+    def test_preview_cancel_of_a_cancelled_session_is_what_goes(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(cancelled(self.original, S1))
+        preview, sent = self.preview_and_send("cancel", ANNA, S1)
+        self.assertEqual((preview.method, preview.sequence), ("CANCEL", 1))
+        self.assertEqual((sent.method, sent.sequence), ("CANCEL", 1))
+        self.assert_same_bytes(preview, sent)
+
+    def test_preview_cancel_by_hand_is_what_goes(self):
+        # Anna's invitation went at SEQUENCE 0: her cancel carries 1, in
+        # the preview as in the message sent.
+        self.assertEqual(len(self.once()), INVITES)
+        preview, sent = self.preview_and_send("cancel", ANNA, S2)
+        self.assertEqual((preview.method, preview.sequence), ("CANCEL", 1))
+        self.assertEqual((sent.method, sent.sequence), ("CANCEL", 1))
+        self.assert_same_bytes(preview, sent)
+
+    def test_preview_update_of_a_moved_session_is_what_goes(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        preview, sent = self.preview_and_send("update", ANNA, S1)
+        self.assertEqual((preview.method, preview.sequence), ("REQUEST", 1))
+        self.assertEqual((sent.method, sent.sequence), ("REQUEST", 1))
+        self.assertEqual(sent.start, "2020-02-27T10:00:00+01:00")
+        self.assert_same_bytes(preview, sent)
+
+    def test_update_of_an_unchanged_session_needs_force(self):
+        self.assertEqual(len(self.once()), INVITES)
+        p = self.send_now("update", "--session", S1, "--to", ANNA)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertEqual(self.new_mail(), [])
+        self.send_now("update", "--session", S1, "--to", ANNA, "--force", check=0)
+        sent = self.new_mail()
+        self.assertEqual([(m.method, m.to, m.uid) for m in sent], [("REQUEST", ANNA, S1)])
+
+
+class TestCopyTest(ManualCase):
+    def test_test_copy_has_its_own_message_id(self):
+        self.assertEqual(len(self.once()), INVITES)
+        before = dump_state(self.prog.state)
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--test-to", TESTER,
+                      check=0)
+        copy = self.new_mail()
+        self.assertEqual(len(copy), 1)
+        self.assertEqual(dump_state(self.prog.state), before)
+        # Recorded nothing: the real one still goes, with an id of its own.
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, check=0)
+        real = self.new_mail()
+        self.assertEqual(len(real), 1)
+        self.assertEqual(copy[0].to, real[0].to)
+        self.assertEqual(copy[0].uid, real[0].uid)
+        self.assertNotEqual(str(copy[0].msg["Message-ID"]), str(real[0].msg["Message-ID"]))
+
+
+if __name__ == "__main__":
+    main()
