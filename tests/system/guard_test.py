@@ -70,13 +70,12 @@ class Mail:
         return f"<{self.method} {self.uid} SEQ {self.sequence} to {self.to}: {self.msg['Subject']}>"
 
 
-def held_count(status_out):
-    """The count on --status's `held:` line, 0 when there is none."""
+def held_numbers(status_out):
+    """The numbers on --status's `held:` line ([] when there is none)."""
     for line in status_out.splitlines():
         if line.startswith("held:"):
-            m = re.search(r"\d+", line)
-            return int(m.group()) if m else 0
-    return 0
+            return [int(n) for n in re.findall(r"\b\d+\b", line)]
+    return []
 
 
 def held_line(status_out):
