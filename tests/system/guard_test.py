@@ -24,7 +24,8 @@ MARIA = "maria.ekstrom@lund.example.se"
 PER = "per.hallberg+styraleda@umea.example.se"
 KARIN = "karin.hedlund@skane.example.se"   # absent from session 2
 LARS = "lars.ostlund@orebro.example.se"    # absent from session 3
-REGISTERED = [ANNA, JOHAN, MARIA, KARIN, PER, LARS, "sofia.nyberg@regionuppsala.example.se",
+SOFIA = "sofia.nyberg@regionuppsala.example.se"
+REGISTERED = [ANNA, JOHAN, MARIA, KARIN, PER, LARS, SOFIA,
               "asa.granqvist@vasteras.example.se", "mikael.sandberg@jamtland.example.se",
               "eva.lundgren@norrkoping.example.se"]
 ATTENDING = {S1: set(REGISTERED), S2: set(REGISTERED) - {KARIN}, S3: set(REGISTERED) - {LARS}}
@@ -70,16 +71,15 @@ class Mail:
         return f"<{self.method} {self.uid} SEQ {self.sequence} to {self.to}: {self.msg['Subject']}>"
 
 
-def held_numbers(status_out):
-    """The numbers on --status's `held:` line ([] when there is none)."""
-    for line in status_out.splitlines():
-        if line.startswith("held:"):
-            return [int(n) for n in re.findall(r"\b\d+\b", line)]
-    return []
-
-
 def held_line(status_out):
-    return next((l for l in status_out.splitlines() if l.startswith("held:")), "")
+    """--status's line of what is held: `held:` as said, or `held` and a
+    tab as --status prints its other states when piped ("" when none)."""
+    return next((l for l in status_out.splitlines() if re.match(r"held[:\t]", l)), "")
+
+
+def held_numbers(status_out):
+    """The numbers on --status's held line ([] when there is none)."""
+    return [int(n) for n in re.findall(r"\b\d+\b", held_line(status_out))]
 
 
 def dump_state(path):
@@ -101,8 +101,12 @@ class OutboxCase(KalladCase):
         with open(self.ics, encoding="utf-8", newline="") as f:
             self.original = f.read()
 
+    def mail_files(self):
+        """Every message sent so far: the outbox, or a server's dumps."""
+        return self.prog.outbox_messages()
+
     def new_mail(self):
-        new = [p for p in self.prog.outbox_messages() if p not in self.seen]
+        new = [p for p in self.mail_files() if p not in self.seen]
         self.seen.update(new)
         check_messages(self, new)
         return [Mail(p) for p in new]
