@@ -161,7 +161,9 @@ class SessionGuardTest(GuardCase):
         self.write_calendar(no_sessions(self.original))
         p = self.prog.run("--check")
         self.assertIn(p.returncode, (0, 1), p.stderr)
-        self.assertRegex(p.stdout + p.stderr, re.compile(r"\bheld\b|\bhold", re.I))
+        # It warns that a mass removal is held (waits for a release).
+        self.assertRegex(p.stdout + p.stderr,
+                         re.compile(r"\bheld\b|\bhold|mass|release-changes", re.I))
         self.assertEqual(self.held_cancels(),
                          {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3)})
         self.assertEqual(self.unheld_about({S1, S2, S3}), [])
