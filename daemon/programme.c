@@ -426,10 +426,17 @@ size_t programme_each_removed(const struct programme *pg, struct state *st,
 			: (size_t)pg->cfg->max_removed_participants;
 	/* One row deleted on purpose is always a cancellation. */
 	*held = r.n > 1 && r.n > limit;
-	if (*held)
-		log_warn("%zu of the %zu participants kallad invited are gone from %s: their "
-			 "cancels wait for --release-changes (or for the rows to come back)",
-			 r.n, r.invited, pg->cfg->registrations);
+	if (*held) {
+		struct strbuf names;
+
+		sb_init(&names);
+		for (size_t i = 0; i < r.n; i++)
+			sb_addf(&names, "%s%s", i ? ", " : "", r.emails[i]);
+		log_warn("%zu of the %zu participants kallad invited are gone from %s at once "
+			 "(%s): their cancels wait for --release-changes (or for the rows to "
+			 "come back)", r.n, r.invited, pg->cfg->registrations, names.buf);
+		sb_free(&names);
+	}
 	for (size_t i = 0; i < r.n; i++) {
 		struct participant p;
 

@@ -452,6 +452,34 @@ static const char *held_back(struct sender *s, time_t *next)
 	return NULL;
 }
 
+/* True if a REQUEST bringing the participant's calendar to SEQUENCE seq of
+ * the session (an invite or an update, the planner's or one by hand) is
+ * claimed, sent or may have gone under a key other than `except`: that
+ * transition is taken. Asked under a claim's write lock. */
+static bool transition_taken(struct sender *s, const struct delivery *d, const char *except)
+{
+	static const char *const messages[] = {"invite", "update"};
+	static const char *const rules[] = {NULL, "manual"};
+	char key[PLAN_KEY_MAX];
+
+	for (size_t m = 0; m < ARRAY_SIZE(messages); m++)
+		for (size_t r = 0; r < ARRAY_SIZE(rules); r++) {
+			struct delivery_row row;
+			bool taken;
+
+			plan_key(key, sizeof(key), messages[m], d->p->email, d->session->uid, rules[r],
+				 NULL, d->sequence);
+			if (str_eq(key, except) || !state_delivery_get(s->st, key, &row))
+				continue;
+			taken = row.state == DS_CLAIMED || row.state == DS_SENT ||
+				row.state == DS_UNKNOWN;
+			state_row_free(&row);
+			if (taken)
+				return true;
+		}
+	return false;
+}
+
 /* A change notice is claimed only if the participant's calendar, as the
  * ledger says now (under the claim's write lock), still needs it: another
  * kallad may have sent the same transition meanwhile under another key. */
@@ -464,9 +492,10 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 		return true;
 	had = state_attendance(s->st, d->p->email, d->session->uid, &a);
 	if (str_eq(d->message, "invite"))
-		return !had || !a.invited;
+		return (!had || !a.invited) && !transition_taken(s, d, d->key);
 	if (str_eq(d->message, "update"))
-		return had && a.invited && a.content < d->session->sequence;
+		return had && a.invited && a.content < d->session->sequence &&
+		       !transition_taken(s, d, d->key);
 	if (str_eq(d->message, "cancel"))
 		return had && a.invited;
 	return true;
@@ -1060,6 +1089,7 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	struct delivery d;
 	struct delivery_row row;
 	const char *why = send_manual_delivery(s, m, p, &d), *what;
+	bool claimed;
 
 	if (why) {
 		fprintf(stderr, "kallad: %s to %s refused: %s\n", m->message, p->email, why);
@@ -1083,7 +1113,22 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	}
 	row_of(&d, &row);
 	row.rule = "manual";
-	if (!state_delivery_claim(s->st, &row, s->now, STALE_CLAIM)) {
+	/* An invitation or update by hand and the daemon's never carry one
+	 * transition twice: checked and claimed under one write lock. */
+	state_begin(s->st);
+	if (!m->force && d.session &&
+	    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
+	    transition_taken(s, &d, d.key)) {
+		state_rollback(s->st);
+		fprintf(stderr, "kallad: %s to %s refused: their calendar already got (or is "
+			"getting) SEQUENCE %d of this session (--force sends it all the same)\n",
+			m->message, p->email, d.sequence);
+		return false;
+	}
+	claimed = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+	if (!state_commit(s->st))
+		claimed = false;
+	if (!claimed) {
 		what = ledger_says(s, d.key);
 		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
 			p->email, what ? what : "is being sent by another kallad");

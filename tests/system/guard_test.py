@@ -120,8 +120,10 @@ class OutboxCase(KalladCase):
         out = self.prog.run("--plan", "--now", now, *extra, check=0).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
-    def status(self):
-        return self.prog.run("--status", check=0).stdout
+    def status(self, now=NOW):
+        """--status as of `now`: what is held is what a pass then would hold
+        (nothing is held about a session that has begun)."""
+        return self.prog.run("--status", "--now", now, check=0).stdout
 
     def write_calendar(self, text):
         """Replaces the calendar the way an editor or an export job does."""
