@@ -31,6 +31,7 @@ from kallad_test import SOURCE  # noqa: E402
 CONF = "/etc/kallad/kallad.conf"
 STATE = "/var/lib/kallad"
 BIN = "/usr/sbin/kallad"
+WANTS = "/etc/systemd/system/multi-user.target.wants/kallad.service"
 APT = ["apt-get", "-o", "DPkg::Lock::Timeout=600", "-y", "-q"]
 TOOLS = ["debhelper", "dpkg-dev", "lintian"]
 LOCK = os.path.join("/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir(),
@@ -168,9 +169,14 @@ class PackageTest(unittest.TestCase):
         for unit in ("kallad.service", "kallad@.service"):
             with open(f"/lib/systemd/system/{unit}", encoding="utf-8") as f:
                 self.assertIn(f"ExecStart={BIN} --config /etc/kallad/", f.read())
-        p = run(["systemd-analyze", "verify", "--man=no", "/lib/systemd/system/kallad.service"],
-                check=None)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        instance = os.path.join(self.tmp, "kallad@pkgtest.service")
+        shutil.copy("/lib/systemd/system/kallad@.service", instance)
+        for unit in ("/lib/systemd/system/kallad.service", instance):
+            p = run(["systemd-analyze", "verify", "--man=no", unit], check=None)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        # Enabled by dh_installsystemd's postinst (started too, where
+        # systemd runs: not on this machine when it is not PID 1).
+        self.assertEqual(os.readlink(WANTS), "/lib/systemd/system/kallad.service")
 
         # The installed example, before there are registrations: --check
         # says what is missing, and the daemon waits for it.
@@ -227,7 +233,7 @@ class PackageTest(unittest.TestCase):
         # Purge: nothing left.
         run(APT + ["purge", "kallad"])
         self.assertIsNone(installed_version())
-        left = [f for f in owned + [CONF, STATE, "/etc/kallad", f"{private}/kallad",
+        left = [f for f in owned + [CONF, STATE, "/etc/kallad", f"{private}/kallad", WANTS,
                                     "/var/lib/kallad-pkgtest", f"{private}/kallad-pkgtest"]
                 if os.path.lexists(f)]
         self.assertEqual(left, [])
