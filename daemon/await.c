@@ -184,6 +184,8 @@ static struct programme *wait_loop(struct waiting *w, int *rc)
 		ping_watchdog(w);
 		while (read(w->sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+				sd_notify(0, "STOPPING=1");
+				log_info("stopping");
 				*rc = -1;
 				return NULL;
 			}

@@ -100,6 +100,7 @@ class WaitingTest(DaemonCase):
         self.start(NOW)
         self.notify.wait_for("STATUS=waiting")
         self.proc.send_signal(signal.SIGTERM)
+        self.notify.wait_for("STOPPING=1")
         self.assertEqual(self.proc.wait(timeout=5), 0, self.logtext())
 
     def test_state_folder_not_there_yet(self):
