@@ -3,10 +3,12 @@
  * libical parses leniently and silently: it never fails on a bad line (it
  * leaves X-LIC-ERROR properties), drops unknown components, accepts a
  * mismatched END, reads "SEQUENCE:abc" as 0, leaves an unknown TZID
- * unresolved, and keeps no line numbers. So the raw text is indexed here
- * too (unfolded lines, BEGIN/END structure, where each VEVENT and VTODO
- * starts) and every problem is reported as "file:line: what". */
+ * unresolved, and keeps no line numbers. So the raw text is indexed too
+ * (calendar_text.c) and every problem is reported as "file:line: what".
+ * An item kallad cannot use is skipped with a warning (or, strict, the
+ * whole file rejected). */
 #include "calendar.h"
+#include "calendar_text.h"
 #include "tz.h"
 
 #include <errno.h>
@@ -18,23 +20,6 @@
 
 #include <libical/ical.h>
 
-/* One unfolded content line of the raw file. */
-struct rawline {
-	char *text; /* unfolded, without CR/LF */
-	int line;   /* physical line where it starts */
-	bool claimed; /* already named by an X-LIC-ERROR report */
-};
-
-/* Where a VEVENT or VTODO directly inside a VCALENDAR sits in the text. */
-struct span {
-	size_t first, last; /* indices of its BEGIN and END (or last) lines */
-};
-
-struct spans {
-	struct span *v;
-	size_t n, cap;
-};
-
 struct loader {
 	const char *path;
 	struct errlist *errs;     /* where fail() writes: the file's, or an item's */
@@ -43,11 +28,8 @@ struct loader {
 	struct errlist item;      /* the problems of the item being read */
 	const char *sessions_category;
 	size_t errs_before;
-	struct rawline *lines;
-	size_t n_lines, cap_lines;
-	struct spans events, todos; /* in file order */
+	struct caltext text;
 	size_t next_event, next_todo;
-	bool has_vcalendar;
 	struct calendar *cal;
 	size_t cap_sessions, cap_deadlines;
 };
@@ -62,276 +44,6 @@ static void fail(struct loader *ld, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	errlist_vadd_at(ld->errs, ld->path, line, fmt, ap);
 	va_end(ap);
-}
-
-/* ---- the raw text ---- */
-
-static void raw_add(struct loader *ld, char *text, int line)
-{
-	ld->lines = xgrow(ld->lines, &ld->cap_lines, ld->n_lines, sizeof(*ld->lines));
-	ld->lines[ld->n_lines++] = (struct rawline){.text = text, .line = line};
-}
-
-/* Splits text into unfolded content lines (RFC 5545 §3.1: a line starting
- * with a space or tab continues the previous one). Validity of UTF-8 is
- * checked after unfolding, since a careless folder may split a sequence. */
-static void raw_split(struct loader *ld, const char *text, size_t len)
-{
-	struct strbuf cur;
-	int line = 0, cur_line = 0;
-	size_t pos = 0;
-	bool have = false;
-
-	sb_init(&cur);
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
-
-		line++;
-		if (n > 0 && text[pos + n - 1] == '\r')
-			n--;
-		if (have && n > 0 && (text[pos] == ' ' || text[pos] == '\t')) {
-			sb_addn(&cur, text + pos + 1, n - 1);
-		} else {
-			if (have)
-				raw_add(ld, sb_take(&cur), cur_line);
-			sb_addn(&cur, text + pos, n);
-			cur_line = line;
-			have = true;
-		}
-		pos = end + 1;
-	}
-	if (have)
-		raw_add(ld, sb_take(&cur), cur_line);
-	sb_free(&cur);
-}
-
-/* True for a property line with an empty value ("LOCATION:", as Google
- * writes for an event without a place): libical rejects those, but to an
- * organiser they are absent. BEGIN and END are never empty. */
-static bool raw_empty(const char *text);
-
-/* The text libical parses: the unfolded lines without empty properties.
- * The raw lines keep their numbers for messages. */
-static char *raw_text_for_libical(const struct loader *ld)
-{
-	struct strbuf sb;
-
-	sb_init(&sb);
-	for (size_t i = 0; i < ld->n_lines; i++) {
-		if (raw_empty(ld->lines[i].text))
-			continue;
-		sb_add(&sb, ld->lines[i].text);
-		sb_add(&sb, "\r\n");
-	}
-	return sb_take(&sb);
-}
-
-/* True if the content line's property name is name (case-insensitive). */
-static bool raw_is(const char *text, const char *name)
-{
-	size_t n = strlen(name);
-
-	return strncasecmp(text, name, n) == 0 && (text[n] == ':' || text[n] == ';');
-}
-
-/* The value of a content line: after the first ':' outside a quoted
- * parameter value; "" if there is none. */
-static const char *raw_value(const char *text)
-{
-	bool quoted = false;
-
-	for (; *text; text++) {
-		if (*text == '"')
-			quoted = !quoted;
-		else if (*text == ':' && !quoted)
-			return text + 1;
-	}
-	return text;
-}
-
-static bool raw_empty(const char *text)
-{
-	const char *v = raw_value(text);
-
-	if (v == text + strlen(text) && !strchr(text, ':'))
-		return false; /* no ':' at all: not a property line, libical reports it */
-	return v[strspn(v, " \t")] == '\0' && !raw_is(text, "BEGIN") && !raw_is(text, "END");
-}
-
-/* The BEGIN or END component name of a line, trimmed, into buf. */
-static bool raw_marker(const char *text, const char *marker, char *buf, size_t len)
-{
-	const char *v;
-	size_t n;
-
-	if (!raw_is(text, marker))
-		return false;
-	v = raw_value(text);
-	while (*v == ' ' || *v == '\t')
-		v++;
-	n = strlen(v);
-	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-		n--;
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, v, n);
-	buf[n] = '\0';
-	return true;
-}
-
-struct frame {
-	char name[64];
-	size_t index;
-	struct spans *spans; /* where to record its end, or NULL */
-	size_t slot;
-};
-
-static void spans_add(struct spans *s, size_t first, size_t last)
-{
-	s->v = xgrow(s->v, &s->cap, s->n, sizeof(*s->v));
-	s->v[s->n++] = (struct span){first, last};
-}
-
-static void raw_begin(struct loader *ld, struct frame *stack, size_t depth, size_t i,
-		      const char *name)
-{
-	struct frame *f = &stack[depth];
-	bool in_vcal = depth > 0 && strcasecmp(stack[depth - 1].name, "VCALENDAR") == 0;
-
-	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->index = i;
-	f->spans = NULL;
-	if (strcasecmp(name, "VCALENDAR") == 0)
-		ld->has_vcalendar = true;
-	if (in_vcal && strcasecmp(name, "VEVENT") == 0)
-		f->spans = &ld->events;
-	else if (in_vcal && strcasecmp(name, "VTODO") == 0)
-		f->spans = &ld->todos;
-	if (f->spans) {
-		f->slot = f->spans->n;
-		spans_add(f->spans, i, ld->n_lines - 1);
-	}
-}
-
-/* Checks that BEGIN and END lines nest (libical accepts "BEGIN:VEVENT ...
- * END:VTODO" and returns nothing at all for an unclosed component) and
- * records where each session and deadline is. */
-static void raw_structure(struct loader *ld)
-{
-	enum { MAX_DEPTH = 32 };
-	struct frame stack[MAX_DEPTH];
-	size_t depth = 0, outside = 0;
-	int outside_line = 0;
-	char name[64];
-
-	for (size_t i = 0; i < ld->n_lines; i++) {
-		const char *text = ld->lines[i].text;
-		int line = ld->lines[i].line;
-
-		if (raw_marker(text, "BEGIN", name, sizeof(name))) {
-			if (depth == MAX_DEPTH) {
-				fail(ld, line, "components nested too deeply");
-				return;
-			}
-			raw_begin(ld, stack, depth++, i, name);
-		} else if (raw_marker(text, "END", name, sizeof(name))) {
-			if (depth == 0) {
-				fail(ld, line, "END:%s without a BEGIN", name);
-				continue;
-			}
-			struct frame *f = &stack[--depth];
-			if (strcasecmp(f->name, name) != 0)
-				fail(ld, line, "END:%s does not close BEGIN:%s of line %d", name,
-				     f->name, ld->lines[f->index].line);
-			if (f->spans)
-				f->spans->v[f->slot].last = i;
-		} else if (depth == 0 && text[strspn(text, " \t")] != '\0' && !outside++) {
-			/* The first is enough; a file of garbage gets one message. */
-			outside_line = line;
-		}
-	}
-	if (outside && ld->has_vcalendar)
-		fail(ld, outside_line, "text outside BEGIN:VCALENDAR ... END:VCALENDAR");
-	while (depth > 0) {
-		struct frame *f = &stack[--depth];
-		fail(ld, ld->lines[f->index].line, "BEGIN:%s is never closed by END:%s", f->name,
-		     f->name);
-	}
-}
-
-/* Reports NUL bytes and invalid UTF-8 or control characters, which
- * libical passes through into mail headers and bodies. */
-static void raw_check_text(struct loader *ld, const char *text, size_t len)
-{
-	const char *nul = memchr(text, '\0', len);
-
-	if (nul) {
-		int line = 1;
-		for (const char *p = text; p < nul; p++)
-			line += *p == '\n';
-		fail(ld, line, "NUL byte in the file");
-	}
-	for (size_t i = 0; i < ld->n_lines; i++) {
-		const char *t = ld->lines[i].text;
-		if (!str_valid_utf8(t, strlen(t)))
-			fail(ld, ld->lines[i].line, "invalid UTF-8 or a control character");
-	}
-}
-
-/* The physical line of property name directly inside the component at sp
- * (not inside a nested VALARM), or the component's own line. */
-static int raw_prop_line(const struct loader *ld, const struct span *sp, const char *name)
-{
-	int depth = 0;
-
-	for (size_t i = sp->first + 1; i < sp->last && i < ld->n_lines; i++) {
-		const char *text = ld->lines[i].text;
-		if (raw_is(text, "BEGIN"))
-			depth++;
-		else if (raw_is(text, "END"))
-			depth--;
-		else if (depth == 0 && raw_is(text, name))
-			return ld->lines[i].line;
-	}
-	return ld->lines[sp->first].line;
-}
-
-/* ---- X-LIC-ERROR: what libical could not parse ---- */
-
-/* libical's messages end in ": <offending text>"; the first unclaimed line
- * of the span holding that text is where it came from. */
-static int xlic_line(struct loader *ld, const struct span *sp, const char *msg)
-{
-	const char *sep = strstr(msg, ": "), *what;
-
-	while (sep && strstr(sep + 2, ": "))
-		sep = strstr(sep + 2, ": ");
-	what = sep ? sep + 2 : NULL;
-	for (size_t i = sp->first; what && *what && i <= sp->last && i < ld->n_lines; i++) {
-		struct rawline *rl = &ld->lines[i];
-		if (!rl->claimed && strstr(rl->text, what)) {
-			rl->claimed = true;
-			return rl->line;
-		}
-	}
-	return ld->n_lines ? ld->lines[sp->first].line : 1;
-}
-
-/* Reports every X-LIC-ERROR in comp and the components inside it. */
-static void xlic_report(struct loader *ld, icalcomponent *comp, const struct span *sp)
-{
-	icalproperty *p;
-	icalcompiter it;
-
-	for (p = icalcomponent_get_first_property(comp, ICAL_XLICERROR_PROPERTY); p;
-	     p = icalcomponent_get_next_property(comp, ICAL_XLICERROR_PROPERTY)) {
-		const char *msg = icalproperty_get_xlicerror(p);
-		fail(ld, xlic_line(ld, sp, msg ? msg : ""), "%s", msg ? msg : "parse error");
-	}
-	for (it = icalcomponent_begin_component(comp, ICAL_ANY_COMPONENT);
-	     icalcompiter_deref(&it); icalcompiter_next(&it))
-		xlic_report(ld, icalcompiter_deref(&it), sp);
 }
 
 /* ---- properties ---- */
@@ -409,7 +121,7 @@ static bool check_single(struct loader *ld, icalcomponent *comp, const struct sp
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		if (icalcomponent_count_properties(comp, kinds[i]) > 1) {
 			const char *name = icalproperty_kind_to_string(kinds[i]);
-			fail(ld, raw_prop_line(ld, sp, name), "%s: more than one %s", label, name);
+			fail(ld, caltext_prop_line(&ld->text, sp, name), "%s: more than one %s", label, name);
 			ok = false;
 		}
 	}
@@ -428,7 +140,7 @@ static bool check_not_recurring(struct loader *ld, icalcomponent *comp,
 	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
 		if (icalcomponent_get_first_property(comp, kinds[i])) {
 			const char *name = icalproperty_kind_to_string(kinds[i]);
-			fail(ld, raw_prop_line(ld, sp, name),
+			fail(ld, caltext_prop_line(&ld->text, sp, name),
 			     "%s: %s: recurring sessions are not supported; give each session its own VEVENT",
 			     label, name);
 			return false;
@@ -446,13 +158,13 @@ static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct s
 	*out = 0;
 	if (!icalcomponent_get_first_property(comp, ICAL_SEQUENCE_PROPERTY))
 		return true;
-	for (size_t i = sp->first + 1; i < sp->last && i < ld->n_lines; i++) {
-		const char *text = ld->lines[i].text;
-		if (!raw_is(text, "SEQUENCE"))
+	for (size_t i = sp->first + 1; i < sp->last && i < ld->text.n_lines; i++) {
+		const char *text = ld->text.lines[i].text;
+		if (!caltext_is(text, "SEQUENCE"))
 			continue;
-		if (!parse_int(raw_value(text), 0, INT_MAX, &v)) {
-			fail(ld, ld->lines[i].line, "%s: SEQUENCE \"%s\" is not a whole number >= 0",
-			     label, raw_value(text));
+		if (!parse_int(caltext_value(text), 0, INT_MAX, &v)) {
+			fail(ld, ld->text.lines[i].line, "%s: SEQUENCE \"%s\" is not a whole number >= 0",
+			     label, caltext_value(text));
 			return false;
 		}
 		*out = (int)v;
@@ -536,13 +248,13 @@ static bool read_instant(struct loader *ld, const struct when *w, icalproperty_k
 {
 	const char *name = icalproperty_kind_to_string(kind);
 	icalproperty *p = icalcomponent_get_first_property(w->comp, kind);
-	int line = raw_prop_line(ld, w->sp, name);
+	int line = caltext_prop_line(&ld->text, w->sp, name);
 	struct icaltimetype t;
 	icalparameter *tzp;
 	icaltimezone *zone;
 
 	if (!p) {
-		fail(ld, ld->lines[w->sp->first].line, "%s: no %s", w->label, name);
+		fail(ld, ld->text.lines[w->sp->first].line, "%s: no %s", w->label, name);
 		return false;
 	}
 	t = prop_time(p);
@@ -621,7 +333,7 @@ static void deadline_clear(struct deadline *d)
 static bool read_ids(struct loader *ld, icalcomponent *comp, const struct span *sp,
 		     const char *label, char **uid, char **summary)
 {
-	int line = ld->lines[sp->first].line;
+	int line = ld->text.lines[sp->first].line;
 	bool ok = true;
 
 	*uid = text_prop(comp, ICAL_UID_PROPERTY);
@@ -677,7 +389,7 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 	struct icaltimetype unused;
 	bool ok = check_single(ld, ev, sp, label);
 
-	*s = (struct session){.line = ld->lines[sp->first].line};
+	*s = (struct session){.line = ld->text.lines[sp->first].line};
 	ok &= read_ids(ld, ev, sp, label, &s->uid, &s->summary);
 	ok &= check_not_recurring(ld, ev, sp, label);
 	bool have_start = read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s->start, &unused);
@@ -686,7 +398,7 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 		char a[32], b[32];
 		tz_rfc3339(s->start, a, sizeof(a));
 		tz_rfc3339(s->end, b, sizeof(b));
-		fail(ld, raw_prop_line(ld, sp, "DTEND"), "%s: DTEND %s is not after DTSTART %s",
+		fail(ld, caltext_prop_line(&ld->text, sp, "DTEND"), "%s: DTEND %s is not after DTSTART %s",
 		     label, b, a);
 		ok = false;
 	}
@@ -712,7 +424,7 @@ static bool read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent 
 	bool event = icalcomponent_isa(comp) == ICAL_VEVENT_COMPONENT;
 	bool ok = check_single(ld, comp, sp, label);
 
-	*d = (struct deadline){.line = ld->lines[sp->first].line};
+	*d = (struct deadline){.line = ld->text.lines[sp->first].line};
 	ok &= read_ids(ld, comp, sp, label, &d->uid, &d->summary);
 	if (event)
 		ok &= check_not_recurring(ld, comp, sp, label);
@@ -763,7 +475,7 @@ static void read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 		return;
 	}
 	item_begin(ld);
-	xlic_report(ld, c, sp);
+	caltext_xlic(&ld->text, c, sp, ld->errs);
 	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
 	if (!item_end(ld, ok, uid)) {
 		if (deadline)
@@ -782,21 +494,21 @@ static void read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
  * and libical disagree (the file is then rejected for its structure). */
 static struct span next_span(struct loader *ld, struct spans *s, size_t *next)
 {
-	struct span whole = {0, ld->n_lines ? ld->n_lines - 1 : 0};
+	struct span whole = {0, ld->text.n_lines ? ld->text.n_lines - 1 : 0};
 
 	return *next < s->n ? s->v[(*next)++] : whole;
 }
 
 static void read_vcalendar(struct loader *ld, icalcomponent *vcal)
 {
-	struct span whole = {0, ld->n_lines ? ld->n_lines - 1 : 0};
+	struct span whole = {0, ld->text.n_lines ? ld->text.n_lines - 1 : 0};
 	icalcompiter it;
 	icalproperty *p;
 
 	for (p = icalcomponent_get_first_property(vcal, ICAL_XLICERROR_PROPERTY); p;
 	     p = icalcomponent_get_next_property(vcal, ICAL_XLICERROR_PROPERTY)) {
 		const char *msg = icalproperty_get_xlicerror(p);
-		fail(ld, xlic_line(ld, &whole, msg ? msg : ""), "%s", msg ? msg : "parse error");
+		fail(ld, caltext_xlic_line(&ld->text, &whole, msg ? msg : ""), "%s", msg ? msg : "parse error");
 	}
 	for (it = icalcomponent_begin_component(vcal, ICAL_ANY_COMPONENT);
 	     icalcompiter_deref(&it); icalcompiter_next(&it)) {
@@ -805,15 +517,15 @@ static void read_vcalendar(struct loader *ld, icalcomponent *vcal)
 
 		switch (icalcomponent_isa(c)) {
 		case ICAL_VEVENT_COMPONENT:
-			sp = next_span(ld, &ld->events, &ld->next_event);
+			sp = next_span(ld, &ld->text.events, &ld->next_event);
 			read_item(ld, vcal, c, &sp);
 			break;
 		case ICAL_VTODO_COMPONENT:
-			sp = next_span(ld, &ld->todos, &ld->next_todo);
+			sp = next_span(ld, &ld->text.todos, &ld->next_todo);
 			read_item(ld, vcal, c, &sp);
 			break;
 		default:
-			xlic_report(ld, c, &whole);
+			caltext_xlic(&ld->text, c, &whole, ld->errs);
 			break;
 		}
 	}
@@ -908,22 +620,13 @@ static void load_text(struct loader *ld, const char *text)
 		     icalcompiter_deref(&it); icalcompiter_next(&it))
 			read_vcalendar(ld, icalcompiter_deref(&it));
 	}
-	if (!ld->has_vcalendar)
+	if (!ld->text.has_vcalendar)
 		fail(ld, 1, "not an iCalendar file: no BEGIN:VCALENDAR");
 	else if (kind != ICAL_VCALENDAR_COMPONENT && kind != ICAL_XROOT_COMPONENT &&
 		 ld->errs->n == ld->errs_before)
 		fail(ld, 1, "does not parse as iCalendar");
 	if (root)
 		icalcomponent_free(root);
-}
-
-static void loader_free(struct loader *ld)
-{
-	for (size_t i = 0; i < ld->n_lines; i++)
-		free(ld->lines[i].text);
-	free(ld->lines);
-	free(ld->events.v);
-	free(ld->todos.v);
 }
 
 static void calendar_sort(struct calendar *cal)
@@ -948,16 +651,14 @@ struct calendar *calendar_read(const char *path, const char *sessions_category,
 	}
 	/* Windows tools may write a byte order mark; libical does not skip it. */
 	body = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? text + 3 : text;
-	raw_split(&ld, body, len - (size_t)(body - text));
-	raw_check_text(&ld, body, len - (size_t)(body - text));
-	raw_structure(&ld);
+	caltext_read(&ld.text, path, body, len - (size_t)(body - text), errs);
 	ld.cal = xcalloc(1, sizeof(*ld.cal));
-	parsed = raw_text_for_libical(&ld);
+	parsed = caltext_for_libical(&ld.text);
 	load_text(&ld, parsed);
 	free(parsed);
 	check_unique(&ld);
 	free(text);
-	loader_free(&ld);
+	caltext_free(&ld.text);
 	if (errs->n > ld.errs_before) {
 		calendar_free(ld.cal);
 		return NULL;

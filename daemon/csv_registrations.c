@@ -535,6 +535,7 @@ struct registrations *reg_load_csv(const struct config *cfg, struct errlist *war
 	msgs_flush(&msgs, warnings);
 	ok = ok && (!cfg->csv_attachments || load_attachments(cfg, reg, &msgs, warnings, errs));
 	msgs_flush(&msgs, warnings);
+	reg_unreadable_done(reg);
 	if (!ok) {
 		reg_free(reg);
 		return NULL;

@@ -54,7 +54,9 @@ char *reg_row_language_tag(const char *s);
 char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, const char *email);
 
 /* Lists the address of an unusable participant row (if it is one) in
- * reg->unreadable (registrations.c). */
+ * reg->unreadable; reg_unreadable_done sorts the list once all rows are
+ * read (registrations.c). */
 void reg_note_unreadable(struct registrations *reg, const char *email);
+void reg_unreadable_done(struct registrations *reg);
 
 #endif

@@ -838,13 +838,29 @@ static int str_case_cmp(const void *a, const void *b)
 	return strcasecmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Appended as rows come; sorted once by reg_unreadable_done. */
 void reg_note_unreadable(struct registrations *reg, const char *email)
 {
-	if (!reg_valid_email(email) || reg_is_unreadable(reg, email))
+	if (!reg_valid_email(email))
 		return;
-	reg->unreadable = xrealloc(reg->unreadable, (reg->n_unreadable + 1) * sizeof(char *));
+	reg->unreadable = xgrow(reg->unreadable, &reg->cap_unreadable, reg->n_unreadable,
+				sizeof(char *));
 	reg->unreadable[reg->n_unreadable++] = xstrdup(email);
-	qsort(reg->unreadable, reg->n_unreadable, sizeof(char *), str_case_cmp);
+}
+
+void reg_unreadable_done(struct registrations *reg)
+{
+	size_t n = 0;
+
+	if (reg->n_unreadable)
+		qsort(reg->unreadable, reg->n_unreadable, sizeof(char *), str_case_cmp);
+	for (size_t i = 0; i < reg->n_unreadable; i++) {
+		if (n && strcasecmp(reg->unreadable[n - 1], reg->unreadable[i]) == 0)
+			free(reg->unreadable[i]);
+		else
+			reg->unreadable[n++] = reg->unreadable[i];
+	}
+	reg->n_unreadable = n;
 }
 
 bool reg_is_unreadable(const struct registrations *reg, const char *email)
@@ -1168,6 +1184,7 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 		reg_free(reg);
 		return NULL;
 	}
+	reg_unreadable_done(reg);
 	return reg;
 }
 

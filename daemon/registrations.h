@@ -60,7 +60,7 @@ struct registrations {
 	/* The addresses of participant rows skipped as unusable (not as
 	 * duplicates), sorted case-insensitively. */
 	char **unreadable;
-	size_t n_unreadable;
+	size_t n_unreadable, cap_unreadable;
 	/* Participants kallad knew whose rows are unusable now, as they last
 	 * were (reg_keep_last_good), sorted by email: reg_each and reg_find
 	 * serve them like the others, so a typo cancels no one. */
