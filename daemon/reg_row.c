@@ -258,8 +258,12 @@ static bool field_time(const struct reg_field *f, time_t *out, char **bad)
 	}
 	if (sscanf(t, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10 && !t[n] && mo >= 1 &&
 	    mo <= 12 && d >= 1 && d <= 31) {
+		struct tm tm;
+
+		/* A day that exists: 2019-02-30 does not come back as itself. */
 		*out = tz_mktime(y, mo, d, 0, 0, 0);
-		ok = true;
+		tz_local(*out, &tm);
+		ok = tm.tm_mday == d && tm.tm_mon == mo - 1;
 	} else {
 		ok = f->type == RF_TEXT && tz_parse_rfc3339(t, out);
 	}

@@ -332,6 +332,76 @@ static void test_missing_file(void **state)
 	calendar_free(NULL);
 }
 
+/* As organisers' tools export: each unusable item skipped and named, the
+ * rest used; empty properties are absent ones. */
+static void test_google_export_lenient(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/google-export.ics",
+					     NULL, &warn, &errs);
+	const struct session *s;
+
+	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_int_equal(errs.n, 0);
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 3);
+	assert_int_equal(cal->n_deadlines, 0);
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "google-export.ics:63: "));
+	assert_non_null(strstr(warn.items[0], "; skipped (UID 0a1b2c3d4e5f6g7h8i9j0k1l2m@google.com)"));
+	assert_non_null(strstr(warn.items[1], "google-export.ics:81: "));
+	assert_int_equal(cal->n_unreadable, 2);
+	assert_true(calendar_is_unreadable(cal, "5r6s7t8u9v0w1x2y3z4a5b6c7d@google.com"));
+	s = calendar_session(cal, "7h3k9m2n4p6q8r0s1t3u5v7w9x@google.com");
+	assert_non_null(s);
+	assert_null(s->location);
+	assert_null(s->description);
+	assert_int_equal(s->start, utc(2020, 3, 12, 9, 0));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+static void test_outlook_export_category(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/outlook-export.ics",
+					     "STYRA OCH LEDA", &warn, &errs);
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 3);
+	assert_int_equal(cal->n_ignored, 1); /* the dentist */
+	assert_int_equal(cal->n_deadlines, 1);
+	assert_true(cal->deadlines[0].date_only);
+	/* The whole of 13 December, Stockholm time. */
+	assert_int_equal(cal->deadlines[0].due, utc(2019, 12, 13, 23, 0));
+	assert_int_equal(cal->sessions[0].start, utc(2020, 2, 20, 9, 0));
+	assert_int_equal(warn.n, 2);
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+/* Lenient, a duplicate UID skips the later item. */
+static void test_duplicate_uid_lenient(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-duplicate-uid.ics", NULL, &warn,
+					     &errs);
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(errs.n, 0);
+	assert_int_equal(cal->n_sessions, 1);
+	assert_string_equal(cal->sessions[0].summary, "Första");
+	assert_int_equal(warn.n, 1);
+	assert_non_null(strstr(warn.items[0], "duplicate UID \"same@example.org\""));
+	assert_non_null(strstr(warn.items[0], "; skipped"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +418,9 @@ int main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_unclosed),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_google_export_lenient),
+		cmocka_unit_test(test_outlook_export_category),
+		cmocka_unit_test(test_duplicate_uid_lenient),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

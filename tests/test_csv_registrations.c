@@ -1,0 +1,283 @@
+/* test_csv_registrations.c: registrations from CSV files (daemon/
+ * csv_registrations.c, daemon/reg_row.c) written as spreadsheets write
+ * them, read with the real libcsv and iconv, and the last good state of a
+ * participant whose row turns unusable. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "reg_row.h"
+#include "registrations.h"
+#include "tz.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[64];
+
+static int setup(void **state UNUSED)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kallad-csv-XXXXXX");
+	if (!mkdtemp(tmpdir) || !tz_set("Europe/Stockholm"))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state UNUSED)
+{
+	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
+	int rc = system(cmd);
+
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+static char *write_file(const char *name, const char *bytes, size_t len)
+{
+	char *path = xasprintf("%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+#define WRITE(name, lit) write_file((name), (lit), sizeof(lit) - 1)
+
+static struct config csv_config(char *path)
+{
+	struct config cfg = {0};
+
+	cfg.path = "kallad.conf";
+	cfg.registrations = path;
+	cfg.language = "sv";
+	return cfg;
+}
+
+static bool has_warning(const struct errlist *w, const char *a, const char *b)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (strstr(w->items[i], a) && (!b || strstr(w->items[i], b)))
+			return true;
+	return false;
+}
+
+static void dump(const struct errlist *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		print_message("%s\n", e->items[i]);
+}
+
+struct seen {
+	char *emails[16];
+	size_t n;
+};
+
+static void seen_one(const struct participant *p, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 16)
+		s->emails[s->n] = xstrdup(p->email);
+	s->n++;
+}
+
+static void seen_free(struct seen *s)
+{
+	for (size_t i = 0; i < s->n && i < 16; i++)
+		free(s->emails[i]);
+}
+
+/* Quoted separators in the header do not count; short rows, a missing
+ * final line break and blank lines are taken as they come. */
+static void test_shapes(void **state UNUSED)
+{
+	char *path = WRITE("shapes.csv",
+			   "\"email;x\",name,status,\"a;b;c\"\n"
+			   "a@example.se,\"Lind, \"\"Ann\"\"\",registered\n"
+			   "\n"
+			   "b@example.se,Bo\n"
+			   "c@example.se,Cia,invited,x");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+	struct participant p;
+
+	cfg.csv_columns = "email;x:email";
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(reg_find(reg, "A@example.se", &p));
+	assert_string_equal(p.name, "Lind, \"Ann\"");
+	reg_participant_clear(&p);
+	/* A blank line is no record: rows are counted as records, as a
+	 * spreadsheet shows them. */
+	assert_true(has_warning(&warn, "shapes.csv: row 3 (b@example.se)", "unknown status \"NULL\""));
+	assert_int_equal(reg->n_skipped_participants, 1);
+	assert_true(reg_is_unreadable(reg, "B@EXAMPLE.SE"));
+	assert_false(reg_is_unreadable(reg, "a@example.se"));
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+/* Windows-1252 with a byte that is no character there (0x81): the file
+ * is read as it is, each name on its own. */
+static void test_neither_encoding(void **state UNUSED)
+{
+	char *path = WRITE("mixed.csv", "email;name;status\r\n"
+					"asa@example.se;\xc5sa \xd6" "berg;registered\r\n"
+					"odd@example.se;Odd \x81;registered\r\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg = reg_load(&cfg, &warn, &errs);
+	struct participant p;
+
+	dump(&warn);
+	assert_non_null(reg);
+	assert_true(has_warning(&warn, "mixed.csv: neither UTF-8 nor Windows-1252", NULL));
+	assert_true(reg_find(reg, "asa@example.se", &p));
+	assert_string_equal(p.name, "Åsa Öberg");
+	reg_participant_clear(&p);
+	assert_true(reg_find(reg, "odd@example.se", &p));
+	assert_string_equal(p.name, "");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+static void test_unreadable_files(void **state UNUSED)
+{
+	char *empty = WRITE("empty.csv", "");
+	char *missing = xasprintf("%s/missing.csv", tmpdir);
+	struct config cfg = csv_config(empty);
+	struct errlist warn = {0}, errs = {0};
+
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_warning(&errs, "empty.csv: empty: no header row", NULL));
+	cfg.registrations = missing;
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_warning(&errs, "missing.csv: cannot read", NULL));
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(empty);
+	free(missing);
+}
+
+/* Dates: a day that does not exist is no date. */
+static void test_dates(void **state UNUSED)
+{
+	char *path = WRITE("dates.csv", "email,name,status,registered_at\n"
+					"a@example.se,A,registered,2019-11-01\n"
+					"b@example.se,B,registered,2019-02-30\n"
+					"c@example.se,C,registered,2019-11-01 10:00\n"
+					"d@example.se,D,registered,2019-11-01T10:00:00Z\n"
+					"e@example.se,E,registered,2300-01-01\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg = reg_load(&cfg, &warn, &errs);
+	struct participant p;
+
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 3);
+	assert_true(has_warning(&warn, "row 3 (b@example.se)", "registered_at \"2019-02-30\""));
+	assert_true(has_warning(&warn, "row 6 (e@example.se)", "registered_at \"2300-01-01\""));
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_int_equal(p.registered_at, 1572562800); /* 2019-11-01 00:00 CET */
+	reg_participant_clear(&p);
+	assert_true(reg_find(reg, "c@example.se", &p));
+	assert_int_equal(p.registered_at, 1572598800); /* 10:00 CET */
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+/* A participant whose row turns unusable keeps their last good state:
+ * reg_each and reg_find serve them, in address order. */
+static void test_keep_last_good(void **state UNUSED)
+{
+	char *path = WRITE("people.csv", "email,name,status\n"
+					 "a@example.se,A,registered\n"
+					 "b@example.se,B,invited\n"
+					 "c@example.se,C,registered\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *old = reg_load(&cfg, &warn, &errs), *reg;
+	struct participant p;
+	struct seen s = {0};
+
+	assert_non_null(old);
+	free(WRITE("people.csv", "email,name,status\n"
+				 "a@example.se,A,registered\n"
+				 "b@example.se,B,invitd\n"
+				 "c@example.se,C,registered\n"
+				 "d@example.se,,registered\n"));
+	reg = reg_load(&cfg, &warn, &errs);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	reg_keep_last_good(reg, old, &warn);
+	dump(&warn);
+	/* d was never known: nothing to keep. */
+	assert_int_equal(reg->n_held, 1);
+	assert_true(has_warning(&warn, "b@example.se: the row cannot be used now",
+				"keeping the participant's last good state (invited)"));
+	assert_true(reg_find(reg, "b@example.se", &p));
+	assert_int_equal(p.status, PS_INVITED);
+	reg_participant_clear(&p);
+	assert_false(reg_find(reg, "d@example.se", &p));
+	assert_true(reg_each(reg, seen_one, NULL, &s));
+	assert_int_equal(s.n, 3);
+	assert_string_equal(s.emails[0], "a@example.se");
+	assert_string_equal(s.emails[1], "b@example.se");
+	assert_string_equal(s.emails[2], "c@example.se");
+	seen_free(&s);
+	/* Without the programme before (a fresh start), nothing is kept. */
+	reg_free(reg);
+	reg = reg_load(&cfg, &warn, &errs);
+	reg_keep_last_good(reg, NULL, &warn);
+	assert_int_equal(reg->n_held, 0);
+	assert_true(reg_is_unreadable(reg, "b@example.se"));
+	reg_free(reg);
+	reg_free(old);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+static void test_from_1252(void **state UNUSED)
+{
+	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7);
+
+	assert_string_equal(s, "€ åäö –");
+	free(s);
+	assert_null(reg_row_from_1252("\x81", 1));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shapes),
+		cmocka_unit_test(test_neither_encoding),
+		cmocka_unit_test(test_unreadable_files),
+		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_keep_last_good),
+		cmocka_unit_test(test_from_1252),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
