@@ -15,6 +15,7 @@
 #include "registrations.h"
 
 #include "reg_row.h"
+#include "reg_sql.h"
 
 #include "log.h"
 #include "tz.h"
@@ -27,306 +28,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-/* How long a writer may hold the database before a read gives up. */
-static const int reg_busy_timeout_ms = 10000;
-
 /* Participants per page of reg_each: a few hundred kB, and a read
  * transaction short enough not to hold a writer up. */
 enum { REG_PAGE = 1000 };
-
-/* A warning held back so that reg_load can report the participants, which
- * it reads in address order, in row order. */
-struct rowmsg {
-	long row;
-	size_t seq;
-	char *msg;
-};
-
-struct pending {
-	struct rowmsg *items;
-	size_t n, cap;
-};
-
-/* Where rows come from, for messages: "path: label row N (email): what". */
-struct source {
-	const char *db;           /* the database file */
-	const char *label;        /* table name or "[registrations] NAME query" */
-	struct errlist *warnings; /* NULL: rows are checked without a word */
-	struct pending *pending;  /* non-NULL: warnings wait here to be sorted */
-};
-
-struct column {
-	const char *name;
-	bool required;
-	int idx; /* -1 when the query does not return it */
-};
-
-static void row_warn(const struct source *src, long row, const char *email, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void row_warn(const struct source *src, long row, const char *email, const char *fmt, ...)
-{
-	char *who, *msg;
-	struct pending *p = src->pending;
-	struct strbuf sb;
-	va_list ap;
-
-	if (!src->warnings)
-		return;
-	who = email ? reg_row_show(email) : xstrdup("no e-mail");
-	sb_init(&sb);
-	va_start(ap, fmt);
-	sb_vaddf(&sb, fmt, ap);
-	va_end(ap);
-	msg = xasprintf("%s: %s row %ld (%s): %s", src->db, src->label, row, who, sb.buf);
-	sb_free(&sb);
-	free(who);
-	if (!p) {
-		errlist_add(src->warnings, "%s", msg);
-		free(msg);
-		return;
-	}
-	p->items = xgrow(p->items, &p->cap, p->n, sizeof(*p->items));
-	p->items[p->n] = (struct rowmsg){row, p->n, msg};
-	p->n++;
-}
-
-static int rowmsg_cmp(const void *a, const void *b)
-{
-	const struct rowmsg *x = a, *y = b;
-
-	if (x->row != y->row)
-		return (x->row > y->row) - (x->row < y->row);
-	return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-/* Hands the held-back warnings to src->warnings in row order. */
-static void pending_flush(struct source *src)
-{
-	struct pending *p = src->pending;
-
-	if (p->n)
-		qsort(p->items, p->n, sizeof(*p->items), rowmsg_cmp);
-	for (size_t i = 0; i < p->n; i++) {
-		errlist_add(src->warnings, "%s", p->items[i].msg);
-		free(p->items[i].msg);
-	}
-	free(p->items);
-	*p = (struct pending){0};
-	src->pending = NULL;
-}
-
-/* The text of a column as a new string; NULL for SQL NULL or a column the
- * query lacks. An embedded NUL makes the value unusable: "" stands for it
- * so validation rejects it. */
-static struct reg_field col_field(sqlite3_stmt *st, int idx);
-
-static char *col_text(sqlite3_stmt *st, int idx)
-{
-	struct reg_field f = col_field(st, idx);
-
-	return reg_row_text(&f);
-}
-
-/* Finds each wanted column by name (case-insensitive, first wins). */
-static bool map_columns(sqlite3_stmt *st, struct column *cols, size_t n, const struct source *src,
-                        struct errlist *errs)
-{
-	int ncol = sqlite3_column_count(st);
-	bool ok = true;
-
-	for (size_t i = 0; i < n; i++) {
-		cols[i].idx = -1;
-		for (int c = 0; c < ncol && cols[i].idx < 0; c++) {
-			const char *name = sqlite3_column_name(st, c);
-			if (name && strcasecmp(name, cols[i].name) == 0)
-				cols[i].idx = c;
-		}
-		if (cols[i].idx < 0 && cols[i].required) {
-			errlist_add(errs, "%s: %s: returns no column \"%s\"", src->db, src->label,
-			            cols[i].name);
-			ok = false;
-		}
-	}
-	return ok;
-}
-
-static void sql_error(sqlite3 *db, const struct source *src, int rc, struct errlist *errs)
-{
-	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		errlist_add(errs, "%s: %s: the database stayed locked by another process for %d s",
-		            src->db, src->label, reg_busy_timeout_ms / 1000);
-	else
-		errlist_add(errs, "%s: %s: %s", src->db, src->label, sqlite3_errmsg(db));
-}
-
-/* After reg_load there is no errlist: errors go to the log. */
-static void log_errs(struct errlist *errs)
-{
-	for (size_t i = 0; i < errs->n; i++)
-		log_error("%s", errs->items[i]);
-	errlist_free(errs);
-}
-
-static bool table_exists(sqlite3 *db, const char *name, int *rc)
-{
-	sqlite3_stmt *st = NULL;
-	bool found = false;
-
-	*rc = sqlite3_prepare_v2(db,
-	                         "SELECT 1 FROM sqlite_master WHERE type IN ('table','view') "
-	                         "AND name = ?1 COLLATE NOCASE",
-	                         -1, &st, NULL);
-	if (*rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		*rc = sqlite3_step(st);
-		found = *rc == SQLITE_ROW;
-		if (*rc == SQLITE_ROW || *rc == SQLITE_DONE)
-			*rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	return found;
-}
-
-/* --- the queries --- */
-
-/* The site's first statement, without the ";" and the blanks after it,
- * ready to go between parentheses. */
-static int prepare_custom(sqlite3 *db, const char *custom, sqlite3_stmt **st, char **sql)
-{
-	const char *tail = NULL;
-	int rc = sqlite3_prepare_v2(db, custom, -1, st, &tail);
-	size_t n = tail ? (size_t)(tail - custom) : strlen(custom);
-
-	while (n && (isspace((unsigned char)custom[n - 1]) || custom[n - 1] == ';'))
-		n--;
-	*sql = xstrndup(custom, n);
-	return rc;
-}
-
-/* The shipped table asks for rowid so messages can name the row an
- * administrator would look for; a view has none, so that is tried
- * without. */
-static int prepare_table(sqlite3 *db, const char *table, sqlite3_stmt **st, char **sql,
-                         bool *has_rowid)
-{
-	int rc;
-
-	*sql = xasprintf("SELECT rowid AS kallad_rowid, * FROM \"%s\"", table);
-	rc = sqlite3_prepare_v2(db, *sql, -1, st, NULL);
-	*has_rowid = rc == SQLITE_OK;
-	if (rc == SQLITE_ERROR) {
-		free(*sql);
-		*sql = xasprintf("SELECT * FROM \"%s\"", table);
-		rc = sqlite3_prepare_v2(db, *sql, -1, st, NULL);
-	}
-	return rc;
-}
-
-/* The SELECT rows come from (the configured one or the shipped table's),
- * as text to wrap as a subquery, once it is known to return the required
- * columns. NULL with a line in errs, or NULL with *missing set when a
- * shipped optional table does not exist. *has_rowid: it returns the
- * column kallad_rowid. */
-static char *source_sql(sqlite3 *db, const char *custom, const char *table, bool optional,
-                        struct column *cols, size_t ncols, const struct source *src,
-                        bool *has_rowid, bool *missing, struct errlist *errs)
-{
-	sqlite3_stmt *st = NULL;
-	char *sql = NULL;
-	int rc;
-
-	*has_rowid = *missing = false;
-	if (!custom && optional && !table_exists(db, table, &rc)) {
-		*missing = rc == SQLITE_OK;
-		if (!*missing)
-			sql_error(db, src, rc, errs);
-		return NULL;
-	}
-	rc = custom ? prepare_custom(db, custom, &st, &sql)
-	            : prepare_table(db, table, &st, &sql, has_rowid);
-	if (rc != SQLITE_OK || !st) {
-		if (rc == SQLITE_OK)
-			errlist_add(errs, "%s: %s: the query is empty", src->db, src->label);
-		else
-			sql_error(db, src, rc, errs);
-	} else if (map_columns(st, cols, ncols, src, errs)) {
-		sqlite3_finalize(st);
-		return sql;
-	}
-	sqlite3_finalize(st);
-	free(sql);
-	return NULL;
-}
-
-/* Runs one query and calls row() for each row with the mapped columns.
- * The row number is the column kallad_rowid when the query has it, else
- * the position in the result. */
-typedef void (*row_fn)(sqlite3_stmt *st, const struct column *cols, long row,
-                       const struct source *src, void *arg);
-
-static bool run_rows(sqlite3 *db, const char *sql, struct column *cols, size_t ncols,
-                     const struct source *src, row_fn fn, void *arg, struct errlist *errs)
-{
-	struct column rowid = {"kallad_rowid", false, -1};
-	sqlite3_stmt *st = NULL;
-	long n = 0;
-	bool ok;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-
-	if (rc != SQLITE_OK) {
-		sql_error(db, src, rc, errs);
-		sqlite3_finalize(st);
-		return false;
-	}
-	ok = map_columns(st, cols, ncols, src, errs);
-	map_columns(st, &rowid, 1, src, errs);
-	while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		n++;
-		fn(st, cols, rowid.idx >= 0 ? (long)sqlite3_column_int64(st, rowid.idx) : n, src,
-		   arg);
-	}
-	if (ok && rc != SQLITE_DONE) {
-		sql_error(db, src, rc, errs);
-		ok = false;
-	}
-	sqlite3_finalize(st);
-	return ok;
-}
-
-/* Prepares one of reg's queries for a read after reg_load; logged. */
-static sqlite3_stmt *reg_prepare(const struct registrations *reg, const char *sql,
-                                 const char *label, struct column *cols, size_t ncols)
-{
-	struct source src = {reg->path, label, NULL, NULL};
-	struct errlist errs = {0};
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(reg->db, sql, -1, &st, NULL);
-
-	if (rc != SQLITE_OK)
-		sql_error(reg->db, &src, rc, &errs);
-	else if (!map_columns(st, cols, ncols, &src, &errs))
-		rc = SQLITE_ERROR;
-	log_errs(&errs);
-	if (rc != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return NULL;
-	}
-	return st;
-}
-
-/* The end of a read after reg_load: true if it ran to the end (rc). */
-static bool reg_step_done(const struct registrations *reg, const char *label, int rc)
-{
-	struct source src = {reg->path, label, NULL, NULL};
-	struct errlist errs = {0};
-
-	if (rc == SQLITE_DONE)
-		return true;
-	sql_error(reg->db, &src, rc, &errs);
-	log_errs(&errs);
-	return false;
-}
 
 /* --- participants --- */
 
@@ -370,31 +74,6 @@ static void participant_copy(struct participant *dst, const struct participant *
 	dst->language = dup_or_null(src->language);
 }
 
-/* A column as a field for reg_row: its storage class, then its value
- * (reading the text first could convert it). */
-static struct reg_field col_field(sqlite3_stmt *st, int idx)
-{
-	struct reg_field f = {RF_NULL, NULL, 0, 0};
-
-	if (idx < 0)
-		return f;
-	switch (sqlite3_column_type(st, idx)) {
-	case SQLITE_NULL: return f;
-	case SQLITE_INTEGER:
-		f.type = RF_INT;
-		f.ival = sqlite3_column_int64(st, idx);
-		break;
-	case SQLITE_FLOAT: f.type = RF_FLOAT; break;
-	case SQLITE_BLOB: f.type = RF_BLOB; break;
-	default: f.type = RF_TEXT; break;
-	}
-	f.text = (const char *)sqlite3_column_text(st, idx);
-	f.len = (size_t)sqlite3_column_bytes(st, idx);
-	if (!f.text)
-		f.type = RF_NULL;
-	return f;
-}
-
 struct row_at {
 	const struct source *src;
 	long row;
@@ -404,7 +83,7 @@ static void warn_row(void *arg, const char *email, const char *what)
 {
 	struct row_at *at = arg;
 
-	row_warn(at->src, at->row, email, "%s", what);
+	rsql_row_warn(at->src, at->row, email, "%s", what);
 }
 
 /* One row into *p (owned by the caller); false, with a warning naming the
@@ -416,7 +95,7 @@ static bool participant_read(sqlite3_stmt *st, const struct column *c, long row,
 	struct row_at at = {src, row};
 
 	for (int i = 0; i < PC_N; i++)
-		f[i] = col_field(st, c[i].idx);
+		f[i] = rsql_col_field(st, c[i].idx);
 	return reg_row_participant(f, deflang, warn_row, &at, p);
 }
 
@@ -436,7 +115,7 @@ static void participant_count(sqlite3_stmt *st, const struct column *c, long row
 
 	if (!participant_read(st, c, row, src, ctx->reg->default_language, &p)) {
 		char *email = sqlite3_column_type(st, c[PC_EMAIL].idx) == SQLITE_TEXT
-				      ? col_text(st, c[PC_EMAIL].idx) : NULL;
+				      ? rsql_col_text(st, c[PC_EMAIL].idx) : NULL;
 
 		ctx->reg->n_skipped_participants++;
 		ctx->reg->n_skipped_rows++;
@@ -445,7 +124,7 @@ static void participant_count(sqlite3_stmt *st, const struct column *c, long row
 		return;
 	}
 	if (ctx->prev && strcasecmp(ctx->prev, p.email) == 0) {
-		row_warn(src, row, p.email, "duplicate of row %ld, skipped", ctx->prev_row);
+		rsql_row_warn(src, row, p.email, "duplicate of row %ld, skipped", ctx->prev_row);
 		ctx->reg->n_skipped_participants++;
 		ctx->reg->n_skipped_rows++;
 	} else {
@@ -489,7 +168,7 @@ static bool load_participants(sqlite3 *db, const struct config *cfg, struct regi
 
 	memcpy(cols, participant_columns, sizeof(cols));
 	src->label = cfg->sql_participants ? participants_label : "participants";
-	from = source_sql(db, cfg->sql_participants, "participants", false, cols, PC_N, src,
+	from = rsql_source_sql(db, cfg->sql_participants, "participants", false, cols, PC_N, src,
 	                  &has_rowid, &missing, errs);
 	if (!from)
 		return false;
@@ -502,8 +181,8 @@ static bool load_participants(sqlite3 *db, const struct config *cfg, struct regi
 		                "FROM (\n%s\n)) ORDER BY email COLLATE NOCASE, kallad_rowid",
 		                from);
 	src->pending = &pending;
-	ok = run_rows(db, sql, cols, PC_N, src, participant_count, &ctx, errs);
-	pending_flush(src);
+	ok = rsql_run_rows(db, sql, cols, PC_N, src, participant_count, &ctx, errs);
+	rsql_pending_flush(src);
 	free(ctx.prev);
 	free(sql);
 	free(from);
@@ -523,13 +202,13 @@ static int find_by(const struct registrations *reg, const char *sql, const char 
 	int rc, found = 0;
 
 	memcpy(cols, participant_columns, sizeof(cols));
-	st = reg_prepare(reg, sql, "participants", cols, PC_N);
+	st = rsql_prepare(reg, sql, "participants", cols, PC_N);
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, key, len, SQLITE_TRANSIENT);
 	while (!found && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		found = participant_read(st, cols, 0, &quiet, reg->default_language, out);
-	if (!found && !reg_step_done(reg, "participants", rc))
+	if (!found && !rsql_step_done(reg, "participants", rc))
 		found = -1;
 	sqlite3_finalize(st);
 	return found;
@@ -598,7 +277,7 @@ static bool page_rows(const struct registrations *reg, const char *after, int af
 	int rc;
 
 	memcpy(cols, participant_columns, sizeof(cols));
-	st = reg_prepare(reg, reg->q_page, "participants", cols, PC_N);
+	st = rsql_prepare(reg, reg->q_page, "participants", cols, PC_N);
 	if (!st)
 		return false;
 	sqlite3_bind_text(st, 1, after, after_len, SQLITE_TRANSIENT);
@@ -613,7 +292,7 @@ static bool page_rows(const struct registrations *reg, const char *after, int af
 		else
 			participant_free(&p);
 	}
-	ok = reg_step_done(reg, "participants", rc);
+	ok = rsql_step_done(reg, "participants", rc);
 	sqlite3_finalize(st);
 	return ok;
 }
@@ -665,7 +344,7 @@ static sqlite3 *snapshot_copy(const struct registrations *reg)
 
 	if (rc == SQLITE_OK && (b = sqlite3_backup_init(copy, "main", reg->db, "main"))) {
 		/* A busy writer is waited for, as every read is. */
-		for (int tries = 0; tries < reg_busy_timeout_ms / 50; tries++) {
+		for (int tries = 0; tries < REG_BUSY_TIMEOUT_MS / 50; tries++) {
 			rc = sqlite3_backup_step(b, -1);
 			if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
 				break;
@@ -691,7 +370,7 @@ static bool snapshot_begin(struct registrations *reg, sqlite3 **copy)
 	if (is_wal(reg->db)) {
 		rc = sqlite3_exec(reg->db, "BEGIN", NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
-			return reg_step_done(reg, "participants", rc);
+			return rsql_step_done(reg, "participants", rc);
 	} else if (!(*copy = snapshot_copy(reg))) {
 		return false;
 	}
@@ -906,11 +585,11 @@ static bool known_participant(const struct registrations *reg, const char *email
 	struct participant p;
 
 	if (!reg_valid_email(email)) {
-		row_warn(src, row, email, "invalid e-mail address");
+		rsql_row_warn(src, row, email, "invalid e-mail address");
 		return false;
 	}
 	if (!reg_find(reg, email, &p)) {
-		row_warn(src, row, email, "no participant has this address, skipped");
+		rsql_row_warn(src, row, email, "no participant has this address, skipped");
 		return false;
 	}
 	participant_free(&p);
@@ -927,11 +606,11 @@ static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
 {
 	struct absences_ctx *ctx = arg;
 	struct registrations *reg = ctx->reg;
-	struct absence a = {col_text(st, c[0].idx), col_text(st, c[1].idx)};
+	struct absence a = {rsql_col_text(st, c[0].idx), rsql_col_text(st, c[1].idx)};
 
 	if (!known_participant(reg, a.email, src, row)) {
 	} else if (!clean_text(a.session_uid)) {
-		row_warn(src, row, a.email, "no valid session_uid");
+		rsql_row_warn(src, row, a.email, "no valid session_uid");
 	} else {
 		reg->absences = xgrow(reg->absences, &ctx->cap, reg->n_absences, sizeof(a));
 		reg->absences[reg->n_absences++] = a;
@@ -954,14 +633,14 @@ static const struct column attachment_columns[AC_N] = {
 static bool attachment_read(sqlite3_stmt *st, const struct column *c, long row,
                             const struct source *src, struct attachment *a)
 {
-	*a = (struct attachment){col_text(st, c[AC_EMAIL].idx), col_text(st, c[AC_MESSAGE].idx),
-	                         col_text(st, c[AC_PATH].idx)};
+	*a = (struct attachment){rsql_col_text(st, c[AC_EMAIL].idx), rsql_col_text(st, c[AC_MESSAGE].idx),
+	                         rsql_col_text(st, c[AC_PATH].idx)};
 	if (!reg_valid_email(a->email))
-		row_warn(src, row, a->email, "invalid e-mail address");
+		rsql_row_warn(src, row, a->email, "invalid e-mail address");
 	else if (!clean_text(a->message))
-		row_warn(src, row, a->email, "no valid message name");
+		rsql_row_warn(src, row, a->email, "no valid message name");
 	else if (!clean_text(a->path))
-		row_warn(src, row, a->email, "no valid path");
+		rsql_row_warn(src, row, a->email, "no valid path");
 	else
 		return true;
 	free(a->email);
@@ -1020,11 +699,11 @@ static bool load_absences(sqlite3 *db, const struct config *cfg, struct registra
 	char *from;
 
 	src->label = cfg->sql_absences ? "[registrations] absences query" : "absences";
-	from = source_sql(db, cfg->sql_absences, "absences", true, cols, ARRAY_SIZE(cols), src,
+	from = rsql_source_sql(db, cfg->sql_absences, "absences", true, cols, ARRAY_SIZE(cols), src,
 	                  &has_rowid, &missing, errs);
 	if (!from)
 		return missing;
-	ok = run_rows(db, from, cols, ARRAY_SIZE(cols), src, absence_row, &ctx, errs);
+	ok = rsql_run_rows(db, from, cols, ARRAY_SIZE(cols), src, absence_row, &ctx, errs);
 	if (reg->n_absences)
 		qsort(reg->absences, reg->n_absences, sizeof(*reg->absences), absence_cmp);
 	free(from);
@@ -1040,11 +719,11 @@ static bool load_attachments(sqlite3 *db, const struct config *cfg, struct regis
 
 	memcpy(cols, attachment_columns, sizeof(cols));
 	src->label = cfg->sql_attachments ? "[registrations] attachments query" : "attachments";
-	from = source_sql(db, cfg->sql_attachments, "attachments", true, cols, AC_N, src,
+	from = rsql_source_sql(db, cfg->sql_attachments, "attachments", true, cols, AC_N, src,
 	                  &has_rowid, &missing, errs);
 	if (!from)
 		return missing;
-	ok = run_rows(db, from, cols, AC_N, src, attachment_count, reg, errs);
+	ok = rsql_run_rows(db, from, cols, AC_N, src, attachment_count, reg, errs);
 	/* Over the shipped table, its index on (email COLLATE NOCASE, message). */
 	reg->q_attachments = xasprintf("SELECT * FROM (\n%s\n) WHERE email COLLATE NOCASE = ?1 "
 	                               "AND message = ?2%s",
@@ -1088,7 +767,7 @@ size_t reg_attachments(const struct registrations *reg, const char *email, const
 	if (!reg->q_attachments || !has_attachments(reg, message))
 		return 0;
 	memcpy(cols, attachment_columns, sizeof(cols));
-	if (!(st = reg_prepare(reg, reg->q_attachments, "attachments", cols, AC_N)))
+	if (!(st = rsql_prepare(reg, reg->q_attachments, "attachments", cols, AC_N)))
 		return REG_ATTACHMENTS_FAILED;
 	sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, message, -1, SQLITE_TRANSIENT);
@@ -1099,7 +778,7 @@ size_t reg_attachments(const struct registrations *reg, const char *email, const
 		(*out)[n++] = a;
 	}
 	sqlite3_finalize(st);
-	if (!reg_step_done(reg, "attachments", rc)) {
+	if (!rsql_step_done(reg, "attachments", rc)) {
 		reg_attachments_free(*out, n);
 		*out = NULL;
 		return REG_ATTACHMENTS_FAILED;
@@ -1138,7 +817,7 @@ static sqlite3 *open_db(const char *path, struct errlist *errs)
 		sqlite3_close(db);
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, reg_busy_timeout_ms);
+	sqlite3_busy_timeout(db, REG_BUSY_TIMEOUT_MS);
 	return db;
 }
 
@@ -1175,7 +854,7 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 	/* One read transaction: the three queries see the same snapshot. */
 	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		sql_error(db, &src, rc, errs);
+		rsql_error(db, &src, rc, errs);
 	ok = rc == SQLITE_OK && load_participants(db, cfg, reg, &src, errs);
 	ok = ok && load_absences(db, cfg, reg, &src, errs);
 	ok = ok && load_attachments(db, cfg, reg, &src, errs);
