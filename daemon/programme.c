@@ -145,6 +145,37 @@ static void keep_last_good(struct programme *pg, const struct programme *old)
 	state_close(st);
 }
 
+/* On a fresh start, a participant kallad invited whose row is unusable
+ * now keeps the state database's copy of them (status included), so the
+ * row is not taken for a deleted one, which would cancel them. */
+static void keep_participants_from_state(struct programme *pg)
+{
+	struct registrations *reg = pg->reg;
+	struct errlist ignored = {0};
+	struct state *st = NULL;
+
+	if (!reg->n_unreadable || access(pg->cfg->state, F_OK) != 0)
+		return;
+	st = state_open(pg->cfg->state, true, &ignored);
+	errlist_free(&ignored);
+	for (size_t i = 0; st && i < reg->n_unreadable; i++) {
+		struct participant p;
+
+		if (reg_find(reg, reg->unreadable[i], &p)) {
+			reg_participant_clear(&p);
+			continue;
+		}
+		if (!state_participant_copy(st, reg->unreadable[i], &p))
+			continue;
+		if (!p.name)
+			p.name = xstrdup("");
+		if (!p.language)
+			p.language = xstrdup(reg->default_language);
+		reg_hold(reg, &p, &pg->warnings);
+	}
+	state_close(st);
+}
+
 /* Reads every part, each even when another failed (--check reports all);
  * the parts that failed are NULL and named in *failed. old, on a reload,
  * holds the last good copies. */
@@ -186,8 +217,10 @@ static struct programme *load_parts(const char *config_path, const struct progra
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
 		*failed |= PART_REGISTRATIONS;
+	else if (old)
+		reg_keep_last_good(pg->reg, old->reg, &pg->warnings);
 	else
-		reg_keep_last_good(pg->reg, old ? old->reg : NULL, &pg->warnings);
+		keep_participants_from_state(pg);
 	return pg;
 }
 
@@ -405,6 +438,9 @@ static void note_invited(const char *email, void *arg)
 	struct participant p;
 
 	r->invited++;
+	/* A row that is unusable now is no deleted row (issue 11). */
+	if (reg_is_unreadable(r->pg->reg, email))
+		return;
 	if (reg_find(r->pg->reg, email, &p)) {
 		reg_participant_clear(&p);
 		return;

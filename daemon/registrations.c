@@ -562,13 +562,26 @@ void reg_keep_last_good(struct registrations *reg, const struct registrations *o
 		}
 		if (!reg_find(old, email, &p))
 			continue;
-		errlist_add(warnings,
-			    "%s: %s: the row cannot be used now (see above): keeping the participant's last good state (%s)",
-			    reg->path, email, reg_status_name(p.status));
-		reg->held = xrealloc(reg->held, (reg->n_held + 1) * sizeof(*reg->held));
-		reg->held[reg->n_held++] = p; /* not in n_participants: the rows' count */
+		reg_hold(reg, &p, warnings);
 	}
-	/* unreadable is sorted: so is held. */
+}
+
+static int held_cmp(const void *a, const void *b)
+{
+	return strcasecmp(((const struct participant *)a)->email,
+			  ((const struct participant *)b)->email);
+}
+
+void reg_hold(struct registrations *reg, struct participant *p, struct errlist *warnings)
+{
+	errlist_add(warnings,
+		    "%s: %s: the row cannot be used now (see above): keeping the participant's last good state (%s)",
+		    reg->path, p->email, reg_status_name(p->status));
+	p->removed = false;
+	reg->held = xrealloc(reg->held, (reg->n_held + 1) * sizeof(*reg->held));
+	reg->held[reg->n_held++] = *p; /* not in n_participants: the rows' count */
+	*p = (struct participant){0};
+	qsort(reg->held, reg->n_held, sizeof(*reg->held), held_cmp);
 }
 
 /* --- absences and attachments --- */

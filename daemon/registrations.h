@@ -90,6 +90,11 @@ struct registrations *reg_load_csv(const struct config *cfg, struct errlist *war
  * warnings. */
 void reg_keep_last_good(struct registrations *reg, const struct registrations *old,
 			struct errlist *warnings);
+/* Keeps p (taken over: *p is emptied) as a held participant, in address
+ * order, with a line in warnings: for a participant kallad knew whose
+ * row is unusable now (from the registrations before, or on a fresh start
+ * the state database's copy). */
+void reg_hold(struct registrations *reg, struct participant *p, struct errlist *warnings);
 /* True if a participant row with this address was skipped as unusable:
  * whoever has no other state for them must not take it as removed. */
 bool reg_is_unreadable(const struct registrations *reg, const char *email);

@@ -198,7 +198,7 @@ static const char *const query_sql[Q_N] = {
 	[Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at"
+	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at, status"
 			" FROM participants_seen WHERE email = ?1",
 	[Q_PSEEN_PUT] = "INSERT INTO participants_seen(email, status, updated_at, name, language,"
 			" organisation, role) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -1113,6 +1113,8 @@ bool state_participant_copy(struct state *st, const char *email, struct particip
 		out->organisation = column_dup(s, 3);
 		out->role = column_dup(s, 4);
 		out->updated_at = (time_t)sqlite3_column_int64(s, 5);
+		if (!reg_parse_status((const char *)sqlite3_column_text(s, 6), &out->status))
+			out->status = PS_REGISTERED; /* kallad invited them */
 		found = true;
 	}
 	sqlite3_reset(s);

@@ -128,8 +128,9 @@ const char *state_name(enum dstate s);
 char *state_meta_get(struct state *st, const char *key);
 void state_meta_put(struct state *st, const char *key, const char *value);
 /* The last known copy of a participant kallad invited: what a cancel
- * after their row was deleted greets them with. The copy's strings are
- * the caller's (reg_participant_clear). */
+ * after their row was deleted greets them with, and (status included)
+ * what a row that turns unusable keeps. The copy's strings are the
+ * caller's (reg_participant_clear). */
 void state_participant_store(struct state *st, const struct participant *p, time_t now);
 bool state_participant_copy(struct state *st, const char *email, struct participant *out);
 /* Calls fn with each address whose calendar holds a session kallad sent. */

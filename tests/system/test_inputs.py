@@ -293,6 +293,41 @@ class CsvTest(Inputs):
         self.assertIn("SELECT queries need a SQLite database", p.stderr)
 
 
+class ParticipantLastGoodTest(Inputs):
+    """A fresh start (--once): a participant kallad invited whose row turns
+    unusable keeps the state database's copy; a deleted row cancels."""
+
+    ASA = "asa.granqvist@vasteras.example.se"
+
+    def after_change(self, new_csv):
+        good = cp1252_csv().replace(b"25/11/2019", b"2019-11-25")
+        self.use_csv("deltagare.csv", good, SWEDISH)
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        before = set(self.prog.outbox_messages())
+        self.assertEqual(len(before), 9)
+        with open(os.path.join(self.prog.dir, "deltagare.csv"), "wb") as f:
+            f.write(new_csv(good))
+        p = self.prog.run("--once", "--now", "2019-11-21T10:00:00+01:00")
+        new = [parse(f) for f in set(self.prog.outbox_messages()) - before]
+        return p, [to_header(m)[1] for m in new if is_cancel(m)]
+
+    def test_unusable_row_keeps_last_good_state(self):
+        p, cancelled = self.after_change(lambda good: good.replace(
+            b"\"KS; ordf\xf6rande\";sv;registered", b"\"KS; ordf\xf6rande\";sv;registrerad"))
+        self.assertEqual(cancelled, [])
+        self.assertIn("unknown status \"registrerad\"", p.stderr)
+        self.assertIn(self.ASA + ": the row cannot be used now (see above): keeping the "
+                      "participant's last good state (registered)", p.stderr)
+        plan = plan_lines(self.prog.run("--plan", "--now", "2019-11-21T10:00:00+01:00").stdout)
+        self.assertIn(self.ASA, [line[2] for line in plan if line[1] == "session-reminder"])
+
+    def test_deleted_row_cancels(self):
+        # The same person's row deleted: the test above can fail.
+        p, cancelled = self.after_change(lambda good: b"\r\n".join(
+            line for line in good.split(b"\r\n") if not line.startswith(b"asa.")))
+        self.assertEqual(sorted(cancelled), [self.ASA] * 3, p.stderr)
+
+
 class SqliteRowsTest(KalladCase):
     def test_blob_address_latin1_name_dates_spaces(self):
         sql = self.prog.sql
