@@ -310,6 +310,36 @@ static bool migrate_step(struct state *st, int to, struct errlist *errs)
 	return ok;
 }
 
+static void sql_pid_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv);
+
+static bool copy_to_memory(struct state *st, struct errlist *errs)
+{
+	sqlite3 *mem = NULL;
+	sqlite3_backup *b;
+	bool ok = false;
+
+	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) ==
+		SQLITE_OK && (b = sqlite3_backup_init(mem, "main", st->db, "main"))) {
+		ok = sqlite3_backup_step(b, -1) == SQLITE_DONE;
+		ok = sqlite3_backup_finish(b) == SQLITE_OK && ok;
+	}
+	if (!ok) {
+		errlist_add(errs, "%s: cannot read an older schema into memory: %s", st->path,
+			    sqlite3_errmsg(mem ? mem : st->db));
+		sqlite3_close(mem);
+		return false;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(st->stmts); i++) {
+		sqlite3_finalize(st->stmts[i]);
+		st->stmts[i] = NULL;
+	}
+	sqlite3_close(st->db);
+	st->db = mem;
+	sqlite3_create_function(mem, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone, NULL,
+				NULL);
+	return true;
+}
+
 static bool migrate(struct state *st, struct errlist *errs)
 {
 	int latest = (int)ARRAY_SIZE(migrations), v = user_version(st);
@@ -323,13 +353,10 @@ static bool migrate(struct state *st, struct errlist *errs)
 		            st->path, v, latest);
 		return false;
 	}
-	if (v < latest && st->readonly) {
-		errlist_add(errs,
-		            "%s: schema version %d is older than this kallad's %d; run kallad "
-		            "once without a read-only mode to migrate it",
-		            st->path, v, latest);
+	/* Read-only and older (an upgrade, before its first run): the reader
+	 * works on a migrated copy in memory and the file stays as it is. */
+	if (v < latest && st->readonly && !copy_to_memory(st, errs))
 		return false;
-	}
 	for (int to = v + 1; to <= latest; to++)
 		if (!migrate_step(st, to, errs))
 			return false;

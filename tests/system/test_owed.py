@@ -581,5 +581,66 @@ class ExplainTest(OwedCase):
         self.assertTrue(all("owed since" in l[5] for l in owed), owed)
 
 
+class MigrationTest(OwedCase):
+    """An installation made by the kallad before the model of what is owed
+    (state schema 4: "known" rows per rule offset, session and participant)
+    upgrades without resending anything, and what the old model owed after
+    downtime is still caught up."""
+
+    def downgrade_to_schema_4(self):
+        """The state as the kallad of schema 4 left it: no owed moments, no
+        obligations, no deadline revisions or calendar identity, and the
+        first sights it kept of rule offsets, sessions and participants."""
+        con = sqlite3.connect(self.prog.state)
+        first = 1574233200  # 2019-11-20T08:00:00+01:00: the first run
+        for stmt in ("DROP TABLE owed", "DROP TABLE deadlines", "DROP TABLE legacy_known",
+                     "DROP TABLE meta", "DROP INDEX deliveries_obligation",
+                     "ALTER TABLE deliveries DROP COLUMN obligation",
+                     "ALTER TABLE participants_seen DROP COLUMN name",
+                     "ALTER TABLE participants_seen DROP COLUMN language",
+                     "ALTER TABLE participants_seen DROP COLUMN organisation",
+                     "ALTER TABLE participants_seen DROP COLUMN role",
+                     "DELETE FROM known", "DELETE FROM participants_seen"):
+            con.execute(stmt)
+        known = [("rule", f"session-reminders/{o}") for o in ("14d", "2d")]
+        known += [("rule", "material/14d")]
+        known += [("rule", f"registration-deadline/{o}") for o in ("14d", "7d", "1d")]
+        known += [("session", s) for s in (S1, S2, S3)] + [("deadline", DEADLINE)]
+        known += [("participant", e) for (e,) in
+                  sqlite3.connect(self.prog.db).execute("SELECT email FROM participants")]
+        con.executemany("INSERT INTO known(kind, id, first_seen) VALUES(?, ?, ?)",
+                        [(k, i, first) for k, i in known])
+        con.execute("PRAGMA user_version = 4")
+        con.commit()
+        con.close()
+
+    def test_upgrade_resends_nothing_and_catches_up_what_was_owed(self):
+        sent = self.once(NOV20)
+        self.assertEqual(len(sent), 28)
+        # Up to the deadline's 14d reminder, under the old kallad.
+        self.once("2019-11-29T09:00:30+01:00")
+        before = sqlite3.connect(self.prog.state).execute(
+            "SELECT key, state FROM deliveries").fetchall()
+        self.downgrade_to_schema_4()
+        # Stopped over the 7d reminder of the deadline (6 Dec 09:00) and
+        # upgraded: the new kallad migrates, sends nothing twice and
+        # catches up the 7d reminder the old model owed.
+        sent = self.once("2019-12-06T12:00:00+01:00")
+        con = sqlite3.connect(self.prog.state)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 6)
+        after = dict(con.execute("SELECT key, state FROM deliveries").fetchall())
+        for key, state in before:
+            self.assertEqual(after[key], state, key)
+        self.assertTrue(sent)
+        self.assertEqual({(r.message, r.offset) for r in sent}, {("deadline-reminder", "7d")})
+        keys = [r.key for r in sent]
+        self.assertFalse(set(keys) & {k for k, _ in before})
+        # The old answers served the first pass only: then the model's own.
+        self.assertEqual(con.execute("SELECT count(*) FROM legacy_known").fetchone()[0], 0)
+        self.assertGreater(con.execute("SELECT count(*) FROM owed").fetchone()[0], 0)
+        # And nothing more until the next trigger.
+        self.assertEqual(self.once("2019-12-06T13:00:00+01:00"), [])
+
+
 if __name__ == "__main__":
     main()
