@@ -922,20 +922,32 @@ void state_delivery_forget(struct state *st, const char *key)
 	run(st, q, "forgetting a delivery");
 }
 
-bool state_owed_since(struct state *st, const char *oid, time_t *since)
+/* Runs q with ?1 bound to arg (if not NULL); true if it gave a row, its
+ * first column into *out (may be NULL). */
+static bool one_row(struct state *st, enum query q, const char *arg, long long *out)
 {
-	sqlite3_stmt *s = query(st, Q_OWED_GET);
-	bool found = false;
+	sqlite3_stmt *s = query(st, q);
+	bool found;
 
 	if (!s)
 		return false;
-	bind_text(s, 1, oid);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*since = (time_t)sqlite3_column_int64(s, 0);
-		found = true;
-	}
+	if (arg)
+		bind_text(s, 1, arg);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	if (found && out)
+		*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return found;
+}
+
+bool state_owed_since(struct state *st, const char *oid, time_t *since)
+{
+	long long v;
+
+	if (!one_row(st, Q_OWED_GET, oid, &v))
+		return false;
+	*since = (time_t)v;
+	return true;
 }
 
 void state_owed_put(struct state *st, const char *oid, const char *email, time_t since)
@@ -1002,15 +1014,7 @@ void state_known_prune(struct state *st, const char *kind, char **keep, size_t n
 
 bool state_fulfilled(struct state *st, const char *oid)
 {
-	sqlite3_stmt *s = query(st, Q_FULFILLED);
-	bool found;
-
-	if (!s)
-		return false;
-	bind_text(s, 1, oid);
-	found = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
-	return found;
+	return one_row(st, Q_FULFILLED, oid, NULL);
 }
 
 int state_deadline_revision(struct state *st, const char *uid, time_t due, bool *moved)
@@ -1043,14 +1047,7 @@ int state_deadline_revision(struct state *st, const char *uid, time_t due, bool 
 
 bool state_legacy_known(struct state *st)
 {
-	sqlite3_stmt *s = query(st, Q_LEGACY);
-	bool pending;
-
-	if (!s)
-		return false;
-	pending = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_reset(s);
-	return pending;
+	return one_row(st, Q_LEGACY, NULL, NULL);
 }
 
 void state_legacy_known_done(struct state *st)
@@ -1061,16 +1058,10 @@ void state_legacy_known_done(struct state *st)
 
 long state_owed_count(struct state *st, const char *email)
 {
-	sqlite3_stmt *s = query(st, Q_OWED_COUNT);
-	long n = 0;
+	long long n = 0;
 
-	if (!s)
-		return 0;
-	bind_text(s, 1, email);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = (long)sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	return n;
+	one_row(st, Q_OWED_COUNT, email, &n);
+	return (long)n;
 }
 
 void state_delivery_unlink(struct state *st, const char *key)

@@ -27,7 +27,7 @@ from guard_test import (ANNA, ATTENDING, INVITES, JOHAN, KARIN, MARIA, NOW, PER,
                         S1, S2, S3, OutboxCase, held_line, held_numbers,
                         moved, no_sessions, relocated, without_sessions)
 from kallad_test import KALLAD, main  # noqa: E402
-from test_daemon import Notify  # noqa: E402
+from test_daemon import DaemonCase  # noqa: E402
 
 REMINDER_S2 = "2020-02-27T09:00:30+01:00"  # 14 days before session 2, just after 09:00
 
@@ -338,27 +338,20 @@ class HeldChangesTest(GuardCase):
             self.assertGreaterEqual(m.sequence, 1)
 
 
-class DaemonGuardTest(GuardCase):
+class DaemonGuardTest(GuardCase, DaemonCase):
     """The real daemon, writing to the outbox (or to smtp-sink, paced by
     max-per-minute), with a stand-in systemd notify socket
-    (test_daemon.Notify)."""
+    (test_daemon.DaemonCase)."""
 
     def start(self, now=NOW, invited=False):
-        self.notify = Notify(self.tmpdir)
-        self.addCleanup(self.notify.sock.close)
-        self.log = open(os.path.join(self.tmpdir, "daemon.log"), "w+")
-        self.addCleanup(self.log.close)
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.path)
-        self.proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", now],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        self.addCleanup(self.stop)
-        self.notify.wait_for("READY=1")
+        DaemonCase.start(self, now)
         if not invited:
             self.wait_outbox(INVITES)
         self.notify.wait_for("STATUS=next")
         self.assertEqual(len(self.new_mail()), 0 if invited else INVITES)
 
     def stop(self):
+        # SIGTERM: it finishes the message in flight and records it.
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -366,11 +359,6 @@ class DaemonGuardTest(GuardCase):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-    def logtext(self):
-        self.log.flush()
-        with open(self.log.name, encoding="utf-8", errors="replace") as f:
-            return f.read()
 
     def wait_outbox(self, n, timeout=10):
         end = time.time() + timeout
