@@ -339,6 +339,7 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 {
 	struct plan_memo *m = xcalloc(1, sizeof(*m));
 
+	memset(ctx, 0, sizeof(*ctx));
 	m->st = st;
 	m->legacy = state_legacy_known(st);
 	m->now = now;
