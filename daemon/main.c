@@ -19,6 +19,7 @@ static void usage(FILE *f)
 	      "       kallad --send-now MESSAGE [--session UID | --deadline UID]\n"
 	      "              [--to EMAIL]... [--all] [--force] [--dry-run] [--test-to ADDRESS]\n"
 	      "       kallad --preview MESSAGE --to EMAIL [--session UID | --deadline UID] [--out FILE]\n"
+	      "              [--force]                                what --send-now would send, byte for byte\n"
 	      "       kallad --release-changes [--session UID]        send held change notices\n"
 	      "       kallad --discard-changes                        take held changes as done, sending nothing\n"
 	      "       kallad --status [--failed]                      what was sent, deferred, failed\n"
