@@ -2,6 +2,7 @@
 
 #include "changes.h"
 #include "log.h"
+#include "preflight.h"
 #include "tz.h"
 
 #include <signal.h>
@@ -384,14 +385,28 @@ struct programme *programme_reload(struct programme *old, struct errlist *errs)
 		programme_free(pg);
 		return old;
 	}
-	if (!pg->cal) {
+	bool took_cal = !pg->cal, took_tpl = !pg->tpl, took_reg = !pg->reg;
+
+	if (took_cal) {
 		pg->cal = TAKE(old->cal);
 		memcpy(pg->cal_id, old->cal_id, sizeof(pg->cal_id));
 	}
-	if (!pg->tpl)
+	if (took_tpl)
 		pg->tpl = TAKE(old->tpl);
-	if (!pg->reg)
+	if (took_reg)
 		pg->reg = TAKE(old->reg);
+	/* What --check would refuse to run, a running daemon does not switch to. */
+	if (preflight(pg, errs)) {
+		if (took_cal)
+			old->cal = TAKE(pg->cal);
+		if (took_tpl)
+			old->tpl = TAKE(pg->tpl);
+		if (took_reg)
+			old->reg = TAKE(pg->reg);
+		programme_free(pg);
+		tz_set(old->cfg->timezone);
+		return old;
+	}
 	if (failed)
 		errlist_add(errs, "kept the last good version of what failed above");
 	programme_free(old);

@@ -68,7 +68,7 @@ size_t programme_each_removed(const struct programme *pg, struct state *st,
 
 
 /* Reloads from old->cfg->path into a new programme: a configuration that
- * fails keeps old whole; a calendar, template set or registration database
+ * fails, or that preflight() refuses, keeps old whole; a calendar, template set or registration database
  * that fails keeps old's part (moved into the new one). Returns the new
  * programme and frees old, or returns old unchanged; errs says why. */
 struct programme *programme_reload(struct programme *old, struct errlist *errs);

@@ -4,6 +4,7 @@ deciding exactly as the run does, daylight-saving nights, far dates, a pass
 that ends while a writer keeps inserting."""
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -81,6 +82,43 @@ class MaterialTest(KalladCase):
         msg = parse(self.prog.outbox_messages()[0])
         part = next(msg.iter_attachments())
         self.assertEqual(part.get_content(), b"%PDF-1.4 annan\n")
+
+
+class ReloadPreflightTest(KalladCase):
+    """Issue 14.3: a running daemon does not switch to what --check refuses."""
+
+    def test_sighup_keeps_a_configuration_that_can_run(self):
+        log = open(os.path.join(self.tmpdir, "daemon.log"), "w+")
+        self.addCleanup(log.close)
+        d = subprocess.Popen([KALLAD, "--config", self.prog.conf,
+                              "--now", "2019-11-29T08:59:45+01:00"],
+                             stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(lambda: d.poll() is None and (d.kill(), d.wait()))
+
+        def wait(cond, what, timeout=20):
+            end = time.time() + timeout
+            while time.time() < end:
+                if cond():
+                    return
+                time.sleep(0.05)
+            log.flush()
+            with open(log.name, encoding="utf-8") as f:
+                raise AssertionError(f"no {what}:\n{f.read()}")
+
+        def text():
+            log.flush()
+            with open(log.name, encoding="utf-8") as f:
+                return f.read()
+
+        wait(lambda: len(self.prog.outbox_messages()) >= 28, "invites")
+        self.prog.edit_conf("message  = deadline-reminder", "message  = no-such-template")
+        d.send_signal(signal.SIGHUP)
+        wait(lambda: "still running on the previous configuration" in text(), "refused reload")
+        self.assertIn("message: no template no-such-template in language sv", text())
+        self.assertIsNone(d.poll())
+        # At 09:00 the deadline reminders of the configuration in force still go.
+        wait(lambda: len(self.prog.outbox_messages()) >= 30, "reminders at 09:00", timeout=30)
+        self.assertNotIn("not sent", text())
 
 
 class UnitCredentialTest(KalladCase):
