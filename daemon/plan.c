@@ -219,16 +219,12 @@ void plan_rule_sig(char *out, size_t len, const struct rule *r, const struct off
 		 r->deadlines ? "deadlines" : r->first_only ? "first" : "sessions");
 }
 
-void plan_session_sig(char *out, size_t len, const struct session *s)
+void plan_target_sig(char *out, size_t len, const struct session *s, const struct deadline *d)
 {
-	snprintf(out, len, "%s@%lld#%s", s->uid, (long long)s->start,
-		 s->categories ? s->categories : "");
-}
+	const char *cats = s ? s->categories : d->categories;
 
-void plan_deadline_sig(char *out, size_t len, const struct deadline *d)
-{
-	snprintf(out, len, "%s@%lld#%s", d->uid, (long long)d->due,
-		 d->categories ? d->categories : "");
+	snprintf(out, len, "%s@%lld#%s", s ? s->uid : d->uid, (long long)(s ? s->start : d->due),
+		 cats ? cats : "");
 }
 
 /* The first session of the programme that is not cancelled. */
@@ -294,10 +290,7 @@ static const char *owed_too_late(const struct plan_ctx *ctx, const struct aim *a
 	plan_rule_sig(sig, sizeof(sig), a->r, &a->r->offsets[a->o]);
 	if (ctx->mem.known_since(ctx->mem.opaque, "rule-def", sig, ctx->now) > trigger)
 		return "before-known";
-	if (a->s)
-		plan_session_sig(sig, sizeof(sig), a->s);
-	else
-		plan_deadline_sig(sig, sizeof(sig), a->dl);
+	plan_target_sig(sig, sizeof(sig), a->s, a->dl);
 	if (ctx->mem.known_since(ctx->mem.opaque, "target", sig, ctx->now) > trigger)
 		return "before-known";
 	return ctx->cfg->late_send ? NULL : "late-registration";

@@ -111,8 +111,8 @@ void plan_key(char *out, size_t len, const char *message, const char *email, con
  * late-registration: a rule offset as it is defined now, and a target at
  * its current time (and categories). Written by send_note_known(). */
 void plan_rule_sig(char *out, size_t len, const struct rule *r, const struct offset *off);
-void plan_session_sig(char *out, size_t len, const struct session *s);
-void plan_deadline_sig(char *out, size_t len, const struct deadline *d);
+/* Of a session (s) or else a deadline (d). */
+void plan_target_sig(char *out, size_t len, const struct session *s, const struct deadline *d);
 /* Moves t out of the quiet hours (to their end); t if none apply. The
  * result is always later than t when t is inside them. */
 time_t plan_after_quiet(const struct config *cfg, time_t t);

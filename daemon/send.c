@@ -180,24 +180,37 @@ static bool wait_for_slot(struct sender *s)
 	return true;
 }
 
-/* Records the sigs in ids[] as known since now (unless known already) and
- * forgets the other sigs of kind: a rule or target that goes away and
- * comes back is new again. */
-static void note_sigs(struct sender *s, const char *kind, char **ids, size_t n, time_t now)
+struct sigs {
+	char **v;
+	size_t n, cap;
+};
+
+static void sigs_add(struct sigs *g, const char *sig)
 {
-	for (size_t i = 0; i < n; i++)
-		state_note_known(s->st, kind, ids[i], now);
-	state_known_prune(s->st, kind, ids, n);
-	for (size_t i = 0; i < n; i++)
-		free(ids[i]);
-	free(ids);
+	g->v = xgrow(g->v, &g->cap, g->n, sizeof(*g->v));
+	g->v[g->n++] = xstrdup(sig);
+}
+
+/* Records the sigs as known since now (unless known already) and forgets
+ * the other sigs of kind: a rule or target that goes away and comes back
+ * is new again. */
+static void note_sigs(struct sender *s, const char *kind, struct sigs *g, time_t now)
+{
+	for (size_t i = 0; i < g->n; i++)
+		state_note_known(s->st, kind, g->v[i], now);
+	state_known_prune(s->st, kind, g->v, g->n);
+	for (size_t i = 0; i < g->n; i++)
+		free(g->v[i]);
+	free(g->v);
+	memset(g, 0, sizeof(*g));
 }
 
 void send_note_known(struct sender *s, time_t now)
 {
 	const struct programme *pg = s->pg;
-	char buf[PLAN_KEY_MAX], **ids = NULL;
-	size_t n = 0, cap = 0;
+	const struct calendar *cal = pg->cal;
+	char buf[PLAN_KEY_MAX];
+	struct sigs g = {0};
 
 	s->now = now;
 	state_begin(s->st);
@@ -205,26 +218,21 @@ void send_note_known(struct sender *s, time_t now)
 		const struct rule *r = &pg->cfg->rules[i];
 		for (size_t o = 0; o < r->n_offsets; o++) {
 			plan_rule_sig(buf, sizeof(buf), r, &r->offsets[o]);
-			ids = xgrow(ids, &cap, n, sizeof(*ids));
-			ids[n++] = xstrdup(buf);
+			sigs_add(&g, buf);
 		}
 	}
-	note_sigs(s, "rule-def", ids, n, now);
-	ids = NULL;
-	n = cap = 0;
-	for (size_t i = 0; i < pg->cal->n_sessions; i++) {
-		if (pg->cal->sessions[i].cancelled)
-			continue;
-		plan_session_sig(buf, sizeof(buf), &pg->cal->sessions[i]);
-		ids = xgrow(ids, &cap, n, sizeof(*ids));
-		ids[n++] = xstrdup(buf);
+	note_sigs(s, "rule-def", &g, now);
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		if (!cal->sessions[i].cancelled) {
+			plan_target_sig(buf, sizeof(buf), &cal->sessions[i], NULL);
+			sigs_add(&g, buf);
+		}
 	}
-	for (size_t i = 0; i < pg->cal->n_deadlines; i++) {
-		plan_deadline_sig(buf, sizeof(buf), &pg->cal->deadlines[i]);
-		ids = xgrow(ids, &cap, n, sizeof(*ids));
-		ids[n++] = xstrdup(buf);
+	for (size_t i = 0; i < cal->n_deadlines; i++) {
+		plan_target_sig(buf, sizeof(buf), NULL, &cal->deadlines[i]);
+		sigs_add(&g, buf);
 	}
-	note_sigs(s, "target", ids, n, now);
+	note_sigs(s, "target", &g, now);
 	state_commit(s->st);
 }
 
