@@ -1,4 +1,4 @@
-#include "send.h"
+#include "send_internal.h"
 
 #include "changes.h"
 #include "clock.h"
@@ -13,61 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Claims are committed in batches: one durable commit per message (its
- * outcome) instead of two keeps the ledger far from capping the rate. */
-#define CLAIM_BATCH 64
-/* A claim whose process is gone is taken over at once; this bound is only
- * for a process id that was reused meanwhile. It must outlast any batch
- * at the slowest rate, or a live process's claim could be taken. */
-#define STALE_CLAIM (6 * 3600)
-/* After this many slow-down replies in a row the server means it: the
- * rest of the pass is deferred for PAUSE seconds instead of hammered. */
-#define SLOW_REPLIES_TO_PAUSE 3
-#define PAUSE 300
-
-struct sender {
-	struct programme *pg;
-	struct state *st;
-	struct transport *tr;
-	bool (*should_stop)(void *);
-	void *stop_arg;
-	bool progress;
-	bool release;     /* --release-changes */
-	const char *release_uid; /* ... --session UID */
-	bool discard;     /* --discard-changes */
-	double next_slot; /* monotonic time before which no message may start */
-	double slow;      /* >1 after the server asked us to slow down */
-	int slow_replies; /* slow-down replies in a row */
-	bool paused;      /* the rest of this pass waits PAUSE seconds */
-	unsigned seed;
-
-	/* per run */
-	const struct plan_ctx *ctx;
-	struct retry_set {
-		char **keys; /* retryable rows the planner made, sorted */
-		bool *seen;  /* planned again in this pass */
-		size_t n, cap;
-	} retry;
-	struct delivery *pending; /* one participant's, gathered while planning */
-	size_t n_pending, cap_pending;
-	struct owed_set {
-		struct owed_item {
-			char *oid;
-			time_t since; /* 0 when recorded already */
-		} *items;      /* the participant's obligations that hold */
-		size_t n, cap;
-		size_t fresh;  /* how many of them are not recorded yet */
-	} owed;
-	const struct manual *manual;
-	bool manual_ok;
-	time_t now;
-	struct send_stats *stats;
-	struct delivery *batch; /* due, to be claimed together */
-	size_t n_batch, cap_batch;
-	bool stopped, broken;
-};
-
-static bool stop_now(struct sender *s);
 static void tick(void *arg);
 
 struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr)
@@ -236,12 +181,12 @@ void send_note_known(struct sender *s, time_t now)
 	state_commit(s->st);
 }
 
-static const char *target_uid(const struct delivery *d)
+const char *target_uid(const struct delivery *d)
 {
 	return d->session ? d->session->uid : d->deadline ? d->deadline->uid : "-";
 }
 
-static void row_of(const struct delivery *d, struct delivery_row *row)
+void row_of(const struct delivery *d, struct delivery_row *row)
 {
 	memset(row, 0, sizeof(*row));
 	row->key = (char *)d->key;
@@ -253,7 +198,7 @@ static void row_of(const struct delivery *d, struct delivery_row *row)
 	row->obligation = d->oid[0] ? d->oid : NULL;
 }
 
-static bool stop_now(struct sender *s)
+bool stop_now(struct sender *s)
 {
 	if (!s->stopped && s->should_stop && s->should_stop(s->stop_arg))
 		s->stopped = true;
@@ -423,7 +368,7 @@ static void land(struct sender *s, struct flight *f)
 }
 
 /* Builds, sends and records one claimed delivery, start to end. */
-static void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
+void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
 {
 	struct flight f = {.d = d, .rcpt = rcpt, .record = record};
 
@@ -464,7 +409,7 @@ static const char *held_back(struct sender *s, time_t *next)
  * the session (an invite or an update, the planner's or one by hand) is
  * claimed, sent or may have gone under a key other than `except`: that
  * transition is taken. Asked under a claim's write lock. */
-static bool transition_taken(struct sender *s, const struct delivery *d, const char *except)
+bool transition_taken(struct sender *s, const struct delivery *d, const char *except)
 {
 	static const char *const messages[] = {"invite", "update"};
 	static const char *const rules[] = {NULL, "manual"};
@@ -579,122 +524,6 @@ static void flush_batch(struct sender *s)
 		land(s, &prev);
 	s->n_batch = 0;
 	free(claimed);
-}
-
-/* --- retryable rows the planner no longer makes --- */
-
-/* The field n from the end (0: the last) of a delivery key, into buf:
- * from the end, because an address or a UID may hold a "|" too. */
-static void key_field_from_end(const char *key, int n, char *buf, size_t len)
-{
-	const char *end = key + strlen(key), *p = end;
-
-	for (;;) {
-		const char *start = p;
-		while (start > key && start[-1] != '|')
-			start--;
-		if (n-- == 0) {
-			snprintf(buf, len, "%.*s", (int)(p - start), start);
-			return;
-		}
-		if (start == key) {
-			snprintf(buf, len, "%s", "");
-			return;
-		}
-		p = start - 1;
-	}
-}
-
-/* A --send-now is recorded under the rule name "manual" (reserved). */
-static bool is_manual(const struct delivery_row *row)
-{
-	return str_eq(row->rule, "manual");
-}
-
-static void collect_retry(const struct delivery_row *row, void *arg)
-{
-	struct retry_set *r = arg;
-
-	if (is_manual(row))
-		return; /* no rule makes these: retried from the ledger */
-	r->keys = xgrow(r->keys, &r->cap, r->n, sizeof(*r->keys));
-	r->keys[r->n++] = xstrdup(row->key);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void retry_begin(struct sender *s)
-{
-	struct retry_set *r = &s->retry;
-
-	state_delivery_each(s->st, DS_TRANSIENT, collect_retry, r);
-	state_delivery_each(s->st, DS_UNKNOWN, collect_retry, r);
-	if (r->n)
-		qsort(r->keys, r->n, sizeof(*r->keys), key_cmp);
-	r->seen = xcalloc(r->n ? r->n : 1, sizeof(*r->seen));
-}
-
-/* A retryable row stays only while the planner still means to send it. */
-static void retry_seen(struct sender *s, const struct delivery *d)
-{
-	struct retry_set *r = &s->retry;
-	const char *key = d->key;
-	char **hit;
-
-	if (!r->n || (d->skip && strcmp(d->skip, "held") != 0))
-		return;
-	hit = bsearch(&key, r->keys, r->n, sizeof(*r->keys), key_cmp);
-	if (hit)
-		r->seen[hit - r->keys] = true;
-}
-
-/* A notice (invite, update, cancel) follows the participant's state and
- * may be needed again after a later change: it is forgotten, not skipped
- * for good. One that may have arrived (unknown) counts as held by the
- * participant, so a cancel follows it if they no longer attend. A rule's
- * delivery is skipped with why. */
-static void give_up(struct sender *s, const struct delivery_row *row)
-{
-	char *why = xasprintf("gave up: no longer planned (last: %s)", row->detail ? row->detail : "-");
-
-	if (str_eq(row->rule, "-")) {
-		if (row->state == DS_UNKNOWN && !str_eq(row->message, "cancel")) {
-			char seq[16];
-			key_field_from_end(row->key, 0, seq, sizeof(seq));
-			state_set_attendance(s->st, row->email, row->target,
-					     &(struct attendance){true, atoi(seq), -1});
-		}
-		state_delivery_forget(s->st, row->key);
-	} else {
-		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
-		state_delivery_unlink(s->st, row->key);
-	}
-	log_warn("%s: %s", row->key, why);
-	free(why);
-}
-
-/* After a whole pass: what was not planned again (the participant
- * cancelled, the session began or changed) is given up, with why. */
-static void retry_end(struct sender *s, bool complete)
-{
-	struct retry_set *r = &s->retry;
-
-	for (size_t i = 0; i < r->n; i++) {
-		struct delivery_row row;
-
-		if (complete && !r->seen[i] && state_delivery_get(s->st, r->keys[i], &row)) {
-			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
-				give_up(s, &row);
-			state_row_free(&row);
-		}
-		free(r->keys[i]);
-	}
-	free(r->keys);
-	free(r->seen);
-	memset(r, 0, sizeof(*r));
 }
 
 static void record_skip(struct sender *s, const struct delivery *d)
@@ -884,92 +713,6 @@ static void plan_removed(const struct participant *p, void *arg)
 	flush_batch(arg);
 }
 
-/* No rule makes a manual send again: its retries come from the ledger. */
-static void retry_one_manual(struct sender *s, const struct delivery_row *row)
-{
-	struct participant p;
-	struct delivery d = {.message = row->message, .offset = -1, .trigger = s->now,
-			     .due = s->now};
-	const char *gone = NULL;
-	char seq[16];
-	struct delivery_row claim;
-
-	if (!reg_find(s->pg->reg, row->email, &p)) {
-		gone = "the participant is no longer registered";
-	} else {
-		d.p = &p;
-		d.session = calendar_session(s->pg->cal, row->target);
-		d.deadline = d.session ? NULL : calendar_deadline(s->pg->cal, row->target);
-		if (p.status == PS_CANCELLED)
-			gone = "the participant cancelled";
-		else if (!d.session && !d.deadline && !str_eq(row->target, "-"))
-			gone = "its session or deadline is gone";
-		else if ((d.session && d.session->start <= s->now) ||
-			 (d.deadline && d.deadline->due <= s->now))
-			gone = "its session began or its deadline passed";
-		else if (d.session && d.session->cancelled && !str_eq(row->message, "cancel"))
-			gone = "its session was cancelled";
-	}
-	if (gone) {
-		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
-		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
-		log_warn("%s: %s", row->key, why);
-		free(why);
-	} else {
-		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
-		key_field_from_end(row->key, 0, seq, sizeof(seq));
-		if (strncmp(seq, "forced@", 7) == 0)
-			key_field_from_end(row->key, 1, seq, sizeof(seq));
-		d.sequence = atoi(seq);
-		time_t after = plan_after_quiet(s->pg->cfg, s->now);
-
-		snprintf(d.key, sizeof(d.key), "%s", row->key);
-		row_of(&d, &claim);
-		claim.rule = "manual";
-		/* A retry is the daemon's doing, not the administrator's: it
-		 * keeps quiet hours. */
-		if (after != s->now)
-			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
-		else if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
-			deliver(s, &d, p.email, true);
-	}
-	if (d.p)
-		reg_participant_clear(&p);
-}
-
-static void collect_manual(const struct delivery_row *row, void *arg)
-{
-	struct sender *s = arg;
-	struct retry_set *r = &s->retry;
-
-	if (!is_manual(row) || row->next_attempt > s->now)
-		return;
-	r->keys = xgrow(r->keys, &r->cap, r->n, sizeof(*r->keys));
-	r->keys[r->n++] = xstrdup(row->key);
-}
-
-/* Collected first, sent after: the ledger is not changed under a query. */
-static void retry_manual(struct sender *s)
-{
-	struct retry_set *r = &s->retry;
-
-	state_delivery_each(s->st, DS_TRANSIENT, collect_manual, s);
-	state_delivery_each(s->st, DS_UNKNOWN, collect_manual, s);
-	for (size_t i = 0; i < r->n; i++) {
-		struct delivery_row row;
-
-		if (!stop_now(s) && !s->paused && !s->broken &&
-		    state_delivery_get(s->st, r->keys[i], &row)) {
-			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
-				retry_one_manual(s, &row);
-			state_row_free(&row);
-		}
-		free(r->keys[i]);
-	}
-	free(r->keys);
-	memset(r, 0, sizeof(*r));
-}
-
 bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 {
 	struct plan_ctx ctx;
@@ -1014,57 +757,6 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	return !s->broken;
 }
 
-static int max_of(int a, int b)
-{
-	return a > b ? a : b;
-}
-
-const char *send_manual_delivery(struct sender *s, const struct manual *m,
-				 const struct participant *p, struct delivery *d)
-{
-	const struct session *ses = m->session;
-	bool cancel = str_eq(m->message, "cancel");
-
-	memset(d, 0, sizeof(*d));
-	*d = (struct delivery){.message = m->message, .p = p, .session = ses,
-			       .deadline = m->deadline, .offset = -1, .trigger = s->now,
-			       .due = s->now};
-	if (ses) {
-		struct attendance a;
-		bool had = state_attendance(s->st, p->email, ses->uid, &a);
-
-		/* A REQUEST would put a cancelled session back in calendars. */
-		if (ses->cancelled && !cancel)
-			return "its session is cancelled: only a cancel can be sent";
-		if (ses->start <= s->now && !m->force)
-			return "its session has begun (--force sends it all the same)";
-		if (str_eq(m->message, "update") && (!had || a.content >= ses->sequence) &&
-		    !m->force)
-			return "the session has not changed since their invitation "
-			       "(--force sends it all the same)";
-		/* As the planner would: a cancel or an update outranks what they
-		 * hold; any other REQUEST matches it. */
-		if (cancel || str_eq(m->message, "update"))
-			d->sequence = had ? max_of(ses->sequence, a.sequence + 1) : ses->sequence;
-		else
-			d->sequence = had ? max_of(ses->sequence, a.sequence) : ses->sequence;
-	} else if (m->deadline && m->deadline->due <= s->now && !m->force) {
-		return "its deadline has passed (--force sends it all the same)";
-	}
-	plan_key(d->key, sizeof(d->key), m->message, p->email, target_uid(d), "manual", NULL,
-		 d->sequence);
-	/* A forced resend is a new message, and so is a test copy: each has a
-	 * Message-ID of its own. */
-	if (m->force || m->test_to) {
-		char extra[48];
-
-		snprintf(extra, sizeof(extra), "|%s@%lld", m->test_to ? "test" : "forced",
-			 (long long)s->now);
-		strncat(d->key, extra, sizeof(d->key) - strlen(d->key) - 1);
-	}
-	return NULL;
-}
-
 char *send_build_message(struct sender *s, const struct delivery *d, size_t *len,
 			 struct errlist *errs)
 {
@@ -1073,116 +765,4 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 				  .now = s->now};
 
 	return message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, len, errs);
-}
-
-/* What the ledger says of a manual key that cannot be claimed. */
-static const char *ledger_says(struct sender *s, const char *key)
-{
-	struct delivery_row old;
-	const char *what = NULL;
-
-	if (state_delivery_get(s->st, key, &old)) {
-		what = old.state == DS_SENT	 ? "was already sent"
-		       : old.state == DS_FAILED	 ? "failed before (see --status --failed)"
-		       : old.state == DS_SKIPPED ? "was given up before (see --status)"
-		       : old.state == DS_CLAIMED ? "is being sent by another kallad"
-						 : "is waiting for a retry";
-		state_row_free(&old);
-	}
-	return what;
-}
-
-static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
-{
-	struct delivery d;
-	struct delivery_row row;
-	const char *why = send_manual_delivery(s, m, p, &d), *what;
-	bool claimed;
-
-	if (why) {
-		fprintf(stderr, "kallad: %s to %s refused: %s\n", m->message, p->email, why);
-		return false;
-	}
-	if (m->dry_run) {
-		/* What the real run would do, from the same ledger. */
-		what = ledger_says(s, d.key);
-		if (what && strcmp(what, "is waiting for a retry") != 0) {
-			printf("%s %s to %s\n", strcmp(what, "was already sent") == 0 ? "already sent"
-										: "would refuse",
-			       m->message, p->email);
-			return false;
-		}
-		printf("would send %s to %s\n", m->message, p->email);
-		return true;
-	}
-	if (m->test_to) {
-		deliver(s, &d, m->test_to, false);
-		return true;
-	}
-	row_of(&d, &row);
-	row.rule = "manual";
-	/* An invitation or update by hand and the daemon's never carry one
-	 * transition twice: checked and claimed under one write lock. */
-	state_begin(s->st);
-	if (!m->force && d.session &&
-	    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
-	    transition_taken(s, &d, d.key)) {
-		state_rollback(s->st);
-		fprintf(stderr, "kallad: %s to %s refused: their calendar already got (or is "
-			"getting) SEQUENCE %d of this session (--force sends it all the same)\n",
-			m->message, p->email, d.sequence);
-		return false;
-	}
-	claimed = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
-	if (!state_commit(s->st))
-		claimed = false;
-	if (!claimed) {
-		what = ledger_says(s, d.key);
-		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
-			p->email, what ? what : "is being sent by another kallad");
-		return false;
-	}
-	deliver(s, &d, p->email, true);
-	return true;
-}
-
-void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
-		       struct send_stats *stats)
-{
-	memset(stats, 0, sizeof(*stats));
-	s->now = now;
-	s->stats = stats;
-	s->stopped = false;
-	s->manual = m;
-	s->manual_ok = true;
-}
-
-void send_manual_each(const struct participant *p, void *arg)
-{
-	struct sender *s = arg;
-	const struct manual *m = s->manual;
-
-	if (stop_now(s))
-		return;
-	if (p->status == PS_CANCELLED) {
-		/* Never anything to someone who cancelled, even by hand. */
-		if (!m->all) {
-			fprintf(stderr, "kallad: %s has cancelled: nothing sent\n", p->email);
-			s->manual_ok = false;
-		}
-		return;
-	}
-	if (m->all && m->session && reg_is_absent(s->pg->reg, p->email, m->session->uid))
-		return;
-	if (!manual_one(s, m, p))
-		s->manual_ok = false;
-}
-
-bool send_manual_end(struct sender *s)
-{
-	const struct send_stats *st = s->stats;
-
-	if (s->progress && st->sent + st->failed + st->transient + st->unknown > 1)
-		fputc('\n', stderr);
-	return s->manual_ok && !st->failed && !st->transient && !st->unknown;
 }

@@ -1,0 +1,82 @@
+/* send_internal.h: what the parts of the delivery engine share (send.c:
+ * the pass and the flight of each message; send_retry.c: the retryable
+ * rows a pass no longer makes; send_manual.c: sends by hand and their
+ * retries). Not for use outside them. */
+#ifndef KALLAD_SEND_INTERNAL_H
+#define KALLAD_SEND_INTERNAL_H
+
+#include "send.h"
+
+/* Claims are committed in batches: one durable commit per message (its
+ * outcome) instead of two keeps the ledger far from capping the rate. */
+#define CLAIM_BATCH 64
+/* A claim whose process is gone is taken over at once; this bound is only
+ * for a process id that was reused meanwhile. It must outlast any batch
+ * at the slowest rate, or a live process's claim could be taken. */
+#define STALE_CLAIM (6 * 3600)
+/* After this many slow-down replies in a row the server means it: the
+ * rest of the pass is deferred for PAUSE seconds instead of hammered. */
+#define SLOW_REPLIES_TO_PAUSE 3
+#define PAUSE 300
+
+struct sender {
+	struct programme *pg;
+	struct state *st;
+	struct transport *tr;
+	bool (*should_stop)(void *);
+	void *stop_arg;
+	bool progress;
+	bool release;     /* --release-changes */
+	const char *release_uid; /* ... --session UID */
+	bool discard;     /* --discard-changes */
+	double next_slot; /* monotonic time before which no message may start */
+	double slow;      /* >1 after the server asked us to slow down */
+	int slow_replies; /* slow-down replies in a row */
+	bool paused;      /* the rest of this pass waits PAUSE seconds */
+	unsigned seed;
+
+	/* per run */
+	const struct plan_ctx *ctx;
+	struct retry_set {
+		char **keys; /* retryable rows the planner made, sorted */
+		bool *seen;  /* planned again in this pass */
+		size_t n, cap;
+	} retry;
+	struct delivery *pending; /* one participant's, gathered while planning */
+	size_t n_pending, cap_pending;
+	struct owed_set {
+		struct owed_item {
+			char *oid;
+			time_t since; /* 0 when recorded already */
+		} *items;      /* the participant's obligations that hold */
+		size_t n, cap;
+		size_t fresh;  /* how many of them are not recorded yet */
+	} owed;
+	const struct manual *manual;
+	bool manual_ok;
+	time_t now;
+	struct send_stats *stats;
+	struct delivery *batch; /* due, to be claimed together */
+	size_t n_batch, cap_batch;
+	bool stopped, broken;
+};
+
+/* send.c */
+bool stop_now(struct sender *s);
+const char *target_uid(const struct delivery *d);
+void row_of(const struct delivery *d, struct delivery_row *row);
+/* Builds, sends and records one claimed delivery, start to end. */
+void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record);
+bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
+
+/* send_retry.c */
+void key_field_from_end(const char *key, int n, char *buf, size_t len);
+bool is_manual(const struct delivery_row *row);
+void retry_begin(struct sender *s);
+void retry_seen(struct sender *s, const struct delivery *d);
+void retry_end(struct sender *s, bool complete);
+
+/* send_manual.c */
+void retry_manual(struct sender *s);
+
+#endif

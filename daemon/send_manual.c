@@ -1,0 +1,258 @@
+/* send_manual.c: sends by hand (--send-now) and their retries, which no
+ * rule makes again: they come from the ledger. */
+#include "send_internal.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* No rule makes a manual send again: its retries come from the ledger. */
+static void retry_one_manual(struct sender *s, const struct delivery_row *row)
+{
+	struct participant p;
+	struct delivery d = {.message = row->message, .offset = -1, .trigger = s->now,
+			     .due = s->now};
+	const char *gone = NULL;
+	char seq[16];
+	struct delivery_row claim;
+
+	if (!reg_find(s->pg->reg, row->email, &p)) {
+		gone = "the participant is no longer registered";
+	} else {
+		d.p = &p;
+		d.session = calendar_session(s->pg->cal, row->target);
+		d.deadline = d.session ? NULL : calendar_deadline(s->pg->cal, row->target);
+		if (p.status == PS_CANCELLED)
+			gone = "the participant cancelled";
+		else if (!d.session && !d.deadline && !str_eq(row->target, "-"))
+			gone = "its session or deadline is gone";
+		else if ((d.session && d.session->start <= s->now) ||
+			 (d.deadline && d.deadline->due <= s->now))
+			gone = "its session began or its deadline passed";
+		else if (d.session && d.session->cancelled && !str_eq(row->message, "cancel"))
+			gone = "its session was cancelled";
+	}
+	if (gone) {
+		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
+		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+		log_warn("%s: %s", row->key, why);
+		free(why);
+	} else {
+		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
+		key_field_from_end(row->key, 0, seq, sizeof(seq));
+		if (strncmp(seq, "forced@", 7) == 0)
+			key_field_from_end(row->key, 1, seq, sizeof(seq));
+		d.sequence = atoi(seq);
+		time_t after = plan_after_quiet(s->pg->cfg, s->now);
+
+		snprintf(d.key, sizeof(d.key), "%s", row->key);
+		row_of(&d, &claim);
+		claim.rule = "manual";
+		/* A retry is the daemon's doing, not the administrator's: it
+		 * keeps quiet hours. */
+		if (after != s->now)
+			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
+		else if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
+			deliver(s, &d, p.email, true);
+	}
+	if (d.p)
+		reg_participant_clear(&p);
+}
+
+static void collect_manual(const struct delivery_row *row, void *arg)
+{
+	struct sender *s = arg;
+	struct retry_set *r = &s->retry;
+
+	if (!is_manual(row) || row->next_attempt > s->now)
+		return;
+	r->keys = xgrow(r->keys, &r->cap, r->n, sizeof(*r->keys));
+	r->keys[r->n++] = xstrdup(row->key);
+}
+
+/* Collected first, sent after: the ledger is not changed under a query. */
+void retry_manual(struct sender *s)
+{
+	struct retry_set *r = &s->retry;
+
+	state_delivery_each(s->st, DS_TRANSIENT, collect_manual, s);
+	state_delivery_each(s->st, DS_UNKNOWN, collect_manual, s);
+	for (size_t i = 0; i < r->n; i++) {
+		struct delivery_row row;
+
+		if (!stop_now(s) && !s->paused && !s->broken &&
+		    state_delivery_get(s->st, r->keys[i], &row)) {
+			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
+				retry_one_manual(s, &row);
+			state_row_free(&row);
+		}
+		free(r->keys[i]);
+	}
+	free(r->keys);
+	memset(r, 0, sizeof(*r));
+}
+
+static int max_of(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+const char *send_manual_delivery(struct sender *s, const struct manual *m,
+				 const struct participant *p, struct delivery *d)
+{
+	const struct session *ses = m->session;
+	bool cancel = str_eq(m->message, "cancel");
+
+	memset(d, 0, sizeof(*d));
+	*d = (struct delivery){.message = m->message, .p = p, .session = ses,
+			       .deadline = m->deadline, .offset = -1, .trigger = s->now,
+			       .due = s->now};
+	if (ses) {
+		struct attendance a;
+		bool had = state_attendance(s->st, p->email, ses->uid, &a);
+
+		/* A REQUEST would put a cancelled session back in calendars. */
+		if (ses->cancelled && !cancel)
+			return "its session is cancelled: only a cancel can be sent";
+		if (ses->start <= s->now && !m->force)
+			return "its session has begun (--force sends it all the same)";
+		if (str_eq(m->message, "update") && (!had || a.content >= ses->sequence) &&
+		    !m->force)
+			return "the session has not changed since their invitation "
+			       "(--force sends it all the same)";
+		/* As the planner would: a cancel or an update outranks what they
+		 * hold; any other REQUEST matches it. */
+		if (cancel || str_eq(m->message, "update"))
+			d->sequence = had ? max_of(ses->sequence, a.sequence + 1) : ses->sequence;
+		else
+			d->sequence = had ? max_of(ses->sequence, a.sequence) : ses->sequence;
+	} else if (m->deadline && m->deadline->due <= s->now && !m->force) {
+		return "its deadline has passed (--force sends it all the same)";
+	}
+	plan_key(d->key, sizeof(d->key), m->message, p->email, target_uid(d), "manual", NULL,
+		 d->sequence);
+	/* A forced resend is a new message, and so is a test copy: each has a
+	 * Message-ID of its own. */
+	if (m->force || m->test_to) {
+		char extra[48];
+
+		snprintf(extra, sizeof(extra), "|%s@%lld", m->test_to ? "test" : "forced",
+			 (long long)s->now);
+		strncat(d->key, extra, sizeof(d->key) - strlen(d->key) - 1);
+	}
+	return NULL;
+}
+
+/* What the ledger says of a manual key that cannot be claimed. */
+static const char *ledger_says(struct sender *s, const char *key)
+{
+	struct delivery_row old;
+	const char *what = NULL;
+
+	if (state_delivery_get(s->st, key, &old)) {
+		what = old.state == DS_SENT	 ? "was already sent"
+		       : old.state == DS_FAILED	 ? "failed before (see --status --failed)"
+		       : old.state == DS_SKIPPED ? "was given up before (see --status)"
+		       : old.state == DS_CLAIMED ? "is being sent by another kallad"
+						 : "is waiting for a retry";
+		state_row_free(&old);
+	}
+	return what;
+}
+
+static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
+{
+	struct delivery d;
+	struct delivery_row row;
+	const char *why = send_manual_delivery(s, m, p, &d), *what;
+	bool claimed;
+
+	if (why) {
+		fprintf(stderr, "kallad: %s to %s refused: %s\n", m->message, p->email, why);
+		return false;
+	}
+	if (m->dry_run) {
+		/* What the real run would do, from the same ledger. */
+		what = ledger_says(s, d.key);
+		if (what && strcmp(what, "is waiting for a retry") != 0) {
+			printf("%s %s to %s\n", strcmp(what, "was already sent") == 0 ? "already sent"
+										: "would refuse",
+			       m->message, p->email);
+			return false;
+		}
+		printf("would send %s to %s\n", m->message, p->email);
+		return true;
+	}
+	if (m->test_to) {
+		deliver(s, &d, m->test_to, false);
+		return true;
+	}
+	row_of(&d, &row);
+	row.rule = "manual";
+	/* An invitation or update by hand and the daemon's never carry one
+	 * transition twice: checked and claimed under one write lock. */
+	state_begin(s->st);
+	if (!m->force && d.session &&
+	    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
+	    transition_taken(s, &d, d.key)) {
+		state_rollback(s->st);
+		fprintf(stderr, "kallad: %s to %s refused: their calendar already got (or is "
+			"getting) SEQUENCE %d of this session (--force sends it all the same)\n",
+			m->message, p->email, d.sequence);
+		return false;
+	}
+	claimed = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+	if (!state_commit(s->st))
+		claimed = false;
+	if (!claimed) {
+		what = ledger_says(s, d.key);
+		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
+			p->email, what ? what : "is being sent by another kallad");
+		return false;
+	}
+	deliver(s, &d, p->email, true);
+	return true;
+}
+
+void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
+		       struct send_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	s->now = now;
+	s->stats = stats;
+	s->stopped = false;
+	s->manual = m;
+	s->manual_ok = true;
+}
+
+void send_manual_each(const struct participant *p, void *arg)
+{
+	struct sender *s = arg;
+	const struct manual *m = s->manual;
+
+	if (stop_now(s))
+		return;
+	if (p->status == PS_CANCELLED) {
+		/* Never anything to someone who cancelled, even by hand. */
+		if (!m->all) {
+			fprintf(stderr, "kallad: %s has cancelled: nothing sent\n", p->email);
+			s->manual_ok = false;
+		}
+		return;
+	}
+	if (m->all && m->session && reg_is_absent(s->pg->reg, p->email, m->session->uid))
+		return;
+	if (!manual_one(s, m, p))
+		s->manual_ok = false;
+}
+
+bool send_manual_end(struct sender *s)
+{
+	const struct send_stats *st = s->stats;
+
+	if (s->progress && st->sent + st->failed + st->transient + st->unknown > 1)
+		fputc('\n', stderr);
+	return s->manual_ok && !st->failed && !st->transient && !st->unknown;
+}
