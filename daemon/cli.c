@@ -630,24 +630,29 @@ static int run_send_now(const struct cli *c)
 	}
 	send_manual_begin(r.snd, &m, clock_now(), &stats);
 	if (c->all) {
-		/* --all: everyone not cancelled and not absent from the session. */
-		if (!reg_each(r.pg->reg, send_manual_each, NULL, r.snd))
+		/* --all: everyone not cancelled and not absent from the session;
+		 * each page's sends are claimed together. */
+		if (!reg_each(r.pg->reg, send_manual_each, send_manual_flush, r.snd))
 			rc = 1;
 	}
-	for (size_t i = 0; !c->all && i < c->n_to; i++) {
-		struct participant p;
+	/* The participants live until their claims are made and sent. */
+	struct participant *to = xcalloc(c->n_to ? c->n_to : 1, sizeof(*to));
+	size_t n_found = 0;
 
-		if (!reg_find(r.pg->reg, c->to[i], &p)) {
+	for (size_t i = 0; !c->all && i < c->n_to; i++) {
+		if (!reg_find(r.pg->reg, c->to[i], &to[n_found])) {
 			fprintf(stderr, "kallad: no participant %s in %s\n", c->to[i],
 				r.pg->cfg->registrations);
 			rc = 1;
 			continue;
 		}
-		send_manual_each(&p, r.snd);
-		reg_participant_clear(&p);
+		send_manual_each(&to[n_found++], r.snd);
 	}
 	if (!send_manual_end(r.snd))
 		rc = 1;
+	for (size_t i = 0; i < n_found; i++)
+		reg_participant_clear(&to[i]);
+	free(to);
 	if (c->all && !stats.sent && !stats.failed && !stats.transient && !stats.unknown &&
 	    !c->dry_run)
 		log_warn("--all: nobody to send %s to (everyone cancelled or absent?)", c->message);

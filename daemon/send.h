@@ -66,10 +66,15 @@ struct manual {
 };
 void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
 		       struct send_stats *stats);
-/* Sends to one participant at once (arg is the sender); usable with
- * reg_each(), as it keeps nothing past the call. */
+/* One participant (arg is the sender). A real send is queued and goes
+ * when its batch is claimed, durably, as a whole: p must stay valid until
+ * send_manual_flush() or send_manual_end(). With reg_each(), pass
+ * send_manual_flush as the page callback. */
 void send_manual_each(const struct participant *p, void *sender);
-/* True if every message went (or would go, with --dry-run). */
+/* Claims what is queued (one commit with an fsync), then sends it. */
+void send_manual_flush(void *sender);
+/* Sends what is still queued; true if every message went (or would go,
+ * with --dry-run). */
 bool send_manual_end(struct sender *s);
 
 /* The delivery a manual send makes for p (key, SEQUENCE as the planner

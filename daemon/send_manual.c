@@ -162,12 +162,12 @@ static const char *ledger_says(struct sender *s, const char *key)
 	return what;
 }
 
+/* Refused, previewed (--dry-run) or sent to --test-to at once; a real
+ * send is queued, to be claimed with the rest of its batch. */
 static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
 {
 	struct delivery d;
-	struct delivery_row row;
 	const char *why = send_manual_delivery(s, m, p, &d), *what;
-	bool claimed;
 
 	if (why) {
 		fprintf(stderr, "kallad: %s to %s refused: %s\n", m->message, p->email, why);
@@ -189,31 +189,78 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 		deliver(s, &d, m->test_to, false);
 		return true;
 	}
-	row_of(&d, &row);
-	row.rule = "manual";
+	s->batch = xgrow(s->batch, &s->cap_batch, s->n_batch, sizeof(*s->batch));
+	s->batch[s->n_batch++] = d;
+	if (s->n_batch >= CLAIM_BATCH)
+		send_manual_flush(s);
+	return true;
+}
+
+/* What a queued delivery came to when its batch was claimed. */
+enum manual_claim { MC_NOT, MC_CLAIMED, MC_TAKEN };
+
+/* Claims the queued deliveries in one transaction committed with an
+ * fsync (the README's promise: durable before the first of them leaves),
+ * then sends them one by one. The participants they point to must live
+ * until then: the end of reg_each's page, or send_manual_end. */
+void send_manual_flush(void *arg)
+{
+	struct sender *s = arg;
+	const struct manual *m = s->manual;
+	enum manual_claim *c;
+	bool committed;
+
+	if (!s->n_batch)
+		return;
+	c = xcalloc(s->n_batch, sizeof(*c));
 	/* An invitation or update by hand and the daemon's never carry one
 	 * transition twice: checked and claimed under one write lock. */
-	state_begin(s->st);
-	if (!m->force && d.session &&
-	    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
-	    transition_taken(s, &d, d.key)) {
-		state_rollback(s->st);
-		fprintf(stderr, "kallad: %s to %s refused: their calendar already got (or is "
-			"getting) SEQUENCE %d of this session (--force sends it all the same)\n",
-			m->message, p->email, d.sequence);
-		return false;
+	committed = state_begin(s->st);
+	for (size_t i = 0; committed && i < s->n_batch; i++) {
+		const struct delivery *d = &s->batch[i];
+		struct delivery_row row;
+
+		if (!m->force && d->session &&
+		    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
+		    transition_taken(s, d, d->key)) {
+			c[i] = MC_TAKEN;
+			continue;
+		}
+		row_of(d, &row);
+		row.rule = "manual";
+		c[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM) ? MC_CLAIMED : MC_NOT;
 	}
-	claimed = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
-	if (!state_commit(s->st))
-		claimed = false;
-	if (!claimed) {
-		what = ledger_says(s, d.key);
-		fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n", m->message,
-			p->email, what ? what : "is being sent by another kallad");
-		return false;
+	if (!state_commit(s->st) || !committed)
+		memset(c, 0, s->n_batch * sizeof(*c)); /* nothing claimed (MC_NOT) */
+	for (size_t i = 0; i < s->n_batch; i++) {
+		const struct delivery *d = &s->batch[i];
+		const char *what;
+
+		switch (c[i]) {
+		case MC_TAKEN:
+			fprintf(stderr, "kallad: %s to %s refused: their calendar already got (or is "
+				"getting) SEQUENCE %d of this session (--force sends it all the same)\n",
+				m->message, d->p->email, d->sequence);
+			s->manual_ok = false;
+			break;
+		case MC_NOT:
+			what = ledger_says(s, d->key);
+			fprintf(stderr, "kallad: %s to %s %s (use --force to send it anew)\n",
+				m->message, d->p->email, what ? what : "is being sent by another kallad");
+			s->manual_ok = false;
+			break;
+		case MC_CLAIMED:
+			if (stop_now(s)) {
+				state_delivery_release(s->st, d->key, "not attempted: kallad stopped",
+						       s->now, s->now);
+				break;
+			}
+			deliver(s, d, d->p->email, true);
+			break;
+		}
 	}
-	deliver(s, &d, p->email, true);
-	return true;
+	free(c);
+	s->n_batch = 0;
 }
 
 void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
@@ -225,6 +272,7 @@ void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
 	s->stopped = false;
 	s->manual = m;
 	s->manual_ok = true;
+	s->n_batch = 0;
 }
 
 void send_manual_each(const struct participant *p, void *arg)
@@ -252,6 +300,7 @@ bool send_manual_end(struct sender *s)
 {
 	const struct send_stats *st = s->stats;
 
+	send_manual_flush(s);
 	if (s->progress && st->sent + st->failed + st->transient + st->unknown > 1)
 		fputc('\n', stderr);
 	return s->manual_ok && !st->failed && !st->transient && !st->unknown;

@@ -7,18 +7,22 @@ with the real binary on the example programme writing to its outbox:
   as a full SQL dump before and after), even with an edited calendar, and
   --dry-run says what the real run does, "already sent" included;
 - --preview is byte for byte what --send-now sends, Date: apart;
-- a --test-to copy has a Message-ID of its own.
+- a --test-to copy has a Message-ID of its own;
+- --send-now --all claims in batches, each committed with an fsync before
+  the first of its messages leaves (watched with strace).
 
 Every message read passes the project's message checker."""
 
 import os
 import re
+import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from guard_test import (ANNA, ATTENDING, INVITES, JOHAN, NOW, S1, S2, Mail,  # noqa: E402
                         OutboxCase, cancelled, check_messages, dump_state, moved)
-from kallad_test import main  # noqa: E402
+from kallad_test import KALLAD, KalladCase, main  # noqa: E402
 
 HENRIK = "henrik.dahl@karlstad.example.se"   # invited, not registered: sent no invitation
 BEGUN = "2020-02-20T11:00:00+01:00"          # session 1 began at 10:00
@@ -219,6 +223,55 @@ class TestCopyTest(ManualCase):
         self.assertEqual(copy[0].to, real[0].to)
         self.assertEqual(copy[0].uid, real[0].uid)
         self.assertNotEqual(str(copy[0].msg["Message-ID"]), str(real[0].msg["Message-ID"]))
+
+
+class DurableClaimsTest(KalladCase):
+    """The README's promise for a send by hand: a claim is on disk before
+    its message leaves. Claims go in batches of 64, each one transaction
+    committed with an fsync (SQLite's fdatasync of the WAL), so 150
+    messages cost a handful of syncs, not one each."""
+
+    EXTRA = 140
+
+    def test_claims_synced_in_batches_before_their_messages(self):
+        rows = ", ".join(f"('p{i:03d}@example.org', 'P {i}', 'sv', 'registered', "
+                         f"'2019-11-01 10:00:00', '2019-11-01 10:00:00')"
+                         for i in range(self.EXTRA))
+        self.prog.sql("INSERT INTO participants(email, name, language, status, registered_at, "
+                      "updated_at) VALUES " + rows)
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        trace = os.path.join(self.tmpdir, "strace")
+        p = subprocess.run(["strace", "-f", "-y", "-o", trace, "-e",
+                            "trace=fsync,fdatasync,sendto,write,pwrite64",
+                            KALLAD, "--config", self.prog.conf, "--send-now", "invite",
+                            "--all", "--session", S1, "--now", NOW],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        sent = len(sink.messages())
+        self.assertGreater(sent, self.EXTRA)
+        syncs, mails, wal_write_since_sync = 0, 0, False
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if re.search(r"\bf(data)?sync\(\d+<[^>]*state\.db-wal>", line):
+                    syncs += 1
+                    wal_write_since_sync = False
+                elif re.search(r"\bpwrite64\(\d+<[^>]*state\.db-wal>", line):
+                    wal_write_since_sync = True
+                elif "MAIL FROM:" in line:
+                    mails += 1
+                    # The k-th message leaves after the sync of its batch.
+                    self.assertGreaterEqual(syncs, -(-mails // 64), line)
+                    if mails == 1:
+                        self.assertFalse(wal_write_since_sync,
+                                         "a claim was written after the last sync")
+        self.assertEqual(mails, sent)
+        # In batches: not one sync per message.
+        self.assertLessEqual(syncs, -(-sent // 64) + 4, f"{syncs} syncs for {sent} messages")
+        con = sqlite3.connect(self.prog.state)
+        states = dict(con.execute("SELECT state, count(*) FROM deliveries GROUP BY state"))
+        con.close()
+        self.assertEqual(states, {1: sent})  # every row sent (state 1)
 
 
 if __name__ == "__main__":
