@@ -228,12 +228,12 @@ static void add_files(struct mime_part *mixed, const struct files *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		const struct file *file = &f->items[i];
-		char *ascii = mime_ascii_filename(file->name);
-		char *type = xasprintf("%s; name=\"%s\"", mime_type_for_name(file->name), ascii);
+		char *name = mime_name_param(file->name);
+		char *type = xasprintf("%s; %s", mime_type_for_name(file->name), name);
 		char *disp = mime_disposition(file->name);
 
 		mime_add(mixed, mime_leaf(type, disp, file->data, file->size, MIME_BASE64));
-		free(ascii);
+		free(name);
 		free(type);
 		free(disp);
 	}

@@ -552,6 +552,50 @@ out:
 	return sb_take(&sb);
 }
 
+char *mime_name_param(const char *filename)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *clean = mime_sanitize(filename, MIME_NAME);
+	char *ascii = mime_ascii_filename(filename);
+	const unsigned char *p = (const unsigned char *)clean;
+	struct strbuf sb;
+
+	sb_init(&sb);
+	if (str_eq(clean, ascii) || *clean == '\0') {
+		sb_addf(&sb, "name=\"%s\"", ascii);
+		goto out;
+	}
+	/* B words of at most 45 octets (60 characters, 72 with the frame),
+	 * each ending on a whole UTF-8 character, one per folded line, as
+	 * Thunderbird and Gmail write them. */
+	sb_add(&sb, "name=\"");
+	while (*p) {
+		size_t n = 0, k;
+
+		while (p[n] && n + ((k = utf8_seq(p + n)) ? k : 1) <= 45)
+			n += k ? k : 1;
+		if (sb.buf[sb.len - 1] != '"')
+			sb_add(&sb, "\r\n ");
+		sb_add(&sb, "=?UTF-8?B?");
+		for (size_t i = 0; i < n; i += 3) {
+			unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+				     (i + 2 < n ? p[i + 2] : 0);
+
+			sb_addc(&sb, b64[v >> 18 & 63]);
+			sb_addc(&sb, b64[v >> 12 & 63]);
+			sb_addc(&sb, i + 1 < n ? b64[v >> 6 & 63] : '=');
+			sb_addc(&sb, i + 2 < n ? b64[v & 63] : '=');
+		}
+		sb_add(&sb, "?=");
+		p += n;
+	}
+	sb_addc(&sb, '"');
+out:
+	free(clean);
+	free(ascii);
+	return sb_take(&sb);
+}
+
 /* --- the part tree ----------------------------------------------------- */
 
 struct mime_part {
@@ -628,6 +672,11 @@ static void add_param_header(struct strbuf *sb, const char *name, const char *va
 		}
 		sb_addn(sb, value, n);
 		col += n;
+		/* A value folded ahead of time (an encoded name) goes on from
+		 * its last line. */
+		for (size_t i = 0; i + 1 < n; i++)
+			if (value[i] == '\r' && value[i + 1] == '\n')
+				col = n - i - 2;
 		first = false;
 		value += n;
 		if (*value)

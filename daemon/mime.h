@@ -54,6 +54,11 @@ const char *mime_type_for_name(const char *filename);
  * "attachment; filename=\"x.pdf\"" or, for a non-ASCII name, an ASCII
  * fallback plus RFC 2231 filename*0*=UTF-8''... pieces. Caller frees. */
 char *mime_disposition(const char *filename);
+/* The Content-Type parameter naming an attachment: name="x.pdf", or for a
+ * non-ASCII name RFC 2047 B encoded words inside the quotes (folded, one
+ * word a line), which mutt, MHonArc and others read where they ignore
+ * RFC 2231. Caller frees. */
+char *mime_name_param(const char *filename);
 /* The ASCII stand-in for a file name (non-ASCII letters as '_'). Caller frees. */
 char *mime_ascii_filename(const char *filename);
 

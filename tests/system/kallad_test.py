@@ -15,7 +15,9 @@ import unittest
 SOURCE = os.environ.get("KALLAD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARED = os.environ.get("KALLAD_SHARED_DIR", os.path.join(SOURCE, "..", "shared"))
 KALLAD = os.environ.get("KALLAD_BIN", os.path.join(SOURCE, "build", "kallad"))
-CHECK_MESSAGE = os.path.join(SHARED, "tools", "check-message")
+CHECK_MESSAGE = os.path.join(SOURCE, "tests", "check_message.py")
+SHARED_CHECK_MESSAGE = os.path.join(SHARED, "tools", "check-message")
+ORGANIZER = "lena.lindgren@example.org"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
@@ -102,11 +104,17 @@ def parse(path_or_bytes):
     return email.message_from_bytes(raw, policy=email.policy.default)
 
 
-def check_messages(testcase, paths):
-    """Runs ../shared/tools/check-message over the files; asserts all pass."""
-    p = subprocess.run([CHECK_MESSAGE, *paths], capture_output=True, text=True)
-    testcase.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-    testcase.assertIn(f"{len(paths)} passed, 0 failed", p.stdout)
+def check_messages(testcase, paths, organizer=ORGANIZER):
+    """Runs tests/check_message.py (the interop rules, read with Python's
+    email and icalendar) over the files, and ../shared/tools/check-message
+    too when it is there; asserts all pass."""
+    checkers = [["/usr/bin/python3", CHECK_MESSAGE, "--organizer", organizer]]
+    if os.access(SHARED_CHECK_MESSAGE, os.X_OK):
+        checkers.append([SHARED_CHECK_MESSAGE])
+    for cmd in checkers:
+        p = subprocess.run([*cmd, *paths], capture_output=True, text=True)
+        testcase.assertEqual(p.returncode, 0, f"{cmd[-1]}:\n{p.stdout}{p.stderr}")
+        testcase.assertIn(f"{len(paths)} passed, 0 failed", p.stdout)
 
 
 class SmtpSink:
