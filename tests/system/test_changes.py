@@ -1,7 +1,8 @@
 """Change notices with the real binary and smtp-sink: sessions moved and
 cancelled in the calendar, participants who cancel, register late or go
 absent; no retroactive blasts; catch-up after downtime; hold and release.
-Every message passes ../shared/tools/check-message."""
+Every message passes tests/check_message.py (and ../shared/tools/check-message
+when it is there)."""
 
 import os
 import sys
