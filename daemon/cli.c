@@ -3,6 +3,7 @@
 #include "changes.h"
 #include "clock.h"
 #include "daemon.h"
+#include "handle.h"
 #include "log.h"
 #include "material.h"
 #include "message.h"
@@ -17,6 +18,37 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
+
+bool cli_parse_statuses(const char *list, unsigned *mask)
+{
+	char *copy = xstrdup(list), *save = NULL;
+	bool ok = true;
+
+	*mask = 0;
+	for (char *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save)) {
+		enum pstatus st;
+
+		t = str_trim(t);
+		if (str_eq(t, "all")) {
+			*mask |= 1u << PS_REGISTERED | 1u << PS_INVITED | 1u << PS_WAITLISTED;
+		} else if (!reg_parse_status(t, &st)) {
+			fprintf(stderr, "kallad: --status: unknown status \"%s\" (registered, invited, "
+					"waitlisted or all)\n", t);
+			ok = false;
+		} else if (st == PS_CANCELLED) {
+			fputs("kallad: --status: cancelled participants never get mail\n", stderr);
+			ok = false;
+		} else {
+			*mask |= 1u << st;
+		}
+	}
+	if (ok && !*mask) {
+		fputs("kallad: --status: name at least one status\n", stderr);
+		ok = false;
+	}
+	free(copy);
+	return ok;
+}
 
 int cli_validate(const struct cli *c)
 {
@@ -40,6 +72,8 @@ int cli_validate(const struct cli *c)
 		bad = "--force goes with --send-now or --preview";
 	else if ((c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
 		bad = "--dry-run and --test-to go with --send-now";
+	else if (c->statuses && !(c->mode == MODE_SEND_NOW && c->all))
+		bad = "--status STATUS[,...] goes with --send-now --all";
 	else if (c->n_to && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
 		bad = "--to goes with --send-now or --preview";
 	else if (c->days >= 0 && c->mode != MODE_PLAN)
@@ -420,29 +454,39 @@ static int run_plan(const struct cli *c)
 	return rc;
 }
 
-/* The session or deadline a preview is about: the one named, or the next
- * one that has not started, so `--preview invite --to X` just works. */
+/* The session or deadline a preview or manual send is about: the one
+ * named (by UID, position or prefix: handle.h), or the next one that has
+ * not started, so `--preview invite --to X` just works. Says why not. */
 static bool pick_target(const struct programme *pg, const struct cli *c, const char *message,
 			const struct session **s, const struct deadline **d)
 {
 	time_t now = clock_now();
+	char *err = NULL;
 
 	*s = NULL;
 	*d = NULL;
 	if (c->session)
-		return (*s = calendar_session(pg->cal, c->session)) != NULL;
-	if (c->deadline)
-		return (*d = calendar_deadline(pg->cal, c->deadline)) != NULL;
-	if (strcmp(message, "deadline-reminder") == 0) {
+		*s = handle_session(pg->cal, c->session, &err);
+	else if (c->deadline)
+		*d = handle_deadline(pg->cal, c->deadline, &err);
+	else if (strcmp(message, "deadline-reminder") == 0) {
 		for (size_t i = 0; i < pg->cal->n_deadlines && !*d; i++)
 			if (pg->cal->deadlines[i].due > now || i + 1 == pg->cal->n_deadlines)
 				*d = &pg->cal->deadlines[i];
-		return *d != NULL;
+	} else {
+		for (size_t i = 0; i < pg->cal->n_sessions && !*s; i++)
+			if (pg->cal->sessions[i].start > now || i + 1 == pg->cal->n_sessions)
+				*s = &pg->cal->sessions[i];
 	}
-	for (size_t i = 0; i < pg->cal->n_sessions && !*s; i++)
-		if (pg->cal->sessions[i].start > now || i + 1 == pg->cal->n_sessions)
-			*s = &pg->cal->sessions[i];
-	return *s != NULL;
+	if (*s || *d)
+		return true;
+	if (err)
+		fprintf(stderr, "kallad: %s: %s\n", c->session ? "--session" : "--deadline", err);
+	else
+		fprintf(stderr, "kallad: %s has no %s\n", pg->cfg->calendar,
+			strcmp(message, "deadline-reminder") == 0 ? "deadline" : "session");
+	free(err);
+	return false;
 }
 
 static int write_out(const char *path, const char *data, size_t len)
@@ -535,9 +579,6 @@ static int run_preview(const struct cli *c)
 		return rc;
 	sync_run(&r);
 	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
-		fprintf(stderr, "kallad: no such %s in %s\n",
-			c->deadline || !strcmp(c->message, "deadline-reminder") ? "deadline" : "session",
-			r.pg->cfg->calendar);
 		run_close(&r);
 		return 1;
 	}
@@ -568,17 +609,41 @@ static void print_stats(const struct send_stats *st)
 	       st->transient, st->unknown, st->failed, st->skipped);
 }
 
+/* --release-changes --session S: the UID S names (handle.h), copied, as
+ * a reload may replace the calendar. A whole UID the file no longer has
+ * (a removed session's cancels) is taken as it is. NULL: said why. */
+static char *release_session(const struct run *r, const char *arg)
+{
+	char *err = NULL;
+	const struct session *s = handle_session(r->pg->cal, arg, &err);
+
+	if (s)
+		return xstrdup(s->uid);
+	if (strchr(arg, '@') && strncmp(err, "no session", 10) == 0) {
+		free(err);
+		return xstrdup(arg);
+	}
+	fprintf(stderr, "kallad: --session: %s\n", err);
+	free(err);
+	return NULL;
+}
+
 static int run_once(const struct cli *c)
 {
 	/* --release-changes is --once with held updates and cancels let go. */
 	struct send_stats stats;
+	char *release_uid = NULL;
 	struct run r;
 	bool ok;
 	int rc;
 
 	if ((rc = run_open(c, &r, c->mode != MODE_DISCARD, true)))
 		return rc;
-	send_set_release(r.snd, c->mode == MODE_RELEASE, c->session);
+	if (c->session && !(release_uid = release_session(&r, c->session))) {
+		run_close(&r);
+		return 1;
+	}
+	send_set_release(r.snd, c->mode == MODE_RELEASE, release_uid);
 	send_set_discard(r.snd, c->mode == MODE_DISCARD);
 	for (int tries = 0;; tries++) {
 		struct errlist errs = {0};
@@ -603,17 +668,21 @@ static int run_once(const struct cli *c)
 			"sends its cancels, --discard-changes takes it without\n");
 	programme_nudge_daemon(r.pg->cfg);
 	run_close(&r);
+	free(release_uid);
 	return ok && !stats.failed ? 0 : 1;
 }
 
 static int run_send_now(const struct cli *c)
 {
 	struct manual m = {.message = c->message, .all = c->all, .force = c->force,
-			   .dry_run = c->dry_run, .test_to = c->test_to};
+			   .dry_run = c->dry_run, .test_to = c->test_to,
+			   .statuses = 1u << PS_REGISTERED};
 	struct send_stats stats;
 	struct run r;
 	int rc;
 
+	if (c->statuses && !cli_parse_statuses(c->statuses, &m.statuses))
+		return EX_USAGE;
 	if ((rc = run_open(c, &r, !c->dry_run, !c->dry_run && !c->test_to)))
 		return rc;
 	if (!tpl_has(r.pg->tpl, r.pg->cfg->language, r.pg->cfg->language, c->message)) {
@@ -623,15 +692,13 @@ static int run_send_now(const struct cli *c)
 	}
 	sync_run(&r);
 	if (!pick_target(r.pg, c, c->message, &m.session, &m.deadline)) {
-		fprintf(stderr, "kallad: no such %s in %s\n", c->deadline ? "deadline" : "session",
-			r.pg->cfg->calendar);
 		run_close(&r);
 		return 1;
 	}
 	send_manual_begin(r.snd, &m, clock_now(), &stats);
 	if (c->all) {
-		/* --all: everyone not cancelled and not absent from the session;
-		 * each page's sends are claimed together. */
+		/* --all: the registered (or those --status names), not absent
+		 * from the session; each page's sends are claimed together. */
 		if (!reg_each(r.pg->reg, send_manual_each, send_manual_flush, r.snd))
 			rc = 1;
 	}
@@ -655,7 +722,8 @@ static int run_send_now(const struct cli *c)
 	free(to);
 	if (c->all && !stats.sent && !stats.failed && !stats.transient && !stats.unknown &&
 	    !c->dry_run)
-		log_warn("--all: nobody to send %s to (everyone cancelled or absent?)", c->message);
+		log_warn("--all: nobody to send %s to (nobody %s, or all absent?)", c->message,
+			 c->statuses ? "with that --status" : "registered");
 	if (!c->dry_run) {
 		print_stats(&stats);
 		programme_nudge_daemon(r.pg->cfg); /* its retries are the daemon's */

@@ -26,8 +26,13 @@ struct cli {
 	const char *explain;   /* --plan --explain EMAIL */
 	const char **to;       /* --to, n_to of them */
 	size_t n_to;
+	const char *statuses;  /* --send-now --all --status STATUS[,...] */
 };
 
+/* The participant statuses of "registered,invited,..." (or "all": all but
+ * cancelled) as bits 1 << enum pstatus; prints why not and returns false
+ * for an unknown one, or for "cancelled" (never mailed). */
+bool cli_parse_statuses(const char *list, unsigned *mask);
 /* Checks the options fit the mode; prints why not and returns -1. */
 int cli_validate(const struct cli *c);
 /* Starts the clock at --now, read in the programme zone (after tz_set);

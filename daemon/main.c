@@ -16,16 +16,18 @@ static void usage(FILE *f)
 	      "       kallad --check                                  validate everything\n"
 	      "       kallad --plan [--days N] [--all] [--explain EMAIL]  what will be sent, when, to whom\n"
 	      "       kallad --once                                   send what is due now, then exit\n"
-	      "       kallad --send-now MESSAGE [--session UID | --deadline UID]\n"
-	      "              [--to EMAIL]... [--all] [--force] [--dry-run] [--test-to ADDRESS]\n"
-	      "       kallad --preview MESSAGE --to EMAIL [--session UID | --deadline UID] [--out FILE]\n"
+	      "       kallad --send-now MESSAGE [--session S | --deadline D]\n"
+	      "              [--to EMAIL... | --all [--status STATUS[,...]]]\n"
+	      "              [--force] [--dry-run] [--test-to ADDRESS]\n"
+	      "       kallad --preview MESSAGE --to EMAIL [--session S | --deadline D] [--out FILE]\n"
 	      "              [--force]                                what --send-now would send, byte for byte\n"
-	      "       kallad --release-changes [--session UID]        send held change notices\n"
+	      "       kallad --release-changes [--session S]          send held change notices\n"
 	      "       kallad --discard-changes                        take held changes as done, sending nothing\n"
 	      "       kallad --status [--failed]                      what was sent, deferred, failed\n"
 	      "       kallad --retry-failed                           queue permanent failures again\n"
 	      "       kallad --version | --help\n"
-	      "\nSee kallad(8) and kallad.conf(5).\n",
+	      "\nS and D: a position in time order (2), or the start of a UID or title.\n"
+	      "See kallad(8) and kallad.conf(5).\n",
 	      f);
 }
 
@@ -77,15 +79,31 @@ static int set_mode(struct cli *c, enum cli_mode m)
 	return 0;
 }
 
+/* --status is a mode of its own, and with --send-now the statuses --all
+ * reaches: it takes an argument only there. */
+static bool sending(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strncmp(argv[i], "--send", 6) == 0)
+			return true;
+	return false;
+}
+
 static int parse_args(int argc, char **argv, struct cli *c)
 {
+	struct option opts[ARRAY_SIZE(options)];
 	const char *now_arg = NULL;
 	long days;
 	int opt;
 
+	memcpy(opts, options, sizeof(opts));
+	for (size_t i = 0; sending(argc, argv) && opts[i].name; i++)
+		if (opts[i].val == OPT_STATUS)
+			opts[i].has_arg = required_argument;
+
 	c->config = "/etc/kallad/kallad.conf";
 	c->days = -1;
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int r = 0;
 
 		switch (opt) {
@@ -117,7 +135,12 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_OUT: c->out = optarg; break;
 		case OPT_RELEASE: r = set_mode(c, MODE_RELEASE); break;
 		case OPT_DISCARD: r = set_mode(c, MODE_DISCARD); break;
-		case OPT_STATUS: r = set_mode(c, MODE_STATUS); break;
+		case OPT_STATUS:
+			if (optarg)
+				c->statuses = optarg;
+			else
+				r = set_mode(c, MODE_STATUS);
+			break;
 		case OPT_FAILED: c->failed = true; break;
 		case OPT_RETRY: r = set_mode(c, MODE_RETRY); break;
 		case OPT_VERBOSE: c->verbose = true; break;

@@ -61,6 +61,7 @@ struct manual {
 	const struct session *session;
 	const struct deadline *deadline;
 	bool all;            /* --all: skip the cancelled and the absent quietly */
+	unsigned statuses;   /* with all: who, as bits 1 << enum pstatus */
 	bool force, dry_run;
 	const char *test_to; /* send to this address instead, record nothing */
 };

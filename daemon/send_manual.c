@@ -290,6 +290,8 @@ void send_manual_each(const struct participant *p, void *arg)
 		}
 		return;
 	}
+	if (m->all && !(m->statuses & 1u << p->status))
+		return;
 	if (m->all && m->session && reg_is_absent(s->pg->reg, p->email, m->session->uid))
 		return;
 	if (!manual_one(s, m, p))
