@@ -75,6 +75,22 @@ char *datefmt_date(const char *lang, time_t t)
 	return sb_take(&sb);
 }
 
+char *datefmt_brief(const char *lang, time_t t)
+{
+	bool sv = is_swedish(lang);
+	const char *month;
+	struct strbuf sb;
+	struct tm tm;
+
+	tz_local(t, &tm);
+	month = sv ? sv_months[tm.tm_mon % 12] : en_months[tm.tm_mon % 12];
+	sb_init(&sb);
+	/* Months to their first three letters, as in "20 feb" and "20 Feb". */
+	sb_addf(&sb, "%d %.3s ", tm.tm_mday, month);
+	add_time(&sb, sv, &tm);
+	return sb_take(&sb);
+}
+
 char *datefmt_time(const char *lang, time_t t)
 {
 	struct strbuf sb;

@@ -11,6 +11,8 @@
 char *datefmt_when(const char *lang, time_t t);
 /* sv: "fredag 13 december 2019"; en: "Friday 13 December 2019" */
 char *datefmt_date(const char *lang, time_t t);
+/* sv: "20 feb 10.00"; en: "20 Feb 10:00": short, for subjects and logs */
+char *datefmt_brief(const char *lang, time_t t);
 /* sv: "10.00"; en: "10:00" */
 char *datefmt_time(const char *lang, time_t t);
 /* A span. Same day: "torsdag 20 februari 2020 kl. 10.00–13.00".

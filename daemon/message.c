@@ -97,6 +97,7 @@ static void set_session(struct tpl_vars *v, const char *lang, const struct sessi
 	set_clean(v, "session.title", s->summary, 0);
 	set_owned(v, "session.when", datefmt_range(lang, s->start, s->end));
 	set_owned(v, "session.date", datefmt_date(lang, s->start));
+	set_owned(v, "session.brief", datefmt_brief(lang, s->start));
 	set_owned(v, "session.start", datefmt_time(lang, s->start));
 	set_owned(v, "session.end", datefmt_time(lang, s->end));
 	set_clean(v, "session.location", s->location, 0);
@@ -105,6 +106,26 @@ static void set_session(struct tpl_vars *v, const char *lang, const struct sessi
 	/* A cancel says whether the session itself is off, or only the
 	 * participant's place in it. */
 	set_clean(v, "session.cancelled", s->cancelled ? "yes" : "", 0);
+}
+
+/* An update's "before": previous.* as the participant's calendar held the
+ * session, and changed.time / changed.place ("yes" or empty) saying what
+ * moved, changed when either did. Nothing when kallad has no older copy. */
+static void set_previous(struct tpl_vars *v, const char *lang, const struct session *now,
+			 const struct session *old)
+{
+	bool time = old->start != now->start || old->end != now->end;
+	bool place = !str_eq(old->location, now->location);
+
+	set_owned(v, "previous.when", datefmt_range(lang, old->start, old->end));
+	set_owned(v, "previous.date", datefmt_date(lang, old->start));
+	set_owned(v, "previous.start", datefmt_time(lang, old->start));
+	set_owned(v, "previous.end", datefmt_time(lang, old->end));
+	set_owned(v, "previous.brief", datefmt_brief(lang, old->start));
+	set_clean(v, "previous.location", old->location, 0);
+	tpl_vars_set(v, "changed.time", time ? "yes" : "");
+	tpl_vars_set(v, "changed.place", place ? "yes" : "");
+	tpl_vars_set(v, "changed", time || place ? "yes" : "");
 }
 
 static void set_deadline(struct tpl_vars *v, const char *lang, const struct deadline *d)
@@ -148,6 +169,8 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 			set_session(tpl_vars_item(v, "sessions"), lang, &cal->sessions[i], number++);
 	if (req->session)
 		set_session(v, lang, req->session, session_number(cal, req->session));
+	if (req->session && req->previous)
+		set_previous(v, lang, req->session, req->previous);
 	if (req->deadline)
 		set_deadline(v, lang, req->deadline);
 	for (size_t i = 0; i < f->n; i++)

@@ -17,6 +17,8 @@ struct message_req {
 	const struct participant *p;
 	const struct session *session;   /* NULL unless the message concerns one */
 	const struct deadline *deadline; /* NULL unless a deadline reminder */
+	const struct session *previous;  /* an update: the session as the participant
+					    had it (state_session_previous), or NULL */
 	int sequence;                    /* SEQUENCE for the calendar part */
 	const char *key;                 /* delivery key: the Message-ID derives from it */
 	time_t now;                      /* Date: and DTSTAMP */

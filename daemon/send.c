@@ -763,6 +763,15 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
 				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
 				  .now = s->now};
+	/* An update names what the participant's calendar held before. */
+	struct session before;
+	bool has_before = str_eq(d->message, "update") && d->session &&
+			  state_session_previous(s->st, d->p->email, d->session, &before);
+	char *msg;
 
-	return message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, len, errs);
+	req.previous = has_before ? &before : NULL;
+	msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, len, errs);
+	if (has_before)
+		state_session_clear(&before);
+	return msg;
 }

@@ -74,6 +74,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE participants_seen ADD COLUMN language TEXT;"
 	"ALTER TABLE participants_seen ADD COLUMN organisation TEXT;"
 	"ALTER TABLE participants_seen ADD COLUMN role TEXT;",
+	/* 7: each SEQUENCE's copy of a session, so an update can say what
+	 * the participant's calendar held before (seeded with today's) */
+	"CREATE TABLE session_versions(uid TEXT NOT NULL, sequence INTEGER NOT NULL,"
+	" start INTEGER, \"end\" INTEGER, location TEXT, status TEXT, summary TEXT,"
+	" description TEXT, PRIMARY KEY(uid, sequence));"
+	"INSERT OR IGNORE INTO session_versions SELECT uid, sequence, start, \"end\", location,"
+	" status, summary, description FROM sessions WHERE start IS NOT NULL;",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -113,6 +120,8 @@ enum query {
 	Q_PSEEN_GET,
 	Q_PSEEN_PUT,
 	Q_UNLINK,
+	Q_VERSION_PUT,
+	Q_VERSION_BEFORE,
 	Q_N
 };
 
@@ -178,6 +187,16 @@ static const char *const query_sql[Q_N] = {
 		      "   THEN excluded.invited ELSE attendance.invited END,"
 		      " sequence = max(attendance.sequence, excluded.sequence),"
 		      " content = max(attendance.content, excluded.content)",
+	[Q_VERSION_PUT] = "INSERT INTO session_versions(uid, sequence, start, \"end\", location,"
+			  " status, summary, description) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+			  " ON CONFLICT(uid, sequence) DO UPDATE SET start = excluded.start,"
+			  " \"end\" = excluded.\"end\", location = excluded.location,"
+			  " status = excluded.status, summary = excluded.summary,"
+			  " description = excluded.description",
+	/* The newest copy older than ?2 and no newer than ?3. */
+	[Q_VERSION_BEFORE] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
+			     " description FROM session_versions WHERE uid = ?1 AND sequence < ?2"
+			     " AND sequence <= ?3 ORDER BY sequence DESC LIMIT 1",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4",
 	[Q_OWED_GET] = "SELECT since FROM owed WHERE oid = ?1",
@@ -792,7 +811,48 @@ void state_session_store(struct state *st, const struct session *ses, int sequen
 	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
 	bind_text(s, 7, ses->summary);
 	bind_text(s, 8, ses->description);
-	run(st, s, "storing a session's last seen copy");
+	if (!run(st, s, "storing a session's last seen copy"))
+		return;
+	if (!(s = query(st, Q_VERSION_PUT)))
+		return;
+	bind_text(s, 1, ses->uid);
+	sqlite3_bind_int(s, 2, sequence);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)ses->start);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)ses->end);
+	bind_text(s, 5, ses->location);
+	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
+	bind_text(s, 7, ses->summary);
+	bind_text(s, 8, ses->description);
+	run(st, s, "storing a session's copy for its SEQUENCE");
+}
+
+bool state_session_previous(struct state *st, const char *email, const struct session *now,
+			    struct session *out)
+{
+	struct attendance a;
+	sqlite3_stmt *s;
+	bool found = false;
+	int rc, held = now->sequence;
+
+	memset(out, 0, sizeof(*out));
+	/* What the participant's calendar holds, by what kallad sent them. */
+	if (email && state_attendance(st, email, now->uid, &a) && a.content >= 0 &&
+	    a.content < held)
+		held = a.content;
+	if (!(s = query(st, Q_VERSION_BEFORE)))
+		return false;
+	bind_text(s, 1, now->uid);
+	sqlite3_bind_int(s, 2, now->sequence);
+	sqlite3_bind_int(s, 3, held);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_from_row(s, out);
+		found = true;
+	} else if (rc != SQLITE_DONE) {
+		sql_log(st, "reading a session's previous copy");
+	}
+	sqlite3_reset(s);
+	return found;
 }
 
 void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg)

@@ -105,6 +105,13 @@ void state_session_store(struct state *st, const struct session *s, int sequence
 /* Calls fn with each stored copy (valid during the call), by start. */
 void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg);
 void state_session_clear(struct session *s);
+/* The session as it was before its current SEQUENCE (now->sequence), as
+ * the participant `email` last got it (the copy whose time and place
+ * kallad's last message to them carried; NULL email: the newest older
+ * copy). Fills *out with owned strings (free with state_session_clear);
+ * false when kallad has no older copy. What an update names as "before". */
+bool state_session_previous(struct state *st, const char *email, const struct session *now,
+			    struct session *out);
 
 /* What one participant's calendar holds of one session, by what kallad
  * sent (never moving backwards: a lower SEQUENCE than the stored one

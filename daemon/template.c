@@ -15,7 +15,9 @@ const char *const tpl_known_names[] = {
 	"programme.name", "organizer.name", "organizer.email", "contact.email",
 	"sessions", "session.title", "session.when", "session.date", "session.start",
 	"session.end", "session.location", "session.description", "session.number",
-	"session.cancelled",
+	"session.cancelled", "session.brief",
+	"previous.when", "previous.date", "previous.start", "previous.end", "previous.brief",
+	"previous.location", "changed", "changed.time", "changed.place",
 	"deadline.title", "deadline.when", "deadline.date", "deadline.description",
 	"attachments", "attachment.name", NULL,
 };

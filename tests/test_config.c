@@ -101,7 +101,7 @@ static void test_example(void **state)
 	assert_path(cfg->state, dir, "state/state.db");
 	assert_string_equal(cfg->timezone, "Europe/Stockholm");
 	assert_string_equal(cfg->language, "sv");
-	assert_null(cfg->templates);
+	assert_path(cfg->templates, dir, "templates"); /* the example's own texts */
 	assert_string_equal(cfg->organizer_name, "Lena Lindgren");
 	assert_string_equal(cfg->organizer_email, "lena.lindgren@example.org");
 	assert_string_equal(cfg->from, "Fördjupningsprogrammet <program@example.org>");

@@ -361,11 +361,10 @@ static char *subject_for(const struct built *b)
 				b->s->cancelled ? (sv ? "Inställt" : "Cancelled")
 						: (sv ? "Avbokat" : "Booking cancelled"),
 				title, date);
-	else if (str_eq(b->kind, "update"))
-		out = xasprintf("%s: %s", sv ? "Ändrad tid eller plats" : "Changed time or place", title);
+	else if (str_eq(b->kind, "update")) /* no older copy here: the date as it stands */
+		out = xasprintf("%s: %s, %s", sv ? "Ändrat" : "Changed", title, date);
 	else if (str_eq(b->kind, "deadline-reminder"))
-		out = xasprintf("%s %s: %s", sv ? "Sista anmälningsdag" : "Registration closes", date,
-				cfg.name);
+		out = xasprintf("%s: %s, %s", sv ? "Påminnelse" : "Reminder", b->d->summary, date);
 	else if (str_eq(b->kind, "material") && b->s)
 		out = xasprintf("%s %s", sv ? "Material inför" : "Material for", title);
 	else if (str_eq(b->kind, "material"))
@@ -501,7 +500,9 @@ static void invite_structure(void **state)
 	free(when);
 	assert_non_null(strstr(out, "\nText: 2. Styrning och risker: "));
 	assert_null(strstr(out, "Inställt seminarium"));
-	assert_non_null(strstr(out, "Exempelby kommun"));
+	/* The shipped texts hold no programme's facts. */
+	assert_null(strstr(out, "2023"));
+	assert_null(strstr(out, "moms"));
 	/* M11 headers; no key exposed. */
 	assert_non_null(strstr(msg, "\r\nMIME-Version: 1.0\r\n"));
 	assert_non_null(strstr(msg, "\r\nAuto-Submitted: auto-generated\r\n"));

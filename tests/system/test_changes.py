@@ -23,7 +23,7 @@ ATTENDING_S1 = 10  # registered, none absent from session 1
 KINDS = {"Inbjudan": "invite", "Invitation": "invite", "Påminnelse": "session-reminder",
          "Reminder": "session-reminder", "Inställt": "cancel", "Cancelled": "cancel",
          "Avbokat": "cancel", "Booking cancelled": "cancel", "Material": "material",
-         "Ändrad tid eller plats": "update", "Changed": "update"}
+         "Ändrat": "update", "Changed": "update"}
 
 
 def kind(m):

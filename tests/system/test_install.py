@@ -38,8 +38,9 @@ class InstallTest(KalladCase):
             self.assertNotIn("@SBINDIR@", text)
         self.assertTrue(self.find(dest, "kallad.8").endswith("/man8/kallad.8"))
         self.assertTrue(self.find(dest, "kallad.conf.5").endswith("/man5/kallad.conf.5"))
-        tpl = self.find(dest, "invite.txt")
-        self.assertRegex(tpl, r"/share/kallad/templates/(sv|en)/invite\.txt$")
+        shipped = [os.path.join(root, "invite.txt") for root, _, files in os.walk(dest)
+                   if "invite.txt" in files and "/share/kallad/templates/" in root]
+        self.assertEqual(len(shipped), 2, shipped)  # sv and en
         conf = os.path.join(dest, "etc", "kallad", "kallad.conf")
         self.assertTrue(os.path.exists(conf))
         self.assertTrue(os.path.exists(os.path.join(dest, "etc", "kallad", "programme.ics")))
@@ -53,6 +54,11 @@ class InstallTest(KalladCase):
         self.assertIsNotNone(m, text)
         self.assertTrue(m.group(1).endswith("/share/kallad/example/material"), m.group(1))
         self.assertTrue(os.path.isfile(os.path.join(dest + m.group(1), "basfakta-gavle.pdf")))
+        # So do its own texts (config/templates), which the configuration names.
+        m = re.search(r"(?m)^templates\s+= (\S+)", text)
+        self.assertIsNotNone(m, text)
+        self.assertTrue(m.group(1).endswith("/share/kallad/example/templates"), m.group(1))
+        self.assertTrue(os.path.isfile(os.path.join(dest + m.group(1), "sv", "invite.txt")))
 
         # An operator's edit survives the next install.
         with open(conf, "a", encoding="utf-8") as f:
