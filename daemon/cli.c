@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "handle.h"
+#include "langcheck.h"
 #include "log.h"
 #include "material.h"
 #include "message.h"
@@ -261,6 +262,7 @@ static int run_check(const struct cli *c)
 	struct state *st;
 	int rc, problems = 0;
 	bool held = false;
+	size_t unattachable;
 
 	if (!(pg = load(c, &rc)))
 		return rc;
@@ -269,10 +271,15 @@ static int run_check(const struct cli *c)
 	check_sessions(pg->cal);
 	check_rules(pg->cfg);
 	check_participants(pg, &problems);
-	/* Rows whose files cannot be attached: their messages will fail, the
-	 * rest go. Said here as errors; the run goes on, and so does --check. */
+	/* Messages some will get in the programme's language, not their own. */
+	if (langcheck_report(pg) < 0)
+		problems++;
+	/* Every file a message will carry, opened as sending opens it. Their
+	 * messages would fail and the rest go: the run starts, but this is
+	 * no "OK" (exit 1, not EX_CONFIG). */
 	material_check(pg, &errs);
 	print_errors(&errs);
+	unattachable = errs.n;
 	if (errs.n)
 		printf("attachments: %zu row%s cannot be attached from %s\n", errs.n,
 		       errs.n == 1 ? "" : "s", pg->cfg->material);
@@ -302,10 +309,15 @@ static int run_check(const struct cli *c)
 		printf("a mass removal would be held: see --plan, then --release-changes or "
 		       "--discard-changes\n");
 		rc = 1;
-	} else if (people) {
-		printf("%zu warning%s, %zu row%s skipped, %zu of them participant%s: fix the rows above\n",
-		       warnings, warnings == 1 ? "" : "s", skipped, skipped == 1 ? "" : "s", people,
-		       people == 1 ? "" : "s");
+	} else if (people || unattachable) {
+		if (people)
+			printf("%zu warning%s, %zu row%s skipped, %zu of them participant%s: fix the "
+			       "rows above\n", warnings, warnings == 1 ? "" : "s", skipped,
+			       skipped == 1 ? "" : "s", people, people == 1 ? "" : "s");
+		if (unattachable)
+			printf("configuration OK, but %zu attachment%s missing or unreadable: "
+			       "those messages would fail\n", unattachable,
+			       unattachable == 1 ? " is" : "s are");
 		rc = 1;
 	} else if (warnings) {
 		printf("configuration OK; %zu warning%s, %zu row%s skipped\n", warnings,

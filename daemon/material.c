@@ -150,6 +150,8 @@ static void check_participant(const struct participant *p, void *arg)
 	struct check_ctx *c = arg;
 	const struct registrations *reg = c->pg->reg;
 
+	if (p->status == PS_CANCELLED)
+		return; /* no message of theirs will carry a file */
 	for (size_t m = 0; m < reg->n_attachment_messages; m++) {
 		struct attachment *rows = NULL;
 		size_t n = reg_attachments(reg, p->email, reg->attachment_messages[m], &rows);

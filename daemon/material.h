@@ -23,8 +23,9 @@ char *material_read(const char *dir, const char *rel, size_t *len, char **why);
 /* Why rel cannot be attached (caller frees), or NULL when it can. */
 char *material_problem(const char *dir, const char *rel);
 
-/* Checks every attachment row of every participant of pg (--check): each
- * that cannot be attached is a line in errs naming the row. */
+/* Checks every attachment row of every participant of pg who is not
+ * cancelled (--check), opening each file as sending does: each that
+ * cannot be attached is a line in errs naming the row. */
 void material_check(const struct programme *pg, struct errlist *errs);
 
 #endif

@@ -41,6 +41,11 @@ def add_assignment(prog):
         f.write(text.replace("END:VCALENDAR", ASSIGNMENT + "END:VCALENDAR"))
 
 
+def body(msg, kind="plain"):
+    """The text of a part, with the wire's CRLF read as line ends."""
+    return msg.get_body((kind,)).get_content().replace("\r\n", "\n")
+
+
 def subject(raw):
     return str(parse(raw)["Subject"])
 
@@ -89,8 +94,8 @@ class Handles(KalladCase):
             with self.subTest(handle=handle):
                 p = self.prog.run("--preview", "deadline-reminder", "--to", "henrik.dahl@karlstad.example.se",
                                   "--deadline", handle, "--now", NOW, check=0)
-                body = parse(p.stdout.encode()).get_body(("plain",)).get_content()
-                self.assertTrue(words in " ".join(body.split()), body)
+                text = body(parse(p.stdout.encode()))
+                self.assertTrue(words in " ".join(text.split()), text)
         p = self.prog.run("--preview", "deadline-reminder", "--to", ANNA, "--deadline", "3",
                           "--now", NOW, check=1)
         self.assertIn("no deadline 3: the calendar has 2 deadlines", p.stderr)
@@ -163,8 +168,7 @@ class AttachmentNames(KalladCase):
     def test_rfc2047_name_beside_rfc2231_filename(self):
         shutil.copy(os.path.join(self.prog.dir, "material", "basfakta-vasteras.pdf"),
                     os.path.join(self.prog.dir, "material", self.NAME))
-        self.prog.sql("INSERT INTO attachments VALUES(?, 'material', ?)", ANNA,
-                      "material/" + self.NAME)
+        self.prog.sql("INSERT INTO attachments VALUES(?, 'material', ?)", ANNA, self.NAME)
         out = os.path.join(self.tmpdir, "material.eml")
         self.prog.run("--preview", "material", "--to", ANNA, "--now", NOW, "--out", out, check=0)
         with open(out, "rb") as f:
@@ -181,6 +185,163 @@ class AttachmentNames(KalladCase):
         with open(os.path.join(self.prog.dir, "material", "basfakta-vasteras.pdf"), "rb") as f:
             self.assertEqual(part.get_payload(decode=True), f.read())
         check_messages(self, [out])
+
+
+class Check(KalladCase):
+    def test_language_without_template_warns(self):
+        self.prog.sql("UPDATE participants SET language = 'de' WHERE email = ?", ANNA)
+        self.prog.sql("UPDATE participants SET language = 'fi' WHERE email = ?",
+                      "henrik.dahl@karlstad.example.se")
+        p = self.prog.run("--check", check=0)  # a warning: they get the programme's language
+        for message in ("invite", "update", "cancel", "session-reminder", "material"):
+            self.assertIn(f"1 participant with language de ({ANNA}) will get {message}, which "
+                          f"has no template in de: it goes in sv", p.stderr)
+        # Henrik is invited: of all messages, only the deadline reminder reaches him.
+        self.assertIn("1 participant with language fi (henrik.dahl@karlstad.example.se) will get "
+                      "deadline-reminder, which has no template in fi", p.stderr)
+        self.assertNotRegex(p.stderr, r"language fi .* will get (invite|update|material)")
+        # English has every message: nobody speaking it is named.
+        self.assertNotIn("language en", p.stderr)
+        self.assertIn("configuration OK", p.stdout)
+
+    def test_missing_or_unreadable_attachment_fails(self):
+        material = os.path.join(self.prog.dir, "material")
+        os.unlink(os.path.join(material, "basfakta-lund.pdf"))
+        os.unlink(os.path.join(material, "basfakta-umea.pdf"))
+        os.mkdir(os.path.join(material, "basfakta-umea.pdf"))  # opens, but is no file
+        # A cancelled participant's file is never sent: not a problem.
+        self.prog.sql("INSERT INTO attachments VALUES('helena.strand@gotland.example.se', "
+                      "'material', 'saknas.pdf')")
+        p = self.prog.run("--check", check=1)
+        self.assertIn('attachments row (maria.ekstrom@lund.example.se, material): path '
+                      '"basfakta-lund.pdf"', p.stderr)
+        self.assertIn("No such file", p.stderr)
+        self.assertIn('path "basfakta-umea.pdf" is not a regular file', p.stderr)
+        self.assertNotIn("saknas.pdf", p.stderr)
+        self.assertIn("configuration OK, but 2 attachments are missing or unreadable", p.stdout)
+        # What --check named is what sending trips over; the rest go.
+        s = self.prog.run("--send-now", "material", "--all", "--now", NOW)
+        self.assertEqual(s.returncode, 1)
+        self.assertEqual(len(self.prog.outbox_messages()), 8, s.stderr)
+
+    def test_all_fine_is_ok(self):
+        p = self.prog.run("--check", check=0)
+        self.assertTrue(p.stdout.rstrip().endswith("configuration OK"), p.stdout)
+        self.assertNotIn("warning", p.stderr)
+
+
+class Templates(KalladCase):
+    def use_shipped(self):
+        self.prog.edit_conf("templates     = templates", "# templates: the shipped ones")
+
+    def test_shipped_texts_carry_no_programme_facts(self):
+        self.use_shipped()
+        self.prog.sql("UPDATE participants SET language = 'en' WHERE email = ?", ANNA)
+        out = os.path.join(self.tmpdir, "out")
+        os.mkdir(out)
+        files = []
+        for message, extra in (("invite", ()), ("session-reminder", ()), ("update", ()),
+                               ("cancel", ()), ("material", ()),
+                               ("deadline-reminder", ("--deadline", "1"))):
+            for who in (ANNA, "maria.ekstrom@lund.example.se"):
+                path = os.path.join(out, f"{message}-{who}.eml")
+                self.prog.run("--preview", message, "--to", who, "--now", NOW, "--out", path,
+                              *extra, check=0)
+                files.append(path)
+        for path in files:
+            msg = parse(path)
+            text = body(msg) + body(msg, "html")
+            for fact in ("2023", "moms", "VAT", "24 000", "24\u00a0000", "röda tråden",
+                         "red thread", "förtroendevald", "elected", "Registration closes"):
+                self.assertNotIn(fact, text, path)
+        check_messages(self, files)
+
+    def test_example_keeps_its_own_texts(self):
+        p = self.prog.run("--preview", "invite", "--to", ANNA, "--now", NOW, check=0)
+        text = body(parse(p.stdout.encode()))
+        self.assertIn("24\u00a0000\u00a0kr", text)
+
+    def test_deadline_reminder_speaks_of_its_own_deadline(self):
+        self.use_shipped()
+        add_assignment(self.prog)
+        self.prog.run("--send-now", "deadline-reminder", "--deadline", "inlämning", "--all",
+                      "--now", NOW, check=0)
+        files = self.prog.outbox_messages()
+        self.assertEqual(len(files), 10)
+        by_lang = {}
+        for f in files:
+            msg = parse(f)
+            by_lang[str(msg["To"].addresses[0].addr_spec)] = msg
+        sv = by_lang[ANNA]
+        en = by_lang["sofia.nyberg@regionuppsala.example.se"]
+        self.assertEqual(str(sv["Subject"]), "Påminnelse: Inlämning av hemuppgift, söndag 1 mars 2020")
+        self.assertEqual(str(en["Subject"]), "Reminder: Inlämning av hemuppgift, Sunday 1 March 2020")
+        for msg in (sv, en):
+            text = body(msg)
+            self.assertIn("Inlämning av hemuppgift: ", text)
+            self.assertNotIn("nmälan", text)
+            self.assertNotIn("egistration", text)
+            self.assertIn("<strong>Inlämning av hemuppgift</strong>",
+                          body(msg, "html"))
+        check_messages(self, files)
+
+
+class UpdateNamesTheChange(KalladCase):
+    MOVED = ("DTSTART;TZID=Europe/Stockholm:20200220T100000", "DTSTART;TZID=Europe/Stockholm:20200227T130000")
+
+    def move(self, where=None):
+        path = os.path.join(self.prog.dir, "programme.ics")
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+        for old, new in ((self.MOVED[0], self.MOVED[1]),
+                         ("DTEND;TZID=Europe/Stockholm:20200221T130000",
+                          "DTEND;TZID=Europe/Stockholm:20200228T160000")):
+            self.assertIn(old, text)
+            text = text.replace(old, new)
+        if where:
+            old_loc = re.search(r"LOCATION:[^\r]*(\r\n [^\r]*)*", text).group(0)
+            text = text.replace(old_loc, "LOCATION:" + where, 1)
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    def test_subject_text_and_html_name_old_and_new(self):
+        self.prog.run("--once", "--now", NOW, check=0)  # the invites
+        invites = set(self.prog.outbox_messages())
+        self.move(where="Stadshuset\\, Malmö")
+        self.prog.run("--once", "--now", "2019-11-21T08:00:00+01:00", check=0)
+        updates = [f for f in self.prog.outbox_messages() if f not in invites]
+        self.assertTrue(updates)
+        msgs = {parse(f)["To"].addresses[0].addr_spec: parse(f) for f in updates}
+        sv, en = msgs[ANNA], msgs["sofia.nyberg@regionuppsala.example.se"]
+        self.assertEqual(str(sv["Subject"]),
+                         "Ändrat: Leda samhällsutveckling, flyttat från 20 feb 10.00 till "
+                         "27 feb 13.00, ny plats Stadshuset, Malmö (förut Långholmens konferens, "
+                         "Långholmsmuren 20, Stockholm)")
+        self.assertTrue(str(en["Subject"]).startswith(
+            "Changed: Leda samhällsutveckling, moved from 20 Feb 10:00 to 27 Feb 13:00, "
+            "now at Stadshuset, Malmö (was Långholmens konferens"), str(en["Subject"]))
+        text = body(sv)
+        self.assertIn("Ny tid: torsdag 27 februari 2020 kl. 13.00 – fredag 28 februari kl. 16.00\n"
+                      "Tidigare: torsdag 20 februari 2020 kl. 10.00 – fredag 21 februari kl. 13.00\n",
+                      text)
+        self.assertIn("Ny plats: Stadshuset, Malmö\nTidigare: Långholmens konferens", text)
+        html = body(sv, "html")
+        self.assertIn("Tidigare: <s>torsdag 20 februari 2020 kl. 10.00", html)
+        self.assertIn("Tidigare: <s>Långholmens konferens", html)
+        check_messages(self, updates)
+
+    def test_only_the_time_moved(self):
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.move()
+        p = self.prog.run("--preview", "update", "--to", ANNA, "--session", "1",
+                          "--now", "2019-11-21T08:00:00+01:00", check=0)
+        msg = parse(p.stdout.encode())
+        self.assertEqual(str(msg["Subject"]), "Ändrat: Leda samhällsutveckling, flyttat från "
+                         "20 feb 10.00 till 27 feb 13.00")
+        text = body(msg)
+        self.assertIn("Tidigare: torsdag 20 februari 2020", text)
+        self.assertIn("Plats: Långholmens konferens", text)
+        self.assertNotIn("Ny plats", text)
 
 
 if __name__ == "__main__":
