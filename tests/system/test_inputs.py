@@ -273,7 +273,7 @@ class CsvTest(Inputs):
                     "nobody@example.se,styra-leda-2020-2@example.org\n")
         with open(os.path.join(self.prog.dir, "files.csv"), "w") as f:
             f.write("email;message;path\n"
-                    "anna.berglund@gavle.example.se;material;material/basfakta-gavle.pdf\n")
+                    "anna.berglund@gavle.example.se;material;basfakta-gavle.pdf\n")
         p = self.prog.run("--check", check=0)
         self.assertIn("1 absences, 1 attachments; 1 rows skipped", p.stdout)
         self.assertIn("absences.csv: row 3 (nobody@example.se): no participant has this address",
