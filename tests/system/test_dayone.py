@@ -245,8 +245,9 @@ class Templates(KalladCase):
                                ("deadline-reminder", ("--deadline", "1"))):
             for who in (ANNA, "maria.ekstrom@lund.example.se"):
                 path = os.path.join(out, f"{message}-{who}.eml")
+                # --force: an update or cancel of nothing that changed is refused otherwise.
                 self.prog.run("--preview", message, "--to", who, "--now", NOW, "--out", path,
-                              *extra, check=0)
+                              "--force", *extra, check=0)
                 files.append(path)
         for path in files:
             msg = parse(path)
