@@ -31,6 +31,11 @@ void log_init(bool verbose)
 	log_journal = stderr_is_journal();
 }
 
+bool log_is_verbose(void)
+{
+	return log_verbose;
+}
+
 void log_msg(int priority, const char *fmt, ...)
 {
 	static const char *names[] = {"emergency", "alert", "critical", "error",

@@ -8,6 +8,9 @@
 #include <syslog.h>
 
 void log_init(bool verbose);
+/* True with --verbose: debug lines are written, and deliveries are named
+ * with their keys too (describe.h). */
+bool log_is_verbose(void);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)

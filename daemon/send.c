@@ -2,6 +2,7 @@
 
 #include "changes.h"
 #include "clock.h"
+#include "describe.h"
 #include "log.h"
 #include "message.h"
 #include "tz.h"
@@ -263,7 +264,10 @@ static bool build(struct sender *s, struct flight *f)
 	if (f->msg)
 		return true;
 	const char *why = errs.n ? errs.items[0] : "message could not be built";
-	log_error("%s: not sent: %s", d->key, why);
+	char *words = describe_delivery(d);
+
+	log_error("%s: not sent: %s", words, why);
+	free(words);
 	if (f->record)
 		state_delivery_mark(s->st, d->key, DS_FAILED, why, 0, s->now);
 	s->stats->build_errors++;
@@ -299,12 +303,16 @@ static void slow_down_or_recover(struct sender *s, enum send_result res)
 static void log_outcome(struct sender *s, const struct flight *f, enum send_result res,
 			const char *detail, time_t next)
 {
-	const char *key = f->d->key, *why = detail ? detail : "";
+	const char *why = detail ? detail : "";
+	char *key = describe_delivery(f->d);
+	/* A --test-to copy names where it really went. */
+	bool elsewhere = !str_caseeq(f->rcpt, f->d->p->email);
 
 	switch (res) {
 	case SEND_OK:
 		s->stats->sent++;
-		log_info("%s: sent to %s: %s", key, f->rcpt, why);
+		log_info("%s: sent%s%s: %s", key, elsewhere ? " to " : "", elsewhere ? f->rcpt : "",
+			 why);
 		break;
 	case SEND_TRANSIENT:
 		s->stats->transient++;
@@ -319,6 +327,7 @@ static void log_outcome(struct sender *s, const struct flight *f, enum send_resu
 		log_error("%s: failed: %s", key, why);
 		break;
 	}
+	free(key);
 }
 
 /* Waits for the outcome and records it. */
@@ -538,7 +547,7 @@ static void record_skip(struct sender *s, const struct delivery *d)
 			char *why = xasprintf("gave up: %s (last: %s)", d->skip,
 					      old.detail ? old.detail : "-");
 			state_delivery_mark(s->st, d->key, DS_SKIPPED, why, 0, s->now);
-			log_warn("%s: %s", d->key, why);
+			describe_log(LOG_WARNING, d, why);
 			free(why);
 		}
 		state_row_free(&old);
@@ -546,7 +555,11 @@ static void record_skip(struct sender *s, const struct delivery *d)
 	}
 	state_delivery_skip(s->st, &row, d->skip, s->now);
 	s->stats->skipped++;
-	log_info("%s: skipped: %s", d->key, d->skip);
+	{
+		char *why = xasprintf("skipped: %s", d->skip);
+		describe_log(LOG_INFO, d, why);
+		free(why);
+	}
 }
 
 static void note_next(struct send_stats *st, const struct delivery *d)
@@ -577,8 +590,7 @@ static void discard_held(struct sender *s)
 		const struct delivery *d = &s->pending[i];
 
 		note_attendance(s, d);
-		log_notice("%s to %s for %s: discarded (--discard-changes)", d->message,
-			   d->p->email, target_uid(d));
+		describe_log(LOG_NOTICE, d, "discarded (--discard-changes)");
 	}
 	if (!state_commit(s->st))
 		s->broken = true;

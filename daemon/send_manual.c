@@ -1,6 +1,7 @@
 /* send_manual.c: sends by hand (--send-now) and their retries, which no
  * rule makes again: they come from the ledger. */
 #include "send_internal.h"
+#include "describe.h"
 
 #include "log.h"
 
@@ -37,7 +38,7 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 	if (gone) {
 		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
 		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
-		log_warn("%s: %s", row->key, why);
+		describe_log_row(s->pg->cal, LOG_WARNING, row, why);
 		free(why);
 	} else {
 		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */

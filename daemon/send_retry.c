@@ -1,6 +1,7 @@
 /* send_retry.c: retryable rows (transient, unknown) that the planner no
  * longer makes are given up after a whole pass, with why. */
 #include "send_internal.h"
+#include "describe.h"
 
 #include "log.h"
 
@@ -97,7 +98,7 @@ static void give_up(struct sender *s, const struct delivery_row *row)
 		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
 		state_delivery_unlink(s->st, row->key);
 	}
-	log_warn("%s: %s", row->key, why);
+	describe_log_row(s->pg->cal, LOG_WARNING, row, why);
 	free(why);
 }
 

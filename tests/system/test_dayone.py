@@ -345,5 +345,36 @@ class UpdateNamesTheChange(KalladCase):
         self.assertNotIn("Ny plats", text)
 
 
+class LogLines(KalladCase):
+    LINE = ('invite to Anna Berglund <anna.berglund@gavle.example.se> for '
+            '"Leda samhällsutveckling" (20 Feb 10:00): sent: written to ')
+
+    def test_log_names_message_person_session_and_date(self):
+        p = self.prog.run("--once", "--now", NOW, check=0)
+        self.assertIn("kallad: " + self.LINE, p.stderr)
+        # No key in the log an administrator reads.
+        self.assertNotIn("|", p.stderr)
+
+    def test_skips_are_named_too(self):
+        p = self.prog.run("--once", "--now", "2020-01-23T09:00:00+01:00", check=0)
+        self.assertIn('deadline-reminder to Henrik Dahl <henrik.dahl@karlstad.example.se> for '
+                      '"Sista anmälningsdag" (Friday 13 December 2019) by rule '
+                      'registration-deadline: skipped: ', p.stderr)
+        self.assertNotIn("|", p.stderr)
+
+    def test_verbose_adds_the_key(self):
+        p = self.prog.run("--once", "--now", NOW, "--verbose", check=0)
+        self.assertRegex(p.stderr, r'for "Leda samhällsutveckling" \(20 Feb 10:00\) '
+                         r'\[invite\|anna\.berglund@gavle\.example\.se\|'
+                         r'styra-leda-2020-1@example\.org\|[^]]*\]: sent: ')
+
+    def test_test_copy_names_where_it_went(self):
+        p = self.prog.run("--send-now", "session-reminder", "--session", "2", "--to", ANNA,
+                          "--test-to", "granskare@example.org", "--now", NOW, check=0)
+        self.assertIn('session-reminder to Anna Berglund <anna.berglund@gavle.example.se> for '
+                      '"Styrning och risker" (12 Mar 10:00): sent to granskare@example.org: ',
+                      p.stderr)
+
+
 if __name__ == "__main__":
     main()
