@@ -47,6 +47,9 @@ char *describe_delivery(const struct delivery *d)
 		add_deadline(&sb, d->deadline);
 	if (d->rule)
 		sb_addf(&sb, " by rule %s", d->rule->name);
+	if (d->rule && d->offset >= 0 && (size_t)d->offset < d->rule->n_offsets)
+		sb_addf(&sb, " (%d%c before)", d->rule->offsets[d->offset].amount,
+			d->rule->offsets[d->offset].days ? 'd' : 'h');
 	add_key(&sb, d->key);
 	return sb_take(&sb);
 }

@@ -359,7 +359,7 @@ class LogLines(KalladCase):
         p = self.prog.run("--once", "--now", "2020-01-23T09:00:00+01:00", check=0)
         self.assertIn('deadline-reminder to Henrik Dahl <henrik.dahl@karlstad.example.se> for '
                       '"Sista anmälningsdag" (Friday 13 December 2019) by rule '
-                      'registration-deadline: skipped: ', p.stderr)
+                      'registration-deadline (7d before): skipped: ', p.stderr)
         self.assertNotIn("|", p.stderr)
 
     def test_verbose_adds_the_key(self):
