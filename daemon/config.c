@@ -42,11 +42,11 @@ struct diag {
 };
 
 enum section_kind { SEC_NONE, SEC_PROGRAMME, SEC_ORGANIZER, SEC_SMTP, SEC_POLICY,
-		    SEC_REGISTRATIONS, SEC_RULE, SEC_DEADLINE, SEC_UNKNOWN };
+		    SEC_REGISTRATIONS, SEC_REPLIES, SEC_RULE, SEC_DEADLINE, SEC_UNKNOWN };
 
 static const char *const section_names[] = {
 	[SEC_PROGRAMME] = "programme", [SEC_ORGANIZER] = "organizer", [SEC_SMTP] = "smtp",
-	[SEC_POLICY] = "policy", [SEC_REGISTRATIONS] = "registrations",
+	[SEC_POLICY] = "policy", [SEC_REGISTRATIONS] = "registrations", [SEC_REPLIES] = "replies",
 };
 
 enum rule_key { RK_MESSAGE, RK_CATEGORY, RK_BEFORE, RK_AT, RK_TO, RK_SESSIONS, RK_COUNT };
@@ -306,7 +306,7 @@ static bool zone_exists(const char *zone)
 	return ok;
 }
 
-/* The host of an smtp:// or smtps:// URL into host[]; an error text or NULL. */
+/* The host of an smtp[s]:// or imap[s]:// URL into host[]; an error text or NULL. */
 static const char *url_host(const char *url, char *host, size_t size)
 {
 	const char *p = strstr(url, "://") + 3, *h = p, *hend, *port = NULL;
@@ -445,6 +445,29 @@ static void set_url(struct loader *ld, const struct keydef *kd, const char *v)
 	why = url_host(v, host, sizeof(host));
 	if (why) {
 		key_error(ld, kd->name, "%s", why);
+		return;
+	}
+	set_text(ld, kd, v);
+}
+
+/* [replies] url: imap://host[:port]/MAILBOX or imaps://...: one mailbox. */
+static void set_imap_url(struct loader *ld, const struct keydef *kd, const char *v)
+{
+	char host[256];
+	const char *why, *path;
+
+	if (strncmp(v, "imap://", 7) != 0 && strncmp(v, "imaps://", 8) != 0) {
+		key_error(ld, kd->name, "must start with imap:// or imaps://");
+		return;
+	}
+	if ((why = url_host(v, host, sizeof(host)))) {
+		key_error(ld, kd->name, "%s", why);
+		return;
+	}
+	path = strstr(v, "://") + 3;
+	path += strcspn(path, "/?#");
+	if (*path != '/' || !path[1] || strpbrk(path + 1, "/;?#")) {
+		key_error(ld, kd->name, "must name one mailbox: imap://host[:port]/MAILBOX");
 		return;
 	}
 	set_text(ld, kd, v);
@@ -650,6 +673,11 @@ static const struct keydef keys[] = {
 	{SEC_REGISTRATIONS, "absences", set_select_or_csv, OFF(sql_absences), NULL, NULL, 0, 0},
 	{SEC_REGISTRATIONS, "columns", set_columns, OFF(csv_columns), NULL, NULL, 0, 0},
 	/* Later than the K_ indexes below. */
+	{SEC_REPLIES, "url", set_imap_url, OFF(replies_url), NULL, NULL, 0, 0},
+	{SEC_REPLIES, "tls", set_tls, OFF(replies_tls_required), "required", NULL, 0, 0},
+	{SEC_REPLIES, "user", set_text, OFF(replies_user), NULL, NULL, 0, 0},
+	{SEC_REPLIES, "password", set_password, OFF(replies_password), NULL, NULL, 0, 0},
+	{SEC_REPLIES, "interval", set_lead, OFF(replies_interval), "5m", NULL, 0, 0},
 	{SEC_PROGRAMME, "material", set_path, OFF(material), NULL, NULL, 0, 0},
 	{SEC_PROGRAMME, "sessions-category", set_text, OFF(sessions_category), NULL, NULL, 0, 0},
 };
@@ -816,15 +844,25 @@ static bool rule_set(struct loader *ld, struct rule *r, enum rule_key k, const c
 		}
 		r->at = parse_hhmm(v, strlen(v));
 		return true;
-	case RK_TO:
-		for (i = 0; i < ARRAY_SIZE(audiences) && !str_eq(v, audiences[i]); i++)
+	case RK_TO: {
+		/* An audience, optionally narrowed: "registered, unanswered". */
+		size_t n = strcspn(v, ",");
+		const char *more = v[n] ? v + n + 1 + strspn(v + n + 1, " \t") : NULL;
+
+		while (n && isspace((unsigned char)v[n - 1]))
+			n--;
+		for (i = 0; i < ARRAY_SIZE(audiences) &&
+			    !(strlen(audiences[i]) == n && strncmp(v, audiences[i], n) == 0); i++)
 			;
-		if (i == ARRAY_SIZE(audiences)) {
-			key_error(ld, "to", "must be registered, invited, waitlisted or all, not \"%s\"", v);
+		if (i == ARRAY_SIZE(audiences) || (more && !str_eq(more, "unanswered"))) {
+			key_error(ld, "to", "must be registered, invited, waitlisted or all, optionally "
+				  "followed by \", unanswered\", not \"%s\"", v);
 			return false;
 		}
 		r->to = (enum audience)i;
+		r->unanswered = more != NULL;
 		return true;
+	}
 	case RK_SESSIONS:
 		if (!str_eq(v, "all") && !str_eq(v, "first")) {
 			key_error(ld, "sessions", "must be all or first, not \"%s\"", v);
@@ -844,7 +882,7 @@ static void rule_reset(struct rule *r, enum rule_key k)
 	case RK_CATEGORY: put_string(&r->category, NULL); break;
 	case RK_BEFORE: free(r->offsets); r->offsets = NULL; r->n_offsets = 0; break;
 	case RK_AT: r->at = -1; break;
-	case RK_TO: r->to = AUD_REGISTERED; break;
+	case RK_TO: r->to = AUD_REGISTERED; r->unanswered = false; break;
 	case RK_SESSIONS: r->first_only = false; break;
 	default: break;
 	}
@@ -1021,7 +1059,7 @@ static bool section_header(struct loader *ld, int line, char *raw, const char *r
 	}
 	k = section_kind(name, &rule);
 	if (k == SEC_UNKNOWN) {
-		diag_add(ld, line, label, "unknown section (programme, organizer, smtp, rule NAME, deadline NAME, policy, registrations)");
+		diag_add(ld, line, label, "unknown section (programme, organizer, smtp, rule NAME, deadline NAME, policy, registrations, replies)");
 		return false;
 	}
 	if (k == SEC_DEADLINE) {
@@ -1335,6 +1373,44 @@ static void check_smtp(struct loader *ld)
 			   "none is allowed only for a loopback server (127.0.0.1, ::1, localhost), not %s", host);
 }
 
+/* The key of keys[] by section and name, for checks across keys. */
+static struct where key_where(struct loader *ld, enum section_kind sec, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].section == sec && str_eq(keys[i].name, name))
+			return ld->key[i];
+	return ld->section[sec];
+}
+
+/* The same TLS rules as [smtp]; a user needs a password and back. */
+static void check_replies(struct loader *ld)
+{
+	struct config *cfg = ld->cfg;
+	struct where w = ld->section[SEC_REPLIES];
+	char host[256];
+
+	if (!w.file)
+		return;
+	if (!cfg->replies_url) {
+		late_error(ld, w, "url", "[replies] needs url (imap://host[:port]/MAILBOX)");
+		return;
+	}
+	if (str_empty(cfg->replies_user) != str_empty(cfg->replies_password))
+		late_error(ld, w, str_empty(cfg->replies_user) ? "user" : "password",
+			   "[replies] password and user go together");
+	if (cfg->replies_interval < 60)
+		late_error(ld, key_where(ld, SEC_REPLIES, "interval"), "interval",
+			   "must be at least 1m");
+	if (cfg->replies_tls_required)
+		return;
+	if (strncmp(cfg->replies_url, "imaps://", 8) == 0)
+		late_error(ld, key_where(ld, SEC_REPLIES, "tls"), "tls",
+			   "none contradicts the imaps:// url (implicit TLS)");
+	else if (!url_host(cfg->replies_url, host, sizeof(host)) && !host_loopback(host))
+		late_error(ld, key_where(ld, SEC_REPLIES, "tls"), "tls",
+			   "none is allowed only for a loopback server (127.0.0.1, ::1, localhost), not %s", host);
+}
+
 static void check_programme(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
@@ -1399,6 +1475,10 @@ static void check_rules(struct loader *ld)
 		if (r->first_only && r->deadlines)
 			late_error(ld, seen->key[RK_SESSIONS], "sessions",
 				   "first applies to session messages, not deadline-reminder");
+		/* Replies answer a session's invite; a deadline has none. */
+		if (r->unanswered && r->deadlines)
+			late_error(ld, seen->key[RK_TO], "to",
+				   "unanswered applies to session messages, not deadline-reminder");
 	}
 }
 
@@ -1411,6 +1491,8 @@ static struct config *config_new(const char *path)
 	cfg->path = xstrdup(path);
 	cfg->language = xstrdup("sv");
 	cfg->smtp_tls_required = true;
+	cfg->replies_tls_required = true;
+	cfg->replies_interval = 300;
 	cfg->max_per_minute = 30;
 	cfg->timeout = 60;
 	cfg->quiet_start = cfg->quiet_end = -1;
@@ -1434,6 +1516,7 @@ struct config *config_load(const char *path, struct errlist *errs)
 		load_dropins(&ld, path);
 		check_programme(&ld);
 		check_smtp(&ld);
+		check_replies(&ld);
 		check_rules(&ld);
 		check_deadlines(&ld);
 		check_registrations(&ld);
@@ -1473,6 +1556,7 @@ void config_free(struct config *cfg)
 		&cfg->organizer_email, &cfg->from, &cfg->reply_to, &cfg->smtp_url, &cfg->smtp_user,
 		&cfg->smtp_password, &cfg->sql_participants, &cfg->sql_attachments, &cfg->sql_absences,
 		&cfg->sessions_category, &cfg->csv_columns, &cfg->csv_absences, &cfg->csv_attachments,
+		&cfg->replies_url, &cfg->replies_user, &cfg->replies_password,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
 		free(*strings[i]);

@@ -25,6 +25,8 @@ struct rule {
 	size_t n_offsets;
 	int at;         /* minutes after local midnight, or -1 when `at` is absent */
 	enum audience to;
+	bool unanswered; /* `to = registered, unanswered`: only those who have not
+			  * replied to the session's invite */
 	char *file;     /* where it was defined, for messages */
 	int line;
 };
@@ -58,6 +60,11 @@ struct config {
 	char *smtp_user, *smtp_password; /* password: a credential name or a file path */
 	int max_per_minute;              /* 0: no limit; default 30 */
 	int timeout;                     /* seconds per server reply; default 60 */
+	/* [replies]; url NULL: kallad reads no mailbox */
+	char *replies_url;                     /* imap[s]://host[:port]/MAILBOX */
+	bool replies_tls_required;             /* tls = required (default) | none */
+	char *replies_user, *replies_password; /* password as in [smtp] */
+	int replies_interval;                  /* seconds; default 300 */
 	/* [registrations] custom SELECTs, NULL for the shipped schema */
 	char *sql_participants, *sql_attachments, *sql_absences;
 	/* [registrations] for registrations = FILE.csv: the header mapping as

@@ -81,6 +81,21 @@ static const char *const migrations[] = {
 	" description TEXT, PRIMARY KEY(uid, sequence));"
 	"INSERT OR IGNORE INTO session_versions SELECT uid, sequence, start, \"end\", location,"
 	" status, summary, description FROM sessions WHERE start IS NOT NULL;",
+	/* 8: what comes back (replies.h). The latest reply of each
+	 * participant to each session; every reply, bounce and ignored
+	 * message read, for --history; addresses that bounced; and how far
+	 * each mailbox was read (by UIDVALIDITY and UID). */
+	"CREATE TABLE responses(email TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
+	" partstat TEXT NOT NULL, dtstamp INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+	" received INTEGER NOT NULL, PRIMARY KEY(email, uid));"
+	"CREATE TABLE inbound(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" email TEXT COLLATE NOCASE, uid TEXT, what TEXT, detail TEXT, message_id TEXT,"
+	" mailbox TEXT NOT NULL, uidvalidity INTEGER NOT NULL, imap_uid INTEGER NOT NULL);"
+	"CREATE INDEX inbound_email ON inbound(email, at);"
+	"CREATE TABLE suppressed(email TEXT PRIMARY KEY COLLATE NOCASE, since INTEGER NOT NULL,"
+	" status TEXT NOT NULL, diagnostic TEXT);"
+	"CREATE TABLE mailboxes(url TEXT PRIMARY KEY, uidvalidity INTEGER NOT NULL,"
+	" last_uid INTEGER NOT NULL);",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -503,6 +518,16 @@ void state_close(struct state *st)
 		log_error("%s: closing: %s", st->path, sqlite3_errmsg(st->db));
 	free(st->path);
 	free(st);
+}
+
+struct sqlite3 *state_sqlite(struct state *st)
+{
+	return st->db;
+}
+
+const char *state_path(const struct state *st)
+{
+	return st->path;
 }
 
 int state_schema_version(struct state *st)

@@ -36,6 +36,10 @@ struct delivery_row {
 struct state *state_open(const char *path, bool readonly, struct errlist *errs);
 void state_close(struct state *st);
 int state_schema_version(struct state *st);
+/* The database handle, for the modules that keep tables of their own in
+ * it (replies.c); borrowed. Its statements follow the transactions above. */
+struct sqlite3 *state_sqlite(struct state *st);
+const char *state_path(const struct state *st);
 
 /* BEGIN IMMEDIATE, waiting on busy; its commit is fsync'd (with it every
  * commit before it). */
