@@ -143,6 +143,8 @@ struct held {
 	int seq;          /* what a reminder carries: what they hold once this
 			   * pass's invite or update has gone */
 	bool change_held; /* an update or cancel waits for --release-changes */
+	bool bounced;     /* the participant's address bounced: nothing goes */
+	enum answer answer; /* their latest reply to the session's invitation */
 };
 
 /* An update or cancel that waits: changes = hold, or a mass vanishing of
@@ -197,7 +199,9 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 	if (ctx->mem.recorded(ctx->mem.opaque, d.key, &retry_at))
 		return;
 	d.due = plan_after_quiet(ctx->cfg, latest(ctx->now, retry_at));
-	if (!want && !a.invited)
+	if (h->bounced)
+		d.skip = "bounced";
+	else if (!want && !a.invited)
 		d.skip = "absent";
 	else if (d.due >= s->start)
 		d.skip = "event-passed";
@@ -251,6 +255,7 @@ struct aim {
 	const struct session *s;   /* or */
 	const struct deadline *dl;
 	const struct held *held;   /* the participant's hold on s */
+	bool bounced;              /* the participant's address bounced */
 };
 
 /* Why the delivery is not owed at all (the participant is not in its
@@ -258,13 +263,20 @@ struct aim {
 static const char *not_owed(const struct plan_ctx *ctx, const struct participant *p,
 			    const struct aim *a)
 {
+	/* Material "before the programme starts" reaches those who miss or
+	 * decline the first session too; anything carrying the session does not. */
+	bool whole = a->r->first_only && str_eq(a->r->message, "material");
+
+	if (a->bounced)
+		return "bounced";
 	if (a->s && a->s->cancelled)
 		return "session-cancelled";
-	/* Material "before the programme starts" reaches those who miss the
-	 * first session too; anything carrying the session does not. */
-	if (a->s && !(a->r->first_only && str_eq(a->r->message, "material")) &&
-	    reg_is_absent(ctx->reg, p->email, a->s->uid))
+	if (a->s && !whole && reg_is_absent(ctx->reg, p->email, a->s->uid))
 		return "absent";
+	if (a->s && !whole && a->held->answer == ANS_DECLINED)
+		return "declined";
+	if (a->s && a->r->unanswered && a->held->answer != ANS_NONE)
+		return "answered";
 	if (str_eq(a->r->message, "material")) {
 		struct attachment *att;
 		size_t n = reg_attachments(ctx->reg, p->email, a->r->message, &att);
@@ -390,13 +402,14 @@ static void aim(const struct plan_ctx *ctx, const struct participant *p, const s
 }
 
 static void plan_rule(const struct plan_ctx *ctx, const struct participant *p,
-		      const struct held *held, const struct rule *r, void *arg, struct aims *out)
+		      const struct held *held, bool bounced, const struct rule *r, void *arg,
+		      struct aims *out)
 {
 	for (size_t o = 0; o < r->n_offsets; o++) {
 		if (r->deadlines) {
 			for (size_t i = 0; i < ctx->cal->n_deadlines; i++) {
 				const struct deadline *dl = &ctx->cal->deadlines[i];
-				struct aim a = {.r = r, .o = o, .dl = dl};
+				struct aim a = {.r = r, .o = o, .dl = dl, .bounced = bounced};
 
 				if (!r->category || calendar_has_category(dl->categories, r->category))
 					aim(ctx, p, &a, arg, out);
@@ -405,7 +418,8 @@ static void plan_rule(const struct plan_ctx *ctx, const struct participant *p,
 		}
 		for (size_t i = 0; i < ctx->cal->n_sessions; i++) {
 			const struct session *s = &ctx->cal->sessions[i];
-			struct aim a = {.r = r, .o = o, .s = s, .held = &held[i]};
+			struct aim a = {.r = r, .o = o, .s = s, .held = &held[i],
+					.bounced = bounced};
 
 			if (rule_targets_session(ctx, r, s))
 				aim(ctx, p, &a, arg, out);
@@ -419,10 +433,15 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 	size_t n = ctx->cal->n_sessions;
 	struct held *held = xcalloc(n ? n : 1, sizeof(*held));
 	struct aims aims = {0};
+	bool bounced = ctx->mem.bounced && ctx->mem.bounced(ctx->mem.opaque, p->email);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct session *s = &ctx->cal->sessions[i];
 		held[i].had = ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &held[i].a);
+		held[i].bounced = bounced;
+		held[i].answer = ctx->mem.answer && held[i].had
+					 ? ctx->mem.answer(ctx->mem.opaque, p->email, s->uid)
+					 : ANS_NONE;
 		plan_notice(ctx, p, s, &held[i], fn, arg);
 	}
 	/* audience_has() turns the cancelled away from every rule. */
@@ -430,7 +449,7 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 		const struct rule *rule = &ctx->cfg->rules[r];
 
 		if (audience_has(rule->to, p->status))
-			plan_rule(ctx, p, held, rule, arg, &aims);
+			plan_rule(ctx, p, held, bounced, rule, arg, &aims);
 	}
 	supersede(aims.ds, aims.n);
 	for (size_t i = 0; i < aims.n; i++)
@@ -443,7 +462,10 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 static const struct {
 	const char *reason, *words;
 } reasons[] = {
+	{"bounced", "not owed: mail to this address bounced (kallad --unsuppress EMAIL)"},
 	{"absent", "not owed: absent from this session"},
+	{"declined", "not owed: they declined this session's invitation"},
+	{"answered", "not owed: they answered this session's invitation (to = ..., unanswered)"},
 	{"session-cancelled", "not owed: the session is cancelled"},
 	{"no-material", "not owed: no rows in attachments for this message"},
 	{"late-registration", "skipped: joined the audience after the trigger"

@@ -7,6 +7,7 @@
 #include "calendar.h"
 #include "config.h"
 #include "registrations.h"
+#include "replies.h"
 #include "state.h"
 
 #include <stdbool.h>
@@ -37,6 +38,11 @@ struct plan_memory {
 	 * sent); false when nothing was ever sent. */
 	bool (*attendance)(void *opaque, const char *email, const char *uid,
 			   struct attendance *out);
+	/* The participant's latest answer to the session's invitation, and
+	 * whether their address bounced (replies.h). Either may be NULL: no
+	 * answers, nothing bounced. */
+	enum answer (*answer)(void *opaque, const char *email, const char *uid);
+	bool (*bounced)(void *opaque, const char *email);
 	void *opaque;
 };
 
@@ -90,8 +96,9 @@ typedef void (*plan_fn)(const struct delivery *d, void *arg);
  * A rule's delivery is sent only if it was owed at or before its trigger
  * (see plan.c); among the deliveries of one message to one participant
  * for one target due at the same moment, only the latest trigger goes.
- * Skip reasons: absent, session-cancelled, no-material (not owed: shown by
- * --plan --all, never recorded), late-registration, before-known,
+ * Skip reasons: bounced, absent, session-cancelled, declined, answered,
+ * no-material (not owed: shown by --plan --all, never recorded, so they go
+ * once that changes), late-registration, before-known,
  * event-passed, min-lead, superseded, held (changes = hold). */
 void plan_participant(const struct plan_ctx *ctx, const struct participant *p, plan_fn fn,
 		      void *arg);

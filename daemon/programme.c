@@ -335,6 +335,16 @@ static bool mem_attendance(void *opaque, const char *email, const char *uid,
 	return state_attendance(m->st, email, uid, out);
 }
 
+static enum answer mem_answer(void *opaque, const char *email, const char *uid)
+{
+	return replies_answer(((struct plan_memo *)opaque)->st, email, uid);
+}
+
+static bool mem_bounced(void *opaque, const char *email)
+{
+	return replies_bounced(((struct plan_memo *)opaque)->st, email);
+}
+
 void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now,
 			struct plan_ctx *ctx)
 {
@@ -356,6 +366,9 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	ctx->mem.fulfilled = mem_fulfilled;
 	ctx->mem.released = mem_released;
 	ctx->mem.attendance = mem_attendance;
+	/* Without [replies] nothing was read: nothing to ask. */
+	ctx->mem.answer = pg->cfg->replies_url ? mem_answer : NULL;
+	ctx->mem.bounced = pg->cfg->replies_url ? mem_bounced : NULL;
 	ctx->mem.opaque = m;
 }
 

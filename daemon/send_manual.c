@@ -110,6 +110,9 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 	*d = (struct delivery){.message = m->message, .p = p, .session = ses,
 			       .deadline = m->deadline, .offset = -1, .trigger = s->now,
 			       .due = s->now};
+	/* Nothing more goes to an address that bounced, by hand either. */
+	if (!m->test_to && replies_bounced(s->st, p->email))
+		return "mail to this address bounced (kallad --unsuppress EMAIL lifts that)";
 	if (ses) {
 		struct attendance a;
 		bool had = state_attendance(s->st, p->email, ses->uid, &a);

@@ -25,7 +25,8 @@ struct transport {
 /* Opens and reads a password file. Files a user names must be private:
  * mode & 077 means others on the machine can read (or swap) the secret.
  * systemd's credential files are trusted as they are. */
-static char *transport_read_secret(const char *path, bool check_mode, struct errlist *errs)
+static char *transport_read_secret(const char *label, const char *path, bool check_mode,
+				   struct errlist *errs)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -34,16 +35,16 @@ static char *transport_read_secret(const char *path, bool check_mode, struct err
 	ssize_t n;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		errlist_add(errs, "[smtp] password: %s: cannot read: %s", path, strerror(errno));
+		errlist_add(errs, "%s: %s: cannot read: %s", label, path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return NULL;
 	}
 	if (check_mode && (st.st_mode & 077)) {
 		errlist_add(errs,
-			    "[smtp] password: %s: refused: the file is open to group or others "
+			    "%s: %s: refused: the file is open to group or others "
 			    "(mode %04o); make it private with: chmod 600 %s",
-			    path, (unsigned)(st.st_mode & 07777), path);
+			    label, path, (unsigned)(st.st_mode & 07777), path);
 		close(fd);
 		return NULL;
 	}
@@ -53,7 +54,7 @@ static char *transport_read_secret(const char *path, bool check_mode, struct err
 	explicit_bzero(chunk, sizeof(chunk));
 	close(fd);
 	if (n < 0) {
-		errlist_add(errs, "[smtp] password: %s: cannot read: %s", path, strerror(errno));
+		errlist_add(errs, "%s: %s: cannot read: %s", label, path, strerror(errno));
 		explicit_bzero(sb.buf, sb.len);
 		sb_free(&sb);
 		return NULL;
@@ -67,30 +68,30 @@ static char *transport_read_secret(const char *path, bool check_mode, struct err
 
 /* A value with '/' is a file path; else a systemd credential name
  * (LoadCredential=NAME:...), found in $CREDENTIALS_DIRECTORY. */
-static char *transport_password(const char *value, struct errlist *errs)
+char *transport_secret(const char *label, const char *value, struct errlist *errs)
 {
 	if (strchr(value, '/'))
-		return transport_read_secret(value, true, errs);
+		return transport_read_secret(label, value, true, errs);
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 	if (str_empty(dir)) {
 		errlist_add(errs,
-			    "[smtp] password: %s: a credential name, but CREDENTIALS_DIRECTORY is "
+			    "%s: %s: a credential name, but CREDENTIALS_DIRECTORY is "
 			    "not set (run under systemd with LoadCredential=%s:FILE, or give a "
 			    "file path)",
-			    value, value);
+			    label, value, value);
 		return NULL;
 	}
 	char *path = xasprintf("%s/%s", dir, value);
-	char *pw = transport_read_secret(path, false, errs);
+	char *pw = transport_read_secret(label, path, false, errs);
 	free(path);
 	/* The units' SetCredential= default: the file LoadCredential= names
 	 * was not there when the service started. */
 	if (pw && !*pw) {
 		errlist_add(errs,
-			    "[smtp] password: the credential %s is empty: put the password in the "
+			    "%s: the credential %s is empty: put the password in the "
 			    "file the unit's LoadCredential=%s:FILE names (/etc/kallad/%s) and "
 			    "restart the service",
-			    value, value, value);
+			    label, value, value, value);
 		free(pw);
 		return NULL;
 	}
@@ -116,7 +117,7 @@ static struct transport *transport_open_smtp(const struct config *cfg, struct er
 		return NULL;
 	}
 	if (!str_empty(cfg->smtp_password)) {
-		pw = transport_password(cfg->smtp_password, errs);
+		pw = transport_secret("[smtp] password", cfg->smtp_password, errs);
 		if (!pw)
 			return NULL;
 	}
@@ -143,7 +144,7 @@ bool transport_check_password(const struct config *cfg, struct errlist *errs)
 	}
 	if (str_empty(cfg->smtp_password))
 		return true;
-	pw = transport_password(cfg->smtp_password, errs);
+	pw = transport_secret("[smtp] password", cfg->smtp_password, errs);
 	transport_free_secret(pw);
 	return pw != NULL;
 }

@@ -24,6 +24,10 @@ struct transport *transport_open(const struct config *cfg, struct errlist *errs)
  * with user, a credential or a private file) and forgets it; false with
  * errs when sending would refuse it. True without [smtp] url. */
 bool transport_check_password(const struct config *cfg, struct errlist *errs);
+/* Reads a password given as a credential name or a private file (value of
+ * a password key; label, e.g. "[smtp] password", names it in errors).
+ * The caller frees it (wiping it first). NULL with errs on failure. */
+char *transport_secret(const char *label, const char *value, struct errlist *errs);
 /* Sends one message to one recipient. *detail gets the server's words
  * (or what went wrong), freed by the caller. Reuses the connection; after
  * any error the next send opens a fresh one. */
