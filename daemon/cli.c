@@ -67,8 +67,8 @@ int cli_validate(const struct cli *c)
 	else if (c->deadline && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW)
 		bad = "--deadline goes with --send-now or --preview";
 	else if (targets && c->mode != MODE_PREVIEW && c->mode != MODE_SEND_NOW &&
-		 c->mode != MODE_RELEASE)
-		bad = "--session goes with --send-now, --preview or --release-changes";
+		 c->mode != MODE_RELEASE && c->mode != MODE_RESPONSES)
+		bad = "--session goes with --send-now, --preview, --release-changes or --responses";
 	else if (c->force && c->mode != MODE_SEND_NOW && c->mode != MODE_PREVIEW)
 		bad = "--force goes with --send-now or --preview";
 	else if ((c->dry_run || c->test_to) && c->mode != MODE_SEND_NOW)
@@ -810,8 +810,10 @@ static int run_status(const struct cli *c)
 	for (int i = 0; i < 6; i++)
 		printf("%s\t%ld\n", state_name((enum dstate)i), counts[i]);
 	status_held(c, st);
-	if (c->failed)
+	if (c->failed) {
 		state_delivery_each(st, DS_FAILED, print_failed, NULL);
+		cli_status_bounced(st);
+	}
 	state_close(st);
 	config_free(cfg);
 	return 0;
@@ -855,6 +857,12 @@ int cli_run(const struct cli *c)
 		return run_retry(c);
 	case MODE_DAEMON:
 		return daemon_run(c);
+	case MODE_FETCH_REPLIES:
+	case MODE_RESPONSES:
+	case MODE_HISTORY:
+	case MODE_REPORT:
+	case MODE_UNSUPPRESS:
+		return cli_replies_run(c);
 	default:
 		fprintf(stderr, "kallad: this mode is not built yet\n");
 		return 1;

@@ -12,6 +12,7 @@
 enum cli_mode {
 	MODE_DAEMON, MODE_CHECK, MODE_PLAN, MODE_ONCE, MODE_SEND_NOW, MODE_PREVIEW,
 	MODE_RELEASE, MODE_DISCARD, MODE_STATUS, MODE_RETRY, MODE_VERSION, MODE_HELP,
+	MODE_FETCH_REPLIES, MODE_RESPONSES, MODE_HISTORY, MODE_REPORT, MODE_UNSUPPRESS,
 };
 
 struct cli {
@@ -27,6 +28,7 @@ struct cli {
 	const char **to;       /* --to, n_to of them */
 	size_t n_to;
 	const char *statuses;  /* --send-now --all --status STATUS[,...] */
+	const char *email;     /* --history / --unsuppress EMAIL */
 };
 
 /* The participant statuses of "registered,invited,..." (or "all": all but
@@ -40,5 +42,12 @@ int cli_validate(const struct cli *c);
 bool cli_start_clock(const struct cli *c);
 /* Runs the mode; returns the exit status (0, 1, 64 or 78). */
 int cli_run(const struct cli *c);
+
+/* cli_replies.c: --fetch-replies, --responses, --history, --report and
+ * --unsuppress; the exit status as cli_run's. */
+int cli_replies_run(const struct cli *c);
+/* --status --failed: the suppressed addresses, one line each. */
+struct state;
+void cli_status_bounced(struct state *st);
 
 #endif

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "programme.h"
+#include "replies.h"
 #include "send.h"
 #include "transport.h"
 #include "tz.h"
@@ -31,7 +32,7 @@ struct daemon {
 	struct state *st;
 	struct transport *tr;
 	struct sender *snd;
-	int sigfd, timerfd, inofd, debouncefd;
+	int sigfd, timerfd, inofd, debouncefd, repliesfd; /* closed in this order */
 	bool stop, reload, replan;
 	char *pidfile;
 	uint64_t watchdog_usec;
@@ -332,6 +333,42 @@ static void work(struct daemon *d)
 		log_error("cannot arm the timer: %m");
 }
 
+/* [replies]: read the mailbox now and then every interval; nothing
+ * without it. Armed again after each reload (the interval may change). */
+static void arm_replies(struct daemon *d)
+{
+	struct itimerspec its = {0};
+	int every = d->pg->cfg->replies_interval;
+
+	if (d->pg->cfg->replies_url) {
+		its.it_value.tv_nsec = 1;
+		its.it_interval.tv_sec = every;
+	}
+	if (timerfd_settime(d->repliesfd, 0, &its, NULL) < 0)
+		log_error("cannot arm the replies timer: %m");
+}
+
+/* One pass over the mailbox; true when what it read changes the plan. */
+static bool read_replies(struct daemon *d)
+{
+	struct replies_stats stats;
+	struct errlist errs = {0};
+
+	if (!d->pg->cfg->replies_url)
+		return false;
+	if (!replies_fetch(d->pg->cfg, d->st, clock_now(), NULL, NULL, &stats, &errs))
+		for (size_t i = 0; i < errs.n; i++)
+			log_warn("%s; reading it again in %ds", errs.items[i],
+				 d->pg->cfg->replies_interval);
+	errlist_free(&errs);
+	if (stats.replies || stats.bounces || stats.delays || stats.ignored)
+		log_info("replies: %ld repl%s, %ld bounce%s, %ld delay%s, %ld ignored",
+			 stats.replies, stats.replies == 1 ? "y" : "ies", stats.bounces,
+			 stats.bounces == 1 ? "" : "s", stats.delays, stats.delays == 1 ? "" : "s",
+			 stats.ignored);
+	return stats.replies || stats.bounces;
+}
+
 static bool write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -380,8 +417,9 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->timerfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->debouncefd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->repliesfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->inofd = -1;
-	if (d->sigfd < 0 || d->timerfd < 0 || d->debouncefd < 0) {
+	if (d->sigfd < 0 || d->timerfd < 0 || d->debouncefd < 0 || d->repliesfd < 0) {
 		log_error("cannot set up signals and timers: %m");
 		return 1;
 	}
@@ -392,6 +430,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 			 d->pidfile);
 	d->snd = send_new(d->pg, d->st, d->tr);
 	send_set_stop(d->snd, should_stop, d);
+	arm_replies(d);
 	if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
 		d->watchdog_usec = 0;
 	return 0;
@@ -408,7 +447,7 @@ static void daemon_close(struct daemon *d)
 	transport_close(d->tr);
 	state_close(d->st);
 	programme_free(d->pg);
-	for (int *fd = &d->sigfd; fd <= &d->debouncefd; fd++)
+	for (int *fd = &d->sigfd; fd <= &d->repliesfd; fd++)
 		if (*fd > 0)
 			close(*fd);
 }
@@ -423,7 +462,8 @@ static void drain(int fd)
 
 int daemon_run(const struct cli *c)
 {
-	struct daemon d = {.sigfd = -1, .timerfd = -1, .inofd = -1, .debouncefd = -1};
+	struct daemon d = {.sigfd = -1, .timerfd = -1, .inofd = -1, .debouncefd = -1,
+			   .repliesfd = -1};
 	int rc;
 
 	if ((rc = daemon_open(&d, c))) {
@@ -435,7 +475,8 @@ int daemon_run(const struct cli *c)
 	work(&d);
 	while (!d.stop) {
 		struct pollfd fds[] = {{d.sigfd, POLLIN, 0}, {d.timerfd, POLLIN, 0},
-				       {d.inofd, POLLIN, 0}, {d.debouncefd, POLLIN, 0}};
+				       {d.inofd, POLLIN, 0}, {d.debouncefd, POLLIN, 0},
+				       {d.repliesfd, POLLIN, 0}};
 		/* No wake-ups while waiting, unless systemd asked for a watchdog. */
 		int timeout = d.watchdog_usec ? (int)(d.watchdog_usec / 2000) : -1;
 
@@ -471,7 +512,12 @@ int daemon_run(const struct cli *c)
 		if (d.reload) {
 			d.reload = false;
 			reload(&d, true);
+			arm_replies(&d);
 			due = true;
+		}
+		if (fds[4].revents) {
+			drain(d.repliesfd);
+			due = read_replies(&d) || due;
 		}
 		if (d.replan) {
 			d.replan = false;

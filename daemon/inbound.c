@@ -190,7 +190,9 @@ static char *field(const char *block, const char *name)
 			p += len;
 			if (*p != '\n' || (p[1] != ' ' && p[1] != '\t'))
 				break;
-			p++;
+			/* A folded line continues after one space. */
+			p += 1 + strspn(p + 1, " \t");
+			sb_addc(&sb, ' ');
 		}
 		char *v = xstrdup(str_trim(sb.buf));
 		size_t vl = strlen(v);

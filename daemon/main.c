@@ -25,6 +25,11 @@ static void usage(FILE *f)
 	      "       kallad --discard-changes                        take held changes as done, sending nothing\n"
 	      "       kallad --status [--failed]                      what was sent, deferred, failed\n"
 	      "       kallad --retry-failed                           queue permanent failures again\n"
+	      "       kallad --fetch-replies                          read new replies and bounces once\n"
+	      "       kallad --responses [--session UID]              who accepted, declined, did not answer\n"
+	      "       kallad --history EMAIL                          everything about one participant\n"
+	      "       kallad --report                                 participants and sessions as CSV\n"
+	      "       kallad --unsuppress EMAIL                       send to an address that bounced again\n"
 	      "       kallad --version | --help\n"
 	      "\nS and D: a position in time order (2), or the start of a UID or title.\n"
 	      "See kallad(8) and kallad.conf(5).\n",
@@ -35,7 +40,8 @@ enum {
 	OPT_CONFIG = 256, OPT_NOW, OPT_CHECK, OPT_PLAN, OPT_DAYS, OPT_ALL, OPT_ONCE, OPT_SEND_NOW,
 	OPT_SESSION, OPT_DEADLINE, OPT_TO, OPT_FORCE, OPT_DRY_RUN, OPT_TEST_TO, OPT_PREVIEW,
 	OPT_OUT, OPT_RELEASE, OPT_STATUS, OPT_FAILED, OPT_RETRY, OPT_VERBOSE, OPT_VERSION, OPT_HELP,
-	OPT_EXPLAIN, OPT_DISCARD,
+	OPT_EXPLAIN, OPT_DISCARD, OPT_FETCH_REPLIES, OPT_RESPONSES, OPT_HISTORY, OPT_REPORT,
+	OPT_UNSUPPRESS,
 };
 
 static const struct option options[] = {
@@ -64,6 +70,11 @@ static const struct option options[] = {
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"fetch-replies", no_argument, NULL, OPT_FETCH_REPLIES},
+	{"responses", no_argument, NULL, OPT_RESPONSES},
+	{"history", required_argument, NULL, OPT_HISTORY},
+	{"report", no_argument, NULL, OPT_REPORT},
+	{"unsuppress", required_argument, NULL, OPT_UNSUPPRESS},
 	{NULL, 0, NULL, 0},
 };
 
@@ -71,7 +82,8 @@ static int set_mode(struct cli *c, enum cli_mode m)
 {
 	if (c->mode != MODE_DAEMON && c->mode != m) {
 		fputs("kallad: choose one of --check, --plan, --once, --send-now, --preview, "
-		      "--release-changes, --discard-changes, --status, --retry-failed\n",
+		      "--release-changes, --discard-changes, --status, --retry-failed, "
+		      "--fetch-replies, --responses, --history, --report, --unsuppress\n",
 		      stderr);
 		return -1;
 	}
@@ -146,6 +158,11 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_VERBOSE: c->verbose = true; break;
 		case OPT_VERSION: r = set_mode(c, MODE_VERSION); break;
 		case OPT_HELP: r = set_mode(c, MODE_HELP); break;
+		case OPT_FETCH_REPLIES: r = set_mode(c, MODE_FETCH_REPLIES); break;
+		case OPT_RESPONSES: r = set_mode(c, MODE_RESPONSES); break;
+		case OPT_HISTORY: r = set_mode(c, MODE_HISTORY); c->email = optarg; break;
+		case OPT_REPORT: r = set_mode(c, MODE_REPORT); break;
+		case OPT_UNSUPPRESS: r = set_mode(c, MODE_UNSUPPRESS); c->email = optarg; break;
 		default: return -1;
 		}
 		if (r < 0)
