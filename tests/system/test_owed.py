@@ -601,6 +601,8 @@ class MigrationTest(OwedCase):
                      "ALTER TABLE participants_seen DROP COLUMN language",
                      "ALTER TABLE participants_seen DROP COLUMN organisation",
                      "ALTER TABLE participants_seen DROP COLUMN role",
+                     "DROP TABLE responses", "DROP TABLE inbound", "DROP TABLE suppressed",
+                     "DROP TABLE mailboxes",
                      "DELETE FROM known", "DELETE FROM participants_seen"):
             con.execute(stmt)
         known = [("rule", f"session-reminders/{o}") for o in ("14d", "2d")]
