@@ -235,6 +235,9 @@ class TestReplies(RepliesCase):
 
         status = self.kallad("--status", "--failed").stdout
         self.assertIn(f"bounced\t{PER}\t-\t5.1.1 smtp; 550 5.1.1", status)
+        # Not by hand either.
+        p = self.kallad("--send-now", "session-reminder", "--session", S3, "--to", PER, check=1)
+        self.assertIn("bounced", p.stdout + p.stderr)
 
         # The report before anything changes.
         rows = list(csv.DictReader(io.StringIO(self.kallad("--report").stdout)))
