@@ -266,8 +266,10 @@ class DurableClaimsTest(KalladCase):
                         self.assertFalse(wal_write_since_sync,
                                          "a claim was written after the last sync")
         self.assertEqual(mails, sent)
-        # In batches: not one sync per message.
-        self.assertLessEqual(syncs, -(-sent // 64) + 4, f"{syncs} syncs for {sent} messages")
+        # In batches: not one sync per message. Besides the batches: the
+        # database's creation, and SQLite's WAL checkpoint once the log
+        # passes 1000 pages (the schema's own pages bring that nearer).
+        self.assertLessEqual(syncs, -(-sent // 64) + 5, f"{syncs} syncs for {sent} messages")
         con = sqlite3.connect(self.prog.state)
         states = dict(con.execute("SELECT state, count(*) FROM deliveries GROUP BY state"))
         con.close()
