@@ -148,6 +148,11 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_RELEASE: r = set_mode(c, MODE_RELEASE); break;
 		case OPT_DISCARD: r = set_mode(c, MODE_DISCARD); break;
 		case OPT_STATUS:
+			if (optarg && optarg[0] == '-') {
+				fputs("kallad: --status with --send-now needs STATUS[,...] "
+				      "(registered, invited, waitlisted or all)\n", stderr);
+				return -1;
+			}
 			if (optarg)
 				c->statuses = optarg;
 			else

@@ -152,6 +152,9 @@ class SendAll(KalladCase):
             p = self.prog.run("--send-now", "deadline-reminder", "--all", "--status", arg,
                               "--now", NOW, check=64)
             self.assertIn(words, p.stderr)
+        p = self.prog.run("--send-now", "deadline-reminder", "--all", "--status", "--dry-run",
+                          check=64)
+        self.assertIn("--status with --send-now needs STATUS[,...]", p.stderr)
         p = self.prog.run("--send-now", "deadline-reminder", "--to", ANNA, "--status", "invited",
                           check=64)
         self.assertIn("--status STATUS[,...] goes with --send-now --all", p.stderr)
