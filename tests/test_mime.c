@@ -420,8 +420,8 @@ static void media_types(void **state)
 static void check_filename(const char *name, const char *want)
 {
 	struct mime_part *mixed = mime_multipart("mixed");
-	char *disp = mime_disposition(name), *ascii = mime_ascii_filename(name);
-	char *type = xasprintf("application/pdf; name=\"%s\"", ascii);
+	char *disp = mime_disposition(name), *ascii = mime_name_param(name);
+	char *type = xasprintf("application/pdf; %s", ascii);
 	struct strbuf sb;
 	char *path, *out, *expect;
 
@@ -468,6 +468,32 @@ static void attachment_names(void **state)
 	free(a);
 	a = mime_disposition("plain.pdf");
 	assert_string_equal(a, "attachment; filename=\"plain.pdf\"");
+	free(a);
+}
+
+/* The Content-Type name: plain when ASCII, else RFC 2047 B words of at most
+ * 75 characters, one a folded line, inside the quotes. */
+static void name_parameter(void **state)
+{
+	char *a, *line, *save = NULL;
+	int words = 0;
+
+	(void)state;
+	a = mime_name_param("plain.pdf");
+	assert_string_equal(a, "name=\"plain.pdf\"");
+	free(a);
+	a = mime_name_param("Årsmöte.pdf");
+	assert_string_equal(a, "name=\"=?UTF-8?B?w4Vyc23DtnRlLnBkZg==?=\"");
+	free(a);
+	a = mime_name_param("Basfakta Västerås – region Jämtland Härjedalen, en mycket lång titel.pdf");
+	assert_non_null(strstr(a, "?=\r\n =?UTF-8?B?"));
+	for (line = strtok_r(a, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		char *w = strstr(line, "=?UTF-8?B?");
+		assert_non_null(w);
+		assert_true(strlen(w) - (w[strlen(w) - 1] == '"') <= 75);
+		words++;
+	}
+	assert_true(words >= 2);
 	free(a);
 }
 
@@ -552,6 +578,7 @@ int main(void)
 		cmocka_unit_test(base64_vectors),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(attachment_names),
+		cmocka_unit_test(name_parameter),
 		cmocka_unit_test(deterministic_boundaries),
 		cmocka_unit_test(date_header),
 		cmocka_unit_test(split_address),
