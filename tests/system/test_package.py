@@ -185,6 +185,9 @@ class PackageTest(unittest.TestCase):
         self.assertIn(f"{db}: cannot open the registration database", p.stderr)
         self.daemon_waits_for(db)
 
+        # A second programme as the README sets it up for kallad@NAME.
+        self.second_programme_waits()
+
         # The example registrations where the installed configuration
         # looks for them: --check passes.
         os.makedirs(STATE, exist_ok=True)
@@ -239,15 +242,34 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(left, [])
         self.assertEqual(run(["dpkg-query", "-W", "kallad"], check=None).returncode, 1)
 
-    def daemon_waits_for(self, db):
-        """The installed binary on the installed configuration, as
-        kallad.service starts it, with a stand-in notify socket."""
+    def second_programme_waits(self):
+        """README: /etc/kallad/NAME/kallad.conf from the installed one, its
+        state in /var/lib/kallad-NAME; kallad@NAME runs it."""
+        etc = "/etc/kallad/pkgtest"
+        os.mkdir(etc)
+        self.addCleanup(shutil.rmtree, etc, True)
+        p = subprocess.run("sed 's|/var/lib/kallad/|/var/lib/kallad-pkgtest/|' "
+                           f"/etc/kallad/kallad.conf > {etc}/kallad.conf", shell=True)
+        self.assertEqual(p.returncode, 0)
+        shutil.copy("/etc/kallad/programme.ics", etc)
+        with open("/lib/systemd/system/kallad@.service", encoding="utf-8") as f:
+            unit = f.read()
+        self.assertIn("ExecStart=/usr/sbin/kallad --config /etc/kallad/%i/kallad.conf", unit)
+        self.assertIn("StateDirectory=kallad-%i\n", unit)
+        self.daemon_waits_for("/var/lib/kallad-pkgtest/registrations.db", f"{etc}/kallad.conf")
+        shutil.rmtree(etc)  # before the purge, which removes /etc/kallad when empty
+
+    def daemon_waits_for(self, db, conf=CONF):
+        """The installed binary on an installed configuration, as the
+        units start it, with a stand-in notify socket."""
         path = os.path.join(self.tmp, "notify.sock")
+        if os.path.exists(path):
+            os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
         sock.settimeout(10)
         self.addCleanup(sock.close)
-        proc = subprocess.Popen([BIN, "--config", CONF], stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([BIN, "--config", conf], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True,
                                 env=dict(os.environ, NOTIFY_SOCKET=path))
         try:
