@@ -5,6 +5,7 @@
 #include "daemon.h"
 #include "handle.h"
 #include "langcheck.h"
+#include "linesort.h"
 #include "log.h"
 #include "material.h"
 #include "message.h"
@@ -329,17 +330,11 @@ static int run_check(const struct cli *c)
 	return rc;
 }
 
-struct plan_line {
-	time_t when;
-	char *text;
-};
-
 struct plan_view {
 	const struct cli *c;
 	time_t now;
 	bool count_only;              /* --status: the held notices, no lines */
-	struct plan_line *lines;
-	size_t n, cap;
+	struct linesort *lines;       /* sorted on disk: bounded memory */
 	const struct plan_ctx *ctx;
 	long held;                    /* change notices waiting for a release */
 	size_t removals_held, removed; /* as in struct send_stats */
@@ -373,23 +368,14 @@ static void plan_collect(const struct delivery *d, void *arg)
 		snprintf(when, sizeof(when), "skipped:%s", d->skip);
 	else
 		tz_rfc3339(d->due, when, sizeof(when));
-	v->lines = xgrow(v->lines, &v->cap, v->n, sizeof(*v->lines));
-	v->lines[v->n].when = d->skip ? d->trigger : d->due;
 	if (v->c->explain) {
 		why[0] = '\t';
 		plan_explain(d, v->now, why + 1, sizeof(why) - 1);
 	}
-	v->lines[v->n++].text = xasprintf("%s\t%s\t%s\t%s\t%s%s", when, d->message, d->p->email,
-					  target, d->rule ? d->rule->name : "-", why);
-}
-
-static int plan_line_cmp(const void *a, const void *b)
-{
-	const struct plan_line *x = a, *y = b;
-
-	if (x->when != y->when)
-		return x->when < y->when ? -1 : 1;
-	return strcmp(x->text, y->text);
+	char *text = xasprintf("%s\t%s\t%s\t%s\t%s%s", when, d->message, d->p->email, target,
+			       d->rule ? d->rule->name : "-", why);
+	linesort_add(v->lines, d->skip ? d->trigger : d->due, text);
+	free(text);
 }
 
 static void plan_removed(const struct participant *p, void *arg)
@@ -449,18 +435,14 @@ static int run_plan(const struct cli *c)
 		programme_free(pg);
 		return 1;
 	}
-	if (!view_plan(&pg, st, &v))
+	if (!(v.lines = linesort_new()) || !view_plan(&pg, st, &v))
 		rc = 1;
 	if (v.removals_held || v.removed_held)
 		fprintf(stderr, "kallad: a mass removal is held: its cancels are listed as held "
 			"and wait for --release-changes or --discard-changes\n");
-	if (v.n) /* qsort's array may not be NULL, even empty */
-		qsort(v.lines, v.n, sizeof(*v.lines), plan_line_cmp);
-	for (size_t i = 0; i < v.n; i++) {
-		puts(v.lines[i].text);
-		free(v.lines[i].text);
-	}
-	free(v.lines);
+	if (v.lines && !linesort_write(v.lines, stdout))
+		rc = 1;
+	linesort_free(v.lines);
 	state_close(st);
 	programme_free(pg);
 	return rc;

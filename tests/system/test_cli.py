@@ -2,8 +2,10 @@
 --preview, --once into the outbox, --status, and errors that name the
 file and line."""
 
+import datetime
 import os
 import re
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -111,6 +113,28 @@ class PlanTest(KalladCase):
         # (an empty plan once tripped UBSan in the sort).
         p = self.prog.run("--plan", "--now", "2020-06-01T10:00:00+02:00", check=0)
         self.assertEqual(p.stdout, "")
+
+    def test_many_lines_sorted_on_disk(self):
+        # 3000 more participants, some in upper case and beyond ASCII: the
+        # lines come out sorted by time, then bytewise, as they were when
+        # kept in memory and sorted with strcmp; and nothing is left in
+        # TMPDIR after.
+        names = [f"{c}{i:04d}@example.org" for i in range(1000) for c in ("z", "A", "å")]
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
+                        " updated_at) VALUES (?, 'X', 'sv', 'registered', '2019-11-01 10:00',"
+                        " '2019-11-01 10:00')", [(n,) for n in names])
+        con.commit()
+        con.close()
+        tmp = os.path.join(self.tmpdir, "tmp")
+        os.mkdir(tmp)
+        p = self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0, env={"TMPDIR": tmp})
+        raw = p.stdout.encode().splitlines()
+        self.assertGreater(len(raw), 3000 * 4)
+        key = [(datetime.datetime.fromisoformat(line.split(b"\t")[0].decode()), line)
+               for line in raw]
+        self.assertEqual(key, sorted(key))
+        self.assertEqual(os.listdir(tmp), [])
 
     def test_plan_writes_nothing(self):
         self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)

@@ -1,0 +1,101 @@
+#include "linesort.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+/* The sorter spills to its temporary file past this much memory. */
+#define CACHE_KIB 4096
+
+struct linesort {
+	sqlite3 *db;
+	sqlite3_stmt *add;
+	bool failed;
+};
+
+static bool exec(struct linesort *ls, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(ls->db, sql, NULL, NULL, &err) == SQLITE_OK)
+		return true;
+	log_error("sorting lines in a temporary database: %s", err ? err : "?");
+	sqlite3_free(err);
+	return false;
+}
+
+struct linesort *linesort_new(void)
+{
+	struct linesort *ls = xcalloc(1, sizeof(*ls));
+	char pragmas[160];
+
+	/* "": a private database in a temporary file, gone when closed. */
+	if (sqlite3_open_v2("", &ls->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		log_error("cannot open a temporary database to sort lines: %s",
+			  ls->db ? sqlite3_errmsg(ls->db) : "out of memory");
+		linesort_free(ls);
+		return NULL;
+	}
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA journal_mode = OFF;"
+		 "PRAGMA synchronous = OFF;",
+		 CACHE_KIB);
+	if (!exec(ls, pragmas) || !exec(ls, "CREATE TABLE line(k INTEGER NOT NULL, t TEXT NOT NULL)") ||
+	    !exec(ls, "BEGIN") ||
+	    sqlite3_prepare_v2(ls->db, "INSERT INTO line(k, t) VALUES (?, ?)", -1, &ls->add, NULL) !=
+		    SQLITE_OK) {
+		linesort_free(ls);
+		return NULL;
+	}
+	return ls;
+}
+
+bool linesort_add(struct linesort *ls, time_t when, const char *text)
+{
+	sqlite3_bind_int64(ls->add, 1, (sqlite3_int64)when);
+	sqlite3_bind_text(ls->add, 2, text, -1, SQLITE_STATIC);
+	if (sqlite3_step(ls->add) != SQLITE_DONE) {
+		if (!ls->failed)
+			log_error("sorting lines in a temporary database: %s", sqlite3_errmsg(ls->db));
+		ls->failed = true;
+	}
+	sqlite3_reset(ls->add);
+	sqlite3_clear_bindings(ls->add);
+	return !ls->failed;
+}
+
+bool linesort_write(struct linesort *ls, FILE *out)
+{
+	sqlite3_stmt *q;
+	int rc;
+
+	if (!exec(ls, "COMMIT"))
+		return false;
+	/* BINARY collation compares as memcmp, then by length: strcmp's order
+	 * for text without NUL bytes. */
+	if (sqlite3_prepare_v2(ls->db, "SELECT t FROM line ORDER BY k, t", -1, &q, NULL) !=
+	    SQLITE_OK) {
+		log_error("sorting lines in a temporary database: %s", sqlite3_errmsg(ls->db));
+		return false;
+	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		fwrite(sqlite3_column_text(q, 0), 1, (size_t)sqlite3_column_bytes(q, 0), out);
+		fputc('\n', out);
+	}
+	if (rc != SQLITE_DONE)
+		log_error("sorting lines in a temporary database: %s", sqlite3_errmsg(ls->db));
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE && !ls->failed;
+}
+
+void linesort_free(struct linesort *ls)
+{
+	if (!ls)
+		return;
+	sqlite3_finalize(ls->add);
+	sqlite3_close(ls->db);
+	free(ls);
+}
