@@ -5,6 +5,8 @@ size, in the same run; peak memory with growing numbers of participants;
 system calls while idle.
 
 usage: bench/run.py [--build DIR] [--invites N] [--memory N,N,...] [--idle SECONDS]
+                    [--plan-memory N,N,...] [--send-now N]
+(0 or "" leaves a measure out)
 Prints what it measured and the commands it ran."""
 
 import argparse
@@ -41,7 +43,7 @@ def wait_port(port):
 
 
 def programme(tmp, participants, sessions=1):
-    d = os.path.join(tmp, f"p{participants}")
+    d = os.path.join(tempfile.mkdtemp(dir=tmp), f"p{participants}")
     shutil.copytree(os.path.join(SOURCE, "config"), d)
     db = os.path.join(d, "registrations.db")
     con = sqlite3.connect(db)
@@ -179,6 +181,50 @@ def memory(kallad, tmp, counts):
         print(f"  {n:7d} participants: {int(out) / 1024:7.1f} MiB")
 
 
+def max_rss(*cmd):
+    """Peak RSS in KiB of cmd, run in a fresh child (ru_maxrss of children
+    is the largest so far)."""
+    return int(subprocess.run(
+        [sys.executable, "-c",
+         "import resource,subprocess,sys;"
+         "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL,"
+         "stderr=subprocess.DEVNULL);"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)", *cmd],
+        check=True, capture_output=True, text=True).stdout)
+
+
+def plan_memory(kallad, tmp, counts):
+    print("peak memory of kallad --plan (max RSS; every participant owes an invite):")
+    for n in counts:
+        conf = programme(tmp, n)
+        kib = max_rss(kallad, "--config", conf, "--plan", "--now", NOW)
+        print(f"  {n:7d} participants: {kib / 1024:7.1f} MiB")
+
+
+def send_now(kallad, tmp, n, rounds):
+    """kallad --send-now invite --all: claims in batches, then sends."""
+    conf = programme(tmp, n)
+    port = free_port()
+    s = sink(port)
+    wait_port(port)
+    rates = []
+    try:
+        use_sink(conf, port)
+        state = os.path.join(os.path.dirname(conf), "state")
+        for _ in range(rounds):
+            shutil.rmtree(state, True)
+            elapsed, _, _ = run_kallad(kallad, conf, "--send-now", "invite", "--all",
+                                       "--session", "styra-leda-2020-1@example.org",
+                                       "--now", NOW)
+            rates.append(n / elapsed)
+    finally:
+        s.kill()
+        s.wait()
+    print(f"--send-now invite --all to {n}, {rounds} rounds:")
+    print(f"  median {statistics.median(rates):6.0f} messages/s  "
+          f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
+
+
 def idle(kallad, tmp, seconds):
     conf = programme(tmp, 10)
     p = subprocess.Popen([kallad, "--config", conf, "--now", NOW],
@@ -200,6 +246,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--memory", default="10000,100000")
     ap.add_argument("--idle", type=int, default=60)
+    ap.add_argument("--plan-memory", default="10000,100000")
+    ap.add_argument("--send-now", type=int, default=4000)
     a = ap.parse_args()
     subprocess.run(["cmake", "-S", SOURCE, "-B", a.build, "-DCMAKE_BUILD_TYPE=Release"],
                    check=True, stdout=subprocess.DEVNULL)
@@ -208,9 +256,14 @@ def main():
     kallad = os.path.join(a.build, "kallad")
     tmp = tempfile.mkdtemp(prefix="kallad-bench-")
     try:
-        throughput(kallad, tmp, a.invites, a.rounds)
+        if a.invites:
+            throughput(kallad, tmp, a.invites, a.rounds)
         if a.memory:
             memory(kallad, tmp, [int(x) for x in a.memory.split(",")])
+        if a.plan_memory:
+            plan_memory(kallad, tmp, [int(x) for x in a.plan_memory.split(",")])
+        if a.send_now:
+            send_now(kallad, tmp, a.send_now, a.rounds)
         if a.idle:
             idle(kallad, tmp, a.idle)
     finally:
