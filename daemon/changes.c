@@ -1,5 +1,6 @@
 #include "changes.h"
 
+#include "describe.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -29,8 +30,11 @@ static void sync_one(struct session *s, struct state *st, bool description)
 	if (moved(s, &copy) || (description && retitled(s, &copy))) {
 		/* Raised once per change; a file that raised it itself wins. */
 		seq = s->sequence > copy.sequence ? s->sequence : copy.sequence + 1;
-		log_notice("session %s changed%s: SEQUENCE %d", s->uid,
+		char *words = describe_session(s);
+
+		log_notice("session %s changed%s: SEQUENCE %d", words,
 			   s->cancelled && !copy.cancelled ? " (cancelled)" : "", seq);
+		free(words);
 		state_session_store(st, s, seq);
 	} else {
 		/* Nothing a calendar shows changed, or only what is sent quietly:
@@ -99,12 +103,18 @@ static void add_ghost(const struct session *copy, void *arg)
 	    !(g->o->release && (!g->o->release[0] || str_eq(g->o->release, s->uid)))) {
 		s->removal_held = true;
 		sb_addf(&g->still, "%s ", s->uid);
+		char *words = describe_session(s);
+
 		log_warn("session %s is one of %zu sessions gone from the calendar at once: its cancels wait "
-			 "for --release-changes (or for the file to come back)",
-			 s->uid, g->n_removed);
+			 "for --release-changes --session %s (or for the file to come back)",
+			 words, g->n_removed, s->uid);
+		free(words);
 	} else {
+		char *words = describe_session(s);
+
 		log_notice("session %s was removed from the calendar: cancelled, SEQUENCE %d",
-			   s->uid, s->sequence);
+			   words, s->sequence);
+		free(words);
 	}
 }
 
@@ -159,9 +169,13 @@ bool changes_sync(struct calendar *cal, struct state *st, const struct changes_o
 		bool moved;
 
 		dl->revision = state_deadline_revision(st, dl->uid, dl->due, &moved);
-		if (moved)
+		if (moved) {
+			char *words = describe_deadline(dl);
+
 			log_notice("deadline %s moved: its reminders are planned anew (revision %d)",
-				   dl->uid, dl->revision);
+				   words, dl->revision);
+			free(words);
+		}
 	}
 	if (o->loaded_id && o->loaded_id[0])
 		state_meta_put(st, "calendar", o->loaded_id);
@@ -174,8 +188,11 @@ void changes_accept_removals(const struct calendar *cal, struct state *st)
 	for (size_t i = 0; i < cal->n_sessions; i++)
 		if (cal->sessions[i].removal_held) {
 			state_session_store(st, &cal->sessions[i], cal->sessions[i].sequence);
+			char *words = describe_session(&cal->sessions[i]);
+
 			log_notice("session %s: its removal is taken without cancels (--discard-changes)",
-				   cal->sessions[i].uid);
+				   words);
+			free(words);
 		}
 	state_meta_put(st, "held-removals", " ");
 }

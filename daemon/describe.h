@@ -15,6 +15,11 @@ char *describe_delivery(const struct delivery *d);
  * be NULL; a target cal lacks is named by its UID). Caller frees. */
 char *describe_row(const struct calendar *cal, const struct delivery_row *row);
 
+/* A session or deadline in words: `"Leda samhällsutveckling" (20 Feb
+ * 10:00)`, its UID in brackets with --verbose. Caller frees. */
+char *describe_session(const struct session *s);
+char *describe_deadline(const struct deadline *d);
+
 /* Logs "<the delivery in words>: what" at priority (log.h). */
 void describe_log(int priority, const struct delivery *d, const char *what);
 void describe_log_row(const struct calendar *cal, int priority, const struct delivery_row *row,

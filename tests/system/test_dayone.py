@@ -312,7 +312,11 @@ class UpdateNamesTheChange(KalladCase):
         self.prog.run("--once", "--now", NOW, check=0)  # the invites
         invites = set(self.prog.outbox_messages())
         self.move(where="Stadshuset\\, Malmö")
-        self.prog.run("--once", "--now", "2019-11-21T08:00:00+01:00", check=0)
+        p = self.prog.run("--once", "--now", "2019-11-21T08:00:00+01:00", check=0)
+        # The log names the session by title and (new) time, the UID only with --verbose.
+        self.assertIn('session "Leda samhällsutveckling" (27 Feb 13:00) changed: SEQUENCE 1',
+                      p.stderr)
+        self.assertNotIn("styra-leda-2020-1@example.org", p.stderr)
         updates = [f for f in self.prog.outbox_messages() if f not in invites]
         self.assertTrue(updates)
         msgs = {parse(f)["To"].addresses[0].addr_spec: parse(f) for f in updates}
