@@ -306,7 +306,7 @@ static void work(struct daemon *d)
 		if (tries < 3 && disk[0] && !str_eq(disk, d->pg->cal_id))
 			reload(d, false);
 		send_note_known(d->snd, now);
-		ok = send_due(d->snd, now, &st);
+		ok = send_due_wake(d->snd, now, &st);
 		if (!st.stale || tries == 3)
 			break;
 		reload(d, false);
@@ -322,6 +322,8 @@ static void work(struct daemon *d)
 	if (retry.claimed && (!retry.next || retry.next > now + 60))
 		retry.next = now + 60;
 	wake = st.next_due;
+	if (st.next_wake && (!wake || st.next_wake < wake))
+		wake = st.next_wake;
 	if (retry.next && (!wake || retry.next < wake))
 		wake = retry.next;
 	say_next(&st, retry.next);
@@ -430,6 +432,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 			 d->pidfile);
 	d->snd = send_new(d->pg, d->st, d->tr);
 	send_set_stop(d->snd, should_stop, d);
+	send_keep_due_index(d->snd);
 	arm_replies(d);
 	if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
 		d->watchdog_usec = 0;
@@ -498,8 +501,10 @@ int daemon_run(const struct cli *c)
 		if (fds[1].revents) {
 			uint64_t n;
 			/* ECANCELED: the clock jumped; what is due has changed. */
-			if (read(d.timerfd, &n, sizeof(n)) < 0 && errno == ECANCELED)
+			if (read(d.timerfd, &n, sizeof(n)) < 0 && errno == ECANCELED) {
 				log_info("the system clock changed; planning again");
+				send_inputs_changed(d.snd);
+			}
 			due = true;
 		}
 		if (fds[2].revents)
@@ -517,11 +522,15 @@ int daemon_run(const struct cli *c)
 		}
 		if (fds[4].revents) {
 			drain(d.repliesfd);
-			due = read_replies(&d) || due;
+			if (read_replies(&d)) {
+				send_inputs_changed(d.snd); /* answers and bounces are the planner's */
+				due = true;
+			}
 		}
 		if (d.replan) {
 			d.replan = false;
 			log_info("another kallad changed the ledger: planning again");
+			send_inputs_changed(d.snd);
 			due = true;
 		}
 		if (due)

@@ -35,12 +35,14 @@ void send_free(struct sender *s)
 	free(s->batch);
 	free(s->pending);
 	free(s->owed.items);
+	dueindex_free(s->ix);
 	free(s);
 }
 
 void send_set_programme(struct sender *s, struct programme *pg)
 {
 	s->pg = pg;
+	wake_invalidate(s);
 }
 
 void send_set_transport(struct sender *s, struct transport *tr)
@@ -242,6 +244,7 @@ static void note_attendance(struct sender *s, const struct delivery *d)
 static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
 {
 	state_delivery_release(s->st, d->key, why, next, s->now);
+	wake_retry_at(s, d, next);
 }
 
 /* One message on its way: built, then started, then landed. */
@@ -354,6 +357,7 @@ static void land(struct sender *s, struct flight *f)
 			state_row_free(&row);
 		}
 		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
+		wake_retry_at(s, d, next);
 	}
 	log_outcome(s, f, res, detail, next);
 	if (f->record) {
@@ -463,7 +467,7 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 	return true;
 }
 
-static void flush_batch(struct sender *s)
+void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
@@ -477,6 +481,8 @@ static void flush_batch(struct sender *s)
 	/* Nothing is claimed that cannot go now: it stays for the next pass. */
 	s->now = clock_now();
 	if (s->broken || held_back(s, &next)) {
+		/* Left unclaimed, due and unfiled: the next wake plans everyone. */
+		wake_invalidate(s);
 		s->n_batch = 0;
 		return;
 	}
@@ -503,6 +509,7 @@ static void flush_batch(struct sender *s)
 
 		if (!claimed[i]) {
 			log_debug("%s: held by another process or not yet due", d->key);
+			wake_invalidate(s);
 			continue;
 		}
 		s->now = clock_now();
@@ -604,6 +611,7 @@ static void on_delivery(const struct delivery *d, void *arg)
 	struct sender *s = arg;
 	bool held = d->skip && strcmp(d->skip, "held") == 0;
 
+	wake_note(s, d);
 	retry_seen(s, d);
 	if (held && !d->rule)
 		s->stats->held++;
@@ -636,7 +644,7 @@ static void on_delivery(const struct delivery *d, void *arg)
 }
 
 /* Every obligation of the participant that holds in this pass. */
-static void on_owed(const struct delivery *d, void *arg)
+void on_owed(const struct delivery *d, void *arg)
 {
 	struct owed_set *o = &((struct sender *)arg)->owed;
 
@@ -674,7 +682,7 @@ static void record_owed(struct sender *s, const struct participant *p, long stor
 	o->n = o->fresh = 0;
 }
 
-static void plan_one(const struct participant *p, void *arg)
+void plan_one(const struct participant *p, void *arg)
 {
 	struct sender *s = arg;
 	long stored;
@@ -687,6 +695,7 @@ static void plan_one(const struct participant *p, void *arg)
 	plan_participant(s->ctx, p, on_delivery, s);
 	stored = state_owed_count(s->st, p->email);
 	state_commit(s->st);
+	wake_put(s, p);
 	record_owed(s, p, stored);
 	if (s->discard) {
 		discard_held(s);
@@ -746,6 +755,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	ctx.release_session = s->release_uid;
 	ctx.owed = on_owed;
 	s->ctx = &ctx;
+	wake_full_begin(s);
 	retry_begin(s);
 	if (!reg_each(s->pg->reg, plan_one, page_done, s))
 		s->broken = true;
@@ -755,6 +765,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 		stats->removed = programme_each_removed(s->pg, s->st, plan_removed, s,
 							&ctx.removed_held);
 	stats->removed_held = ctx.removed_held;
+	wake_full_end(s, !s->broken && !s->stopped);
 	if (s->discard && !s->broken && !s->stopped)
 		changes_accept_removals(s->pg->cal, s->st);
 	retry_end(s, !s->broken && !s->stopped);

@@ -46,6 +46,7 @@ struct send_stats {
 	size_t removed;       /* participants gone from the registrations */
 	bool removed_held;    /* ... too many at once: their cancels are held */
 	bool stale;           /* the calendar changed while read: reload and pass again */
+	time_t next_wake;     /* the daemon's: next instant some plan may change (0: none) */
 };
 
 /* Sends everything due at `now` and records skips whose time has come.
@@ -53,6 +54,16 @@ struct send_stats {
  * With stats->stale set nothing was done: the calendar changed since the
  * programme was read (reload it and call again). */
 bool send_due(struct sender *s, time_t now, struct send_stats *stats);
+
+/* The daemon's: keep an index of what is due (dueindex.h) so that
+ * send_due_wake() plans only those whose plan may have changed. */
+void send_keep_due_index(struct sender *s);
+/* An input of the planner changed (besides a new programme, which
+ * send_set_programme() notes): the next wake plans everyone. */
+void send_inputs_changed(struct sender *s);
+/* As send_due, planning only the participants whose instant in the index
+ * has come, or whose retry has; a full pass when the index is not valid. */
+bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats);
 
 /* A manual send (--send-now): message and target chosen by hand, to the
  * participants then given one by one to send_manual_each(). */

@@ -5,6 +5,7 @@
 #ifndef KALLAD_SEND_INTERNAL_H
 #define KALLAD_SEND_INTERNAL_H
 
+#include "dueindex.h"
 #include "send.h"
 
 /* Claims are committed in batches: one durable commit per message (its
@@ -56,6 +57,11 @@ struct sender {
 	bool manual_ok;
 	time_t now;
 	struct send_stats *stats;
+	struct dueindex *ix; /* the daemon's index of what is due (send_wake.c) */
+	bool ix_valid;       /* ... made by a complete pass, no input changed since */
+	struct due_entry entry; /* the participant being planned, for the index */
+	size_t removals_held_last, removed_last; /* as the last full pass found */
+	bool removed_held_last;
 	struct delivery *batch; /* due, to be claimed together */
 	size_t n_batch, cap_batch;
 	bool stopped, broken;
@@ -68,6 +74,18 @@ void row_of(const struct delivery *d, struct delivery_row *row);
 /* Builds, sends and records one claimed delivery, start to end. */
 void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record);
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
+
+void on_owed(const struct delivery *d, void *arg);
+void plan_one(const struct participant *p, void *arg);
+void flush_batch(struct sender *s);
+
+/* send_wake.c */
+void wake_invalidate(struct sender *s);
+void wake_note(struct sender *s, const struct delivery *d);
+void wake_put(struct sender *s, const struct participant *p);
+void wake_retry_at(struct sender *s, const struct delivery *d, time_t next);
+void wake_full_begin(struct sender *s);
+void wake_full_end(struct sender *s, bool complete);
 
 /* send_retry.c */
 void key_field_from_end(const char *key, int n, char *buf, size_t len);

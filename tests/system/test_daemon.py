@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -249,6 +250,44 @@ class ClockJumpTest(DaemonCase):
         finally:
             subprocess.run(["date", "-s", "-3600 seconds"], check=True, capture_output=True)
         self.assertIn("the system clock changed", self.logtext())
+
+
+class WakeTest(DaemonCase):
+    """A wake-up for what is due to a few plans those few, not everyone:
+    among 3000 more participants (waitlisted: planned, owed nothing), the
+    deadline reminder due for two at 09:00 goes on time, and the log says
+    that the wake planned two participants."""
+
+    def test_one_due_among_many_goes_on_time(self):
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
+                        " updated_at) VALUES (?, 'X', 'sv', 'waitlisted', '2019-11-01 10:00',"
+                        " '2019-11-01 10:00')",
+                        [(f"vantar{i:04d}@example.org",) for i in range(3000)])
+        con.commit()
+        con.close()
+        self.start("2019-11-29T08:59:54+01:00")
+        due_real = self.started + 6
+        invites = self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder "
+                             "'Sista anmälningsdag' to 2")
+        files = self.wait_outbox(30, timeout=10)
+        new = sorted(set(files) - set(invites), key=os.path.getmtime)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec for f in new),
+                         sorted([HENRIK, INGRID]))
+        sent_at = os.path.getmtime(new[0])
+        self.assertGreaterEqual(sent_at, due_real - 0.05)
+        self.assertLessEqual(sent_at, due_real + 1.0)
+        # The next thing due is told as a full pass would tell it.
+        self.notify.wait_for("STATUS=next: 6 dec 09:00, deadline-reminder "
+                             "'Sista anmälningsdag' to 2")
+        log = self.logtext()
+        self.assertRegex(log, r"woke at \d+: planned 2 participants")
+        self.assertNotRegex(log, r"woke at \d+: planned \d{3,} participants")
+        # What --plan says at the same moment is what the daemon did.
+        self.stop()
+        p = self.prog.run("--plan", "--now", "2019-11-29T09:00:00+01:00", check=0)
+        self.assertNotIn("2019-11-29T09:00:00+01:00\tdeadline-reminder", p.stdout)
 
 
 if __name__ == "__main__":
