@@ -599,8 +599,18 @@ static int run_preview(const struct cli *c)
 
 static void print_stats(const struct send_stats *st)
 {
+	char when[40];
+
 	printf("%ld sent, %ld deferred, %ld unknown, %ld failed, %ld skipped\n", st->sent,
 	       st->transient, st->unknown, st->failed, st->skipped);
+	if (!st->relay_until)
+		return;
+	tz_rfc3339(st->relay_until, when, sizeof(when));
+	fprintf(stderr,
+		"kallad: the relay is down: %s\n"
+		"kallad: no message is failed for it; %ld due waited; next try at %s "
+		"(kallad --status shows it)\n",
+		st->relay_fault ? st->relay_fault : "?", st->waiting, when);
 }
 
 /* --release-changes --session S: the UID S names (handle.h), copied, as
@@ -663,7 +673,10 @@ static int run_once(const struct cli *c)
 	programme_nudge_daemon(r.pg->cfg);
 	run_close(&r);
 	free(release_uid);
-	return ok && !stats.failed ? 0 : 1;
+	/* 0: everything owed went, or waits for a reason of its own (a
+	 * retry after a 4xx for that message, quiet hours); 1: something
+	 * failed, or the relay is down. */
+	return ok && !stats.failed && !stats.relay_until && !stats.build_errors ? 0 : 1;
 }
 
 static int run_send_now(const struct cli *c)
@@ -779,6 +792,34 @@ static void status_held(const struct cli *c, struct state *st)
 	programme_free(pg);
 }
 
+/* A delivery waiting for a retry: when it is tried next, and the last
+ * reply (or why it was not attempted). */
+static void print_deferred(const struct delivery_row *row, void *arg UNUSED)
+{
+	char when[40];
+
+	tz_rfc3339(row->next_attempt, when, sizeof(when));
+	printf("%s\t%s\t%s\t%s\t%s: %s\n", when, row->message, row->email, row->target,
+	       row->state == DS_UNKNOWN ? "unknown, to be resent" : "deferred",
+	       row->detail ? row->detail : "-");
+}
+
+/* The relay's suspension, when there is one: first, as it holds up all. */
+static void print_relay(struct state *st)
+{
+	struct relay_row r;
+	char since[40], until[40];
+
+	if (!state_relay_get(st, &r))
+		return;
+	tz_rfc3339(r.since, since, sizeof(since));
+	tz_rfc3339(r.until, until, sizeof(until));
+	printf("relay\t%s since %s, %d fault%s in a row, next try %s: %s\n",
+	       r.until > clock_now() ? "suspended" : "failing", since, r.faults,
+	       r.faults == 1 ? "" : "s", until, r.fault);
+	state_relay_free(&r);
+}
+
 static int run_status(const struct cli *c)
 {
 	struct config *cfg;
@@ -792,9 +833,12 @@ static int run_status(const struct cli *c)
 	for (int i = 0; i < 6; i++)
 		printf("%s\t%ld\n", state_name((enum dstate)i), counts[i]);
 	status_held(c, st);
+	print_relay(st);
 	if (c->failed) {
 		state_delivery_each(st, DS_FAILED, print_failed, NULL);
 		cli_status_bounced(st);
+		state_delivery_each(st, DS_TRANSIENT, print_deferred, NULL);
+		state_delivery_each(st, DS_UNKNOWN, print_deferred, NULL);
 	}
 	state_close(st);
 	config_free(cfg);
@@ -812,6 +856,8 @@ static int run_retry(const struct cli *c)
 		return rc;
 	n = state_retry_failed(st, clock_now());
 	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
+	/* The administrator fixed something: the relay is tried at once. */
+	state_relay_clear(st);
 	programme_nudge_daemon(cfg);
 	state_close(st);
 	config_free(cfg);

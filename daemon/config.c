@@ -659,6 +659,9 @@ static const struct keydef keys[] = {
 	{SEC_SMTP, "password", set_password, OFF(smtp_password), NULL, NULL, 0, 0},
 	{SEC_SMTP, "max-per-minute", set_int, OFF(max_per_minute), "30", NULL, 0, 100000},
 	{SEC_SMTP, "timeout", set_int, OFF(timeout), "60", NULL, 1, 3600},
+	{SEC_SMTP, "end-of-data-timeout", set_int, OFF(end_of_data_timeout), "600", NULL, 1, 3600},
+	{SEC_SMTP, "idle-timeout", set_int, OFF(idle_timeout), "30", NULL, 1, 3600},
+	{SEC_SMTP, "ca-file", set_path, OFF(smtp_ca_file), NULL, NULL, 0, 0},
 	{SEC_POLICY, "quiet-hours", set_quiet, 0, NULL, NULL, 0, 0},
 	{SEC_POLICY, "late-registrations", set_choice, OFF(late_send), "skip", "send", 0, 0},
 	{SEC_POLICY, "min-lead", set_lead, OFF(min_lead), "0m", NULL, 0, 0},
@@ -1359,11 +1362,39 @@ static bool domain_eq(const char *a, const char *b)
 	return n == strcspn(b, ">") && strncasecmp(a, b, n) == 0;
 }
 
+static struct where where_of(struct loader *ld, enum section_kind sec, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (keys[i].section == sec && str_eq(keys[i].name, name))
+			return ld->key[i];
+	return (struct where){ld->cfg->path, 0};
+}
+
+/* A private CA must be there and hold a certificate when kallad starts,
+ * not when the first message fails its handshake hours later. */
+static void check_ca_file(struct loader *ld)
+{
+	const char *path = ld->cfg->smtp_ca_file;
+	size_t len;
+	char *pem;
+
+	if (!path)
+		return;
+	if (!(pem = read_file(path, &len)))
+		late_error(ld, where_of(ld, SEC_SMTP, "ca-file"), "ca-file", "%s: cannot read: %s",
+			   path, strerror(errno));
+	else if (!strstr(pem, "-----BEGIN CERTIFICATE-----"))
+		late_error(ld, where_of(ld, SEC_SMTP, "ca-file"), "ca-file",
+			   "%s: holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path);
+	free(pem);
+}
+
 static void check_smtp(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	char host[256];
 
+	check_ca_file(ld);
 	if (!cfg->smtp_url || cfg->smtp_tls_required)
 		return;
 	if (strncmp(cfg->smtp_url, "smtps://", 8) == 0)
@@ -1495,6 +1526,8 @@ static struct config *config_new(const char *path)
 	cfg->replies_interval = 300;
 	cfg->max_per_minute = 30;
 	cfg->timeout = 60;
+	cfg->end_of_data_timeout = 600;
+	cfg->idle_timeout = 30;
 	cfg->quiet_start = cfg->quiet_end = -1;
 	cfg->max_removed_sessions = 1;
 	cfg->max_removed_participants = 20;
@@ -1554,9 +1587,9 @@ void config_free(struct config *cfg)
 		&cfg->path, &cfg->name, &cfg->calendar, &cfg->registrations, &cfg->state,
 		&cfg->timezone, &cfg->language, &cfg->templates, &cfg->material, &cfg->organizer_name,
 		&cfg->organizer_email, &cfg->from, &cfg->reply_to, &cfg->smtp_url, &cfg->smtp_user,
-		&cfg->smtp_password, &cfg->sql_participants, &cfg->sql_attachments, &cfg->sql_absences,
-		&cfg->sessions_category, &cfg->csv_columns, &cfg->csv_absences, &cfg->csv_attachments,
-		&cfg->replies_url, &cfg->replies_user, &cfg->replies_password,
+		&cfg->smtp_password, &cfg->smtp_ca_file, &cfg->sql_participants, &cfg->sql_attachments,
+		&cfg->sql_absences, &cfg->sessions_category, &cfg->csv_columns, &cfg->csv_absences,
+		&cfg->csv_attachments, &cfg->replies_url, &cfg->replies_user, &cfg->replies_password,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
 		free(*strings[i]);

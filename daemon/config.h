@@ -60,6 +60,10 @@ struct config {
 	char *smtp_user, *smtp_password; /* password: a credential name or a file path */
 	int max_per_minute;              /* 0: no limit; default 30 */
 	int timeout;                     /* seconds per server reply; default 60 */
+	int end_of_data_timeout;         /* seconds for the reply to "."; default 600
+					  * (RFC 5321 4.5.3.2.6) */
+	int idle_timeout;                /* seconds a connection may sit unused; default 30 */
+	char *smtp_ca_file;              /* CA bundle for a private CA; NULL: the system's */
 	/* [replies]; url NULL: kallad reads no mailbox */
 	char *replies_url;                     /* imap[s]://host[:port]/MAILBOX */
 	bool replies_tls_required;             /* tls = required (default) | none */

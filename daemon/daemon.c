@@ -177,10 +177,11 @@ static void on_inotify(struct daemon *d)
 /* What the transport is made of: a change means a new one. */
 static char *smtp_settings(const struct config *cfg)
 {
-	return xasprintf("%s|%d|%s|%s|%d|%s", cfg->smtp_url ? cfg->smtp_url : "",
+	return xasprintf("%s|%d|%s|%s|%d|%d|%d|%s|%s", cfg->smtp_url ? cfg->smtp_url : "",
 			 cfg->smtp_tls_required, cfg->smtp_user ? cfg->smtp_user : "",
 			 cfg->smtp_password ? cfg->smtp_password : "", cfg->timeout,
-			 cfg->from ? cfg->from : "");
+			 cfg->end_of_data_timeout, cfg->idle_timeout,
+			 cfg->smtp_ca_file ? cfg->smtp_ca_file : "", cfg->from ? cfg->from : "");
 }
 
 /* A new [smtp] takes effect on reload: opened first, swapped only if it
@@ -196,6 +197,8 @@ static void reload_transport(struct daemon *d, const char *before)
 			transport_close(d->tr);
 			d->tr = tr;
 			send_set_transport(d->snd, tr);
+			/* New settings deserve a try at once, suspended or not. */
+			state_relay_clear(d->st);
 			log_info("[smtp] changed: using the new settings");
 		} else {
 			for (size_t i = 0; i < errs.n; i++)
@@ -259,10 +262,11 @@ static void min_retry(const struct delivery_row *row, void *arg)
 		r->next = row->next_attempt;
 }
 
+static const char *months[] = {"jan", "feb", "mar", "apr", "may", "jun",
+			       "jul", "aug", "sep", "oct", "nov", "dec"};
+
 static void say_next(const struct send_stats *st, time_t wake)
 {
-	static const char *months[] = {"jan", "feb", "mar", "apr", "may", "jun",
-				       "jul", "aug", "sep", "oct", "nov", "dec"};
 	const struct delivery *n = &st->next;
 	struct tm tm;
 
@@ -276,6 +280,14 @@ static void say_next(const struct send_stats *st, time_t wake)
 	else if (st->held)
 		snprintf(held, sizeof(held), "held: %ld change notices wait for --release-changes; ",
 			 st->held);
+	if (st->relay_until) {
+		/* What holds everything up comes first. */
+		tz_local(st->relay_until, &tm);
+		sd_notifyf(0, "STATUS=%srelay down, next try %d %s %02d:%02d: %.200s", held,
+			   tm.tm_mday, months[tm.tm_mon], tm.tm_hour, tm.tm_min,
+			   st->relay_fault ? st->relay_fault : "?");
+		return;
+	}
 	if (!st->next_due) {
 		sd_notifyf(0, "STATUS=%sidle: nothing ahead%s", held, wake ? " but retries" : "");
 		return;
@@ -326,6 +338,13 @@ static void work(struct daemon *d)
 		wake = st.next_wake;
 	if (retry.next && (!wake || retry.next < wake))
 		wake = retry.next;
+	/* What was due and waits for the relay has no row to wake for. */
+	if (st.relay_until && (!wake || st.relay_until < wake))
+		wake = st.relay_until;
+	/* Nothing to send soon: no connection left open for the relay to
+	 * time out (its 421 would meet the next message). */
+	if (!wake || wake - now >= d->pg->cfg->idle_timeout)
+		transport_hangup(d->tr);
 	say_next(&st, retry.next);
 	/* Due times are on kallad's clock; the timer runs on the system's. A
 	 * zero it_value would disarm it, so anything already due is "now". */
@@ -430,6 +449,9 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	if (!write_pidfile(d->pidfile))
 		log_warn("%s: cannot write: %m (--send-now and the like cannot wake this daemon)",
 			 d->pidfile);
+	/* A start is an administrator's doing (or a boot): a suspension left
+	 * by the last run is not held against the relay. */
+	state_relay_clear(d->st);
 	d->snd = send_new(d->pg, d->st, d->tr);
 	send_set_stop(d->snd, should_stop, d);
 	send_keep_due_index(d->snd);

@@ -1,5 +1,6 @@
 #include "send_internal.h"
 
+#include "backoff.h"
 #include "changes.h"
 #include "clock.h"
 #include "describe.h"
@@ -23,7 +24,7 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->pg = pg;
 	s->st = st;
 	s->tr = tr;
-	s->slow = 1;
+	s->bo = backoff_new(pg->cfg, st);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	return s;
 }
@@ -36,6 +37,8 @@ void send_free(struct sender *s)
 	free(s->pending);
 	free(s->owed.items);
 	dueindex_free(s->ix);
+	free(s->held_why);
+	backoff_free(s->bo);
 	free(s);
 }
 
@@ -43,6 +46,7 @@ void send_set_programme(struct sender *s, struct programme *pg)
 {
 	s->pg = pg;
 	wake_invalidate(s);
+	backoff_set_config(s->bo, pg->cfg);
 }
 
 void send_set_transport(struct sender *s, struct transport *tr)
@@ -94,38 +98,9 @@ time_t send_backoff(int attempts, double r)
 	return (time_t)(base * (0.5 + r));
 }
 
-static double mono(void)
+static bool stop_cb(void *arg)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* max-per-minute as spacing between message starts, stretched while the
- * server asks us to slow down. */
-/* Waits in slices of at most a second, so that a SIGTERM or the watchdog
- * is heard during a long wait; false when kallad is stopping. */
-static bool wait_for_slot(struct sender *s)
-{
-	int per_minute = s->pg->cfg->smtp_url ? s->pg->cfg->max_per_minute : 0;
-	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
-	double now = mono();
-
-	if (s->slow > 1 && s->pg->cfg->smtp_url)
-		gap = (gap > 0 ? gap : 1.0) * s->slow;
-	while (s->next_slot > now) {
-		double d = s->next_slot - now < 1.0 ? s->next_slot - now : 1.0;
-		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
-
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		if (stop_now(s))
-			return false;
-		now = mono();
-	}
-	s->next_slot = now + gap;
-	return true;
+	return stop_now(arg);
 }
 
 struct sigs {
@@ -281,26 +256,10 @@ static bool build(struct sender *s, struct flight *f)
 
 static bool launch(struct sender *s, struct flight *f)
 {
-	if (!wait_for_slot(s))
+	if (!backoff_wait_turn(s->bo, stop_cb, s))
 		return false;
 	transport_start(s->tr, f->rcpt, f->msg, f->len);
 	return true;
-}
-
-static void slow_down_or_recover(struct sender *s, enum send_result res)
-{
-	if (transport_should_slow(s->tr)) {
-		s->slow = s->slow < 32 ? s->slow * 2 : 32;
-		if (++s->slow_replies >= SLOW_REPLIES_TO_PAUSE && !s->paused) {
-			s->paused = true;
-			log_warn("the server keeps asking to slow down: deferring the rest for %ds",
-				 PAUSE);
-		}
-	} else if (res == SEND_OK) {
-		s->slow_replies = 0;
-		if (s->slow > 1)
-			s->slow /= 2;
-	}
 }
 
 static void log_outcome(struct sender *s, const struct flight *f, enum send_result res,
@@ -329,8 +288,28 @@ static void log_outcome(struct sender *s, const struct flight *f, enum send_resu
 		s->stats->failed++;
 		log_error("%s: failed: %s", key, why);
 		break;
+	case SEND_RELAY:
+		s->stats->waiting++;
+		log_warn("%s: not sent: the relay is down, the message waits for it", key);
+		break;
 	}
 	free(key);
+}
+
+/* A fault of the relay as a whole: the message was not delivered and
+ * nothing is held against it. It goes back to the queue, no attempt
+ * counted, for when the relay is tried again. */
+static void relay_down(struct sender *s, const struct flight *f, const char *detail)
+{
+	time_t until;
+
+	backoff_suspended(s->bo, s->now, &until);
+	log_outcome(s, f, SEND_RELAY, detail, until);
+	if (f->record) {
+		char *why = xasprintf("not attempted: the relay is down: %s", detail);
+		release(s, f->d, why, until);
+		free(why);
+	}
 }
 
 /* Waits for the outcome and records it. */
@@ -349,7 +328,14 @@ static void land(struct sender *s, struct flight *f)
 	s->now = clock_now();
 	free(f->msg);
 	f->msg = NULL;
-	slow_down_or_recover(s, res);
+	backoff_note(s->bo, res, transport_fault(s->tr), transport_should_slow(s->tr), detail,
+		     s->now);
+	if (res == SEND_RELAY) {
+		relay_down(s, f, detail);
+		free(detail);
+		count_progress(s);
+		return;
+	}
 	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN) {
 		/* Only a retry needs the count; a success costs no extra read. */
 		if (f->record && state_delivery_get(s->st, d->key, &row)) {
@@ -398,8 +384,9 @@ void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool 
 
 
 /* Why the rest of a batch does not go now, and when it may: kallad is
- * stopping, the server asked to slow down, or a long pass ran into quiet
- * hours. NULL when it may go. */
+ * stopping, the relay is suspended (after a fault of its own, or asking
+ * again and again to slow down), or a long pass ran into quiet hours.
+ * NULL when it may go. */
 static const char *held_back(struct sender *s, time_t *next)
 {
 	time_t after = plan_after_quiet(s->pg->cfg, s->now);
@@ -407,9 +394,11 @@ static const char *held_back(struct sender *s, time_t *next)
 	*next = s->now;
 	if (stop_now(s))
 		return "not attempted: kallad stopped";
-	if (s->paused) {
-		*next = s->now + PAUSE;
-		return "not attempted: the server asked to slow down";
+	if (backoff_suspended(s->bo, s->now, next)) {
+		free(s->held_why);
+		s->held_why = xasprintf("not attempted: the relay is suspended: %s",
+					backoff_fault(s->bo));
+		return s->held_why;
 	}
 	if (after != s->now) {
 		*next = after;
@@ -467,6 +456,14 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 	return true;
 }
 
+/* A claimed delivery that does not go in this pass, released with why. */
+static void hold(struct sender *s, const struct delivery *d, const char *why, time_t next)
+{
+	release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
+	if (!s->broken && backoff_suspended(s->bo, s->now, NULL))
+		s->stats->waiting++;
+}
+
 void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
@@ -483,6 +480,8 @@ void flush_batch(struct sender *s)
 	if (s->broken || held_back(s, &next)) {
 		/* Left unclaimed, due and unfiled: the next wake plans everyone. */
 		wake_invalidate(s);
+		if (backoff_suspended(s->bo, s->now, NULL))
+			s->stats->waiting += (long)s->n_batch;
 		s->n_batch = 0;
 		return;
 	}
@@ -515,7 +514,7 @@ void flush_batch(struct sender *s)
 		s->now = clock_now();
 		cur = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
 		if (s->broken || (why = held_back(s, &next))) {
-			release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
+			hold(s, d, why, next);
 			continue;
 		}
 		if (!build(s, &cur))
@@ -523,9 +522,7 @@ void flush_batch(struct sender *s)
 		if (prev.msg)
 			land(s, &prev);
 		if (s->broken || (why = held_back(s, &next))) {
-			release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
-			if (s->paused)
-				s->stats->transient++;
+			hold(s, d, why, next);
 			free(cur.msg);
 			continue;
 		}
@@ -734,6 +731,17 @@ static void plan_removed(const struct participant *p, void *arg)
 	flush_batch(arg);
 }
 
+/* Tells the caller whether the relay is suspended, and since what. */
+void note_relay(struct sender *s)
+{
+	time_t until;
+
+	if (backoff_suspended(s->bo, clock_now(), &until)) {
+		s->stats->relay_until = until;
+		s->stats->relay_fault = backoff_fault(s->bo);
+	}
+}
+
 bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 {
 	struct plan_ctx ctx;
@@ -741,7 +749,8 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	memset(stats, 0, sizeof(*stats));
 	s->now = now;
 	s->stats = stats;
-	s->stopped = s->broken = s->paused = false;
+	s->stopped = s->broken = false;
+	backoff_begin(s->bo, now, true);
 	/* Claims left by a kallad that died: the server may have those. */
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0)
 		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
@@ -777,6 +786,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 		retry_manual(s);
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);
+	note_relay(s);
 	return !s->broken;
 }
 

@@ -38,6 +38,9 @@ void send_note_known(struct sender *s, time_t now);
 
 struct send_stats {
 	long sent, transient, failed, unknown, skipped, build_errors;
+	long waiting;         /* due but not attempted: the relay is suspended */
+	time_t relay_until;   /* the relay is suspended until then; 0 while it works */
+	const char *relay_fault; /* what suspended it (valid until the next pass) */
 	time_t next_due; /* earliest future due time, 0 when nothing is ahead */
 	struct delivery next; /* the delivery at next_due (pointers into the programme) */
 	long next_count;      /* how many deliveries share next_due's message and target */
@@ -50,7 +53,10 @@ struct send_stats {
 };
 
 /* Sends everything due at `now` and records skips whose time has come.
- * Fills stats; returns false if the transport or ledger failed as a whole.
+ * A fault of the relay as a whole (connection, TLS, AUTH, MAIL FROM)
+ * fails no message: it ends the pass and suspends the relay (backoff.h),
+ * and everything due stays due; a suspension recorded by any kallad holds
+ * the pass too. Fills stats; returns false if the ledger failed.
  * With stats->stale set nothing was done: the calendar changed since the
  * programme was read (reload it and call again). */
 bool send_due(struct sender *s, time_t now, struct send_stats *stats);
@@ -85,8 +91,11 @@ void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
 void send_manual_each(const struct participant *p, void *sender);
 /* Claims what is queued (one commit with an fsync), then sends it. */
 void send_manual_flush(void *sender);
-/* Sends what is still queued; true if every message went (or would go,
- * with --dry-run). */
+/* Sends what is still queued. True if every message went, would go
+ * (--dry-run) or waits for a retry of its own (a 4xx for that message);
+ * false if one failed, was refused, or the relay is down. A manual send
+ * tries the relay even while it is suspended (a person asked), once: its
+ * first fault stops the rest. */
 bool send_manual_end(struct sender *s);
 
 /* The delivery a manual send makes for p (key, SEQUENCE as the planner

@@ -15,10 +15,6 @@
  * for a process id that was reused meanwhile. It must outlast any batch
  * at the slowest rate, or a live process's claim could be taken. */
 #define STALE_CLAIM (6 * 3600)
-/* After this many slow-down replies in a row the server means it: the
- * rest of the pass is deferred for PAUSE seconds instead of hammered. */
-#define SLOW_REPLIES_TO_PAUSE 3
-#define PAUSE 300
 
 struct sender {
 	struct programme *pg;
@@ -30,10 +26,8 @@ struct sender {
 	bool release;     /* --release-changes */
 	const char *release_uid; /* ... --session UID */
 	bool discard;     /* --discard-changes */
-	double next_slot; /* monotonic time before which no message may start */
-	double slow;      /* >1 after the server asked us to slow down */
-	int slow_replies; /* slow-down replies in a row */
-	bool paused;      /* the rest of this pass waits PAUSE seconds */
+	struct backoff *bo; /* spacing, and the relay's suspension (backoff.h) */
+	char *held_why;   /* "not attempted: ..." while the relay is suspended */
 	unsigned seed;
 
 	/* per run */
@@ -74,6 +68,8 @@ void row_of(const struct delivery *d, struct delivery_row *row);
 /* Builds, sends and records one claimed delivery, start to end. */
 void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record);
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
+/* Fills the caller's stats with the relay's suspension, if there is one. */
+void note_relay(struct sender *s);
 
 void on_owed(const struct delivery *d, void *arg);
 void plan_one(const struct participant *p, void *arg);

@@ -3,6 +3,8 @@
 #include "send_internal.h"
 #include "describe.h"
 
+#include "backoff.h"
+#include "clock.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -83,7 +85,7 @@ void retry_manual(struct sender *s)
 	for (size_t i = 0; i < r->n; i++) {
 		struct delivery_row row;
 
-		if (!stop_now(s) && !s->paused && !s->broken &&
+		if (!stop_now(s) && !backoff_suspended(s->bo, s->now, NULL) && !s->broken &&
 		    state_delivery_get(s->st, r->keys[i], &row)) {
 			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
 				retry_one_manual(s, &row);
@@ -200,6 +202,23 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	return true;
 }
 
+/* The relay failed as a whole earlier in this run: what is claimed and
+ * not sent yet waits for it (the daemon retries it), and the run says so. */
+static bool relay_down_before(struct sender *s, const struct delivery *d)
+{
+	time_t until;
+	char *why;
+
+	if (!backoff_suspended(s->bo, clock_now(), &until))
+		return false;
+	why = xasprintf("not attempted: the relay is down: %s", backoff_fault(s->bo));
+	state_delivery_release(s->st, d->key, why, until, s->now);
+	free(why);
+	s->stats->waiting++;
+	s->manual_ok = false;
+	return true;
+}
+
 /* What a queued delivery came to when its batch was claimed. */
 enum manual_claim { MC_NOT, MC_CLAIMED, MC_TAKEN };
 
@@ -259,6 +278,8 @@ void send_manual_flush(void *arg)
 						       s->now, s->now);
 				break;
 			}
+			if (relay_down_before(s, d))
+				break;
 			deliver(s, d, d->p->email, true);
 			break;
 		}
@@ -277,6 +298,8 @@ void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
 	s->manual = m;
 	s->manual_ok = true;
 	s->n_batch = 0;
+	if (!m->dry_run && !m->test_to)
+		backoff_begin(s->bo, now, false);
 }
 
 void send_manual_each(const struct participant *p, void *arg)
@@ -286,6 +309,12 @@ void send_manual_each(const struct participant *p, void *arg)
 
 	if (stop_now(s))
 		return;
+	if (backoff_suspended(s->bo, clock_now(), NULL)) {
+		/* The relay failed as a whole earlier in this run. */
+		s->stats->waiting++;
+		s->manual_ok = false;
+		return;
+	}
 	if (p->status == PS_CANCELLED) {
 		/* Never anything to someone who cancelled, even by hand. */
 		if (!m->all) {
@@ -309,5 +338,6 @@ bool send_manual_end(struct sender *s)
 	send_manual_flush(s);
 	if (s->progress && st->sent + st->failed + st->transient + st->unknown > 1)
 		fputc('\n', stderr);
-	return s->manual_ok && !st->failed && !st->transient && !st->unknown;
+	note_relay(s);
+	return s->manual_ok && !st->failed && !st->waiting && !st->relay_until;
 }

@@ -15,6 +15,8 @@
  * pass stops half-way, and when a message is held back without a claim. */
 #include "send_internal.h"
 
+#include "backoff.h"
+
 #include "log.h"
 
 #include <stdlib.h>
@@ -176,7 +178,8 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	memset(stats, 0, sizeof(*stats));
 	s->now = now;
 	s->stats = stats;
-	s->stopped = s->broken = s->paused = false;
+	s->stopped = s->broken = false;
+	backoff_begin(s->bo, now, true);
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0) {
 		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
 		return send_due(s, now, stats);
@@ -239,5 +242,6 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 				       : stats->removals_held;
 	stats->removed = s->removed_last;
 	stats->removed_held = s->removed_held_last;
+	note_relay(s);
 	return !s->broken;
 }

@@ -1,5 +1,6 @@
 /* smtp.c: SMTP through one reused libcurl easy handle, and the reading of
- * what happened into ok / transient / permanent / unknown.
+ * what happened into ok / transient / permanent / unknown for a message,
+ * or a fault of the relay as a whole (connection, TLS, AUTH, MAIL FROM).
  *
  * libcurl 7.88 traps this file works around (SPEC §4, "SMTP with libcurl"):
  * - after a timeout waiting for the reply to ".", libcurl keeps the
@@ -9,15 +10,24 @@
  * - CURLUSESSL_TRY sends in clear when STARTTLS is missing: only _ALL/_NONE;
  * - CURLOPT_CRLF on CRLF input doubles the CR: the message is strict CRLF and
  *   fed as is; libcurl dot-stuffs "\r\n." itself (tests/test_transport.c
- *   checks that "." and ".foo" lines arrive intact). */
+ *   checks that "." and ".foo" lines arrive intact);
+ * - one CURLOPT_SERVER_RESPONSE_TIMEOUT covers every reply, and
+ *   CURLOPT_LOW_SPEED_TIME also runs while the reply to "." is awaited
+ *   (inside a blocking wait in smtp_done): the response timeout is raised to
+ *   [smtp] end-of-data-timeout when DATA gets its 354, and a stalled upload
+ *   is caught by the progress callback instead of the low-speed check. */
 #include "smtp.h"
 
 #include "log.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct smtp {
 	CURL *curl;
@@ -26,15 +36,23 @@ struct smtp {
 	bool running;    /* a transaction was started and not yet finished */
 	void (*tick)(void *); /* called about once a second while waiting */
 	void *tick_arg;
+	double ticked;   /* when tick was last called */
 	char *url;
 	char *from;      /* "<addr>" for MAIL FROM */
+	long timeout, eod_timeout, idle_timeout; /* [smtp], in seconds */
 	bool fresh;      /* the last transaction failed: do not reuse its connection */
+	bool connected;  /* a connection may be open (kept by the multi handle) */
+	double used;     /* when the last transaction ended, for idle-timeout */
+	double opened;   /* when the last connection was opened; 0: never */
 	bool slow;
+	enum relay_fault fault;
 	char errbuf[CURL_ERROR_SIZE];
 
 	/* The transaction in flight. */
 	const char *msg;
 	size_t len, pos;
+	double progress_at;    /* when the upload last moved */
+	bool stalled;          /* the server stopped reading the message */
 	bool quitting;         /* QUIT went out: its reply says nothing of the message */
 	bool data_go;          /* DATA got its 354 */
 	char stage[16];        /* the command the next reply answers */
@@ -43,6 +61,22 @@ struct smtp {
 	char *last_reply;      /* the last complete reply, continuation lines joined */
 	int last_code;
 };
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double d)
+{
+	struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 static size_t smtp_read(char *buf, size_t size, size_t nitems, void *userdata)
 {
@@ -53,6 +87,7 @@ static size_t smtp_read(char *buf, size_t size, size_t nitems, void *userdata)
 		n = s->len - s->pos;
 	memcpy(buf, s->msg + s->pos, n);
 	s->pos += n;
+	s->progress_at = mono();
 	return n;
 }
 
@@ -97,10 +132,13 @@ static void smtp_note_reply_line(struct smtp *s, const char *line, size_t n)
 	s->last_code = atoi(line);
 	memcpy(s->reply_stage, s->stage, sizeof(s->stage));
 	/* libcurl writes the final "." without a debug record: after 354 the
-	 * next reply answers the end of the data. */
+	 * next reply answers the end of the data, which may take the server
+	 * longer (RFC 5321 4.5.3.2.6: ten minutes). */
 	if (s->last_code == 354) {
 		s->data_go = true;
+		s->progress_at = mono();
 		snprintf(s->stage, sizeof(s->stage), "end of data");
+		curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->eod_timeout);
 	}
 }
 
@@ -123,6 +161,48 @@ static int smtp_debug(CURL *curl, curl_infotype type, char *data, size_t size, v
 	return 0;
 }
 
+static void smtp_tick(struct smtp *s)
+{
+	double now = mono();
+
+	if (s->tick && now - s->ticked >= 1.0) {
+		s->ticked = now;
+		s->tick(s->tick_arg);
+	}
+}
+
+/* About once a second during a transfer, also inside libcurl's blocking
+ * wait for the reply to ".": feeds the watchdog, and ends an upload the
+ * server stopped reading for [smtp] timeout seconds. */
+static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			 curl_off_t ulnow)
+{
+	struct smtp *s = arg;
+
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	smtp_tick(s);
+	if (s->data_go && s->pos < s->len && mono() - s->progress_at > (double)s->timeout) {
+		s->stalled = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Every connection libcurl opens comes through here: never more than one
+ * a second, however the server fails. */
+static curl_socket_t smtp_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct smtp *s = arg;
+	double wait = s->opened + 1.0 - mono();
+
+	(void)purpose;
+	if (s->opened > 0 && wait > 0)
+		sleep_s(wait);
+	s->opened = mono();
+	s->connected = true;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 /* "Name <addr>" or "addr" to "<addr>". */
 static char *smtp_angle_addr(const char *from)
 {
@@ -139,7 +219,7 @@ static char *smtp_angle_addr(const char *from)
 static bool smtp_set_options(struct smtp *s, const struct config *cfg, const char *password)
 {
 	CURL *c = s->curl;
-	const char *cainfo = getenv("KALLAD_SMTP_CAINFO");
+	const char *cainfo = cfg->smtp_ca_file ? cfg->smtp_ca_file : getenv("KALLAD_SMTP_CAINFO");
 	CURLcode rc = CURLE_OK;
 
 #define SET(opt, val) \
@@ -156,14 +236,16 @@ static bool smtp_set_options(struct smtp *s, const struct config *cfg, const cha
 	SET(CURLOPT_VERBOSE, 1L); /* feeds smtp_debug only; nothing is printed */
 	SET(CURLOPT_DEBUGFUNCTION, smtp_debug);
 	SET(CURLOPT_DEBUGDATA, s);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, smtp_progress);
+	SET(CURLOPT_XFERINFODATA, s);
+	SET(CURLOPT_OPENSOCKETFUNCTION, smtp_open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, s);
 	SET(CURLOPT_ERRORBUFFER, s->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_MAXCONNECTS, 1L);
-	SET(CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);
-	SET(CURLOPT_SERVER_RESPONSE_TIMEOUT, (long)cfg->timeout);
-	/* A server that stops reading our data for `timeout` seconds. */
-	SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-	SET(CURLOPT_LOW_SPEED_TIME, (long)cfg->timeout);
+	SET(CURLOPT_CONNECTTIMEOUT, s->timeout);
+	SET(CURLOPT_SERVER_RESPONSE_TIMEOUT, s->timeout);
 	SET(CURLOPT_USE_SSL, cfg->smtp_tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -175,6 +257,16 @@ static bool smtp_set_options(struct smtp *s, const struct config *cfg, const cha
 	}
 #undef SET
 	return rc == CURLE_OK;
+}
+
+static CURLM *smtp_multi(void)
+{
+	CURLM *m = curl_multi_init();
+
+	/* One connection, kept by the multi handle between transactions. */
+	if (m)
+		curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 1L);
+	return m;
 }
 
 struct smtp *smtp_open(const struct config *cfg, const char *password, struct errlist *errs)
@@ -195,12 +287,12 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 	struct smtp *s = xcalloc(1, sizeof(*s));
 	s->url = xstrdup(url);
 	s->from = from;
+	s->timeout = cfg->timeout > 0 ? cfg->timeout : 60;
+	s->eod_timeout = cfg->end_of_data_timeout > 0 ? cfg->end_of_data_timeout : 600;
+	s->idle_timeout = cfg->idle_timeout > 0 ? cfg->idle_timeout : 30;
 	sb_init(&s->reply);
 	s->curl = curl_easy_init();
-	s->multi = curl_multi_init();
-	/* One connection, kept by the multi handle between transactions. */
-	if (s->multi)
-		curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1L);
+	s->multi = smtp_multi();
 	if (!s->curl || !s->multi || !smtp_set_options(s, cfg, password)) {
 		errlist_add(errs, "[smtp] url: %s: libcurl cannot be set up for it", url);
 		smtp_close(s);
@@ -216,28 +308,83 @@ static bool smtp_cert_problem(CURLcode rc)
 	       rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_INVALIDCERTSTATUS;
 }
 
-/* The server may hold the message only once "." went out, which libcurl
- * does only after our read callback handed out the last byte (it stops
- * reading at CURLOPT_INFILESIZE, set so that SIZE lets a server refuse a
- * big message before the upload). If all was handed out and no 4xx/5xx
- * answered (the last code is still DATA's 354), the message may well be
- * queued over there: unknown. Before that point nothing can have been
- * accepted, so a drop is transient. A drop during the upload of the last
- * bytes is thus called unknown too: the safe side, as the retry carries the
- * same Message-ID. */
-static enum send_result smtp_classify(CURLcode rc, long code, bool data_out)
+static bool smtp_tls_problem(CURLcode rc)
 {
+	return rc == CURLE_USE_SSL_FAILED || rc == CURLE_SSL_CONNECT_ERROR || smtp_cert_problem(rc);
+}
+
+/* The command the failure answered: the one whose reply said 4xx/5xx, or
+ * the one left without a reply. */
+static const char *smtp_where(const struct smtp *s, long code)
+{
+	return code >= 400 && s->last_reply ? s->reply_stage : s->stage;
+}
+
+static bool at(const char *where, const char *stage)
+{
+	return strcmp(where, stage) == 0;
+}
+
+/* RFC 1870: a 552 (5.3.4) at MAIL FROM with SIZE refuses this message's
+ * size, not the sender. */
+static bool smtp_too_big(const struct smtp *s, long code)
+{
+	return code == 552 || (s->last_reply && strncmp(s->last_reply + 3, " 5.3.4", 6) == 0);
+}
+
+/* The message may be queued over there only once "." went out, which
+ * libcurl does only after our read callback handed out the last byte (it
+ * stops reading at CURLOPT_INFILESIZE, set so that SIZE lets a server
+ * refuse a big message before the upload). If all was handed out and no
+ * reply answered the end of data, the outcome is unknown. Before that
+ * point nothing can have been accepted. A drop during the upload of the
+ * last bytes is thus called unknown too: the safe side, as the retry
+ * carries the same Message-ID. Every reply is read by its code: 5xx
+ * permanent, 4xx transient; a 421 anywhere before the data means the
+ * relay is closing, whatever the command. */
+static enum send_result smtp_classify(struct smtp *s, CURLcode rc, long code)
+{
+	const char *where = smtp_where(s, code);
+
+	s->fault = RELAY_NONE;
 	if (rc == CURLE_OK)
 		return SEND_OK;
-	if (rc == CURLE_LOGIN_DENIED)
-		return code >= 400 && code < 500 ? SEND_TRANSIENT : SEND_PERMANENT;
-	if (rc == CURLE_USE_SSL_FAILED || smtp_cert_problem(rc))
+	if (at(where, "end of data")) {
+		if (code >= 500 && code < 600)
+			return SEND_PERMANENT;
+		if (code >= 400 && code < 500)
+			return SEND_TRANSIENT;
+		return s->data_go && s->pos == s->len && !s->stalled ? SEND_UNKNOWN : SEND_TRANSIENT;
+	}
+	if ((at(where, "RCPT") || at(where, "DATA")) && code >= 400 && code < 600 && code != 421)
+		return code >= 500 ? SEND_PERMANENT : SEND_TRANSIENT;
+	if (at(where, "MAIL") && code >= 500 && code < 600 && smtp_too_big(s, code))
 		return SEND_PERMANENT;
-	if (code >= 400 && code < 500)
-		return SEND_TRANSIENT;
-	if (code >= 500 && code < 600)
-		return SEND_PERMANENT;
-	return data_out ? SEND_UNKNOWN : SEND_TRANSIENT;
+	if (rc == CURLE_LOGIN_DENIED || at(where, "AUTH"))
+		s->fault = RELAY_AUTH;
+	else if (smtp_tls_problem(rc) || at(where, "STARTTLS"))
+		s->fault = RELAY_TLS;
+	else if (at(where, "MAIL") && code >= 400 && code != 421)
+		s->fault = RELAY_SENDER;
+	else
+		s->fault = RELAY_CONNECT;
+	return SEND_RELAY;
+}
+
+static char *smtp_no_reply(const struct smtp *s, CURLcode rc, const char *err)
+{
+	double connect = 0;
+
+	if (rc != CURLE_OPERATION_TIMEDOUT)
+		return xasprintf("%s (at %s)", err, s->stage);
+	if (at(s->stage, "connect")) {
+		curl_easy_getinfo(s->curl, CURLINFO_CONNECT_TIME, &connect);
+		if (connect > 0)
+			return xasprintf("the server accepted the connection but sent no greeting "
+					 "within %ld s (at connect)", s->timeout);
+		return xasprintf("cannot connect within %ld s (at connect)", s->timeout);
+	}
+	return xasprintf("no reply within %ld s (at %s)", s->timeout, s->stage);
 }
 
 static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, long code)
@@ -252,30 +399,58 @@ static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, 
 	if (rc == CURLE_USE_SSL_FAILED)
 		return xasprintf("server offers no STARTTLS and [smtp] tls = required: %s", err);
 	if (smtp_cert_problem(rc))
-		return xasprintf("server certificate not trusted: %s", err);
+		return xasprintf("server certificate not trusted: %s (set [smtp] ca-file for a "
+				 "private CA)", err);
+	if (rc == CURLE_SSL_CONNECT_ERROR)
+		return xasprintf("TLS handshake failed: %s", err);
+	if (s->stalled)
+		return xasprintf("the server stopped reading the message for %ld s (at end of data)",
+				 s->timeout);
 	if (r == SEND_UNKNOWN)
 		return xasprintf("no reply after end of data (%s): the server may have the message",
-				 err);
+				 rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : err);
 	if (code >= 400 && code < 600 && s->last_reply)
 		return xasprintf("%s (at %s)", s->last_reply, s->reply_stage);
-	return xasprintf("%s (at %s)", err, s->stage);
+	return smtp_no_reply(s, rc, err);
 }
 
-static bool smtp_slow_words(const char *reply)
+/* "rate" as a word: not "separate", "generate" or "moderate". */
+static bool has_word(const char *text, const char *word)
 {
-	static const char *words[] = {"too many", "try again later", "ratelimit", "rate limit",
-				      "rate-limit", "rate exceeded", "throttl"};
-	for (size_t i = 0; reply && i < ARRAY_SIZE(words); i++)
+	size_t n = strlen(word);
+
+	for (const char *p = text; (p = strcasestr(p, word)); p++)
+		if ((p == text || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[n]))
+			return true;
+	return false;
+}
+
+/* Signs of a limit, from Postfix (anvil's "450 4.7.1 Error: too much mail
+ * from ..."), Exim, Microsoft and Google: 421 anywhere; 450, 451 or 452
+ * with an enhanced code 4.7.x (security or policy) or rate words. A
+ * greylisting reply (often 451 4.7.1 "try again later" too) is about one
+ * recipient: it makes that message wait, not the relay slow down. */
+static bool smtp_limit_sign(long code, const char *reply)
+{
+	static const char *words[] = {"too much mail", "too many", "try again later", "ratelimit",
+				      "rate-limit", "throttl", "slow down"};
+	if (code == 421)
+		return true;
+	if ((code != 450 && code != 451 && code != 452) || !reply ||
+	    strcasestr(reply, "greylist") || strcasestr(reply, "graylist"))
+		return false;
+	if (strncmp(reply + 3, " 4.7.", 5) == 0 || has_word(reply, "rate"))
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
 		if (strcasestr(reply, words[i]))
 			return true;
 	return false;
 }
 
-static void smtp_reset_transaction(struct smtp *s, const char *msg, size_t len)
+static void smtp_reset_transaction(struct smtp *s)
 {
-	s->msg = msg;
-	s->len = len;
 	s->pos = 0;
+	s->stalled = false;
 	s->quitting = false;
 	s->data_go = false;
 	s->reply_stage[0] = '\0';
@@ -288,23 +463,38 @@ static void smtp_reset_transaction(struct smtp *s, const char *msg, size_t len)
 	s->last_code = 0;
 }
 
+static void smtp_launch(struct smtp *s)
+{
+	int running;
+
+	smtp_reset_transaction(s);
+	curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->timeout);
+	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, s->fresh ? 1L : 0L);
+	curl_multi_add_handle(s->multi, s->curl);
+	s->running = true;
+	s->progress_at = mono();
+	/* Sends what can go without waiting (MAIL FROM on a warm connection). */
+	curl_multi_perform(s->multi, &running);
+}
+
 void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len)
 {
 	char *angle = xasprintf("<%s>", rcpt);
-	int running;
 
 	s->rcpts = curl_slist_append(NULL, angle);
 	free(angle);
 	if (!s->rcpts)
 		abort(); /* out of memory: util.h's policy */
-	smtp_reset_transaction(s, msg, len);
+	s->msg = msg;
+	s->len = len;
+	/* A connection unused for idle-timeout may have been closed by the
+	 * server, or be about to (Postfix: 300 s, many relays: 30 to 60 s):
+	 * end it ourselves rather than read its 421 as the reply to MAIL. */
+	if (s->connected && s->used > 0 && mono() - s->used >= (double)s->idle_timeout)
+		smtp_hangup(s);
 	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, s->rcpts);
 	curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, s->fresh ? 1L : 0L);
-	curl_multi_add_handle(s->multi, s->curl);
-	s->running = true;
-	/* Sends what can go without waiting (MAIL FROM on a warm connection). */
-	curl_multi_perform(s->multi, &running);
+	smtp_launch(s);
 }
 
 /* Runs the transfer to its end; its CURLcode. */
@@ -319,8 +509,8 @@ static CURLcode smtp_wait(struct smtp *s)
 			break;
 		if (running && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
 			break;
-		if (running && s->tick)
-			s->tick(s->tick_arg);
+		if (running)
+			smtp_tick(s);
 	}
 	while ((m = curl_multi_info_read(s->multi, &left)))
 		if (m->msg == CURLMSG_DONE && m->easy_handle == s->curl)
@@ -328,25 +518,58 @@ static CURLcode smtp_wait(struct smtp *s)
 	return rc;
 }
 
-enum send_result smtp_finish(struct smtp *s, char **detail)
-{
-	long code = 0;
-	CURLcode rc = smtp_wait(s);
+struct run {
+	CURLcode rc;
+	long code;   /* the last reply code */
+	bool reused; /* it ran on a connection kept from before */
+	enum send_result r;
+};
 
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+/* Runs the transaction started to its end. */
+static void smtp_run(struct smtp *s, struct run *o)
+{
+	long conns = 0;
+
+	o->rc = smtp_wait(s);
+	o->code = 0;
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &o->code);
+	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &conns);
 	curl_multi_remove_handle(s->multi, s->curl);
 	s->running = false;
+	o->reused = conns == 0;
+	o->r = smtp_classify(s, o->rc, o->code);
+}
+
+/* A connection kept from before that fails at its first command (a 421,
+ * a drop) was most likely closed by the server while idle: not a fault of
+ * the relay yet. */
+static bool smtp_stale(const struct smtp *s, const struct run *o)
+{
+	return o->r == SEND_RELAY && o->reused && s->fault == RELAY_CONNECT &&
+	       at(smtp_where(s, o->code), "MAIL");
+}
+
+enum send_result smtp_finish(struct smtp *s, char **detail)
+{
+	struct run o;
+
+	smtp_run(s, &o);
+	if (smtp_stale(s, &o)) {
+		log_info("the connection kept from before failed at MAIL (%s): reconnecting once",
+			 s->last_reply ? s->last_reply : "no reply");
+		s->fresh = true;
+		smtp_launch(s);
+		smtp_run(s, &o);
+	}
 	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
 	curl_slist_free_all(s->rcpts);
 	s->rcpts = NULL;
-
-	enum send_result r = smtp_classify(rc, code, s->data_go && s->pos == s->len);
-	s->fresh = r != SEND_OK;
-	s->slow = r != SEND_OK &&
-		  (code == 421 || code == 451 || code == 452 || smtp_slow_words(s->last_reply));
-	*detail = smtp_detail(s, rc, r, code);
+	s->fresh = o.r != SEND_OK;
+	s->used = mono();
+	s->slow = o.r != SEND_OK && smtp_limit_sign(o.code, s->last_reply);
+	*detail = smtp_detail(s, o.rc, o.r, o.code);
 	s->msg = NULL;
-	return r;
+	return o.r;
 }
 
 void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg)
@@ -358,6 +581,23 @@ void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg)
 bool smtp_should_slow(const struct smtp *s)
 {
 	return s->slow;
+}
+
+enum relay_fault smtp_fault(const struct smtp *s)
+{
+	return s->fault;
+}
+
+void smtp_hangup(struct smtp *s)
+{
+	if (!s || s->running || !s->connected)
+		return;
+	/* The multi handle owns the open connection: its cleanup sends QUIT. */
+	curl_multi_cleanup(s->multi);
+	if (!(s->multi = smtp_multi()))
+		abort(); /* out of memory: util.h's policy */
+	s->connected = false;
+	s->fresh = false;
 }
 
 void smtp_close(struct smtp *s)

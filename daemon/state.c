@@ -96,6 +96,11 @@ static const char *const migrations[] = {
 	" status TEXT NOT NULL, diagnostic TEXT);"
 	"CREATE TABLE mailboxes(url TEXT PRIMARY KEY, uidvalidity INTEGER NOT NULL,"
 	" last_uid INTEGER NOT NULL);",
+	/* 9: the relay's suspension after a fault of the relay as a whole,
+	 * shared by every kallad on this ledger (one row, or none) */
+	"CREATE TABLE relay(id INTEGER PRIMARY KEY CHECK(id = 1), fault TEXT NOT NULL,"
+	" kind INTEGER NOT NULL, faults INTEGER NOT NULL, since INTEGER NOT NULL,"
+	" until INTEGER NOT NULL);",
 };
 
 /* Every statement kallad runs, prepared once per handle. */
@@ -137,6 +142,9 @@ enum query {
 	Q_UNLINK,
 	Q_VERSION_PUT,
 	Q_VERSION_BEFORE,
+	Q_RELAY_GET,
+	Q_RELAY_PUT,
+	Q_RELAY_CLEAR,
 	Q_N
 };
 
@@ -212,6 +220,10 @@ static const char *const query_sql[Q_N] = {
 	[Q_VERSION_BEFORE] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
 			     " description FROM session_versions WHERE uid = ?1 AND sequence < ?2"
 			     " AND sequence <= ?3 ORDER BY sequence DESC LIMIT 1",
+	[Q_RELAY_GET] = "SELECT fault, kind, faults, since, until FROM relay WHERE id = 1",
+	[Q_RELAY_PUT] = "INSERT OR REPLACE INTO relay(id, fault, kind, faults, since, until)"
+			" VALUES(1, ?1, ?2, ?3, ?4, ?5)",
+	[Q_RELAY_CLEAR] = "DELETE FROM relay",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4",
 	[Q_OWED_GET] = "SELECT since FROM owed WHERE oid = ?1",
@@ -1238,4 +1250,52 @@ void state_invited_each(struct state *st, void (*fn)(const char *email, void *ar
 	while (sqlite3_step(q) == SQLITE_ROW)
 		fn((const char *)sqlite3_column_text(q, 0), arg);
 	sqlite3_finalize(q);
+}
+
+bool state_relay_get(struct state *st, struct relay_row *out)
+{
+	sqlite3_stmt *q = query(st, Q_RELAY_GET);
+	bool found;
+
+	memset(out, 0, sizeof(*out));
+	if (!q)
+		return false;
+	found = sqlite3_step(q) == SQLITE_ROW;
+	if (found) {
+		out->fault = column_dup(q, 0);
+		out->kind = sqlite3_column_int(q, 1);
+		out->faults = sqlite3_column_int(q, 2);
+		out->since = (time_t)sqlite3_column_int64(q, 3);
+		out->until = (time_t)sqlite3_column_int64(q, 4);
+	}
+	sqlite3_reset(q);
+	return found;
+}
+
+void state_relay_put(struct state *st, const struct relay_row *r)
+{
+	sqlite3_stmt *q = query(st, Q_RELAY_PUT);
+
+	if (!q || st->readonly)
+		return;
+	bind_text(q, 1, r->fault ? r->fault : "");
+	sqlite3_bind_int(q, 2, r->kind);
+	sqlite3_bind_int(q, 3, r->faults);
+	bind_time(q, 4, r->since);
+	bind_time(q, 5, r->until);
+	run(st, q, "recording the relay's suspension");
+}
+
+void state_relay_clear(struct state *st)
+{
+	sqlite3_stmt *q = query(st, Q_RELAY_CLEAR);
+
+	if (q && !st->readonly)
+		run(st, q, "clearing the relay's suspension");
+}
+
+void state_relay_free(struct relay_row *r)
+{
+	free(r->fault);
+	memset(r, 0, sizeof(*r));
 }

@@ -170,5 +170,19 @@ int state_deadline_revision(struct state *st, const char *uid, time_t due, bool 
  * model: obligations not recorded yet take the old "known" answer. */
 bool state_legacy_known(struct state *st);
 void state_legacy_known_done(struct state *st);
+/* The relay's suspension after a fault of the relay as a whole (AUTH,
+ * TLS, connection, MAIL FROM): every kallad on this ledger waits for
+ * `until` and shows `fault`. kind is an enum relay_fault; faults counts
+ * them in a row. state_relay_get fills r (free with state_relay_free) and
+ * returns false when none is recorded. */
+struct relay_row {
+	char *fault;
+	int kind, faults;
+	time_t since, until;
+};
+bool state_relay_get(struct state *st, struct relay_row *r);
+void state_relay_put(struct state *st, const struct relay_row *r);
+void state_relay_clear(struct state *st);
+void state_relay_free(struct relay_row *r);
 
 #endif

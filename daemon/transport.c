@@ -217,6 +217,17 @@ bool transport_should_slow(const struct transport *t)
 	return t->smtp && !t->settled && smtp_should_slow(t->smtp);
 }
 
+enum relay_fault transport_fault(const struct transport *t)
+{
+	return t->smtp && !t->settled ? smtp_fault(t->smtp) : RELAY_NONE;
+}
+
+void transport_hangup(struct transport *t)
+{
+	if (t && t->smtp)
+		smtp_hangup(t->smtp);
+}
+
 void transport_set_tick(struct transport *t, void (*tick)(void *), void *arg)
 {
 	if (t->smtp)
@@ -244,6 +255,8 @@ const char *transport_result_name(enum send_result r)
 		return "permanent";
 	case SEND_UNKNOWN:
 		return "unknown";
+	case SEND_RELAY:
+		return "relay";
 	}
 	return "?";
 }

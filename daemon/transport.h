@@ -13,6 +13,21 @@ enum send_result {
 	SEND_TRANSIENT, /* nothing delivered; try again later (connect failure, 4xx) */
 	SEND_PERMANENT, /* the server refused it for good (5xx) */
 	SEND_UNKNOWN,   /* the server may have it (drop or timeout after ".") */
+	SEND_RELAY,     /* a fault of the relay as a whole, not of this message: it was
+			 * not delivered and says nothing against it (see relay_fault) */
+};
+
+/* Where a SEND_RELAY fault lies (Postfix's model: a dead destination is
+ * suspended, not bounced). Only replies to RCPT and DATA are about a
+ * message; everything before them is about the relay. */
+enum relay_fault {
+	RELAY_NONE,
+	RELAY_CONNECT, /* no connection, no greeting, a refusal at greeting or EHLO, a drop
+			* or a 421 before the message was under way */
+	RELAY_TLS,     /* no STARTTLS, a certificate not trusted, a failed handshake */
+	RELAY_AUTH,    /* AUTH refused: a wrong password, or the relay's SASL is down */
+	RELAY_SENDER,  /* MAIL FROM refused: the relay will take nothing from this sender */
+	RELAY_LIMIT,   /* (backoff.c's, not a result's) the relay kept asking to slow down */
 };
 
 struct transport;
@@ -42,8 +57,14 @@ enum send_result transport_finish(struct transport *t, char **detail);
 /* tick(arg) about once a second while a send waits for the server. */
 void transport_set_tick(struct transport *t, void (*tick)(void *), void *arg);
 /* True if the last result came with a reply that asks the whole transport
- * to slow down (421, 451, 452 or a rate-limit text). */
+ * to slow down: 421, or 450/451/452 with 4.7.x or words such as "too much
+ * mail", "rate", "try again later". */
 bool transport_should_slow(const struct transport *t);
+/* Where the last SEND_RELAY lay; RELAY_NONE after any other result. */
+enum relay_fault transport_fault(const struct transport *t);
+/* Ends an open connection (QUIT) so that none sits idle; the next send
+ * opens a new one. */
+void transport_hangup(struct transport *t);
 void transport_close(struct transport *t);
 const char *transport_result_name(enum send_result r);
 

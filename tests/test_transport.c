@@ -156,7 +156,8 @@ static int start_sink(const char *dir, const char *stdout_name, char *const opts
 	return port;
 }
 
-static int start_py(const char *dir, bool plain, const char *slow_first)
+static int start_py_with(const char *dir, bool plain, const char *slow_first,
+			 const char *const extra[])
 {
 	int port = free_port();
 	char portbuf[16];
@@ -178,12 +179,19 @@ static int start_py(const char *dir, bool plain, const char *slow_first)
 		argv[n++] = "--slow-first";
 		argv[n++] = (char *)slow_first;
 	}
+	for (size_t i = 0; extra && extra[i] && n < ARRAY_SIZE(argv) - 1; i++)
+		argv[n++] = (char *)extra[i];
 	argv[n] = NULL;
 	spawn(argv, log);
 	wait_listening(port);
 	free(script);
 	free(log);
 	return port;
+}
+
+static int start_py(const char *dir, bool plain, const char *slow_first)
+{
+	return start_py_with(dir, plain, slow_first, NULL);
 }
 
 /* ---- configuration and files ------------------------------------------- */
@@ -201,6 +209,8 @@ static void tcfg_init(struct tcfg *t, int port, bool tls, int timeout)
 	t->cfg.smtp_tls_required = tls;
 	t->cfg.from = FROM;
 	t->cfg.timeout = timeout;
+	t->cfg.end_of_data_timeout = timeout;
+	t->cfg.idle_timeout = 30;
 }
 
 static char *write_secret(const char *name, const char *content, mode_t mode)
@@ -381,8 +391,8 @@ static void test_sink_three_messages_one_connection(void **state UNUSED)
 	free(dir);
 }
 
-static void expect_failure(char *const opts[], const char *name, enum send_result want,
-			   const char *want_detail_prefix, bool want_slow)
+static void expect_fault(char *const opts[], const char *name, enum send_result want,
+			 enum relay_fault want_fault, const char *want_detail_prefix, bool want_slow)
 {
 	char *dir = make_dir(name);
 	char *out = xasprintf("%s.out", name);
@@ -397,10 +407,17 @@ static void expect_failure(char *const opts[], const char *name, enum send_resul
 	assert_int_equal(r, want);
 	assert_true(strncmp(detail, want_detail_prefix, strlen(want_detail_prefix)) == 0);
 	assert_int_equal(transport_should_slow(t), want_slow);
+	assert_int_equal(transport_fault(t), want_fault);
 	free(detail);
 	transport_close(t);
 	free(out);
 	free(dir);
+}
+
+static void expect_failure(char *const opts[], const char *name, enum send_result want,
+			   const char *want_detail_prefix, bool want_slow)
+{
+	expect_fault(opts, name, want, RELAY_NONE, want_detail_prefix, want_slow);
 }
 
 static void test_sink_soft_reject_rcpt(void **state UNUSED)
@@ -418,10 +435,52 @@ static void test_sink_hard_reject_rcpt(void **state UNUSED)
 		       "550 5.1.1 <rcpt1@example.net>: Recipient address rejected (at RCPT)", false);
 }
 
+/* A refusal at MAIL FROM is the relay's, not the message's; this one
+ * also asks to slow down. */
 static void test_sink_rate_limit_words(void **state UNUSED)
 {
 	char *opts[] = {"-r", "MAIL", "-b", "450 4.7.1 Too many messages, try again later", NULL};
-	expect_failure(opts, "rate", SEND_TRANSIENT, "450 4.7.1 Too many messages", true);
+	expect_fault(opts, "rate", SEND_RELAY, RELAY_SENDER, "450 4.7.1 Too many messages", true);
+}
+
+/* Greylisting is about one recipient: no sign of a limit, though 4.7.1. */
+static void test_sink_greylisted_rcpt(void **state UNUSED)
+{
+	char *opts[] = {"-r", "RCPT", "-b",
+			"451 4.7.1 <rcpt1@example.net>: Recipient address rejected: Greylisted, "
+			"try again later", NULL};
+	expect_failure(opts, "grey", SEND_TRANSIENT, "451 4.7.1 <rcpt1@example.net>", false);
+}
+
+/* Postfix's anvil at RCPT: the message waits, and the relay is slowed. */
+static void test_sink_rate_limit_at_rcpt(void **state UNUSED)
+{
+	char *opts[] = {"-r", "RCPT", "-b", "450 4.7.1 Error: too much mail from 127.0.0.1", NULL};
+	expect_failure(opts, "rcptrate", SEND_TRANSIENT, "450 4.7.1 Error: too much mail", true);
+}
+
+/* "rate" inside a word is no sign of a limit. */
+static void test_sink_separate_is_not_rate(void **state UNUSED)
+{
+	char *opts[] = {"-r", "RCPT", "-b", "450 4.2.0 Mailbox on a separate host is busy", NULL};
+	expect_failure(opts, "separate", SEND_TRANSIENT, "450 4.2.0 Mailbox", false);
+}
+
+static void test_sink_sender_refused(void **state UNUSED)
+{
+	char *opts[] = {"-f", "MAIL", "-B",
+			"553 5.7.1 <program@example.org>: Sender address rejected: not owned by user",
+			NULL};
+	expect_fault(opts, "sender", SEND_RELAY, RELAY_SENDER, "553 5.7.1 <program@example.org>",
+		     false);
+}
+
+/* A refusal at DATA (before any data) is about the message. */
+static void test_sink_refused_at_data(void **state UNUSED)
+{
+	char *opts[] = {"-f", "DATA", "-B", "554 5.5.1 Error: no valid recipients", NULL};
+	expect_failure(opts, "atdata", SEND_PERMANENT, "554 5.5.1 Error: no valid recipients (at DATA)",
+		       false);
 }
 
 static void test_sink_disconnect_after_dot(void **state UNUSED)
@@ -433,7 +492,28 @@ static void test_sink_disconnect_after_dot(void **state UNUSED)
 static void test_sink_421_at_mail(void **state UNUSED)
 {
 	char *opts[] = {"-Q", "MAIL", NULL};
-	expect_failure(opts, "q421", SEND_TRANSIENT, "421", true);
+	expect_fault(opts, "q421", SEND_RELAY, RELAY_CONNECT, "421", true);
+}
+
+/* RFC 5321 4.5.3.2.6: the reply to "." may take ten minutes, though
+ * every other reply must come within [smtp] timeout. */
+static void test_end_of_data_timeout_is_its_own(void **state UNUSED)
+{
+	char *dir = make_dir("eod");
+	char *opts[] = {"-W", ".:3", NULL};
+	int port = start_sink(dir, "eod.out", opts);
+	struct tcfg c;
+	char *detail = NULL;
+
+	tcfg_init(&c, port, false, 1);
+	c.cfg.end_of_data_timeout = 10;
+	struct transport *t = open_ok(&c.cfg);
+	double t0 = now_s();
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_OK);
+	assert_true(now_s() - t0 >= 2.9);
+	free(detail);
+	transport_close(t);
+	free(dir);
 }
 
 static void test_sink_hard_reject_after_dot(void **state UNUSED)
@@ -475,7 +555,8 @@ static void test_connection_refused(void **state UNUSED)
 
 	tcfg_init(&c, free_port(), false, 5);
 	struct transport *t = open_ok(&c.cfg);
-	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_TRANSIENT);
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_RELAY);
+	assert_int_equal(transport_fault(t), RELAY_CONNECT);
 	assert_non_null(strstr(detail, "(at connect)"));
 	free(detail);
 	transport_close(t);
@@ -569,14 +650,51 @@ static void test_tls_wrong_password(void **state UNUSED)
 	c.cfg.smtp_password = pw;
 	setenv("KALLAD_SMTP_CAINFO", cert, 1);
 	struct transport *t = open_ok(&c.cfg);
-	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_PERMANENT);
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_RELAY);
+	assert_int_equal(transport_fault(t), RELAY_AUTH);
 	fprintf(stderr, "wrong password: %s\n", detail);
 	assert_non_null(strstr(detail, "authentication failed"));
 	assert_non_null(strstr(detail, "535"));
 	assert_null(strstr(detail, "not-the-secret"));
 	free(detail);
 	transport_close(t);
-	assert_int_equal(count_entries(dir), 0);
+	char *eml = xasprintf("%s/1.eml", dir);
+	assert_int_equal(access(eml, F_OK), -1); /* nothing was taken */
+	free(eml);
+	free(pw);
+	free(dir);
+}
+
+/* The relay closed the connection kept from before with its idle-timeout
+ * 421 (over TLS, so libcurl still thinks it alive): the next message goes
+ * over a new connection at once, without a fault. */
+static void test_idle_421_reconnects_once(void **state UNUSED)
+{
+	char *dir = make_dir("idle");
+	const char *extra[] = {"--idle", "1", NULL};
+	int port = start_py_with(dir, false, NULL, extra);
+	char *pw = write_secret("pwidle", "secret", 0600);
+	struct tcfg c;
+	char *detail = NULL;
+
+	tcfg_init(&c, port, true, 5);
+	c.cfg.smtp_user = "kallad";
+	c.cfg.smtp_password = pw;
+	setenv("KALLAD_SMTP_CAINFO", cert, 1);
+	struct transport *t = open_ok(&c.cfg);
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_OK);
+	free(detail);
+	sleep(2);
+	assert_int_equal(send1(t, "rcpt2@example.net", MSG(2), &detail), SEND_OK);
+	assert_string_equal(detail, "250 2.0.0 Ok: queued as 2");
+	free(detail);
+	transport_close(t);
+	char *ev = xasprintf("%s/events", dir);
+	char *log = slurp(ev, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "idle 421"));
+	free(log);
+	free(ev);
 	free(pw);
 	free(dir);
 }
@@ -591,7 +709,8 @@ static void test_tls_untrusted_certificate(void **state UNUSED)
 	tcfg_init(&c, port, true, 5);
 	unsetenv("KALLAD_SMTP_CAINFO"); /* the system CAs do not know our cert */
 	struct transport *t = open_ok(&c.cfg);
-	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_PERMANENT);
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_RELAY);
+	assert_int_equal(transport_fault(t), RELAY_TLS);
 	fprintf(stderr, "untrusted: %s\n", detail);
 	assert_non_null(strstr(detail, "certificate"));
 	free(detail);
@@ -608,7 +727,8 @@ static void test_tls_required_but_not_offered(void **state UNUSED)
 
 	tcfg_init(&c, port, true, 5);
 	struct transport *t = open_ok(&c.cfg);
-	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_PERMANENT);
+	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_RELAY);
+	assert_int_equal(transport_fault(t), RELAY_TLS);
 	fprintf(stderr, "no STARTTLS: %s\n", detail);
 	assert_non_null(strstr(detail, "server offers no STARTTLS"));
 	free(detail);
@@ -821,6 +941,13 @@ int main(void)
 		T(test_sink_soft_reject_rcpt),
 		T(test_sink_hard_reject_rcpt),
 		T(test_sink_rate_limit_words),
+		T(test_sink_greylisted_rcpt),
+		T(test_sink_rate_limit_at_rcpt),
+		T(test_sink_separate_is_not_rate),
+		T(test_sink_sender_refused),
+		T(test_sink_refused_at_data),
+		T(test_end_of_data_timeout_is_its_own),
+		T(test_idle_421_reconnects_once),
 		T(test_sink_disconnect_after_dot),
 		T(test_sink_421_at_mail),
 		T(test_sink_hard_reject_after_dot),

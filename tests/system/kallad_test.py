@@ -148,30 +148,65 @@ class SmtpSink:
 
 
 class AioServer:
-    """tests/smtp_tls_server.py (Debian's python3-aiosmtpd): plain here, with
-    its reply to the first message's final "." delayed by slow_first s."""
+    """tests/smtp_tls_server.py (Debian's python3-aiosmtpd): plain, or with
+    STARTTLS and AUTH (user kallad, password secret) when tls is a
+    (cert, key) pair; its reply to the first message's final "." delayed by
+    slow_first s; args add its fault options (--mail-reply, --rate, ...)."""
 
-    def __init__(self, tmp, slow_first=0):
+    def __init__(self, tmp, slow_first=0, tls=None, args=()):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(dir=tmp, prefix="aio-")
+        mode = ["--cert", tls[0], "--key", tls[1]] if tls else ["--plain"]
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(SOURCE, "tests", "smtp_tls_server.py"),
-             "--port", str(self.port), "--dir", self.dir, "--plain",
-             "--slow-first", str(slow_first)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             "--port", str(self.port), "--dir", self.dir, *mode,
+             "--slow-first", str(slow_first), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc.stdout.readline()  # "ready"
         wait_port(self.port)
+        # wait_port's probe is not a client either.
+        time.sleep(0.1)
+        open(os.path.join(self.dir, "events"), "w").close()
 
     def messages(self):
         out = []
-        for n in sorted(os.listdir(self.dir)):
+        for n in sorted(os.listdir(self.dir), key=lambda n: (len(n), n)):
             if n.endswith(".eml"):
                 with open(os.path.join(self.dir, n), "rb") as f:
                     out.append(f.read())
         return out
 
+    def events(self):
+        """What happened, in order, without the times: ["connect", "mail 250", ...]."""
+        path = os.path.join(self.dir, "events")
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            return [line.split(" ", 1)[1].rstrip("\n") for line in f]
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+
+def private_ca(tmp):
+    """A private CA and a certificate it signed for 127.0.0.1 (openssl):
+    returns (ca.pem, server cert, server key)."""
+    d = tempfile.mkdtemp(dir=tmp, prefix="ca-")
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2",
+        "-subj", "/CN=kallad test private CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", *ec, "-keyout", p("srv.key"), "-out", p("srv.csr"), "-subj", "/CN=127.0.0.1")
+    with open(p("ext"), "w", encoding="ascii") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-out", p("srv.pem"), "-days", "2", "-extfile", p("ext"))
+    return p("ca.pem"), p("srv.pem"), p("srv.key")
 
 
 class KalladCase(unittest.TestCase):
