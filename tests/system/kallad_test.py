@@ -185,8 +185,10 @@ class AioServer:
             return [line.split(" ", 1)[1].rstrip("\n") for line in f]
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        self.proc.stdout.close()
 
 
 def private_ca(tmp):
