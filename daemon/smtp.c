@@ -354,7 +354,11 @@ static enum send_result smtp_classify(struct smtp *s, CURLcode rc, long code)
 			return SEND_PERMANENT;
 		if (code >= 400 && code < 500)
 			return SEND_TRANSIENT;
-		return s->data_go && s->pos == s->len && !s->stalled ? SEND_UNKNOWN : SEND_TRANSIENT;
+		/* A failure to send means "." never went out whole: the
+		 * server cannot have taken the message. */
+		return s->data_go && s->pos == s->len && !s->stalled && rc != CURLE_SEND_ERROR
+			       ? SEND_UNKNOWN
+			       : SEND_TRANSIENT;
 	}
 	if ((at(where, "RCPT") || at(where, "DATA")) && code >= 400 && code < 600 && code != 421)
 		return code >= 500 ? SEND_PERMANENT : SEND_TRANSIENT;
@@ -406,6 +410,11 @@ static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, 
 	if (s->stalled)
 		return xasprintf("the server stopped reading the message for %ld s (at end of data)",
 				 s->timeout);
+	if (rc == CURLE_SEND_ERROR && s->data_go && code == 354)
+		/* Linux drops what a server said before its reset: its words
+		 * are lost, but "." never went out whole. */
+		return xasprintf("the server closed the connection before the end of the data "
+				 "(%s): not delivered (at end of data)", err);
 	if (r == SEND_UNKNOWN)
 		return xasprintf("no reply after end of data (%s): the server may have the message",
 				 rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : err);

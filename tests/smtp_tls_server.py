@@ -24,6 +24,8 @@ Faults, each as a real relay words it:
                           Error: timeout exceeded" and the connection closes
   --data-reply TEXT       the final "." gets TEXT
   --silent                accept connections and never greet
+  --reject-in-data TEXT   (plain) DATA gets its 354, then at once TEXT,
+                          and the connection is closed with the data unread
 Runs until SIGTERM or SIGINT.
 """
 import argparse
@@ -172,6 +174,39 @@ async def silent(port, events, ready):
         await server.serve_forever()
 
 
+async def reject_in_data(port, text, events, ready):
+    """Takes MAIL and RCPT, then answers in the middle of the data."""
+
+    async def session(reader, writer):
+        events.add("connect")
+        writer.write(b"220 mail.example.org ESMTP\r\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                writer.write(b"250 mail.example.org\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                events.add("data " + text[:3])
+                writer.write(text.encode() + b"\r\n")
+                await writer.drain()
+                break
+            elif verb == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            else:
+                writer.write(b"250 Ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", port)
+    ready.set()
+    async with server:
+        await server.serve_forever()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -188,17 +223,19 @@ def main():
     ap.add_argument("--idle", type=float, default=300)
     ap.add_argument("--data-reply")
     ap.add_argument("--silent", action="store_true")
+    ap.add_argument("--reject-in-data")
     args = ap.parse_args()
     events = Events(args.dir)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
-    if args.silent:
+    if args.silent or args.reject_in_data:
         ready = threading.Event()
         loop = asyncio.new_event_loop()
-        threading.Thread(target=lambda: loop.run_until_complete(silent(args.port, events, ready)),
-                         daemon=True).start()
+        serve = (silent(args.port, events, ready) if args.silent else
+                 reject_in_data(args.port, args.reject_in_data, events, ready))
+        threading.Thread(target=lambda: loop.run_until_complete(serve), daemon=True).start()
         ready.wait(10)
         print("ready", flush=True)
         done.wait()

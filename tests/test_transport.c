@@ -665,6 +665,37 @@ static void test_tls_wrong_password(void **state UNUSED)
 	free(dir);
 }
 
+/* A server that answers in the middle of a big message and closes: its
+ * reply is read by its code, and a message whose "." never went out is
+ * never "unknown". */
+static void test_reply_in_the_middle_of_the_data(void **state UNUSED)
+{
+	char *dir = make_dir("middata");
+	const char *extra[] = {"--reject-in-data", "550 5.7.1 Message content rejected", NULL};
+	int port = start_py_with(dir, true, NULL, extra);
+	struct tcfg c;
+	struct strbuf big;
+	char *detail = NULL;
+
+	sb_init(&big);
+	sb_add(&big, "From: " FROM "\r\nTo: <rcpt1@example.net>\r\nSubject: big\r\n\r\n");
+	while (big.len < 48 * 1024)
+		sb_add(&big, "0123456789012345678901234567890123456789012345678901234567890123456789\r\n");
+	tcfg_init(&c, port, false, 5);
+	struct transport *t = open_ok(&c.cfg);
+	for (int i = 0; i < 5; i++) {
+		enum send_result r = transport_send(t, "rcpt1@example.net", big.buf, big.len, &detail);
+		fprintf(stderr, "mid-data %d: %s: %s\n", i, transport_result_name(r), detail);
+		assert_true(r == SEND_PERMANENT || r == SEND_TRANSIENT);
+		if (r == SEND_PERMANENT)
+			assert_non_null(strstr(detail, "550 5.7.1 Message content rejected"));
+		free(detail);
+	}
+	transport_close(t);
+	sb_free(&big);
+	free(dir);
+}
+
 /* The relay closed the connection kept from before with its idle-timeout
  * 421 (over TLS, so libcurl still thinks it alive): the next message goes
  * over a new connection at once, without a fault. */
@@ -948,6 +979,7 @@ int main(void)
 		T(test_sink_refused_at_data),
 		T(test_end_of_data_timeout_is_its_own),
 		T(test_idle_421_reconnects_once),
+		T(test_reply_in_the_middle_of_the_data),
 		T(test_sink_disconnect_after_dot),
 		T(test_sink_421_at_mail),
 		T(test_sink_hard_reject_after_dot),
