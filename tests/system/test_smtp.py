@@ -118,6 +118,56 @@ class SmtpTest(KalladCase):
         self.prog.run("--send-now", "invite", "--to", anna, "--now", NOW, check=0)
         self.assertEqual(len(sink.messages()), 2)
 
+    def test_send_now_refuses_what_the_daemon_sent(self):
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        anna = "anna.berglund@gavle.example.se"
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(len(sink.messages()), INVITES)
+        # Her invite went as the daemon's notice: a manual one is the same
+        # message, refused.
+        p = self.prog.run("--send-now", "invite", "--to", anna, "--now", NOW)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already got (or is getting) SEQUENCE 0", p.stderr)
+        self.assertEqual(len(sink.messages()), INVITES)
+        # --force sends it anew, on purpose.
+        self.prog.run("--send-now", "invite", "--to", anna, "--force", "--now", NOW, check=0)
+        self.assertEqual(len(sink.messages()), INVITES + 1)
+
+    def test_send_now_and_the_daemon_never_both_send_an_invite(self):
+        import sqlite3
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        anna = "anna.berglund@gavle.example.se"
+        uid = "styra-leda-2020-1@example.org"
+        key = f"invite|{anna}|{uid}|-|-|0"
+        # Another kallad (alive: this test's pid) is sending her invite now.
+        # (a dry run creates the ledger and sends nothing)
+        self.prog.run("--send-now", "invite", "--to", anna, "--dry-run", "--now", NOW, check=0)
+        con = sqlite3.connect(self.prog.state)
+        con.execute("INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
+                    " owner_pid) VALUES (?, 'invite', ?, ?, '-', 0, 0, 1574233200, ?)",
+                    (key, anna, uid, os.getpid()))
+        con.commit()
+        con.close()
+        p = self.prog.run("--send-now", "invite", "--to", anna, "--session", uid, "--now", NOW)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already got (or is getting) SEQUENCE 0", p.stderr)
+        self.assertEqual(len(sink.messages()), 0)
+        # That kallad is gone without sending; the manual invite goes, and
+        # the daemon then leaves that invite alone: one invite, not two.
+        con = sqlite3.connect(self.prog.state)
+        con.execute("DELETE FROM deliveries WHERE key = ?", (key,))
+        con.commit()
+        con.close()
+        self.prog.run("--send-now", "invite", "--to", anna, "--session", uid, "--now", NOW, check=0)
+        self.prog.run("--once", "--now", NOW, check=0)
+        got = [parse(m) for m in sink.messages()]
+        to_anna = [m for m in got if m["To"].addresses[0].addr_spec == anna]
+        # Her three sessions, one invite each.
+        self.assertEqual(len(to_anna), 3, [str(m["Subject"]) for m in to_anna])
+        self.assertEqual(len(got), INVITES)
+
     def test_manual_send_is_retried(self):
         bad = self.sink("-r", "RCPT")
         self.prog.use_smtp(bad.port)
