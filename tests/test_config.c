@@ -110,6 +110,9 @@ static void test_example(void **state)
 	assert_true(cfg->smtp_tls_required);
 	assert_int_equal(cfg->max_per_minute, 30);
 	assert_int_equal(cfg->timeout, 60);
+	assert_int_equal(cfg->end_of_data_timeout, 600); /* RFC 5321 4.5.3.2.6 */
+	assert_int_equal(cfg->idle_timeout, 30);
+	assert_null(cfg->smtp_ca_file);
 	assert_null(cfg->sql_participants);
 
 	assert_int_equal(cfg->n_rules, 3);

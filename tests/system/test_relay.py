@@ -7,6 +7,7 @@ closed is replaced without a fault. Servers: tests/smtp_tls_server.py
 (aiosmtpd) with STARTTLS, AUTH and a private CA, and its fault options."""
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -236,6 +237,36 @@ class LimitTest(RelayCase):
         self.assertGreaterEqual(len(times), 6)
         gaps = [b - a for a, b in zip(times, times[1:])]
         self.assertGreaterEqual(min(gaps), 0.95, gaps)
+
+    def test_daemon_shows_the_relay_down_in_its_status(self):
+        server, ca = self.tls_server()
+        self.use_tls(server.port, ca, "wrong")
+        path = os.path.join(self.tmpdir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.5)
+        self.addCleanup(sock.close)
+        log = open(os.path.join(self.tmpdir, "daemon.log"), "w+", encoding="utf-8")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", NOW],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, NOTIFY_SOCKET=path))
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        seen, end = [], time.time() + 20
+        while time.time() < end and not any("relay down" in m for m in seen):
+            try:
+                seen.append(sock.recv(4096).decode())
+            except socket.timeout:
+                pass
+        status = [m for m in seen if "STATUS=relay down" in m]
+        self.assertTrue(status, seen)
+        self.assertRegex(status[0], r"STATUS=relay down, next try 20 nov 08:(1[5-9]|[2-5]\d): "
+                                    r"authentication failed .*535")
+        self.assertEqual(server.events().count("auth failed"), 1)
+        counts, relay = self.status()
+        self.assertEqual(counts["failed"], 0)
+        self.assertIsNotNone(relay)
 
 
 class ConnectionLifeTest(RelayCase):
