@@ -216,7 +216,7 @@ class SmtpTest(KalladCase):
         bad = self.retry_on_good_server(["-Q", "MAIL"], "transient")
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(len(bad.messages()), 0)
-        out = self.prog.run("--status", check=0).stdout
+        out = self.prog.run("--status", "--now", NOW, check=0).stdout
         self.assertRegex(out.splitlines()[6], r"^relay\tsuspended since .*: 421 ")
 
     def test_slow_reply_to_data_is_unknown_and_not_off_by_one(self):
