@@ -133,8 +133,9 @@ class AuthAndCaTest(RelayCase):
         self.assert_nothing_failed_all_due(counts)
         self.assertIn("[smtp] ca-file", relay)
         # With it, every message goes, certificate checked.
-        self.prog.append_conf(f"[smtp]\nca-file = {ca}")
-        self.assertEqual(self.prog.run("--check").returncode, 0)
+        self.prog.edit_conf("timeout = 5", f"ca-file = {ca}\ntimeout = 5")
+        p = self.prog.run("--check")
+        self.assertEqual(p.returncode, 0, p.stderr)
         self.prog.run("--once", "--now", at(5), check=0)
         self.assertEqual(len(server.messages()), INVITES)
 
