@@ -594,7 +594,7 @@ class MigrationTest(OwedCase):
         con = sqlite3.connect(self.prog.state)
         first = 1574233200  # 2019-11-20T08:00:00+01:00: the first run
         for stmt in ("DROP TABLE owed", "DROP TABLE deadlines", "DROP TABLE legacy_known",
-                     "DROP TABLE meta", "DROP TABLE session_versions",
+                     "DROP TABLE meta", "DROP TABLE session_versions", "DROP TABLE relay",
                      "DROP INDEX deliveries_obligation",
                      "ALTER TABLE deliveries DROP COLUMN obligation",
                      "ALTER TABLE participants_seen DROP COLUMN name",
