@@ -80,18 +80,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 8);
+	assert_int_equal(state_schema_version(st), 9);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "8");
+	assert_string_equal(v, "9");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 8);
+	assert_int_equal(state_schema_version(st), 9);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -398,7 +398,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 8);
+	assert_int_equal(state_schema_version(st), 9);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	{
 		struct session none;
