@@ -5,11 +5,13 @@ size, in the same run; peak memory with growing numbers of participants;
 system calls while idle.
 
 usage: bench/run.py [--build DIR] [--invites N] [--memory N,N,...] [--idle SECONDS]
-                    [--plan-memory N,N,...] [--send-now N]
+                    [--plan-memory N,N,...] [--send-now N] [--wake N,N,...]
+                    [--kallad BINARY]
 (0 or "" leaves a measure out)
 Prints what it measured and the commands it ran."""
 
 import argparse
+import datetime
 import os
 import resource
 import shutil
@@ -225,6 +227,42 @@ def send_now(kallad, tmp, n, rounds):
           f"(runs: {', '.join(f'{r:.0f}' for r in rates)})")
 
 
+def wake(kallad, tmp, counts, lead=30):
+    """How late a deadline reminder due for one participant among n goes:
+    n registered (their invites sent first, into the outbox) and one
+    invited, whose reminder is due at 09:00; the daemon starts `lead`
+    seconds before (its first pass plans everyone) and the wake at 09:00
+    is timed from the due instant to the message's file in the outbox."""
+    print(f"a reminder for one participant among n, late by (daemon started {lead} s before):")
+    for n in counts:
+        conf = programme(tmp, n)
+        con = sqlite3.connect(os.path.join(os.path.dirname(conf), "registrations.db"))
+        con.execute("INSERT INTO participants(email, name, status, updated_at) VALUES"
+                    " ('ensam@example.org', 'Ensam', 'invited', '2019-11-01 10:00')")
+        con.commit()
+        con.close()
+        run_kallad(kallad, conf, "--once", "--now", NOW)
+        outbox = os.path.join(os.path.dirname(conf), "state", "outbox", "new")
+        before = set(os.listdir(outbox))
+        start = time.time()
+        at_start = datetime.datetime.fromisoformat("2019-11-29T09:00:00+01:00") - \
+            datetime.timedelta(seconds=lead)
+        p = subprocess.Popen([kallad, "--config", conf, "--now", at_start.isoformat()],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        due = start + lead
+        new = []
+        while time.time() < due + 60 and not new:
+            new = [f for f in os.listdir(outbox) if f not in before]
+            time.sleep(0.01)
+        p.terminate()
+        p.wait()
+        if not new:
+            print(f"  {n:7d} participants: nothing sent within a minute")
+            continue
+        at = os.path.getmtime(os.path.join(outbox, new[0]))
+        print(f"  {n:7d} participants: {at - due:6.2f} s")
+
+
 def idle(kallad, tmp, seconds):
     conf = programme(tmp, 10)
     p = subprocess.Popen([kallad, "--config", conf, "--now", NOW],
@@ -248,12 +286,17 @@ def main():
     ap.add_argument("--idle", type=int, default=60)
     ap.add_argument("--plan-memory", default="10000,100000")
     ap.add_argument("--send-now", type=int, default=4000)
+    ap.add_argument("--wake", default="10000")
+    ap.add_argument("--kallad", help="measure this binary instead of building one")
     a = ap.parse_args()
-    subprocess.run(["cmake", "-S", SOURCE, "-B", a.build, "-DCMAKE_BUILD_TYPE=Release"],
-                   check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", a.build, "-j", str(os.cpu_count()), "--target",
-                    "kallad"], check=True, stdout=subprocess.DEVNULL)
-    kallad = os.path.join(a.build, "kallad")
+    if a.kallad:
+        kallad = a.kallad
+    else:
+        subprocess.run(["cmake", "-S", SOURCE, "-B", a.build, "-DCMAKE_BUILD_TYPE=Release"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", a.build, "-j", str(os.cpu_count()), "--target",
+                        "kallad"], check=True, stdout=subprocess.DEVNULL)
+        kallad = os.path.join(a.build, "kallad")
     tmp = tempfile.mkdtemp(prefix="kallad-bench-")
     try:
         if a.invites:
@@ -264,6 +307,8 @@ def main():
             plan_memory(kallad, tmp, [int(x) for x in a.plan_memory.split(",")])
         if a.send_now:
             send_now(kallad, tmp, a.send_now, a.rounds)
+        if a.wake:
+            wake(kallad, tmp, [int(x) for x in a.wake.split(",")])
         if a.idle:
             idle(kallad, tmp, a.idle)
     finally:
