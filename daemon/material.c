@@ -16,6 +16,7 @@ static int walk_beneath(int dirfd, const char *rel)
 	char *copy = xstrdup(rel), *save = NULL, *part, *next;
 	int cur = dup(dirfd), fd = -1;
 
+	errno = EISDIR; /* what "." or "./" names, if nothing else goes wrong */
 	part = strtok_r(copy, "/", &save);
 	while (part && cur >= 0) {
 		next = strtok_r(NULL, "/", &save);
