@@ -42,6 +42,11 @@ struct world {
 	size_t n_held;
 	const char *recorded[8];   /* keys the ledger already holds */
 	const char *released[4];   /* held notices let go by --release-changes */
+	struct {
+		const char *email, *uid;
+		enum answer a;
+	} answers[4];              /* replies to invitations */
+	const char *bounced[2];    /* addresses that bounced */
 	struct delivery out[MAXD]; /* what the planner emitted */
 	size_t n;
 };
@@ -100,6 +105,26 @@ static bool mem_attendance(void *opaque, const char *email, const char *uid,
 			*out = w->held[i].a;
 			return true;
 		}
+	return false;
+}
+
+static enum answer mem_answer(void *opaque, const char *email, const char *uid)
+{
+	struct world *w = opaque;
+
+	for (size_t i = 0; i < ARRAY_SIZE(w->answers) && w->answers[i].email; i++)
+		if (strcasecmp(w->answers[i].email, email) == 0 && strcmp(w->answers[i].uid, uid) == 0)
+			return w->answers[i].a;
+	return ANS_NONE;
+}
+
+static bool mem_bounced(void *opaque, const char *email)
+{
+	struct world *w = opaque;
+
+	for (size_t i = 0; i < ARRAY_SIZE(w->bounced) && w->bounced[i]; i++)
+		if (strcasecmp(w->bounced[i], email) == 0)
+			return true;
 	return false;
 }
 
@@ -177,7 +202,7 @@ static void run(struct world *w, time_t now)
 			       .mem = {.known_since = mem_known, .recorded = mem_recorded,
 				       .owed_since = mem_owed_since, .fulfilled = mem_fulfilled,
 				       .released = mem_released, .attendance = mem_attendance,
-				       .opaque = w}};
+				       .answer = mem_answer, .bounced = mem_bounced, .opaque = w}};
 	w->n = 0;
 	w->now = now;
 	assert_true(plan_all(&ctx, collect, NULL, w));
@@ -337,6 +362,59 @@ static void test_absence_and_cancelled(void **state UNUSED)
 			    "session-cancelled");
 	assert_string_equal(must(w, "invite", "a@x.se", "s1@x", -1)->skip, "absent");
 	assert_null(find(w, "invite", "a@x.se", "s2@x", -1));
+	free(w);
+}
+
+/* Replies and bounces (replies.h): a declined session gets no reminders
+ * (material before the programme still goes), `unanswered` rules skip
+ * whoever answered, and nothing at all goes to an address that bounced.
+ * All of them not owed: never recorded, so they go again once that
+ * changes. */
+static void test_replies_and_bounces(void **state UNUSED)
+{
+	struct world *w = world_new();
+	time_t now = utc(2020, 1, 1, 12, 0);
+	struct rule *nudge;
+	const char *uids[] = {"s1@x", "s2@x"};
+
+	w->known = now - 60;
+	add_session(w, "s1@x", utc(2020, 2, 20, 9, 0), utc(2020, 2, 21, 12, 0));
+	add_session(w, "s2@x", utc(2020, 3, 12, 9, 0), utc(2020, 3, 13, 12, 0));
+	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d");
+	nudge = add_rule(w, "n", "session-reminder", AUD_REGISTERED, 9 * 60, "7d");
+	nudge->unanswered = true;
+	add_rule(w, "m", "material", AUD_REGISTERED, 9 * 60, "14d")->first_only = true;
+	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	add_person(w, "b@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	add_person(w, "c@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
+	for (size_t p = 0; p < 3; p++)
+		for (size_t u = 0; u < 2; u++)
+			if (p != 1)
+				w->held[w->n_held++] = (typeof(w->held[0])){
+					w->people[p].email, uids[u], {.invited = true}};
+	w->answers[0] = (typeof(w->answers[0])){"A@X.SE", "s1@x", ANS_DECLINED};
+	w->answers[1] = (typeof(w->answers[0])){"a@x.se", "s2@x", ANS_ACCEPTED};
+	w->bounced[0] = "B@x.se";
+	run(w, now);
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "declined");
+	assert_null(must(w, "session-reminder", "a@x.se", "s2@x", 0)->skip);
+	assert_null(must(w, "material", "a@x.se", "s1@x", 0)->skip);
+	for (size_t i = 0; i < w->n; i++) {
+		const struct delivery *d = &w->out[i];
+
+		if (d->rule == nudge && str_eq(d->p->email, "a@x.se"))
+			assert_string_equal(d->skip, str_eq(d->session->uid, "s1@x") ? "declined"
+										     : "answered");
+		if (d->rule == nudge && str_eq(d->p->email, "c@x.se"))
+			assert_null(d->skip);
+		if (str_eq(d->p->email, "b@x.se"))
+			assert_string_equal(d->skip, "bounced");
+		/* Not owed: no obligation a writing pass would record. */
+		if (d->skip && d->rule)
+			assert_string_equal(d->oid, "");
+	}
+	assert_string_equal(must(w, "invite", "b@x.se", "s1@x", -1)->skip, "bounced");
+	assert_string_equal(must(w, "material", "b@x.se", "s1@x", 0)->skip, "bounced");
 	free(w);
 }
 
@@ -653,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_audiences),
 		cmocka_unit_test(test_late_registrant),
 		cmocka_unit_test(test_absence_and_cancelled),
+		cmocka_unit_test(test_replies_and_bounces),
 		cmocka_unit_test(test_min_lead_and_quiet),
 		cmocka_unit_test(test_quiet_on_dst_nights),
 		cmocka_unit_test(test_known_and_catch_up),
