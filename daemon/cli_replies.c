@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include "clock.h"
+#include "handle.h"
 #include "log.h"
 #include "programme.h"
 #include "replies.h"
@@ -109,18 +110,59 @@ static void print_response(const struct response_row *r, void *arg)
 	printf("%s\t%s\t%s\t%s\n", r->uid, r->email, r->partstat, when(r->replied, buf, sizeof(buf)));
 }
 
+/* The sessions as kallad last stored them, in time order: what --session
+ * names (a UID, a position or a prefix) without reading the calendar. */
+static void copy_session(const struct session *s, void *arg)
+{
+	struct calendar *cal = arg;
+	struct session *out;
+
+	cal->sessions = xrealloc(cal->sessions, (cal->n_sessions + 1) * sizeof(*cal->sessions));
+	out = &cal->sessions[cal->n_sessions++];
+	*out = (struct session){.uid = xstrdup(s->uid), .summary = xstrdup(s->summary),
+				.start = s->start, .end = s->end, .cancelled = s->cancelled};
+}
+
+/* The UID --session names (caller frees), or NULL having said why. */
+static char *session_uid(struct state *st, const char *arg)
+{
+	struct calendar cal = {0};
+	const struct session *s;
+	char *err = NULL, *uid;
+
+	state_session_each(st, copy_session, &cal);
+	s = handle_session(&cal, arg, &err);
+	/* A UID kallad never stored is still a UID to ask about. */
+	uid = s ? xstrdup(s->uid) : cal.n_sessions ? NULL : xstrdup(arg);
+	if (!uid)
+		fprintf(stderr, "kallad: --session %s: %s\n", arg, err ? err : "no such session");
+	free(err);
+	for (size_t i = 0; i < cal.n_sessions; i++) {
+		free(cal.sessions[i].uid);
+		free(cal.sessions[i].summary);
+	}
+	free(cal.sessions);
+	return uid;
+}
+
 static int run_responses(const struct cli *c)
 {
 	struct config *cfg;
 	struct state *st;
+	char *uid = NULL;
 	long n = 0;
 	int rc;
 
 	if ((rc = open_state(c, true, &cfg, &st)))
 		return rc;
-	replies_each_response(st, c->session, print_response, &n);
-	if (!n && c->session)
-		fprintf(stderr, "kallad: no one was invited to %s\n", c->session);
+	if (c->session && !(uid = session_uid(st, c->session))) {
+		close_state(cfg, st);
+		return EX_USAGE;
+	}
+	replies_each_response(st, uid, print_response, &n);
+	if (!n && uid)
+		fprintf(stderr, "kallad: no one was invited to %s\n", uid);
+	free(uid);
 	close_state(cfg, st);
 	return 0;
 }

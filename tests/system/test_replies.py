@@ -221,6 +221,10 @@ class TestReplies(RepliesCase):
         # The older acceptance arrived after the decline: the decline stands.
         self.assertEqual(self.responses(S2)[ANNA][2:], ["declined", "2020-01-28T11:15:00+01:00"])
         self.assertEqual(self.responses(S3)[MARIA][2], "accepted")
+        # --session takes a position or a prefix too, from the stored sessions.
+        self.assertEqual(self.kallad("--responses", "--session", "2").stdout,
+                         self.kallad("--responses", "--session", S2).stdout)
+        self.assertEqual(self.kallad("--responses", "--session", "styra", check=64).returncode, 64)
 
         plan = self.plan()
         per = [r for r in plan if r[2] == PER]
