@@ -314,6 +314,13 @@ class TestReplies(RepliesCase):
         p = self.fetch(check=1)
         self.assertIn("chmod 600", p.stderr)
 
+    def test_tls_required_refuses_a_server_without_starttls(self):
+        self.prog.edit_conf("tls = none\nuser = organiser", "tls = required\nuser = organiser")
+        self.imap.deliver("outlook-accepted.eml")
+        p = self.fetch(check=1)
+        self.assertIn(f"[replies] imap://127.0.0.1:{self.imap.port}/INBOX", p.stderr)
+        self.assertEqual(self.responses(S1)[ASA][2], "needs-action")
+
     def test_daemon_reads_the_mailbox(self):
         self.imap.deliver("outlook-accepted.eml", "postfix-bounce.eml")
         log = open(os.path.join(self.tmpdir, "daemon.log"), "w+")
