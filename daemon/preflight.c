@@ -80,12 +80,26 @@ static void check_state(const struct programme *pg, struct errlist *errs)
 	}
 }
 
+/* The [replies] password, opened as each pass over the mailbox opens it. */
+static void check_replies(const struct programme *pg, struct errlist *errs)
+{
+	char *pw;
+
+	if (!pg->cfg->replies_url || str_empty(pg->cfg->replies_password))
+		return;
+	pw = transport_secret("[replies] password", pg->cfg->replies_password, errs);
+	if (pw)
+		explicit_bzero(pw, strlen(pw));
+	free(pw);
+}
+
 int preflight(const struct programme *pg, struct errlist *errs)
 {
 	size_t before = errs->n;
 
 	check_templates(pg, errs);
 	transport_check_password(pg->cfg, errs);
+	check_replies(pg, errs);
 	check_state(pg, errs);
 	return errs->n > before ? EX_CONFIG : 0;
 }

@@ -313,6 +313,10 @@ class TestReplies(RepliesCase):
         os.chmod(self.pw, 0o644)
         p = self.fetch(check=1)
         self.assertIn("chmod 600", p.stderr)
+        # --check (and the daemon's start) refuse it too.
+        p = self.prog.run("--check")
+        self.assertEqual(p.returncode, 78)
+        self.assertIn("[replies] password", p.stderr)
 
     def test_tls_required_refuses_a_server_without_starttls(self):
         self.prog.edit_conf("tls = none\nuser = organiser", "tls = required\nuser = organiser")
