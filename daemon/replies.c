@@ -242,7 +242,7 @@ static void take_reply(const struct taking *t, const struct inbound *in)
 		sqlite3_bind_int(s, 5, in->sequence);
 		sqlite3_bind_int64(s, 6, (sqlite3_int64)t->now);
 		if (finish(t->st, s) && sqlite3_changes(state_sqlite(t->st)) == 0)
-			strncat(detail, "; an answer with a later DTSTAMP stands",
+			strncat(detail, "; the answer kept has a DTSTAMP as late or later",
 				sizeof(detail) - strlen(detail) - 1);
 	}
 	t->stats->replies++;
