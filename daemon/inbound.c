@@ -81,7 +81,8 @@ static char *part_text(GMimeObject *obj)
 	mem = g_mime_stream_mem_new();
 	g_mime_data_wrapper_write_to_stream(dw, mem);
 	bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-	out = xstrndup((const char *)bytes->data, bytes->len);
+	/* An empty part has no buffer at all. */
+	out = bytes->len ? xstrndup((const char *)bytes->data, bytes->len) : xstrdup("");
 	g_object_unref(mem);
 	return out;
 }

@@ -158,6 +158,24 @@ static void test_ordinary_and_garbage(void **state)
 	}
 }
 
+/* Found by fuzz_inbound: an empty message/delivery-status part has no
+ * buffer at all (UBSan: NULL handed to memcpy). */
+static void test_empty_part(void **state)
+{
+	char *path = xasprintf("%s/../fuzz/regressions/inbound-empty-delivery-status", FIXTURES);
+	size_t len;
+	char *data = read_file(path, &len);
+	struct inbound in;
+
+	(void)state;
+	assert_non_null(data);
+	inbound_parse(data, len, &in);
+	assert_int_equal(in.kind, IN_OTHER);
+	inbound_clear(&in);
+	free(data);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_postfix_bounce),
 		cmocka_unit_test(test_postfix_delay),
 		cmocka_unit_test(test_ordinary_and_garbage),
+		cmocka_unit_test(test_empty_part),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
