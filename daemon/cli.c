@@ -748,10 +748,8 @@ static void print_failed(const struct delivery_row *row, void *arg UNUSED)
 	       row->detail ? row->detail : "-");
 }
 
-/* The ledger alone, for --status and --retry-failed: they must work when
- * the calendar or the registrations are broken. */
-static int open_ledger(const struct cli *c, bool readonly, struct config **cfg,
-		       struct state **st)
+int cli_open_ledger(const struct cli *c, bool readonly, struct config **cfg,
+		    struct state **st)
 {
 	struct errlist errs = {0};
 	int rc = 0;
@@ -827,7 +825,7 @@ static int run_status(const struct cli *c)
 	long counts[6];
 	int rc;
 
-	if ((rc = open_ledger(c, true, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, true, &cfg, &st)))
 		return rc;
 	state_delivery_counts(st, counts);
 	for (int i = 0; i < 6; i++)
@@ -852,7 +850,7 @@ static int run_retry(const struct cli *c)
 	long n;
 	int rc;
 
-	if ((rc = open_ledger(c, false, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, false, &cfg, &st)))
 		return rc;
 	n = state_retry_failed(st, clock_now());
 	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");

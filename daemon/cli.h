@@ -40,6 +40,14 @@ int cli_validate(const struct cli *c);
 /* Starts the clock at --now, read in the programme zone (after tz_set);
  * says why not and returns false when it does not parse. */
 bool cli_start_clock(const struct cli *c);
+struct config;
+struct state;
+/* The configuration and the ledger alone, for the modes that must work
+ * when the calendar or the registrations are broken (--status,
+ * --retry-failed, the reply commands); the clock started at --now. Says
+ * why not and returns the exit status (78, 64 or 1), 0 on success. */
+int cli_open_ledger(const struct cli *c, bool readonly, struct config **cfg,
+		    struct state **st);
 /* Runs the mode; returns the exit status (0, 1, 64 or 78). */
 int cli_run(const struct cli *c);
 

@@ -25,27 +25,6 @@ static void print_errors(const struct errlist *e)
 
 /* The configuration and the state database alone: these modes must work
  * when the calendar or the registrations do not load. */
-static int open_state(const struct cli *c, bool readonly, struct config **cfg, struct state **st)
-{
-	struct errlist errs = {0};
-	int rc = 0;
-
-	*st = NULL;
-	if (!(*cfg = config_load(c->config, &errs)))
-		rc = EX_CONFIG;
-	else if (!tz_set((*cfg)->timezone) || !cli_start_clock(c))
-		rc = EX_USAGE;
-	else if (!(*st = state_open((*cfg)->state, readonly, &errs)))
-		rc = 1;
-	print_errors(&errs);
-	errlist_free(&errs);
-	if (rc) {
-		config_free(*cfg);
-		*cfg = NULL;
-	}
-	return rc;
-}
-
 static void close_state(struct config *cfg, struct state *st)
 {
 	state_close(st);
@@ -78,7 +57,7 @@ static int run_fetch(const struct cli *c)
 	int rc;
 	bool ok;
 
-	if ((rc = open_state(c, false, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, false, &cfg, &st)))
 		return rc;
 	if (!cfg->replies_url) {
 		fprintf(stderr, "kallad: %s has no [replies] section: there is no mailbox to read\n",
@@ -153,7 +132,7 @@ static int run_responses(const struct cli *c)
 	long n = 0;
 	int rc;
 
-	if ((rc = open_state(c, true, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, true, &cfg, &st)))
 		return rc;
 	if (c->session && !(uid = session_uid(st, c->session))) {
 		close_state(cfg, st);
@@ -233,7 +212,7 @@ static int run_history(const struct cli *c)
 	char buf[40];
 	int rc;
 
-	if ((rc = open_state(c, true, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, true, &cfg, &st)))
 		return rc;
 	state_delivery_each(st, -1, history_delivery, &h);
 	replies_each_event(st, c->email, history_event, &h);
@@ -339,7 +318,7 @@ static int run_unsuppress(const struct cli *c)
 	struct state *st;
 	int rc;
 
-	if ((rc = open_state(c, false, &cfg, &st)))
+	if ((rc = cli_open_ledger(c, false, &cfg, &st)))
 		return rc;
 	if (replies_unsuppress(st, c->email, clock_now())) {
 		printf("%s: mail goes to it again\n", c->email);
