@@ -4,6 +4,7 @@ deciding exactly as the run does, daylight-saving nights, far dates, a pass
 that ends while a writer keeps inserting."""
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -205,13 +206,19 @@ class PreflightTest(KalladCase):
         os.chmod(state, 0o555)
         os.chmod(self.tmpdir, 0o755)
         self.prog.edit_conf("= state/state.db", f"= {state}/state.db")
-        prefix = []
+        prefix, kallad, env = [], KALLAD, dict(os.environ)
         if os.geteuid() == 0:
             # root writes anywhere: run as nobody, as the unit's DynamicUser would be.
             prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            # nobody may not reach the checkout (CI clones into a 0700 mktemp
+            # folder): give it its own copy of the binary and shipped texts.
+            kallad = os.path.join(self.tmpdir, "kallad")
+            shutil.copy(KALLAD, kallad)
+            env["KALLAD_TEMPLATES_DIR"] = os.path.join(self.tmpdir, "shipped")
+            shutil.copytree(os.path.join(SOURCE, "templates"), env["KALLAD_TEMPLATES_DIR"])
         for mode in self.modes():
-            p = subprocess.run([*prefix, KALLAD, "--config", self.prog.conf, *mode,
-                                "--now", BEFORE_DEADLINE],
+            p = subprocess.run([*prefix, kallad, "--config", self.prog.conf, *mode,
+                                "--now", BEFORE_DEADLINE], env=env,
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 78, f"{mode}: {p.stdout}\n{p.stderr}")
             self.assertIn(f"kallad cannot write in {state}", p.stderr, mode)
