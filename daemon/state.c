@@ -12,7 +12,7 @@
  * conditional statement that SQLite serialises across processes. Errors
  * are logged and answered with the safe value (nothing claimed, nothing
  * known) rather than a crash. */
-#include "state.h"
+#include "state_internal.h"
 
 #include "log.h"
 
@@ -103,56 +103,9 @@ static const char *const migrations[] = {
 	" until INTEGER NOT NULL);",
 };
 
-/* Every statement kallad runs, prepared once per handle. */
-enum query {
-	Q_KNOWN_GET,
-	Q_KNOWN_PUT,
-	Q_GET,
-	Q_CLAIM,
-	Q_MARK,
-	Q_SKIP,
-	Q_RELEASE,
-	Q_ORPHANS,
-	Q_DELETE,
-	Q_RELEASED_GET,
-	Q_RELEASED_PUT,
-	Q_EACH,
-	Q_COUNTS,
-	Q_RETRY,
-	Q_COPY_GET,
-	Q_COPY_PUT,
-	Q_COPY_EACH,
-	Q_ATT_GET,
-	Q_ATT_PUT,
-	Q_OWED_GET,
-	Q_OWED_PUT,
-	Q_OWED_EACH,
-	Q_OWED_DEL,
-	Q_FULFILLED,
-	Q_DL_GET,
-	Q_DL_PUT,
-	Q_KNOWN_EACH,
-	Q_KNOWN_DEL,
-	Q_LEGACY,
-	Q_OWED_COUNT,
-	Q_META_GET,
-	Q_META_PUT,
-	Q_PSEEN_GET,
-	Q_PSEEN_PUT,
-	Q_UNLINK,
-	Q_VERSION_PUT,
-	Q_VERSION_BEFORE,
-	Q_RELAY_GET,
-	Q_RELAY_PUT,
-	Q_RELAY_CLEAR,
-	Q_N
-};
 
-#define ROW_COLUMNS                                                                                \
-	"key, message, email, target, rule, state, due, updated, next_attempt, attempts,"          \
-	" message_id, detail"
 
-static const char *const query_sql[Q_N] = {
+const char *const query_sql[Q_N] = {
 	[Q_KNOWN_GET] = "SELECT first_seen FROM known WHERE kind = ?1 AND id = ?2",
 	[Q_KNOWN_PUT] = "INSERT OR IGNORE INTO known(kind, id, first_seen) VALUES(?1, ?2, ?3)",
 	[Q_GET] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE key = ?1",
@@ -260,12 +213,6 @@ static const char *const query_sql[Q_N] = {
 	[Q_UNLINK] = "UPDATE deliveries SET obligation = NULL WHERE key = ?1",
 };
 
-struct state {
-	sqlite3 *db;
-	char *path;
-	bool readonly;
-	sqlite3_stmt *stmts[Q_N];
-};
 
 static const char *const dstate_names[] = {"claimed",   "sent",   "unknown",
 					       "transient", "failed", "skipped"};
@@ -275,19 +222,19 @@ const char *state_name(enum dstate s)
 	return (unsigned)s < ARRAY_SIZE(dstate_names) ? dstate_names[s] : "?";
 }
 
-static void sql_log(struct state *st, const char *what)
+void st_log(struct state *st, const char *what)
 {
 	log_error("%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 /* The prepared statement for q, reset and unbound; NULL (logged) on error. */
-static sqlite3_stmt *query(struct state *st, enum query q)
+sqlite3_stmt *st_query(struct state *st, enum query q)
 {
 	sqlite3_stmt **s = &st->stmts[q];
 
 	if (!*s && sqlite3_prepare_v3(st->db, query_sql[q], -1, SQLITE_PREPARE_PERSISTENT, s,
 	                              NULL) != SQLITE_OK) {
-		sql_log(st, "preparing a statement");
+		st_log(st, "preparing a statement");
 		*s = NULL;
 		return NULL;
 	}
@@ -297,18 +244,18 @@ static sqlite3_stmt *query(struct state *st, enum query q)
 }
 
 /* Steps a statement that returns no rows; false (logged) on error. */
-static bool run(struct state *st, sqlite3_stmt *s, const char *what)
+bool st_run(struct state *st, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
 	bool ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
 
 	if (!ok)
-		sql_log(st, what);
+		st_log(st, what);
 	sqlite3_reset(s);
 	return ok;
 }
 
-static bool exec(struct state *st, const char *sql, struct errlist *errs)
+bool st_exec(struct state *st, const char *sql, struct errlist *errs)
 {
 	char *msg = NULL;
 
@@ -342,12 +289,12 @@ static bool migrate_step(struct state *st, int to, struct errlist *errs)
 	char *bump;
 	bool ok;
 
-	if (!exec(st, "BEGIN IMMEDIATE", errs))
+	if (!st_exec(st, "BEGIN IMMEDIATE", errs))
 		return false;
 	if (user_version(st) >= to)
-		return exec(st, "COMMIT", errs);
+		return st_exec(st, "COMMIT", errs);
 	bump = xasprintf("PRAGMA user_version = %d", to);
-	ok = exec(st, migrations[to - 1], errs) && exec(st, bump, errs) && exec(st, "COMMIT", errs);
+	ok = st_exec(st, migrations[to - 1], errs) && st_exec(st, bump, errs) && st_exec(st, "COMMIT", errs);
 	free(bump);
 	if (!ok) {
 		errlist_add(errs, "%s: migrating the schema to version %d failed", st->path, to);
@@ -463,7 +410,7 @@ static bool configure(struct state *st, struct errlist *errs)
 	sqlite3_create_function(st->db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone,
 				NULL, NULL);
 	if (st->readonly)
-		return exec(st, "PRAGMA query_only = ON", errs);
+		return st_exec(st, "PRAGMA query_only = ON", errs);
 	/* Switching to WAL needs the database to itself, and SQLite does not
 	 * wait for that with the busy handler: two kallads creating the state
 	 * at the same moment would see "locked". So wait here. */
@@ -486,7 +433,7 @@ static bool configure(struct state *st, struct errlist *errs)
 		            sqlite3_errmsg(st->db));
 		return false;
 	}
-	return exec(st, "PRAGMA synchronous = NORMAL", errs);
+	return st_exec(st, "PRAGMA synchronous = NORMAL", errs);
 }
 
 struct state *state_open(const char *path, bool readonly, struct errlist *errs)
@@ -550,480 +497,46 @@ int state_schema_version(struct state *st)
 bool state_begin(struct state *st)
 {
 	if (!st->readonly)
-		exec(st, "PRAGMA synchronous = FULL", NULL);
-	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+		st_exec(st, "PRAGMA synchronous = FULL", NULL);
+	return st_exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
 bool state_begin_light(struct state *st)
 {
-	return exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+	return st_exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
 bool state_begin_read(struct state *st)
 {
-	return exec(st, "BEGIN", NULL);
+	return st_exec(st, "BEGIN", NULL);
 }
 
 bool state_commit(struct state *st)
 {
-	bool ok = exec(st, "COMMIT", NULL);
+	bool ok = st_exec(st, "COMMIT", NULL);
 
 	/* A failed COMMIT (disk full, I/O error) leaves the transaction open
 	 * and its lock held: give both up. */
 	if (!ok && !sqlite3_get_autocommit(st->db))
-		exec(st, "ROLLBACK", NULL);
+		st_exec(st, "ROLLBACK", NULL);
 	if (!st->readonly)
-		exec(st, "PRAGMA synchronous = NORMAL", NULL);
+		st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
 	return ok;
 }
 
 void state_rollback(struct state *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
-		exec(st, "ROLLBACK", NULL);
+		st_exec(st, "ROLLBACK", NULL);
 	if (!st->readonly)
-		exec(st, "PRAGMA synchronous = NORMAL", NULL);
-}
-
-/* Binds a time; 0 means "none" in the structs but is a real value here. */
-static void bind_time(sqlite3_stmt *s, int i, time_t t)
-{
-	sqlite3_bind_int64(s, i, (sqlite3_int64)t);
-}
-
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-}
-
-time_t state_known_since(struct state *st, const char *kind, const char *id, time_t now)
-{
-	sqlite3_stmt *s = query(st, Q_KNOWN_GET);
-	time_t t = now;
-	int rc;
-
-	if (!s)
-		return now;
-	bind_text(s, 1, kind);
-	bind_text(s, 2, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		t = (time_t)sqlite3_column_int64(s, 0);
-	else if (rc != SQLITE_DONE)
-		sql_log(st, "reading when a thing was first known");
-	sqlite3_reset(s);
-	return t;
-}
-
-void state_note_known(struct state *st, const char *kind, const char *id, time_t now)
-{
-	sqlite3_stmt *s = query(st, Q_KNOWN_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, kind);
-	bind_text(s, 2, id);
-	bind_time(s, 3, now);
-	run(st, s, "recording when a thing was first known");
-}
-
-static char *column_dup(sqlite3_stmt *s, int i)
-{
-	return xstrdup((const char *)sqlite3_column_text(s, i));
-}
-
-/* Fills row from the ROW_COLUMNS of the current result row. */
-static void row_fill(sqlite3_stmt *s, struct delivery_row *row)
-{
-	row->key = column_dup(s, 0);
-	row->message = column_dup(s, 1);
-	row->email = column_dup(s, 2);
-	row->target = column_dup(s, 3);
-	row->rule = column_dup(s, 4);
-	row->state = (enum dstate)sqlite3_column_int(s, 5);
-	row->due = (time_t)sqlite3_column_int64(s, 6);
-	row->updated = (time_t)sqlite3_column_int64(s, 7);
-	row->next_attempt = (time_t)sqlite3_column_int64(s, 8);
-	row->attempts = sqlite3_column_int(s, 9);
-	row->message_id = column_dup(s, 10);
-	row->detail = column_dup(s, 11);
-}
-
-bool state_delivery_get(struct state *st, const char *key, struct delivery_row *row)
-{
-	sqlite3_stmt *s = query(st, Q_GET);
-	bool found = false;
-	int rc;
-
-	memset(row, 0, sizeof(*row));
-	if (!s)
-		return false;
-	bind_text(s, 1, key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		row_fill(s, row);
-		found = true;
-	} else if (rc != SQLITE_DONE) {
-		sql_log(st, "reading a delivery");
-	}
-	sqlite3_reset(s);
-	return found;
-}
-
-void state_row_free(struct delivery_row *row)
-{
-	if (!row)
-		return;
-	free(row->key);
-	free(row->message);
-	free(row->email);
-	free(row->target);
-	free(row->rule);
-	free(row->message_id);
-	free(row->detail);
-	memset(row, 0, sizeof(*row));
-}
-
-/* Binds key, message, email, target, rule and due as ?1..?6. */
-static void bind_row(sqlite3_stmt *s, const struct delivery_row *row)
-{
-	bind_text(s, 1, row->key);
-	bind_text(s, 2, row->message);
-	bind_text(s, 3, row->email);
-	bind_text(s, 4, row->target);
-	bind_text(s, 5, row->rule);
-	bind_time(s, 6, row->due);
-}
-
-bool state_delivery_claim(struct state *st, const struct delivery_row *row, time_t now,
-			      int stale_after)
-{
-	sqlite3_stmt *s = query(st, Q_CLAIM);
-
-	if (!s || st->readonly || !row->key)
-		return false;
-	bind_row(s, row);
-	bind_time(s, 7, now);
-	bind_text(s, 8, row->message_id);
-	sqlite3_bind_int64(s, 9, (sqlite3_int64)getpid());
-	sqlite3_bind_int64(s, 10, stale_after);
-	bind_text(s, 11, row->obligation);
-	if (!run(st, s, "claiming a delivery"))
-		return false;
-	return sqlite3_changes(st->db) == 1;
-}
-
-void state_delivery_mark(struct state *st, const char *key, enum dstate s, const char *detail,
-			     time_t next_attempt, time_t now)
-{
-	sqlite3_stmt *q = query(st, Q_MARK);
-
-	if (!q || st->readonly)
-		return;
-	bind_text(q, 1, key);
-	sqlite3_bind_int(q, 2, (int)s);
-	bind_text(q, 3, detail);
-	bind_time(q, 4, next_attempt);
-	bind_time(q, 5, now);
-	if (run(st, q, "recording a delivery's outcome") && sqlite3_changes(st->db) == 0)
-		log_error("%s: recording a delivery's outcome: no delivery %s", st->path, key);
-}
-
-void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
-			     time_t now)
-{
-	sqlite3_stmt *s = query(st, Q_SKIP);
-
-	if (!s || st->readonly || !row->key)
-		return;
-	bind_row(s, row);
-	bind_time(s, 7, now);
-	bind_text(s, 8, row->message_id);
-	bind_text(s, 9, reason);
-	bind_text(s, 10, row->obligation);
-	run(st, s, "recording a skipped delivery");
-}
-
-void state_delivery_each(struct state *st, int s, void (*fn)(const struct delivery_row *, void *),
-			     void *arg)
-{
-	/* Its own statement: fn may call back into the state. */
-	sqlite3_stmt *q;
-	struct delivery_row row;
-	int rc;
-
-	if (sqlite3_prepare_v2(st->db, query_sql[Q_EACH], -1, &q, NULL) != SQLITE_OK) {
-		sql_log(st, "listing deliveries");
-		return;
-	}
-	sqlite3_bind_int(q, 1, s);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		row_fill(q, &row);
-		fn(&row, arg);
-		state_row_free(&row);
-	}
-	if (rc != SQLITE_DONE)
-		sql_log(st, "listing deliveries");
-	sqlite3_finalize(q);
-}
-
-void state_delivery_counts(struct state *st, long counts[6])
-{
-	sqlite3_stmt *s = query(st, Q_COUNTS);
-	int rc;
-
-	memset(counts, 0, 6 * sizeof(*counts));
-	if (!s)
-		return;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int i = sqlite3_column_int(s, 0);
-		if (i >= 0 && i < 6)
-			counts[i] = (long)sqlite3_column_int64(s, 1);
-	}
-	if (rc != SQLITE_DONE)
-		sql_log(st, "counting deliveries");
-	sqlite3_reset(s);
-}
-
-long state_retry_failed(struct state *st, time_t now)
-{
-	sqlite3_stmt *s = query(st, Q_RETRY);
-
-	if (!s || st->readonly)
-		return 0;
-	bind_time(s, 1, now);
-	if (!run(st, s, "queueing failed deliveries again"))
-		return 0;
-	return (long)sqlite3_changes(st->db);
-}
-
-/* --- the last seen copy of each session, and what participants hold --- */
-
-static void copy_from_row(sqlite3_stmt *s, struct session *out)
-{
-	const char *status = (const char *)sqlite3_column_text(s, 5);
-
-	memset(out, 0, sizeof(*out));
-	out->uid = column_dup(s, 0);
-	out->sequence = sqlite3_column_int(s, 1);
-	out->start = (time_t)sqlite3_column_int64(s, 2);
-	out->end = (time_t)sqlite3_column_int64(s, 3);
-	out->location = sqlite3_column_type(s, 4) == SQLITE_NULL ? NULL : column_dup(s, 4);
-	out->cancelled = status && strcmp(status, "CANCELLED") == 0;
-	out->summary = column_dup(s, 6);
-	out->description = sqlite3_column_type(s, 7) == SQLITE_NULL ? NULL : column_dup(s, 7);
-}
-
-bool state_session_copy(struct state *st, const char *uid, struct session *out)
-{
-	sqlite3_stmt *s = query(st, Q_COPY_GET);
-	bool found = false;
-	int rc;
-
-	if (!s)
-		return false;
-	bind_text(s, 1, uid);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		copy_from_row(s, out);
-		found = true;
-	} else if (rc != SQLITE_DONE) {
-		sql_log(st, "reading a session's last seen copy");
-	}
-	sqlite3_reset(s);
-	return found;
-}
-
-void state_session_store(struct state *st, const struct session *ses, int sequence)
-{
-	sqlite3_stmt *s = query(st, Q_COPY_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, ses->uid);
-	sqlite3_bind_int(s, 2, sequence);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)ses->start);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)ses->end);
-	bind_text(s, 5, ses->location);
-	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
-	bind_text(s, 7, ses->summary);
-	bind_text(s, 8, ses->description);
-	if (!run(st, s, "storing a session's last seen copy"))
-		return;
-	if (!(s = query(st, Q_VERSION_PUT)))
-		return;
-	bind_text(s, 1, ses->uid);
-	sqlite3_bind_int(s, 2, sequence);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)ses->start);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)ses->end);
-	bind_text(s, 5, ses->location);
-	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
-	bind_text(s, 7, ses->summary);
-	bind_text(s, 8, ses->description);
-	run(st, s, "storing a session's copy for its SEQUENCE");
-}
-
-bool state_session_previous(struct state *st, const char *email, const struct session *now,
-			    struct session *out)
-{
-	struct attendance a;
-	sqlite3_stmt *s;
-	bool found = false;
-	int rc, held = now->sequence;
-
-	memset(out, 0, sizeof(*out));
-	/* What the participant's calendar holds, by what kallad sent them. */
-	if (email && state_attendance(st, email, now->uid, &a) && a.content >= 0 &&
-	    a.content < held)
-		held = a.content;
-	if (!(s = query(st, Q_VERSION_BEFORE)))
-		return false;
-	bind_text(s, 1, now->uid);
-	sqlite3_bind_int(s, 2, now->sequence);
-	sqlite3_bind_int(s, 3, held);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		copy_from_row(s, out);
-		found = true;
-	} else if (rc != SQLITE_DONE) {
-		sql_log(st, "reading a session's previous copy");
-	}
-	sqlite3_reset(s);
-	return found;
-}
-
-void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg)
-{
-	sqlite3_stmt *s = query(st, Q_COPY_EACH);
-	int rc;
-
-	if (!s)
-		return;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct session copy;
-		copy_from_row(s, &copy);
-		fn(&copy, arg);
-		state_session_clear(&copy);
-	}
-	if (rc != SQLITE_DONE)
-		sql_log(st, "listing the sessions kallad has seen");
-	sqlite3_reset(s);
-}
-
-void state_session_clear(struct session *s)
-{
-	free(s->uid);
-	free(s->summary);
-	free(s->location);
-	free(s->description);
-	free(s->categories);
-	memset(s, 0, sizeof(*s));
-}
-
-bool state_attendance(struct state *st, const char *email, const char *uid, struct attendance *out)
-{
-	sqlite3_stmt *s = query(st, Q_ATT_GET);
-	bool found = false;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (!s)
-		return false;
-	bind_text(s, 1, email);
-	bind_text(s, 2, uid);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		out->invited = sqlite3_column_int(s, 0) != 0;
-		out->sequence = sqlite3_column_int(s, 1);
-		out->content = sqlite3_column_int(s, 2);
-		found = true;
-	} else if (rc != SQLITE_DONE) {
-		sql_log(st, "reading what a participant's calendar holds");
-	}
-	sqlite3_reset(s);
-	return found;
-}
-
-void state_set_attendance(struct state *st, const char *email, const char *uid,
-			  const struct attendance *a)
-{
-	sqlite3_stmt *s = query(st, Q_ATT_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, email);
-	bind_text(s, 2, uid);
-	sqlite3_bind_int(s, 3, a->invited);
-	sqlite3_bind_int(s, 4, a->sequence);
-	sqlite3_bind_int(s, 5, a->content);
-	run(st, s, "recording what a participant's calendar holds");
-}
-
-void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
-			    time_t now)
-{
-	sqlite3_stmt *q = query(st, Q_RELEASE);
-
-	if (!q || st->readonly)
-		return;
-	bind_text(q, 1, key);
-	bind_text(q, 2, why);
-	bind_time(q, 3, next_attempt);
-	bind_time(q, 4, now);
-	run(st, q, "releasing a claim");
-}
-
-bool state_is_released(struct state *st, const char *key)
-{
-	sqlite3_stmt *q = query(st, Q_RELEASED_GET);
-	bool found;
-
-	if (!q)
-		return false;
-	bind_text(q, 1, key);
-	found = sqlite3_step(q) == SQLITE_ROW;
-	sqlite3_reset(q);
-	return found;
-}
-
-void state_release_notice(struct state *st, const char *key)
-{
-	sqlite3_stmt *q = query(st, Q_RELEASED_PUT);
-
-	if (!q || st->readonly)
-		return;
-	bind_text(q, 1, key);
-	run(st, q, "recording a released change notice");
-}
-
-long state_recover_orphans(struct state *st, time_t now, int stale_after)
-{
-	sqlite3_stmt *q = query(st, Q_ORPHANS);
-
-	if (!q || st->readonly)
-		return 0;
-	bind_time(q, 1, now);
-	sqlite3_bind_int64(q, 2, stale_after);
-	if (!run(st, q, "recovering claims of stopped processes"))
-		return 0;
-	return (long)sqlite3_changes(st->db);
-}
-
-void state_delivery_forget(struct state *st, const char *key)
-{
-	sqlite3_stmt *q = query(st, Q_DELETE);
-
-	if (!q || st->readonly)
-		return;
-	bind_text(q, 1, key);
-	run(st, q, "forgetting a delivery");
+		st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
 }
 
 /* Runs q with ?1 bound to arg (if not NULL); true if it gave a row, its
  * first column into *out (may be NULL). */
-static bool one_row(struct state *st, enum query q, const char *arg, long long *out)
+bool st_one_row(struct state *st, enum query q, const char *arg, long long *out)
 {
-	sqlite3_stmt *s = query(st, q);
+	sqlite3_stmt *s = st_query(st, q);
 	bool found;
 
 	if (!s)
@@ -1035,267 +548,4 @@ static bool one_row(struct state *st, enum query q, const char *arg, long long *
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return found;
-}
-
-bool state_owed_since(struct state *st, const char *oid, time_t *since)
-{
-	long long v;
-
-	if (!one_row(st, Q_OWED_GET, oid, &v))
-		return false;
-	*since = (time_t)v;
-	return true;
-}
-
-void state_owed_put(struct state *st, const char *oid, const char *email, time_t since)
-{
-	sqlite3_stmt *s = query(st, Q_OWED_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, oid);
-	bind_text(s, 2, email);
-	bind_time(s, 3, since);
-	run(st, s, "recording when a delivery became owed");
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Deletes the rows that q lists for a whose id is not in keep[] (sorted
- * here), with del(a, id): for owed and known alike. */
-static void prune(struct state *st, enum query q, enum query del, const char *a, char **keep,
-		  size_t n)
-{
-	sqlite3_stmt *s = query(st, q);
-	char **gone = NULL;
-	size_t n_gone = 0, cap = 0;
-
-	if (!s || st->readonly)
-		return;
-	qsort(keep, n, sizeof(*keep), cmp_str);
-	bind_text(s, 1, a);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 0);
-
-		if (id && !bsearch(&id, keep, n, sizeof(*keep), cmp_str)) {
-			gone = xgrow(gone, &cap, n_gone, sizeof(*gone));
-			gone[n_gone++] = xstrdup(id);
-		}
-	}
-	sqlite3_reset(s);
-	for (size_t i = 0; i < n_gone; i++) {
-		sqlite3_stmt *d = query(st, del);
-
-		if (d) {
-			bind_text(d, 1, a);
-			bind_text(d, 2, gone[i]);
-			run(st, d, "forgetting what no longer holds");
-		}
-		free(gone[i]);
-	}
-	free(gone);
-}
-
-void state_owed_prune(struct state *st, const char *email, char **keep, size_t n)
-{
-	prune(st, Q_OWED_EACH, Q_OWED_DEL, email, keep, n);
-}
-
-void state_known_prune(struct state *st, const char *kind, char **keep, size_t n)
-{
-	prune(st, Q_KNOWN_EACH, Q_KNOWN_DEL, kind, keep, n);
-}
-
-bool state_fulfilled(struct state *st, const char *oid)
-{
-	return one_row(st, Q_FULFILLED, oid, NULL);
-}
-
-int state_deadline_revision(struct state *st, const char *uid, time_t due, bool *moved)
-{
-	sqlite3_stmt *s = query(st, Q_DL_GET);
-	int rev = 0;
-	bool known = false;
-
-	*moved = false;
-	if (!s)
-		return 0;
-	bind_text(s, 1, uid);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		known = true;
-		rev = sqlite3_column_int(s, 1);
-		if ((time_t)sqlite3_column_int64(s, 0) != due) {
-			rev++;
-			*moved = true;
-		}
-	}
-	sqlite3_reset(s);
-	if ((!known || *moved) && !st->readonly && (s = query(st, Q_DL_PUT))) {
-		bind_text(s, 1, uid);
-		bind_time(s, 2, due);
-		sqlite3_bind_int(s, 3, rev);
-		run(st, s, "recording a deadline");
-	}
-	return rev;
-}
-
-bool state_legacy_known(struct state *st)
-{
-	return one_row(st, Q_LEGACY, NULL, NULL);
-}
-
-void state_legacy_known_done(struct state *st)
-{
-	if (!st->readonly)
-		exec(st, "DELETE FROM legacy_known", NULL);
-}
-
-long state_owed_count(struct state *st, const char *email)
-{
-	long long n = 0;
-
-	one_row(st, Q_OWED_COUNT, email, &n);
-	return (long)n;
-}
-
-void state_delivery_unlink(struct state *st, const char *key)
-{
-	sqlite3_stmt *s = query(st, Q_UNLINK);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, key);
-	run(st, s, "detaching a delivery from its obligation");
-}
-
-char *state_meta_get(struct state *st, const char *key)
-{
-	sqlite3_stmt *s = query(st, Q_META_GET);
-	char *v = NULL;
-
-	if (!s)
-		return NULL;
-	bind_text(s, 1, key);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = column_dup(s, 0);
-	sqlite3_reset(s);
-	return v;
-}
-
-void state_meta_put(struct state *st, const char *key, const char *value)
-{
-	sqlite3_stmt *s = query(st, Q_META_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, key);
-	bind_text(s, 2, value);
-	run(st, s, "recording what kallad last read");
-}
-
-void state_participant_store(struct state *st, const struct participant *p, time_t now)
-{
-	sqlite3_stmt *s = query(st, Q_PSEEN_PUT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, p->email);
-	bind_text(s, 2, reg_status_name(p->status));
-	bind_time(s, 3, now);
-	bind_text(s, 4, p->name);
-	bind_text(s, 5, p->language);
-	bind_text(s, 6, p->organisation);
-	bind_text(s, 7, p->role);
-	run(st, s, "keeping a copy of a participant");
-}
-
-bool state_participant_copy(struct state *st, const char *email, struct participant *out)
-{
-	sqlite3_stmt *s = query(st, Q_PSEEN_GET);
-	bool found = false;
-
-	memset(out, 0, sizeof(*out));
-	if (!s)
-		return false;
-	bind_text(s, 1, email);
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		out->email = column_dup(s, 0);
-		out->name = column_dup(s, 1);
-		out->language = column_dup(s, 2);
-		out->organisation = column_dup(s, 3);
-		out->role = column_dup(s, 4);
-		out->updated_at = (time_t)sqlite3_column_int64(s, 5);
-		if (!reg_parse_status((const char *)sqlite3_column_text(s, 6), &out->status))
-			out->status = PS_REGISTERED; /* kallad invited them */
-		found = true;
-	}
-	sqlite3_reset(s);
-	return found;
-}
-
-void state_invited_each(struct state *st, void (*fn)(const char *email, void *arg), void *arg)
-{
-	/* Its own statement: fn may call back into the state. */
-	sqlite3_stmt *q;
-
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT DISTINCT email FROM attendance WHERE invited = 1 ORDER BY email",
-			       -1, &q, NULL) != SQLITE_OK) {
-		sql_log(st, "listing invited participants");
-		return;
-	}
-	while (sqlite3_step(q) == SQLITE_ROW)
-		fn((const char *)sqlite3_column_text(q, 0), arg);
-	sqlite3_finalize(q);
-}
-
-bool state_relay_get(struct state *st, struct relay_row *out)
-{
-	sqlite3_stmt *q = query(st, Q_RELAY_GET);
-	bool found;
-
-	memset(out, 0, sizeof(*out));
-	if (!q)
-		return false;
-	found = sqlite3_step(q) == SQLITE_ROW;
-	if (found) {
-		out->fault = column_dup(q, 0);
-		out->kind = sqlite3_column_int(q, 1);
-		out->faults = sqlite3_column_int(q, 2);
-		out->since = (time_t)sqlite3_column_int64(q, 3);
-		out->until = (time_t)sqlite3_column_int64(q, 4);
-	}
-	sqlite3_reset(q);
-	return found;
-}
-
-void state_relay_put(struct state *st, const struct relay_row *r)
-{
-	sqlite3_stmt *q = query(st, Q_RELAY_PUT);
-
-	if (!q || st->readonly)
-		return;
-	bind_text(q, 1, r->fault ? r->fault : "");
-	sqlite3_bind_int(q, 2, r->kind);
-	sqlite3_bind_int(q, 3, r->faults);
-	bind_time(q, 4, r->since);
-	bind_time(q, 5, r->until);
-	run(st, q, "recording the relay's suspension");
-}
-
-void state_relay_clear(struct state *st)
-{
-	sqlite3_stmt *q = query(st, Q_RELAY_CLEAR);
-
-	if (q && !st->readonly)
-		run(st, q, "clearing the relay's suspension");
-}
-
-void state_relay_free(struct relay_row *r)
-{
-	free(r->fault);
-	memset(r, 0, sizeof(*r));
 }
