@@ -7,6 +7,7 @@
 #include "linesort.h"
 #include "log.h"
 #include "message.h"
+#include "plan_table.h"
 #include "preflight.h"
 #include "programme.h"
 #include "send.h"
@@ -142,6 +143,7 @@ struct plan_view {
 	time_t now;
 	bool count_only;              /* --status: the held notices, no lines */
 	struct linesort *lines;       /* sorted on disk: bounded memory */
+	struct plan_table *table;     /* on a terminal: columns in words */
 	const struct plan_ctx *ctx;
 	long held;                    /* change notices waiting for a release */
 	size_t removals_held, removed; /* as in struct send_stats */
@@ -181,6 +183,13 @@ static void plan_collect(const struct delivery *d, void *arg)
 	}
 	char *text = xasprintf("%s\t%s\t%s\t%s\t%s%s", when, d->message, d->p->email, target,
 			       d->rule ? d->rule->name : "-", why);
+	if (v->table) {
+		char *row = plan_table_row(v->table, v->ctx->cal, d, text, d->skip ? when : NULL,
+					   v->c->explain ? why + 1 : NULL);
+
+		free(text);
+		text = row;
+	}
 	linesort_add(v->lines, d->skip ? d->trigger : d->due, text);
 	free(text);
 }
@@ -242,14 +251,19 @@ static int run_plan(const struct cli *c)
 		programme_free(pg);
 		return 1;
 	}
+	/* A person reads columns in words; a pipe gets SPEC's lines. */
+	if (isatty(STDOUT_FILENO))
+		v.table = plan_table_new(c->explain != NULL);
 	if (!(v.lines = linesort_new()) || !view_plan(&pg, st, &v))
 		rc = 1;
 	if (v.removals_held || v.removed_held)
 		fprintf(stderr, "kallad: a mass removal is held: its cancels are listed as held "
 			"and wait for --release-changes or --discard-changes\n");
-	if (v.lines && !linesort_write(v.lines, stdout))
+	if (v.lines && !(v.table ? plan_table_write(v.table, v.lines, stdout)
+				 : linesort_write(v.lines, stdout)))
 		rc = 1;
 	linesort_free(v.lines);
+	plan_table_free(v.table);
 	state_close(st);
 	programme_free(pg);
 	return rc;

@@ -190,3 +190,23 @@ int handle_deadline_position(const struct calendar *cal, const struct deadline *
 {
 	return position(deadlines_in_order(cal), cal->n_deadlines, (size_t)(d - cal->deadlines));
 }
+
+static int *positions(struct item *v, size_t n)
+{
+	int *pos = xcalloc(n + 1, sizeof(*pos));
+
+	for (size_t i = 0; i < n; i++)
+		pos[v[i].index] = (int)i + 1;
+	free(v);
+	return pos;
+}
+
+int *handle_session_positions(const struct calendar *cal)
+{
+	return positions(sessions_in_order(cal), cal->n_sessions);
+}
+
+int *handle_deadline_positions(const struct calendar *cal)
+{
+	return positions(deadlines_in_order(cal), cal->n_deadlines);
+}

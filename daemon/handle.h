@@ -19,5 +19,9 @@ const struct deadline *handle_deadline(const struct calendar *cal, const char *a
  * order (start, then UID; cancelled ones count): what "--session N" takes. */
 int handle_session_position(const struct calendar *cal, const struct session *s);
 int handle_deadline_position(const struct calendar *cal, const struct deadline *d);
+/* Every position at once, indexed as the calendar's array (caller frees):
+ * for a caller that names many, e.g. every line of --plan. */
+int *handle_session_positions(const struct calendar *cal);
+int *handle_deadline_positions(const struct calendar *cal);
 
 #endif

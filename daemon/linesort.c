@@ -67,7 +67,7 @@ bool linesort_add(struct linesort *ls, time_t when, const char *text)
 	return !ls->failed;
 }
 
-bool linesort_write(struct linesort *ls, FILE *out)
+bool linesort_each(struct linesort *ls, linesort_fn fn, void *arg)
 {
 	sqlite3_stmt *q;
 	int rc;
@@ -81,14 +81,25 @@ bool linesort_write(struct linesort *ls, FILE *out)
 		log_error("sorting lines in a temporary database: %s", sqlite3_errmsg(ls->db));
 		return false;
 	}
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		fwrite(sqlite3_column_text(q, 0), 1, (size_t)sqlite3_column_bytes(q, 0), out);
-		fputc('\n', out);
-	}
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		fn((const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0), arg);
 	if (rc != SQLITE_DONE)
 		log_error("sorting lines in a temporary database: %s", sqlite3_errmsg(ls->db));
 	sqlite3_finalize(q);
 	return rc == SQLITE_DONE && !ls->failed;
+}
+
+static void write_line(const char *text, size_t len, void *arg)
+{
+	FILE *out = arg;
+
+	fwrite(text, 1, len, out);
+	fputc('\n', out);
+}
+
+bool linesort_write(struct linesort *ls, FILE *out)
+{
+	return linesort_each(ls, write_line, out);
 }
 
 void linesort_free(struct linesort *ls)

@@ -19,6 +19,10 @@ bool linesort_add(struct linesort *ls, time_t when, const char *text);
 /* Writes every line, each followed by a newline, ordered by when and then
  * by text (bytewise, as strcmp). False on an error. */
 bool linesort_write(struct linesort *ls, FILE *out);
+/* The same order, each line (without a newline; text[len] is NUL) given
+ * to fn instead. Call once, in place of linesort_write. */
+typedef void (*linesort_fn)(const char *text, size_t len, void *arg);
+bool linesort_each(struct linesort *ls, linesort_fn fn, void *arg);
 void linesort_free(struct linesort *ls);
 
 #endif
