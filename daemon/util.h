@@ -37,7 +37,7 @@ void sb_add(struct strbuf *sb, const char *s);
 void sb_addn(struct strbuf *sb, const char *s, size_t n);
 void sb_addc(struct strbuf *sb, char c);
 void sb_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Hands the buffer to the caller (who frees it) and resets sb. */
 char *sb_take(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
@@ -51,7 +51,8 @@ void errlist_add(struct errlist *e, const char *fmt, ...) __attribute__((format(
 /* Adds "file:line: " and the formatted text. */
 void errlist_add_at(struct errlist *e, const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void errlist_vadd_at(struct errlist *e, const char *file, int line, const char *fmt, va_list ap);
+void errlist_vadd_at(struct errlist *e, const char *file, int line, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 void errlist_free(struct errlist *e);
 
 /* String helpers. */
