@@ -471,19 +471,18 @@ static struct where key_where(struct loader *ld, enum section_kind sec, const ch
 
 /* A private CA must be there and hold a certificate when kallad starts,
  * not when the first message fails its handshake hours later. */
-static void check_ca_file(struct loader *ld)
+static void check_ca_file(struct loader *ld, enum section_kind sec, const char *path)
 {
-	const char *path = ld->cfg->smtp_ca_file;
 	size_t len;
 	char *pem;
 
 	if (!path)
 		return;
 	if (!(pem = read_file(path, &len)))
-		late_error(ld, key_where(ld, SEC_SMTP, "ca-file"), "ca-file", "%s: cannot read: %s",
+		late_error(ld, key_where(ld, sec, "ca-file"), "ca-file", "%s: cannot read: %s",
 			   path, strerror(errno));
 	else if (!strstr(pem, "-----BEGIN CERTIFICATE-----"))
-		late_error(ld, key_where(ld, SEC_SMTP, "ca-file"), "ca-file",
+		late_error(ld, key_where(ld, sec, "ca-file"), "ca-file",
 			   "%s: holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path);
 	free(pem);
 }
@@ -493,7 +492,7 @@ static void check_smtp(struct loader *ld)
 	struct config *cfg = ld->cfg;
 	char host[256];
 
-	check_ca_file(ld);
+	check_ca_file(ld, SEC_SMTP, ld->cfg->smtp_ca_file);
 	if (!cfg->smtp_url || cfg->smtp_tls_required)
 		return;
 	if (strncmp(cfg->smtp_url, "smtps://", 8) == 0)
@@ -516,6 +515,7 @@ static void check_replies(struct loader *ld)
 		late_error(ld, w, "url", "[replies] needs url (imap://host[:port]/MAILBOX)");
 		return;
 	}
+	check_ca_file(ld, SEC_REPLIES, cfg->replies_ca_file);
 	if (str_empty(cfg->replies_user) != str_empty(cfg->replies_password))
 		late_error(ld, w, str_empty(cfg->replies_user) ? "user" : "password",
 			   "[replies] password and user go together");
@@ -680,6 +680,7 @@ void config_free(struct config *cfg)
 		&cfg->smtp_password, &cfg->smtp_ca_file, &cfg->sql_participants, &cfg->sql_attachments,
 		&cfg->sql_absences, &cfg->sessions_category, &cfg->csv_columns, &cfg->csv_absences,
 		&cfg->csv_attachments, &cfg->replies_url, &cfg->replies_user, &cfg->replies_password,
+		&cfg->replies_ca_file,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
 		free(*strings[i]);

@@ -69,6 +69,7 @@ struct config {
 	bool replies_tls_required;             /* tls = required (default) | none */
 	char *replies_user, *replies_password; /* password as in [smtp] */
 	int replies_interval;                  /* seconds; default 300 */
+	char *replies_ca_file;                 /* CA bundle for a private CA; NULL: the system's */
 	/* [registrations] custom SELECTs, NULL for the shipped schema */
 	char *sql_participants, *sql_attachments, *sql_absences;
 	/* [registrations] for registrations = FILE.csv: the header mapping as

@@ -526,6 +526,7 @@ const struct keydef keys[] = {
 	{SEC_REPLIES, "user", set_text, OFF(replies_user), NULL, NULL, 0, 0},
 	{SEC_REPLIES, "password", set_password, OFF(replies_password), NULL, NULL, 0, 0},
 	{SEC_REPLIES, "interval", set_lead, OFF(replies_interval), "5m", NULL, 0, 0},
+	{SEC_REPLIES, "ca-file", set_path, OFF(replies_ca_file), NULL, NULL, 0, 0},
 	{SEC_PROGRAMME, "material", set_path, OFF(material), NULL, NULL, 0, 0},
 	{SEC_PROGRAMME, "sessions-category", set_text, OFF(sessions_category), NULL, NULL, 0, 0},
 };

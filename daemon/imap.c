@@ -103,6 +103,9 @@ struct imap *imap_open(const struct config *cfg, const char *password, struct er
 							       : (long)CURLUSESSL_NONE);
 		SET(CURLOPT_SSL_VERIFYPEER, 1L);
 		SET(CURLOPT_SSL_VERIFYHOST, 2L);
+		/* A private CA: [replies] ca-file, checked with the configuration. */
+		if (!str_empty(cfg->replies_ca_file))
+			SET(CURLOPT_CAINFO, cfg->replies_ca_file);
 		if (cfg->replies_user && password) {
 			SET(CURLOPT_USERNAME, cfg->replies_user);
 			SET(CURLOPT_PASSWORD, password);
@@ -130,6 +133,13 @@ void imap_close(struct imap *im)
 	free(im);
 }
 
+/* The certificate could not be verified (as smtp.c tells them apart). */
+static bool cert_problem(CURLcode rc)
+{
+	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+	       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR;
+}
+
 /* One request: url, and a command of our own (or NULL: libcurl's FETCH). */
 static bool perform(struct imap *im, const char *url, const char *command, const char *what,
 		    struct errlist *errs)
@@ -151,8 +161,18 @@ static bool perform(struct imap *im, const char *url, const char *command, const
 		return false;
 	}
 	if (rc != CURLE_OK) {
-		errlist_add(errs, "[replies] %s: %s: %s", im->url, what,
-			    im->errbuf[0] ? im->errbuf : curl_easy_strerror(rc));
+		const char *err = im->errbuf[0] ? im->errbuf : curl_easy_strerror(rc);
+
+		if (cert_problem(rc))
+			errlist_add(errs, "[replies] %s: server certificate not trusted: %s (set "
+				    "[replies] ca-file for a private CA)", im->url, err);
+		else if (rc == CURLE_USE_SSL_FAILED)
+			errlist_add(errs, "[replies] %s: server offers no STARTTLS and [replies] tls "
+				    "= required: %s", im->url, err);
+		else if (rc == CURLE_SSL_CONNECT_ERROR)
+			errlist_add(errs, "[replies] %s: TLS handshake failed: %s", im->url, err);
+		else
+			errlist_add(errs, "[replies] %s: %s: %s", im->url, what, err);
 		return false;
 	}
 	return true;

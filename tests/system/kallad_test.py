@@ -191,24 +191,32 @@ class AioServer:
         self.proc.stdout.close()
 
 
-def private_ca(tmp):
-    """A private CA and a certificate it signed for 127.0.0.1 (openssl):
-    returns (ca.pem, server cert, server key)."""
+def private_ca(tmp, san="IP:127.0.0.1", ca=None):
+    """A private CA and a certificate it signed for san (an openssl
+    subjectAltName list; the first name is the CN too), with openssl:
+    returns (ca.pem, server cert, server key). With ca (a ca.pem this made
+    before), that CA signs instead of a new one."""
     d = tempfile.mkdtemp(dir=tmp, prefix="ca-")
     p = lambda n: os.path.join(d, n)  # noqa: E731
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "2",
-        "-subj", "/CN=kallad test private CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", *ec, "-keyout", p("srv.key"), "-out", p("srv.csr"), "-subj", "/CN=127.0.0.1")
+    if ca:
+        ca_pem, ca_key = ca, os.path.join(os.path.dirname(ca), "ca.key")
+    else:
+        ca_pem, ca_key = p("ca.pem"), p("ca.key")
+        run("req", "-x509", *ec, "-keyout", ca_key, "-out", ca_pem, "-days", "2",
+            "-subj", "/CN=kallad test private CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    cn = san.split(",")[0].split(":", 1)[1]
+    run("req", *ec, "-keyout", p("srv.key"), "-out", p("srv.csr"), "-subj", f"/CN={cn}")
     with open(p("ext"), "w", encoding="ascii") as f:
-        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
                 "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", p("srv.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
-        "-CAcreateserial", "-out", p("srv.pem"), "-days", "2", "-extfile", p("ext"))
-    return p("ca.pem"), p("srv.pem"), p("srv.key")
+    run("x509", "-req", "-in", p("srv.csr"), "-CA", ca_pem, "-CAkey", ca_key,
+        "-CAcreateserial", "-CAserial", p("ca.srl"), "-out", p("srv.pem"), "-days", "2",
+        "-extfile", p("ext"))
+    return ca_pem, p("srv.pem"), p("srv.key")
 
 
 class KalladCase(unittest.TestCase):

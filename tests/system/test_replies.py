@@ -13,6 +13,7 @@ import os
 import pwd
 import grp
 import shutil
+import ssl
 import subprocess
 import tempfile
 import time
@@ -39,9 +40,12 @@ FIRST_BATCH = ["outlook-accepted.eml", "gmail-tentative.eml", "apple-accepted.em
 
 class Dovecot:
     """dovecot -F with its own configuration, base and state folders. As
-    root it runs as nobody; otherwise as the user running the tests."""
+    root it runs as nobody; otherwise as the user running the tests. With
+    tls=(ca, cert, key), ssl = required with that certificate and key
+    (copied where that user can read them), STARTTLS on port and implicit
+    TLS on imaps_port."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.dir = tempfile.mkdtemp(prefix="kallad-dovecot-")
         os.chmod(self.dir, 0o755)
         self.maildir = os.path.join(self.dir, "maildir")
@@ -50,6 +54,18 @@ class Dovecot:
         for sub in ("base", "state", "home"):
             os.makedirs(os.path.join(self.dir, sub))
         self.port = free_port()
+        self.imaps_port = free_port() if tls else 0
+        self.ca = tls[0] if tls else None
+        ssl_conf = "ssl = no"
+        if tls:
+            # CI's checkout and temporary folders are 0700 root's: the
+            # user dovecot runs as reads its own copies (chowned below).
+            os.makedirs(os.path.join(self.dir, "ssl"))
+            for src, name in ((tls[1], "cert.pem"), (tls[2], "key.pem")):
+                shutil.copy(src, os.path.join(self.dir, "ssl", name))
+            os.chmod(os.path.join(self.dir, "ssl", "key.pem"), 0o600)
+            ssl_conf = (f"ssl = required\nssl_cert = <{self.dir}/ssl/cert.pem\n"
+                        f"ssl_key = <{self.dir}/ssl/key.pem")
         self.root = os.getuid() == 0
         if self.root:
             self.uid, self.gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
@@ -64,7 +80,7 @@ state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl_conf}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = {user}
@@ -84,7 +100,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imaps_port}
   }}
   chroot =
 }}
@@ -99,6 +116,8 @@ service anvil {{
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.port)
+            if tls:
+                wait_port(self.imaps_port)
         except RuntimeError:
             self.stop()
             raise
@@ -123,7 +142,11 @@ service anvil {{
     def snapshot(self):
         """UIDVALIDITY, and each message's UID, flags and bytes, read with
         EXAMINE by an independent client."""
-        imap = imaplib.IMAP4("127.0.0.1", self.port)
+        if self.ca:
+            imap = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port,
+                                     ssl_context=ssl.create_default_context(cafile=self.ca))
+        else:
+            imap = imaplib.IMAP4("127.0.0.1", self.port)
         imap.login("organiser", "secret")
         typ, _ = imap.select("INBOX", readonly=True)
         assert typ == "OK"
