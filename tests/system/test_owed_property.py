@@ -11,7 +11,11 @@ At every pass (--plan --all --now T, then --once --now T) it checks:
     before its trigger (owed: from the first --once at which all it hangs
     on held, continuously since), and it went before its target began;
  4. one pass sends one participant at most one reminder of one message
-    for one target (the rest of a catch-up is superseded).
+    for one target (the rest of a catch-up is superseded);
+ 5. a promise is kept: when nothing was edited since the last pass, the
+    rule deliveries this pass sends are exactly what that pass's plan
+    showed due in between (of each participant, message and target, the
+    latest due; none whose target began meanwhile), none lost, none added.
 
 The seeds are fixed; KALLAD_PROPERTY_SEED=N runs seed N (and the
 KALLAD_PROPERTY_RUNS - 1 after it), KALLAD_PROPERTY_RUNS=N alone adds N
@@ -32,7 +36,7 @@ import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kallad_test import Programme, main  # noqa: E402
-from test_owed import once_checked  # noqa: E402
+from test_owed import once_checked, when as plan_time  # noqa: E402
 
 TZ = zoneinfo.ZoneInfo("Europe/Stockholm")
 SEEDS = [11, 23, 37, 41, 59, 73, 89, 97]
@@ -65,6 +69,11 @@ END = datetime.datetime(2020, 5, 12, 12, 0, tzinfo=TZ)
 
 def iso(t):
     return t.isoformat()
+
+
+def in_quiet_hours(t):
+    """The example's quiet hours: 21:00-07:00 local."""
+    return t.hour >= 21 or t.hour < 7
 
 
 def trigger(days, target_date):
@@ -225,6 +234,8 @@ class Run:
         self.model = Model(self.rng)
         self.prog = Programme(tmp)
         self.log = []
+        self.promises = []
+        self.kept = 0  # promised deliveries check 5 saw go
         with open(self.prog.conf, encoding="utf-8") as f:
             text = f.read()
         self.conf_head = text[:text.index("\n[rule ")] + "\n\n"
@@ -396,12 +407,17 @@ class Run:
 
     # --- one pass and its checks -------------------------------------
 
-    def run_pass(self, now):
+    def run_pass(self, now, edited=True):
         t = iso(now)
         try:
-            sent, _ = once_checked(self.tc, self.prog, t)
+            sent, lines = once_checked(self.tc, self.prog, t)
         except AssertionError as e:
             self.fail(f"check 1 (plan = once) at {t}: {e}")
+        if not edited:
+            self.check_promises(now, sent, lines)
+        self.promises = [(plan_time(l[0]), (l[1], l[2].lower(), l[3], l[4])) for l in lines
+                         if not l[0].startswith("skipped:") and l[0] != "held"
+                         and l[4] != "-" and plan_time(l[0]) > now]
         self.model.observe(now)
         per_target = collections.Counter()
         for r in sent:
@@ -434,13 +450,50 @@ class Run:
                       f"{[r.key for r in sent]}")
         return sent
 
+    def check_promises(self, now, sent, lines):
+        """Check 5: what the last pass's plan promised for (then, now] is
+        what went, nothing lost, nothing added; inside quiet hours
+        (21:00-07:00 in the example) it is promised again for 07:00."""
+        latest = {}
+        for due, k in self.promises:
+            if due > now:
+                continue
+            uid = k[2]
+            if uid in self.model.sessions and self.model.sessions[uid]["start"] <= now:
+                continue
+            if uid == DEADLINE and self.model.target_start(DEADLINE, self.model.deadline) <= now:
+                continue
+            group = k[:3]
+            if group not in latest or due > latest[group][0]:
+                latest[group] = (due, k)
+        promised = collections.Counter(k for _, k in latest.values())
+        got = collections.Counter((r.message, r.email.lower(), r.target, r.rule)
+                                  for r in sent if r.rule != "-")
+        if in_quiet_hours(now):
+            morning = now.replace(hour=7, minute=0, second=0)
+            if now.hour >= 21:
+                morning += datetime.timedelta(days=1)
+            again = collections.Counter(
+                (l[1], l[2].lower(), l[3], l[4]) for l in lines
+                if not l[0].startswith("skipped:") and l[0] != "held"
+                and plan_time(l[0]) == morning)
+            promised -= again
+        self.kept += sum(promised.values())
+        if promised != got:
+            self.fail(f"check 5 at {iso(now)}: nothing was edited since the last pass, "
+                      f"but what it promised is not what went\n"
+                      f"promised, not sent: {sorted((promised - got).elements())}\n"
+                      f"sent, not promised: {sorted((got - promised).elements())}")
+
     def go(self):
         now = START
         self.log.append(f"{iso(now)} first pass")
         self.run_pass(now)
         passes = sends = 0
+        edited = False
         for step in range(STEPS):
             edits = [self.edit(now) for _ in range(self.rng.choice([0, 1, 1, 1, 2]))]
+            edited = edited or bool(edits)
             self.write_files()
             now = self.advance(now)
             if now > END:
@@ -449,7 +502,8 @@ class Run:
             self.log.append(f"{iso(now)} {'(down) ' if down else ''}{'; '.join(edits)}")
             if down:
                 continue
-            sent = self.run_pass(now)
+            sent = self.run_pass(now, edited)
+            edited = False
             passes += 1
             sends += len(sent)
             self.log[-1] += f" -> sent {len(sent)}: " + ", ".join(
@@ -476,8 +530,9 @@ def seeds():
 class OwedPropertyTest(unittest.TestCase):
     def test_random_edits_and_downtime(self):
         """Random edits and downtime: plan = once, nothing twice, nothing
-        sent that was not owed before its trigger (see the module doc)."""
-        total_sent = total_reminders = 0
+        sent that was not owed before its trigger, promises kept (see the
+        module doc)."""
+        total_sent = total_reminders = total_kept = 0
         for seed in seeds():
             with self.subTest(seed=seed):
                 tmp = tempfile.mkdtemp(prefix=f"kallad-property-{seed}-")
@@ -486,13 +541,16 @@ class OwedPropertyTest(unittest.TestCase):
                     passes, sends = run.go()
                     total_sent += sends
                     total_reminders += len(run.model.sent)
+                    total_kept += run.kept
                     self.assertGreater(passes, 3, f"seed {seed}: too few passes")
                 finally:
                     shutil.rmtree(tmp, True)
         # The runs did exercise reminders, not only invites.
         self.assertGreater(total_reminders, 0)
-        print(f"\nproperty: seeds {seeds()}, {total_sent} sent, {total_reminders} reminders",
-              file=sys.stderr)
+        # ... and promises made by one pass were checked at the next.
+        self.assertGreater(total_kept, 0)
+        print(f"\nproperty: seeds {seeds()}, {total_sent} sent, {total_reminders} reminders, "
+              f"{total_kept} kept as promised", file=sys.stderr)
 
 
 if __name__ == "__main__":
