@@ -281,26 +281,20 @@ static struct icaltimetype local_time(time_t t)
 	return it;
 }
 
-static bool same_wall_clock(time_t a, time_t b)
-{
-	struct tm x, y;
-
-	tz_local(a, &x);
-	tz_local(b, &y);
-	return x.tm_year == y.tm_year && x.tm_yday == y.tm_yday && x.tm_hour == y.tm_hour &&
-	       x.tm_min == y.tm_min && x.tm_sec == y.tm_sec;
-}
-
 /* A local wall-clock time in the hour repeated in autumn names two
  * instants, and clients disagree on which they take (RFC 5545 §3.3.5 says
  * the first, pytz the second): such a time is written in UTC instead.
- * Clocks go back by half an hour, an hour or two. */
+ * Clocks go back by half an hour, an hour or two. The wall clock at t-s
+ * is the one at t when the offset there is s more (at t+s, s less): seven
+ * look-ups of the zone's offset decide it. */
 static bool local_is_exact(time_t t)
 {
 	static const int shifts[] = {1800, 3600, 7200};
+	long off = offset_at(t);
 
 	for (size_t i = 0; i < ARRAY_SIZE(shifts); i++)
-		if (same_wall_clock(t, t - shifts[i]) || same_wall_clock(t, t + shifts[i]))
+		if (offset_at(t - shifts[i]) - off == shifts[i] ||
+		    offset_at(t + shifts[i]) - off == -shifts[i])
 			return false;
 	return true;
 }
@@ -308,11 +302,12 @@ static bool local_is_exact(time_t t)
 /* DTSTART/DTEND as local time with an explicit TZID parameter (the
  * icalproperty_new_dt*() constructors alone would write a floating
  * time), or in UTC when the local time is ambiguous. */
-static icalproperty *when(icalproperty *(*make)(struct icaltimetype), time_t t, const char *tzid)
+static icalproperty *when(icalproperty *(*make)(struct icaltimetype), time_t t, bool exact,
+			  const char *tzid)
 {
 	icalproperty *p;
 
-	if (!local_is_exact(t))
+	if (!exact)
 		return make(icaltime_from_timet_with_zone(t, 0, icaltimezone_get_utc_timezone()));
 	p = make(local_time(t));
 	icalproperty_add_parameter(p, icalparameter_new_tzid(tzid));
@@ -362,15 +357,11 @@ static void add_text(icalcomponent *ev, icalproperty *(*make)(const char *), con
 	free(v);
 }
 
-static void add_people(icalcomponent *ev, const struct ical_req *r)
+static icalproperty *attendee(const struct ical_req *r)
 {
-	char *uri = mailto(r->organizer_email);
-	icalproperty *a;
+	char *uri = mailto(r->attendee_email);
+	icalproperty *a = person(icalproperty_new_attendee(uri), r->attendee_name);
 
-	icalcomponent_add_property(ev, person(icalproperty_new_organizer(uri), r->organizer_name));
-	free(uri);
-	uri = mailto(r->attendee_email);
-	a = person(icalproperty_new_attendee(uri), r->attendee_name);
 	free(uri);
 	icalproperty_add_parameter(a, icalparameter_new_cutype(ICAL_CUTYPE_INDIVIDUAL));
 	icalproperty_add_parameter(a, icalparameter_new_role(ICAL_ROLE_REQPARTICIPANT));
@@ -378,10 +369,20 @@ static void add_people(icalcomponent *ev, const struct ical_req *r)
 	icalproperty_add_parameter(a, icalparameter_new_rsvp(r->method == ICAL_KIND_CANCEL
 								    ? ICAL_RSVP_FALSE
 								    : ICAL_RSVP_TRUE));
-	icalcomponent_add_property(ev, a);
+	return a;
 }
 
-static icalcomponent *vevent(const struct ical_req *r, const char *tzid)
+static void add_organizer(icalcomponent *ev, const struct ical_req *r)
+{
+	char *uri = mailto(r->organizer_email);
+
+	icalcomponent_add_property(ev, person(icalproperty_new_organizer(uri), r->organizer_name));
+	free(uri);
+}
+
+/* The event without its ATTENDEE, the last property (ical_add_attendee). */
+static icalcomponent *vevent(const struct ical_req *r, bool exact_start, bool exact_end,
+			     const char *tzid)
 {
 	const struct session *s = r->session;
 	icalcomponent *ev = icalcomponent_new(ICAL_VEVENT_COMPONENT);
@@ -391,8 +392,8 @@ static icalcomponent *vevent(const struct ical_req *r, const char *tzid)
 	icalcomponent_add_property(ev, icalproperty_new_uid(s->uid ? s->uid : ""));
 	icalcomponent_add_property(ev,
 				   icalproperty_new_dtstamp(icaltime_from_timet_with_zone(r->now, 0, utc)));
-	icalcomponent_add_property(ev, when(icalproperty_new_dtstart, s->start, tzid));
-	icalcomponent_add_property(ev, when(icalproperty_new_dtend, s->end, tzid));
+	icalcomponent_add_property(ev, when(icalproperty_new_dtstart, s->start, exact_start, tzid));
+	icalcomponent_add_property(ev, when(icalproperty_new_dtend, s->end, exact_end, tzid));
 	icalcomponent_add_property(ev, icalproperty_new_summary(*summary ? summary : "-"));
 	free(summary);
 	add_text(ev, icalproperty_new_location, s->location, 0);
@@ -402,15 +403,20 @@ static icalcomponent *vevent(const struct ical_req *r, const char *tzid)
 								       ? ICAL_STATUS_CANCELLED
 								       : ICAL_STATUS_CONFIRMED));
 	icalcomponent_add_property(ev, icalproperty_new_transp(ICAL_TRANSP_OPAQUE));
-	add_people(ev, r);
+	add_organizer(ev, r);
 	return ev;
 }
 
-char *ical_build(const struct ical_req *r)
+#define ICAL_END "END:VEVENT\r\nEND:VCALENDAR\r\n"
+
+char *ical_build_head(const struct ical_req *r, size_t *len)
 {
 	const char *tzid = tz_name();
 	icalcomponent *cal = icalcomponent_new(ICAL_VCALENDAR_COMPONENT);
+	bool exact_start = local_is_exact(r->session->start);
+	bool exact_end = local_is_exact(r->session->end);
 	char *raw, *out;
+	size_t n;
 
 	icalcomponent_add_property(cal, icalproperty_new_prodid("-//kallad//kallad " KALLAD_VERSION "//EN"));
 	icalcomponent_add_property(cal, icalproperty_new_version("2.0"));
@@ -418,12 +424,46 @@ char *ical_build(const struct ical_req *r)
 									? ICAL_METHOD_CANCEL
 									: ICAL_METHOD_REQUEST));
 	/* I17: the zone only when a time uses it. */
-	if (local_is_exact(r->session->start) || local_is_exact(r->session->end))
+	if (exact_start || exact_end)
 		icalcomponent_add_component(cal, ical_vtimezone(tzid, r->session->start));
-	icalcomponent_add_component(cal, vevent(r, tzid));
+	icalcomponent_add_component(cal, vevent(r, exact_start, exact_end, tzid));
 	raw = icalcomponent_as_ical_string_r(cal);
 	out = refold(raw);
 	icalmemory_free_buffer(raw);
 	icalcomponent_free(cal);
+	/* The event is the last component and the ATTENDEE goes last in it:
+	 * what follows is the same for every attendee. */
+	n = strlen(out);
+	if (n >= strlen(ICAL_END) && strcmp(out + n - strlen(ICAL_END), ICAL_END) == 0)
+		n -= strlen(ICAL_END);
+	out[n] = '\0';
+	if (len)
+		*len = n;
 	return out;
+}
+
+void ical_add_attendee(struct strbuf *sb, const struct ical_req *r)
+{
+	icalproperty *a = attendee(r);
+	char *raw = icalproperty_as_ical_string_r(a);
+	char *line = refold(raw);
+
+	sb_add(sb, line);
+	sb_add(sb, ICAL_END);
+	free(line);
+	icalmemory_free_buffer(raw);
+	icalproperty_free(a);
+}
+
+char *ical_build(const struct ical_req *r)
+{
+	struct strbuf sb;
+	size_t n;
+	char *head = ical_build_head(r, &n);
+
+	sb_init(&sb);
+	sb_addn(&sb, head, n);
+	free(head);
+	ical_add_attendee(&sb, r);
+	return sb_take(&sb);
 }

@@ -30,6 +30,14 @@ struct ical_req {
  * Pure: the same request gives the same bytes. */
 char *ical_build(const struct ical_req *req);
 
+/* ical_build() in two pieces, for messages to many attendees of one
+ * session: the head (every line up to the event's ATTENDEE, the same for
+ * all of them; r's attendee is not read) as a new string of *len bytes,
+ * and then, appended to a copy of the head, the ATTENDEE line and the
+ * lines that close the object. Head and tail make ical_build()'s bytes. */
+char *ical_build_head(const struct ical_req *r, size_t *len);
+void ical_add_attendee(struct strbuf *sb, const struct ical_req *r);
+
 /* "REQUEST" or "CANCEL". */
 const char *ical_method_name(enum ical_method m);
 

@@ -144,18 +144,14 @@ static const char *contact_email(const struct config *cfg)
 	return !str_empty(cfg->reply_to) ? cfg->reply_to : cfg->organizer_email;
 }
 
-static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
-				  const struct message_req *req, const char *lang,
-				  const struct files *f)
+/* What every recipient of the target shares: the programme, the
+ * organizer, the sessions, and the message's session or deadline. */
+static void set_shared(struct tpl_vars *v, const struct config *cfg, const struct calendar *cal,
+		       const struct message_req *req, const char *lang)
 {
-	struct tpl_vars *v = tpl_vars_new();
 	char *display, *addr;
 	int number = 1;
 
-	set_clean(v, "participant.name", req->p->name, MIME_NAME);
-	set_clean(v, "participant.email", req->p->email, 0);
-	set_clean(v, "participant.organisation", req->p->organisation, 0);
-	set_clean(v, "participant.role", req->p->role, 0);
 	set_clean(v, "programme.name", cfg->name, 0);
 	set_clean(v, "organizer.name", cfg->organizer_name, 0);
 	set_clean(v, "organizer.email", cfg->organizer_email, 0);
@@ -169,13 +165,220 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 			set_session(tpl_vars_item(v, "sessions"), lang, &cal->sessions[i], number++);
 	if (req->session)
 		set_session(v, lang, req->session, session_number(cal, req->session));
-	if (req->session && req->previous)
-		set_previous(v, lang, req->session, req->previous);
 	if (req->deadline)
 		set_deadline(v, lang, req->deadline);
+}
+
+static const struct tpl_vars *shared_vars(struct message_cache *c, const struct config *cfg,
+					  const struct calendar *cal,
+					  const struct message_req *req, const char *lang);
+
+static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
+				  const struct message_req *req, const char *lang,
+				  const struct files *f)
+{
+	struct tpl_vars *v = tpl_vars_new();
+
+	set_clean(v, "participant.name", req->p->name, MIME_NAME);
+	set_clean(v, "participant.email", req->p->email, 0);
+	set_clean(v, "participant.organisation", req->p->organisation, 0);
+	set_clean(v, "participant.role", req->p->role, 0);
+	if (req->cache)
+		tpl_vars_set_parent(v, shared_vars(req->cache, cfg, cal, req, lang));
+	else
+		set_shared(v, cfg, cal, req, lang);
+	if (req->session && req->previous)
+		set_previous(v, lang, req->session, req->previous);
 	for (size_t i = 0; i < f->n; i++)
 		set_clean(tpl_vars_item(v, "attachments"), "attachment.name", f->items[i].name, 0);
 	return v;
+}
+
+/* --- the per-pass cache -------------------------------------------------- */
+
+#define CACHE_VARS 32  /* languages times targets of one pass */
+#define CACHE_HEADS 32 /* sessions times methods and SEQUENCEs */
+
+/* A session or deadline as a key: a copy of what the message reads of it. */
+struct target_key {
+	bool session, deadline;
+	char *uid, *summary, *location, *description;
+	time_t start, end, due;
+	bool cancelled, date_only;
+};
+
+struct vars_entry {
+	char *lang;
+	struct target_key s, d;
+	struct tpl_vars *v;
+};
+
+struct head_entry {
+	struct target_key s;
+	enum ical_method method;
+	int sequence;
+	time_t now;
+	char *head;        /* the calendar object up to its ATTENDEE */
+	size_t head_len;
+	struct strbuf b64; /* base64 of head's first b64_src bytes, whole lines */
+	size_t b64_src;
+};
+
+struct message_cache {
+	const struct config *cfg;
+	const struct calendar *cal;
+	const struct templates *tpl;
+	struct vars_entry vars[CACHE_VARS];
+	size_t n_vars, next_vars;
+	struct head_entry heads[CACHE_HEADS];
+	size_t n_heads, next_heads;
+	char *from, *reply_to; /* header lines, reply_to "" when there is none */
+	char *date;            /* the Date line for date_at */
+	time_t date_at;
+};
+
+static void key_session(struct target_key *k, const struct session *s)
+{
+	memset(k, 0, sizeof(*k));
+	if (!s)
+		return;
+	k->session = true;
+	k->uid = s->uid ? xstrdup(s->uid) : NULL;
+	k->summary = s->summary ? xstrdup(s->summary) : NULL;
+	k->location = s->location ? xstrdup(s->location) : NULL;
+	k->description = s->description ? xstrdup(s->description) : NULL;
+	k->start = s->start;
+	k->end = s->end;
+	k->cancelled = s->cancelled;
+}
+
+static void key_deadline(struct target_key *k, const struct deadline *d)
+{
+	memset(k, 0, sizeof(*k));
+	if (!d)
+		return;
+	k->deadline = true;
+	k->uid = d->uid ? xstrdup(d->uid) : NULL;
+	k->summary = d->summary ? xstrdup(d->summary) : NULL;
+	k->description = d->description ? xstrdup(d->description) : NULL;
+	k->due = d->due;
+	k->date_only = d->date_only;
+}
+
+static bool is_session(const struct target_key *k, const struct session *s)
+{
+	if (!s)
+		return !k->session;
+	return k->session && s->start == k->start && s->end == k->end &&
+	       s->cancelled == k->cancelled && str_eq(s->uid, k->uid) &&
+	       str_eq(s->summary, k->summary) && str_eq(s->location, k->location) &&
+	       str_eq(s->description, k->description);
+}
+
+static bool is_deadline(const struct target_key *k, const struct deadline *d)
+{
+	if (!d)
+		return !k->deadline;
+	return k->deadline && d->due == k->due && d->date_only == k->date_only &&
+	       str_eq(d->uid, k->uid) && str_eq(d->summary, k->summary) &&
+	       str_eq(d->description, k->description);
+}
+
+static void key_free(struct target_key *k)
+{
+	free(k->uid);
+	free(k->summary);
+	free(k->location);
+	free(k->description);
+	memset(k, 0, sizeof(*k));
+}
+
+static void vars_entry_free(struct vars_entry *e)
+{
+	free(e->lang);
+	key_free(&e->s);
+	key_free(&e->d);
+	tpl_vars_free(e->v);
+	memset(e, 0, sizeof(*e));
+}
+
+static void head_entry_free(struct head_entry *e)
+{
+	key_free(&e->s);
+	free(e->head);
+	sb_free(&e->b64);
+	memset(e, 0, sizeof(*e));
+}
+
+static void cache_clear(struct message_cache *c)
+{
+	for (size_t i = 0; i < c->n_vars; i++)
+		vars_entry_free(&c->vars[i]);
+	for (size_t i = 0; i < c->n_heads; i++)
+		head_entry_free(&c->heads[i]);
+	free(c->from);
+	free(c->reply_to);
+	free(c->date);
+	memset(c, 0, sizeof(*c));
+}
+
+struct message_cache *message_cache_new(void)
+{
+	return xcalloc(1, sizeof(struct message_cache));
+}
+
+void message_cache_free(struct message_cache *c)
+{
+	if (!c)
+		return;
+	cache_clear(c);
+	free(c);
+}
+
+/* Entries hold for one config, calendar and templates. */
+static void cache_use(struct message_cache *c, const struct config *cfg,
+		      const struct calendar *cal, const struct templates *tpl)
+{
+	if (c->cfg == cfg && c->cal == cal && c->tpl == tpl)
+		return;
+	cache_clear(c);
+	c->cfg = cfg;
+	c->cal = cal;
+	c->tpl = tpl;
+}
+
+/* The next slot of a ring of max entries: a free one, else the oldest. */
+static size_t cache_slot(size_t *n, size_t *next, size_t max)
+{
+	size_t k;
+
+	if (*n < max)
+		return (*n)++;
+	k = *next;
+	*next = (*next + 1) % max;
+	return k;
+}
+
+static const struct tpl_vars *shared_vars(struct message_cache *c, const struct config *cfg,
+					  const struct calendar *cal,
+					  const struct message_req *req, const char *lang)
+{
+	struct vars_entry *e;
+
+	for (size_t i = 0; i < c->n_vars; i++) {
+		e = &c->vars[i];
+		if (str_eq(e->lang, lang) && is_session(&e->s, req->session) &&
+		    is_deadline(&e->d, req->deadline))
+			return e->v;
+	}
+	e = &c->vars[cache_slot(&c->n_vars, &c->next_vars, CACHE_VARS)];
+	vars_entry_free(e);
+	e->lang = xstrdup(lang);
+	key_session(&e->s, req->session);
+	key_deadline(&e->d, req->deadline);
+	e->v = tpl_vars_new();
+	set_shared(e->v, cfg, cal, req, lang);
+	return e->v;
 }
 
 /* --- attachments --------------------------------------------------------- */
@@ -263,9 +466,9 @@ static void add_files(struct mime_part *mixed, const struct files *f)
 }
 
 /* M1: mixed { alternative { plain, html?, calendar }, invite.ics, files }.
- * Both calendar parts are base64 of the same bytes. */
-static struct mime_part *structure(const char *text, const char *html, const char *ics,
-				   enum calpart cal, const struct files *f)
+ * Both calendar parts are the same base64 text (ics64, n64 bytes). */
+static struct mime_part *structure(const char *text, const char *html, const char *ics64,
+				   size_t n64, enum calpart cal, const struct files *f)
 {
 	struct mime_part *body = text_body(text, html), *mixed, *alt;
 	char *type;
@@ -284,12 +487,12 @@ static struct mime_part *structure(const char *text, const char *html, const cha
 		}
 		type = xasprintf("text/calendar; charset=UTF-8; method=%s",
 				 ical_method_name(cal == CAL_CANCEL ? ICAL_KIND_CANCEL : ICAL_KIND_REQUEST));
-		mime_add(alt, mime_leaf(type, NULL, ics, strlen(ics), MIME_BASE64));
+		mime_add(alt, mime_leaf_encoded(type, NULL, ics64, n64, MIME_BASE64));
 		free(type);
 		mime_add(mixed, alt);
-		mime_add(mixed, mime_leaf("application/ics; name=\"invite.ics\"",
-					  "attachment; filename=\"invite.ics\"", ics, strlen(ics),
-					  MIME_BASE64));
+		mime_add(mixed, mime_leaf_encoded("application/ics; name=\"invite.ics\"",
+						  "attachment; filename=\"invite.ics\"", ics64, n64,
+						  MIME_BASE64));
 	}
 	add_files(mixed, f);
 	return mixed;
@@ -303,31 +506,106 @@ static void sender(const struct config *cfg, char **display, char **addr)
 	*addr = xstrdup(cfg->organizer_email ? cfg->organizer_email : "");
 }
 
-static void headers(struct strbuf *sb, const struct config *cfg, const struct message_req *req,
-		    const char *subject)
+static char *from_line(const struct config *cfg)
 {
-	char *display, *addr, *id;
+	struct strbuf sb;
+	char *display, *addr;
 
+	sb_init(&sb);
 	sender(cfg, &display, &addr);
-	mime_header_mailbox(sb, "From", display, addr);
+	mime_header_mailbox(&sb, "From", display, addr);
 	free(display);
 	free(addr);
-	mime_header_mailbox(sb, "To", req->p->name, req->p->email);
+	return sb_take(&sb);
+}
+
+static char *reply_to_line(const struct config *cfg)
+{
+	struct strbuf sb;
+	char *display, *addr;
+
+	sb_init(&sb);
 	if (mime_split_address(cfg->reply_to, &display, &addr)) {
-		mime_header_mailbox(sb, "Reply-To", display, addr);
+		mime_header_mailbox(&sb, "Reply-To", display, addr);
 		free(display);
 		free(addr);
 	}
+	return sb_take(&sb);
+}
+
+static char *date_line(time_t now)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	mime_header_date(&sb, now);
+	return sb_take(&sb);
+}
+
+static void headers(struct strbuf *sb, const struct config *cfg, const struct message_req *req,
+		    const char *subject)
+{
+	struct message_cache *c = req->cache;
+	char *from = NULL, *reply = NULL, *date = NULL, *id;
+
+	if (c && !c->from) {
+		c->from = from_line(cfg);
+		c->reply_to = reply_to_line(cfg);
+	}
+	if (c && (!c->date || c->date_at != req->now)) {
+		free(c->date);
+		c->date = date_line(req->now);
+		c->date_at = req->now;
+	}
+	sb_add(sb, c ? c->from : (from = from_line(cfg)));
+	mime_header_mailbox(sb, "To", req->p->name, req->p->email);
+	sb_add(sb, c ? c->reply_to : (reply = reply_to_line(cfg)));
 	mime_header_text(sb, "Subject", subject);
-	mime_header_date(sb, req->now);
+	sb_add(sb, c ? c->date : (date = date_line(req->now)));
 	id = message_id(cfg, req->key);
 	sb_addf(sb, "Message-ID: %s\r\n", id);
 	free(id);
 	sb_add(sb, "MIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
+	free(from);
+	free(reply);
+	free(date);
 }
 
-static char *calendar_text(const struct config *cfg, const struct message_req *req,
-			   enum calpart cal)
+static void head_fill(struct head_entry *h, const struct ical_req *r)
+{
+	/* 57 bytes make one line of 76 base64 characters: the head's whole
+	 * lines encode the same whatever attendee follows. */
+	h->head = ical_build_head(r, &h->head_len);
+	h->b64_src = h->head_len / 57 * 57;
+	sb_init(&h->b64);
+	mime_base64(&h->b64, h->head, h->b64_src);
+}
+
+static struct head_entry *cached_head(struct message_cache *c, const struct ical_req *r)
+{
+	struct head_entry *h;
+
+	for (size_t i = 0; i < c->n_heads; i++) {
+		h = &c->heads[i];
+		if (h->method == r->method && h->sequence == r->sequence && h->now == r->now &&
+		    is_session(&h->s, r->session))
+			return h;
+	}
+	h = &c->heads[cache_slot(&c->n_heads, &c->next_heads, CACHE_HEADS)];
+	head_entry_free(h);
+	key_session(&h->s, r->session);
+	h->method = r->method;
+	h->sequence = r->sequence;
+	h->now = r->now;
+	head_fill(h, r);
+	return h;
+}
+
+/* The calendar object in base64, as the calendar part and invite.ics
+ * carry it: the head's whole lines from the cache when there is one, the
+ * rest (the head's last bytes, ATTENDEE, the closing lines) encoded here. */
+static char *calendar_base64(const struct config *cfg, const struct message_req *req,
+			     enum calpart cal, size_t *n)
 {
 	struct ical_req r = {
 		.method = cal == CAL_CANCEL ? ICAL_KIND_CANCEL : ICAL_KIND_REQUEST,
@@ -339,8 +617,27 @@ static char *calendar_text(const struct config *cfg, const struct message_req *r
 		.attendee_email = req->p->email,
 		.now = req->now,
 	};
+	struct head_entry own = {0}, *h;
+	struct strbuf rest, out;
 
-	return ical_build(&r);
+	if (req->cache) {
+		h = cached_head(req->cache, &r);
+	} else {
+		h = &own;
+		head_fill(h, &r);
+	}
+	sb_init(&rest);
+	sb_addn(&rest, h->head + h->b64_src, h->head_len - h->b64_src);
+	ical_add_attendee(&rest, &r);
+	sb_init(&out);
+	sb_addn(&out, h->b64.buf, h->b64.len);
+	if (h->b64.len && rest.len)
+		sb_add(&out, "\r\n");
+	mime_base64(&out, rest.buf, rest.len);
+	sb_free(&rest);
+	head_entry_free(&own);
+	*n = out.len;
+	return sb_take(&out);
 }
 
 /* Checks what the message kind needs before anything is built. */
@@ -410,13 +707,16 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	if (k.cal == CAL_REQUEST && req->p && req->p->status != PS_REGISTERED)
 		k.cal = CAL_NONE;
 	const char *lang = language(cfg, tpl, req);
-	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics = NULL;
+	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics64 = NULL;
+	size_t n64 = 0;
 	struct files f = {0};
 	struct tpl_vars *v = NULL;
 	struct strbuf sb;
 	struct mime_part *root;
 	char *out = NULL;
 
+	if (req->cache)
+		cache_use(req->cache, cfg, cal, tpl);
 	if (!check_req(cfg, tpl, req, k, lang, what, errs) ||
 	    !load_files(cfg, reg, req, what, &f, errs))
 		goto done;
@@ -424,8 +724,8 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	if (!render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
 		goto done;
 	if (k.cal != CAL_NONE)
-		ics = calendar_text(cfg, req, k.cal);
-	root = structure(text, html, ics, k.cal, &f);
+		ics64 = calendar_base64(cfg, req, k.cal, &n64);
+	root = structure(text, html, ics64, n64, k.cal, &f);
 	sb_init(&sb);
 	headers(&sb, cfg, req, subject);
 	mime_write(&sb, root, req->key);
@@ -440,7 +740,7 @@ done:
 	free(subject);
 	free(text);
 	free(html);
-	free(ics);
+	free(ics64);
 	return out;
 }
 

@@ -22,7 +22,22 @@ struct message_req {
 	int sequence;                    /* SEQUENCE for the calendar part */
 	const char *key;                 /* delivery key: the Message-ID derives from it */
 	time_t now;                      /* Date: and DTSTAMP */
+	struct message_cache *cache;     /* NULL, or what earlier messages of
+					    this pass made (message_cache_new) */
 };
+
+/* What the messages of one pass share, made once and kept for the next
+ * message to the same target: per language and session or deadline, the
+ * template variables (the dates formatted in words, the sessions list);
+ * per session, method, SEQUENCE and DTSTAMP, the calendar object up to
+ * its ATTENDEE and most of its base64; the Date, From and Reply-To
+ * header lines. Entries are keyed by the target's content, not its
+ * address, so a changed session never meets an old entry. Valid for one
+ * config, calendar and templates (a cache meeting others starts over):
+ * make one per pass and free it at its end. Messages are the same bytes
+ * with a cache or without. */
+struct message_cache *message_cache_new(void);
+void message_cache_free(struct message_cache *c);
 
 /* Builds the message with CRLF line ends. Returns bytes the caller frees
  * (length in *len), or NULL with a line in errs naming the delivery and

@@ -346,31 +346,38 @@ bool mime_split_address(const char *from, char **display, char **addr)
 
 /* --- bodies ------------------------------------------------------------ */
 
-static bool qp_at_eol(const char *d, size_t i, size_t n)
+/* What quoted-printable does with each byte (RFC 2045 §6.7): QP_LIT
+ * stands for itself (rule 2: 33-126 but '='), QP_WS (space, TAB) stands
+ * for itself unless it ends a line (rule 3), QP_LF is a hard line break,
+ * QP_CR one when LF follows, and QP_ENC (all else, '=' and 8-bit bytes
+ * among them) is written "=XX". */
+enum { QP_ENC, QP_LIT, QP_WS, QP_LF, QP_CR }; /* up to QP_WS: no line break */
+
+static const unsigned char qp_class[256] = {
+	[33 ... 60] = QP_LIT, /* '=' (61) is encoded */
+	[62 ... 126] = QP_LIT,
+	[' '] = QP_WS,
+	['\t'] = QP_WS,
+	['\n'] = QP_LF,
+	['\r'] = QP_CR,
+};
+
+static const char qp_hex[] = "0123456789ABCDEF";
+
+/* True when byte i of d is the last of its line: the data ends after it,
+ * or a line break (LF, or CR LF) follows. */
+static bool qp_at_eol(const unsigned char *d, size_t i, size_t n)
 {
 	return i + 1 == n || d[i + 1] == '\n' || (d[i + 1] == '\r' && i + 2 < n && d[i + 2] == '\n');
 }
 
-/* One input byte as its QP token. '.' and 'F' opening a line are encoded
- * so that no line reads "." (SMTP end of data) or "From " (mbox). */
-static size_t qp_token(char tok[4], unsigned char c, size_t col, bool eol)
-{
-	bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol);
-
-	if (col == 0 && (c == '.' || c == 'F'))
-		literal = false;
-	if (literal) {
-		tok[0] = (char)c;
-		return 1;
-	}
-	tok[0] = '=';
-	tok[1] = "0123456789ABCDEF"[c >> 4];
-	tok[2] = "0123456789ABCDEF"[c & 15];
-	return 3;
-}
-
+/* One pass over the data, one table look-up a byte. A line holds at most
+ * 76 octets: 75 and a soft break "=", or 76 when its hard break follows.
+ * '.' and 'F' opening a line are encoded so that no line reads "." (SMTP
+ * end of data) or "From " (mbox). */
 void mime_qp(struct strbuf *sb, const char *data, size_t n)
 {
+	const unsigned char *d = (const unsigned char *)data;
 	size_t col = 0;
 	char *out;
 
@@ -379,31 +386,46 @@ void mime_qp(struct strbuf *sb, const char *data, size_t n)
 	sb_reserve(sb, n * 3 + (n / 25 + 1) * 3);
 	out = sb->buf + sb->len;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)data[i];
-		bool eol;
-		char tok[4];
-		size_t len;
+		unsigned char c = d[i];
+		unsigned k = qp_class[c];
+		bool literal;
 
-		if (c == '\r' && i + 1 < n && data[i + 1] == '\n')
+		/* The common case: inside a line, a printable byte, or a space
+		 * or TAB that something other than a line break follows. */
+		if (col - 1 < 74 && (k == QP_LIT || (k == QP_WS && i + 1 < n &&
+						     qp_class[d[i + 1]] <= QP_WS))) {
+			*out++ = (char)c;
+			col++;
 			continue;
-		if (c == '\n') {
+		}
+		if (k == QP_LF || (k == QP_CR && i + 1 < n && d[i + 1] == '\n')) {
+			i += k == QP_CR;
 			*out++ = '\r';
 			*out++ = '\n';
 			col = 0;
 			continue;
 		}
-		eol = qp_at_eol(data, i, n);
-		len = qp_token(tok, c, col, eol);
+		bool eol = qp_at_eol(d, i, n);
+
+		literal = k == QP_LIT || (k == QP_WS && !eol);
 		/* A soft break "=" needs the 76th column unless the line ends here. */
-		if (col + len > (eol ? 76u : 75u)) {
+		if (col + (literal ? 1 : 3) > (eol ? 76u : 75u)) {
 			memcpy(out, "=\r\n", 3);
 			out += 3;
 			col = 0;
-			len = qp_token(tok, c, col, eol);
 		}
-		memcpy(out, tok, len);
-		out += len;
-		col += len;
+		if (col == 0 && (c == '.' || c == 'F'))
+			literal = false;
+		if (literal) {
+			*out++ = (char)c;
+			col++;
+		} else {
+			out[0] = '=';
+			out[1] = qp_hex[c >> 4];
+			out[2] = qp_hex[c & 15];
+			out += 3;
+			col += 3;
+		}
 	}
 	sb->len = (size_t)(out - sb->buf);
 	sb->buf[sb->len] = '\0';
@@ -414,28 +436,34 @@ void mime_base64(struct strbuf *sb, const char *data, size_t n)
 	static const char tbl[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *d = (const unsigned char *)data;
-	size_t col = 0;
+	size_t quads = (n + 2) / 3, col = 0;
+	char *out;
 
+	/* 4 characters per 3 bytes, CRLF after each 76 but the last line. */
+	sb_reserve(sb, quads * 4 + (quads / 19 + 1) * 2);
+	out = sb->buf + sb->len;
 	for (size_t i = 0; i < n; i += 3) {
 		uint32_t v = (uint32_t)d[i] << 16;
 		size_t left = n - i;
-		char q[4];
 
 		if (left > 1)
 			v |= (uint32_t)d[i + 1] << 8;
 		if (left > 2)
 			v |= d[i + 2];
-		q[0] = tbl[(v >> 18) & 63];
-		q[1] = tbl[(v >> 12) & 63];
-		q[2] = left > 1 ? tbl[(v >> 6) & 63] : '=';
-		q[3] = left > 2 ? tbl[v & 63] : '=';
 		if (col == 76) {
-			sb_add(sb, "\r\n");
+			*out++ = '\r';
+			*out++ = '\n';
 			col = 0;
 		}
-		sb_addn(sb, q, 4);
+		out[0] = tbl[(v >> 18) & 63];
+		out[1] = tbl[(v >> 12) & 63];
+		out[2] = left > 1 ? tbl[(v >> 6) & 63] : '=';
+		out[3] = left > 2 ? tbl[v & 63] : '=';
+		out += 4;
 		col += 4;
 	}
+	sb->len = (size_t)(out - sb->buf);
+	sb->buf[sb->len] = '\0';
 }
 
 /* --- attachments ------------------------------------------------------- */
@@ -603,6 +631,7 @@ struct mime_part {
 	char *data;
 	size_t n;
 	enum mime_encoding enc;
+	bool encoded; /* data is the body as written (mime_leaf_encoded) */
 	bool multi;
 	struct mime_part **kids;
 	size_t n_kids, cap_kids;
@@ -618,6 +647,15 @@ struct mime_part *mime_leaf(const char *content_type, const char *disposition, c
 	p->data = xstrndup(data ? data : "", data ? n : 0);
 	p->n = data ? n : 0;
 	p->enc = enc;
+	return p;
+}
+
+struct mime_part *mime_leaf_encoded(const char *content_type, const char *disposition,
+				    const char *encoded, size_t n, enum mime_encoding enc)
+{
+	struct mime_part *p = mime_leaf(content_type, disposition, encoded, n, enc);
+
+	p->encoded = true;
 	return p;
 }
 
@@ -699,7 +737,9 @@ static void write_part(struct strbuf *sb, const struct mime_part *p, const char 
 		if (p->disposition)
 			add_param_header(sb, "Content-Disposition", p->disposition);
 		sb_add(sb, "\r\n");
-		if (p->enc == MIME_BASE64)
+		if (p->encoded)
+			sb_addn(sb, p->data, p->n);
+		else if (p->enc == MIME_BASE64)
 			mime_base64(sb, p->data, p->n);
 		else
 			mime_qp(sb, p->data, p->n);

@@ -70,6 +70,12 @@ struct mime_part;
  * disposition NULL for none. */
 struct mime_part *mime_leaf(const char *content_type, const char *disposition, const char *data,
 			    size_t n, enum mime_encoding enc);
+/* A leaf whose body is already encoded with enc, as mime_qp() or
+ * mime_base64() write it (no CRLF after the last line): written as it is,
+ * so that a body two parts share, or one much of which many messages
+ * share, is encoded once. */
+struct mime_part *mime_leaf_encoded(const char *content_type, const char *disposition,
+				    const char *encoded, size_t n, enum mime_encoding enc);
 /* subtype: "mixed", "alternative". */
 struct mime_part *mime_multipart(const char *subtype);
 /* parent takes ownership of child. */

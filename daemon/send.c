@@ -37,6 +37,7 @@ void send_free(struct sender *s)
 	free(s->pending);
 	free(s->owed.items);
 	dueindex_free(s->ix);
+	message_cache_free(s->msg_cache);
 	free(s->held_why);
 	backoff_free(s->bo);
 	free(s);
@@ -45,6 +46,8 @@ void send_free(struct sender *s)
 void send_set_programme(struct sender *s, struct programme *pg)
 {
 	s->pg = pg;
+	message_cache_free(s->msg_cache);
+	s->msg_cache = NULL;
 	wake_invalidate(s);
 	backoff_set_config(s->bo, pg->cfg);
 }
@@ -787,6 +790,8 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	if (s->progress && (stats->sent || stats->failed || stats->transient))
 		fputc('\n', stderr);
 	note_relay(s);
+	message_cache_free(s->msg_cache); /* the pass's shared values */
+	s->msg_cache = NULL;
 	return !s->broken;
 }
 
@@ -803,6 +808,9 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 	char *msg;
 
 	req.previous = has_before ? &before : NULL;
+	if (!s->msg_cache)
+		s->msg_cache = message_cache_new();
+	req.cache = s->msg_cache;
 	msg = message_build(s->pg->cfg, s->pg->cal, s->pg->reg, s->pg->tpl, &req, len, errs);
 	if (has_before)
 		state_session_clear(&before);

@@ -59,6 +59,7 @@ struct tpl_section {
 };
 
 struct tpl_vars {
+	const struct tpl_vars *parent; /* asked for what these do not hold */
 	struct tpl_value *values;
 	size_t nvalues, capvalues;
 	struct tpl_section *sections;
@@ -687,6 +688,11 @@ void tpl_vars_set(struct tpl_vars *v, const char *name, const char *value)
 	v->values[v->nvalues++].value = xstrdup(value ? value : "");
 }
 
+void tpl_vars_set_parent(struct tpl_vars *v, const struct tpl_vars *parent)
+{
+	v->parent = parent;
+}
+
 static const struct tpl_section *section_of(const struct tpl_vars *v, const char *name)
 {
 	for (size_t i = 0; i < v->nsections; i++)
@@ -720,10 +726,12 @@ struct tpl_vars *tpl_vars_item(struct tpl_vars *v, const char *name)
 
 /* ---- rendering ---- */
 
-/* Variables visible while rendering: the innermost item last. */
+/* Variables visible while rendering: the innermost item last. The first
+ * `base` are the variables given and their parents (MAX_PARENTS at most). */
+#define MAX_PARENTS 4
 struct scope {
-	const struct tpl_vars *v[MAX_DEPTH + 1];
-	int n;
+	const struct tpl_vars *v[MAX_DEPTH + MAX_PARENTS];
+	int n, base;
 };
 
 static const char *scope_value(const struct scope *sc, const char *name)
@@ -799,7 +807,7 @@ static void render_section(const struct node *n, struct scope *sc, bool html,
 	if (n->kind == N_INVERTED) {
 		if (!full)
 			render(n, sc, html, out);
-	} else if (list && sc->n <= MAX_DEPTH) {
+	} else if (list && sc->n - sc->base < MAX_DEPTH) {
 		for (size_t i = 0; i < list->n; i++) {
 			sc->v[sc->n++] = list->items[i];
 			render(n, sc, html, out);
@@ -829,8 +837,16 @@ static void render(const struct node *n, struct scope *sc, bool html, struct str
 
 static char *render_root(const struct node *root, const struct tpl_vars *v, bool html)
 {
-	struct scope sc = {.v = {v}, .n = 1};
+	struct scope sc = {.n = 0};
 	struct strbuf out;
+
+	/* The outermost parent first: v itself is the innermost binding. */
+	for (const struct tpl_vars *p = v; p && sc.n < MAX_PARENTS; p = p->parent)
+		sc.n++;
+	sc.base = sc.n;
+	for (const struct tpl_vars *p = v; p && sc.n > 0; p = p->parent)
+		sc.v[--sc.n] = p;
+	sc.n = sc.base;
 
 	sb_init(&out);
 	render(root, &sc, html, &out);

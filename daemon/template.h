@@ -29,6 +29,10 @@ bool tpl_has(const struct templates *t, const char *lang, const char *fallback,
 struct tpl_vars *tpl_vars_new(void);
 void tpl_vars_free(struct tpl_vars *v);
 void tpl_vars_set(struct tpl_vars *v, const char *name, const char *value); /* copies */
+/* Names v does not hold are looked up in parent (not copied, not freed:
+ * it must outlive v's rendering), so what many renderings share is made
+ * once. v's own names win. At most four levels. */
+void tpl_vars_set_parent(struct tpl_vars *v, const struct tpl_vars *parent);
 /* Appends an item to section `name` and returns it for filling (owned by v). */
 struct tpl_vars *tpl_vars_item(struct tpl_vars *v, const char *name);
 

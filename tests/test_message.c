@@ -558,6 +558,101 @@ static void message_id_and_determinism(void **state)
 	free(b);
 }
 
+static const struct config *use_cfg = &cfg;
+
+/* message_build() with and without a cache; the same bytes, or fail
+ * naming the first difference. */
+static void assert_cached_same(struct message_req *r, struct message_cache *c, const char *what)
+{
+	struct errlist errs = {0};
+	size_t la = 0, lb = 0, i = 0;
+	char *a, *b;
+
+	r->cache = NULL;
+	a = message_build(use_cfg, &cal, &reg, tpl, r, &la, &errs);
+	r->cache = c;
+	b = message_build(use_cfg, &cal, &reg, tpl, r, &lb, &errs);
+	r->cache = NULL;
+	if (!a || !b)
+		fail_msg("%s: %s", what, errs.n ? errs.items[0] : "not built");
+	while (i < la && i < lb && a[i] == b[i])
+		i++;
+	if (la != lb || i != la)
+		fail_msg("%s: with a cache differs at byte %zu: ...%.60s... vs ...%.60s...", what, i,
+			 a + (i > 20 ? i - 20 : 0), b + (i > 20 ? i - 20 : 0));
+	errlist_free(&errs);
+	free(a);
+	free(b);
+}
+
+/* The per-pass cache changes no byte: every kind to every participant
+ * about every session (the hostile one, the DST ones, a cancelled one),
+ * interleaved so entries are found again, with an update's previous
+ * copy; a session changed in place (same address) after it was cached;
+ * DTSTAMP and Date moving within a pass; more targets than the cache
+ * holds; another configuration meeting the cache. */
+static void cache_gives_the_same_bytes(void **state)
+{
+	static const char *const kinds[] = {"invite", "session-reminder", "update", "cancel",
+					    "material", "welcome"};
+	struct message_cache *c = message_cache_new();
+	struct session before = sessions[S_LEDA];
+	struct message_req r;
+	char what[128];
+
+	(void)state;
+	before.start -= 86400;
+	before.location = "Gamla stan";
+	for (int round = 0; round < 2; round++)
+		for (size_t s = 0; s < ARRAY_SIZE(sessions); s++)
+			for (int p = 0; p < (int)ARRAY_SIZE(people); p++)
+				for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+					r = req_for(kinds[k], p, &sessions[s], NULL);
+					if (str_eq(kinds[k], "update") && p % 2)
+						r.previous = &before;
+					r.sequence = round;
+					snprintf(what, sizeof(what), "%s to %d about %zu", kinds[k], p, s);
+					assert_cached_same(&r, c, what);
+				}
+	for (int p = 0; p < (int)ARRAY_SIZE(people); p++) {
+		r = req_for("deadline-reminder", p, NULL, &deadline);
+		assert_cached_same(&r, c, "deadline-reminder");
+		r = req_for("material", p, NULL, NULL);
+		assert_cached_same(&r, c, "material without a session");
+	}
+	/* The session moves and changes place after it was cached. */
+	{
+		struct session keep = sessions[S_STYRNING];
+
+		sessions[S_STYRNING].start += 3600;
+		sessions[S_STYRNING].location = "Annan plats";
+		r = req_for("invite", P_ANNA, &sessions[S_STYRNING], NULL);
+		assert_cached_same(&r, c, "a session changed in place");
+		sessions[S_STYRNING] = keep;
+	}
+	/* Time moves on within a pass: more DTSTAMPs than the cache holds. */
+	for (int i = 0; i < 70; i++) {
+		r = req_for("invite", i % (int)ARRAY_SIZE(people), &sessions[S_SPRING], NULL);
+		r.now += i * 7;
+		assert_cached_same(&r, c, "time moving on");
+	}
+	/* Another configuration (as a reload makes): the cache starts over. */
+	{
+		struct config other = cfg;
+
+		other.name = "Ett annat program";
+		other.from = "Annan Avsändare <annan@example.org>";
+		other.reply_to = NULL;
+		use_cfg = &other;
+		r = req_for("invite", P_JOHN, &sessions[S_LEDA], NULL);
+		assert_cached_same(&r, c, "another configuration");
+		use_cfg = &cfg;
+		r = req_for("invite", P_JOHN, &sessions[S_LEDA], NULL);
+		assert_cached_same(&r, c, "the first configuration again");
+	}
+	message_cache_free(c);
+}
+
 static void assert_fails(const struct message_req *r, const char *const *words)
 {
 	struct errlist errs = {0};
@@ -690,6 +785,7 @@ int main(void)
 		cmocka_unit_test(every_kind_passes),
 		cmocka_unit_test(invite_structure),
 		cmocka_unit_test(message_id_and_determinism),
+		cmocka_unit_test(cache_gives_the_same_bytes),
 		cmocka_unit_test(errors_name_the_delivery),
 		cmocka_unit_test(material_attachments),
 		cmocka_unit_test(plain_only_message),

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef PYTHON
@@ -396,6 +397,302 @@ static void base64_vectors(void **state)
 	sb_free(&sb);
 }
 
+/* Quoted-printable as RFC 2045 §6.7 writes it, byte by byte and slowly:
+ * the reference the table-driven mime_qp() must match on every input. */
+static void qp_reference(struct strbuf *sb, const unsigned char *d, size_t n)
+{
+	size_t col = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = d[i];
+		bool eol, literal;
+		size_t len;
+
+		if (c == '\r' && i + 1 < n && d[i + 1] == '\n')
+			continue;
+		if (c == '\n') {
+			sb_add(sb, "\r\n");
+			col = 0;
+			continue;
+		}
+		eol = i + 1 == n || d[i + 1] == '\n' ||
+		      (d[i + 1] == '\r' && i + 2 < n && d[i + 2] == '\n');
+		literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol);
+		len = literal && !(col == 0 && (c == '.' || c == 'F')) ? 1 : 3;
+		if (col + len > (eol ? 76u : 75u)) {
+			sb_add(sb, "=\r\n");
+			col = 0;
+		}
+		if (literal && !(col == 0 && (c == '.' || c == 'F'))) {
+			sb_addc(sb, (char)c);
+			col++;
+		} else {
+			sb_addf(sb, "=%02X", c);
+			col += 3;
+		}
+	}
+}
+
+static char *qp_of(const char *data, size_t n)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	mime_qp(&sb, data, n);
+	return sb_take(&sb);
+}
+
+static void qp_vectors(void **state)
+{
+	char a[200];
+	static const char *const vec[][2] = {
+		{"", ""},
+		{"abc", "abc"},
+		{"a=b", "a=3Db"},
+		{"trailing \n", "trailing=20\r\n"},
+		{"trailing \r\nnext", "trailing=20\r\nnext"},
+		{"tab\t", "tab=09"},
+		{"mid space and\ttab x", "mid space and\ttab x"},
+		{".\n", "=2E\r\n"},
+		{"From here\nFrom", "=46rom here\r\n=46rom"},
+		{"x.y\nxFy", "x.y\r\nxFy"},
+		{"\xc3\xa5r", "=C3=A5r"},
+		{"lone\rcr", "lone=0Dcr"},
+		{"end cr\r", "end cr=0D"},
+		{"nul\x01\x7f\xff", "nul=01=7F=FF"},
+		{"\n\n", "\r\n\r\n"},
+		{" ", "=20"},
+		{"  \n", " =20\r\n"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(vec); i++) {
+		char *got = qp_of(vec[i][0], strlen(vec[i][0]));
+
+		if (strcmp(got, vec[i][1]) != 0)
+			fail_msg("vector %zu: got \"%s\", want \"%s\"", i, got, vec[i][1]);
+		free(got);
+	}
+	/* 76 octets fit on a line its hard break ends (or the data's end)... */
+	memset(a, 'a', 76);
+	a[76] = '\n';
+	char *got = qp_of(a, 77);
+	assert_int_equal(strlen(got), 78);
+	assert_memory_equal(got, a, 76);
+	free(got);
+	got = qp_of(a, 76);
+	assert_int_equal(strlen(got), 76);
+	free(got);
+	/* ... but a line going on breaks after 75 and "=". */
+	memset(a, 'a', 77);
+	got = qp_of(a, 77);
+	assert_int_equal(strncmp(got + 75, "=\r\naa", 6), 0);
+	assert_int_equal(strlen(got), 75 + 3 + 2);
+	free(got);
+	/* "=3D" does not fit after 74 octets, even at the end of the data. */
+	memset(a, 'a', 74);
+	a[74] = '=';
+	got = qp_of(a, 75);
+	assert_string_equal(got + 74, "=\r\n=3D");
+	free(got);
+	/* A space where the line must break is not trailing: the "=" follows. */
+	memset(a, 'a', 75);
+	a[75] = ' ';
+	a[76] = 'b';
+	got = qp_of(a, 77);
+	assert_string_equal(got + 75, "=\r\n b");
+	free(got);
+	/* A '.' or 'F' opening a line after a soft break is encoded too. */
+	a[75] = '.';
+	got = qp_of(a, 77);
+	assert_string_equal(got + 75, "=\r\n=2Eb");
+	free(got);
+	a[75] = 'F';
+	got = qp_of(a, 77);
+	assert_string_equal(got + 75, "=\r\n=46b");
+	free(got);
+}
+
+/* A small deterministic generator (xorshift), so failures repeat. */
+static uint32_t rnd_state = 2463534242u;
+
+static uint32_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 17;
+	rnd_state ^= rnd_state << 5;
+	return rnd_state;
+}
+
+/* Random data heavy in what the rules are about: spaces and tabs before
+ * line breaks, CR, '.', 'F', '=', 8-bit bytes, long lines. */
+static size_t random_text(unsigned char *buf, size_t max)
+{
+	static const unsigned char pick[] = {' ', '\t', '\n', '\r', '.', 'F', '=', 'a', 'z', '0',
+					     0xc3, 0xa5, 0xff, 0x00, 0x7f, '~', '!'};
+	size_t n = rnd() % max;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t r = rnd();
+
+		buf[i] = r % 4 ? pick[r / 4 % ARRAY_SIZE(pick)] : (unsigned char)(r >> 8);
+		if (r % 97 == 0) /* a long run of letters: soft breaks */
+			for (size_t k = 0; k < 150 && i + 1 < n; k++)
+				buf[++i] = (unsigned char)('a' + k % 26);
+	}
+	return n;
+}
+
+/* Every line ends in CRLF and holds at most 76 octets, printable ASCII,
+ * no trailing space or TAB, '=' only as a soft break or before two
+ * upper-case hex digits, no line "." or starting "From ". */
+static void assert_qp_wire(const char *s, size_t n)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i <= n; i++) {
+		size_t len;
+		const char *line = s + start;
+
+		if (i < n && s[i] != '\r')
+			continue;
+		len = i - start;
+		if (i < n)
+			assert_true(i + 1 < n && s[i + 1] == '\n');
+		assert_true(len <= 76);
+		if (len > 0)
+			assert_true(line[len - 1] != ' ' && line[len - 1] != '\t');
+		assert_false(len == 1 && line[0] == '.');
+		assert_false(len >= 5 && memcmp(line, "From ", 5) == 0);
+		for (size_t k = 0; k < len; k++) {
+			unsigned char c = (unsigned char)line[k];
+
+			assert_true((c >= 33 && c <= 126) || c == ' ' || c == '\t');
+			if (c == '=' && k + 1 < len) {
+				assert_true(k + 2 < len);
+				assert_non_null(strchr("0123456789ABCDEF", line[k + 1]));
+				assert_non_null(strchr("0123456789ABCDEF", line[k + 2]));
+				k += 2;
+			}
+		}
+		start = i + 2;
+		i++;
+	}
+}
+
+static void qp_matches_reference(void **state)
+{
+	unsigned char buf[2000];
+
+	(void)state;
+	for (int round = 0; round < 3000; round++) {
+		size_t n = random_text(buf, sizeof(buf));
+		struct strbuf want;
+		char *got = qp_of((const char *)buf, n);
+
+		sb_init(&want);
+		qp_reference(&want, buf, n);
+		if (strcmp(got, want.buf) != 0)
+			fail_msg("round %d: mime_qp differs from the reference", round);
+		assert_qp_wire(got, strlen(got));
+		sb_free(&want);
+		free(got);
+	}
+}
+
+/* Python's quopri (binascii.a2b_qp: no code shared with kallad) decodes
+ * what mime_qp() wrote to the input, line breaks as CRLF. */
+static void qp_python_round_trip(void **state)
+{
+	static const char script[] =
+		"import quopri, sys, os\n"
+		"d = sys.argv[1]; bad = 0; n = 0\n"
+		"for name in sorted(os.listdir(d)):\n"
+		"    if not name.endswith('.in'): continue\n"
+		"    raw = open(os.path.join(d, name), 'rb').read()\n"
+		"    enc = open(os.path.join(d, name[:-3] + '.qp'), 'rb').read()\n"
+		"    want = raw.replace(b'\\r\\n', b'\\n').replace(b'\\n', b'\\r\\n')\n"
+		"    n += 1\n"
+		"    if quopri.decodestring(enc) != want:\n"
+		"        bad += 1; print('differs:', name)\n"
+		"print('checked', n, 'bad', bad)\n";
+	unsigned char buf[3000];
+	char *dir = xasprintf("%s/qp", tmpdir), *cmd, *out, *py;
+
+	(void)state;
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (int i = 0; i < 400; i++) {
+		size_t n = random_text(buf, sizeof(buf));
+		char *in_name = xasprintf("qp/%04d.in", i), *qp_name = xasprintf("qp/%04d.qp", i);
+		char *qp = qp_of((const char *)buf, n);
+
+		free(write_tmp(in_name, (const char *)buf, n));
+		free(write_tmp(qp_name, qp, strlen(qp)));
+		free(in_name);
+		free(qp_name);
+		free(qp);
+	}
+	py = write_tmp("qp-check.py", script, strlen(script));
+	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
+	out = run(cmd);
+	if (strcmp(out, "checked 400 bad 0\n") != 0)
+		fail_msg("quopri: %s", out);
+	free(out);
+	free(cmd);
+	free(py);
+	free(dir);
+}
+
+/* Base64 against Python's decoder, random lengths around the 57-byte
+ * line and the 3-byte group. */
+static void base64_python_round_trip(void **state)
+{
+	static const char script[] =
+		"import base64, sys, os\n"
+		"d = sys.argv[1]; bad = 0; n = 0\n"
+		"for name in sorted(os.listdir(d)):\n"
+		"    if not name.endswith('.in'): continue\n"
+		"    raw = open(os.path.join(d, name), 'rb').read()\n"
+		"    enc = open(os.path.join(d, name[:-3] + '.b64'), 'rb').read()\n"
+		"    lines = enc.split(b'\\r\\n')\n"
+		"    n += 1\n"
+		"    if base64.b64decode(b''.join(lines), validate=True) != raw or \\\n"
+		"            any(len(l) != 76 for l in lines[:-1]) or len(lines[-1]) > 76 or \\\n"
+		"            b'\\n' in enc.replace(b'\\r\\n', b''):\n"
+		"        bad += 1; print('differs:', name)\n"
+		"print('checked', n, 'bad', bad)\n";
+	unsigned char buf[400];
+	char *dir = xasprintf("%s/b64", tmpdir), *cmd, *out, *py;
+
+	(void)state;
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (int i = 0; i < 300; i++) {
+		size_t n = (size_t)i < 200 ? (size_t)i : rnd() % sizeof(buf);
+		char *in_name = xasprintf("b64/%04d.in", i), *b_name = xasprintf("b64/%04d.b64", i);
+		struct strbuf sb;
+
+		for (size_t k = 0; k < n; k++)
+			buf[k] = (unsigned char)rnd();
+		sb_init(&sb);
+		mime_base64(&sb, (const char *)buf, n);
+		assert_int_equal(strlen(sb.buf), sb.len);
+		free(write_tmp(in_name, (const char *)buf, n));
+		free(write_tmp(b_name, sb.buf, sb.len));
+		free(in_name);
+		free(b_name);
+		sb_free(&sb);
+	}
+	py = write_tmp("b64-check.py", script, strlen(script));
+	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
+	out = run(cmd);
+	if (strcmp(out, "checked 300 bad 0\n") != 0)
+		fail_msg("base64: %s", out);
+	free(out);
+	free(cmd);
+	free(py);
+	free(dir);
+}
+
 static void media_types(void **state)
 {
 	(void)state;
@@ -576,6 +873,10 @@ int main(void)
 		cmocka_unit_test(sanitize_cleans),
 		cmocka_unit_test(quoted_printable),
 		cmocka_unit_test(base64_vectors),
+		cmocka_unit_test(qp_vectors),
+		cmocka_unit_test(qp_matches_reference),
+		cmocka_unit_test(qp_python_round_trip),
+		cmocka_unit_test(base64_python_round_trip),
 		cmocka_unit_test(media_types),
 		cmocka_unit_test(attachment_names),
 		cmocka_unit_test(name_parameter),
