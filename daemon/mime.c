@@ -485,7 +485,11 @@ const char *mime_type_for_name(const char *filename)
 		{"jpg", "image/jpeg"},
 		{"jpeg", "image/jpeg"},
 		{"gif", "image/gif"},
-		{"ics", "text/calendar"},
+		/* A file, opened by its name: text/calendar without method= is
+		 * what INTEROP M10 forbids, with one it is a second invitation
+		 * (M5), and application/ics is the invitation's own attachment
+		 * (M1), which clients and checkers take it for. */
+		{"ics", "application/octet-stream"},
 		{"zip", "application/zip"},
 	};
 	const char *dot = filename ? strrchr(filename, '.') : NULL;

@@ -48,7 +48,9 @@ void mime_qp(struct strbuf *sb, const char *data, size_t n);
 void mime_base64(struct strbuf *sb, const char *data, size_t n);
 
 /* The media type for a file name by its extension (pdf, docx, xlsx, pptx,
- * txt, csv, png, jpg, ics, ...); application/octet-stream otherwise. */
+ * txt, csv, png, jpg, ...); application/octet-stream otherwise, an .ics
+ * file too: never a bare text/calendar (INTEROP M10) nor one clients take
+ * for an invitation's (M1, M5). */
 const char *mime_type_for_name(const char *filename);
 /* The parameters naming an attachment, for Content-Disposition, e.g.
  * "attachment; filename=\"x.pdf\"" or, for a non-ASCII name, an ASCII

@@ -155,8 +155,10 @@ def raw_header(part, name):
 
 
 def calendar_parts(msg):
+    """Parts a client takes for an invitation's: with method=, text/calendar,
+    or application/ics (M1's attachment, so one alone is a broken invite)."""
     return [p for p in leaves(msg) if p.get_param("method") is not None
-            or p.get_content_type() == "text/calendar"]
+            or p.get_content_type() in ("text/calendar", "application/ics")]
 
 
 def check_structure(r, msg, cal_parts):

@@ -707,7 +707,8 @@ static void media_types(void **state)
 	assert_string_equal(mime_type_for_name("a.csv"), "text/csv");
 	assert_string_equal(mime_type_for_name("a.png"), "image/png");
 	assert_string_equal(mime_type_for_name("a.jpg"), "image/jpeg");
-	assert_string_equal(mime_type_for_name("a.ics"), "text/calendar");
+	assert_string_equal(mime_type_for_name("a.ics"), "application/octet-stream");
+	assert_string_equal(mime_type_for_name("Kalender.ICS"), "application/octet-stream");
 	assert_string_equal(mime_type_for_name("a.weird"), "application/octet-stream");
 	assert_string_equal(mime_type_for_name("noext"), "application/octet-stream");
 	assert_string_equal(mime_type_for_name("dir.pdf/file"), "application/octet-stream");

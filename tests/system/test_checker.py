@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import CHECK_MESSAGE, ORGANIZER, KalladCase, main  # noqa: E402
+from kallad_test import CHECK_MESSAGE, ORGANIZER, KalladCase, check_messages, main, parse  # noqa: E402
 
 NOW = "2019-11-20T08:00:00+01:00"
 ANNA = "anna.berglund@gavle.example.se"
@@ -106,6 +106,56 @@ class CheckerTest(KalladCase):
         p = self.broken(head + body)
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertIn("A1", rules(p.stdout), p.stdout)
+
+    def test_bare_text_calendar_is_caught(self):
+        """M10: a file attached as text/calendar without method= (how an
+        .ics file among a participant's attachments went before) is caught."""
+        raw = self.preview("material")
+        self.assertIn(b"application/pdf", raw)
+        bad = raw.replace(b"Content-Type: application/pdf", b"Content-Type: text/calendar", 1)
+        p = self.broken(bad)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("M10", rules(p.stdout), p.stdout)
+
+    def test_ics_file_as_application_ics_is_caught(self):
+        """M1: application/ics is the invitation's attachment; a file sent
+        as one beside no invitation is taken for a broken invitation."""
+        raw = self.preview("material")
+        bad = raw.replace(b"Content-Type: application/pdf", b"Content-Type: application/ics", 1)
+        p = self.broken(bad)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("M1", rules(p.stdout), p.stdout)
+
+    def test_ics_among_attachments_goes_as_a_file(self):
+        """An .ics file in a participant's attachments, with a message that
+        carries no invitation (material) and with one that does (a
+        session reminder): application/octet-stream, no method=, and every
+        rule holds (the invitation's own calendar parts stay the only ones)."""
+        ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//example//EN\r\n"
+               "BEGIN:VEVENT\r\nUID:middag@example.org\r\nDTSTAMP:20191101T080000Z\r\n"
+               "DTSTART:20200220T170000Z\r\nSUMMARY:Middag\r\nEND:VEVENT\r\n"
+               "END:VCALENDAR\r\n")
+        with open(os.path.join(self.prog.dir, "material", "Middag.ics"), "w",
+                  encoding="utf-8", newline="") as f:
+            f.write(ics)
+        for message in ("material", "session-reminder"):
+            self.prog.sql("INSERT INTO attachments(email, message, path) VALUES (?, ?, ?)",
+                          ANNA, message, "Middag.ics")
+        for message in ("material", "session-reminder"):
+            with self.subTest(message=message):
+                raw = self.preview(message)
+                msg = parse(raw)
+                files = [p for p in msg.walk() if p.get_filename() == "Middag.ics"]
+                self.assertEqual(len(files), 1)
+                self.assertEqual(files[0].get_content_type(), "application/octet-stream")
+                self.assertIsNone(files[0].get_param("method"))
+                self.assertEqual(files[0].get_payload(decode=True), ics.encode())
+                with_method = [p for p in msg.walk() if p.get_param("method") is not None]
+                self.assertEqual(len(with_method), 1 if message == "session-reminder" else 0)
+                path = os.path.join(self.tmpdir, f"{message}-ics.eml")
+                with open(path, "wb") as f:
+                    f.write(raw)
+                check_messages(self, [path])
 
 
 if __name__ == "__main__":
