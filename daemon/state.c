@@ -496,8 +496,8 @@ int state_schema_version(struct state *st)
 
 bool state_begin(struct state *st)
 {
-	if (!st->readonly)
-		st_exec(st, "PRAGMA synchronous = FULL", NULL);
+	if (!st->readonly && !st->full)
+		st->full = st_exec(st, "PRAGMA synchronous = FULL", NULL);
 	return st_exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
 }
 
@@ -519,8 +519,10 @@ bool state_commit(struct state *st)
 	 * and its lock held: give both up. */
 	if (!ok && !sqlite3_get_autocommit(st->db))
 		st_exec(st, "ROLLBACK", NULL);
-	if (!st->readonly)
-		st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
+	/* Back to NORMAL only after a FULL transaction: not a PRAGMA per
+	 * outcome's commit. */
+	if (!st->readonly && st->full)
+		st->full = !st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
 	return ok;
 }
 
@@ -528,8 +530,10 @@ void state_rollback(struct state *st)
 {
 	if (!sqlite3_get_autocommit(st->db))
 		st_exec(st, "ROLLBACK", NULL);
-	if (!st->readonly)
-		st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
+	/* Back to NORMAL only after a FULL transaction: not a PRAGMA per
+	 * outcome's commit. */
+	if (!st->readonly && st->full)
+		st->full = !st_exec(st, "PRAGMA synchronous = NORMAL", NULL);
 }
 
 /* Runs q with ?1 bound to arg (if not NULL); true if it gave a row, its

@@ -64,6 +64,7 @@ struct state {
 	sqlite3 *db;
 	char *path;
 	bool readonly;
+	bool full;  /* synchronous = FULL is set (for a claim's transaction) */
 	sqlite3_stmt *stmts[Q_N];
 };
 
