@@ -25,6 +25,7 @@ struct backoff {
 	double next_turn;  /* monotonic time before which no message may start */
 	double slow;       /* >= 1: how much further apart than max-per-minute */
 	int limit_replies; /* limit signs in a row */
+	unsigned generation; /* suspensions by this process */
 
 	/* The suspension, as recorded in the ledger. */
 	bool recorded;     /* a row is in the ledger (to clear on success) */
@@ -130,6 +131,11 @@ const char *backoff_fault(const struct backoff *b)
 	return b->fault;
 }
 
+unsigned backoff_generation(const struct backoff *b)
+{
+	return b->generation;
+}
+
 static void backoff_suspend(struct backoff *b, enum relay_fault kind, const char *detail,
 			    time_t now)
 {
@@ -139,6 +145,7 @@ static void backoff_suspend(struct backoff *b, enum relay_fault kind, const char
 	if (!b->faults)
 		b->since = now;
 	b->faults++;
+	b->generation++;
 	b->until = now + backoff_relay_delay(b->faults, kind, rand_r(&b->seed) / (RAND_MAX + 1.0));
 	b->suspended = true;
 	free(b->fault);
@@ -191,7 +198,7 @@ static double mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-bool backoff_wait_turn(struct backoff *b, bool (*stop)(void *), void *arg)
+bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg)
 {
 	int per_minute = b->cfg->smtp_url ? b->cfg->max_per_minute : 0;
 	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
@@ -203,12 +210,17 @@ bool backoff_wait_turn(struct backoff *b, bool (*stop)(void *), void *arg)
 		double d = b->next_turn - now < 1.0 ? b->next_turn - now : 1.0;
 		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};
 
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		if (stop && stop(arg))
-			return false;
+		if (pause) {
+			if (!pause(arg, d))
+				return false;
+		} else {
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 		now = mono();
 	}
+	/* The turns of all connections together: max-per-minute holds for
+	 * the sum of them. */
 	b->next_turn = now + gap;
 	return true;
 }

@@ -40,9 +40,13 @@ void backoff_note(struct backoff *b, enum send_result r, enum relay_fault fault,
 		  const char *detail, time_t now);
 
 /* Waits for the next message's turn (max-per-minute, stretched after signs
- * of a limit), in slices of at most a second, asking stop(arg) after each;
- * false when it says to stop. */
-bool backoff_wait_turn(struct backoff *b, bool (*stop)(void *), void *arg);
+ * of a limit, for all connections together), in slices of at most a
+ * second, each spent in pause(arg, seconds) (which lets the sends in
+ * flight go on; NULL: sleep); false when pause says to stop. */
+bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg);
+/* How many times this process suspended the relay: an outcome of a send
+ * started under an older count says nothing new of the relay. */
+unsigned backoff_generation(const struct backoff *b);
 
 /* Seconds the relay is suspended after `faults` faults in a row of kind
  * (r in [0,1) jitters it): 60 doubling to 3600; AUTH at least 900. */

@@ -618,6 +618,7 @@ static struct config *config_new(const char *path)
 	cfg->timeout = 60;
 	cfg->end_of_data_timeout = 600;
 	cfg->idle_timeout = 30;
+	cfg->smtp_connections = 1;
 	cfg->quiet_start = cfg->quiet_end = -1;
 	cfg->max_removed_sessions = 1;
 	cfg->max_removed_participants = 20;

@@ -63,6 +63,7 @@ struct config {
 	int end_of_data_timeout;         /* seconds for the reply to "."; default 600
 					  * (RFC 5321 4.5.3.2.6) */
 	int idle_timeout;                /* seconds a connection may sit unused; default 30 */
+	int smtp_connections;            /* transactions in flight at once, 1 to 16; default 1 */
 	char *smtp_ca_file;              /* CA bundle for a private CA; NULL: the system's */
 	/* [replies]; url NULL: kallad reads no mailbox */
 	char *replies_url;                     /* imap[s]://host[:port]/MAILBOX */

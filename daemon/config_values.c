@@ -506,6 +506,7 @@ const struct keydef keys[] = {
 	{SEC_SMTP, "timeout", set_int, OFF(timeout), "60", NULL, 1, 3600},
 	{SEC_SMTP, "end-of-data-timeout", set_int, OFF(end_of_data_timeout), "600", NULL, 1, 3600},
 	{SEC_SMTP, "idle-timeout", set_int, OFF(idle_timeout), "30", NULL, 1, 3600},
+	{SEC_SMTP, "connections", set_int, OFF(smtp_connections), "1", NULL, 1, 16},
 	{SEC_SMTP, "ca-file", set_path, OFF(smtp_ca_file), NULL, NULL, 0, 0},
 	{SEC_POLICY, "quiet-hours", set_quiet, 0, NULL, NULL, 0, 0},
 	{SEC_POLICY, "late-registrations", set_choice, OFF(late_send), "skip", "send", 0, 0},

@@ -177,10 +177,10 @@ static void on_inotify(struct daemon *d)
 /* What the transport is made of: a change means a new one. */
 static char *smtp_settings(const struct config *cfg)
 {
-	return xasprintf("%s|%d|%s|%s|%d|%d|%d|%s|%s", cfg->smtp_url ? cfg->smtp_url : "",
+	return xasprintf("%s|%d|%s|%s|%d|%d|%d|%d|%s|%s", cfg->smtp_url ? cfg->smtp_url : "",
 			 cfg->smtp_tls_required, cfg->smtp_user ? cfg->smtp_user : "",
 			 cfg->smtp_password ? cfg->smtp_password : "", cfg->timeout,
-			 cfg->end_of_data_timeout, cfg->idle_timeout,
+			 cfg->end_of_data_timeout, cfg->idle_timeout, cfg->smtp_connections,
 			 cfg->smtp_ca_file ? cfg->smtp_ca_file : "", cfg->from ? cfg->from : "");
 }
 

@@ -25,6 +25,8 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->st = st;
 	s->tr = tr;
 	s->bo = backoff_new(pg->cfg, st);
+	if (tr)
+		transport_set_tick(tr, tick, s);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 	return s;
 }
@@ -55,7 +57,7 @@ void send_set_programme(struct sender *s, struct programme *pg)
 void send_set_transport(struct sender *s, struct transport *tr)
 {
 	s->tr = tr;
-	if (tr && s->should_stop)
+	if (tr)
 		transport_set_tick(tr, tick, s);
 }
 
@@ -65,6 +67,8 @@ static void tick(void *arg)
 {
 	struct sender *s = arg;
 
+	/* No write lock held across a long wait for a server. */
+	outcomes_commit(s);
 	stop_now(s);
 }
 
@@ -99,11 +103,6 @@ time_t send_backoff(int attempts, double r)
 	if (base > 6 * 3600.0)
 		base = 6 * 3600.0;
 	return (time_t)(base * (0.5 + r));
-}
-
-static bool stop_cb(void *arg)
-{
-	return stop_now(arg);
 }
 
 struct sigs {
@@ -225,18 +224,9 @@ static void release(struct sender *s, const struct delivery *d, const char *why,
 	wake_retry_at(s, d, next);
 }
 
-/* One message on its way: built, then started, then landed. */
-struct flight {
-	const struct delivery *d;
-	const char *rcpt; /* the participant, or --test-to */
-	bool record;      /* false: leave no trace (--test-to) */
-	char *msg;
-	size_t len;
-};
-
 /* Builds the message; a delivery whose message cannot be built is failed
  * with why (recorded unless --test-to). */
-static bool build(struct sender *s, struct flight *f)
+bool build(struct sender *s, struct flight *f)
 {
 	const struct delivery *d = f->d;
 	struct errlist errs = {0};
@@ -257,11 +247,36 @@ static bool build(struct sender *s, struct flight *f)
 	return false;
 }
 
-static bool launch(struct sender *s, struct flight *f)
+/* While waiting for the next message's turn: the outcomes so far are
+ * committed (no lock held across a wait), the sends in flight go on. */
+static bool pause_cb(void *arg, double secs)
 {
-	if (!backoff_wait_turn(s->bo, stop_cb, s))
+	struct sender *s = arg;
+
+	outcomes_commit(s);
+	transport_pause(s->tr, secs);
+	return !stop_now(s);
+}
+
+bool take_off(struct sender *s, const struct flight *f)
+{
+	struct flight *slot = NULL;
+
+	if (!backoff_wait_turn(s->bo, pause_cb, s)) {
+		if (f->record)
+			release(s, f->d, "not attempted: kallad stopped", s->now);
+		free(f->msg);
 		return false;
-	transport_start(s->tr, f->rcpt, f->msg, f->len);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(s->fleet) && !slot; i++)
+		if (!s->fleet[i].busy)
+			slot = &s->fleet[i];
+	if (!slot)
+		abort(); /* make_room() was not called: a bug */
+	*slot = *f;
+	slot->busy = true;
+	slot->gen = backoff_generation(s->bo);
+	transport_start(s->tr, slot->rcpt, slot->msg, slot->len, slot);
 	return true;
 }
 
@@ -315,27 +330,52 @@ static void relay_down(struct sender *s, const struct flight *f, const char *det
 	}
 }
 
-/* Waits for the outcome and records it. */
-static void land(struct sender *s, struct flight *f)
+void outcomes_commit(struct sender *s)
+{
+	if (!s->tx_open)
+		return;
+	s->tx_open = false;
+	if (!state_commit(s->st)) {
+		/* The outcomes are lost with the transaction: stop sending before
+		 * more are. Their rows stay claimed by this process and become
+		 * "unknown" when it ends: resent with the same Message-IDs. */
+		log_error("%d outcomes could not be recorded; stopping this pass", s->tx_n);
+		s->broken = true;
+	}
+	s->tx_n = 0;
+}
+
+/* Takes the next outcome of the sends in flight and records it. */
+static void land_one(struct sender *s)
 {
 	static const enum dstate to_state[] = {[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
 					       [SEND_PERMANENT] = DS_FAILED,
 					       [SEND_UNKNOWN] = DS_UNKNOWN};
-	const struct delivery *d = f->d;
+	struct outcome o;
+	struct flight *f;
+	const struct delivery *d;
 	struct delivery_row row;
-	char *detail = NULL;
-	enum send_result res = transport_finish(s->tr, &detail);
+	enum send_result res;
 	time_t next = 0;
 	int attempts = 0;
 
+	if (!transport_finish(s->tr, &o))
+		return;
+	f = o.tag;
+	d = f->d;
+	res = o.result;
 	s->now = clock_now();
 	free(f->msg);
 	f->msg = NULL;
-	backoff_note(s->bo, res, transport_fault(s->tr), transport_should_slow(s->tr), detail,
-		     s->now);
+	f->busy = false;
+	/* A send that started before the relay was suspended says nothing
+	 * new of it: its fault is the same one, its success no sign that
+	 * the relay is back (every connection stops at the first fault). */
+	if (f->gen == backoff_generation(s->bo))
+		backoff_note(s->bo, res, o.fault, o.slow, o.detail, s->now);
 	if (res == SEND_RELAY) {
-		relay_down(s, f, detail);
-		free(detail);
+		relay_down(s, f, o.detail);
+		free(o.detail);
 		count_progress(s);
 		return;
 	}
@@ -348,25 +388,40 @@ static void land(struct sender *s, struct flight *f)
 		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
 		wake_retry_at(s, d, next);
 	}
-	log_outcome(s, f, res, detail, next);
+	log_outcome(s, f, res, o.detail, next);
 	if (f->record) {
-		/* The outcome and what it did to the participant's calendar: one
-		 * transaction, no fsync of its own (see state.c). */
-		state_begin_light(s->st);
-		state_delivery_mark(s->st, d->key, to_state[res], detail, next, s->now);
+		/* The outcome and what it did to the participant's calendar, with
+		 * the outcomes before it: one transaction, no fsync of its own
+		 * (see state.c). */
+		if (!s->tx_open) {
+			s->tx_open = state_begin_light(s->st);
+			s->tx_n = 0;
+		}
+		state_delivery_mark(s->st, d->key, to_state[res], o.detail, next, s->now);
 		if (res == SEND_OK)
 			note_attendance(s, d);
-		if (!state_commit(s->st)) {
-			/* The outcome is lost with the transaction: stop sending
-			 * before more outcomes are. The row stays claimed by this
-			 * process and becomes "unknown" when it ends. */
-			log_error("%s: %s could not be recorded; stopping this pass", d->key,
-				  transport_result_name(res));
-			s->broken = true;
-		}
+		if (++s->tx_n >= OUTCOME_BATCH)
+			outcomes_commit(s);
 	}
-	free(detail);
+	free(o.detail);
 	count_progress(s);
+}
+
+void make_room(struct sender *s)
+{
+	/* Every outcome in already, so that a fault of the relay is known
+	 * before another message starts; then waits for room. */
+	while (transport_ready(s->tr))
+		land_one(s);
+	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0)
+		land_one(s);
+}
+
+void land_all(struct sender *s)
+{
+	while (transport_in_flight(s->tr) > 0)
+		land_one(s);
+	outcomes_commit(s);
 }
 
 /* Builds, sends and records one claimed delivery, start to end. */
@@ -376,13 +431,9 @@ void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool 
 
 	if (!build(s, &f))
 		return;
-	if (!launch(s, &f)) {
-		if (record)
-			release(s, d, "not attempted: kallad stopped", s->now);
-		free(f.msg);
-		return;
-	}
-	land(s, &f);
+	make_room(s);
+	if (take_off(s, &f))
+		land_all(s);
 }
 
 
@@ -471,7 +522,6 @@ void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
-	struct flight cur = {0}, prev = {0};
 	const char *why;
 	bool *claimed;
 	time_t next;
@@ -503,11 +553,12 @@ void flush_batch(struct sender *s)
 		free(claimed);
 		return;
 	}
-	/* A pipeline of one: the next message is built while the server
-	 * answers the one before. Time moves on during a long batch: claims,
-	 * outcomes and quiet hours read the clock as they go. */
+	/* [smtp] connections in flight: the next message is built while the
+	 * server answers those before. Time moves on during a long batch:
+	 * claims, outcomes and quiet hours read the clock as they go. */
 	for (size_t i = 0; i < s->n_batch; i++) {
 		const struct delivery *d = &s->batch[i];
+		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
 
 		if (!claimed[i]) {
 			log_debug("%s: held by another process or not yet due", d->key);
@@ -515,29 +566,23 @@ void flush_batch(struct sender *s)
 			continue;
 		}
 		s->now = clock_now();
-		cur = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
 		if (s->broken || (why = held_back(s, &next))) {
 			hold(s, d, why, next);
 			continue;
 		}
 		if (!build(s, &cur))
 			continue;
-		if (prev.msg)
-			land(s, &prev);
+		make_room(s);
+		/* An outcome just landed may have suspended the relay: no
+		 * connection takes a new message then. */
 		if (s->broken || (why = held_back(s, &next))) {
 			hold(s, d, why, next);
 			free(cur.msg);
 			continue;
 		}
-		if (!launch(s, &cur)) {
-			release(s, d, "not attempted: kallad stopped", s->now);
-			free(cur.msg);
-			continue;
-		}
-		prev = cur;
+		take_off(s, &cur);
 	}
-	if (prev.msg)
-		land(s, &prev);
+	land_all(s);
 	s->n_batch = 0;
 	free(claimed);
 }

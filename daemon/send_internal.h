@@ -15,6 +15,23 @@
  * for a process id that was reused meanwhile. It must outlast any batch
  * at the slowest rate, or a live process's claim could be taken. */
 #define STALE_CLAIM (6 * 3600)
+/* Outcomes recorded per transaction, at most: a crash loses at most these
+ * (their rows stay claimed, and become "unknown": resent with the same
+ * Message-ID), which the README's promise allows. */
+#define OUTCOME_BATCH 32
+/* [smtp] connections at most. */
+#define FLEET_MAX 16
+
+/* One message on its way: built, then started, then landed. */
+struct flight {
+	const struct delivery *d;
+	const char *rcpt; /* the participant, or --test-to */
+	bool record;      /* false: leave no trace (--test-to) */
+	bool busy;        /* in the air: started, its outcome not taken */
+	unsigned gen;     /* the relay's suspensions in this run when it started */
+	char *msg;
+	size_t len;
+};
 
 struct sender {
 	struct programme *pg;
@@ -60,6 +77,9 @@ struct sender {
 	struct delivery *batch; /* due, to be claimed together */
 	size_t n_batch, cap_batch;
 	bool stopped, broken;
+	struct flight fleet[FLEET_MAX]; /* sends in flight ([smtp] connections) */
+	bool tx_open;     /* a transaction of outcomes is open */
+	int tx_n;         /* outcomes in it */
 };
 
 /* send.c */
@@ -68,6 +88,17 @@ const char *target_uid(const struct delivery *d);
 void row_of(const struct delivery *d, struct delivery_row *row);
 /* Builds, sends and records one claimed delivery, start to end. */
 void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record);
+/* The same in steps, for several in flight at once: build f's message
+ * (false: it cannot be, and that is recorded); make room for it (lands
+ * outcomes until another send may start); take_off() waits for its turn
+ * and starts it (false: kallad stops, the claim is released); land_all()
+ * takes every outcome still in the air and commits the outcomes. */
+bool build(struct sender *s, struct flight *f);
+void make_room(struct sender *s);
+bool take_off(struct sender *s, const struct flight *f);
+void land_all(struct sender *s);
+/* Commits the outcomes recorded so far (several per transaction). */
+void outcomes_commit(struct sender *s);
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
 /* Fills the caller's stats with the relay's suspension, if there is one. */
 void note_relay(struct sender *s);

@@ -224,7 +224,7 @@ enum manual_claim { MC_NOT, MC_CLAIMED, MC_TAKEN };
 
 /* Claims the queued deliveries in one transaction committed with an
  * fsync (the README's promise: durable before the first of them leaves),
- * then sends them one by one. The participants they point to must live
+ * then sends them, [smtp] connections at once. The participants they point to must live
  * until then: the end of reg_each's page, or send_manual_end. */
 void send_manual_flush(void *arg)
 {
@@ -257,6 +257,7 @@ void send_manual_flush(void *arg)
 		memset(c, 0, s->n_batch * sizeof(*c)); /* nothing claimed (MC_NOT) */
 	for (size_t i = 0; i < s->n_batch; i++) {
 		const struct delivery *d = &s->batch[i];
+		struct flight f;
 		const char *what;
 
 		switch (c[i]) {
@@ -278,12 +279,21 @@ void send_manual_flush(void *arg)
 						       s->now, s->now);
 				break;
 			}
-			if (relay_down_before(s, d))
+			f = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
+			if (!build(s, &f))
 				break;
-			deliver(s, d, d->p->email, true);
+			/* [smtp] connections in flight; an outcome landed to make
+			 * room may have suspended the relay. */
+			make_room(s);
+			if (relay_down_before(s, d)) {
+				free(f.msg);
+				break;
+			}
+			take_off(s, &f);
 			break;
 		}
 	}
+	land_all(s);
 	free(c);
 	s->n_batch = 0;
 }

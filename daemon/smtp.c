@@ -1,12 +1,18 @@
-/* smtp.c: SMTP through one reused libcurl easy handle, and the reading of
- * what happened into ok / transient / permanent / unknown for a message,
- * or a fault of the relay as a whole (connection, TLS, AUTH, MAIL FROM).
+/* smtp.c: SMTP through a pool of libcurl easy handles on one multi handle
+ * ([smtp] connections transactions in flight, over as many connections),
+ * and the reading of what happened into ok / transient / permanent /
+ * unknown for a message, or a fault of the relay as a whole (connection,
+ * TLS, AUTH, MAIL FROM).
  *
  * libcurl 7.88 traps this file works around (SPEC §4, "SMTP with libcurl"):
  * - after a timeout waiting for the reply to ".", libcurl keeps the
  *   connection and would read that late reply as the answer to the next
- *   command; so after any failure the next transfer gets a fresh connection
- *   (CURLOPT_FRESH_CONNECT), and CURLOPT_MAXCONNECTS = 1 closes the old one;
+ *   command (of whichever handle takes it from the pool); so from the 354
+ *   until a reply to "." is read the transfer carries CURLOPT_FORBID_REUSE,
+ *   which libcurl reads only after that wait;
+ * - a reply to "." is awaited in a blocking wait inside smtp_done, which
+ *   holds up the pool's other transfers meanwhile (their bytes wait in the
+ *   kernel's buffers): connections overlap everything but that wait;
  * - CURLUSESSL_TRY sends in clear when STARTTLS is missing: only _ALL/_NONE;
  * - CURLOPT_CRLF on CRLF input doubles the CR: the message is strict CRLF and
  *   fed as is; libcurl dot-stuffs "\r\n." itself (tests/test_transport.c
@@ -23,27 +29,33 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
-struct smtp {
+struct smtp;
+
+/* One connection: an easy handle, its own multi handle that keeps its
+ * connection between transactions (so a connection that failed is never
+ * another slot's), and the transaction it carries. */
+struct slot {
+	struct smtp *pool;
 	CURL *curl;
-	CURLM *multi;    /* drives curl, so the caller can work while a reply is awaited */
+	CURLM *multi;
 	struct curl_slist *rcpts; /* the transaction's one recipient */
 	bool running;    /* a transaction was started and not yet finished */
-	void (*tick)(void *); /* called about once a second while waiting */
-	void *tick_arg;
-	double ticked;   /* when tick was last called */
-	char *url;
-	char *from;      /* "<addr>" for MAIL FROM */
-	long timeout, eod_timeout, idle_timeout; /* [smtp], in seconds */
+	void *tag;       /* the caller's, handed back with the outcome */
 	bool fresh;      /* the last transaction failed: do not reuse its connection */
 	bool connected;  /* a connection may be open (kept by the multi handle) */
 	double used;     /* when the last transaction ended, for idle-timeout */
-	double opened;   /* when the last connection was opened; 0: never */
+	pthread_t thread; /* runs the slot's transfers */
+	bool job;        /* under the pool's lock: a transfer for the thread to run */
+	bool done;       /* under the pool's lock: it ended, with rc */
+	unsigned long done_seq; /* ... as the how-manieth */
+	CURLcode rc;
 	bool slow;
 	enum relay_fault fault;
 	char errbuf[CURL_ERROR_SIZE];
@@ -60,6 +72,27 @@ struct smtp {
 	struct strbuf reply;   /* lines of the reply being read */
 	char *last_reply;      /* the last complete reply, continuation lines joined */
 	int last_code;
+};
+
+struct smtp {
+	pthread_mutex_t lock; /* guards job, done, rc, quit, opened, failing */
+	pthread_cond_t job_cv, done_cv;
+	bool quit;       /* the threads end */
+	unsigned long done_seq; /* transfers ended */
+	int threads;     /* started */
+	struct slot *slots;
+	int n;           /* [smtp] connections */
+	int running;     /* slots with a transaction in flight */
+	bool proven;     /* a transaction went through since the pool (re)opened or a relay
+			  * fault: more than one may be in flight */
+	bool failing;    /* the last transaction failed: new connections are spaced */
+	void (*tick)(void *); /* called about once a second while waiting */
+	void *tick_arg;
+	double ticked;   /* when tick was last called */
+	char *url;
+	char *from;      /* "<addr>" for MAIL FROM */
+	long timeout, eod_timeout, idle_timeout; /* [smtp], in seconds */
+	double opened;   /* when the last connection was opened; 0: never */
 };
 
 static double mono(void)
@@ -80,7 +113,7 @@ static void sleep_s(double d)
 
 static size_t smtp_read(char *buf, size_t size, size_t nitems, void *userdata)
 {
-	struct smtp *s = userdata;
+	struct slot *s = userdata;
 	size_t n = size * nitems;
 
 	if (n > s->len - s->pos)
@@ -93,7 +126,7 @@ static size_t smtp_read(char *buf, size_t size, size_t nitems, void *userdata)
 
 /* Only command names are kept from what goes out: the rest of an AUTH line
  * and the base64 lines after it carry the password. */
-static void smtp_note_command(struct smtp *s, const char *line, size_t n)
+static void smtp_note_command(struct slot *s, const char *line, size_t n)
 {
 	static const char *known[] = {"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT",
 				      "DATA", "QUIT", "RSET", "NOOP", "VRFY"};
@@ -110,7 +143,7 @@ static void smtp_note_command(struct smtp *s, const char *line, size_t n)
 	}
 }
 
-static void smtp_note_reply_line(struct smtp *s, const char *line, size_t n)
+static void smtp_note_reply_line(struct slot *s, const char *line, size_t n)
 {
 	while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n'))
 		n--;
@@ -138,13 +171,13 @@ static void smtp_note_reply_line(struct smtp *s, const char *line, size_t n)
 		s->data_go = true;
 		s->progress_at = mono();
 		snprintf(s->stage, sizeof(s->stage), "end of data");
-		curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->eod_timeout);
+		curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->pool->eod_timeout);
 	}
 }
 
 static int smtp_debug(CURL *curl, curl_infotype type, char *data, size_t size, void *userdata)
 {
-	struct smtp *s = userdata;
+	struct slot *s = userdata;
 
 	(void)curl;
 	if (type == CURLINFO_HEADER_OUT)
@@ -171,17 +204,16 @@ static void smtp_tick(struct smtp *s)
 	}
 }
 
-/* About once a second during a transfer, also inside libcurl's blocking
- * wait for the reply to ".": feeds the watchdog, and ends an upload the
+/* About once a second during a transfer (in the slot's thread), also
+ * inside libcurl's blocking wait for the reply to ".": ends an upload the
  * server stopped reading for [smtp] timeout seconds. */
 static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 			 curl_off_t ulnow)
 {
-	struct smtp *s = arg;
+	struct slot *s = arg;
 
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	smtp_tick(s);
-	if (s->data_go && s->pos < s->len && mono() - s->progress_at > (double)s->timeout) {
+	if (s->data_go && s->pos < s->len && mono() - s->progress_at > (double)s->pool->timeout) {
 		s->stalled = true;
 		return 1;
 	}
@@ -189,17 +221,24 @@ static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_o
 }
 
 /* Every connection libcurl opens comes through here: never more than one
- * a second, however the server fails. */
+ * a second while transactions fail, however the server fails. (While
+ * they go, the pool's connections open as it fills.) */
 static curl_socket_t smtp_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	struct smtp *s = arg;
-	double wait = s->opened + 1.0 - mono();
+	struct slot *sl = arg;
+	struct smtp *s = sl->pool;
+	double now = mono(), at = now;
 
 	(void)purpose;
-	if (s->opened > 0 && wait > 0)
-		sleep_s(wait);
-	s->opened = mono();
-	s->connected = true;
+	/* Each connection takes its turn, a second after the one before. */
+	pthread_mutex_lock(&s->lock);
+	if (s->failing && s->opened > 0 && s->opened + 1.0 > now)
+		at = s->opened + 1.0;
+	s->opened = at;
+	pthread_mutex_unlock(&s->lock);
+	if (at > now)
+		sleep_s(at - now);
+	sl->connected = true;
 	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
@@ -216,9 +255,10 @@ static char *smtp_angle_addr(const char *from)
 	return xasprintf("<%s>", from);
 }
 
-static bool smtp_set_options(struct smtp *s, const struct config *cfg, const char *password)
+static bool smtp_set_options(struct slot *sl, const struct config *cfg, const char *password)
 {
-	CURL *c = s->curl;
+	struct smtp *s = sl->pool;
+	CURL *c = sl->curl;
 	const char *cainfo = cfg->smtp_ca_file ? cfg->smtp_ca_file : getenv("KALLAD_SMTP_CAINFO");
 	CURLcode rc = CURLE_OK;
 
@@ -232,16 +272,16 @@ static bool smtp_set_options(struct smtp *s, const struct config *cfg, const cha
 	SET(CURLOPT_MAIL_FROM, s->from);
 	SET(CURLOPT_UPLOAD, 1L);
 	SET(CURLOPT_READFUNCTION, smtp_read);
-	SET(CURLOPT_READDATA, s);
+	SET(CURLOPT_READDATA, sl);
 	SET(CURLOPT_VERBOSE, 1L); /* feeds smtp_debug only; nothing is printed */
 	SET(CURLOPT_DEBUGFUNCTION, smtp_debug);
-	SET(CURLOPT_DEBUGDATA, s);
+	SET(CURLOPT_DEBUGDATA, sl);
 	SET(CURLOPT_NOPROGRESS, 0L);
 	SET(CURLOPT_XFERINFOFUNCTION, smtp_progress);
-	SET(CURLOPT_XFERINFODATA, s);
+	SET(CURLOPT_XFERINFODATA, sl);
 	SET(CURLOPT_OPENSOCKETFUNCTION, smtp_open_socket);
-	SET(CURLOPT_OPENSOCKETDATA, s);
-	SET(CURLOPT_ERRORBUFFER, s->errbuf);
+	SET(CURLOPT_OPENSOCKETDATA, sl);
+	SET(CURLOPT_ERRORBUFFER, sl->errbuf);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_MAXCONNECTS, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, s->timeout);
@@ -269,6 +309,56 @@ static CURLM *smtp_multi(void)
 	return m;
 }
 
+/* Runs one transfer on the slot's multi handle to its end. */
+static CURLcode smtp_transfer(struct slot *sl)
+{
+	CURLcode rc = CURLE_RECV_ERROR;
+	int running = 1, left;
+	CURLMsg *m;
+
+	curl_multi_add_handle(sl->multi, sl->curl);
+	while (running) {
+		if (curl_multi_perform(sl->multi, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(sl->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+			break;
+	}
+	while ((m = curl_multi_info_read(sl->multi, &left)))
+		if (m->msg == CURLMSG_DONE && m->easy_handle == sl->curl)
+			rc = m->data.result;
+	return rc;
+}
+
+/* A slot's thread: runs each transfer handed to it. libcurl 7.88 waits
+ * for the reply to "." in a blocking loop inside its SMTP code, even
+ * under the multi interface: in one thread for all, each connection's
+ * wait there would hold up every other. The rest of the slot (its
+ * options, the outcome, the reading of it) is the caller's, touched only
+ * while no transfer runs. */
+static void *smtp_thread(void *arg)
+{
+	struct slot *sl = arg;
+	struct smtp *s = sl->pool;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!sl->job && !s->quit)
+			pthread_cond_wait(&s->job_cv, &s->lock);
+		if (!sl->job)
+			break;
+		sl->job = false;
+		pthread_mutex_unlock(&s->lock);
+		CURLcode rc = smtp_transfer(sl);
+		pthread_mutex_lock(&s->lock);
+		sl->rc = rc;
+		sl->done = true;
+		sl->done_seq = ++s->done_seq;
+		pthread_cond_broadcast(&s->done_cv);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 struct smtp *smtp_open(const struct config *cfg, const char *password, struct errlist *errs)
 {
 	const char *url = cfg->smtp_url;
@@ -285,15 +375,33 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct smtp *s = xcalloc(1, sizeof(*s));
+	bool ok;
+
 	s->url = xstrdup(url);
 	s->from = from;
 	s->timeout = cfg->timeout > 0 ? cfg->timeout : 60;
 	s->eod_timeout = cfg->end_of_data_timeout > 0 ? cfg->end_of_data_timeout : 600;
 	s->idle_timeout = cfg->idle_timeout > 0 ? cfg->idle_timeout : 30;
-	sb_init(&s->reply);
-	s->curl = curl_easy_init();
-	s->multi = smtp_multi();
-	if (!s->curl || !s->multi || !smtp_set_options(s, cfg, password)) {
+	s->n = cfg->smtp_connections > 0 ? cfg->smtp_connections : 1;
+	s->slots = xcalloc((size_t)s->n, sizeof(*s->slots));
+	ok = true;
+	for (int i = 0; i < s->n; i++) {
+		struct slot *sl = &s->slots[i];
+		sl->pool = s;
+		sb_init(&sl->reply);
+		sl->curl = curl_easy_init();
+		sl->multi = smtp_multi();
+		ok = ok && sl->curl && sl->multi && smtp_set_options(sl, cfg, password);
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->job_cv, NULL);
+	pthread_cond_init(&s->done_cv, NULL);
+	for (int i = 0; ok && i < s->n; i++) {
+		ok = pthread_create(&s->slots[i].thread, NULL, smtp_thread, &s->slots[i]) == 0;
+		if (ok)
+			s->threads++;
+	}
+	if (!ok) {
 		errlist_add(errs, "[smtp] url: %s: libcurl cannot be set up for it", url);
 		smtp_close(s);
 		return NULL;
@@ -315,7 +423,7 @@ static bool smtp_tls_problem(CURLcode rc)
 
 /* The command the failure answered: the one whose reply said 4xx/5xx, or
  * the one left without a reply. */
-static const char *smtp_where(const struct smtp *s, long code)
+static const char *smtp_where(const struct slot *s, long code)
 {
 	return code >= 400 && s->last_reply ? s->reply_stage : s->stage;
 }
@@ -327,7 +435,7 @@ static bool at(const char *where, const char *stage)
 
 /* RFC 1870: a 552 (5.3.4) at MAIL FROM with SIZE refuses this message's
  * size, not the sender. */
-static bool smtp_too_big(const struct smtp *s, long code)
+static bool smtp_too_big(const struct slot *s, long code)
 {
 	return code == 552 || (s->last_reply && strncmp(s->last_reply + 3, " 5.3.4", 6) == 0);
 }
@@ -342,7 +450,7 @@ static bool smtp_too_big(const struct smtp *s, long code)
  * carries the same Message-ID. Every reply is read by its code: 5xx
  * permanent, 4xx transient; a 421 anywhere before the data means the
  * relay is closing, whatever the command. */
-static enum send_result smtp_classify(struct smtp *s, CURLcode rc, long code)
+static enum send_result smtp_classify(struct slot *s, CURLcode rc, long code)
 {
 	const char *where = smtp_where(s, code);
 
@@ -375,7 +483,7 @@ static enum send_result smtp_classify(struct smtp *s, CURLcode rc, long code)
 	return SEND_RELAY;
 }
 
-static char *smtp_no_reply(const struct smtp *s, CURLcode rc, const char *err)
+static char *smtp_no_reply(const struct slot *s, CURLcode rc, const char *err)
 {
 	double connect = 0;
 
@@ -385,13 +493,13 @@ static char *smtp_no_reply(const struct smtp *s, CURLcode rc, const char *err)
 		curl_easy_getinfo(s->curl, CURLINFO_CONNECT_TIME, &connect);
 		if (connect > 0)
 			return xasprintf("the server accepted the connection but sent no greeting "
-					 "within %ld s (at connect)", s->timeout);
-		return xasprintf("cannot connect within %ld s (at connect)", s->timeout);
+					 "within %ld s (at connect)", s->pool->timeout);
+		return xasprintf("cannot connect within %ld s (at connect)", s->pool->timeout);
 	}
-	return xasprintf("no reply within %ld s (at %s)", s->timeout, s->stage);
+	return xasprintf("no reply within %ld s (at %s)", s->pool->timeout, s->stage);
 }
 
-static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, long code)
+static char *smtp_detail(const struct slot *s, CURLcode rc, enum send_result r, long code)
 {
 	const char *err = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc);
 	const char *reply = s->last_reply ? s->last_reply : "no reply";
@@ -409,7 +517,7 @@ static char *smtp_detail(const struct smtp *s, CURLcode rc, enum send_result r, 
 		return xasprintf("TLS handshake failed: %s", err);
 	if (s->stalled)
 		return xasprintf("the server stopped reading the message for %ld s (at end of data)",
-				 s->timeout);
+				 s->pool->timeout);
 	if (rc == CURLE_SEND_ERROR && s->data_go && code == 354)
 		/* Linux drops what a server said before its reset: its words
 		 * are lost, but "." never went out whole. */
@@ -456,7 +564,7 @@ static bool smtp_limit_sign(long code, const char *reply)
 	return false;
 }
 
-static void smtp_reset_transaction(struct smtp *s)
+static void smtp_reset_transaction(struct slot *s)
 {
 	s->pos = 0;
 	s->stalled = false;
@@ -472,59 +580,121 @@ static void smtp_reset_transaction(struct smtp *s)
 	s->last_code = 0;
 }
 
-static void smtp_launch(struct smtp *s)
+static void smtp_launch(struct slot *s)
 {
-	int running;
-
 	smtp_reset_transaction(s);
-	curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->timeout);
+	curl_easy_setopt(s->curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->pool->timeout);
 	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, s->fresh ? 1L : 0L);
-	curl_multi_add_handle(s->multi, s->curl);
 	s->running = true;
+	s->pool->running++;
 	s->progress_at = mono();
-	/* Sends what can go without waiting (MAIL FROM on a warm connection). */
-	curl_multi_perform(s->multi, &running);
+	/* The slot's thread takes it from here. */
+	pthread_mutex_lock(&s->pool->lock);
+	s->job = true;
+	pthread_cond_broadcast(&s->pool->job_cv);
+	pthread_mutex_unlock(&s->pool->lock);
 }
 
-void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len)
+int smtp_connections(const struct smtp *s)
 {
+	return s->n;
+}
+
+int smtp_in_flight(const struct smtp *s)
+{
+	return s->running;
+}
+
+bool smtp_ready(struct smtp *s)
+{
+	bool ready = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->n && !ready; i++)
+		ready = s->slots[i].done;
+	pthread_mutex_unlock(&s->lock);
+	return ready;
+}
+
+bool smtp_can_start(const struct smtp *s)
+{
+	/* One at a time until one went through: a wrong password or a dead
+	 * relay costs one connection, not one each. */
+	return s->running < (s->proven ? s->n : 1);
+}
+
+/* Closes the connection of sl (QUIT), unless a transaction is on it. */
+static void smtp_hangup_slot(struct slot *sl)
+{
+	if (sl->running || !sl->connected)
+		return;
+	/* The multi handle owns the open connection: its cleanup sends QUIT. */
+	curl_multi_cleanup(sl->multi);
+	if (!(sl->multi = smtp_multi()))
+		abort(); /* out of memory: util.h's policy */
+	sl->connected = false;
+	sl->fresh = false;
+}
+
+void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len, void *tag)
+{
+	struct slot *sl = NULL;
 	char *angle = xasprintf("<%s>", rcpt);
 
-	s->rcpts = curl_slist_append(NULL, angle);
+	/* The warmest connection: the free slot used last, whose connection
+	 * is open and sound; else any free slot (a new connection). */
+	for (int i = 0; i < s->n; i++) {
+		struct slot *c = &s->slots[i];
+		bool warm = c->connected && !c->fresh;
+		if (!c->running && (!sl || (warm && (!sl->connected || sl->fresh || c->used > sl->used))))
+			sl = c;
+	}
+	if (!sl)
+		abort(); /* a caller's bug: smtp_can_start() said no */
+	sl->rcpts = curl_slist_append(NULL, angle);
 	free(angle);
-	if (!s->rcpts)
+	if (!sl->rcpts)
 		abort(); /* out of memory: util.h's policy */
-	s->msg = msg;
-	s->len = len;
+	sl->msg = msg;
+	sl->len = len;
+	sl->tag = tag;
 	/* A connection unused for idle-timeout may have been closed by the
 	 * server, or be about to (Postfix: 300 s, many relays: 30 to 60 s):
 	 * end it ourselves rather than read its 421 as the reply to MAIL. */
-	if (s->connected && s->used > 0 && mono() - s->used >= (double)s->idle_timeout)
-		smtp_hangup(s);
-	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, s->rcpts);
-	curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
-	smtp_launch(s);
+	if (sl->connected && sl->used > 0 && mono() - sl->used >= (double)s->idle_timeout)
+		smtp_hangup_slot(sl);
+	curl_easy_setopt(sl->curl, CURLOPT_MAIL_RCPT, sl->rcpts);
+	curl_easy_setopt(sl->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	smtp_launch(sl);
 }
 
-/* Runs the transfer to its end; its CURLcode. */
-static CURLcode smtp_wait(struct smtp *s)
+/* Waits until a transfer ends: its slot and CURLcode. */
+static struct slot *smtp_wait(struct smtp *s, CURLcode *rc)
 {
-	CURLcode rc = CURLE_RECV_ERROR;
-	int running = 1, left;
-	CURLMsg *m;
+	struct slot *sl = NULL;
 
-	while (running) {
-		if (curl_multi_perform(s->multi, &running) != CURLM_OK)
+	pthread_mutex_lock(&s->lock);
+	while (!sl && s->running) {
+		/* In the order they ended. */
+		for (int i = 0; i < s->n; i++)
+			if (s->slots[i].done && (!sl || s->slots[i].done_seq < sl->done_seq))
+				sl = &s->slots[i];
+		if (sl)
 			break;
-		if (running && curl_multi_poll(s->multi, NULL, 0, 1000, NULL) != CURLM_OK)
-			break;
-		if (running)
-			smtp_tick(s);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&s->done_cv, &s->lock, &until);
+		pthread_mutex_unlock(&s->lock);
+		smtp_tick(s);
+		pthread_mutex_lock(&s->lock);
 	}
-	while ((m = curl_multi_info_read(s->multi, &left)))
-		if (m->msg == CURLMSG_DONE && m->easy_handle == s->curl)
-			rc = m->data.result;
-	return rc;
+	if (sl) {
+		sl->done = false;
+		*rc = sl->rc;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return sl;
 }
 
 struct run {
@@ -534,51 +704,80 @@ struct run {
 	enum send_result r;
 };
 
-/* Runs the transaction started to its end. */
-static void smtp_run(struct smtp *s, struct run *o)
+/* The transaction of sl ended with rc: what came of it. */
+static void smtp_run(struct smtp *s, struct slot *sl, CURLcode rc, struct run *o)
 {
 	long conns = 0;
 
-	o->rc = smtp_wait(s);
+	o->rc = rc;
 	o->code = 0;
-	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &o->code);
-	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &conns);
-	curl_multi_remove_handle(s->multi, s->curl);
-	s->running = false;
+	curl_easy_getinfo(sl->curl, CURLINFO_RESPONSE_CODE, &o->code);
+	curl_easy_getinfo(sl->curl, CURLINFO_NUM_CONNECTS, &conns);
+	curl_multi_remove_handle(sl->multi, sl->curl);
+	sl->running = false;
+	s->running--;
 	o->reused = conns == 0;
-	o->r = smtp_classify(s, o->rc, o->code);
+	o->r = smtp_classify(sl, o->rc, o->code);
 }
 
 /* A connection kept from before that fails at its first command (a 421,
  * a drop) was most likely closed by the server while idle: not a fault of
  * the relay yet. */
-static bool smtp_stale(const struct smtp *s, const struct run *o)
+static bool smtp_stale(const struct slot *s, const struct run *o)
 {
 	return o->r == SEND_RELAY && o->reused && s->fault == RELAY_CONNECT &&
 	       at(smtp_where(s, o->code), "MAIL");
 }
 
-enum send_result smtp_finish(struct smtp *s, char **detail)
+bool smtp_finish(struct smtp *s, struct outcome *out)
 {
+	struct slot *sl;
 	struct run o;
+	CURLcode rc = CURLE_RECV_ERROR;
 
-	smtp_run(s, &o);
-	if (smtp_stale(s, &o)) {
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		if (!(sl = smtp_wait(s, &rc)))
+			return false;
+		smtp_run(s, sl, rc, &o);
+		if (!smtp_stale(sl, &o))
+			break;
 		log_info("the connection kept from before failed at MAIL (%s): reconnecting once",
-			 s->last_reply ? s->last_reply : "no reply");
-		s->fresh = true;
-		smtp_launch(s);
-		smtp_run(s, &o);
+			 sl->last_reply ? sl->last_reply : "no reply");
+		sl->fresh = true;
+		smtp_launch(sl);
+		/* The stale retry runs like any transaction, once: a second
+		 * failure on a fresh connection is no longer "reused". */
 	}
-	curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, NULL);
-	curl_slist_free_all(s->rcpts);
-	s->rcpts = NULL;
-	s->fresh = o.r != SEND_OK;
-	s->used = mono();
-	s->slow = o.r != SEND_OK && smtp_limit_sign(o.code, s->last_reply);
-	*detail = smtp_detail(s, o.rc, o.r, o.code);
-	s->msg = NULL;
-	return o.r;
+	curl_easy_setopt(sl->curl, CURLOPT_MAIL_RCPT, NULL);
+	curl_slist_free_all(sl->rcpts);
+	sl->rcpts = NULL;
+	sl->used = mono();
+	sl->fresh = o.r != SEND_OK;
+	pthread_mutex_lock(&s->lock);
+	s->failing = o.r != SEND_OK;
+	pthread_mutex_unlock(&s->lock);
+	sl->slow = o.r != SEND_OK && smtp_limit_sign(o.code, sl->last_reply);
+	/* Signs of trouble bring the pool back to one transaction at a time
+	 * until one goes through again. */
+	if (o.r == SEND_RELAY || sl->slow)
+		s->proven = false;
+	else
+		s->proven = true;
+	out->tag = sl->tag;
+	out->result = o.r;
+	out->detail = smtp_detail(sl, o.rc, o.r, o.code);
+	out->fault = sl->fault;
+	out->slow = sl->slow;
+	sl->msg = NULL;
+	sl->tag = NULL;
+	return true;
+}
+
+void smtp_pause(struct smtp *s, double secs)
+{
+	(void)s; /* the transfers run in their threads meanwhile */
+	sleep_s(secs);
 }
 
 void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg)
@@ -587,44 +786,49 @@ void smtp_set_tick(struct smtp *s, void (*tick)(void *), void *arg)
 	s->tick_arg = arg;
 }
 
-bool smtp_should_slow(const struct smtp *s)
-{
-	return s->slow;
-}
-
-enum relay_fault smtp_fault(const struct smtp *s)
-{
-	return s->fault;
-}
-
 void smtp_hangup(struct smtp *s)
 {
-	if (!s || s->running || !s->connected)
+	if (!s)
 		return;
-	/* The multi handle owns the open connection: its cleanup sends QUIT. */
-	curl_multi_cleanup(s->multi);
-	if (!(s->multi = smtp_multi()))
-		abort(); /* out of memory: util.h's policy */
-	s->connected = false;
-	s->fresh = false;
+	for (int i = 0; i < s->n; i++)
+		smtp_hangup_slot(&s->slots[i]);
+	/* The next connection proves the relay (and the password) again. */
+	if (!s->running)
+		s->proven = false;
 }
 
 void smtp_close(struct smtp *s)
 {
 	if (!s)
 		return;
-	if (s->running)
-		curl_multi_remove_handle(s->multi, s->curl);
-	curl_slist_free_all(s->rcpts);
-	/* The multi handle owns the open connection: it sends QUIT. */
-	if (s->curl)
-		curl_easy_cleanup(s->curl);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
+	/* A transfer still running is finished by its thread first. */
+	pthread_mutex_lock(&s->lock);
+	s->quit = true;
+	pthread_cond_broadcast(&s->job_cv);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->threads; i++)
+		pthread_join(s->slots[i].thread, NULL);
+	for (int i = 0; i < s->n; i++) {
+		struct slot *sl = &s->slots[i];
+		if (sl->running)
+			curl_multi_remove_handle(sl->multi, sl->curl);
+		curl_slist_free_all(sl->rcpts);
+		if (sl->curl)
+			curl_easy_cleanup(sl->curl);
+		/* The multi handle owns the open connection: it sends QUIT. */
+		if (sl->multi)
+			curl_multi_cleanup(sl->multi);
+		free(sl->last_reply);
+		sb_free(&sl->reply);
+	}
 	curl_global_cleanup();
+	{
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->job_cv);
+		pthread_cond_destroy(&s->done_cv);
+	}
+	free(s->slots);
 	free(s->url);
 	free(s->from);
-	free(s->last_reply);
-	sb_free(&s->reply);
 	free(s);
 }

@@ -2,8 +2,8 @@
  *
  * SQLite in WAL mode. Explicit transactions (the batched claims made
  * before sending) commit with synchronous=FULL: a claim must be on disk
- * before its message leaves. Single statements (each outcome) commit with
- * synchronous=NORMAL: in WAL mode that survives any crash of kallad, and
+ * before its message leaves. Outcomes (several to a transaction) commit
+ * with synchronous=NORMAL: in WAL mode that survives any crash of kallad, and
  * the next FULL commit, one per batch of claims, makes them durable
  * against power loss too. One fsync per batch instead of one per message
  * keeps the ledger from capping the sending rate; a power cut repeats at

@@ -10,16 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Sends started and settled at once (the outbox, a refused recipient),
+ * whose outcomes were not taken yet: at most one per connection. */
+#define SETTLED_MAX 16
 
 struct transport {
 	struct smtp *smtp;     /* exactly one of these two is set */
 	struct outbox *outbox;
-	/* A send started but not finished, when it was settled at once
-	 * (the outbox, a refused recipient). */
-	bool settled;
-	enum send_result result;
-	char *detail;
+	struct outcome settled[SETTLED_MAX];
+	int n_settled;
+	bool slow;             /* of the last outcome taken */
+	enum relay_fault fault;
 };
 
 /* Opens and reads a password file. Files a user names must be private:
@@ -181,45 +185,98 @@ static bool transport_rcpt_ok(const char *rcpt)
 	return true;
 }
 
-void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len)
+int transport_connections(const struct transport *t)
 {
-	t->settled = true;
+	return t->smtp ? smtp_connections(t->smtp) : 1;
+}
+
+int transport_in_flight(const struct transport *t)
+{
+	return t->n_settled + (t->smtp ? smtp_in_flight(t->smtp) : 0);
+}
+
+bool transport_ready(struct transport *t)
+{
+	return t->n_settled > 0 || (t->smtp && smtp_ready(t->smtp));
+}
+
+bool transport_can_start(const struct transport *t)
+{
+	if (transport_in_flight(t) >= transport_connections(t))
+		return false;
+	return !t->smtp || smtp_can_start(t->smtp);
+}
+
+void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len,
+		     void *tag)
+{
+	struct outcome *o;
+
+	if (t->smtp && rcpt && transport_rcpt_ok(rcpt)) {
+		smtp_start(t->smtp, rcpt, msg, len, tag);
+		return;
+	}
+	if (t->n_settled >= SETTLED_MAX)
+		abort(); /* a caller's bug: transport_can_start() said no */
+	o = &t->settled[t->n_settled++];
+	*o = (struct outcome){.tag = tag};
 	if (!rcpt || !transport_rcpt_ok(rcpt)) {
-		t->detail = xasprintf("invalid recipient address \"%s\"", rcpt ? rcpt : "");
-		t->result = SEND_PERMANENT;
-	} else if (t->smtp) {
-		smtp_start(t->smtp, rcpt, msg, len);
-		t->settled = false;
+		o->detail = xasprintf("invalid recipient address \"%s\"", rcpt ? rcpt : "");
+		o->result = SEND_PERMANENT;
 	} else {
-		t->result = outbox_send(t->outbox, msg, len, &t->detail);
+		o->result = outbox_send(t->outbox, msg, len, &o->detail);
 	}
 }
 
-enum send_result transport_finish(struct transport *t, char **detail)
+bool transport_finish(struct transport *t, struct outcome *o)
 {
-	if (!t->settled)
-		return smtp_finish(t->smtp, detail);
-	*detail = t->detail;
-	t->detail = NULL;
-	return t->result;
+	if (t->n_settled > 0) {
+		/* A result settled here (a refused address) says nothing of the
+		 * server. */
+		*o = t->settled[0];
+		memmove(&t->settled[0], &t->settled[1], (size_t)--t->n_settled * sizeof(*o));
+	} else if (!t->smtp || !smtp_finish(t->smtp, o)) {
+		return false;
+	}
+	t->slow = o->slow;
+	t->fault = o->result == SEND_RELAY ? o->fault : RELAY_NONE;
+	return true;
+}
+
+void transport_pause(struct transport *t, double secs)
+{
+	struct timespec ts = {(time_t)secs, (long)((secs - (time_t)secs) * 1e9)};
+
+	if (t->smtp) {
+		smtp_pause(t->smtp, secs);
+		return;
+	}
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
 				size_t len, char **detail)
 {
-	transport_start(t, rcpt, msg, len);
-	return transport_finish(t, detail);
+	struct outcome o;
+
+	transport_start(t, rcpt, msg, len, NULL);
+	if (!transport_finish(t, &o)) {
+		*detail = xstrdup("no send was in flight");
+		return SEND_TRANSIENT;
+	}
+	*detail = o.detail;
+	return o.result;
 }
 
 bool transport_should_slow(const struct transport *t)
 {
-	/* A result settled here (a refused address) says nothing of the server. */
-	return t->smtp && !t->settled && smtp_should_slow(t->smtp);
+	return t->slow;
 }
 
 enum relay_fault transport_fault(const struct transport *t)
 {
-	return t->smtp && !t->settled ? smtp_fault(t->smtp) : RELAY_NONE;
+	return t->fault;
 }
 
 void transport_hangup(struct transport *t)
@@ -240,7 +297,8 @@ void transport_close(struct transport *t)
 		return;
 	smtp_close(t->smtp);
 	outbox_close(t->outbox);
-	free(t->detail);
+	for (int i = 0; i < t->n_settled; i++)
+		free(t->settled[i].detail);
 	free(t);
 }
 

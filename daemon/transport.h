@@ -43,27 +43,51 @@ bool transport_check_password(const struct config *cfg, struct errlist *errs);
  * a password key; label, e.g. "[smtp] password", names it in errors).
  * The caller frees it (wiping it first). NULL with errs on failure. */
 char *transport_secret(const char *label, const char *value, struct errlist *errs);
-/* Sends one message to one recipient. *detail gets the server's words
- * (or what went wrong), freed by the caller. Reuses the connection; after
- * any error the next send opens a fresh one. */
+/* What came of one send. */
+struct outcome {
+	void *tag;              /* the caller's, from transport_start() */
+	enum send_result result;
+	char *detail;           /* the server's words (or what went wrong); the caller
+				 * frees it */
+	enum relay_fault fault; /* where a SEND_RELAY lay; RELAY_NONE otherwise */
+	bool slow;              /* the reply asks the whole transport to slow down: 421,
+				 * or 450/451/452 with 4.7.x or words such as "too much
+				 * mail", "rate", "try again later" */
+};
+
+/* Sends in flight at once at most: [smtp] connections (1 for the outbox). */
+int transport_connections(const struct transport *t);
+/* Sends started whose outcome was not taken yet. */
+int transport_in_flight(const struct transport *t);
+/* True if a send ended whose outcome transport_finish() has yet to take
+ * (it will not wait then). */
+bool transport_ready(struct transport *t);
+/* True if one more send may start now (see smtp_can_start()). */
+bool transport_can_start(const struct transport *t);
+/* Starts one message to one recipient: sends what it can without waiting
+ * for the server. The caller may build the next message (and start it, if
+ * transport_can_start()) meanwhile; msg must stay valid until
+ * transport_finish() hands back its tag. */
+void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len,
+		     void *tag);
+/* Waits until one of the sends in flight ends: *o gets it. False if none
+ * was in flight. */
+bool transport_finish(struct transport *t, struct outcome *o);
+/* Lets the sends in flight go on for secs seconds (a wait for the next
+ * message's turn); their outcomes wait for transport_finish(). */
+void transport_pause(struct transport *t, double secs);
+/* Sends one message, start to end, with nothing else in flight. *detail
+ * gets the server's words (or what went wrong), freed by the caller. */
 enum send_result transport_send(struct transport *t, const char *rcpt, const char *msg,
 				size_t len, char **detail);
-/* transport_send in two halves: start sends what it can without waiting
- * for the server; finish waits for the outcome. The caller may build the
- * next message in between; msg must stay valid until finish. One send at
- * a time: every start is followed by its finish. */
-void transport_start(struct transport *t, const char *rcpt, const char *msg, size_t len);
-enum send_result transport_finish(struct transport *t, char **detail);
 /* tick(arg) about once a second while a send waits for the server. */
 void transport_set_tick(struct transport *t, void (*tick)(void *), void *arg);
-/* True if the last result came with a reply that asks the whole transport
- * to slow down: 421, or 450/451/452 with 4.7.x or words such as "too much
- * mail", "rate", "try again later". */
+/* Of the last outcome finished: whether it asked to slow down, and where
+ * a SEND_RELAY lay (RELAY_NONE after any other result). */
 bool transport_should_slow(const struct transport *t);
-/* Where the last SEND_RELAY lay; RELAY_NONE after any other result. */
 enum relay_fault transport_fault(const struct transport *t);
-/* Ends an open connection (QUIT) so that none sits idle; the next send
- * opens a new one. */
+/* Ends the open connections (QUIT) so that none sits idle, unless a send
+ * is in flight; the next send opens a new one. */
 void transport_hangup(struct transport *t);
 void transport_close(struct transport *t);
 const char *transport_result_name(enum send_result r);

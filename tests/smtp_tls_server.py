@@ -13,7 +13,12 @@ happens is appended to DIR/events, one line each ("connect", "auth ok",
 so a test can count connections and refusals.
 
 --plain drops TLS and AUTH; --slow-first S delays the reply to the first
-message's final "." by S seconds (to test clients that time out there).
+message's final "." by S seconds (to test clients that time out there);
+--data-delay S delays the reply to every final "." by S seconds (a relay
+that scans each message: connections in parallel overlap these).
+N.conn beside it holds "peer PORT" (the client's port: one per
+connection) and "began T" / "ended T" (MAIL FROM accepted, reply to "."
+about to go).
 Faults, each as a real relay words it:
   --mail-reply TEXT       every MAIL FROM gets TEXT (a refused sender)
   --rcpt-reply ADDR=TEXT  RCPT TO:<ADDR> gets TEXT (a greylisted recipient)
@@ -55,6 +60,7 @@ class Recorder:
         self.directory = directory
         self.events = events
         self.slow_first = args.slow_first
+        self.data_delay = args.data_delay
         self.mail_reply = args.mail_reply
         self.data_reply = args.data_reply
         self.rcpt_replies = dict(r.split("=", 1) for r in args.rcpt_reply)
@@ -90,6 +96,7 @@ class Recorder:
         else:
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
+            envelope.began = time.time()
             reply = "250 2.1.0 Ok"
         self.events.add("mail " + reply[:3])
         return reply
@@ -111,11 +118,15 @@ class Recorder:
         if self.rate:
             start, used = self.window
             self.window = (start if used else time.time(), used + 1)
+        if self.data_delay > 0:
+            await asyncio.sleep(self.data_delay)
         env = ["from " + envelope.mail_from]
         env += ["rcpt " + r for r in envelope.rcpt_tos]
         env.append("tls " + ("yes" if session.ssl else "no"))
         user = session.auth_data.login.decode() if session.authenticated else "-"
         env.append("user " + user)
+        self._write("%d.conn" % n, ("peer %d\nbegan %.6f\nended %.6f\n" % (
+            session.peer[1], getattr(envelope, "began", 0.0), time.time())).encode())
         self._write("%d.env" % n, ("\n".join(env) + "\n").encode())
         self._write("%d.eml" % n, envelope.original_content)
         self.events.add("data 250")
@@ -217,6 +228,7 @@ def main():
     ap.add_argument("--password", default="secret")
     ap.add_argument("--plain", action="store_true")
     ap.add_argument("--slow-first", type=float, default=0)
+    ap.add_argument("--data-delay", type=float, default=0)
     ap.add_argument("--mail-reply")
     ap.add_argument("--rcpt-reply", action="append", default=[])
     ap.add_argument("--rate")

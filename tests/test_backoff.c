@@ -48,6 +48,9 @@ static void test_suspension_is_shared_through_the_ledger(void **state)
 	backoff_note(a, SEND_RELAY, RELAY_AUTH, false, "535 5.7.8 no (at AUTH)", T0);
 	assert_true(backoff_suspended(a, T0, &until));
 	assert_true(until >= T0 + 900);
+	/* Sends started before it are told apart from those after. */
+	assert_int_equal(backoff_generation(a), 1);
+	assert_int_equal(backoff_generation(b), 0);
 	assert_string_equal(backoff_fault(a), "535 5.7.8 no (at AUTH)");
 
 	/* Another process sees it, and holds to it... */
@@ -91,11 +94,55 @@ static void test_suspension_is_shared_through_the_ledger(void **state)
 	errlist_free(&errs);
 }
 
+struct pauses {
+	int calls;
+	double total;
+	int stop_after;
+};
+
+static bool pause_cb(void *arg, double secs)
+{
+	struct pauses *p = arg;
+
+	p->calls++;
+	p->total += secs;
+	usleep((useconds_t)(secs * 1e6));
+	return p->calls != p->stop_after;
+}
+
+/* max-per-minute spaces the turns of every connection together: each
+ * wait is spent in the caller's pause (where the sends in flight go on),
+ * in slices of at most a second, and the pause can stop it. */
+static void test_turns_are_spaced_and_spent_in_pause(void **state)
+{
+	struct config cfg = {.smtp_url = "smtp://127.0.0.1:25", .max_per_minute = 600};
+	struct backoff *b = backoff_new(&cfg, NULL);
+	struct pauses p = {0};
+
+	(void)state;
+	assert_true(backoff_wait_turn(b, pause_cb, &p)); /* the first goes at once */
+	assert_int_equal(p.calls, 0);
+	for (int i = 0; i < 3; i++)
+		assert_true(backoff_wait_turn(b, pause_cb, &p));
+	assert_true(p.calls >= 3);
+	assert_true(p.total > 3 * 0.1 * 0.9 && p.total < 3 * 0.1 * 1.5);
+	/* 6 a minute: a 10 s gap, waited in slices of a second at most;
+	 * stopped by the pause's third answer. */
+	cfg.max_per_minute = 6;
+	assert_true(backoff_wait_turn(b, pause_cb, &p)); /* still the 0.1 s gap */
+	p = (struct pauses){.stop_after = 3};
+	assert_false(backoff_wait_turn(b, pause_cb, &p));
+	assert_int_equal(p.calls, 3);
+	assert_true(p.total <= 3.0 + 1e-9);
+	backoff_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_delay_doubles_from_a_minute_to_an_hour),
 		cmocka_unit_test(test_suspension_is_shared_through_the_ledger),
+		cmocka_unit_test(test_turns_are_spaced_and_spent_in_pause),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

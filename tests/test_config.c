@@ -112,6 +112,7 @@ static void test_example(void **state)
 	assert_int_equal(cfg->timeout, 60);
 	assert_int_equal(cfg->end_of_data_timeout, 600); /* RFC 5321 4.5.3.2.6 */
 	assert_int_equal(cfg->idle_timeout, 30);
+	assert_int_equal(cfg->smtp_connections, 1);
 	assert_null(cfg->smtp_ca_file);
 	assert_null(cfg->sql_participants);
 

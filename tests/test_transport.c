@@ -391,6 +391,64 @@ static void test_sink_three_messages_one_connection(void **state UNUSED)
 	free(dir);
 }
 
+/* [smtp] connections = 3: one send alone until one went through, then
+ * three at once, each outcome handed back with its own tag; three
+ * sessions, each ended with QUIT. */
+static void test_sink_pool_of_three(void **state UNUSED)
+{
+	static const char *const rcpts[] = {"rcpt1@example.net", "rcpt2@example.net",
+					    "rcpt3@example.net", "rcpt4@example.net",
+					    "rcpt5@example.net", "rcpt6@example.net",
+					    "rcpt7@example.net"};
+	const char *msgs[] = {MSG(1), MSG(2), MSG(3), MSG(4), MSG(5), MSG(6), MSG(7)};
+	char *dir = make_dir("pool");
+	int port = start_sink(dir, "pool.out", NULL);
+	bool seen[7] = {false};
+	struct outcome o;
+	struct tcfg c;
+
+	tcfg_init(&c, port, false, 5);
+	c.cfg.smtp_connections = 3;
+	struct transport *t = open_ok(&c.cfg);
+	assert_int_equal(transport_connections(t), 3);
+	assert_true(transport_can_start(t));
+	transport_start(t, rcpts[0], msgs[0], strlen(msgs[0]), &seen[0]);
+	/* Not proven yet: a wrong password would be tried once, not thrice. */
+	assert_false(transport_can_start(t));
+	assert_true(transport_finish(t, &o));
+	assert_ptr_equal(o.tag, &seen[0]);
+	assert_int_equal(o.result, SEND_OK);
+	free(o.detail);
+	seen[0] = true;
+	size_t next = 1;
+	while (next < 7 || transport_in_flight(t) > 0) {
+		while (next < 7 && transport_can_start(t)) {
+			transport_start(t, rcpts[next], msgs[next], strlen(msgs[next]), &seen[next]);
+			next++;
+		}
+		assert_true(transport_in_flight(t) <= 3);
+		assert_true(transport_finish(t, &o));
+		assert_int_equal(o.result, SEND_OK);
+		assert_false(*(bool *)o.tag); /* each outcome once */
+		*(bool *)o.tag = true;
+		free(o.detail);
+	}
+	assert_false(transport_finish(t, &o)); /* nothing in flight */
+	transport_close(t);
+	for (size_t i = 0; i < 7; i++) {
+		char *dump = sink_dump_for(dir, rcpts[i]);
+		assert_true(seen[i]);
+		assert_non_null(dump);
+		assert_sink_body(dump, msgs[i]);
+		free(dump);
+	}
+	assert_int_equal(count_entries(dir), 7);
+	/* Three connections (the first one's session, two more once it went
+	 * through), every one ended with our QUIT. */
+	assert_true(sink_counters("pool.out", "sess=3 quit=3 mesg=7"));
+	free(dir);
+}
+
 static void expect_fault(char *const opts[], const char *name, enum send_result want,
 			 enum relay_fault want_fault, const char *want_detail_prefix, bool want_slow)
 {
@@ -969,6 +1027,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_sink_three_messages_one_connection),
+		T(test_sink_pool_of_three),
 		T(test_sink_soft_reject_rcpt),
 		T(test_sink_hard_reject_rcpt),
 		T(test_sink_rate_limit_words),

@@ -1,0 +1,182 @@
+"""[smtp] connections = 4 through the real binary (issue 16): every due
+message arrives once, over several connections really at once; a kill -9
+mid-send loses nothing and the resends carry the same Message-IDs;
+max-per-minute holds for all connections together; a fault of the relay
+on one connection stops them all (a wrong password is tried once).
+Servers: tests/smtp_tls_server.py (aiosmtpd), which notes per message the
+client's port and when its transaction began and ended, and Postfix's
+smtp-sink."""
+
+import collections
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KALLAD, AioServer, main, parse  # noqa: E402
+from test_relay import RelayCase  # noqa: E402
+
+NOW = "2019-11-20T08:00:00+01:00"
+INVITES = 28
+CONNECTIONS = 4
+OUTCOME_BATCH = 32  # daemon/send_internal.h
+
+
+def ids(raw_messages):
+    return [str(parse(m)["Message-ID"]) for m in raw_messages]
+
+
+def envs(server):
+    """Per message received: {"peer": port, "began": t, "ended": t}."""
+    out = []
+    for n in os.listdir(server.dir):
+        if n.endswith(".conn"):
+            with open(os.path.join(server.dir, n), encoding="utf-8") as f:
+                fields = dict(line.split(" ", 1) for line in f.read().splitlines())
+            out.append({"peer": int(fields["peer"]), "began": float(fields["began"]),
+                        "ended": float(fields["ended"])})
+    return out
+
+
+def most_at_once(spans):
+    """The largest number of transactions under way at one moment."""
+    edges = sorted([(s["began"], 1) for s in spans] + [(s["ended"], -1) for s in spans],
+                   key=lambda e: (e[0], e[1]))
+    now = best = 0
+    for _, step in edges:
+        now += step
+        best = max(best, now)
+    return best
+
+
+class ConnectionsTest(RelayCase):
+    def add_participants(self, n):
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, status, registered_at, "
+                        "updated_at) VALUES (?,?,?,?,?)",
+                        [(f"p{i:04d}@kommun{i % 40}.example.se", f"Deltagare {i}", "registered",
+                          "2019-11-01 10:00", "2019-11-01 10:00") for i in range(n)])
+        con.commit()
+        con.close()
+        return (n + 10) * 3 - 2  # what is due at NOW, as test_smtp's CrashTest counts
+
+    def sent(self):
+        con = sqlite3.connect(self.prog.state)
+        n = con.execute("SELECT count(*) FROM deliveries WHERE state = 1").fetchone()[0]
+        con.close()
+        return n
+
+    def test_each_message_once_over_connections_at_once(self):
+        # The relay takes 0.3 s to answer each "." (a scan): one connection
+        # would need 28 x 0.3 s; four overlap.
+        server = self.plain_server("--data-delay", "0.3")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        start = time.monotonic()
+        p = self.prog.run("--once", "--now", NOW, check=0)
+        took = time.monotonic() - start
+        got = ids(server.messages())
+        self.assertEqual(len(got), INVITES, p.stderr)
+        self.assertEqual(len(set(got)), INVITES)
+        spans = envs(server)
+        self.assertGreater(len({s["peer"] for s in spans}), 1, spans)
+        self.assertGreaterEqual(most_at_once(spans), 3, spans)
+        self.assertLess(took, INVITES * 0.3 * 0.6, "no faster than one connection")
+        self.assertEqual(self.sent(), INVITES)
+        # Nothing twice: a second pass finds nothing due.
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(len(server.messages()), INVITES)
+
+    def test_kill_9_mid_send_resends_with_the_same_message_ids(self):
+        total = self.add_participants(100)
+        server = self.plain_server("--data-delay", "0.02")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        p = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--once", "--now", NOW],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        end = time.time() + 30
+        while time.time() < end and sum(n.endswith(".eml") for n in os.listdir(server.dir)) < 40:
+            time.sleep(0.02)
+        self.assertIsNone(p.poll(), "kallad finished before it could be killed")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        before = ids(server.messages())
+        self.assertGreater(len(before), 0)
+        self.assertLess(len(before), total)
+        self.prog.run("--once", "--now", NOW, check=0, timeout=120)
+        got = ids(server.messages())
+        counts = collections.Counter(got)
+        self.assertEqual(len(counts), total)  # nothing lost
+        repeats = [i for i, c in counts.items() if c > 1]
+        # Only what was in the air or not yet recorded goes again, under the
+        # Message-ID it had: a repeat is recognisable.
+        self.assertLessEqual(len(got) - total, OUTCOME_BATCH + CONNECTIONS, repeats)
+        self.assertTrue(set(repeats) <= set(before))
+        self.assertEqual(max(counts.values()), 1 if not repeats else 2)
+        self.assertEqual(self.sent(), total)
+
+    def test_max_per_minute_holds_for_all_connections(self):
+        server = self.plain_server()
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 600")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        start = time.monotonic()
+        self.prog.run("--once", "--now", NOW, check=0)
+        took = time.monotonic() - start
+        self.assertEqual(len(server.messages()), INVITES)
+        # 600 a minute: 0.1 s apart, 27 gaps, whatever the connections.
+        self.assertGreaterEqual(took, (INVITES - 1) * 0.1 * 0.98)
+        began = sorted(s["began"] for s in envs(server))
+        self.assertGreaterEqual(began[-1] - began[0], (INVITES - 1) * 0.1 * 0.9)
+        # No burst: no ten messages within less than nine gaps.
+        self.assertGreaterEqual(min(b - a for a, b in zip(began, began[9:])), 0.85)
+
+    def test_wrong_password_is_tried_once_not_per_connection(self):
+        server, ca = self.tls_server()
+        self.use_tls(server.port, ca, "not-the-password")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        p = self.prog.run("--once", "--now", NOW)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        ev = server.events()
+        self.assertEqual(ev.count("auth failed"), 1, ev)
+        self.assertEqual(ev.count("connect"), 1, ev)
+        counts, relay = self.status()
+        self.assert_nothing_failed_all_due(counts)
+        self.assertRegex(relay, r"535 .*at AUTH")
+
+    def test_rate_limit_on_one_connection_stops_all(self):
+        # Postfix's anvil after 8 messages: "450 4.7.1 Error: too much mail"
+        # at MAIL FROM, on whichever connection asks next. The others stop
+        # taking new messages: only those already under way meet it too.
+        server = self.plain_server("--rate", "8/60", "--data-delay", "0.05")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        p = self.prog.run("--once", "--now", NOW)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        ev = server.events()
+        mails = [e for e in ev if e.startswith("mail ")]
+        first = mails.index("mail 450")
+        # (The server counts a message when its data is in, so a MAIL or
+        # three under way may pass the eighth.)
+        self.assertGreaterEqual(mails[:first].count("mail 250"), 8, ev)
+        self.assertLessEqual(mails[:first].count("mail 250"), 8 + CONNECTIONS - 1, ev)
+        # After the first refusal, only MAILs of connections that took their
+        # message before kallad heard of it: at most one each of the others.
+        self.assertLessEqual(len(mails) - first - 1, CONNECTIONS - 1, ev)
+        self.assertNotIn("mail 250", mails[first:], ev)
+        counts, relay = self.status()
+        self.assertEqual(counts["sent"], ev.count("data 250"))
+        self.assertEqual(counts["failed"], 0)
+        # What did not go went back without an attempt counted.
+        con = sqlite3.connect(self.prog.state)
+        tried = con.execute("SELECT count(*) FROM deliveries WHERE state != 1 AND attempts > 0")
+        self.assertEqual(tried.fetchone()[0], 0)
+        con.close()
+        self.assertIn("too much mail", relay)
+        # Within the backoff nothing knocks again, on any connection.
+        connects = ev.count("connect")
+        self.prog.run("--once", "--now", "2019-11-20T08:00:30+01:00")
+        self.assertEqual(server.events().count("connect"), connects)
+
+
+if __name__ == "__main__":
+    main()
