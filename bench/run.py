@@ -4,9 +4,9 @@ loopback smtp-sink beside smtp-source's raw rate for messages of the same
 size, in the same run; peak memory with growing numbers of participants;
 system calls while idle.
 
-usage: bench/run.py [--build DIR] [--invites N] [--memory N,N,...] [--idle SECONDS]
-                    [--plan-memory N,N,...] [--send-now N] [--wake N,N,...]
-                    [--kallad BINARY]
+usage: bench/run.py [--build DIR] [--invites N] [--connections N] [--memory N,N,...]
+                    [--idle SECONDS] [--plan-memory N,N,...] [--send-now N]
+                    [--wake N,N,...] [--callgrind N,M] [--kallad BINARY]
 (0 or "" leaves a measure out)
 Prints what it measured and the commands it ran."""
 
@@ -73,9 +73,21 @@ def programme(tmp, participants, sessions=1):
     return os.path.join(d, "kallad.conf")
 
 
-def use_sink(conf, port):
+def use_sink(conf, port, connections=None):
+    """Sends into the sink; `connections` writes [smtp] connections = N
+    (None leaves kallad's default of one, and works with any kallad)."""
     with open(conf, "a", encoding="utf-8") as f:
         f.write(f"\n[smtp]\nurl = smtp://127.0.0.1:{port}\ntls = none\nmax-per-minute = 0\n")
+        if connections is not None:
+            f.write(f"connections = {connections}\n")
+
+
+def supports_connections(kallad, tmp):
+    """Whether this kallad knows [smtp] connections (its --check says)."""
+    conf = programme(tmp, 1)
+    use_sink(conf, 25, 2)
+    p = subprocess.run([kallad, "--config", conf, "--check"], capture_output=True, text=True)
+    return "connections" not in p.stderr + p.stdout or p.returncode == 0
 
 
 def sink(port):
@@ -108,55 +120,135 @@ def build_curl_raw(tmp):
     return out
 
 
-def throughput(kallad, tmp, n, rounds):
-    """kallad and smtp-source take turns against one sink, `rounds` times
-    each; loopback rates vary from run to run, so medians are compared."""
-    size = 0
-    k_rates, s_rates, c_rates = [], [], []
+def outbox_message(kallad, tmp):
+    """A message kallad wrote into its outbox (an invite of the bench
+    programme), with LF line ends: smtp-source -F appends CRLF to each
+    line, so on the wire it is the same size as kallad's own."""
+    conf = programme(tmp, 2)
+    run_kallad(kallad, conf, "--once", "--now", NOW)
+    outbox = os.path.join(os.path.dirname(conf), "state", "outbox", "new")
+    with open(os.path.join(outbox, sorted(os.listdir(outbox))[0]), "rb") as f:
+        wire = f.read()
+    path = os.path.join(tmp, "kallad-invite.eml")
+    with open(path, "wb") as f:
+        f.write(wire.replace(b"\r\n", b"\n"))
+    return path, len(wire)
+
+
+def rate_line(label, rates, what):
+    return (f"  {label:<30} median {statistics.median(rates):6.0f} messages/s  "
+            f"(runs: {', '.join(f'{x:.0f}' for x in rates)}; {what})")
+
+
+def throughput(kallad, tmp, n, rounds, connections):
+    """kallad (one connection, and `connections` if given), smtp-source
+    with -d over one and over four connections, and libcurl alone take
+    turns against one sink, `rounds` times each; loopback rates vary from
+    run to run, so medians are compared."""
+    rates = {}
     curl_raw = build_curl_raw(tmp)
+    eml, size = outbox_message(kallad, tmp)
+    if connections and not supports_connections(kallad, tmp):
+        print(f"  (this kallad has no [smtp] connections: measured with one only)")
+        connections = None
+    port = free_port()
+    s = sink(port)
+    wait_port(port)
+    source = ["/usr/sbin/smtp-source", "-d", "-m", str(n), "-F", eml,
+              "-f", "program@example.org", "-t", "deltagare@kommun.example.se"]
+    cmds = {}
+
+    def timed(key, cmd):
+        start = time.monotonic()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        rates.setdefault(key, []).append(n / (time.monotonic() - start))
+        cmds[key] = cmd
+
+    try:
+        for r in range(rounds):
+            for c in [None] + ([connections] if connections else []):
+                os.makedirs(os.path.join(tmp, f"round{r}-{c}"))
+                conf = programme(os.path.join(tmp, f"round{r}-{c}"), n)
+                use_sink(conf, port, c)
+                elapsed, _, p = run_kallad(kallad, conf, "--once", "--now", NOW)
+                sent = int(p.stdout.split()[0])
+                if sent != n:
+                    sys.exit(f"kallad sent {sent} of {n}")
+                rates.setdefault(("kallad", c), []).append(sent / elapsed)
+            timed(("source", 1), source[:1] + ["-s", "1"] + source[1:] + [f"127.0.0.1:{port}"])
+            timed(("source", 4), source[:1] + ["-s", "4"] + source[1:] + [f"127.0.0.1:{port}"])
+            out = subprocess.run([curl_raw, f"smtp://127.0.0.1:{port}", eml, str(n)],
+                                 capture_output=True, text=True, check=True).stdout
+            rates.setdefault(("curl", 1), []).append(float(out))
+    finally:
+        s.kill()
+        s.wait()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"throughput: {n} invites of {size} bytes, {rounds} rounds, taking turns")
+    print(rate_line("kallad --once, 1 connection", rates[("kallad", None)],
+                    "plan, build, claim, send, record"))
+    if connections:
+        print(rate_line(f"kallad --once, {connections} connections",
+                        rates[("kallad", connections)], f"[smtp] connections = {connections}"))
+    src = " ".join(cmds[("source", 1)][:-1]).replace(eml, "KALLAD-INVITE")
+    print(rate_line("smtp-source -d, 1 connection", rates[("source", 1)], src + " 127.0.0.1:PORT"))
+    print(rate_line("smtp-source -d, 4 connections", rates[("source", 4)], "-s 4"))
+    print(rate_line("libcurl alone, 1 connection", rates[("curl", 1)],
+                    "bench/curl_raw.c, kallad's invite, one reused handle"))
+    print(f"  ratio kallad/smtp-source -d, 1 connection: {med[('kallad', None)] / med[('source', 1)]:.2f}")
+    print(f"  ratio kallad/libcurl alone:                {med[('kallad', None)] / med[('curl', 1)]:.2f}")
+    if connections:
+        print(f"  ratio kallad {connections} connections / kallad 1:      "
+              f"{med[('kallad', connections)] / med[('kallad', None)]:.2f}")
+        print(f"  ratio kallad {connections} / smtp-source -d -s 4:       "
+              f"{med[('kallad', connections)] / med[('source', 4)]:.2f}")
+    print(f"  ratio smtp-source -d, 4 connections / 1:   {med[('source', 4)] / med[('source', 1)]:.2f}")
+
+
+def callgrind(kallad, tmp, counts):
+    """Instructions per message, which a busy machine does not change:
+    `valgrind --tool=callgrind kallad --once` sending n invites into
+    smtp-sink, for each n; the difference between two counts divided by
+    the difference in messages is the cost of one more message, start-up
+    and the programme's loading left out. message_build is the building
+    of the message alone (inclusive, from callgrind_annotate)."""
+    totals, builds = [], []
     port = free_port()
     s = sink(port)
     wait_port(port)
     try:
-        for r in range(rounds):
-            os.makedirs(os.path.join(tmp, f"round{r}"))
-            conf = programme(os.path.join(tmp, f"round{r}"), n)
-            size = preview_size(kallad, conf)
+        for n in counts:
+            os.makedirs(os.path.join(tmp, f"cg{n}"))
+            conf = programme(os.path.join(tmp, f"cg{n}"), n)
             use_sink(conf, port)
-            elapsed, _, p = run_kallad(kallad, conf, "--once", "--now", NOW)
-            sent = int(p.stdout.split()[0])
-            if sent != n:
-                sys.exit(f"kallad sent {sent} of {n}")
-            k_rates.append(sent / elapsed)
-            cmd = ["/usr/sbin/smtp-source", "-s", "1", "-m", str(n), "-l", str(size),
-                   "-f", "program@example.org", "-t", "deltagare@kommun.example.se",
-                   f"127.0.0.1:{port}"]
-            start = time.monotonic()
-            subprocess.run(cmd, check=True)
-            s_rates.append(n / (time.monotonic() - start))
-            # libcurl alone, sending kallad's own message again and again.
-            eml = os.path.join(tmp, f"round{r}", "invite.eml")
-            with open(eml, "wb") as f:
-                f.write(subprocess.run([kallad, "--config", conf, "--preview", "invite", "--to",
-                                        "deltagare1@kommun1.example.se", "--now", NOW],
-                                       capture_output=True, check=True).stdout)
-            c_rates.append(float(subprocess.run([curl_raw, f"smtp://127.0.0.1:{port}", eml,
-                                                 str(n)], capture_output=True, text=True,
-                                                check=True).stdout))
+            out = os.path.join(tmp, f"callgrind.{n}")
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", kallad,
+                   "--config", conf, "--once", "--now", NOW]
+            subprocess.run(cmd, check=True, capture_output=True)
+            total = 0
+            with open(out, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith("totals:") or line.startswith("summary:"):
+                        total = int(line.split()[1])
+            ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
+                                 capture_output=True, text=True).stdout
+            build = next((int(l.split()[0].replace(",", "")) for l in ann.splitlines()
+                          if l.rstrip().endswith("[" + os.path.abspath(kallad) + "]")
+                          and ":message_build " in l), 0)
+            totals.append(total)
+            builds.append(build)
     finally:
         s.kill()
         s.wait()
-    k, m = statistics.median(k_rates), statistics.median(s_rates)
-    print(f"throughput: {n} invites of {size} bytes, {rounds} rounds each, taking turns")
-    print(f"  kallad --once:  median {k:6.0f} messages/s  "
-          f"(runs: {', '.join(f'{x:.0f}' for x in k_rates)}; plan, build, claim, send, record)")
-    print(f"  smtp-source:    median {m:6.0f} messages/s  "
-          f"(runs: {', '.join(f'{x:.0f}' for x in s_rates)}; {' '.join(cmd[:-1])} 127.0.0.1:PORT)")
-    c = statistics.median(c_rates)
-    print(f"  libcurl alone:  median {c:6.0f} messages/s  "
-          f"(runs: {', '.join(f'{x:.0f}' for x in c_rates)}; bench/curl_raw.c, kallad's invite, "
-          f"one reused handle)")
-    print(f"  ratio kallad/smtp-source: {k / m:.2f}   kallad/libcurl alone: {k / c:.2f}")
+    print("instructions per message (callgrind; "
+          "valgrind --tool=callgrind kallad --once, n invites into smtp-sink):")
+    for n, t, b in zip(counts, totals, builds):
+        print(f"  {n:6d} invites: {t:14,d} instructions in all, {t / n:10,.0f} a message; "
+              f"message_build {b / n:9,.0f} a message")
+    if len(counts) >= 2 and counts[-1] != counts[0]:
+        d = (totals[-1] - totals[0]) / (counts[-1] - counts[0])
+        print(f"  one more message costs {d:,.0f} instructions "
+              f"(({counts[-1]} - {counts[0]}) invites)")
 
 
 def memory(kallad, tmp, counts):
@@ -287,6 +379,10 @@ def main():
     ap.add_argument("--plan-memory", default="10000,100000")
     ap.add_argument("--send-now", type=int, default=4000)
     ap.add_argument("--wake", default="10000")
+    ap.add_argument("--connections", type=int, default=4,
+                    help="also run kallad with [smtp] connections = N (0: not)")
+    ap.add_argument("--callgrind", default="",
+                    help="N,M: instructions per message of kallad --once over N and M invites")
     ap.add_argument("--kallad", help="measure this binary instead of building one")
     a = ap.parse_args()
     if a.kallad:
@@ -300,7 +396,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="kallad-bench-")
     try:
         if a.invites:
-            throughput(kallad, tmp, a.invites, a.rounds)
+            throughput(kallad, tmp, a.invites, a.rounds, a.connections)
+        if a.callgrind:
+            callgrind(kallad, tmp, [int(x) for x in a.callgrind.split(",")])
         if a.memory:
             memory(kallad, tmp, [int(x) for x in a.memory.split(",")])
         if a.plan_memory:

@@ -169,13 +169,17 @@ static void set_shared(struct tpl_vars *v, const struct config *cfg, const struc
 		set_deadline(v, lang, req->deadline);
 }
 
-static const struct tpl_vars *shared_vars(struct message_cache *c, const struct config *cfg,
-					  const struct calendar *cal,
-					  const struct message_req *req, const char *lang);
+struct vars_entry;
+static struct vars_entry *shared_vars(struct message_cache *c, const struct config *cfg,
+				      const struct calendar *cal, const struct message_req *req,
+				      const char *lang);
+static const struct tpl_vars *entry_vars(const struct vars_entry *e);
 
+/* The recipient's variables; with shared (from the cache) as their
+ * parent, or else with the shared ones set in them too. */
 static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
 				  const struct message_req *req, const char *lang,
-				  const struct files *f)
+				  const struct files *f, const struct vars_entry *shared)
 {
 	struct tpl_vars *v = tpl_vars_new();
 
@@ -183,8 +187,8 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 	set_clean(v, "participant.email", req->p->email, 0);
 	set_clean(v, "participant.organisation", req->p->organisation, 0);
 	set_clean(v, "participant.role", req->p->role, 0);
-	if (req->cache)
-		tpl_vars_set_parent(v, shared_vars(req->cache, cfg, cal, req, lang));
+	if (shared)
+		tpl_vars_set_parent(v, entry_vars(shared));
 	else
 		set_shared(v, cfg, cal, req, lang);
 	if (req->session && req->previous)
@@ -207,10 +211,34 @@ struct target_key {
 	bool cancelled, date_only;
 };
 
+#define CACHE_BODIES 8 /* messages about one target in one language */
+
+/* A body rendered ahead (tpl_skeleton), with the quoted-printable of each
+ * piece's whole lines: a piece's first bytes up to its first line break
+ * (head) and those after its last (from tail) join the recipient's
+ * pieces around them before they are encoded. Quoted-printable starts
+ * afresh on each line, so the lines encode the same wherever they are. */
+struct body {
+	struct tpl_skeleton *sk;
+	struct body_piece {
+		size_t head, tail; /* head 0: no line break in the piece */
+		char *qp;
+		size_t qp_len;
+	} *pieces;
+};
+
+struct body_entry {
+	char *message;
+	bool made;         /* false: the message has no template */
+	struct body text, html; /* html.sk NULL: no HTML */
+};
+
 struct vars_entry {
 	char *lang;
 	struct target_key s, d;
 	struct tpl_vars *v;
+	struct body_entry bodies[CACHE_BODIES];
+	size_t n_bodies, next_bodies;
 };
 
 struct head_entry {
@@ -293,8 +321,27 @@ static void key_free(struct target_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
+static void body_free(struct body *b)
+{
+	for (size_t i = 0; b->sk && i < tpl_skeleton_pieces(b->sk); i++)
+		free(b->pieces[i].qp);
+	free(b->pieces);
+	tpl_skeleton_free(b->sk);
+	memset(b, 0, sizeof(*b));
+}
+
+static void body_entry_free(struct body_entry *e)
+{
+	free(e->message);
+	body_free(&e->text);
+	body_free(&e->html);
+	memset(e, 0, sizeof(*e));
+}
+
 static void vars_entry_free(struct vars_entry *e)
 {
+	for (size_t i = 0; i < e->n_bodies; i++)
+		body_entry_free(&e->bodies[i]);
 	free(e->lang);
 	key_free(&e->s);
 	key_free(&e->d);
@@ -359,9 +406,14 @@ static size_t cache_slot(size_t *n, size_t *next, size_t max)
 	return k;
 }
 
-static const struct tpl_vars *shared_vars(struct message_cache *c, const struct config *cfg,
-					  const struct calendar *cal,
-					  const struct message_req *req, const char *lang)
+static const struct tpl_vars *entry_vars(const struct vars_entry *e)
+{
+	return e->v;
+}
+
+static struct vars_entry *shared_vars(struct message_cache *c, const struct config *cfg,
+				      const struct calendar *cal, const struct message_req *req,
+				      const char *lang)
 {
 	struct vars_entry *e;
 
@@ -369,7 +421,7 @@ static const struct tpl_vars *shared_vars(struct message_cache *c, const struct 
 		e = &c->vars[i];
 		if (str_eq(e->lang, lang) && is_session(&e->s, req->session) &&
 		    is_deadline(&e->d, req->deadline))
-			return e->v;
+			return e;
 	}
 	e = &c->vars[cache_slot(&c->n_vars, &c->next_vars, CACHE_VARS)];
 	vars_entry_free(e);
@@ -378,7 +430,91 @@ static const struct tpl_vars *shared_vars(struct message_cache *c, const struct 
 	key_deadline(&e->d, req->deadline);
 	e->v = tpl_vars_new();
 	set_shared(e->v, cfg, cal, req, lang);
-	return e->v;
+	return e;
+}
+
+/* The names make_vars() sets for the recipient alone. */
+static bool own_name(const char *name)
+{
+	return strncmp(name, "participant.", 12) == 0 || strncmp(name, "previous.", 9) == 0 ||
+	       strncmp(name, "changed", 7) == 0 || strncmp(name, "attachment", 10) == 0;
+}
+
+static void body_make(struct body *b, struct tpl_skeleton *sk)
+{
+	size_t n = tpl_skeleton_pieces(sk);
+
+	b->sk = sk;
+	b->pieces = xcalloc(n ? n : 1, sizeof(*b->pieces));
+	for (size_t i = 0; i < n; i++) {
+		struct body_piece *p = &b->pieces[i];
+		size_t len;
+		const char *t = tpl_skeleton_text(sk, i, &len);
+		const char *first = t ? memchr(t, '\n', len) : NULL;
+		struct strbuf qp;
+
+		if (!first)
+			continue;
+		p->head = (size_t)(first - t) + 1;
+		p->tail = (size_t)((const char *)memrchr(t, '\n', len) - t) + 1;
+		sb_init(&qp);
+		mime_qp(&qp, t + p->head, p->tail - p->head);
+		p->qp_len = qp.len;
+		p->qp = sb_take(&qp);
+	}
+}
+
+/* The message's bodies rendered ahead for the entry's language and target. */
+static const struct body_entry *shared_bodies(struct vars_entry *e, const struct templates *tpl,
+					      const char *fallback, const char *message)
+{
+	struct body_entry *b;
+	struct tpl_skeleton *text, *html;
+
+	for (size_t i = 0; i < e->n_bodies; i++)
+		if (str_eq(e->bodies[i].message, message))
+			return &e->bodies[i];
+	b = &e->bodies[cache_slot(&e->n_bodies, &e->next_bodies, CACHE_BODIES)];
+	body_entry_free(b);
+	b->message = xstrdup(message);
+	b->made = tpl_skeleton_make(tpl, e->lang, fallback, message, e->v, own_name, &text, &html);
+	if (b->made) {
+		body_make(&b->text, text);
+		if (html)
+			body_make(&b->html, html);
+	}
+	return b;
+}
+
+/* The quoted-printable of the body for the recipient's v: the pieces
+ * rendered ahead with their lines encoded ahead, the recipient's own
+ * rendered and encoded with the partial lines around them. */
+static char *body_qp(const struct body *b, const struct tpl_vars *v)
+{
+	struct strbuf out, pending;
+
+	sb_init(&out);
+	sb_init(&pending);
+	for (size_t i = 0; i < tpl_skeleton_pieces(b->sk); i++) {
+		const struct body_piece *p = &b->pieces[i];
+		size_t len;
+		const char *t = tpl_skeleton_text(b->sk, i, &len);
+
+		if (!t) {
+			tpl_skeleton_render(b->sk, i, v, &pending);
+		} else if (!p->head) {
+			sb_addn(&pending, t, len);
+		} else {
+			sb_addn(&pending, t, p->head);
+			mime_qp(&out, pending.buf, pending.len);
+			pending.len = 0;
+			sb_addn(&out, p->qp, p->qp_len);
+			sb_addn(&pending, t + p->tail, len - p->tail);
+		}
+	}
+	mime_qp(&out, pending.buf, pending.len);
+	sb_free(&pending);
+	return sb_take(&out);
 }
 
 /* --- attachments --------------------------------------------------------- */
@@ -435,18 +571,21 @@ static bool load_files(const struct config *cfg, const struct registrations *reg
 
 /* --- assembly ------------------------------------------------------------ */
 
-static struct mime_part *text_body(const char *text, const char *html)
+/* text and html: as rendered, or (qp) already quoted-printable. */
+static struct mime_part *text_body(const char *text, const char *html, bool qp)
 {
-	struct mime_part *plain = mime_leaf("text/plain; charset=UTF-8", NULL, text, strlen(text),
-					    MIME_QUOTED_PRINTABLE);
+	struct mime_part *(*leaf)(const char *, const char *, const char *, size_t,
+				  enum mime_encoding) = qp ? mime_leaf_encoded : mime_leaf;
+	struct mime_part *plain = leaf("text/plain; charset=UTF-8", NULL, text, strlen(text),
+				       MIME_QUOTED_PRINTABLE);
 	struct mime_part *alt;
 
 	if (!html)
 		return plain;
 	alt = mime_multipart("alternative");
 	mime_add(alt, plain);
-	mime_add(alt, mime_leaf("text/html; charset=UTF-8", NULL, html, strlen(html),
-				MIME_QUOTED_PRINTABLE));
+	mime_add(alt, leaf("text/html; charset=UTF-8", NULL, html, strlen(html),
+			   MIME_QUOTED_PRINTABLE));
 	return alt;
 }
 
@@ -467,10 +606,11 @@ static void add_files(struct mime_part *mixed, const struct files *f)
 
 /* M1: mixed { alternative { plain, html?, calendar }, invite.ics, files }.
  * Both calendar parts are the same base64 text (ics64, n64 bytes). */
-static struct mime_part *structure(const char *text, const char *html, const char *ics64,
-				   size_t n64, enum calpart cal, const struct files *f)
+static struct mime_part *structure(const char *text, const char *html, bool qp,
+				   const char *ics64, size_t n64, enum calpart cal,
+				   const struct files *f)
 {
-	struct mime_part *body = text_body(text, html), *mixed, *alt;
+	struct mime_part *body = text_body(text, html, qp), *mixed, *alt;
 	char *type;
 
 	if (cal == CAL_NONE && f->n == 0)
@@ -683,6 +823,32 @@ static bool render(const struct templates *tpl, const struct config *cfg, const 
 	return ok;
 }
 
+/* render() from the bodies rendered ahead: the text and HTML come
+ * quoted-printable. */
+static bool render_cached(const struct templates *tpl, const struct config *cfg,
+			  const char *lang, const struct message_req *req,
+			  const struct tpl_vars *v, struct vars_entry *shared, char **subject,
+			  char **text, char **html, const char *what, struct errlist *errs)
+{
+	const struct body_entry *b = shared_bodies(shared, tpl, cfg->language, req->message);
+	struct errlist e = {0};
+	bool ok;
+
+	*subject = *text = *html = NULL;
+	ok = b->made && tpl_render_subject(tpl, lang, cfg->language, req->message, v, subject, &e);
+	for (size_t i = 0; i < e.n; i++)
+		errlist_add(errs, "%s: %s", what, e.items[i]);
+	if (!ok && e.n == 0)
+		errlist_add(errs, "%s: template %s did not render", what, req->message);
+	errlist_free(&e);
+	if (!ok)
+		return false;
+	*text = body_qp(&b->text, v);
+	if (b->html.sk)
+		*html = body_qp(&b->html, v);
+	return true;
+}
+
 /* The participant's language when the message exists in it, else the
  * programme's: dates must speak the language the template does. */
 static const char *language(const struct config *cfg, const struct templates *tpl,
@@ -711,6 +877,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	size_t n64 = 0;
 	struct files f = {0};
 	struct tpl_vars *v = NULL;
+	struct vars_entry *shared;
 	struct strbuf sb;
 	struct mime_part *root;
 	char *out = NULL;
@@ -720,12 +887,15 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	if (!check_req(cfg, tpl, req, k, lang, what, errs) ||
 	    !load_files(cfg, reg, req, what, &f, errs))
 		goto done;
-	v = make_vars(cfg, cal, req, lang, &f);
-	if (!render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
+	shared = req->cache ? shared_vars(req->cache, cfg, cal, req, lang) : NULL;
+	v = make_vars(cfg, cal, req, lang, &f, shared);
+	if (shared ? !render_cached(tpl, cfg, lang, req, v, shared, &subject, &text, &html, what,
+				    errs)
+		   : !render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
 		goto done;
 	if (k.cal != CAL_NONE)
 		ics64 = calendar_base64(cfg, req, k.cal, &n64);
-	root = structure(text, html, ics64, n64, k.cal, &f);
+	root = structure(text, html, shared != NULL, ics64, n64, k.cal, &f);
 	sb_init(&sb);
 	headers(&sb, cfg, req, subject);
 	mime_write(&sb, root, req->key);

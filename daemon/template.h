@@ -43,6 +43,31 @@ bool tpl_render(const struct templates *t, const char *lang, const char *fallbac
 		const char *message, const struct tpl_vars *v, char **subject, char **text,
 		char **html, struct errlist *errs);
 
+/* The subject alone, as tpl_render() makes it. */
+bool tpl_render_subject(const struct templates *t, const char *lang, const char *fallback,
+			const char *message, const struct tpl_vars *v, char **subject,
+			struct errlist *errs);
+
+/* A message's text (and HTML, when it has one, else *html is NULL)
+ * rendered ahead for all its recipients: the pieces of the template that
+ * name no value own() calls the recipient's are rendered once with
+ * shared; the others stay to be rendered for each recipient with vars
+ * whose parent is shared (tpl_vars_set_parent). Piece by piece, the
+ * pieces make what tpl_render() would. False when there is no such
+ * message. The skeletons hold no pointer to shared; they hold t's. */
+struct tpl_skeleton;
+bool tpl_skeleton_make(const struct templates *t, const char *lang, const char *fallback,
+		       const char *message, const struct tpl_vars *shared,
+		       bool (*own)(const char *name), struct tpl_skeleton **text,
+		       struct tpl_skeleton **html);
+size_t tpl_skeleton_pieces(const struct tpl_skeleton *sk);
+/* Piece i's text when it was rendered ahead (*len bytes), else NULL. */
+const char *tpl_skeleton_text(const struct tpl_skeleton *sk, size_t i, size_t *len);
+/* Appends piece i, rendered with v when it is the recipient's. */
+void tpl_skeleton_render(const struct tpl_skeleton *sk, size_t i, const struct tpl_vars *v,
+			 struct strbuf *out);
+void tpl_skeleton_free(struct tpl_skeleton *sk);
+
 /* Parses one message from memory, as if read from LANG/MESSAGE.txt (txt,
  * with its Subject line) and, when html is not NULL, LANG/MESSAGE.html;
  * errors as tpl_load() names those files. For tests, previews and the

@@ -1,5 +1,6 @@
 /* template_render.c: the variables of a message and rendering a parsed
- * template with them (text, HTML with escaping, the subject line). */
+ * template with them (text, HTML with escaping, the subject line), whole
+ * or as a skeleton rendered ahead for what many recipients share. */
 #include "template.h"
 #include "template_internal.h"
 
@@ -176,34 +177,43 @@ static void render_section(const struct node *n, struct scope *sc, bool html,
 }
 
 /* Values are copied as they are: a "{{" inside one is never expanded. */
+static void render_one(const struct node *k, struct scope *sc, bool html, struct strbuf *out)
+{
+	if (k->kind == N_TEXT)
+		sb_addn(out, k->s, k->len);
+	else if (k->kind == N_VAR && html)
+		add_escaped(out, scope_value(sc, k->s));
+	else if (k->kind == N_VAR)
+		sb_add(out, scope_value(sc, k->s));
+	else
+		render_section(k, sc, html, out);
+}
+
 static void render(const struct node *n, struct scope *sc, bool html, struct strbuf *out)
 {
-	for (size_t i = 0; i < n->nkids; i++) {
-		const struct node *k = &n->kids[i];
+	for (size_t i = 0; i < n->nkids; i++)
+		render_one(&n->kids[i], sc, html, out);
+}
 
-		if (k->kind == N_TEXT)
-			sb_addn(out, k->s, k->len);
-		else if (k->kind == N_VAR && html)
-			add_escaped(out, scope_value(sc, k->s));
-		else if (k->kind == N_VAR)
-			sb_add(out, scope_value(sc, k->s));
-		else
-			render_section(k, sc, html, out);
-	}
+/* The scope of v: its parents, outermost first, then v itself, the
+ * innermost binding. */
+static void scope_of(struct scope *sc, const struct tpl_vars *v)
+{
+	sc->n = 0;
+	for (const struct tpl_vars *p = v; p && sc->n < MAX_PARENTS; p = p->parent)
+		sc->n++;
+	sc->base = sc->n;
+	for (const struct tpl_vars *p = v; p && sc->n > 0; p = p->parent)
+		sc->v[--sc->n] = p;
+	sc->n = sc->base;
 }
 
 static char *render_root(const struct node *root, const struct tpl_vars *v, bool html)
 {
-	struct scope sc = {.n = 0};
+	struct scope sc;
 	struct strbuf out;
 
-	/* The outermost parent first: v itself is the innermost binding. */
-	for (const struct tpl_vars *p = v; p && sc.n < MAX_PARENTS; p = p->parent)
-		sc.n++;
-	sc.base = sc.n;
-	for (const struct tpl_vars *p = v; p && sc.n > 0; p = p->parent)
-		sc.v[--sc.n] = p;
-	sc.n = sc.base;
+	scope_of(&sc, v);
 
 	sb_init(&out);
 	render(root, &sc, html, &out);
@@ -247,4 +257,130 @@ bool tpl_render(const struct templates *t, const char *lang, const char *fallbac
 		*html = render_root(&m->html, v, true);
 	tpl_vars_free(empty);
 	return true;
+}
+
+bool tpl_render_subject(const struct templates *t, const char *lang, const char *fallback,
+			const char *message, const struct tpl_vars *v, char **subject,
+			struct errlist *errs)
+{
+	const struct tpl_message *m = tpl_resolve(t, lang, fallback, message);
+
+	*subject = NULL;
+	if (!m) {
+		errlist_add(errs, "no template %s in %s or %s", message ? message : "(none)",
+			    lang ? lang : "(none)", fallback ? fallback : "(none)");
+		return false;
+	}
+	*subject = render_subject(&m->subject, v);
+	return true;
+}
+
+/* ---- skeletons ---- */
+
+struct tpl_piece_in {
+	char *text; /* rendered once; NULL: node is rendered for each recipient */
+	size_t len;
+	const struct node *node;
+};
+
+struct tpl_skeleton {
+	struct tpl_piece_in *pieces;
+	size_t n, cap;
+	bool html;
+};
+
+/* Whether n or anything inside it names a value own() says is the
+ * recipient's. */
+static bool uses_own(const struct node *n, bool (*own)(const char *name))
+{
+	if (n->kind != N_TEXT && n->kind != N_ROOT && own(n->s))
+		return true;
+	for (size_t i = 0; i < n->nkids; i++)
+		if (uses_own(&n->kids[i], own))
+			return true;
+	return false;
+}
+
+static struct tpl_skeleton *skeleton(const struct node *root, const struct tpl_vars *shared,
+				     bool (*own)(const char *name), bool html)
+{
+	struct tpl_skeleton *sk = xcalloc(1, sizeof(*sk));
+	struct scope sc;
+	struct strbuf text;
+
+	sk->html = html;
+	scope_of(&sc, shared);
+	sb_init(&text);
+	for (size_t i = 0; i <= root->nkids; i++) {
+		const struct node *k = i < root->nkids ? &root->kids[i] : NULL;
+
+		if (k && !uses_own(k, own)) {
+			render_one(k, &sc, html, &text);
+			continue;
+		}
+		/* A run of shared nodes ends: one piece of text. */
+		if (text.len) {
+			sk->pieces = xgrow(sk->pieces, &sk->cap, sk->n, sizeof(*sk->pieces));
+			sk->pieces[sk->n].len = text.len;
+			sk->pieces[sk->n].node = NULL;
+			sk->pieces[sk->n++].text = sb_take(&text);
+			sb_init(&text);
+		}
+		if (k) {
+			sk->pieces = xgrow(sk->pieces, &sk->cap, sk->n, sizeof(*sk->pieces));
+			sk->pieces[sk->n++] = (struct tpl_piece_in){NULL, 0, k};
+		}
+	}
+	sb_free(&text);
+	return sk;
+}
+
+bool tpl_skeleton_make(const struct templates *t, const char *lang, const char *fallback,
+		       const char *message, const struct tpl_vars *shared,
+		       bool (*own)(const char *name), struct tpl_skeleton **text,
+		       struct tpl_skeleton **html)
+{
+	const struct tpl_message *m = tpl_resolve(t, lang, fallback, message);
+
+	*text = *html = NULL;
+	if (!m)
+		return false;
+	*text = skeleton(&m->text, shared, own, false);
+	if (m->has_html)
+		*html = skeleton(&m->html, shared, own, true);
+	return true;
+}
+
+size_t tpl_skeleton_pieces(const struct tpl_skeleton *sk)
+{
+	return sk->n;
+}
+
+const char *tpl_skeleton_text(const struct tpl_skeleton *sk, size_t i, size_t *len)
+{
+	*len = sk->pieces[i].len;
+	return sk->pieces[i].text;
+}
+
+void tpl_skeleton_render(const struct tpl_skeleton *sk, size_t i, const struct tpl_vars *v,
+			 struct strbuf *out)
+{
+	struct scope sc;
+
+	if (sk->pieces[i].text) {
+		sb_addn(out, sk->pieces[i].text, sk->pieces[i].len);
+		return;
+	}
+	scope_of(&sc, v);
+	render_one(sk->pieces[i].node, &sc, sk->html, out);
+}
+
+void tpl_skeleton_free(struct tpl_skeleton *sk)
+{
+	if (!sk)
+		return;
+	for (size_t i = 0; i < sk->n; i++)
+		free(sk->pieces[i].text);
+	free(sk->pieces);
+	free(sk);
 }

@@ -188,6 +188,21 @@ static void make_attachments(void)
 }
 
 /* A site template for a manual send ("welcome"), loaded over the shipped. */
+#define MIXED_BODY                                                                           \
+	"Hej {{participant.name}}, välkommen till {{programme.name}}!\n"                       \
+	"{{#sessions}}- {{session.title}}, {{session.when}}, för {{participant.name}}   \n"    \
+	"{{/sessions}}.\nFrom the start of a line, {{participant.email}} \n"                  \
+	"{{#attachments}}Fil: {{attachment.name}}\n{{/attachments}}"                          \
+	"{{^attachments}}Inga filer.\n{{/attachments}}"                                       \
+	"{{#changed}}Ändrat: {{previous.when}} -> {{session.when}}, {{previous.location}}\n" \
+	"{{/changed}}Lång rad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "   \
+	"{{participant.organisation}} bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" \
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"             \
+	"{{participant.role}}\n.\nF\n= tecken = =?utf-8?q?x?= \t\n"                         \
+	"{{session.title}}\n\nSlut utan radbrytning {{participant.name}}"
+#define MIXED_TEMPLATE "Subject: Blandat {{participant.name}} {{session.title}}\n\n" MIXED_BODY
+#define MIXED_TEMPLATE_HTML "<p>\"&amp;\"</p>\n" MIXED_BODY "<br>\n"
+
 static void make_site_templates(void)
 {
 	char *p = tmp_path("site");
@@ -200,6 +215,16 @@ static void make_site_templates(void)
 	p = tmp_path("site/sv/welcome.txt");
 	write_file(p, "Subject: Välkommen, {{participant.name}}\n\nHej {{participant.name}}!\n"
 		      "{{#session.title}}Vi ses på {{session.title}}.\n{{/session.title}}");
+	free(p);
+	/* The recipient's values among shared ones in every position the
+	 * bodies rendered ahead must get right (cache_gives_the_same_bytes):
+	 * inside sections, in the middle of lines longer than 76 octets,
+	 * before trailing spaces, at a line's start ('.', "From "), last. */
+	p = tmp_path("site/sv/mixed.txt");
+	write_file(p, MIXED_TEMPLATE);
+	free(p);
+	p = tmp_path("site/sv/mixed.html");
+	write_file(p, MIXED_TEMPLATE_HTML);
 	free(p);
 }
 
@@ -594,7 +619,7 @@ static void assert_cached_same(struct message_req *r, struct message_cache *c, c
 static void cache_gives_the_same_bytes(void **state)
 {
 	static const char *const kinds[] = {"invite", "session-reminder", "update", "cancel",
-					    "material", "welcome"};
+					    "material", "welcome", "mixed"};
 	struct message_cache *c = message_cache_new();
 	struct session before = sessions[S_LEDA];
 	struct message_req r;
@@ -617,6 +642,11 @@ static void cache_gives_the_same_bytes(void **state)
 	for (int p = 0; p < (int)ARRAY_SIZE(people); p++) {
 		r = req_for("deadline-reminder", p, NULL, &deadline);
 		assert_cached_same(&r, c, "deadline-reminder");
+		r = req_for("mixed", p, NULL, &deadline);
+		assert_cached_same(&r, c, "mixed about a deadline");
+		r = req_for("mixed", p, &sessions[S_LEDA], NULL);
+		r.previous = &before;
+		assert_cached_same(&r, c, "mixed, an update");
 		r = req_for("material", p, NULL, NULL);
 		assert_cached_same(&r, c, "material without a session");
 	}
