@@ -1,4 +1,5 @@
 #include "message.h"
+#include "message_internal.h"
 
 #include "material.h"
 
@@ -146,8 +147,9 @@ static const char *contact_email(const struct config *cfg)
 
 /* What every recipient of the target shares: the programme, the
  * organizer, the sessions, and the message's session or deadline. */
-static void set_shared(struct tpl_vars *v, const struct config *cfg, const struct calendar *cal,
-		       const struct message_req *req, const char *lang)
+void message_set_shared(struct tpl_vars *v, const struct config *cfg,
+			const struct calendar *cal, const struct message_req *req,
+			const char *lang)
 {
 	char *display, *addr;
 	int number = 1;
@@ -169,12 +171,6 @@ static void set_shared(struct tpl_vars *v, const struct config *cfg, const struc
 		set_deadline(v, lang, req->deadline);
 }
 
-struct vars_entry;
-static struct vars_entry *shared_vars(struct message_cache *c, const struct config *cfg,
-				      const struct calendar *cal, const struct message_req *req,
-				      const char *lang);
-static const struct tpl_vars *entry_vars(const struct vars_entry *e);
-
 /* The recipient's variables; with shared (from the cache) as their
  * parent, or else with the shared ones set in them too. */
 static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
@@ -188,333 +184,14 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 	set_clean(v, "participant.organisation", req->p->organisation, 0);
 	set_clean(v, "participant.role", req->p->role, 0);
 	if (shared)
-		tpl_vars_set_parent(v, entry_vars(shared));
+		tpl_vars_set_parent(v, cache_vars_of(shared));
 	else
-		set_shared(v, cfg, cal, req, lang);
+		message_set_shared(v, cfg, cal, req, lang);
 	if (req->session && req->previous)
 		set_previous(v, lang, req->session, req->previous);
 	for (size_t i = 0; i < f->n; i++)
 		set_clean(tpl_vars_item(v, "attachments"), "attachment.name", f->items[i].name, 0);
 	return v;
-}
-
-/* --- the per-pass cache -------------------------------------------------- */
-
-#define CACHE_VARS 32  /* languages times targets of one pass */
-#define CACHE_HEADS 32 /* sessions times methods and SEQUENCEs */
-
-/* A session or deadline as a key: a copy of what the message reads of it. */
-struct target_key {
-	bool session, deadline;
-	char *uid, *summary, *location, *description;
-	time_t start, end, due;
-	bool cancelled, date_only;
-};
-
-#define CACHE_BODIES 8 /* messages about one target in one language */
-
-/* A body rendered ahead (tpl_skeleton), with the quoted-printable of each
- * piece's whole lines: a piece's first bytes up to its first line break
- * (head) and those after its last (from tail) join the recipient's
- * pieces around them before they are encoded. Quoted-printable starts
- * afresh on each line, so the lines encode the same wherever they are. */
-struct body {
-	struct tpl_skeleton *sk;
-	struct body_piece {
-		size_t head, tail; /* head 0: no line break in the piece */
-		char *qp;
-		size_t qp_len;
-	} *pieces;
-};
-
-struct body_entry {
-	char *message;
-	bool made;         /* false: the message has no template */
-	struct body text, html; /* html.sk NULL: no HTML */
-};
-
-struct vars_entry {
-	char *lang;
-	struct target_key s, d;
-	struct tpl_vars *v;
-	struct body_entry bodies[CACHE_BODIES];
-	size_t n_bodies, next_bodies;
-};
-
-struct head_entry {
-	struct target_key s;
-	enum ical_method method;
-	int sequence;
-	time_t now;
-	char *head;        /* the calendar object up to its ATTENDEE */
-	size_t head_len;
-	struct strbuf b64; /* base64 of head's first b64_src bytes, whole lines */
-	size_t b64_src;
-};
-
-struct message_cache {
-	const struct config *cfg;
-	const struct calendar *cal;
-	const struct templates *tpl;
-	struct vars_entry vars[CACHE_VARS];
-	size_t n_vars, next_vars;
-	struct head_entry heads[CACHE_HEADS];
-	size_t n_heads, next_heads;
-	char *from, *reply_to; /* header lines, reply_to "" when there is none */
-	char *date;            /* the Date line for date_at */
-	time_t date_at;
-};
-
-static void key_session(struct target_key *k, const struct session *s)
-{
-	memset(k, 0, sizeof(*k));
-	if (!s)
-		return;
-	k->session = true;
-	k->uid = s->uid ? xstrdup(s->uid) : NULL;
-	k->summary = s->summary ? xstrdup(s->summary) : NULL;
-	k->location = s->location ? xstrdup(s->location) : NULL;
-	k->description = s->description ? xstrdup(s->description) : NULL;
-	k->start = s->start;
-	k->end = s->end;
-	k->cancelled = s->cancelled;
-}
-
-static void key_deadline(struct target_key *k, const struct deadline *d)
-{
-	memset(k, 0, sizeof(*k));
-	if (!d)
-		return;
-	k->deadline = true;
-	k->uid = d->uid ? xstrdup(d->uid) : NULL;
-	k->summary = d->summary ? xstrdup(d->summary) : NULL;
-	k->description = d->description ? xstrdup(d->description) : NULL;
-	k->due = d->due;
-	k->date_only = d->date_only;
-}
-
-static bool is_session(const struct target_key *k, const struct session *s)
-{
-	if (!s)
-		return !k->session;
-	return k->session && s->start == k->start && s->end == k->end &&
-	       s->cancelled == k->cancelled && str_eq(s->uid, k->uid) &&
-	       str_eq(s->summary, k->summary) && str_eq(s->location, k->location) &&
-	       str_eq(s->description, k->description);
-}
-
-static bool is_deadline(const struct target_key *k, const struct deadline *d)
-{
-	if (!d)
-		return !k->deadline;
-	return k->deadline && d->due == k->due && d->date_only == k->date_only &&
-	       str_eq(d->uid, k->uid) && str_eq(d->summary, k->summary) &&
-	       str_eq(d->description, k->description);
-}
-
-static void key_free(struct target_key *k)
-{
-	free(k->uid);
-	free(k->summary);
-	free(k->location);
-	free(k->description);
-	memset(k, 0, sizeof(*k));
-}
-
-static void body_free(struct body *b)
-{
-	for (size_t i = 0; b->sk && i < tpl_skeleton_pieces(b->sk); i++)
-		free(b->pieces[i].qp);
-	free(b->pieces);
-	tpl_skeleton_free(b->sk);
-	memset(b, 0, sizeof(*b));
-}
-
-static void body_entry_free(struct body_entry *e)
-{
-	free(e->message);
-	body_free(&e->text);
-	body_free(&e->html);
-	memset(e, 0, sizeof(*e));
-}
-
-static void vars_entry_free(struct vars_entry *e)
-{
-	for (size_t i = 0; i < e->n_bodies; i++)
-		body_entry_free(&e->bodies[i]);
-	free(e->lang);
-	key_free(&e->s);
-	key_free(&e->d);
-	tpl_vars_free(e->v);
-	memset(e, 0, sizeof(*e));
-}
-
-static void head_entry_free(struct head_entry *e)
-{
-	key_free(&e->s);
-	free(e->head);
-	sb_free(&e->b64);
-	memset(e, 0, sizeof(*e));
-}
-
-static void cache_clear(struct message_cache *c)
-{
-	for (size_t i = 0; i < c->n_vars; i++)
-		vars_entry_free(&c->vars[i]);
-	for (size_t i = 0; i < c->n_heads; i++)
-		head_entry_free(&c->heads[i]);
-	free(c->from);
-	free(c->reply_to);
-	free(c->date);
-	memset(c, 0, sizeof(*c));
-}
-
-struct message_cache *message_cache_new(void)
-{
-	return xcalloc(1, sizeof(struct message_cache));
-}
-
-void message_cache_free(struct message_cache *c)
-{
-	if (!c)
-		return;
-	cache_clear(c);
-	free(c);
-}
-
-/* Entries hold for one config, calendar and templates. */
-static void cache_use(struct message_cache *c, const struct config *cfg,
-		      const struct calendar *cal, const struct templates *tpl)
-{
-	if (c->cfg == cfg && c->cal == cal && c->tpl == tpl)
-		return;
-	cache_clear(c);
-	c->cfg = cfg;
-	c->cal = cal;
-	c->tpl = tpl;
-}
-
-/* The next slot of a ring of max entries: a free one, else the oldest. */
-static size_t cache_slot(size_t *n, size_t *next, size_t max)
-{
-	size_t k;
-
-	if (*n < max)
-		return (*n)++;
-	k = *next;
-	*next = (*next + 1) % max;
-	return k;
-}
-
-static const struct tpl_vars *entry_vars(const struct vars_entry *e)
-{
-	return e->v;
-}
-
-static struct vars_entry *shared_vars(struct message_cache *c, const struct config *cfg,
-				      const struct calendar *cal, const struct message_req *req,
-				      const char *lang)
-{
-	struct vars_entry *e;
-
-	for (size_t i = 0; i < c->n_vars; i++) {
-		e = &c->vars[i];
-		if (str_eq(e->lang, lang) && is_session(&e->s, req->session) &&
-		    is_deadline(&e->d, req->deadline))
-			return e;
-	}
-	e = &c->vars[cache_slot(&c->n_vars, &c->next_vars, CACHE_VARS)];
-	vars_entry_free(e);
-	e->lang = xstrdup(lang);
-	key_session(&e->s, req->session);
-	key_deadline(&e->d, req->deadline);
-	e->v = tpl_vars_new();
-	set_shared(e->v, cfg, cal, req, lang);
-	return e;
-}
-
-/* The names make_vars() sets for the recipient alone. */
-static bool own_name(const char *name)
-{
-	return strncmp(name, "participant.", 12) == 0 || strncmp(name, "previous.", 9) == 0 ||
-	       strncmp(name, "changed", 7) == 0 || strncmp(name, "attachment", 10) == 0;
-}
-
-static void body_make(struct body *b, struct tpl_skeleton *sk)
-{
-	size_t n = tpl_skeleton_pieces(sk);
-
-	b->sk = sk;
-	b->pieces = xcalloc(n ? n : 1, sizeof(*b->pieces));
-	for (size_t i = 0; i < n; i++) {
-		struct body_piece *p = &b->pieces[i];
-		size_t len;
-		const char *t = tpl_skeleton_text(sk, i, &len);
-		const char *first = t ? memchr(t, '\n', len) : NULL;
-		struct strbuf qp;
-
-		if (!first)
-			continue;
-		p->head = (size_t)(first - t) + 1;
-		p->tail = (size_t)((const char *)memrchr(t, '\n', len) - t) + 1;
-		sb_init(&qp);
-		mime_qp(&qp, t + p->head, p->tail - p->head);
-		p->qp_len = qp.len;
-		p->qp = sb_take(&qp);
-	}
-}
-
-/* The message's bodies rendered ahead for the entry's language and target. */
-static const struct body_entry *shared_bodies(struct vars_entry *e, const struct templates *tpl,
-					      const char *fallback, const char *message)
-{
-	struct body_entry *b;
-	struct tpl_skeleton *text, *html;
-
-	for (size_t i = 0; i < e->n_bodies; i++)
-		if (str_eq(e->bodies[i].message, message))
-			return &e->bodies[i];
-	b = &e->bodies[cache_slot(&e->n_bodies, &e->next_bodies, CACHE_BODIES)];
-	body_entry_free(b);
-	b->message = xstrdup(message);
-	b->made = tpl_skeleton_make(tpl, e->lang, fallback, message, e->v, own_name, &text, &html);
-	if (b->made) {
-		body_make(&b->text, text);
-		if (html)
-			body_make(&b->html, html);
-	}
-	return b;
-}
-
-/* The quoted-printable of the body for the recipient's v: the pieces
- * rendered ahead with their lines encoded ahead, the recipient's own
- * rendered and encoded with the partial lines around them. */
-static char *body_qp(const struct body *b, const struct tpl_vars *v)
-{
-	struct strbuf out, pending;
-
-	sb_init(&out);
-	sb_init(&pending);
-	for (size_t i = 0; i < tpl_skeleton_pieces(b->sk); i++) {
-		const struct body_piece *p = &b->pieces[i];
-		size_t len;
-		const char *t = tpl_skeleton_text(b->sk, i, &len);
-
-		if (!t) {
-			tpl_skeleton_render(b->sk, i, v, &pending);
-		} else if (!p->head) {
-			sb_addn(&pending, t, len);
-		} else {
-			sb_addn(&pending, t, p->head);
-			mime_qp(&out, pending.buf, pending.len);
-			pending.len = 0;
-			sb_addn(&out, p->qp, p->qp_len);
-			sb_addn(&pending, t + p->tail, len - p->tail);
-		}
-	}
-	mime_qp(&out, pending.buf, pending.len);
-	sb_free(&pending);
-	return sb_take(&out);
 }
 
 /* --- attachments --------------------------------------------------------- */
@@ -646,7 +323,7 @@ static void sender(const struct config *cfg, char **display, char **addr)
 	*addr = xstrdup(cfg->organizer_email ? cfg->organizer_email : "");
 }
 
-static char *from_line(const struct config *cfg)
+char *message_from_line(const struct config *cfg)
 {
 	struct strbuf sb;
 	char *display, *addr;
@@ -659,7 +336,7 @@ static char *from_line(const struct config *cfg)
 	return sb_take(&sb);
 }
 
-static char *reply_to_line(const struct config *cfg)
+char *message_reply_to_line(const struct config *cfg)
 {
 	struct strbuf sb;
 	char *display, *addr;
@@ -673,7 +350,7 @@ static char *reply_to_line(const struct config *cfg)
 	return sb_take(&sb);
 }
 
-static char *date_line(time_t now)
+char *message_date_line(time_t now)
 {
 	struct strbuf sb;
 
@@ -688,20 +365,11 @@ static void headers(struct strbuf *sb, const struct config *cfg, const struct me
 	struct message_cache *c = req->cache;
 	char *from = NULL, *reply = NULL, *date = NULL, *id;
 
-	if (c && !c->from) {
-		c->from = from_line(cfg);
-		c->reply_to = reply_to_line(cfg);
-	}
-	if (c && (!c->date || c->date_at != req->now)) {
-		free(c->date);
-		c->date = date_line(req->now);
-		c->date_at = req->now;
-	}
-	sb_add(sb, c ? c->from : (from = from_line(cfg)));
+	sb_add(sb, c ? cache_from_line(c, cfg) : (from = message_from_line(cfg)));
 	mime_header_mailbox(sb, "To", req->p->name, req->p->email);
-	sb_add(sb, c ? c->reply_to : (reply = reply_to_line(cfg)));
+	sb_add(sb, c ? cache_reply_to_line(c, cfg) : (reply = message_reply_to_line(cfg)));
 	mime_header_text(sb, "Subject", subject);
-	sb_add(sb, c ? c->date : (date = date_line(req->now)));
+	sb_add(sb, c ? cache_date_line(c, req->now) : (date = message_date_line(req->now)));
 	id = message_id(cfg, req->key);
 	sb_addf(sb, "Message-ID: %s\r\n", id);
 	free(id);
@@ -709,36 +377,6 @@ static void headers(struct strbuf *sb, const struct config *cfg, const struct me
 	free(from);
 	free(reply);
 	free(date);
-}
-
-static void head_fill(struct head_entry *h, const struct ical_req *r)
-{
-	/* 57 bytes make one line of 76 base64 characters: the head's whole
-	 * lines encode the same whatever attendee follows. */
-	h->head = ical_build_head(r, &h->head_len);
-	h->b64_src = h->head_len / 57 * 57;
-	sb_init(&h->b64);
-	mime_base64(&h->b64, h->head, h->b64_src);
-}
-
-static struct head_entry *cached_head(struct message_cache *c, const struct ical_req *r)
-{
-	struct head_entry *h;
-
-	for (size_t i = 0; i < c->n_heads; i++) {
-		h = &c->heads[i];
-		if (h->method == r->method && h->sequence == r->sequence && h->now == r->now &&
-		    is_session(&h->s, r->session))
-			return h;
-	}
-	h = &c->heads[cache_slot(&c->n_heads, &c->next_heads, CACHE_HEADS)];
-	head_entry_free(h);
-	key_session(&h->s, r->session);
-	h->method = r->method;
-	h->sequence = r->sequence;
-	h->now = r->now;
-	head_fill(h, r);
-	return h;
 }
 
 /* The calendar object in base64, as the calendar part and invite.ics
@@ -757,14 +395,15 @@ static char *calendar_base64(const struct config *cfg, const struct message_req 
 		.attendee_email = req->p->email,
 		.now = req->now,
 	};
-	struct head_entry own = {0}, *h;
+	struct cal_head own = {0};
+	const struct cal_head *h;
 	struct strbuf rest, out;
 
 	if (req->cache) {
-		h = cached_head(req->cache, &r);
+		h = cache_cal_head(req->cache, &r);
 	} else {
+		cal_head_fill(&own, &r);
 		h = &own;
-		head_fill(h, &r);
 	}
 	sb_init(&rest);
 	sb_addn(&rest, h->head + h->b64_src, h->head_len - h->b64_src);
@@ -775,7 +414,7 @@ static char *calendar_base64(const struct config *cfg, const struct message_req 
 		sb_add(&out, "\r\n");
 	mime_base64(&out, rest.buf, rest.len);
 	sb_free(&rest);
-	head_entry_free(&own);
+	cal_head_free(&own);
 	*n = out.len;
 	return sb_take(&out);
 }
@@ -830,23 +469,18 @@ static bool render_cached(const struct templates *tpl, const struct config *cfg,
 			  const struct tpl_vars *v, struct vars_entry *shared, char **subject,
 			  char **text, char **html, const char *what, struct errlist *errs)
 {
-	const struct body_entry *b = shared_bodies(shared, tpl, cfg->language, req->message);
 	struct errlist e = {0};
 	bool ok;
 
 	*subject = *text = *html = NULL;
-	ok = b->made && tpl_render_subject(tpl, lang, cfg->language, req->message, v, subject, &e);
+	ok = cache_bodies_qp(shared, tpl, cfg->language, req->message, v, text, html) &&
+	     tpl_render_subject(tpl, lang, cfg->language, req->message, v, subject, &e);
 	for (size_t i = 0; i < e.n; i++)
 		errlist_add(errs, "%s: %s", what, e.items[i]);
 	if (!ok && e.n == 0)
 		errlist_add(errs, "%s: template %s did not render", what, req->message);
 	errlist_free(&e);
-	if (!ok)
-		return false;
-	*text = body_qp(&b->text, v);
-	if (b->html.sk)
-		*html = body_qp(&b->html, v);
-	return true;
+	return ok;
 }
 
 /* The participant's language when the message exists in it, else the
@@ -887,7 +521,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	if (!check_req(cfg, tpl, req, k, lang, what, errs) ||
 	    !load_files(cfg, reg, req, what, &f, errs))
 		goto done;
-	shared = req->cache ? shared_vars(req->cache, cfg, cal, req, lang) : NULL;
+	shared = req->cache ? cache_vars(req->cache, cfg, cal, req, lang) : NULL;
 	v = make_vars(cfg, cal, req, lang, &f, shared);
 	if (shared ? !render_cached(tpl, cfg, lang, req, v, shared, &subject, &text, &html, what,
 				    errs)
