@@ -6,7 +6,8 @@
 -- language:      a short language tag for the participant's mail ("sv", "en")
 -- registered_at, updated_at: ISO 8601 / RFC 3339 ("2019-11-02 14:03:00",
 --                "2019-11-02T14:03:00+01:00", "...Z"); without an offset
---                the time is read in the programme's time zone.
+--                the time is read in the programme's time zone. Or a
+--                Unix time: an integer, or digits alone as text.
 -- attachments:   files sent with a message to one participant; the path is
 --                relative to [programme] material (default: the folder
 --                material/ beside kallad.conf) and never leads out of it.

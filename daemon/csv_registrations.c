@@ -7,8 +7,9 @@
  * iconv; `,` or `;` between fields, whichever the header row uses; quoted
  * fields with separators, quotes and line breaks inside; CRLF or LF. The
  * header row names the columns: the shipped schema's names, or others
- * mapped with `[registrations] columns = E-post:email, Namn:name`. Rows
- * are numbered as the spreadsheet shows them, the header being row 1. */
+ * mapped with `[registrations] columns = E-post:email, Namn:name`. A row
+ * is named by the line of the file it starts on (blank lines and line
+ * breaks inside quotes counted), as an editor shows it. */
 #include "registrations.h"
 
 #include "reg_row.h"
@@ -31,7 +32,7 @@ struct record {
 	char **v;
 	size_t *len;
 	size_t n;
-	long row;
+	long row; /* the line of the file it starts on */
 };
 
 struct table {
@@ -39,7 +40,8 @@ struct table {
 	struct record *rec;
 	size_t n, cap;
 	struct record cur;
-	long rows;
+	long line;  /* the line being parsed, from 1 */
+	long start; /* the line the record being parsed starts on; 0 between records */
 };
 
 static void on_field(void *data, size_t len, void *arg)
@@ -58,7 +60,9 @@ static void on_record(int c, void *arg)
 	struct table *t = arg;
 
 	(void)c;
-	t->cur.row = ++t->rows;
+	/* A line of spaces alone, if the parser takes it as a record. */
+	t->cur.row = t->start ? t->start : t->line;
+	t->start = 0;
 	t->rec = xgrow(t->rec, &t->cap, t->n, sizeof(*t->rec));
 	t->rec[t->n++] = t->cur;
 	t->cur = (struct record){0};
@@ -151,6 +155,33 @@ static unsigned char separator(const char *text, size_t len)
 	return semis > commas ? ';' : ',';
 }
 
+/* The end of the line that starts at text[i]: past its LF, CRLF or lone CR. */
+static size_t line_end(const char *text, size_t len, size_t i)
+{
+	while (i < len && text[i] != '\n' && text[i] != '\r')
+		i++;
+	if (i < len && text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+		i++;
+	return i < len ? i + 1 : len;
+}
+
+/* Feeds the parser a line at a time, so that each record knows the line
+ * it starts on: the first line after the last record with anything but
+ * spaces on it (the parser skips blank lines without a word). False (t->line
+ * the line) on a parse error. */
+static bool parse_lines(struct csv_parser *p, const char *text, size_t len, struct table *t)
+{
+	for (size_t i = 0, end; i < len; i = end) {
+		end = line_end(text, len, i);
+		t->line++;
+		if (!t->start && strspn(text + i, " \t\r\n") < end - i)
+			t->start = t->line;
+		if (csv_parse(p, text + i, end - i, on_field, on_record, t) != end - i)
+			return false;
+	}
+	return true;
+}
+
 /* Reads path into t; false with a line in errs if it cannot be read. */
 static bool read_table(const char *path, struct table *t, struct errlist *warnings,
 		       struct errlist *errs)
@@ -173,11 +204,13 @@ static bool read_table(const char *path, struct table *t, struct errlist *warnin
 		return false;
 	}
 	csv_set_delim(&p, separator(text, len));
-	if (csv_parse(&p, text, len, on_field, on_record, t) != len ||
-	    csv_fini(&p, on_field, on_record, t) != 0) {
-		errlist_add(errs, "%s: row %ld: %s", path, t->rows + 1, csv_strerror(csv_error(&p)));
+	ok = parse_lines(&p, text, len, t);
+	if (ok && csv_fini(&p, on_field, on_record, t) != 0) {
+		t->line = t->start ? t->start : t->line; /* where the open quote's record began */
 		ok = false;
 	}
+	if (!ok)
+		errlist_add(errs, "%s: line %ld: %s", path, t->line, csv_strerror(csv_error(&p)));
 	csv_free(&p);
 	free(text);
 	if (ok && t->n == 0) {
@@ -241,8 +274,8 @@ static bool map_header(const struct config *cfg, const struct table *t, const ch
 	ok = missing.len == 0;
 	if (!ok)
 		errlist_add(errs,
-			    "%s: row 1: the header row has no column for %s (map yours with [registrations] columns = HEADER:COLUMN, ...)",
-			    t->path, missing.buf);
+			    "%s: line %ld: the header row has no column for %s (map yours with [registrations] columns = HEADER:COLUMN, ...)",
+			    t->path, h->row, missing.buf);
 	sb_free(&missing);
 	return ok;
 }
@@ -320,7 +353,7 @@ static void warn_row(void *arg, const char *email, const char *what)
 	struct row_ctx *rc = arg;
 	char *who = email ? reg_row_show(email) : xstrdup("no e-mail");
 
-	msg_add(rc->msgs, rc->row, xasprintf("%s: row %ld (%s): %s", rc->path, rc->row, who, what));
+	msg_add(rc->msgs, rc->row, xasprintf("%s: line %ld (%s): %s", rc->path, rc->row, who, what));
 	free(who);
 }
 
@@ -389,7 +422,7 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 				if (all[k].p.email && strcasecmp(all[k].p.email, all[i].p.email) == 0)
 					first = all[k].row;
 			msg_add(msgs, all[i].row,
-				xasprintf("%s: row %ld (%s): duplicate of row %ld, skipped", t.path,
+				xasprintf("%s: line %ld (%s): duplicate of line %ld, skipped", t.path,
 					  all[i].row, all[i].p.email, first));
 			reg_participant_clear(&all[i].p);
 			reg->n_skipped_participants++;

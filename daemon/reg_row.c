@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <iconv.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,8 @@ static char *participant_language(char *v, const char *deflang, reg_warn_fn warn
 }
 
 /* A time: NULL is 0 (unknown), an integer Unix time, text a date, a
- * date and time, or RFC 3339, in the programme zone unless it says. */
+ * date and time, or RFC 3339, in the programme zone unless it says, or
+ * digits alone: a Unix time as text (what a CSV file holds of one). */
 static bool field_time(const struct reg_field *f, time_t *out, char **bad)
 {
 	char *t;
@@ -264,6 +266,11 @@ static bool field_time(const struct reg_field *f, time_t *out, char **bad)
 		*out = tz_mktime(y, mo, d, 0, 0, 0);
 		tz_local(*out, &tm);
 		ok = tm.tm_mday == d && tm.tm_mon == mo - 1;
+	} else if (t[strspn(t, "0123456789")] == '\0') {
+		long v;
+
+		ok = parse_int(t, 0, LONG_MAX, &v);
+		*out = ok ? (time_t)v : 0;
 	} else {
 		ok = f->type == RF_TEXT && tz_parse_rfc3339(t, out);
 	}
@@ -334,11 +341,11 @@ static bool participant_required(const struct reg_field f[PC_N], reg_warn_fn war
 		      "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)", bad);
 	} else if (!field_time(&f[PC_REGISTERED], &p->registered_at, &bad)) {
 		warnf(warn, arg, p->email,
-		      "registered_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS] or RFC 3339)",
+		      "registered_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
 		      bad ? bad : "");
 	} else if (!field_time(&f[PC_UPDATED], &p->updated_at, &bad)) {
 		warnf(warn, arg, p->email,
-		      "updated_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS] or RFC 3339)",
+		      "updated_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
 		      bad ? bad : "");
 	} else {
 		ok = true;

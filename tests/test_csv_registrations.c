@@ -119,9 +119,9 @@ static void test_shapes(void **state UNUSED)
 	assert_true(reg_find(reg, "A@example.se", &p));
 	assert_string_equal(p.name, "Lind, \"Ann\"");
 	reg_participant_clear(&p);
-	/* A blank line is no record: rows are counted as records, as a
-	 * spreadsheet shows them. */
-	assert_true(has_warning(&warn, "shapes.csv: row 3 (b@example.se)", "unknown status \"NULL\""));
+	/* A blank line is no record, but a line of the file: a row is
+	 * named by the line it starts on, as an editor shows it. */
+	assert_true(has_warning(&warn, "shapes.csv: line 4 (b@example.se)", "unknown status \"NULL\""));
 	assert_int_equal(reg->n_skipped_participants, 1);
 	assert_true(reg_is_unreadable(reg, "B@EXAMPLE.SE"));
 	assert_false(reg_is_unreadable(reg, "a@example.se"));
@@ -184,7 +184,15 @@ static void test_dates(void **state UNUSED)
 					"b@example.se,B,registered,2019-02-30\n"
 					"c@example.se,C,registered,2019-11-01 10:00\n"
 					"d@example.se,D,registered,2019-11-01T10:00:00Z\n"
-					"e@example.se,E,registered,2300-01-01\n");
+					"e@example.se,E,registered,2300-01-01\n"
+					/* Unix times as text: digits alone, in 1970-2200. */
+					"f@example.se,F,registered,1574233200\n"
+					"g@example.se,G,registered, 0 \n"
+					"h@example.se,H,registered,7289654400\n"
+					"i@example.se,I,registered,99999999999999999999\n"
+					"j@example.se,J,registered,-1\n"
+					"k@example.se,K,registered,1574233200.5\n"
+					"l@example.se,L,registered,7289654399\n");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg = reg_load(&cfg, &warn, &errs);
@@ -192,9 +200,22 @@ static void test_dates(void **state UNUSED)
 
 	dump(&warn);
 	assert_non_null(reg);
-	assert_int_equal(reg->n_participants, 3);
-	assert_true(has_warning(&warn, "row 3 (b@example.se)", "registered_at \"2019-02-30\""));
-	assert_true(has_warning(&warn, "row 6 (e@example.se)", "registered_at \"2300-01-01\""));
+	assert_int_equal(reg->n_participants, 6);
+	assert_true(has_warning(&warn, "line 3 (b@example.se)", "registered_at \"2019-02-30\""));
+	assert_true(has_warning(&warn, "line 6 (e@example.se)", "registered_at \"2300-01-01\""));
+	assert_true(has_warning(&warn, "line 9 (h@example.se)", "registered_at \"7289654400\""));
+	assert_true(has_warning(&warn, "line 10 (i@example.se)", "registered_at \"9999999999"));
+	assert_true(has_warning(&warn, "line 11 (j@example.se)", "registered_at \"-1\""));
+	assert_true(has_warning(&warn, "line 12 (k@example.se)", "or a Unix time"));
+	assert_true(reg_find(reg, "f@example.se", &p));
+	assert_int_equal(p.registered_at, 1574233200); /* 2019-11-20 07:00 UTC */
+	reg_participant_clear(&p);
+	assert_true(reg_find(reg, "g@example.se", &p));
+	assert_int_equal(p.registered_at, 0); /* 1970-01-01 00:00 UTC, the first instant */
+	reg_participant_clear(&p);
+	assert_true(reg_find(reg, "l@example.se", &p));
+	assert_int_equal(p.registered_at, 7289654399); /* 2200-12-31 23:59:59 UTC, the last */
+	reg_participant_clear(&p);
 	assert_true(reg_find(reg, "a@example.se", &p));
 	assert_int_equal(p.registered_at, 1572562800); /* 2019-11-01 00:00 CET */
 	reg_participant_clear(&p);
@@ -202,6 +223,54 @@ static void test_dates(void **state UNUSED)
 	assert_int_equal(p.registered_at, 1572598800); /* 10:00 CET */
 	reg_participant_clear(&p);
 	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+/* A row is named by the line of the file it starts on: blank lines (and
+ * lines of spaces), CRLF, a lone CR and line breaks inside quotes count. */
+static void test_line_numbers(void **state UNUSED)
+{
+	char *path = WRITE("lines.csv",
+			   "\r\n"
+			   "email,name,organisation,status\r\n"
+			   "\r\n"
+			   "a@example.se,A,\"Region\r\nJämtland\r\nHärjedalen\",registered\r\n"
+			   "   \r\n"
+			   "b@example.se,B,,maybe\r\n"
+			   "c@example.se,\"C\nC\",,nope\r"
+			   "d@example.se,D,,perhaps\n"
+			   "\n"
+			   "a@example.se,A again,,registered");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg = reg_load(&cfg, &warn, &errs);
+	struct participant p;
+
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_string_equal(p.organisation, "Region\r\nJämtland\r\nHärjedalen");
+	reg_participant_clear(&p);
+	assert_true(has_warning(&warn, "lines.csv: line 8 (b@example.se)", "unknown status \"maybe\""));
+	assert_true(has_warning(&warn, "lines.csv: line 9 (c@example.se)", "unknown status \"nope\""));
+	assert_true(has_warning(&warn, "lines.csv: line 11 (d@example.se)", "\"perhaps\""));
+	assert_true(has_warning(&warn, "lines.csv: line 13 (a@example.se)",
+				"duplicate of line 4, skipped"));
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+
+	/* The header's line, when it lacks a column. */
+	path = WRITE("noname.csv", "\n\nemail,status\na@example.se,registered\n");
+	cfg = csv_config(path);
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_warning(&errs, "noname.csv: line 3: the header row has no column for name",
+				NULL));
 	errlist_free(&warn);
 	errlist_free(&errs);
 	free(path);
@@ -275,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_neither_encoding),
 		cmocka_unit_test(test_unreadable_files),
 		cmocka_unit_test(test_dates),
+		cmocka_unit_test(test_line_numbers),
 		cmocka_unit_test(test_keep_last_good),
 		cmocka_unit_test(test_from_1252),
 	};

@@ -417,7 +417,7 @@ class FuzzFindingsTest(KalladCase):
         self.assertIn(p.returncode, (0, 1), p.stderr)
         n = len(lines)
         for row in (n + 1, n + 2):
-            self.assertIn(f"tre.csv: row {row} ({ANNA}): duplicate of row 2, skipped", p.stderr)
+            self.assertIn(f"tre.csv: line {row} ({ANNA}): duplicate of line 2, skipped", p.stderr)
 
 
 if __name__ == "__main__":

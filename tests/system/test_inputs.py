@@ -199,7 +199,7 @@ class CsvTest(Inputs):
         self.use_csv("deltagare.csv", cp1252_csv(), SWEDISH)
         p = self.prog.run("--check", check=1)
         # Lars's registered_at is no date kallad reads: his row is the one skipped.
-        self.assertIn("deltagare.csv: row 4 (lars.ostlund@orebro.example.se): registered_at "
+        self.assertIn("deltagare.csv: line 4 (lars.ostlund@orebro.example.se): registered_at "
                       "\"25/11/2019\" is not an ISO 8601 time", p.stderr)
         self.assertIn("3 participants: 2 registered, 1 invited", p.stdout)
         self.assertEqual(p.stdout.splitlines()[-1],
@@ -247,13 +247,13 @@ class CsvTest(Inputs):
         self.use_csv("rows.csv", b"\n".join(rows) + b"\n")
         p = self.prog.run("--check", check=1)
         err = p.stderr
-        self.assertIn("rows.csv: row 2 (asa@example.se): name is not valid UTF-8; read as "
+        self.assertIn("rows.csv: line 2 (asa@example.se): name is not valid UTF-8; read as "
                       "Windows-1252: \"Åsa Lätin\"", err)
-        self.assertIn("rows.csv: row 3 (odd@example.se): name is neither UTF-8 nor Windows-1252; "
+        self.assertIn("rows.csv: line 3 (odd@example.se): name is neither UTF-8 nor Windows-1252; "
                       "mail goes to the address alone", err)
-        self.assertIn("rows.csv: row 5 (unknown@example.se): unknown status \"maybe\"", err)
-        self.assertIn("rows.csv: row 6 (not-an-address): invalid e-mail address", err)
-        self.assertIn("rows.csv: row 9 (DUP@example.se): duplicate of row 8, skipped", err)
+        self.assertIn("rows.csv: line 5 (unknown@example.se): unknown status \"maybe\"", err)
+        self.assertIn("rows.csv: line 6 (not-an-address): invalid e-mail address", err)
+        self.assertIn("rows.csv: line 9 (DUP@example.se): duplicate of line 8, skipped", err)
         self.assertNotIn("spaced", err)
         self.assertIn("5 participants: 5 registered", p.stdout)
         self.assertEqual(p.stdout.splitlines()[-1],
@@ -263,6 +263,30 @@ class CsvTest(Inputs):
         self.assertEqual(names, {("Åsa Lätin", "asa@example.se"), ("", "odd@example.se"),
                                  ("Spaced Person", "spaced@example.se"),
                                  ("Östen Ok", "ok@example.se"), ("Först Åke", "dup@example.se")})
+
+    def test_lines_and_unix_times(self):
+        # Blank lines and a quoted field over three lines: each row is named
+        # by the line it starts on. registered_at as a Unix time (digits).
+        text = ("email;name;organisation;status;registered_at;updated_at\r\n"
+                "\r\n"
+                "anna.berglund@gavle.example.se;Anna Berglund;\"Gävle\r\nkommun\r\n"
+                "(KS)\";registered;1572859920;2019-11-04\r\n"
+                "\r\n"
+                "\r\n"
+                "lars.ostlund@orebro.example.se;Lars Östlund;Örebro;registrerad;;2019-11-25\r\n"
+                "per.hallberg@umea.example.se;Per Hallberg;Umeå;registered;7289654400;"
+                "2019-11-20\r\n")
+        self.use_csv("people.csv", text.encode("utf-8"))
+        p = self.prog.run("--check", check=1)
+        self.assertIn("people.csv: line 8 (lars.ostlund@orebro.example.se): unknown status "
+                      "\"registrerad\"", p.stderr)
+        self.assertIn("people.csv: line 9 (per.hallberg@umea.example.se): registered_at "
+                      "\"7289654400\" is not an ISO 8601 time in the years 1970-2200", p.stderr)
+        self.assertIn("1 participants: 1 registered", p.stdout)
+        # Anna, registered at 1572859920 (2019-11-04T09:32:00Z), gets her
+        # invitations; her organisation keeps its line breaks.
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        self.assertEqual({to_header(m) for m in self.sent()}, {("Anna Berglund", ANNA)})
 
     def test_absences_and_attachments_csv(self):
         self.use_csv("people.csv",
@@ -276,7 +300,7 @@ class CsvTest(Inputs):
                     "anna.berglund@gavle.example.se;material;basfakta-gavle.pdf\n")
         p = self.prog.run("--check", check=0)
         self.assertIn("1 absences, 1 attachments; 1 rows skipped", p.stdout)
-        self.assertIn("absences.csv: row 3 (nobody@example.se): no participant has this address",
+        self.assertIn("absences.csv: line 3 (nobody@example.se): no participant has this address",
                       p.stderr)
         plan = plan_lines(self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0).stdout)
         self.assertIn([BEFORE_DEADLINE, "invite", ANNA, S1, "-"], plan)
@@ -287,7 +311,7 @@ class CsvTest(Inputs):
         self.use_csv("people.csv", b"E-post;Namn\nx@example.se;X\n")
         p = self.prog.run("--check")
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("people.csv: row 1: the header row has no column for email, name, status", p.stderr)
+        self.assertIn("people.csv: line 1: the header row has no column for email, name, status", p.stderr)
         self.prog.append_conf("participants = SELECT * FROM participants")
         p = self.prog.run("--check", check=78)
         self.assertIn("SELECT queries need a SQLite database", p.stderr)
@@ -385,7 +409,7 @@ class ReloadTest(Inputs):
             f.write(good.replace(b"Granqvist;V\xe4ster\xe5s stad;\"KS; ordf\xf6rande\";sv;registered",
                                  b"Granqvist;V\xe4ster\xe5s stad;\"KS; ordf\xf6rande\";sv;registrerad"))
         log_text = self.wait_log("keeping the participant's last good state (registered)")
-        self.assertIn("deltagare.csv: row 3 (asa.granqvist@vasteras.example.se): unknown status "
+        self.assertIn("deltagare.csv: line 3 (asa.granqvist@vasteras.example.se): unknown status "
                       "\"registrerad\"", log_text)
         self.wait_log("reloaded")
         time.sleep(0.5)  # its watches renewed after the reload
