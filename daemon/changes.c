@@ -41,7 +41,8 @@ static void sync_one(struct session *s, struct state *st, bool description)
 		 * a SEQUENCE the file raised for it would make an update out of
 		 * an edit the administrator asked to keep quiet. */
 		seq = copy.sequence;
-		if (retitled(s, &copy))
+		/* Categories are the copy's too: which rules a kept copy matches. */
+		if (retitled(s, &copy) || !str_eq(s->categories, copy.categories))
 			state_session_store(st, s, seq);
 	}
 	s->sequence = seq;
@@ -89,6 +90,7 @@ static void add_ghost(const struct session *copy, void *arg)
 	s->summary = xstrdup(copy->summary);
 	s->location = xstrdup(copy->location);
 	s->description = xstrdup(copy->description);
+	s->categories = xstrdup(copy->categories);
 	s->start = copy->start;
 	s->end = copy->end;
 	s->sequence = copy->sequence;
@@ -169,6 +171,7 @@ bool changes_sync(struct calendar *cal, struct state *st, const struct changes_o
 		bool moved;
 
 		dl->revision = state_deadline_revision(st, dl->uid, dl->due, &moved);
+		state_deadline_store(st, dl);
 		if (moved) {
 			char *words = describe_deadline(dl);
 

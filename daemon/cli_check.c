@@ -48,8 +48,9 @@ static void check_sessions(const struct calendar *cal)
 		} else {
 			print_when("  deadline ", d->due);
 		}
-		printf("  %s  %s%s%s\n", d->uid, d->summary, d->categories ? "  categories: " : "",
-		       d->categories ? d->categories : "");
+		printf("  %s  %s%s%s%s\n", d->uid, d->summary, d->categories ? "  categories: " : "",
+		       d->categories ? d->categories : "",
+		       d->kept ? "  (unreadable: its last good copy)" : "");
 	}
 }
 

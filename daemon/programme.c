@@ -101,7 +101,7 @@ static void kept_warning(struct programme *pg, const char *uid, const char *what
 /* A session or deadline kallad knew that now fails to read is not
  * removed (which would cancel it for everyone): it keeps its last good
  * copy, from the programme before this reload or, on a fresh start, the
- * copy in the state database (sessions only: deadlines are not stored). */
+ * copy in the state database. */
 static void keep_last_good(struct programme *pg, const struct programme *old)
 {
 	struct calendar *cal = pg->cal;
@@ -113,6 +113,7 @@ static void keep_last_good(struct programme *pg, const struct programme *old)
 		const struct session *s = old && old->cal ? calendar_session(old->cal, uid) : NULL;
 		const struct deadline *d = old && old->cal ? calendar_deadline(old->cal, uid) : NULL;
 		struct session copy;
+		struct deadline dcopy;
 
 		if (calendar_session(cal, uid) || calendar_deadline(cal, uid))
 			continue;
@@ -140,6 +141,11 @@ static void keep_last_good(struct programme *pg, const struct programme *old)
 				calendar_add_session(cal, &copy);
 				kept_warning(pg, uid, "session", copy.summary, copy.start);
 				state_session_clear(&copy);
+			} else if (st && state_deadline_copy(st, uid, &dcopy)) {
+				dcopy.kept = true;
+				calendar_add_deadline(cal, &dcopy);
+				kept_warning(pg, uid, "deadline", dcopy.summary, dcopy.due);
+				state_deadline_clear(&dcopy);
 			}
 		}
 	}

@@ -101,6 +101,15 @@ static const char *const migrations[] = {
 	"CREATE TABLE relay(id INTEGER PRIMARY KEY CHECK(id = 1), fault TEXT NOT NULL,"
 	" kind INTEGER NOT NULL, faults INTEGER NOT NULL, since INTEGER NOT NULL,"
 	" until INTEGER NOT NULL);",
+	/* 10: whole last good copies, for a fresh start that finds a session
+	 * or deadline unreadable: a session's categories (which rules match
+	 * it), a deadline's title, text, categories and whether it is a whole
+	 * day. A deadline row without a summary is no copy yet. */
+	"ALTER TABLE sessions ADD COLUMN categories TEXT;"
+	"ALTER TABLE deadlines ADD COLUMN summary TEXT;"
+	"ALTER TABLE deadlines ADD COLUMN description TEXT;"
+	"ALTER TABLE deadlines ADD COLUMN categories TEXT;"
+	"ALTER TABLE deadlines ADD COLUMN date_only INTEGER;",
 };
 
 
@@ -144,15 +153,17 @@ const char *const query_sql[Q_N] = {
 		   " ORDER BY updated, rowid",
 	[Q_COUNTS] = "SELECT state, count(*) FROM deliveries GROUP BY state",
 	[Q_COPY_GET] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
-		       " description FROM sessions WHERE uid = ?1 AND start IS NOT NULL",
+		       " description, categories FROM sessions WHERE uid = ?1 AND start IS NOT NULL",
 	[Q_COPY_PUT] = "INSERT INTO sessions(uid, sequence, start, \"end\", location, status,"
-		       " summary, description) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		       " summary, description, categories) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 		       " ON CONFLICT(uid) DO UPDATE SET sequence = excluded.sequence,"
 		       " start = excluded.start, \"end\" = excluded.\"end\","
 		       " location = excluded.location, status = excluded.status,"
-		       " summary = excluded.summary, description = excluded.description",
+		       " summary = excluded.summary, description = excluded.description,"
+		       " categories = excluded.categories",
 	[Q_COPY_EACH] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
-			" description FROM sessions WHERE start IS NOT NULL ORDER BY start, uid",
+			" description, categories FROM sessions WHERE start IS NOT NULL"
+			" ORDER BY start, uid",
 	[Q_ATT_GET] = "SELECT invited, sequence, content FROM attendance"
 		      " WHERE email = ?1 AND uid = ?2",
 	[Q_ATT_PUT] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
@@ -171,7 +182,7 @@ const char *const query_sql[Q_N] = {
 			  " description = excluded.description",
 	/* The newest copy older than ?2 and no newer than ?3. */
 	[Q_VERSION_BEFORE] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
-			     " description FROM session_versions WHERE uid = ?1 AND sequence < ?2"
+			     " description, NULL FROM session_versions WHERE uid = ?1 AND sequence < ?2"
 			     " AND sequence <= ?3 ORDER BY sequence DESC LIMIT 1",
 	[Q_RELAY_GET] = "SELECT fault, kind, faults, since, until FROM relay WHERE id = 1",
 	[Q_RELAY_PUT] = "INSERT OR REPLACE INTO relay(id, fault, kind, faults, since, until)"
@@ -190,6 +201,12 @@ const char *const query_sql[Q_N] = {
 	[Q_DL_GET] = "SELECT due, revision FROM deadlines WHERE uid = ?1",
 	[Q_DL_PUT] = "INSERT INTO deadlines(uid, due, revision) VALUES(?1, ?2, ?3)"
 		     " ON CONFLICT(uid) DO UPDATE SET due = excluded.due, revision = excluded.revision",
+	[Q_DL_COPY_GET] = "SELECT uid, due, revision, summary, description, categories, date_only"
+			  " FROM deadlines WHERE uid = ?1 AND summary IS NOT NULL",
+	/* Written only when it differs: every pass stores what it read. */
+	[Q_DL_COPY_PUT] = "UPDATE deadlines SET summary = ?2, description = ?3, categories = ?4,"
+			  " date_only = ?5 WHERE uid = ?1 AND (summary IS NOT ?2"
+			  " OR description IS NOT ?3 OR categories IS NOT ?4 OR date_only IS NOT ?5)",
 	[Q_KNOWN_EACH] = "SELECT id FROM known WHERE kind = ?1",
 	[Q_KNOWN_DEL] = "DELETE FROM known WHERE kind = ?1 AND id = ?2",
 	[Q_LEGACY] = "SELECT 1 FROM legacy_known LIMIT 1",

@@ -101,8 +101,9 @@ void state_delivery_counts(struct state *st, long counts[6]);
 long state_retry_failed(struct state *st, time_t now);
 
 /* The copy of a session as kallad last saw it in the calendar: what change
- * detection compares with, and what a cancel of a session removed from the
- * file is built from. state_session_copy fills *out with owned strings
+ * detection compares with, what a cancel of a session removed from the
+ * file is built from, and (categories too) what a fresh start keeps of a
+ * session it finds unreadable. state_session_copy fills *out with owned strings
  * (free with state_session_clear); false if kallad never stored it. */
 bool state_session_copy(struct state *st, const char *uid, struct session *out);
 void state_session_store(struct state *st, const struct session *s, int sequence);
@@ -166,6 +167,15 @@ void state_known_prune(struct state *st, const char *kind, char **keep, size_t n
 /* The revision of a deadline at due: 0 when first seen, +1 each time its
  * due moved (stored unless read-only); *moved says it moved just now. */
 int state_deadline_revision(struct state *st, const char *uid, time_t due, bool *moved);
+/* The copy of a deadline as kallad last saw it (title, text, categories,
+ * whole day; due and revision as above): stored on every pass where it
+ * differs (a row state_deadline_revision made first), and read back on a
+ * fresh start that finds it unreadable. state_deadline_copy fills *out
+ * with owned strings (free with state_deadline_clear); false if there is
+ * no whole copy (never seen, or seen only before schema 10). */
+void state_deadline_store(struct state *st, const struct deadline *d);
+bool state_deadline_copy(struct state *st, const char *uid, struct deadline *out);
+void state_deadline_clear(struct deadline *d);
 /* True until the first complete pass after the migration to the owed
  * model: obligations not recorded yet take the old "known" answer. */
 bool state_legacy_known(struct state *st);

@@ -56,6 +56,7 @@ static void copy_from_row(sqlite3_stmt *s, struct session *out)
 	out->cancelled = status && strcmp(status, "CANCELLED") == 0;
 	out->summary = column_dup(s, 6);
 	out->description = sqlite3_column_type(s, 7) == SQLITE_NULL ? NULL : column_dup(s, 7);
+	out->categories = sqlite3_column_type(s, 8) == SQLITE_NULL ? NULL : column_dup(s, 8);
 }
 
 bool state_session_copy(struct state *st, const char *uid, struct session *out)
@@ -92,6 +93,7 @@ void state_session_store(struct state *st, const struct session *ses, int sequen
 	bind_text(s, 6, ses->cancelled ? "CANCELLED" : "CONFIRMED");
 	bind_text(s, 7, ses->summary);
 	bind_text(s, 8, ses->description);
+	bind_text(s, 9, ses->categories);
 	if (!st_run(st, s, "storing a session's last seen copy"))
 		return;
 	if (!(s = st_query(st, Q_VERSION_PUT)))
@@ -301,6 +303,56 @@ int state_deadline_revision(struct state *st, const char *uid, time_t due, bool 
 		st_run(st, s, "recording a deadline");
 	}
 	return rev;
+}
+
+void state_deadline_store(struct state *st, const struct deadline *d)
+{
+	sqlite3_stmt *s;
+
+	if (st->readonly || !(s = st_query(st, Q_DL_COPY_PUT)))
+		return;
+	bind_text(s, 1, d->uid);
+	bind_text(s, 2, d->summary ? d->summary : "");
+	bind_text(s, 3, d->description);
+	bind_text(s, 4, d->categories);
+	sqlite3_bind_int(s, 5, d->date_only);
+	st_run(st, s, "storing a deadline's last seen copy");
+}
+
+bool state_deadline_copy(struct state *st, const char *uid, struct deadline *out)
+{
+	sqlite3_stmt *s = st_query(st, Q_DL_COPY_GET);
+	bool found = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return false;
+	bind_text(s, 1, uid);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->uid = column_dup(s, 0);
+		out->due = (time_t)sqlite3_column_int64(s, 1);
+		out->revision = sqlite3_column_int(s, 2);
+		out->summary = column_dup(s, 3);
+		out->description = sqlite3_column_type(s, 4) == SQLITE_NULL ? NULL : column_dup(s, 4);
+		out->categories = sqlite3_column_type(s, 5) == SQLITE_NULL ? NULL : column_dup(s, 5);
+		out->date_only = sqlite3_column_int(s, 6) != 0;
+		found = true;
+	} else if (rc != SQLITE_DONE) {
+		st_log(st, "reading a deadline's last seen copy");
+	}
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_deadline_clear(struct deadline *d)
+{
+	free(d->uid);
+	free(d->summary);
+	free(d->description);
+	free(d->categories);
+	memset(d, 0, sizeof(*d));
 }
 
 bool state_legacy_known(struct state *st)

@@ -80,18 +80,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 9);
+	assert_int_equal(state_schema_version(st), 10);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "9");
+	assert_string_equal(v, "10");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 9);
+	assert_int_equal(state_schema_version(st), 10);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -122,7 +122,106 @@ static void test_known_and_sequence_persist(void **state UNUSED)
 	assert_string_equal(copy.location, "Långholmen");
 	assert_true(copy.start == T0 && copy.end == T0 + 3600 && !copy.cancelled);
 	assert_null(copy.description);
+	assert_null(copy.categories);
 	state_session_clear(&copy);
+	state_close(st);
+	free(path);
+}
+
+/* Schema 10: a session's categories and a whole copy of each deadline,
+ * what a fresh start keeps of an item it finds unreadable. */
+static void test_last_good_copies(void **state UNUSED)
+{
+	char *path = tmp_path("copies.db");
+	struct state *st = open_ok(path, false);
+	struct session scopy, ses = {.uid = "s1@example.org", .summary = "Leda",
+				     .categories = "kurs,Ledning", .start = T0, .end = T0 + 3600};
+	struct deadline dcopy, dl = {.uid = "anmalan@example.org", .summary = "Sista dag",
+				     .description = "Anmäl dig", .categories = "registration",
+				     .due = T0 + 86400, .date_only = true};
+	bool moved;
+
+	state_session_store(st, &ses, 0);
+	/* Never seen, and seen only by its revision (as before schema 10):
+	 * no copy to keep. */
+	assert_false(state_deadline_copy(st, dl.uid, &dcopy));
+	assert_int_equal(state_deadline_revision(st, dl.uid, dl.due, &moved), 0);
+	assert_false(state_deadline_copy(st, dl.uid, &dcopy));
+	state_deadline_store(st, &dl);
+	/* It moved: its revision rises and the copy follows. */
+	dl.due += 3600;
+	dl.categories = "registration,deadline";
+	assert_int_equal(state_deadline_revision(st, dl.uid, dl.due, &moved), 1);
+	state_deadline_store(st, &dl);
+	state_close(st);
+
+	st = open_ok(path, true);
+	assert_true(state_session_copy(st, "s1@example.org", &scopy));
+	assert_string_equal(scopy.categories, "kurs,Ledning");
+	state_session_clear(&scopy);
+	assert_true(state_deadline_copy(st, dl.uid, &dcopy));
+	assert_string_equal(dcopy.uid, "anmalan@example.org");
+	assert_string_equal(dcopy.summary, "Sista dag");
+	assert_string_equal(dcopy.description, "Anmäl dig");
+	assert_string_equal(dcopy.categories, "registration,deadline");
+	assert_true(dcopy.date_only);
+	assert_true(dcopy.due == T0 + 86400 + 3600);
+	assert_int_equal(dcopy.revision, 1);
+	state_deadline_clear(&dcopy);
+	assert_null(dcopy.uid);
+	/* A read-only handle stores nothing. */
+	dl.summary = "Changed";
+	state_deadline_store(st, &dl);
+	state_close(st);
+	st = open_ok(path, false);
+	assert_true(state_deadline_copy(st, dl.uid, &dcopy));
+	assert_string_equal(dcopy.summary, "Sista dag");
+	state_deadline_clear(&dcopy);
+	state_close(st);
+	free(path);
+}
+
+/* A ledger of schema 9 (no categories, deadlines by revision only) takes
+ * step 10 and keeps what it had. */
+static void test_migrates_from_9(void **state UNUSED)
+{
+	char *path = tmp_path("nine.db");
+	struct state *st = open_ok(path, false);
+	struct session copy, ses = {.uid = "s9@example.org", .summary = "Nio", .start = T0,
+				    .end = T0 + 60, .categories = "x"};
+	struct deadline dcopy;
+	sqlite3 *db;
+	bool moved;
+
+	state_session_store(st, &ses, 2);
+	assert_int_equal(state_deadline_revision(st, "d9", T0, &moved), 0);
+	state_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "ALTER TABLE sessions DROP COLUMN categories;"
+				      "ALTER TABLE deadlines DROP COLUMN summary;"
+				      "ALTER TABLE deadlines DROP COLUMN description;"
+				      "ALTER TABLE deadlines DROP COLUMN categories;"
+				      "ALTER TABLE deadlines DROP COLUMN date_only;"
+				      "PRAGMA user_version = 9;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+
+	st = open_ok(path, false);
+	assert_int_equal(state_schema_version(st), 10);
+	assert_true(state_session_copy(st, "s9@example.org", &copy));
+	assert_int_equal(copy.sequence, 2);
+	assert_null(copy.categories);
+	state_session_clear(&copy);
+	assert_false(state_deadline_copy(st, "d9", &dcopy));
+	assert_int_equal(state_deadline_revision(st, "d9", T0, &moved), 0);
+	state_deadline_store(st, &(struct deadline){.uid = "d9", .summary = "Nio", .due = T0});
+	assert_true(state_deadline_copy(st, "d9", &dcopy));
+	assert_string_equal(dcopy.summary, "Nio");
+	assert_null(dcopy.categories);
+	assert_false(dcopy.date_only);
+	state_deadline_clear(&dcopy);
 	state_close(st);
 	free(path);
 }
@@ -398,7 +497,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 9);
+	assert_int_equal(state_schema_version(st), 10);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	{
 		struct session none;
@@ -571,6 +670,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_creates_and_migrates),
 	    cmocka_unit_test(test_known_and_sequence_persist),
+	    cmocka_unit_test(test_last_good_copies),
+	    cmocka_unit_test(test_migrates_from_9),
 	    cmocka_unit_test(test_claim_semantics),
 	    cmocka_unit_test(test_mark_attempts_and_skip),
 	    cmocka_unit_test(test_counts_each_retry),

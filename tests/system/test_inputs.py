@@ -174,6 +174,112 @@ class LastGoodTest(Inputs):
         self.assertEqual(len(cancels), 10, p.stderr)
 
 
+class KeptAcrossRestart(Inputs):
+    """A fresh start (a restarted daemon, --plan, --once) that finds a
+    deadline or session unreadable keeps the copy the state database holds
+    of it, categories too, with a warning; the rules go on matching it."""
+
+    DEADLINE = "anmalan-2020@example.org"
+
+    def edit_calendar(self, pattern, repl):
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, encoding="utf-8", newline="") as f:
+            text = f.read()
+        new = re.sub(pattern, repl, text, count=1)
+        self.assertNotEqual(new, text)
+        with open(ics, "w", encoding="utf-8", newline="") as f:
+            f.write(new)
+
+    def test_deadline_kept_after_restart(self):
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        # The deadline loses its DUE: no longer readable.
+        self.edit_calendar(r"DUE;VALUE=DATE:20191213\r?\n", "")
+        p = self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
+        self.assertIn("no DUE", p.stderr)
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"",
+                      p.stderr)
+        lines = plan_lines(p.stdout)
+        # Its reminders, by the rule scoped to its category (registration),
+        # at 09:00 14, 7 and 1 days before the whole day of 13 December.
+        self.assertEqual(sorted(line[0] for line in lines
+                                if line[2] == HENRIK and line[3] == self.DEADLINE),
+                         ["2019-11-29T09:00:00+01:00", "2019-12-06T09:00:00+01:00",
+                          "2019-12-12T09:00:00+01:00"])
+        c = self.prog.run("--check", check=0)
+        self.assertIn(self.DEADLINE + "  Sista anmälningsdag  categories: registration  "
+                      "(unreadable: its last good copy)", c.stdout)
+        self.assertIn("deadline 2019-12-13 (the whole day)", c.stdout)
+        # The restarted daemon's pass sends the reminder when it falls due.
+        p = self.prog.run("--once", "--now", "2019-11-29T09:00:30+01:00", check=0)
+        self.assertIn("keeping the last good copy of the deadline", p.stderr)
+        got = [parse(f) for f in self.prog.outbox_messages()]
+        self.assertIn(HENRIK, [to_header(m)[1] for m in got
+                               if "anmälningsdag" in str(m["Subject"]).lower()
+                               or "anmäl" in m.get_body(("plain",)).get_content()])
+
+    def test_restarted_daemon_sends_the_kept_deadlines_reminder(self):
+        def daemon(now, logname):
+            logpath = os.path.join(self.tmpdir, logname)
+            log = open(logpath, "w")
+            self.addCleanup(log.close)
+            proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", now],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            self.addCleanup(proc.wait)
+            self.addCleanup(proc.kill)
+            return proc, logpath
+
+        def henriks():
+            return [m for m in self.sent() if to_header(m)[1] == HENRIK]
+
+        proc, _ = daemon(BEFORE_DEADLINE, "first.log")
+        end = time.time() + 20
+        while time.time() < end and len(self.prog.outbox_messages()) < 28:
+            time.sleep(0.05)
+        self.assertEqual(len(self.prog.outbox_messages()), 28)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+        self.assertEqual(henriks(), [])  # invited: no invitation, only reminders
+        self.edit_calendar(r"DUE;VALUE=DATE:20191213\r?\n", "")
+        # Started again two seconds before the 14-day reminder is due.
+        proc, logpath = daemon("2019-11-29T08:59:58+01:00", "second.log")
+        end = time.time() + 20
+        while time.time() < end and not henriks():
+            time.sleep(0.05)
+        proc.terminate()
+        proc.wait(timeout=20)
+        with open(logpath, encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"", log)
+        self.assertEqual(len(henriks()), 1, log)
+
+    def test_deadline_never_stored_is_not_made_up(self):
+        # Unreadable from the first start: nothing to keep, nothing planned.
+        self.edit_calendar(r"DUE;VALUE=DATE:20191213\r?\n", "")
+        p = self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
+        self.assertNotIn("keeping the last good copy", p.stderr)
+        self.assertNotIn(self.DEADLINE, p.stdout)
+
+    def test_kept_session_keeps_its_categories(self):
+        # A rule for the sessions of one category: the first session only.
+        self.edit_calendar(r"CATEGORIES:session\r?\n", "CATEGORIES:session,Ledning\r\n")
+        self.prog.append_conf("[rule ledning]\nmessage = session-reminder\ncategory = ledning\n"
+                              "before = 5d\nat = 08:00\nto = registered")
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+
+        def ledning(out):
+            return sorted((line[2], line[3]) for line in plan_lines(out) if line[4] == "ledning")
+        want = ledning(self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0).stdout)
+        self.assertEqual(len(want), 10)  # the ten registered, for session 1
+        self.assertEqual({uid for _, uid in want}, {S1})
+        # Session 1 loses its DTEND; a fresh start keeps the stored copy,
+        # categories and all, so the rule still reaches it.
+        self.edit_calendar(r"DTEND;TZID=Europe/Stockholm:20200221T130000\r?\n", "")
+        p = self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
+        self.assertIn("keeping the last good copy of the session \"Leda samhällsutveckling\"",
+                      p.stderr)
+        self.assertEqual(ledning(p.stdout), want)
+
+
 def cp1252_csv():
     rows = [
         "E-post;Namn;Kommun;Roll;Språk;Status;Anmäld;Ändrad",

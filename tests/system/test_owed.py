@@ -602,7 +602,7 @@ class MigrationTest(OwedCase):
                      "ALTER TABLE participants_seen DROP COLUMN organisation",
                      "ALTER TABLE participants_seen DROP COLUMN role",
                      "DROP TABLE responses", "DROP TABLE inbound", "DROP TABLE suppressed",
-                     "DROP TABLE mailboxes",
+                     "DROP TABLE mailboxes", "ALTER TABLE sessions DROP COLUMN categories",
                      "DELETE FROM known", "DELETE FROM participants_seen"):
             con.execute(stmt)
         known = [("rule", f"session-reminders/{o}") for o in ("14d", "2d")]
@@ -630,7 +630,7 @@ class MigrationTest(OwedCase):
         # catches up the 7d reminder the old model owed.
         sent = self.once("2019-12-06T12:00:00+01:00")
         con = sqlite3.connect(self.prog.state)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 9)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 10)
         after = dict(con.execute("SELECT key, state FROM deliveries").fetchall())
         for key, state in before:
             self.assertEqual(after[key], state, key)
