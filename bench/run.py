@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """kallad's benchmarks (not tests): end-to-end messages per second into a
-loopback smtp-sink beside smtp-source's raw rate for messages of the same
-size, in the same run; peak memory with growing numbers of participants;
-system calls while idle.
+loopback smtp-sink over one connection and over several, beside
+smtp-source -d sending kallad's own message over one and four, and
+libcurl alone, in the same run; instructions per message (callgrind);
+peak memory with growing numbers of participants; system calls while idle.
 
 usage: bench/run.py [--build DIR] [--invites N] [--connections N] [--memory N,N,...]
                     [--idle SECONDS] [--plan-memory N,N,...] [--send-now N]
