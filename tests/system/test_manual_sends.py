@@ -232,6 +232,7 @@ class DurableClaimsTest(KalladCase):
     messages cost a handful of syncs, not one each."""
 
     EXTRA = 140
+    CONNECTIONS = 1
 
     def test_claims_synced_in_batches_before_their_messages(self):
         rows = ", ".join(f"('p{i:03d}@example.org', 'P {i}', 'sv', 'registered', "
@@ -240,7 +241,7 @@ class DurableClaimsTest(KalladCase):
         self.prog.sql("INSERT INTO participants(email, name, language, status, registered_at, "
                       "updated_at) VALUES " + rows)
         sink = self.sink()
-        self.prog.use_smtp(sink.port)
+        self.prog.use_smtp(sink.port, f"connections = {self.CONNECTIONS}")
         trace = os.path.join(self.tmpdir, "strace")
         p = subprocess.run(["strace", "-f", "-y", "-o", trace, "-e",
                             "trace=fsync,fdatasync,sendto,write,pwrite64",
@@ -278,6 +279,14 @@ class DurableClaimsTest(KalladCase):
         states = dict(con.execute("SELECT state, count(*) FROM deliveries GROUP BY state"))
         con.close()
         self.assertEqual(states, {1: sent})  # every row sent (state 1)
+
+
+
+class DurableClaimsOverFourConnectionsTest(DurableClaimsTest):
+    """The same with [smtp] connections = 4: the MAIL FROMs leave from the
+    connections' threads, still each after its batch's sync."""
+
+    CONNECTIONS = 4
 
 
 if __name__ == "__main__":
