@@ -432,8 +432,8 @@ void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool 
 	if (!build(s, &f))
 		return;
 	make_room(s);
-	if (take_off(s, &f))
-		land_all(s);
+	take_off(s, &f);
+	land_all(s);
 }
 
 
