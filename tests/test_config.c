@@ -222,6 +222,7 @@ static void test_every_error(void **state)
 	assert_error(&errs, "config-errors.conf:7: timezone: ", "\"Europe/Stockolm\" is not a time zone");
 	assert_error(&errs, "config-errors.conf:8: colour: ", "unknown key in [programme]");
 	assert_error(&errs, "config-errors.conf:16: tls: ", "only for a loopback server");
+	assert_error(&errs, "config-errors.conf:17: connections: ", "\"17\" is not a whole number from 1 to 16");
 	assert_error(&errs, "config-errors.conf:20: before: ", "\"2w\" is not Nd");
 	assert_error(&errs, "config-errors.conf:21: at: ", "\"9.00\" is not HH:MM");
 	assert_error(&errs, "config-errors.conf:24: to: ", "[rule no-to] needs to");
@@ -231,9 +232,9 @@ static void test_every_error(void **state)
 	assert_error(&errs, "config-errors.conf:35: [holiday]: ", "unknown section");
 	assert_error(&errs, "config-errors.conf:38: syntax: ", "key = value");
 	/* all of them, and nothing more: a rejected value is not also "missing" */
-	if (errs.n != 11)
+	if (errs.n != 12)
 		dump(&errs);
-	assert_int_equal(errs.n, 11);
+	assert_int_equal(errs.n, 12);
 	/* one file's errors read top to bottom */
 	assert_non_null(strstr(errs.items[0], ":7: "));
 	assert_non_null(strstr(errs.items[1], ":8: "));
