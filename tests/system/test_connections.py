@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kallad_test import KALLAD, AioServer, main, parse  # noqa: E402
+import test_relay  # noqa: E402
 from test_relay import RelayCase  # noqa: E402
 
 NOW = "2019-11-20T08:00:00+01:00"
@@ -172,10 +173,24 @@ class ConnectionsTest(RelayCase):
         self.assertEqual(tried.fetchone()[0], 0)
         con.close()
         self.assertIn("too much mail", relay)
+        # The refusals met by the other connections are the same fault, not
+        # more of them: the backoff starts from one.
+        self.assertIn(", 1 fault in a row,", relay)
         # Within the backoff nothing knocks again, on any connection.
         connects = ev.count("connect")
         self.prog.run("--once", "--now", "2019-11-20T08:00:30+01:00")
         self.assertEqual(server.events().count("connect"), connects)
+
+
+class DaemonConnectionsTest(test_relay.ConnectionLifeTest):
+    """The daemon with four connections meets no idle-timeout 421 either:
+    it closes all of them after its pass, and the next message opens one
+    anew (test_relay's test, over a pool)."""
+
+    def use_tls(self, port, ca, password, ca_file=True):
+        pw = super().use_tls(port, ca, password, ca_file)
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        return pw
 
 
 if __name__ == "__main__":
