@@ -12,6 +12,8 @@
 #define EW_OVERHEAD 12   /* "=?UTF-8?Q?" + "?=" */
 #define EW_MAX 75        /* RFC 2047 §2 */
 
+static const char hex_digit[] = "0123456789ABCDEF";
+
 /* Length of the valid UTF-8 sequence of two or more bytes at p, else 0.
  * C1 controls (U+0080-U+009F) count as invalid: they never belong in mail. */
 static size_t utf8_seq(const unsigned char *p)
@@ -112,13 +114,15 @@ static void q_encode_char(struct strbuf *out, const unsigned char *p, size_t n)
 		else if (q_safe(p[i]))
 			sb_addc(out, (char)p[i]);
 		else
-			sb_addf(out, "=%02X", p[i]);
+			sb_addn(out, (char[3]){'=', hex_digit[p[i] >> 4], hex_digit[p[i] & 15]}, 3);
 	}
 }
 
 static void flush_word(struct strbuf *sb, struct strbuf *word, size_t *col)
 {
-	sb_addf(sb, "=?UTF-8?Q?%s?=", word->buf);
+	sb_add(sb, "=?UTF-8?Q?");
+	sb_addn(sb, word->buf, word->len);
+	sb_add(sb, "?=");
 	*col += word->len + EW_OVERHEAD;
 	word->len = 0;
 	word->buf[0] = '\0';
@@ -241,7 +245,8 @@ void mime_header_text(struct strbuf *sb, const char *name, const char *value)
 	char *v = mime_sanitize(value, 0);
 	size_t col = strlen(name) + 2;
 
-	sb_addf(sb, "%s: ", name);
+	sb_add(sb, name);
+	sb_add(sb, ": ");
 	if (needs_encoding(v, LINE_MAX_COLS - 10))
 		add_encoded_words(sb, v, &col);
 	else
@@ -278,9 +283,11 @@ void mime_header_mailbox(struct strbuf *sb, const char *name, const char *displa
 	char *a = mime_clean_addr(addr);
 	size_t col = strlen(name) + 2;
 
-	sb_addf(sb, "%s: ", name);
+	sb_add(sb, name);
+	sb_add(sb, ": ");
 	if (*d == '\0') {
-		sb_addf(sb, "%s\r\n", a);
+		sb_add(sb, a);
+		sb_add(sb, "\r\n");
 		goto out;
 	}
 	/* Long names are encoded too: encoded words fold, quoted strings do not. */
@@ -295,7 +302,9 @@ void mime_header_mailbox(struct strbuf *sb, const char *name, const char *displa
 	}
 	if (col + 3 + strlen(a) > LINE_MAX_COLS)
 		sb_add(sb, "\r\n");
-	sb_addf(sb, " <%s>\r\n", a);
+	sb_add(sb, " <");
+	sb_add(sb, a);
+	sb_add(sb, ">\r\n");
 out:
 	free(d);
 	free(a);
@@ -362,8 +371,6 @@ static const unsigned char qp_class[256] = {
 	['\r'] = QP_CR,
 };
 
-static const char qp_hex[] = "0123456789ABCDEF";
-
 /* True when byte i of d is the last of its line: the data ends after it,
  * or a line break (LF, or CR LF) follows. */
 static bool qp_at_eol(const unsigned char *d, size_t i, size_t n)
@@ -421,8 +428,8 @@ void mime_qp(struct strbuf *sb, const char *data, size_t n)
 			col++;
 		} else {
 			out[0] = '=';
-			out[1] = qp_hex[c >> 4];
-			out[2] = qp_hex[c & 15];
+			out[1] = hex_digit[c >> 4];
+			out[2] = hex_digit[c & 15];
 			out += 3;
 			col += 3;
 		}
@@ -698,7 +705,8 @@ static void add_param_header(struct strbuf *sb, const char *name, const char *va
 	size_t col = strlen(name) + 2;
 	bool first = true;
 
-	sb_addf(sb, "%s: ", name);
+	sb_add(sb, name);
+	sb_add(sb, ": ");
 	while (*value) {
 		const char *end = strstr(value, "; ");
 		size_t n = end ? (size_t)(end - value) : strlen(value);
@@ -736,8 +744,8 @@ static void write_part(struct strbuf *sb, const struct mime_part *p, const char 
 
 	if (!p->multi) {
 		add_param_header(sb, "Content-Type", p->content_type);
-		sb_addf(sb, "Content-Transfer-Encoding: %s\r\n",
-			p->enc == MIME_BASE64 ? "base64" : "quoted-printable");
+		sb_add(sb, p->enc == MIME_BASE64 ? "Content-Transfer-Encoding: base64\r\n"
+						 : "Content-Transfer-Encoding: quoted-printable\r\n");
 		if (p->disposition)
 			add_param_header(sb, "Content-Disposition", p->disposition);
 		sb_add(sb, "\r\n");
@@ -757,10 +765,14 @@ static void write_part(struct strbuf *sb, const struct mime_part *p, const char 
 	free(type);
 	sb_add(sb, "\r\n");
 	for (size_t i = 0; i < p->n_kids; i++) {
-		sb_addf(sb, "%s--=_%s\r\n", i ? "\r\n" : "", hash);
+		sb_add(sb, i ? "\r\n--=_" : "--=_");
+		sb_addn(sb, hash, 32);
+		sb_add(sb, "\r\n");
 		write_part(sb, p->kids[i], seed, counter);
 	}
-	sb_addf(sb, "\r\n--=_%s--", hash);
+	sb_add(sb, "\r\n--=_");
+	sb_addn(sb, hash, 32);
+	sb_add(sb, "--");
 }
 
 void mime_write(struct strbuf *sb, const struct mime_part *p, const char *seed)
