@@ -3,7 +3,9 @@
  * the calendar it names as programme.ics, and the registrations CSV it
  * names as deltagare.csv. They are loaded as the daemon loads them
  * (programme_load: configuration, zone, calendar, the shipped and the
- * example's own templates, registrations), planned at three moments with
+ * example's own templates, registrations), synchronised with an empty
+ * state database in memory and planned against it as the daemon's first
+ * pass does, then planned at three moments with
  * a memory in which some participants already hold the sessions (so
  * updates and cancels are planned too), and every delivery not skipped is
  * built into a whole message (template, iCalendar part, MIME; an update
@@ -229,6 +231,27 @@ static void plan_at(const struct programme *pg, time_t now)
 	plan_all(&ctx, build, NULL, &r);
 }
 
+/* The first pass as the daemon makes it: the calendar synchronised with
+ * a state database (an empty one, in memory) and planned against it. */
+static void plan_stored(struct programme *pg, time_t now)
+{
+	struct errlist errs = {0};
+	struct state *st = state_open("/nonexistent/kallad-fuzz/state.db", true, &errs);
+	struct run r = {pg, now, 0};
+	struct plan_ctx ctx;
+	size_t held = 0;
+
+	if (!st)
+		abort();
+	if (programme_sync(pg, st, NULL, &held)) {
+		programme_plan_ctx(pg, st, now, &ctx);
+		plan_all(&ctx, build, NULL, &r);
+		programme_plan_done(&ctx);
+	}
+	state_close(st);
+	errlist_free(&errs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *part[3] = {data, NULL, NULL};
@@ -259,6 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * (some passed), and after the last (events passed). */
 		const struct calendar *cal = pg->cal;
 
+		plan_stored(pg, cal->sessions[0].start - 20 * 86400L);
 		plan_at(pg, cal->sessions[0].start - 20 * 86400L);
 		plan_at(pg, cal->sessions[cal->n_sessions / 2].start - 86400L);
 		plan_at(pg, cal->sessions[cal->n_sessions - 1].end + 3600);
