@@ -1,6 +1,7 @@
 /* fuzz_calendar.c: arbitrary bytes as the session calendar, through the
- * reader of daemon/calendar.c (libical underneath), and each session it
- * accepts through the invite writer of daemon/ical.c. A crash, a sanitizer
+ * readers of daemon/calendar.c (libical underneath: the strict one and
+ * the tolerant one the daemon uses), and each session they
+ * accept through the invite writer of daemon/ical.c. A crash, a sanitizer
  * report, a calendar rejected without a word, an accepted one whose
  * sessions end before they start or lie outside 1970-2200, or an invite
  * whose lines are not folded CRLF lines of one VEVENT (a summary that
@@ -48,21 +49,8 @@ static void check_invite(const struct session *s)
 	free(ics);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check(const struct calendar *cal)
 {
-	struct errlist errs = {0};
-	struct calendar *cal;
-
-	if (memfd < 0) {
-		if (!tz_set("Europe/Stockholm") || (memfd = memfd_create("fuzz.ics", 0)) < 0)
-			abort();
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
-	}
-	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
-		abort();
-	cal = calendar_load(path, &errs);
-	if (!cal && !errs.n)
-		abort();
 	for (size_t i = 0; cal && i < cal->n_sessions; i++) {
 		const struct session *s = &cal->sessions[i];
 
@@ -75,7 +63,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; cal && i < cal->n_deadlines; i++)
 		if (!cal->deadlines[i].uid || cal->deadlines[i].due <= 0)
 			abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct errlist errs = {0}, warnings = {0};
+	struct calendar *cal;
+
+	if (memfd < 0) {
+		if (!tz_set("Europe/Stockholm") || (memfd = memfd_create("fuzz.ics", 0)) < 0)
+			abort();
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	}
+	if (ftruncate(memfd, 0) < 0 || pwrite(memfd, data, size, 0) != (ssize_t)size)
+		abort();
+	/* Strict (calendar_load), then as organisers' tools export it
+	 * (calendar_read, what the daemon uses), with and without a
+	 * sessions category: the same promises of what comes out. */
+	cal = calendar_load(path, &errs);
+	if (!cal && !errs.n)
+		abort();
+	check(cal);
 	calendar_free(cal);
 	errlist_free(&errs);
+	cal = calendar_read(path, size % 2 ? "Styra och leda" : NULL, &warnings, &errs);
+	if (!cal && !errs.n)
+		abort();
+	if (cal && cal->n_unreadable > warnings.n)
+		abort(); /* every event skipped has its warning */
+	check(cal);
+	calendar_free(cal);
+	errlist_free(&errs);
+	errlist_free(&warnings);
 	return 0;
 }
