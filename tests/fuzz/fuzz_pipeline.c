@@ -46,6 +46,20 @@ struct run {
 	size_t built;
 };
 
+/* What setup() made: gone when the fuzzer exits. */
+static void cleanup(void)
+{
+	const char *names[] = {"kallad.conf", "programme.ics", "deltagare.csv", "templates",
+			       "material"};
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 static void setup(void)
 {
 	char link[256];
@@ -53,6 +67,7 @@ static void setup(void)
 	snprintf(dir, sizeof(dir), "/tmp/kallad-fuzz-pipeline-XXXXXX");
 	if (!mkdtemp(dir))
 		abort();
+	atexit(cleanup);
 	snprintf(conf, sizeof(conf), "%s/kallad.conf", dir);
 	snprintf(ics, sizeof(ics), "%s/programme.ics", dir);
 	snprintf(csv, sizeof(csv), "%s/deltagare.csv", dir);
