@@ -1,18 +1,22 @@
-/* smtp.c: SMTP through a pool of libcurl easy handles on one multi handle
- * ([smtp] connections transactions in flight, over as many connections),
- * and the reading of what happened into ok / transient / permanent /
- * unknown for a message, or a fault of the relay as a whole (connection,
- * TLS, AUTH, MAIL FROM).
+/* smtp.c: SMTP through a pool of libcurl easy handles, each on a multi
+ * handle of its own and run by a thread of its own ([smtp] connections
+ * transactions in flight, over as many connections), and the reading of
+ * what happened into ok / transient / permanent / unknown for a message,
+ * or a fault of the relay as a whole (connection, TLS, AUTH, MAIL FROM).
+ * Only a slot's thread touches its handles while its transfer runs; the
+ * caller (one thread: the ledger is never touched from a slot's thread)
+ * takes the outcome once the thread has said, under the pool's lock, that
+ * the transfer ended.
  *
  * libcurl 7.88 traps this file works around (SPEC §4, "SMTP with libcurl"):
  * - after a timeout waiting for the reply to ".", libcurl keeps the
  *   connection and would read that late reply as the answer to the next
- *   command (of whichever handle takes it from the pool); so from the 354
- *   until a reply to "." is read the transfer carries CURLOPT_FORBID_REUSE,
- *   which libcurl reads only after that wait;
- * - a reply to "." is awaited in a blocking wait inside smtp_done, which
- *   holds up the pool's other transfers meanwhile (their bytes wait in the
- *   kernel's buffers): connections overlap everything but that wait;
+ *   command; so after any failure the slot's next transfer gets a fresh
+ *   connection (CURLOPT_FRESH_CONNECT), and its multi handle's MAXCONNECTS
+ *   = 1 closes the old one; no connection passes from one slot to another;
+ * - a reply to "." is awaited in a blocking wait inside smtp_done, even
+ *   under the multi interface: hence a thread per slot, so that the wait
+ *   holds up no other connection;
  * - CURLUSESSL_TRY sends in clear when STARTTLS is missing: only _ALL/_NONE;
  * - CURLOPT_CRLF on CRLF input doubles the CR: the message is strict CRLF and
  *   fed as is; libcurl dot-stuffs "\r\n." itself (tests/test_transport.c
@@ -642,11 +646,15 @@ void smtp_start(struct smtp *s, const char *rcpt, const char *msg, size_t len, v
 	char *angle = xasprintf("<%s>", rcpt);
 
 	/* The warmest connection: the free slot used last, whose connection
-	 * is open and sound; else any free slot (a new connection). */
+	 * is open and sound; else any free slot (a new connection). A
+	 * running slot is its thread's (it sets connected when it opens a
+	 * connection): not read here. */
 	for (int i = 0; i < s->n; i++) {
 		struct slot *c = &s->slots[i];
+		if (c->running)
+			continue;
 		bool warm = c->connected && !c->fresh;
-		if (!c->running && (!sl || (warm && (!sl->connected || sl->fresh || c->used > sl->used))))
+		if (!sl || (warm && (!sl->connected || sl->fresh || c->used > sl->used)))
 			sl = c;
 	}
 	if (!sl)

@@ -449,6 +449,61 @@ static void test_sink_pool_of_three(void **state UNUSED)
 	free(dir);
 }
 
+/* A send starts while another slot's thread has opened its connection and
+ * awaits the reply to ".": the caller picks among the idle slots only. It
+ * read every slot's "connected", which the running slot's thread writes
+ * when it opens a connection: a data race that a build with
+ * -fsanitize=thread reports (and fails this test on) every time, as the
+ * write comes 0.3 s before the read here with nothing between them. */
+static void test_sink_pool_start_while_another_connects(void **state UNUSED)
+{
+	static const char *const rcpts[] = {"rcpt1@example.net", "rcpt2@example.net",
+					    "rcpt3@example.net", "rcpt4@example.net"};
+	const char *msgs[] = {MSG(1), MSG(2), MSG(3), MSG(4)};
+	char *dir = make_dir("poolconnect");
+	char *opts[] = {"-W", ".:1", NULL};
+	int port = start_sink(dir, "poolconnect.out", opts);
+	bool seen[4] = {false};
+	struct outcome o;
+	struct tcfg c;
+
+	tcfg_init(&c, port, false, 5);
+	c.cfg.smtp_connections = 3;
+	struct transport *t = open_ok(&c.cfg);
+	transport_start(t, rcpts[0], msgs[0], strlen(msgs[0]), &seen[0]);
+	assert_true(transport_finish(t, &o));
+	assert_int_equal(o.result, SEND_OK);
+	free(o.detail);
+	seen[0] = true;
+	/* The first on the warm connection, the second on a new one. */
+	for (size_t i = 1; i <= 2; i++) {
+		assert_true(transport_can_start(t));
+		transport_start(t, rcpts[i], msgs[i], strlen(msgs[i]), &seen[i]);
+	}
+	usleep(300 * 1000); /* both connected, waiting for the reply to "." */
+	assert_true(transport_can_start(t));
+	transport_start(t, rcpts[3], msgs[3], strlen(msgs[3]), &seen[3]);
+	assert_false(transport_can_start(t));
+	for (size_t i = 1; i <= 3; i++) {
+		assert_true(transport_finish(t, &o));
+		assert_int_equal(o.result, SEND_OK);
+		assert_false(*(bool *)o.tag); /* each outcome once */
+		*(bool *)o.tag = true;
+		free(o.detail);
+	}
+	assert_false(transport_finish(t, &o));
+	transport_close(t);
+	for (size_t i = 0; i < 4; i++) {
+		char *dump = sink_dump_for(dir, rcpts[i]);
+		assert_true(seen[i]);
+		assert_non_null(dump);
+		assert_sink_body(dump, msgs[i]);
+		free(dump);
+	}
+	assert_true(sink_counters("poolconnect.out", "sess=3 quit=3 mesg=4"));
+	free(dir);
+}
+
 static void expect_fault(char *const opts[], const char *name, enum send_result want,
 			 enum relay_fault want_fault, const char *want_detail_prefix, bool want_slow)
 {
@@ -1028,6 +1083,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_sink_three_messages_one_connection),
 		T(test_sink_pool_of_three),
+		T(test_sink_pool_start_while_another_connects),
 		T(test_sink_soft_reject_rcpt),
 		T(test_sink_hard_reject_rcpt),
 		T(test_sink_rate_limit_words),
