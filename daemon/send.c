@@ -247,24 +247,46 @@ bool build(struct sender *s, struct flight *f)
 	return false;
 }
 
-/* While waiting for the next message's turn: the outcomes so far are
- * committed (no lock held across a wait), the sends in flight go on. */
+static void land_one(struct sender *s);
+static const char *held_back(struct sender *s, time_t *next);
+static void hold(struct sender *s, const struct delivery *d, const char *why, time_t next);
+
+/* While waiting for the next message's turn: the sends in flight go on,
+ * the outcomes that came meanwhile are taken and committed (no lock held
+ * across a wait). One of them may have suspended the relay: then the
+ * wait ends, and the message waiting for its turn does not start. */
 static bool pause_cb(void *arg, double secs)
 {
 	struct sender *s = arg;
 
 	outcomes_commit(s);
 	transport_pause(s->tr, secs);
-	return !stop_now(s);
+	while (transport_ready(s->tr))
+		land_one(s);
+	outcomes_commit(s);
+	return !stop_now(s) && !s->broken && !backoff_suspended(s->bo, clock_now(), NULL);
 }
 
 bool take_off(struct sender *s, const struct flight *f)
 {
 	struct flight *slot = NULL;
+	const char *why;
+	time_t next;
+	bool go = backoff_wait_turn(s->bo, pause_cb, s);
 
-	if (!backoff_wait_turn(s->bo, pause_cb, s)) {
-		if (f->record)
-			release(s, f->d, "not attempted: kallad stopped", s->now);
+	/* An outcome taken while waiting may have suspended the relay or,
+	 * a sign of a limit, brought the pool back to one at a time. */
+	if (go) {
+		make_room(s);
+		go = !stop_now(s) && !s->broken &&
+		     !backoff_suspended(s->bo, clock_now(), NULL);
+	}
+	if (!go) {
+		s->now = clock_now();
+		if (f->record) {
+			why = held_back(s, &next);
+			hold(s, f->d, why ? why : "not attempted: kallad stopped", next);
+		}
 		free(f->msg);
 		return false;
 	}

@@ -181,6 +181,28 @@ class ConnectionsTest(RelayCase):
         self.prog.run("--once", "--now", "2019-11-20T08:00:30+01:00")
         self.assertEqual(server.events().count("connect"), connects)
 
+    def test_fault_heard_while_waiting_for_a_turn_stops_the_next(self):
+        # max-per-minute = 300: a turn every 0.2 s, each transaction over
+        # in a few ms, so kallad is waiting for the next turn when the
+        # ninth MAIL is refused. What comes in during that wait counts:
+        # the next message does not start (it did, and met the refusal).
+        server = self.plain_server("--rate", "8/60")
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 300")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        p = self.prog.run("--once", "--now", NOW)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        mails = [e for e in server.events() if e.startswith("mail ")]
+        self.assertEqual(mails.count("mail 250"), 8, mails)
+        self.assertEqual(mails[8:], ["mail 450"], p.stderr)
+        counts, relay = self.status()
+        self.assertEqual(counts["sent"], 8)
+        self.assertEqual(counts["failed"], 0)
+        con = sqlite3.connect(self.prog.state)
+        tried = con.execute("SELECT count(*) FROM deliveries WHERE state != 1 AND attempts > 0")
+        self.assertEqual(tried.fetchone()[0], 0)
+        con.close()
+        self.assertIn("too much mail", relay)
+
 
 class DaemonConnectionsTest(test_relay.ConnectionLifeTest):
     """The daemon with four connections meets no idle-timeout 421 either:
