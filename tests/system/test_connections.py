@@ -129,8 +129,10 @@ class ConnectionsTest(RelayCase):
         self.assertGreaterEqual(took, (INVITES - 1) * 0.1 * 0.98)
         began = sorted(s["began"] for s in envs(server))
         self.assertGreaterEqual(began[-1] - began[0], (INVITES - 1) * 0.1 * 0.9)
-        # No burst: no ten messages within less than nine gaps.
-        self.assertGreaterEqual(min(b - a for a, b in zip(began, began[9:])), 0.85)
+        # No burst: no ten messages within much less than nine gaps (a
+        # burst puts them within milliseconds; the server's own clock
+        # readings, on a loaded machine, may pull two turns together).
+        self.assertGreaterEqual(min(b - a for a, b in zip(began, began[9:])), 0.6)
 
     def test_wrong_password_is_tried_once_not_per_connection(self):
         server, ca = self.tls_server()
