@@ -399,7 +399,13 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->job_cv, NULL);
-	pthread_cond_init(&s->done_cv, NULL);
+	/* Waits for done_cv are timed on the monotonic clock: a step of the
+	 * wall clock neither stalls them nor makes them spin. */
+	pthread_condattr_t monotonic;
+	pthread_condattr_init(&monotonic);
+	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->done_cv, &monotonic);
+	pthread_condattr_destroy(&monotonic);
 	for (int i = 0; ok && i < s->n; i++) {
 		ok = pthread_create(&s->slots[i].thread, NULL, smtp_thread, &s->slots[i]) == 0;
 		if (ok)
@@ -690,7 +696,7 @@ static struct slot *smtp_wait(struct smtp *s, CURLcode *rc)
 		if (sl)
 			break;
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 1;
 		pthread_cond_timedwait(&s->done_cv, &s->lock, &until);
 		pthread_mutex_unlock(&s->lock);
