@@ -2,6 +2,7 @@
 
 #include "changes.h"
 #include "log.h"
+#include "met.h"
 #include "preflight.h"
 #include "tz.h"
 
@@ -463,35 +464,80 @@ bool programme_sync_fresh(struct programme **pg, struct state *st, const char *r
 
 struct removed_scan {
 	const struct programme *pg;
+	struct met *met; /* NULL: reg_find answers */
 	char **emails;
 	size_t n, cap, invited;
 };
 
+static bool registered(struct removed_scan *r, const char *email)
+{
+	struct participant p;
+
+	if (r->met)
+		return met_has(r->met, email);
+	if (!reg_find(r->pg->reg, email, &p))
+		return false;
+	reg_participant_clear(&p);
+	return true;
+}
+
 static void note_invited(const char *email, void *arg)
 {
 	struct removed_scan *r = arg;
-	struct participant p;
 
 	r->invited++;
 	/* A row that is unusable now is no deleted row (issue 11). */
-	if (reg_is_unreadable(r->pg->reg, email))
+	if (reg_is_unreadable(r->pg->reg, email) || registered(r, email))
 		return;
-	if (reg_find(r->pg->reg, email, &p)) {
-		reg_participant_clear(&p);
-		return;
-	}
 	r->emails = xgrow(r->emails, &r->cap, r->n, sizeof(*r->emails));
 	r->emails[r->n++] = xstrdup(email);
 }
 
-size_t programme_each_removed(const struct programme *pg, struct state *st,
+static void meet(const struct participant *p, void *arg)
+{
+	met_add(arg, p->email);
+}
+
+/* The addresses in the registrations now, in one pass; NULL (and
+ * *failed) if the registrations failed part-way, NULL alone if no set
+ * could be made. */
+static struct met *meet_all(const struct programme *pg, bool *failed)
+{
+	struct met *m = met_new();
+
+	*failed = false;
+	if (m && !reg_each(pg->reg, meet, NULL, m)) {
+		met_free(m);
+		*failed = true;
+		return NULL;
+	}
+	return m;
+}
+
+size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
 			      bool *held)
 {
-	struct removed_scan r = {.pg = pg};
+	struct removed_scan r = {.pg = pg, .met = met};
+	struct met *own = NULL;
+	bool failed = false;
 	size_t limit;
 
+	*held = false;
+	if (!met)
+		r.met = own = meet_all(pg, &failed);
+	else
+		met_rewind(met);
+	if (failed) {
+		log_error("%s: the registrations failed part-way: nobody is taken for removed "
+			  "in this pass", pg->cfg->registrations);
+		return 0;
+	}
+	if (r.met && !met_ok(r.met))
+		r.met = NULL; /* said why: each address is looked up instead */
+	/* Both in address order: a merge, one step per address. */
 	state_invited_each(st, note_invited, &r);
+	met_free(own);
 	limit = pg->cfg->max_removed_percent
 			? r.invited * (size_t)pg->cfg->max_removed_participants / 100
 			: (size_t)pg->cfg->max_removed_participants;
@@ -527,4 +573,50 @@ size_t programme_each_removed(const struct programme *pg, struct state *st,
 	}
 	free(r.emails);
 	return r.n;
+}
+
+struct vanished_scan {
+	const struct programme *pg;
+	struct met *met;
+	char **emails;
+	size_t n, cap;
+};
+
+static void note_owed(const char *email, void *arg)
+{
+	struct vanished_scan *v = arg;
+
+	if (reg_is_unreadable(v->pg->reg, email) || met_has(v->met, email))
+		return;
+	v->emails = xgrow(v->emails, &v->cap, v->n, sizeof(*v->emails));
+	v->emails[v->n++] = xstrdup(email);
+}
+
+size_t programme_forget_vanished(const struct programme *pg, struct state *st, struct met *met)
+{
+	struct vanished_scan v = {.pg = pg, .met = met};
+	size_t forgotten = 0;
+
+	if (!met_ok(met))
+		return 0;
+	met_rewind(met);
+	state_owed_emails_each(st, note_owed, &v);
+	if (v.n && state_begin_light(st)) {
+		for (size_t i = 0; i < v.n; i++) {
+			/* A cancel still owed keeps them until it goes. */
+			if (state_holds_sessions(st, v.emails[i]))
+				continue;
+			state_owed_forget(st, v.emails[i]);
+			forgotten++;
+		}
+		if (!state_commit(st))
+			forgotten = 0;
+	}
+	for (size_t i = 0; i < v.n; i++)
+		free(v.emails[i]);
+	free(v.emails);
+	if (forgotten)
+		log_info("%zu participants gone from %s who hold no session: their obligations "
+			 "are forgotten", forgotten, pg->cfg->registrations);
+	return forgotten;
 }

@@ -60,12 +60,20 @@ bool programme_sync_fresh(struct programme **pg, struct state *st, const char *r
  * registrations (a deleted row is a cancellation): fn gets each, as the
  * last known copy with status cancelled and `removed` set. *held is true
  * when they are too many at once ([policy] max-removed-participants): their
- * cancels then wait. Returns how many. */
-size_t programme_each_removed(const struct programme *pg, struct state *st,
+ * cancels then wait. met: the addresses a complete pass over the
+ * registrations met (met.h), or NULL to make that pass here. One merge of
+ * the state's invited addresses with those. Returns how many (0 if the
+ * registrations failed part-way: nobody is taken for removed then). */
+struct met;
+size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
 			      bool *held);
-
-
+/* Forgets the obligations (owed) of the addresses that a complete pass
+ * (met) did not meet, that are no unusable row now, and whose calendars
+ * hold no session kallad sent (else a cancel is still theirs): those
+ * who vanished from the registrations without a session. Returns how
+ * many addresses. */
+size_t programme_forget_vanished(const struct programme *pg, struct state *st, struct met *met);
 
 /* Reloads from old->cfg->path into a new programme: a configuration that
  * fails, or that preflight() refuses, keeps old whole; a calendar, template set or registration database

@@ -6,6 +6,7 @@
 #include "describe.h"
 #include "log.h"
 #include "message.h"
+#include "met.h"
 #include "tz.h"
 
 #include <errno.h>
@@ -789,6 +790,17 @@ void plan_one(const struct participant *p, void *arg)
 	stop_now(s);
 }
 
+/* The full pass: each participant is also noted as met, for the merges
+ * after it (programme_each_removed, programme_forget_vanished). */
+static void plan_met(const struct participant *p, void *arg)
+{
+	struct sender *s = arg;
+
+	if (s->met)
+		met_add(s->met, p->email);
+	plan_one(p, arg);
+}
+
 static void page_done(void *arg)
 {
 	flush_batch(arg);
@@ -836,13 +848,19 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->ctx = &ctx;
 	wake_full_begin(s);
 	retry_begin(s);
-	if (!reg_each(s->pg->reg, plan_one, page_done, s))
+	s->met = met_new(); /* NULL: programme_each_removed makes its own */
+	if (!reg_each(s->pg->reg, plan_met, page_done, s))
 		s->broken = true;
 	flush_batch(s);
-	/* Those whose rows are gone: a cancel for what their calendars hold. */
+	/* Those whose rows are gone: a cancel for what their calendars hold;
+	 * then what is recorded of those who left without a session. */
 	if (!s->broken && !s->stopped)
-		stats->removed = programme_each_removed(s->pg, s->st, plan_removed, s,
+		stats->removed = programme_each_removed(s->pg, s->st, s->met, plan_removed, s,
 							&ctx.removed_held);
+	if (!s->broken && !s->stopped && s->met)
+		programme_forget_vanished(s->pg, s->st, s->met);
+	met_free(s->met);
+	s->met = NULL;
 	stats->removed_held = ctx.removed_held;
 	wake_full_end(s, !s->broken && !s->stopped);
 	if (s->discard && !s->broken && !s->stopped)

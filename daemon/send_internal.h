@@ -68,6 +68,7 @@ struct sender {
 	bool manual_ok;
 	time_t now;
 	struct send_stats *stats;
+	struct met *met;     /* the addresses the full pass met (met.h) */
 	struct dueindex *ix; /* the daemon's index of what is due (send_wake.c) */
 	bool ix_valid;       /* ... made by a complete pass, no input changed since */
 	struct due_entry entry; /* the participant being planned, for the index */

@@ -157,6 +157,15 @@ void state_owed_put(struct state *st, const char *oid, const char *email, time_t
 void state_owed_prune(struct state *st, const char *email, char **keep, size_t n);
 /* How many obligations of the participant are recorded. */
 long state_owed_count(struct state *st, const char *email);
+/* Calls fn with each address that has obligations recorded, in address
+ * order (case-insensitive, SQLite's NOCASE). */
+void state_owed_emails_each(struct state *st, void (*fn)(const char *email, void *arg),
+			    void *arg);
+/* Forgets every obligation recorded for the address. */
+void state_owed_forget(struct state *st, const char *email);
+/* True if the address's calendar holds a session kallad sent (a cancel
+ * may still be owed to them); true on an error too. */
+bool state_holds_sessions(struct state *st, const char *email);
 /* A retry given up because no rule makes it any more (another key took
  * its place) met nothing: its obligation stays open. */
 void state_delivery_unlink(struct state *st, const char *key);

@@ -374,6 +374,55 @@ long state_owed_count(struct state *st, const char *email)
 	return (long)n;
 }
 
+void state_owed_emails_each(struct state *st, void (*fn)(const char *email, void *arg),
+			    void *arg)
+{
+	/* Its own statement: fn may call back into the state. */
+	sqlite3_stmt *q;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT DISTINCT email FROM owed ORDER BY email", -1, &q,
+			       NULL) != SQLITE_OK) {
+		st_log(st, "listing participants with obligations");
+		return;
+	}
+	while (sqlite3_step(q) == SQLITE_ROW)
+		fn((const char *)sqlite3_column_text(q, 0), arg);
+	sqlite3_finalize(q);
+}
+
+bool state_holds_sessions(struct state *st, const char *email)
+{
+	sqlite3_stmt *q;
+	bool holds = true; /* on an error, the safe answer */
+
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT 1 FROM attendance WHERE email = ?1 AND invited = 1 LIMIT 1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		st_log(st, "reading a participant's calendar");
+		return holds;
+	}
+	bind_text(q, 1, email);
+	holds = sqlite3_step(q) != SQLITE_DONE;
+	sqlite3_finalize(q);
+	return holds;
+}
+
+void state_owed_forget(struct state *st, const char *email)
+{
+	sqlite3_stmt *q;
+
+	if (st->readonly)
+		return;
+	if (sqlite3_prepare_v2(st->db, "DELETE FROM owed WHERE email = ?1", -1, &q, NULL) !=
+	    SQLITE_OK) {
+		st_log(st, "forgetting a participant's obligations");
+		return;
+	}
+	bind_text(q, 1, email);
+	st_run(st, q, "forgetting a participant's obligations");
+	sqlite3_finalize(q);
+}
+
 char *state_meta_get(struct state *st, const char *key)
 {
 	sqlite3_stmt *s = st_query(st, Q_META_GET);

@@ -645,5 +645,82 @@ class MigrationTest(OwedCase):
         self.assertEqual(self.once("2019-12-06T13:00:00+01:00"), [])
 
 
+class VanishedTest(OwedCase):
+    """Issue 16: the obligations recorded for a participant who leaves the
+    registrations without ever holding a session are forgotten by the next
+    full pass (nothing else would ever plan them again); someone a cancel
+    is owed to keeps what is kept of them until it goes, and an unusable
+    row is no departure."""
+
+    LATER = "2019-11-21T08:00:00+01:00"
+
+    def owed(self, email):
+        con = sqlite3.connect(self.prog.state, timeout=30)
+        try:
+            return con.execute("SELECT count(*) FROM owed WHERE email = ?",
+                               (email,)).fetchone()[0]
+        finally:
+            con.close()
+
+    def test_a_vanished_participant_without_sessions_is_forgotten(self):
+        self.once(NOV20)
+        # Henrik and Ingrid are invited (the deadline's reminders are owed to
+        # them), never registered: no session in their calendars.
+        for who in (HENRIK, INGRID, ANNA):
+            self.assertGreater(self.owed(who), 0, who)
+        self.prog.sql("DELETE FROM participants WHERE email = ?", HENRIK)
+        # Ingrid's row turns unusable: a typo is no departure.
+        self.prog.sql("UPDATE participants SET updated_at = 'igår' WHERE email = ?", INGRID)
+        ingrid = self.owed(INGRID)
+        p = self.prog.run("--once", "--now", self.LATER, check=0)
+        self.assertEqual(self.owed(HENRIK), 0, p.stderr)
+        self.assertIn("1 participants gone from", p.stderr)
+        self.assertEqual(self.owed(INGRID), ingrid)
+        self.assertGreater(self.owed(ANNA), 0)
+        # Back again: owed from now, as anyone new.
+        self.prog.sql("INSERT INTO participants(email, name, status, updated_at) VALUES "
+                      "(?, 'Henrik Dahl', 'invited', '2019-11-21 09:00')", HENRIK)
+        self.once("2019-11-22T08:00:00+01:00")
+        self.assertGreater(self.owed(HENRIK), 0)
+        self.assertPlanHas(["2019-12-06T09:00:00+01:00", "deadline-reminder", HENRIK, DEADLINE,
+                            "registration-deadline"],
+                           self.plan("2019-11-22T08:00:00+01:00", "--all"))
+
+    def test_held_cancels_still_go_after_the_pass_that_forgets(self):
+        """Three of ten invited gone at once: their cancels are held. The
+        pass that forgets Henrik (who had no session) leaves them theirs;
+        released, the cancels go, greeted by name."""
+        self.once(NOV20)
+        lost = (ANNA, JOHAN, LARS)
+        con = sqlite3.connect(self.prog.state)
+        held = sorted((e.lower(), u) for e, u in con.execute(
+            "SELECT email, uid FROM attendance WHERE invited = 1") if e.lower() in lost)
+        con.close()
+        for who in lost + (HENRIK,):
+            self.prog.sql("DELETE FROM participants WHERE email = ?", who)
+        self.assertEqual(self.once(self.LATER), [])
+        self.assertEqual(self.owed(HENRIK), 0)
+        self.prog.run("--release-changes", "--now", self.LATER, check=0)
+        cancels = [r for r in sent_rows(self.prog.state).values() if r.message == "cancel"]
+        self.assertEqual(sorted((r.email, r.target) for r in cancels), held)
+        self.assertEqual(sorted({r.email for r in cancels}), sorted(lost))
+        for r in cancels:
+            if r.email == ANNA:
+                self.assertIn("Anna", parse(r.path).get_body(("plain",)).get_content())
+        self.assertEqual(self.once("2019-11-22T08:00:00+01:00"), [])
+
+    def test_an_address_stored_otherwise_is_no_removal(self):
+        """The merge of the invited with the registrations is by address
+        without regard to case or stray spaces, as the look-up it replaces
+        was: the same participant stored in capitals, with spaces, gets no
+        cancel."""
+        self.once(NOV20)
+        self.prog.sql("UPDATE participants SET email = ? WHERE email = ?",
+                      "  " + ANNA.upper() + " ", ANNA)
+        sent = self.once(self.LATER)
+        self.assertEqual([r for r in sent if r.message == "cancel"], [])
+        self.assertGreater(self.owed(ANNA), 0)
+
+
 if __name__ == "__main__":
     main()
