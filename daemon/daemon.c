@@ -5,6 +5,7 @@
 #include "log.h"
 #include "preflight.h"
 #include "programme.h"
+#include "regdigest.h"
 #include "replies.h"
 #include "send.h"
 #include "transport.h"
@@ -34,6 +35,7 @@ struct daemon {
 	struct sender *snd;
 	int sigfd, timerfd, inofd, debouncefd, repliesfd; /* closed in this order */
 	bool stop, reload, replan;
+	bool changed_reg, changed_other; /* what inotify saw since the last reload */
 	char *pidfile;
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
@@ -144,6 +146,13 @@ static bool ends_with(const char *s, const char *suffix)
 
 /* Only kallad's inputs count; a log file or an editor's swap file beside
  * them does not. The watched folders may hold other things. */
+static bool is_registrations(const struct config *cfg, const char *name)
+{
+	return same_base(cfg->registrations, name, "") ||
+	       same_base(cfg->registrations, name, "-wal") ||
+	       same_base(cfg->registrations, name, "-journal");
+}
+
 static bool is_our_file(const struct config *cfg, const char *name)
 {
 	return same_base(cfg->path, name, "") || ends_with(name, ".conf") ||
@@ -165,8 +174,16 @@ static void on_inotify(struct daemon *d)
 	while ((n = read(d->inofd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
-			if (!ev->len || is_our_file(d->pg->cfg, ev->name))
+			if (!ev->len || is_our_file(d->pg->cfg, ev->name)) {
 				relevant = true;
+				/* A database's -shm is not ours: its own write shows
+				 * as the database or its -wal. */
+				if (ev->len && is_registrations(d->pg->cfg, ev->name) &&
+				    !reg_is_csv(d->pg->cfg->registrations))
+					d->changed_reg = true;
+				else
+					d->changed_other = true;
+			}
 			p += sizeof(*ev) + ev->len;
 		}
 	}
@@ -210,15 +227,30 @@ static void reload_transport(struct daemon *d, const char *before)
 	free(after);
 }
 
-static void reload(struct daemon *d, bool by_signal)
+/* by_signal: SIGHUP; debounced: inotify saw kallad's inputs change. */
+static void reload(struct daemon *d, bool by_signal, bool debounced)
 {
 	struct errlist errs = {0};
 	struct programme *pg;
 	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
+	/* Only the registrations changed: their fingerprints tell whom the
+	 * change touches. */
+	bool reg_only = debounced && d->changed_reg && !d->changed_other;
+	struct regdigest *digests = reg_only ? reg_take_digests(d->pg->reg) : NULL;
+	char cal_before[FILE_ID_MAX];
 
+	memcpy(cal_before, d->pg->cal_id, sizeof(cal_before));
+	if (debounced)
+		d->changed_reg = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	pg = programme_reload(d->pg, &errs);
+	bool swapped = pg != d->pg;
+
+	if (!swapped && digests) {
+		pg->reg->digests = digests; /* still the registrations read */
+		digests = NULL;
+	}
 	for (size_t i = 0; i < errs.n; i++)
 		log_error("%s", errs.items[i]);
 	if (pg == d->pg) {
@@ -231,7 +263,12 @@ static void reload(struct daemon *d, bool by_signal)
 	}
 	errlist_free(&errs);
 	d->pg = pg;
-	send_set_programme(d->snd, pg);
+	/* The calendar read may be newer than inotify said so far. */
+	if (reg_only && swapped && str_eq(cal_before, pg->cal_id))
+		send_set_programme_registrations(d->snd, pg, digests, pg->reg->digests);
+	else
+		send_set_programme(d->snd, pg);
+	regdigest_free(digests);
 	reload_transport(d, smtp_before);
 	if (strcmp(state_before, pg->cfg->state) != 0)
 		log_warn("[programme] state moved to %s: restart kallad to use it; still using %s",
@@ -316,12 +353,12 @@ static void work(struct daemon *d)
 
 		file_identity(d->pg->cfg->calendar, disk);
 		if (tries < 3 && disk[0] && !str_eq(disk, d->pg->cal_id))
-			reload(d, false);
+			reload(d, false, false);
 		send_note_known(d->snd, now);
 		ok = send_due_wake(d->snd, now, &st);
 		if (!st.stale || tries == 3)
 			break;
-		reload(d, false);
+		reload(d, false, false);
 	}
 	if (!ok || st.stale) {
 		log_error("%s; trying again in a minute",
@@ -408,6 +445,9 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	int rc;
 	sigset_t mask;
 
+	/* Each load of the registrations fingerprints them: a reload then
+	 * tells whom a change of the database touches (regdigest.h). */
+	reg_keep_digests(true);
 	/* A fresh install has no calendar or registrations yet: wait for them. */
 	if (!(d->pg = await_programme(c->config, &rc)))
 		return rc;
@@ -533,12 +573,12 @@ int daemon_run(const struct cli *c)
 			on_inotify(&d);
 		if (fds[3].revents) {
 			drain(d.debouncefd);
-			reload(&d, false);
+			reload(&d, false, true);
 			due = true;
 		}
 		if (d.reload) {
 			d.reload = false;
-			reload(&d, true);
+			reload(&d, true, false);
 			arm_replies(&d);
 			due = true;
 		}

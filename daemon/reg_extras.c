@@ -4,6 +4,8 @@
 #include "registrations.h"
 
 #include "reg_extras.h"
+
+#include "regdigest.h"
 #include "reg_row.h"
 #include "reg_sql.h"
 
@@ -59,6 +61,8 @@ static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
 	} else if (!clean_text(a.session_uid)) {
 		rsql_row_warn(src, row, a.email, "no valid session_uid");
 	} else {
+		if (reg->digests)
+			regdigest_absence(reg->digests, a.email, a.session_uid);
 		reg->absences = xgrow(reg->absences, &ctx->cap, reg->n_absences, sizeof(a));
 		reg->absences[reg->n_absences++] = a;
 		return;
@@ -108,6 +112,8 @@ static void attachment_count(sqlite3_stmt *st, const struct column *c, long row,
 		return;
 	}
 	reg->n_attachments++;
+	if (reg->digests)
+		regdigest_attachment(reg->digests, a.email, a.message, a.path);
 	free(a.email);
 	free(a.path);
 	/* The few message names with files: most messages need no query. */

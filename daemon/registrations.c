@@ -17,6 +17,7 @@
 #include "reg_row.h"
 #include "reg_extras.h"
 #include "reg_sql.h"
+#include "regdigest.h"
 
 #include "log.h"
 #include "tz.h"
@@ -34,6 +35,23 @@
 enum { REG_PAGE = 1000 };
 
 /* --- participants --- */
+
+/* reg_keep_digests(): each load fingerprints what it read (the daemon's). */
+static bool keep_digests;
+
+void reg_keep_digests(bool on)
+{
+	keep_digests = on;
+}
+
+struct regdigest *reg_take_digests(struct registrations *reg)
+{
+	struct regdigest *r = reg ? reg->digests : NULL;
+
+	if (reg)
+		reg->digests = NULL;
+	return r;
+}
 
 
 static const struct column participant_columns[PC_N] = {
@@ -129,6 +147,8 @@ static void participant_count(sqlite3_stmt *st, const struct column *c, long row
 		ctx->reg->n_skipped_participants++;
 		ctx->reg->n_skipped_rows++;
 	} else {
+		if (ctx->reg->digests)
+			regdigest_participant(ctx->reg->digests, &p);
 		free(ctx->prev);
 		ctx->prev = p.email;
 		p.email = NULL;
@@ -640,6 +660,8 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 	reg->db = db;
 	reg->path = xstrdup(cfg->registrations);
 	reg->default_language = default_language(cfg);
+	if (keep_digests)
+		reg->digests = regdigest_new(); /* NULL: reloads plan everyone */
 	/* One read transaction: the three queries see the same snapshot. */
 	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
@@ -653,6 +675,8 @@ struct registrations *reg_load(const struct config *cfg, struct errlist *warning
 		return NULL;
 	}
 	reg_unreadable_done(reg);
+	if (reg->digests)
+		regdigest_done(reg->digests);
 	return reg;
 }
 
@@ -661,6 +685,7 @@ void reg_free(struct registrations *reg)
 	if (!reg)
 		return;
 	sqlite3_close(reg->db);
+	regdigest_free(reg->digests);
 	for (size_t i = 0; i < reg->n_absences; i++) {
 		free(reg->absences[i].email);
 		free(reg->absences[i].session_uid);

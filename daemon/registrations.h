@@ -66,6 +66,9 @@ struct registrations {
 	 * serve them like the others, so a typo cancels no one. */
 	struct participant *held;
 	size_t n_held;
+	/* With reg_keep_digests(true), a database's load fingerprints what it
+	 * read (regdigest.h); else NULL. */
+	struct regdigest *digests;
 };
 
 /* Opens cfg->registrations read-only with a busy timeout, checks the
@@ -78,6 +81,12 @@ struct registrations {
 struct registrations *reg_load(const struct config *cfg, struct errlist *warnings,
 			       struct errlist *errs);
 void reg_free(struct registrations *reg);
+
+/* From now on, each reg_load of a database also fingerprints what it read
+ * (reg->digests), for the daemon to tell what a reload changed. */
+void reg_keep_digests(bool on);
+/* Takes reg's fingerprints (the caller frees them), NULL if none. */
+struct regdigest *reg_take_digests(struct registrations *reg);
 
 /* registrations = FILE.csv: the same, read from CSV files (csv_registrations.c). */
 bool reg_is_csv(const char *path);

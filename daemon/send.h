@@ -67,6 +67,15 @@ void send_keep_due_index(struct sender *s);
 /* An input of the planner changed (besides a new programme, which
  * send_set_programme() notes): the next wake plans everyone. */
 void send_inputs_changed(struct sender *s);
+/* A new programme after a reload in which only the registrations
+ * changed: before and after are the fingerprints of the registrations
+ * then and now (regdigest.h; borrowed, either may be NULL). If the index
+ * was valid and the difference is only participants new or changed, the
+ * index stays valid and the next wake plans those; else (someone gone,
+ * absences or attachments changed, no fingerprints) it plans everyone. */
+struct regdigest;
+void send_set_programme_registrations(struct sender *s, struct programme *pg,
+				      struct regdigest *before, struct regdigest *after);
 /* As send_due, planning only the participants whose instant in the index
  * has come, or whose retry has; a full pass when the index is not valid. */
 bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats);

@@ -16,6 +16,8 @@
 #include "send_internal.h"
 
 #include "backoff.h"
+#include "clock.h"
+#include "regdigest.h"
 
 #include "log.h"
 
@@ -37,6 +39,42 @@ void send_inputs_changed(struct sender *s)
 void wake_invalidate(struct sender *s)
 {
 	s->ix_valid = false;
+}
+
+struct changed {
+	struct sender *s;
+	time_t now;
+	long n;
+};
+
+static void wake_changed(const char *email, void *arg)
+{
+	struct changed *c = arg;
+
+	dueindex_lower(c->s->ix, email, c->now);
+	c->n++;
+}
+
+void send_set_programme_registrations(struct sender *s, struct programme *pg,
+				      struct regdigest *before, struct regdigest *after)
+{
+	struct changed c = {.s = s, .now = clock_now()};
+	bool valid = s->ix && s->ix_valid;
+
+	send_set_programme(s, pg); /* the index is not valid... */
+	if (!valid)
+		return;
+	dueindex_begin(s->ix);
+	valid = regdigest_diff(before, after, wake_changed, &c);
+	dueindex_commit(s->ix);
+	/* ... unless the registrations differ only by who is new or changed:
+	 * those are planned at the next wake, at their own instant. */
+	s->ix_valid = valid && dueindex_ok(s->ix);
+	if (s->ix_valid)
+		log_info("the registrations changed: %ld participant%s new or changed", c.n,
+			 c.n == 1 ? "" : "s");
+	else
+		log_info("the registrations changed: planning everyone again");
 }
 
 static void lower(time_t *wake, time_t t)

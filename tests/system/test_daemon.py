@@ -290,5 +290,69 @@ class WakeTest(DaemonCase):
         self.assertNotIn("2019-11-29T09:00:00+01:00\tdeadline-reminder", p.stdout)
 
 
+class RegistrationChangeTest(DaemonCase):
+    """Issue 16: a change of the registration database re-plans whom it
+    touches. Among 3000 more participants, a new row and a changed row are
+    planned by themselves (one pass over the database, the reload's, and
+    a wake for two), while a deleted row or a new absence still plan
+    everyone: a deletion may owe cancels under the mass-removal guard, an
+    absence is no participant's row."""
+
+    ANNA = "anna.berglund@gavle.example.se"
+    NEW = "ny.deltagare@example.org"
+
+    def wait_log(self, pattern, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            m = re.search(pattern, self.logtext())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in the log:\n{self.logtext()[-3000:]}")
+
+    def to(self, files):
+        return sorted(parse(f)["To"].addresses[0].addr_spec for f in files)
+
+    def test_new_and_changed_rows_plan_only_themselves(self):
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
+                        " updated_at) VALUES (?, 'X', 'sv', 'waitlisted', '2019-11-01 10:00',"
+                        " '2019-11-01 10:00')",
+                        [(f"vantar{i:04d}@example.org",) for i in range(3000)])
+        con.commit()
+        con.close()
+        self.start("2019-11-20T08:00:00+01:00")
+        before = set(self.wait_outbox(28))
+        self.notify.wait_for("STATUS=next:")
+        self.prog.sql("INSERT INTO participants(email, name, language, status, registered_at,"
+                      " updated_at) VALUES (?, 'Ny Deltagare', 'sv', 'registered',"
+                      " '2019-11-20 08:00', '2019-11-20 08:00')", self.NEW)
+        self.prog.sql("UPDATE participants SET status = 'registered', "
+                      "updated_at = '2019-11-20 08:00' WHERE email = ?", HENRIK)
+        files = self.wait_outbox(34)
+        self.assertEqual(self.to(set(files) - before), sorted([HENRIK] * 3 + [self.NEW] * 3))
+        # One change or two (the debounce may split them): never everyone.
+        log = self.logtext()
+        changed = [int(n) for n in re.findall(r"registrations changed: (\d+) participants? new "
+                                              r"or changed", log)]
+        self.assertIn(sum(changed), (2, 3), log[-3000:])
+        self.assertNotIn("planning everyone again", log)
+        self.assertNotRegex(log, r"woke at \d+: planned \d{3,} participants")
+        before = set(files)
+        # A deleted row: everyone is planned again, and the cancels go.
+        self.prog.sql("DELETE FROM participants WHERE email = ?", self.ANNA)
+        self.wait_log(r"registrations changed: planning everyone again")
+        files = self.wait_outbox(37)
+        self.assertEqual(self.to(set(files) - before), [self.ANNA] * 3)
+        # A new absence: not a participant's row, everyone again.
+        n = len(re.findall("planning everyone again", self.logtext()))
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", self.NEW,
+                      "styra-leda-2020-2@example.org")
+        end = time.time() + 15
+        while len(re.findall("planning everyone again", self.logtext())) == n:
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+
+
 if __name__ == "__main__":
     main()
