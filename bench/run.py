@@ -7,7 +7,8 @@ peak memory with growing numbers of participants; system calls while idle.
 
 usage: bench/run.py [--build DIR] [--invites N] [--connections N] [--memory N,N,...]
                     [--idle SECONDS] [--plan-memory N,N,...] [--send-now N]
-                    [--wake N,N,...] [--callgrind N,M] [--kallad BINARY]
+                    [--wake N,N,...] [--wake-lead SECONDS] [--callgrind N,M]
+                    [--kallad BINARY]
 (0 or "" leaves a measure out)
 Prints what it measured and the commands it ran."""
 
@@ -324,8 +325,10 @@ def wake(kallad, tmp, counts, lead=30):
     """How late a deadline reminder due for one participant among n goes:
     n registered (their invites sent first, into the outbox) and one
     invited, whose reminder is due at 09:00; the daemon starts `lead`
-    seconds before (its first pass plans everyone) and the wake at 09:00
-    is timed from the due instant to the message's file in the outbox."""
+    seconds before (its first pass plans everyone; --now holds from the
+    daemon's start) and the wake at 09:00 is timed from the due instant to
+    the message's file in the outbox. The first pass must be over by then
+    (its time is printed): else the lead is too short for n."""
     print(f"a reminder for one participant among n, late by (daemon started {lead} s before):")
     for n in counts:
         conf = programme(tmp, n)
@@ -336,24 +339,40 @@ def wake(kallad, tmp, counts, lead=30):
         con.close()
         run_kallad(kallad, conf, "--once", "--now", NOW)
         outbox = os.path.join(os.path.dirname(conf), "state", "outbox", "new")
-        before = set(os.listdir(outbox))
-        start = time.time()
+        # The invites of the set-up are not needed any more: only the ledger.
+        shutil.rmtree(outbox)
+        os.makedirs(outbox)
         at_start = datetime.datetime.fromisoformat("2019-11-29T09:00:00+01:00") - \
             datetime.timedelta(seconds=lead)
+        log = open(os.path.join(tmp, f"wake{n}.log"), "w+")
+        start = time.time()
         p = subprocess.Popen([kallad, "--config", conf, "--now", at_start.isoformat()],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=log)
         due = start + lead
-        new = []
+        new, first = [], None
         while time.time() < due + 60 and not new:
-            new = [f for f in os.listdir(outbox) if f not in before]
+            new = os.listdir(outbox)
+            if first is None:
+                log.flush()
+                with open(log.name, encoding="utf-8", errors="replace") as f:
+                    done = [l for l in f if "planned everyone:" in l]
+                if done:
+                    first = (time.time() - start, done[0].split("planned everyone: ")[1].strip())
             time.sleep(0.01)
+        with open(f"/proc/{p.pid}/status", encoding="utf-8") as f:
+            hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
         p.terminate()
         p.wait()
+        log.close()
+        said = f"first pass: {first[1]}" if first else "first pass not over"
+        if first and first[0] > lead:
+            said += ", over after the due time: measure with a longer --wake-lead"
         if not new:
-            print(f"  {n:7d} participants: nothing sent within a minute")
+            print(f"  {n:7d} participants: nothing sent within a minute ({said})")
             continue
         at = os.path.getmtime(os.path.join(outbox, new[0]))
-        print(f"  {n:7d} participants: {at - due:6.2f} s")
+        print(f"  {n:7d} participants: {at - due:6.2f} s  ({said}; daemon's peak RSS "
+              f"{hwm / 1024:.1f} MiB)")
 
 
 def idle(kallad, tmp, seconds):
@@ -384,6 +403,8 @@ def main():
                     help="also run kallad with [smtp] connections = N (0: not)")
     ap.add_argument("--callgrind", default="",
                     help="N,M: instructions per message of kallad --once over N and M invites")
+    ap.add_argument("--wake-lead", type=int, default=30,
+                    help="seconds between the daemon's start and the due time")
     ap.add_argument("--kallad", help="measure this binary instead of building one")
     a = ap.parse_args()
     if a.kallad:
@@ -407,7 +428,7 @@ def main():
         if a.send_now:
             send_now(kallad, tmp, a.send_now, a.rounds)
         if a.wake:
-            wake(kallad, tmp, [int(x) for x in a.wake.split(",")])
+            wake(kallad, tmp, [int(x) for x in a.wake.split(",")], a.wake_lead)
         if a.idle:
             idle(kallad, tmp, a.idle)
     finally:

@@ -1,5 +1,7 @@
 #include "await.h"
 
+#include "clock.h"
+
 #include "log.h"
 
 #include <errno.h>
@@ -230,8 +232,10 @@ struct programme *await_programme(const char *config_path, int *rc)
 	if (sd_watchdog_enabled(0, &w.watchdog_usec) <= 0)
 		w.watchdog_usec = 0;
 	sd_notify(0, "READY=1");
-	if ((pg = wait_loop(&w, rc)))
+	if ((pg = wait_loop(&w, rc))) {
 		log_info("%s: what was missing is there: starting", config_path);
+		clock_mark(); /* --now holds from here, after the wait */
+	}
 out:
 	free(w.status);
 	if (w.sigfd >= 0)

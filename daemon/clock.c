@@ -8,6 +8,8 @@
  * checked against 1970-2200 where they come from, and whatever arithmetic
  * makes of them here saturates instead of wrapping. */
 static int64_t offset_ns;
+/* clock_mark(): the real instant the next clock_start() anchors to. */
+static int64_t mark_ns;
 
 #define NS 1000000000LL
 #define MAX_SEC (INT64_MAX / NS - 1)
@@ -38,9 +40,15 @@ static int64_t real_ns(void)
 	return sec_to_ns(ts.tv_sec) + ts.tv_nsec;
 }
 
+void clock_mark(void)
+{
+	mark_ns = real_ns();
+}
+
 void clock_start(time_t at)
 {
-	offset_ns = at ? sat_add(sec_to_ns(at), -real_ns()) : 0;
+	offset_ns = at ? sat_add(sec_to_ns(at), -(mark_ns ? mark_ns : real_ns())) : 0;
+	mark_ns = 0;
 }
 
 time_t clock_now(void)

@@ -7,7 +7,13 @@
 
 #include <time.h>
 
-/* Starts the clock at `at`, or at the real time when at is 0. */
+/* Marks now as the real instant at which the next clock_start(at) has
+ * the clock read `at`: the daemon's start, not the end of reading a large
+ * programme, is when --now holds (else every due time would shift by the
+ * time the start-up took). */
+void clock_mark(void);
+/* Starts the clock at `at` (as of the last clock_mark(), if any, else as
+ * of now), or at the real time when at is 0. */
 void clock_start(time_t at);
 time_t clock_now(void);
 /* The CLOCK_REALTIME instant at which kallad's clock reads t. */

@@ -445,6 +445,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	int rc;
 	sigset_t mask;
 
+	clock_mark(); /* --now is the time at the start (clock.h) */
 	/* Each load of the registrations fingerprints them: a reload then
 	 * tells whom a change of the database touches (regdigest.h). */
 	reg_keep_digests(true);

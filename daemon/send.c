@@ -757,6 +757,7 @@ void plan_one(const struct participant *p, void *arg)
 
 	if (s->stopped || s->broken)
 		return;
+	s->planned++;
 	/* The planner's reads for one participant in one snapshot: one lock
 	 * round instead of one per query. */
 	state_begin_read(s->st);
@@ -832,6 +833,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->now = now;
 	s->stats = stats;
 	s->stopped = s->broken = false;
+	s->planned = 0;
 	backoff_begin(s->bo, now, true);
 	/* Claims left by a kallad that died: the server may have those. */
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0)

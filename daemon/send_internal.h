@@ -69,6 +69,7 @@ struct sender {
 	time_t now;
 	struct send_stats *stats;
 	struct met *met;     /* the addresses the full pass met (met.h) */
+	size_t planned;      /* participants planned in this pass */
 	struct dueindex *ix; /* the daemon's index of what is due (send_wake.c) */
 	bool ix_valid;       /* ... made by a complete pass, no input changed since */
 	struct due_entry entry; /* the participant being planned, for the index */

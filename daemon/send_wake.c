@@ -22,6 +22,7 @@
 #include "log.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 void send_keep_due_index(struct sender *s)
@@ -202,6 +203,21 @@ static int str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A pass over everyone, said in the log with how long it took. */
+static bool full_pass(struct sender *s, time_t now, struct send_stats *stats)
+{
+	struct timespec t0, t1;
+	bool ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ok = send_due(s, now, stats);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!stats->stale)
+		log_info("planned everyone: %zu participants in %.1f s", s->planned,
+			 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return ok;
+}
+
 bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 {
 	struct woken w = {.now = now};
@@ -212,7 +228,7 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	char **due;
 
 	if (!s->ix || !s->ix_valid)
-		return send_due(s, now, stats);
+		return full_pass(s, now, stats);
 	memset(stats, 0, sizeof(*stats));
 	s->now = now;
 	s->stats = stats;
@@ -220,7 +236,7 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	backoff_begin(s->bo, now, true);
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0) {
 		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
-		return send_due(s, now, stats);
+		return full_pass(s, now, stats);
 	}
 	if (!programme_sync(s->pg, s->st, NULL, &stats->removals_held)) {
 		stats->stale = true;
@@ -239,7 +255,7 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 		for (size_t i = 0; i < w.n; i++)
 			free(w.emails[i]);
 		free(w.emails);
-		return send_due(s, now, stats);
+		return full_pass(s, now, stats);
 	}
 	if (w.n)
 		qsort(w.emails, w.n, sizeof(*w.emails), str_cmp);

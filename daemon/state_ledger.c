@@ -129,7 +129,14 @@ void state_delivery_each(struct state *st, int s, void (*fn)(const struct delive
 	struct delivery_row row;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, query_sql[Q_EACH], -1, &q, NULL) != SQLITE_OK) {
+	/* One state: its index (state, updated) gives the rows in order, so
+	 * a daemon's wake that asks for its few retries does not read the
+	 * whole ledger. */
+	if (sqlite3_prepare_v2(st->db,
+			       s < 0 ? query_sql[Q_EACH]
+				     : "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
+				       " ORDER BY updated, rowid",
+			       -1, &q, NULL) != SQLITE_OK) {
 		st_log(st, "listing deliveries");
 		return;
 	}
