@@ -105,6 +105,13 @@ bool transition_taken(struct sender *s, const struct delivery *d, const char *ex
 /* Fills the caller's stats with the relay's suspension, if there is one. */
 void note_relay(struct sender *s);
 
+/* Why the rest of a batch does not go now (NULL: it may), and when. */
+const char *held_back(struct sender *s, time_t *next);
+/* A claimed delivery that does not go in this pass, released with why. */
+void hold(struct sender *s, const struct delivery *d, const char *why, time_t next);
+/* What the participant's calendar holds once d went (attendance). */
+void note_attendance(struct sender *s, const struct delivery *d);
+
 void on_owed(const struct delivery *d, void *arg);
 void plan_one(const struct participant *p, void *arg);
 void flush_batch(struct sender *s);

@@ -1,0 +1,317 @@
+/* send_flight.c: one claimed delivery from its message to its recorded
+ * outcome: built, spaced (max-per-minute, the relay's suspension, quiet
+ * hours), started on a free connection, landed when the relay answers,
+ * and its outcome committed with others in a batch (send_internal.h). */
+#include "send_internal.h"
+
+#include "backoff.h"
+#include "clock.h"
+#include "describe.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void land_one(struct sender *s);
+
+static void count_progress(struct sender *s)
+{
+	struct send_stats *st = s->stats;
+
+	if (s->progress)
+		fprintf(stderr, "\rkallad: %ld sent, %ld retrying, %ld failed", st->sent,
+			st->transient + st->unknown, st->failed);
+}
+
+/* What the participant's calendar holds once a message went: any REQUEST
+ * puts the session there at its SEQUENCE, a CANCEL takes it out. Only
+ * for the registered: a REQUEST that a rule sends to others is theirs to
+ * keep, not a registration to follow. */
+void note_attendance(struct sender *s, const struct delivery *d)
+{
+	struct attendance a = {.sequence = d->sequence};
+	bool cancel = str_eq(d->message, "cancel");
+
+	if (!d->session)
+		return;
+	if (!cancel && (d->p->status != PS_REGISTERED ||
+			!(str_eq(d->message, "invite") || str_eq(d->message, "update") ||
+			  str_eq(d->message, "session-reminder"))))
+		return;
+	a.invited = !cancel;
+	a.content = d->session->sequence;
+	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
+	/* Whom a cancel greets if their row is deleted later. */
+	if (!cancel && !d->p->removed)
+		state_participant_store(s->st, d->p, s->now);
+}
+
+/* Claimed but never sent: released for the next pass, as not attempted. */
+static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
+{
+	state_delivery_release(s->st, d->key, why, next, s->now);
+	wake_retry_at(s, d, next);
+}
+
+/* Builds the message; a delivery whose message cannot be built is failed
+ * with why (recorded unless --test-to). */
+bool build(struct sender *s, struct flight *f)
+{
+	const struct delivery *d = f->d;
+	struct errlist errs = {0};
+
+	f->msg = send_build_message(s, d, &f->len, &errs);
+	if (f->msg)
+		return true;
+	const char *why = errs.n ? errs.items[0] : "message could not be built";
+	char *words = describe_delivery(d);
+
+	log_error("%s: not sent: %s", words, why);
+	free(words);
+	if (f->record)
+		state_delivery_mark(s->st, d->key, DS_FAILED, why, 0, s->now);
+	s->stats->build_errors++;
+	s->stats->failed++;
+	errlist_free(&errs);
+	return false;
+}
+
+/* While waiting for the next message's turn: the sends in flight go on,
+ * the outcomes that came meanwhile are taken and committed (no lock held
+ * across a wait). One of them may have suspended the relay: then the
+ * wait ends, and the message waiting for its turn does not start. */
+static bool pause_cb(void *arg, double secs)
+{
+	struct sender *s = arg;
+
+	outcomes_commit(s);
+	transport_pause(s->tr, secs);
+	while (transport_ready(s->tr))
+		land_one(s);
+	outcomes_commit(s);
+	return !stop_now(s) && !s->broken && !backoff_suspended(s->bo, clock_now(), NULL);
+}
+
+bool take_off(struct sender *s, const struct flight *f)
+{
+	struct flight *slot = NULL;
+	const char *why;
+	time_t next;
+	bool go = backoff_wait_turn(s->bo, pause_cb, s);
+
+	/* An outcome taken while waiting may have suspended the relay or,
+	 * a sign of a limit, brought the pool back to one at a time. */
+	if (go) {
+		make_room(s);
+		go = !stop_now(s) && !s->broken &&
+		     !backoff_suspended(s->bo, clock_now(), NULL);
+	}
+	if (!go) {
+		s->now = clock_now();
+		if (f->record) {
+			why = held_back(s, &next);
+			hold(s, f->d, why ? why : "not attempted: kallad stopped", next);
+		}
+		free(f->msg);
+		return false;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(s->fleet) && !slot; i++)
+		if (!s->fleet[i].busy)
+			slot = &s->fleet[i];
+	if (!slot)
+		abort(); /* make_room() was not called: a bug */
+	*slot = *f;
+	slot->busy = true;
+	slot->gen = backoff_generation(s->bo);
+	transport_start(s->tr, slot->rcpt, slot->msg, slot->len, slot);
+	return true;
+}
+
+static void log_outcome(struct sender *s, const struct flight *f, enum send_result res,
+			const char *detail, time_t next)
+{
+	const char *why = detail ? detail : "";
+	char *key = describe_delivery(f->d);
+	/* A --test-to copy names where it really went. */
+	bool elsewhere = !str_caseeq(f->rcpt, f->d->p->email);
+
+	switch (res) {
+	case SEND_OK:
+		s->stats->sent++;
+		log_info("%s: sent%s%s: %s", key, elsewhere ? " to " : "", elsewhere ? f->rcpt : "",
+			 why);
+		break;
+	case SEND_TRANSIENT:
+		s->stats->transient++;
+		log_warn("%s: deferred (retry in %lds): %s", key, (long)(next - s->now), why);
+		break;
+	case SEND_UNKNOWN:
+		s->stats->unknown++;
+		log_warn("%s: outcome unknown, will resend with the same Message-ID: %s", key, why);
+		break;
+	case SEND_PERMANENT:
+		s->stats->failed++;
+		log_error("%s: failed: %s", key, why);
+		break;
+	case SEND_RELAY:
+		s->stats->waiting++;
+		log_warn("%s: not sent: the relay is down, the message waits for it", key);
+		break;
+	}
+	free(key);
+}
+
+/* A fault of the relay as a whole: the message was not delivered and
+ * nothing is held against it. It goes back to the queue, no attempt
+ * counted, for when the relay is tried again. */
+static void relay_down(struct sender *s, const struct flight *f, const char *detail)
+{
+	time_t until;
+
+	backoff_suspended(s->bo, s->now, &until);
+	log_outcome(s, f, SEND_RELAY, detail, until);
+	if (f->record) {
+		char *why = xasprintf("not attempted: the relay is down: %s", detail);
+		release(s, f->d, why, until);
+		free(why);
+	}
+}
+
+void outcomes_commit(struct sender *s)
+{
+	if (!s->tx_open)
+		return;
+	s->tx_open = false;
+	if (!state_commit(s->st)) {
+		/* The outcomes are lost with the transaction: stop sending before
+		 * more are. Their rows stay claimed by this process and become
+		 * "unknown" when it ends: resent with the same Message-IDs. */
+		log_error("%d outcomes could not be recorded; stopping this pass", s->tx_n);
+		s->broken = true;
+	}
+	s->tx_n = 0;
+}
+
+/* Takes the next outcome of the sends in flight and records it. */
+static void land_one(struct sender *s)
+{
+	static const enum dstate to_state[] = {[SEND_OK] = DS_SENT, [SEND_TRANSIENT] = DS_TRANSIENT,
+					       [SEND_PERMANENT] = DS_FAILED,
+					       [SEND_UNKNOWN] = DS_UNKNOWN};
+	struct outcome o;
+	struct flight *f;
+	const struct delivery *d;
+	struct delivery_row row;
+	enum send_result res;
+	time_t next = 0;
+	int attempts = 0;
+
+	if (!transport_finish(s->tr, &o))
+		return;
+	f = o.tag;
+	d = f->d;
+	res = o.result;
+	s->now = clock_now();
+	free(f->msg);
+	f->msg = NULL;
+	f->busy = false;
+	/* A send that started before the relay was suspended says nothing
+	 * new of it: its fault is the same one, its success no sign that
+	 * the relay is back (every connection stops at the first fault). */
+	if (f->gen == backoff_generation(s->bo))
+		backoff_note(s->bo, res, o.fault, o.slow, o.detail, s->now);
+	if (res == SEND_RELAY) {
+		relay_down(s, f, o.detail);
+		free(o.detail);
+		count_progress(s);
+		return;
+	}
+	if (res == SEND_TRANSIENT || res == SEND_UNKNOWN) {
+		/* Only a retry needs the count; a success costs no extra read. */
+		if (f->record && state_delivery_get(s->st, d->key, &row)) {
+			attempts = row.attempts + 1;
+			state_row_free(&row);
+		}
+		next = s->now + send_backoff(attempts, rand_r(&s->seed) / (RAND_MAX + 1.0));
+		wake_retry_at(s, d, next);
+	}
+	log_outcome(s, f, res, o.detail, next);
+	if (f->record) {
+		/* The outcome and what it did to the participant's calendar, with
+		 * the outcomes before it: one transaction, no fsync of its own
+		 * (see state.c). */
+		if (!s->tx_open) {
+			s->tx_open = state_begin_light(s->st);
+			s->tx_n = 0;
+		}
+		state_delivery_mark(s->st, d->key, to_state[res], o.detail, next, s->now);
+		if (res == SEND_OK)
+			note_attendance(s, d);
+		if (++s->tx_n >= OUTCOME_BATCH)
+			outcomes_commit(s);
+	}
+	free(o.detail);
+	count_progress(s);
+}
+
+void make_room(struct sender *s)
+{
+	/* Every outcome in already, so that a fault of the relay is known
+	 * before another message starts; then waits for room. */
+	while (transport_ready(s->tr))
+		land_one(s);
+	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0)
+		land_one(s);
+}
+
+void land_all(struct sender *s)
+{
+	while (transport_in_flight(s->tr) > 0)
+		land_one(s);
+	outcomes_commit(s);
+}
+
+/* Builds, sends and records one claimed delivery, start to end. */
+void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
+{
+	struct flight f = {.d = d, .rcpt = rcpt, .record = record};
+
+	if (!build(s, &f))
+		return;
+	make_room(s);
+	take_off(s, &f);
+	land_all(s);
+}
+
+/* Why the rest of a batch does not go now, and when it may: kallad is
+ * stopping, the relay is suspended (after a fault of its own, or asking
+ * again and again to slow down), or a long pass ran into quiet hours.
+ * NULL when it may go. */
+const char *held_back(struct sender *s, time_t *next)
+{
+	time_t after = plan_after_quiet(s->pg->cfg, s->now);
+
+	*next = s->now;
+	if (stop_now(s))
+		return "not attempted: kallad stopped";
+	if (backoff_suspended(s->bo, s->now, next)) {
+		free(s->held_why);
+		s->held_why = xasprintf("not attempted: the relay is suspended: %s",
+					backoff_fault(s->bo));
+		return s->held_why;
+	}
+	if (after != s->now) {
+		*next = after;
+		return "not attempted: quiet hours began";
+	}
+	return NULL;
+}
+
+/* A claimed delivery that does not go in this pass, released with why. */
+void hold(struct sender *s, const struct delivery *d, const char *why, time_t next)
+{
+	release(s, d, s->broken ? "not attempted: the ledger failed" : why, next);
+	if (!s->broken && backoff_suspended(s->bo, s->now, NULL))
+		s->stats->waiting++;
+}
