@@ -27,6 +27,7 @@
  *   [smtp] end-of-data-timeout when DATA gets its 354, and a stalled upload
  *   is caught by the progress callback instead of the low-speed check. */
 #include "smtp.h"
+#include "smtp_internal.h"
 
 #include "log.h"
 
@@ -39,65 +40,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
-
-struct smtp;
-
-/* One connection: an easy handle, its own multi handle that keeps its
- * connection between transactions (so a connection that failed is never
- * another slot's), and the transaction it carries. */
-struct slot {
-	struct smtp *pool;
-	CURL *curl;
-	CURLM *multi;
-	struct curl_slist *rcpts; /* the transaction's one recipient */
-	bool running;    /* a transaction was started and not yet finished */
-	void *tag;       /* the caller's, handed back with the outcome */
-	bool fresh;      /* the last transaction failed: do not reuse its connection */
-	bool connected;  /* a connection may be open (kept by the multi handle) */
-	double used;     /* when the last transaction ended, for idle-timeout */
-	pthread_t thread; /* runs the slot's transfers */
-	bool job;        /* under the pool's lock: a transfer for the thread to run */
-	bool done;       /* under the pool's lock: it ended, with rc */
-	unsigned long done_seq; /* ... as the how-manieth */
-	CURLcode rc;
-	bool slow;
-	enum relay_fault fault;
-	char errbuf[CURL_ERROR_SIZE];
-
-	/* The transaction in flight. */
-	const char *msg;
-	size_t len, pos;
-	double progress_at;    /* when the upload last moved */
-	bool stalled;          /* the server stopped reading the message */
-	bool quitting;         /* QUIT went out: its reply says nothing of the message */
-	bool data_go;          /* DATA got its 354 */
-	char stage[16];        /* the command the next reply answers */
-	char reply_stage[16];  /* the command last_reply answered */
-	struct strbuf reply;   /* lines of the reply being read */
-	char *last_reply;      /* the last complete reply, continuation lines joined */
-	int last_code;
-};
-
-struct smtp {
-	pthread_mutex_t lock; /* guards job, done, rc, quit, opened, failing */
-	pthread_cond_t job_cv, done_cv;
-	bool quit;       /* the threads end */
-	unsigned long done_seq; /* transfers ended */
-	int threads;     /* started */
-	struct slot *slots;
-	int n;           /* [smtp] connections */
-	int running;     /* slots with a transaction in flight */
-	bool proven;     /* a transaction went through since the pool (re)opened or a relay
-			  * fault: more than one may be in flight */
-	bool failing;    /* the last transaction failed: new connections are spaced */
-	void (*tick)(void *); /* called about once a second while waiting */
-	void *tick_arg;
-	double ticked;   /* when tick was last called */
-	char *url;
-	char *from;      /* "<addr>" for MAIL FROM */
-	long timeout, eod_timeout, idle_timeout; /* [smtp], in seconds */
-	double opened;   /* when the last connection was opened; 0: never */
-};
 
 static double mono(void)
 {
@@ -419,161 +361,6 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 	return s;
 }
 
-static bool smtp_cert_problem(CURLcode rc)
-{
-	return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-	       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR ||
-	       rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_INVALIDCERTSTATUS;
-}
-
-static bool smtp_tls_problem(CURLcode rc)
-{
-	return rc == CURLE_USE_SSL_FAILED || rc == CURLE_SSL_CONNECT_ERROR || smtp_cert_problem(rc);
-}
-
-/* The command the failure answered: the one whose reply said 4xx/5xx, or
- * the one left without a reply. */
-static const char *smtp_where(const struct slot *s, long code)
-{
-	return code >= 400 && s->last_reply ? s->reply_stage : s->stage;
-}
-
-static bool at(const char *where, const char *stage)
-{
-	return strcmp(where, stage) == 0;
-}
-
-/* RFC 1870: a 552 (5.3.4) at MAIL FROM with SIZE refuses this message's
- * size, not the sender. */
-static bool smtp_too_big(const struct slot *s, long code)
-{
-	return code == 552 || (s->last_reply && strncmp(s->last_reply + 3, " 5.3.4", 6) == 0);
-}
-
-/* The message may be queued over there only once "." went out, which
- * libcurl does only after our read callback handed out the last byte (it
- * stops reading at CURLOPT_INFILESIZE, set so that SIZE lets a server
- * refuse a big message before the upload). If all was handed out and no
- * reply answered the end of data, the outcome is unknown. Before that
- * point nothing can have been accepted. A drop during the upload of the
- * last bytes is thus called unknown too: the safe side, as the retry
- * carries the same Message-ID. Every reply is read by its code: 5xx
- * permanent, 4xx transient; a 421 anywhere before the data means the
- * relay is closing, whatever the command. */
-static enum send_result smtp_classify(struct slot *s, CURLcode rc, long code)
-{
-	const char *where = smtp_where(s, code);
-
-	s->fault = RELAY_NONE;
-	if (rc == CURLE_OK)
-		return SEND_OK;
-	if (at(where, "end of data")) {
-		if (code >= 500 && code < 600)
-			return SEND_PERMANENT;
-		if (code >= 400 && code < 500)
-			return SEND_TRANSIENT;
-		/* A failure to send means "." never went out whole: the
-		 * server cannot have taken the message. */
-		return s->data_go && s->pos == s->len && !s->stalled && rc != CURLE_SEND_ERROR
-			       ? SEND_UNKNOWN
-			       : SEND_TRANSIENT;
-	}
-	if ((at(where, "RCPT") || at(where, "DATA")) && code >= 400 && code < 600 && code != 421)
-		return code >= 500 ? SEND_PERMANENT : SEND_TRANSIENT;
-	if (at(where, "MAIL") && code >= 500 && code < 600 && smtp_too_big(s, code))
-		return SEND_PERMANENT;
-	if (rc == CURLE_LOGIN_DENIED || at(where, "AUTH"))
-		s->fault = RELAY_AUTH;
-	else if (smtp_tls_problem(rc) || at(where, "STARTTLS"))
-		s->fault = RELAY_TLS;
-	else if (at(where, "MAIL") && code >= 400 && code != 421)
-		s->fault = RELAY_SENDER;
-	else
-		s->fault = RELAY_CONNECT;
-	return SEND_RELAY;
-}
-
-static char *smtp_no_reply(const struct slot *s, CURLcode rc, const char *err)
-{
-	double connect = 0;
-
-	if (rc != CURLE_OPERATION_TIMEDOUT)
-		return xasprintf("%s (at %s)", err, s->stage);
-	if (at(s->stage, "connect")) {
-		curl_easy_getinfo(s->curl, CURLINFO_CONNECT_TIME, &connect);
-		if (connect > 0)
-			return xasprintf("the server accepted the connection but sent no greeting "
-					 "within %ld s (at connect)", s->pool->timeout);
-		return xasprintf("cannot connect within %ld s (at connect)", s->pool->timeout);
-	}
-	return xasprintf("no reply within %ld s (at %s)", s->pool->timeout, s->stage);
-}
-
-static char *smtp_detail(const struct slot *s, CURLcode rc, enum send_result r, long code)
-{
-	const char *err = s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc);
-	const char *reply = s->last_reply ? s->last_reply : "no reply";
-
-	if (r == SEND_OK)
-		return xstrdup(reply);
-	if (rc == CURLE_LOGIN_DENIED)
-		return xasprintf("authentication failed for [smtp] user: %s (at AUTH)", reply);
-	if (rc == CURLE_USE_SSL_FAILED)
-		return xasprintf("server offers no STARTTLS and [smtp] tls = required: %s", err);
-	if (smtp_cert_problem(rc))
-		return xasprintf("server certificate not trusted: %s (set [smtp] ca-file for a "
-				 "private CA)", err);
-	if (rc == CURLE_SSL_CONNECT_ERROR)
-		return xasprintf("TLS handshake failed: %s", err);
-	if (s->stalled)
-		return xasprintf("the server stopped reading the message for %ld s (at end of data)",
-				 s->pool->timeout);
-	if (rc == CURLE_SEND_ERROR && s->data_go && code == 354)
-		/* Linux drops what a server said before its reset: its words
-		 * are lost, but "." never went out whole. */
-		return xasprintf("the server closed the connection before the end of the data "
-				 "(%s): not delivered (at end of data)", err);
-	if (r == SEND_UNKNOWN)
-		return xasprintf("no reply after end of data (%s): the server may have the message",
-				 rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : err);
-	if (code >= 400 && code < 600 && s->last_reply)
-		return xasprintf("%s (at %s)", s->last_reply, s->reply_stage);
-	return smtp_no_reply(s, rc, err);
-}
-
-/* "rate" as a word: not "separate", "generate" or "moderate". */
-static bool has_word(const char *text, const char *word)
-{
-	size_t n = strlen(word);
-
-	for (const char *p = text; (p = strcasestr(p, word)); p++)
-		if ((p == text || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[n]))
-			return true;
-	return false;
-}
-
-/* Signs of a limit, from Postfix (anvil's "450 4.7.1 Error: too much mail
- * from ..."), Exim, Microsoft and Google: 421 anywhere; 450, 451 or 452
- * with an enhanced code 4.7.x (security or policy) or rate words. A
- * greylisting reply (often 451 4.7.1 "try again later" too) is about one
- * recipient: it makes that message wait, not the relay slow down. */
-static bool smtp_limit_sign(long code, const char *reply)
-{
-	static const char *words[] = {"too much mail", "too many", "try again later", "ratelimit",
-				      "rate-limit", "throttl", "slow down"};
-	if (code == 421)
-		return true;
-	if ((code != 450 && code != 451 && code != 452) || !reply ||
-	    strcasestr(reply, "greylist") || strcasestr(reply, "graylist"))
-		return false;
-	if (strncmp(reply + 3, " 4.7.", 5) == 0 || has_word(reply, "rate"))
-		return true;
-	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
-		if (strcasestr(reply, words[i]))
-			return true;
-	return false;
-}
-
 static void smtp_reset_transaction(struct slot *s)
 {
 	s->pos = 0;
@@ -740,7 +527,7 @@ static void smtp_run(struct smtp *s, struct slot *sl, CURLcode rc, struct run *o
 static bool smtp_stale(const struct slot *s, const struct run *o)
 {
 	return o->r == SEND_RELAY && o->reused && s->fault == RELAY_CONNECT &&
-	       at(smtp_where(s, o->code), "MAIL");
+	       smtp_at(smtp_where(s, o->code), "MAIL");
 }
 
 bool smtp_finish(struct smtp *s, struct outcome *out)
