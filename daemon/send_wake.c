@@ -18,6 +18,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "regdigest.h"
+#include "message.h"
 
 #include "log.h"
 
@@ -297,5 +298,7 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	stats->removed = s->removed_last;
 	stats->removed_held = s->removed_held_last;
 	note_relay(s);
+	message_cache_free(s->msg_cache); /* the pass's shared values */
+	s->msg_cache = NULL;
 	return !s->broken;
 }
