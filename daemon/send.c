@@ -238,7 +238,7 @@ void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
-	const char *why;
+	const char *why = NULL; /* hold() reads it only when the ledger works */
 	bool *claimed;
 	time_t next;
 
