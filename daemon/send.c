@@ -244,6 +244,10 @@ void flush_batch(struct sender *s)
 
 	if (!s->n_batch)
 		return;
+	/* The outcomes of the batch before that are in (a fault of the relay
+	 * among them holds this one back), and no transaction of them is
+	 * open under the claims'. */
+	land_ready(s);
 	/* Nothing is claimed that cannot go now: it stays for the next pass. */
 	s->now = clock_now();
 	if (s->broken || held_back(s, &next)) {
@@ -298,9 +302,18 @@ void flush_batch(struct sender *s)
 		}
 		take_off(s, &cur);
 	}
-	land_all(s);
+	/* The last messages stay in the air while the next participants are
+	 * planned; their outcomes land with the next batch, or at the end of
+	 * the page (flush_batch_landed). */
+	outcomes_commit(s);
 	s->n_batch = 0;
 	free(claimed);
+}
+
+void flush_batch_landed(struct sender *s)
+{
+	flush_batch(s);
+	land_all(s);
 }
 
 static void record_skip(struct sender *s, const struct delivery *d)
@@ -497,14 +510,14 @@ static void plan_met(const struct participant *p, void *arg)
 
 static void page_done(void *arg)
 {
-	flush_batch(arg);
+	flush_batch_landed(arg);
 }
 
 /* A participant gone from the registrations lives for this call only. */
 static void plan_removed(const struct participant *p, void *arg)
 {
 	plan_one(p, arg);
-	flush_batch(arg);
+	flush_batch_landed(arg);
 }
 
 /* Tells the caller whether the relay is suspended, and since what. */
@@ -546,7 +559,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->met = met_new(); /* NULL: programme_each_removed makes its own */
 	if (!reg_each(s->pg->reg, plan_met, page_done, s))
 		s->broken = true;
-	flush_batch(s);
+	flush_batch_landed(s);
 	/* Those whose rows are gone: a cancel for what their calendars hold;
 	 * then what is recorded of those who left without a session. */
 	if (!s->broken && !s->stopped)

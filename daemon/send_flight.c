@@ -122,6 +122,8 @@ bool take_off(struct sender *s, const struct flight *f)
 	if (!slot)
 		abort(); /* make_room() was not called: a bug */
 	*slot = *f;
+	slot->dv = *f->d;
+	slot->d = &slot->dv;
 	slot->busy = true;
 	slot->gen = backoff_generation(s->bo);
 	transport_start(s->tr, slot->rcpt, slot->msg, slot->len, slot);
@@ -267,7 +269,15 @@ void make_room(struct sender *s)
 
 void land_all(struct sender *s)
 {
-	while (transport_in_flight(s->tr) > 0)
+	/* (--discard-changes runs without a transport.) */
+	while (s->tr && transport_in_flight(s->tr) > 0)
+		land_one(s);
+	outcomes_commit(s);
+}
+
+void land_ready(struct sender *s)
+{
+	while (s->tr && transport_ready(s->tr))
 		land_one(s);
 	outcomes_commit(s);
 }

@@ -28,6 +28,8 @@ struct flight {
 	const char *rcpt; /* the participant, or --test-to */
 	bool record;      /* false: leave no trace (--test-to) */
 	bool busy;        /* in the air: started, its outcome not taken */
+	struct delivery dv; /* in the air: its own copy of *d (d points here), as the
+			     * batch it came from is refilled meanwhile */
 	unsigned gen;     /* the relay's suspensions in this run when it started */
 	char *msg;
 	size_t len;
@@ -99,6 +101,8 @@ bool build(struct sender *s, struct flight *f);
 void make_room(struct sender *s);
 bool take_off(struct sender *s, const struct flight *f);
 void land_all(struct sender *s);
+/* Takes the outcomes already in, without waiting, and commits them. */
+void land_ready(struct sender *s);
 /* Commits the outcomes recorded so far (several per transaction). */
 void outcomes_commit(struct sender *s);
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
@@ -114,7 +118,11 @@ void note_attendance(struct sender *s, const struct delivery *d);
 
 void on_owed(const struct delivery *d, void *arg);
 void plan_one(const struct participant *p, void *arg);
+/* Claims and sends the batch; its last messages may still be in the air
+ * (their participants must live until land_all()). */
 void flush_batch(struct sender *s);
+/* flush_batch(), then every outcome in: before the participants go. */
+void flush_batch_landed(struct sender *s);
 
 /* send_wake.c */
 void wake_invalidate(struct sender *s);

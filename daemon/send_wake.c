@@ -276,7 +276,7 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 		}
 		plan_one(&ps[n_ps++], s);
 	}
-	flush_batch(s);
+	flush_batch_landed(s);
 	dueindex_commit(s->ix);
 	log_info("woke at %lld: planned %zu participants", (long long)now, n_ps);
 	s->ctx = NULL;
