@@ -328,7 +328,9 @@ def wake(kallad, tmp, counts, lead=30):
     seconds before (its first pass plans everyone; --now holds from the
     daemon's start) and the wake at 09:00 is timed from the due instant to
     the message's file in the outbox. The first pass must be over by then
-    (its time is printed): else the lead is too short for n."""
+    (its time is printed): else the lead is too short for n. Then a row is
+    inserted into the registrations, as a registration form would: timed
+    from the insert to the new participant's invite in the outbox."""
     print(f"a reminder for one participant among n, late by (daemon started {lead} s before):")
     for n in counts:
         conf = programme(tmp, n)
@@ -359,6 +361,22 @@ def wake(kallad, tmp, counts, lead=30):
                 if done:
                     first = (time.time() - start, done[0].split("planned everyone: ")[1].strip())
             time.sleep(0.01)
+        # Then a registration form adds a participant: how long until the
+        # daemon (inotify, reload, re-plan) has their invite in the outbox.
+        joined = None
+        if new:
+            seen = set(os.listdir(outbox))
+            con = sqlite3.connect(os.path.join(os.path.dirname(conf), "registrations.db"))
+            con.execute("INSERT INTO participants(email, name, status, registered_at,"
+                        " updated_at) VALUES ('ny@example.org', 'Ny', 'registered',"
+                        " '2019-11-29 09:00', '2019-11-29 09:00')")
+            con.commit()
+            con.close()
+            t0 = time.time()
+            while time.time() < t0 + 600 and joined is None:
+                if set(os.listdir(outbox)) - seen:
+                    joined = time.time() - t0
+                time.sleep(0.01)
         with open(f"/proc/{p.pid}/status", encoding="utf-8") as f:
             hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
         p.terminate()
@@ -373,6 +391,8 @@ def wake(kallad, tmp, counts, lead=30):
         at = os.path.getmtime(os.path.join(outbox, new[0]))
         print(f"  {n:7d} participants: {at - due:6.2f} s  ({said}; daemon's peak RSS "
               f"{hwm / 1024:.1f} MiB)")
+        print(f"  {'':7s} then a row inserted: its invite in the outbox after "
+              + (f"{joined:.2f} s" if joined is not None else "more than 10 minutes"))
 
 
 def idle(kallad, tmp, seconds):
