@@ -1,6 +1,7 @@
 #include "dueindex.h"
 
 #include "log.h"
+#include "scratch.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -46,29 +47,18 @@ static bool exec(struct dueindex *ix, const char *s)
 struct dueindex *dueindex_new(void)
 {
 	struct dueindex *ix = xcalloc(1, sizeof(*ix));
-	char pragmas[160];
 
-	if (sqlite3_open_v2("", &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		log_error("cannot open a temporary database for the index of what is due: %s",
-			  ix->db ? sqlite3_errmsg(ix->db) : "out of memory");
-		dueindex_free(ix);
-		return NULL;
-	}
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA journal_mode = OFF;"
-		 "PRAGMA synchronous = OFF;",
-		 CACHE_KIB);
-	if (!exec(ix, pragmas) ||
-	    !exec(ix, "CREATE TABLE w(email TEXT PRIMARY KEY, wake INTEGER, due INTEGER,"
-		      " message TEXT, target TEXT, n INTEGER, held INTEGER, removed INTEGER);"
-		      "CREATE INDEX w_wake ON w(wake);"
-		      "CREATE INDEX w_due ON w(due, email);"
-		      /* What a wake asks must not read every participant's row:
-		       * the held are few (a partial index), and the deliveries
-		       * at the next due time are counted from an index alone. */
-		      "CREATE INDEX w_held ON w(held) WHERE held > 0;"
-		      "CREATE INDEX w_group ON w(due, message, target, n);")) {
+	ix->db = scratch_open("for the index of what is due", CACHE_KIB,
+			      "CREATE TABLE w(email TEXT PRIMARY KEY, wake INTEGER, due INTEGER,"
+			      " message TEXT, target TEXT, n INTEGER, held INTEGER, removed INTEGER);"
+			      "CREATE INDEX w_wake ON w(wake);"
+			      "CREATE INDEX w_due ON w(due, email);"
+			      /* What a wake asks must not read every participant's row:
+			       * the held are few (a partial index), and the deliveries
+			       * at the next due time are counted from an index alone. */
+			      "CREATE INDEX w_held ON w(held) WHERE held > 0;"
+			      "CREATE INDEX w_group ON w(due, message, target, n);");
+	if (!ix->db) {
 		dueindex_free(ix);
 		return NULL;
 	}

@@ -1,6 +1,7 @@
 #include "linesort.h"
 
 #include "log.h"
+#include "scratch.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -29,22 +30,10 @@ static bool exec(struct linesort *ls, const char *sql)
 struct linesort *linesort_new(void)
 {
 	struct linesort *ls = xcalloc(1, sizeof(*ls));
-	char pragmas[160];
 
-	/* "": a private database in a temporary file, gone when closed. */
-	if (sqlite3_open_v2("", &ls->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		log_error("cannot open a temporary database to sort lines: %s",
-			  ls->db ? sqlite3_errmsg(ls->db) : "out of memory");
-		linesort_free(ls);
-		return NULL;
-	}
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA journal_mode = OFF;"
-		 "PRAGMA synchronous = OFF;",
-		 CACHE_KIB);
-	if (!exec(ls, pragmas) || !exec(ls, "CREATE TABLE line(k INTEGER NOT NULL, t TEXT NOT NULL)") ||
-	    !exec(ls, "BEGIN") ||
+	ls->db = scratch_open("to sort lines", CACHE_KIB,
+			      "CREATE TABLE line(k INTEGER NOT NULL, t TEXT NOT NULL); BEGIN");
+	if (!ls->db ||
 	    sqlite3_prepare_v2(ls->db, "INSERT INTO line(k, t) VALUES (?, ?)", -1, &ls->add, NULL) !=
 		    SQLITE_OK) {
 		linesort_free(ls);

@@ -1,6 +1,7 @@
 #include "met.h"
 
 #include "log.h"
+#include "scratch.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -37,24 +38,15 @@ static bool exec(struct met *m, const char *sql)
 struct met *met_new(void)
 {
 	struct met *m = xcalloc(1, sizeof(*m));
-	char pragmas[160];
 
-	/* "": a private database in a temporary file, gone when closed. */
-	if (sqlite3_open_v2("", &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		log_error("cannot open a temporary database for the addresses a pass met: %s",
-			  m->db ? sqlite3_errmsg(m->db) : "out of memory");
+	m->db = scratch_open("for the addresses a pass met", CACHE_KIB,
+			     "CREATE TABLE m(email TEXT PRIMARY KEY COLLATE NOCASE) WITHOUT ROWID;"
+			     " BEGIN");
+	if (!m->db) {
 		met_free(m);
 		return NULL;
 	}
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA journal_mode = OFF;"
-		 "PRAGMA synchronous = OFF;",
-		 CACHE_KIB);
-	if (!exec(m, pragmas) ||
-	    !exec(m, "CREATE TABLE m(email TEXT PRIMARY KEY COLLATE NOCASE) WITHOUT ROWID") ||
-	    !exec(m, "BEGIN") ||
-	    sqlite3_prepare_v2(m->db, "INSERT OR IGNORE INTO m(email) VALUES (?)", -1, &m->add,
+	if (sqlite3_prepare_v2(m->db, "INSERT OR IGNORE INTO m(email) VALUES (?)", -1, &m->add,
 			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(m->db, "SELECT email FROM m ORDER BY email", -1, &m->walk, NULL) !=
 		    SQLITE_OK ||

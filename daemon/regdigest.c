@@ -1,6 +1,7 @@
 #include "regdigest.h"
 
 #include "log.h"
+#include "scratch.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -54,26 +55,15 @@ static void fail(struct regdigest *r, const char *what)
 struct regdigest *regdigest_new(void)
 {
 	struct regdigest *r = xcalloc(1, sizeof(*r));
-	char pragmas[160];
 
-	/* "": a private database in a temporary file, gone when closed. */
-	if (sqlite3_open_v2("", &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		log_error("cannot open a temporary database to fingerprint the registrations: %s",
-			  r->db ? sqlite3_errmsg(r->db) : "out of memory");
+	r->db = scratch_open("to fingerprint the registrations", CACHE_KIB,
+			     "CREATE TABLE d(email TEXT PRIMARY KEY COLLATE NOCASE, h INTEGER NOT NULL)"
+			     " WITHOUT ROWID; BEGIN");
+	if (!r->db) {
 		regdigest_free(r);
 		return NULL;
 	}
-	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA cache_size = -%d; PRAGMA temp_store = FILE; PRAGMA journal_mode = OFF;"
-		 "PRAGMA synchronous = OFF;",
-		 CACHE_KIB);
-	if (sqlite3_exec(r->db, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(r->db,
-			 "CREATE TABLE d(email TEXT PRIMARY KEY COLLATE NOCASE, h INTEGER NOT NULL)"
-			 " WITHOUT ROWID; BEGIN",
-			 NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(r->db, "INSERT OR IGNORE INTO d(email, h) VALUES (?, ?)", -1,
+	if (sqlite3_prepare_v2(r->db, "INSERT OR IGNORE INTO d(email, h) VALUES (?, ?)", -1,
 			       &r->add, NULL) != SQLITE_OK) {
 		fail(r, "setting up");
 		regdigest_free(r);
