@@ -17,8 +17,11 @@
 #define STALE_CLAIM (6 * 3600)
 /* Outcomes recorded per transaction, at most: a crash loses at most these
  * (their rows stay claimed, and become "unknown": resent with the same
- * Message-ID), which the README's promise allows. */
-#define OUTCOME_BATCH 32
+ * Message-ID). SPEC §3 promises that a crash resends at most the message
+ * in flight: so one, committed as it lands (synchronous=NORMAL, no fsync
+ * of its own: a kill of kallad keeps it; a power cut repeats at most the
+ * messages since the last claim batch's fsync). */
+#define OUTCOME_BATCH 1
 /* [smtp] connections at most. */
 #define FLEET_MAX 16
 

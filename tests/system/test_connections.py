@@ -23,7 +23,7 @@ from test_relay import RelayCase  # noqa: E402
 NOW = "2019-11-20T08:00:00+01:00"
 INVITES = 28
 CONNECTIONS = 4
-OUTCOME_BATCH = 32  # daemon/send_internal.h
+OUTCOME_BATCH = 1  # daemon/send_internal.h
 
 
 def ids(raw_messages):
