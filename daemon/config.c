@@ -487,19 +487,28 @@ static void check_ca_file(struct loader *ld, enum section_kind sec, const char *
 	free(pem);
 }
 
+/* tls = none, in [smtp] or [replies]: never with the implicit-TLS scheme
+ * (smtps://, imaps://), and only for a server on loopback. */
+static void check_tls_none(struct loader *ld, enum section_kind sec, const char *url,
+			   const char *tls_scheme)
+{
+	struct where w = key_where(ld, sec, "tls");
+	char host[256];
+
+	if (strncmp(url, tls_scheme, strlen(tls_scheme)) == 0)
+		late_error(ld, w, "tls", "none contradicts the %s url (implicit TLS)", tls_scheme);
+	else if (!url_host(url, host, sizeof(host)) && !host_loopback(host))
+		late_error(ld, w, "tls",
+			   "none is allowed only for a loopback server (127.0.0.1, ::1, localhost), not %s", host);
+}
+
 static void check_smtp(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	char host[256];
 
 	check_ca_file(ld, SEC_SMTP, ld->cfg->smtp_ca_file);
-	if (!cfg->smtp_url || cfg->smtp_tls_required)
-		return;
-	if (strncmp(cfg->smtp_url, "smtps://", 8) == 0)
-		late_error(ld, ld->key[K_TLS], "tls", "none contradicts the smtps:// url (implicit TLS)");
-	else if (!url_host(cfg->smtp_url, host, sizeof(host)) && !host_loopback(host))
-		late_error(ld, ld->key[K_TLS], "tls",
-			   "none is allowed only for a loopback server (127.0.0.1, ::1, localhost), not %s", host);
+	if (cfg->smtp_url && !cfg->smtp_tls_required)
+		check_tls_none(ld, SEC_SMTP, cfg->smtp_url, "smtps://");
 }
 
 /* The same TLS rules as [smtp]; a user needs a password and back. */
@@ -507,7 +516,6 @@ static void check_replies(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
 	struct where w = ld->section[SEC_REPLIES];
-	char host[256];
 
 	if (!w.file)
 		return;
@@ -522,14 +530,8 @@ static void check_replies(struct loader *ld)
 	if (cfg->replies_interval < 60)
 		late_error(ld, key_where(ld, SEC_REPLIES, "interval"), "interval",
 			   "must be at least 1m");
-	if (cfg->replies_tls_required)
-		return;
-	if (strncmp(cfg->replies_url, "imaps://", 8) == 0)
-		late_error(ld, key_where(ld, SEC_REPLIES, "tls"), "tls",
-			   "none contradicts the imaps:// url (implicit TLS)");
-	else if (!url_host(cfg->replies_url, host, sizeof(host)) && !host_loopback(host))
-		late_error(ld, key_where(ld, SEC_REPLIES, "tls"), "tls",
-			   "none is allowed only for a loopback server (127.0.0.1, ::1, localhost), not %s", host);
+	if (!cfg->replies_tls_required)
+		check_tls_none(ld, SEC_REPLIES, cfg->replies_url, "imaps://");
 }
 
 static void check_programme(struct loader *ld)
