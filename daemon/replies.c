@@ -94,9 +94,10 @@ enum answer replies_answer(struct state *st, const char *email, const char *uid)
 	return a;
 }
 
-bool replies_bounced(struct state *st, const char *email)
+/* Does sql, with email as ?1, give a row? */
+static bool any_row(struct state *st, const char *sql, const char *email)
 {
-	sqlite3_stmt *s = prep(st, "SELECT 1 FROM suppressed WHERE email = ?1");
+	sqlite3_stmt *s = prep(st, sql);
 	bool yes;
 
 	if (!s)
@@ -105,6 +106,11 @@ bool replies_bounced(struct state *st, const char *email)
 	yes = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_finalize(s);
 	return yes;
+}
+
+bool replies_bounced(struct state *st, const char *email)
+{
+	return any_row(st, "SELECT 1 FROM suppressed WHERE email = ?1", email);
 }
 
 /* One line of a participant's history; the same line twice (the mailbox
@@ -153,16 +159,8 @@ bool replies_unsuppress(struct state *st, const char *email, time_t now)
 /* Did kallad ever send (or try to send) mail to email? */
 static bool ever_sent(struct state *st, const char *email)
 {
-	sqlite3_stmt *s = prep(st, "SELECT 1 FROM deliveries WHERE email = ?1 COLLATE NOCASE"
-				   " AND state IN (1, 2, 3, 4) LIMIT 1");
-	bool yes;
-
-	if (!s)
-		return false;
-	bind_str(s, 1, email);
-	yes = sqlite3_step(s) == SQLITE_ROW;
-	sqlite3_finalize(s);
-	return yes;
+	return any_row(st, "SELECT 1 FROM deliveries WHERE email = ?1 COLLATE NOCASE"
+			   " AND state IN (1, 2, 3, 4) LIMIT 1", email);
 }
 
 /* ---- one message -------------------------------------------------------- */
