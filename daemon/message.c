@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,15 +94,27 @@ static int session_number(const struct calendar *cal, const struct session *s)
 	return n;
 }
 
+/* PREFIX.when, .date, .brief, .start, .end and .location of s: the same
+ * for the session as it is and as the participant's calendar held it. */
+static void set_time_and_place(struct tpl_vars *v, const char *lang, const char *prefix,
+			       const struct session *s)
+{
+	char name[32];
+
+#define NAME(field) (snprintf(name, sizeof(name), "%s.%s", prefix, field), name)
+	set_owned(v, NAME("when"), datefmt_range(lang, s->start, s->end));
+	set_owned(v, NAME("date"), datefmt_date(lang, s->start));
+	set_owned(v, NAME("brief"), datefmt_brief(lang, s->start));
+	set_owned(v, NAME("start"), datefmt_time(lang, s->start));
+	set_owned(v, NAME("end"), datefmt_time(lang, s->end));
+	set_clean(v, NAME("location"), s->location, 0);
+#undef NAME
+}
+
 static void set_session(struct tpl_vars *v, const char *lang, const struct session *s, int number)
 {
 	set_clean(v, "session.title", s->summary, 0);
-	set_owned(v, "session.when", datefmt_range(lang, s->start, s->end));
-	set_owned(v, "session.date", datefmt_date(lang, s->start));
-	set_owned(v, "session.brief", datefmt_brief(lang, s->start));
-	set_owned(v, "session.start", datefmt_time(lang, s->start));
-	set_owned(v, "session.end", datefmt_time(lang, s->end));
-	set_clean(v, "session.location", s->location, 0);
+	set_time_and_place(v, lang, "session", s);
 	set_clean(v, "session.description", s->description, MIME_KEEP_NEWLINES);
 	set_owned(v, "session.number", xasprintf("%d", number));
 	/* A cancel says whether the session itself is off, or only the
@@ -118,12 +131,7 @@ static void set_previous(struct tpl_vars *v, const char *lang, const struct sess
 	bool time = old->start != now->start || old->end != now->end;
 	bool place = !str_eq(old->location, now->location);
 
-	set_owned(v, "previous.when", datefmt_range(lang, old->start, old->end));
-	set_owned(v, "previous.date", datefmt_date(lang, old->start));
-	set_owned(v, "previous.start", datefmt_time(lang, old->start));
-	set_owned(v, "previous.end", datefmt_time(lang, old->end));
-	set_owned(v, "previous.brief", datefmt_brief(lang, old->start));
-	set_clean(v, "previous.location", old->location, 0);
+	set_time_and_place(v, lang, "previous", old);
 	tpl_vars_set(v, "changed.time", time ? "yes" : "");
 	tpl_vars_set(v, "changed.place", place ? "yes" : "");
 	tpl_vars_set(v, "changed", time || place ? "yes" : "");
