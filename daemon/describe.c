@@ -31,6 +31,15 @@ static void add_key(struct strbuf *sb, const char *key)
 		sb_addf(sb, " [%s]", key);
 }
 
+/* add_session and add_deadline write " for ...": the thing itself,
+ * without " for ". */
+static char *without_for(struct strbuf *sb)
+{
+	memmove(sb->buf, sb->buf + 5, sb->len - 4);
+	sb->len -= 5;
+	return sb_take(sb);
+}
+
 char *describe_session(const struct session *s)
 {
 	struct strbuf sb;
@@ -38,10 +47,7 @@ char *describe_session(const struct session *s)
 	sb_init(&sb);
 	add_session(&sb, s);
 	add_key(&sb, s->uid);
-	/* add_session writes " for ...": the thing itself, without "for". */
-	memmove(sb.buf, sb.buf + 5, sb.len - 4);
-	sb.len -= 5;
-	return sb_take(&sb);
+	return without_for(&sb);
 }
 
 char *describe_deadline(const struct deadline *d)
@@ -51,9 +57,7 @@ char *describe_deadline(const struct deadline *d)
 	sb_init(&sb);
 	add_deadline(&sb, d);
 	add_key(&sb, d->uid);
-	memmove(sb.buf, sb.buf + 5, sb.len - 4);
-	sb.len -= 5;
-	return sb_take(&sb);
+	return without_for(&sb);
 }
 
 char *describe_delivery(const struct delivery *d)
