@@ -68,7 +68,7 @@ static void tick(void *arg)
 	struct sender *s = arg;
 
 	/* No write lock held across a long wait for a server. */
-	outcomes_commit(s);
+	ledger_commit(s);
 	stop_now(s);
 }
 
@@ -305,7 +305,7 @@ void flush_batch(struct sender *s)
 	/* The last messages stay in the air while the next participants are
 	 * planned; their outcomes land with the next batch, or at the end of
 	 * the page (flush_batch_landed). */
-	outcomes_commit(s);
+	ledger_commit(s);
 	s->n_batch = 0;
 	free(claimed);
 }
@@ -322,6 +322,7 @@ static void record_skip(struct sender *s, const struct delivery *d)
 
 	row_of(d, &row);
 	row.due = d->trigger;
+	ledger_begin(s);
 	if (state_delivery_get(s->st, d->key, &old)) {
 		/* A retry that stopped meaning anything ends here, with why. */
 		if (old.state == DS_TRANSIENT || old.state == DS_UNKNOWN) {
@@ -366,15 +367,14 @@ static bool releases(const struct sender *s, const struct delivery *d)
  * their calendar's state as if it had gone, and nothing is sent. */
 static void discard_held(struct sender *s)
 {
-	state_begin_light(s->st);
+	ledger_begin(s);
 	for (size_t i = 0; i < s->n_pending; i++) {
 		const struct delivery *d = &s->pending[i];
 
 		note_attendance(s, d);
 		describe_log(LOG_NOTICE, d, "discarded (--discard-changes)");
 	}
-	if (!state_commit(s->st))
-		s->broken = true;
+	ledger_commit(s);
 	s->n_pending = 0;
 }
 
@@ -432,7 +432,9 @@ void on_owed(const struct delivery *d, void *arg)
 /* Keeps the moment each obligation became owed: records those that hold
  * from now, and forgets those that stopped holding (if they hold again,
  * that is a new moment). Written only when something changed: recorded
- * are `stored` rows, of which n - fresh still hold. */
+ * are `stored` rows, of which n - fresh still hold. In the pass's light
+ * transaction: committed before any claim (flush_batch), so a delivery is
+ * never claimed before the obligation it follows is recorded. */
 static void record_owed(struct sender *s, const struct participant *p, long stored)
 {
 	struct owed_set *o = &s->owed;
@@ -440,15 +442,13 @@ static void record_owed(struct sender *s, const struct participant *p, long stor
 	if (o->fresh || stored != (long)(o->n - o->fresh)) {
 		char **keep = xcalloc(o->n ? o->n : 1, sizeof(*keep));
 
-		state_begin_light(s->st);
+		ledger_begin(s);
 		for (size_t i = 0; i < o->n; i++) {
 			keep[i] = o->items[i].oid;
 			if (o->items[i].since)
 				state_owed_put(s->st, keep[i], p->email, o->items[i].since);
 		}
 		state_owed_prune(s->st, p->email, keep, o->n);
-		if (!state_commit(s->st))
-			s->broken = true;
 		free(keep);
 	}
 	for (size_t i = 0; i < o->n; i++)
@@ -459,17 +459,21 @@ static void record_owed(struct sender *s, const struct participant *p, long stor
 void plan_one(const struct participant *p, void *arg)
 {
 	struct sender *s = arg;
+	bool own_read = !s->tx_open;
 	long stored;
 
 	if (s->stopped || s->broken)
 		return;
 	s->planned++;
 	/* The planner's reads for one participant in one snapshot: one lock
-	 * round instead of one per query. */
-	state_begin_read(s->st);
+	 * round instead of one per query (or inside the light transaction,
+	 * which sees its own writes). */
+	if (own_read)
+		state_begin_read(s->st);
 	plan_participant(s->ctx, p, on_delivery, s);
 	stored = state_owed_count(s->st, p->email);
-	state_commit(s->st);
+	if (own_read)
+		state_commit(s->st);
 	wake_put(s, p);
 	record_owed(s, p, stored);
 	if (s->discard) {
@@ -484,8 +488,10 @@ void plan_one(const struct participant *p, void *arg)
 		}
 		/* --release-changes lets a held notice go for good: it may still
 		 * wait for quiet hours or a retry, in a later run. */
-		if (releases(s, d))
+		if (releases(s, d)) {
+			ledger_begin(s);
 			state_release_notice(s->st, d->key);
+		}
 		if (d->due > s->now)
 			continue;
 		s->batch = xgrow(s->batch, &s->cap_batch, s->n_batch, sizeof(*s->batch));
@@ -494,6 +500,8 @@ void plan_one(const struct participant *p, void *arg)
 	s->n_pending = 0;
 	if (s->n_batch >= CLAIM_BATCH)
 		flush_batch(s);
+	else if (s->tx_open && ++s->tx_planned >= LEDGER_PARTICIPANTS)
+		ledger_commit(s);
 	stop_now(s);
 }
 

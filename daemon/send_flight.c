@@ -85,11 +85,11 @@ static bool pause_cb(void *arg, double secs)
 {
 	struct sender *s = arg;
 
-	outcomes_commit(s);
+	ledger_commit(s);
 	transport_pause(s->tr, secs);
 	while (transport_ready(s->tr))
 		land_one(s);
-	outcomes_commit(s);
+	ledger_commit(s);
 	return !stop_now(s) && !s->broken && !backoff_suspended(s->bo, clock_now(), NULL);
 }
 
@@ -180,7 +180,15 @@ static void relay_down(struct sender *s, const struct flight *f, const char *det
 	}
 }
 
-void outcomes_commit(struct sender *s)
+void ledger_begin(struct sender *s)
+{
+	if (s->tx_open)
+		return;
+	s->tx_open = state_begin_light(s->st);
+	s->tx_n = s->tx_planned = 0;
+}
+
+void ledger_commit(struct sender *s)
 {
 	if (!s->tx_open)
 		return;
@@ -188,11 +196,12 @@ void outcomes_commit(struct sender *s)
 	if (!state_commit(s->st)) {
 		/* The outcomes are lost with the transaction: stop sending before
 		 * more are. Their rows stay claimed by this process and become
-		 * "unknown" when it ends: resent with the same Message-IDs. */
+		 * "unknown" when it ends: resent with the same Message-IDs. What
+		 * planning recorded is recorded again by the next pass. */
 		log_error("%d outcomes could not be recorded; stopping this pass", s->tx_n);
 		s->broken = true;
 	}
-	s->tx_n = 0;
+	s->tx_n = s->tx_planned = 0;
 }
 
 /* Takes the next outcome of the sends in flight and records it. */
@@ -241,17 +250,14 @@ static void land_one(struct sender *s)
 	log_outcome(s, f, res, o.detail, next);
 	if (f->record) {
 		/* The outcome and what it did to the participant's calendar, with
-		 * the outcomes before it: one transaction, no fsync of its own
-		 * (see state.c). */
-		if (!s->tx_open) {
-			s->tx_open = state_begin_light(s->st);
-			s->tx_n = 0;
-		}
+		 * the outcomes that landed with it: one transaction, no fsync of
+		 * its own (see state.c), committed before another message starts
+		 * (make_room). */
+		ledger_begin(s);
 		state_delivery_mark(s->st, d->key, to_state[res], o.detail, next, s->now);
 		if (res == SEND_OK)
 			note_attendance(s, d);
-		if (++s->tx_n >= OUTCOME_BATCH)
-			outcomes_commit(s);
+		s->tx_n++;
 	}
 	free(o.detail);
 	count_progress(s);
@@ -265,21 +271,28 @@ void make_room(struct sender *s)
 		land_one(s);
 	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0)
 		land_one(s);
+	/* What landed is recorded before anything else leaves: a crash then
+	 * repeats only what is in flight. */
+	ledger_commit(s);
 }
 
 void land_all(struct sender *s)
 {
 	/* (--discard-changes runs without a transport.) */
-	while (s->tr && transport_in_flight(s->tr) > 0)
+	while (s->tr && transport_in_flight(s->tr) > 0) {
 		land_one(s);
-	outcomes_commit(s);
+		while (transport_ready(s->tr))
+			land_one(s);
+		ledger_commit(s);
+	}
+	ledger_commit(s);
 }
 
 void land_ready(struct sender *s)
 {
 	while (s->tr && transport_ready(s->tr))
 		land_one(s);
-	outcomes_commit(s);
+	ledger_commit(s);
 }
 
 /* Builds, sends and records one claimed delivery, start to end. */

@@ -15,13 +15,16 @@
  * for a process id that was reused meanwhile. It must outlast any batch
  * at the slowest rate, or a live process's claim could be taken. */
 #define STALE_CLAIM (6 * 3600)
-/* Outcomes recorded per transaction, at most: a crash loses at most these
- * (their rows stay claimed, and become "unknown": resent with the same
- * Message-ID). SPEC §3 promises that a crash resends at most the message
- * in flight: so one, committed as it lands (synchronous=NORMAL, no fsync
- * of its own: a kill of kallad keeps it; a power cut repeats at most the
- * messages since the last claim batch's fsync). */
-#define OUTCOME_BATCH 1
+/* Writes of a pass that need no fsync of their own share a transaction
+ * (ledger_begin/ledger_commit): what planning records of participants
+ * (their obligations, skips, releases), committed with the next claim
+ * batch or after this many participants; and the outcomes that landed,
+ * committed before another message starts. SPEC §3 promises that a crash
+ * resends at most the message in flight: with N connections, at most the
+ * N whose outcome is not committed (synchronous=NORMAL: a kill of kallad
+ * keeps a commit; a power cut repeats at most the messages since the last
+ * claim batch's fsync). */
+#define LEDGER_PARTICIPANTS 64
 /* [smtp] connections at most. */
 #define FLEET_MAX 16
 
@@ -85,8 +88,9 @@ struct sender {
 	size_t n_batch, cap_batch;
 	bool stopped, broken;
 	struct flight fleet[FLEET_MAX]; /* sends in flight ([smtp] connections) */
-	bool tx_open;     /* a transaction of outcomes is open */
+	bool tx_open;     /* a transaction of the ledger's writes is open */
 	int tx_n;         /* outcomes in it */
+	int tx_planned;   /* participants whose writes are in it */
 };
 
 /* send.c */
@@ -106,8 +110,10 @@ bool take_off(struct sender *s, const struct flight *f);
 void land_all(struct sender *s);
 /* Takes the outcomes already in, without waiting, and commits them. */
 void land_ready(struct sender *s);
-/* Commits the outcomes recorded so far (several per transaction). */
-void outcomes_commit(struct sender *s);
+/* Opens the transaction of the pass's light writes, unless it is open. */
+void ledger_begin(struct sender *s);
+/* Commits it, if open (if that fails, the pass stops: s->broken). */
+void ledger_commit(struct sender *s);
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except);
 /* Fills the caller's stats with the relay's suspension, if there is one. */
 void note_relay(struct sender *s);

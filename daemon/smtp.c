@@ -289,7 +289,7 @@ static void *smtp_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!sl->job && !s->quit)
-			pthread_cond_wait(&s->job_cv, &s->lock);
+			pthread_cond_wait(&sl->job_cv, &s->lock);
 		if (!sl->job)
 			break;
 		sl->job = false;
@@ -337,10 +337,10 @@ struct smtp *smtp_open(const struct config *cfg, const char *password, struct er
 		sb_init(&sl->reply);
 		sl->curl = curl_easy_init();
 		sl->multi = smtp_multi();
+		pthread_cond_init(&sl->job_cv, NULL);
 		ok = ok && sl->curl && sl->multi && smtp_set_options(sl, cfg, password);
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->job_cv, NULL);
 	/* Waits for done_cv are timed on the monotonic clock: a step of the
 	 * wall clock neither stalls them nor makes them spin. */
 	pthread_condattr_t monotonic;
@@ -388,7 +388,7 @@ static void smtp_launch(struct slot *s)
 	/* The slot's thread takes it from here. */
 	pthread_mutex_lock(&s->pool->lock);
 	s->job = true;
-	pthread_cond_broadcast(&s->pool->job_cv);
+	pthread_cond_signal(&s->job_cv);
 	pthread_mutex_unlock(&s->pool->lock);
 }
 
@@ -605,7 +605,8 @@ void smtp_close(struct smtp *s)
 	/* A transfer still running is finished by its thread first. */
 	pthread_mutex_lock(&s->lock);
 	s->quit = true;
-	pthread_cond_broadcast(&s->job_cv);
+	for (int i = 0; i < s->n; i++)
+		pthread_cond_signal(&s->slots[i].job_cv);
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < s->threads; i++)
 		pthread_join(s->slots[i].thread, NULL);
@@ -621,11 +622,11 @@ void smtp_close(struct smtp *s)
 			curl_multi_cleanup(sl->multi);
 		free(sl->last_reply);
 		sb_free(&sl->reply);
+		pthread_cond_destroy(&sl->job_cv);
 	}
 	curl_global_cleanup();
 	{
 		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->job_cv);
 		pthread_cond_destroy(&s->done_cv);
 	}
 	free(s->slots);

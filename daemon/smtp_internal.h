@@ -26,6 +26,7 @@ struct slot {
 	double used;     /* when the last transaction ended, for idle-timeout */
 	pthread_t thread; /* runs the slot's transfers */
 	bool job;        /* under the pool's lock: a transfer for the thread to run */
+	pthread_cond_t job_cv; /* ... signalled to this slot's thread alone */
 	bool done;       /* under the pool's lock: it ended, with rc */
 	unsigned long done_seq; /* ... as the how-manieth */
 	CURLcode rc;
@@ -49,7 +50,7 @@ struct slot {
 
 struct smtp {
 	pthread_mutex_t lock; /* guards job, done, rc, quit, opened, failing */
-	pthread_cond_t job_cv, done_cv;
+	pthread_cond_t done_cv;
 	bool quit;       /* the threads end */
 	unsigned long done_seq; /* transfers ended */
 	int threads;     /* started */

@@ -212,6 +212,9 @@ const char *const query_sql[Q_N] = {
 	[Q_LEGACY] = "SELECT 1 FROM legacy_known LIMIT 1",
 	[Q_OWED_COUNT] = "SELECT count(*) FROM owed WHERE email = ?1",
 	[Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[Q_TX_READ] = "BEGIN",
+	[Q_TX_WRITE] = "BEGIN IMMEDIATE",
+	[Q_TX_COMMIT] = "COMMIT",
 	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at, status"
@@ -511,26 +514,36 @@ int state_schema_version(struct state *st)
 	return st ? user_version(st) : -1;
 }
 
+/* BEGIN, BEGIN IMMEDIATE or COMMIT, from a statement prepared once. */
+static bool tx(struct state *st, enum query q)
+{
+	sqlite3_stmt *s = st_query(st, q);
+
+	if (!s)
+		return st_exec(st, query_sql[q], NULL);
+	return st_run(st, s, q == Q_TX_COMMIT ? "committing" : "starting a transaction");
+}
+
 bool state_begin(struct state *st)
 {
 	if (!st->readonly && !st->full)
 		st->full = st_exec(st, "PRAGMA synchronous = FULL", NULL);
-	return st_exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+	return tx(st, st->readonly ? Q_TX_READ : Q_TX_WRITE);
 }
 
 bool state_begin_light(struct state *st)
 {
-	return st_exec(st, st->readonly ? "BEGIN" : "BEGIN IMMEDIATE", NULL);
+	return tx(st, st->readonly ? Q_TX_READ : Q_TX_WRITE);
 }
 
 bool state_begin_read(struct state *st)
 {
-	return st_exec(st, "BEGIN", NULL);
+	return tx(st, Q_TX_READ);
 }
 
 bool state_commit(struct state *st)
 {
-	bool ok = st_exec(st, "COMMIT", NULL);
+	bool ok = tx(st, Q_TX_COMMIT);
 
 	/* A failed COMMIT (disk full, I/O error) leaves the transaction open
 	 * and its lock held: give both up. */

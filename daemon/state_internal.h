@@ -55,6 +55,9 @@ enum query {
 	Q_RELAY_GET,
 	Q_RELAY_PUT,
 	Q_RELAY_CLEAR,
+	Q_TX_READ,      /* transaction control: prepared once, as each outcome */
+	Q_TX_WRITE,     /* ... and each claim batch has its own transaction */
+	Q_TX_COMMIT,
 	Q_N
 };
 
