@@ -15,6 +15,7 @@
 #include "state_internal.h"
 
 #include "log.h"
+#include "scratch.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -325,21 +326,23 @@ static bool migrate_step(struct state *st, int to, struct errlist *errs)
 
 static void sql_pid_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
-static bool copy_to_memory(struct state *st, struct errlist *errs)
+/* A read-only open of an older schema works on a copy, migrated there: a
+ * private temporary file (scratch.h) with a bounded cache, so the first
+ * --plan after an upgrade does not hold the whole ledger in memory. */
+static bool copy_to_scratch(struct state *st, struct errlist *errs)
 {
-	sqlite3 *mem = NULL;
+	sqlite3 *copy = scratch_open("for an older schema's copy", 8 * 1024, "");
 	sqlite3_backup *b;
 	bool ok = false;
 
-	if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) ==
-		SQLITE_OK && (b = sqlite3_backup_init(mem, "main", st->db, "main"))) {
+	if (copy && (b = sqlite3_backup_init(copy, "main", st->db, "main"))) {
 		ok = sqlite3_backup_step(b, -1) == SQLITE_DONE;
 		ok = sqlite3_backup_finish(b) == SQLITE_OK && ok;
 	}
 	if (!ok) {
-		errlist_add(errs, "%s: cannot read an older schema into memory: %s", st->path,
-			    sqlite3_errmsg(mem ? mem : st->db));
-		sqlite3_close(mem);
+		errlist_add(errs, "%s: cannot copy an older schema to migrate it: %s", st->path,
+			    copy ? sqlite3_errmsg(copy) : "no temporary database");
+		sqlite3_close(copy);
 		return false;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(st->stmts); i++) {
@@ -347,8 +350,8 @@ static bool copy_to_memory(struct state *st, struct errlist *errs)
 		st->stmts[i] = NULL;
 	}
 	sqlite3_close(st->db);
-	st->db = mem;
-	sqlite3_create_function(mem, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone, NULL,
+	st->db = copy;
+	sqlite3_create_function(copy, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone, NULL,
 				NULL);
 	return true;
 }
@@ -367,8 +370,8 @@ static bool migrate(struct state *st, struct errlist *errs)
 		return false;
 	}
 	/* Read-only and older (an upgrade, before its first run): the reader
-	 * works on a migrated copy in memory and the file stays as it is. */
-	if (v < latest && st->readonly && !copy_to_memory(st, errs))
+	 * works on a migrated copy and the file stays as it is. */
+	if (v < latest && st->readonly && !copy_to_scratch(st, errs))
 		return false;
 	for (int to = v + 1; to <= latest; to++)
 		if (!migrate_step(st, to, errs))

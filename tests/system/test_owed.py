@@ -644,6 +644,20 @@ class MigrationTest(OwedCase):
         # And nothing more until the next trigger.
         self.assertEqual(self.once("2019-12-06T13:00:00+01:00"), [])
 
+    def test_plan_reads_an_older_schema_from_a_migrated_copy(self):
+        self.once(NOV20)
+        self.once("2019-11-29T09:00:30+01:00")
+        self.downgrade_to_schema_4()
+        # --plan only reads: it migrates a private temporary copy (not the
+        # whole ledger in memory) and leaves the file at schema 4 for the
+        # writing run that upgrades it.
+        p = self.prog.run("--plan", "--now", "2019-12-06T12:00:00+01:00", check=0)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("deadline-reminder", p.stdout)
+        con = sqlite3.connect(self.prog.state)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 4)
+        con.close()
+
 
 class VanishedTest(OwedCase):
     """Issue 16: the obligations recorded for a participant who leaves the
