@@ -7,15 +7,19 @@
  * now holds it read-only (it says [READ-ONLY], checked), libcurl still
  * counts it as selected, and what it fetches next leaves every flag as
  * it was. Should the connection be lost, libcurl would connect again and
- * SELECT on its own: the debug callback sees that command go out and the
- * progress callback stops the transfer before anything is fetched in a
- * read-write mailbox; the pass ends there and the next one starts over. */
+ * SELECT on its own: once the mailbox is examined, no new connection is
+ * opened at all (the socket callback refuses it), so the request fails
+ * before any command; and should a SELECT still go out, the debug
+ * callback sees it and the progress callback stops the transfer before
+ * anything is fetched in a read-write mailbox. The pass ends there and
+ * the next one starts over. */
 #include "imap.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 struct imap {
 	CURL *curl;
@@ -24,7 +28,7 @@ struct imap {
 	struct strbuf body;   /* what the write callback got */
 	struct strbuf lines;  /* the server's lines (never ours: they hold the password) */
 	bool examined;        /* the server holds the mailbox read-only */
-	bool reselected;      /* libcurl sent SELECT after that: stop */
+	bool reselected;      /* libcurl sent SELECT after that, or would have: stop */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -56,6 +60,19 @@ static int on_progress(void *arg, curl_off_t a UNUSED, curl_off_t b UNUSED, curl
 		       curl_off_t d UNUSED)
 {
 	return ((struct imap *)arg)->reselected;
+}
+
+/* A new connection after EXAMINE could only go on with libcurl's own
+ * SELECT: refused, whenever libcurl asks. */
+static curl_socket_t on_socket(void *arg, curlsocktype purpose UNUSED, struct curl_sockaddr *a)
+{
+	struct imap *im = arg;
+
+	if (im->examined) {
+		im->reselected = true;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 struct imap *imap_open(const struct config *cfg, const char *password, struct errlist *errs)
@@ -91,6 +108,8 @@ struct imap *imap_open(const struct config *cfg, const char *password, struct er
 		SET(CURLOPT_NOPROGRESS, 0L);
 		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 		SET(CURLOPT_XFERINFODATA, im);
+		SET(CURLOPT_OPENSOCKETFUNCTION, on_socket);
+		SET(CURLOPT_OPENSOCKETDATA, im);
 		SET(CURLOPT_ERRORBUFFER, im->errbuf);
 		SET(CURLOPT_NOSIGNAL, 1L);
 		SET(CURLOPT_CONNECTTIMEOUT, (long)cfg->timeout);

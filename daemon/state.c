@@ -326,6 +326,14 @@ static bool migrate_step(struct state *st, int to, struct errlist *errs)
 
 static void sql_pid_gone(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 
+/* What the queries call besides SQL's own (every database a state uses:
+ * the file, an empty one in memory, a migrated copy). */
+static void add_functions(sqlite3 *db)
+{
+	sqlite3_create_function(db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone, NULL,
+				NULL);
+}
+
 /* A read-only open of an older schema works on a copy, migrated there: a
  * private temporary file (scratch.h) with a bounded cache, so the first
  * --plan after an upgrade does not hold the whole ledger in memory. */
@@ -351,8 +359,7 @@ static bool copy_to_scratch(struct state *st, struct errlist *errs)
 	}
 	sqlite3_close(st->db);
 	st->db = copy;
-	sqlite3_create_function(copy, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone, NULL,
-				NULL);
+	add_functions(copy);
 	return true;
 }
 
@@ -430,8 +437,6 @@ static bool configure(struct state *st, struct errlist *errs)
 	bool wal = false;
 
 	sqlite3_busy_timeout(st->db, state_busy_timeout_ms);
-	sqlite3_create_function(st->db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, sql_pid_gone,
-				NULL, NULL);
 	if (st->readonly)
 		return st_exec(st, "PRAGMA query_only = ON", errs);
 	/* Switching to WAL needs the database to itself, and SQLite does not
@@ -483,6 +488,7 @@ struct state *state_open(const char *path, bool readonly, struct errlist *errs)
 		state_close(st);
 		return NULL;
 	}
+	add_functions(st->db);
 	if ((file == path && !configure(st, errs)) || !migrate(st, errs)) {
 		state_close(st);
 		return NULL;

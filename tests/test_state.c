@@ -507,6 +507,10 @@ static void test_readonly(void **state UNUSED)
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(counts[i], 0);
 	assert_false(state_delivery_get(st, "x", &r));
+	/* Its queries are the file's: a claim asks kallad_pid_gone(). */
+	r = sample("x");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	assert_false(state_delivery_claim(st, &r, T0 + 1, 600));
 	state_close(st);
 	assert_int_not_equal(access(dir, F_OK), 0);
 	free(path);

@@ -192,6 +192,8 @@ class TestReconnect(RepliesCase):
                 elif "FETCH" in words or "SEARCH" in words:
                     self.assertEqual(mode, "EXAMINE", log)
         self.assertTrue(any("EXAMINE" in line for line in relay.commands[0]))
+        # Not even a second connection: on it, libcurl would SELECT first.
+        self.assertEqual(len(relay.commands), 1, relay.commands)
 
         # The next pass reads the rest, and one more changes nothing.
         p = self.fetch()
