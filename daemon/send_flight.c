@@ -186,6 +186,11 @@ void ledger_begin(struct sender *s)
 		return;
 	s->tx_open = state_begin_light(s->st);
 	s->tx_n = s->tx_planned = 0;
+	/* (The write lock not had within the busy timeout: what follows would
+	 * be written piecemeal or lost unseen. The pass stops before any more
+	 * is claimed; what it held goes back, and the next pass redoes it.) */
+	if (!s->tx_open)
+		s->broken = true;
 }
 
 void ledger_commit(struct sender *s)
@@ -198,7 +203,8 @@ void ledger_commit(struct sender *s)
 		 * more are. Their rows stay claimed by this process and become
 		 * "unknown" when it ends: resent with the same Message-IDs. What
 		 * planning recorded is recorded again by the next pass. */
-		log_error("%d outcomes could not be recorded; stopping this pass", s->tx_n);
+		log_error("the ledger could not commit %d outcomes and what planning recorded "
+			  "with them; stopping this pass", s->tx_n);
 		s->broken = true;
 	}
 	s->tx_n = s->tx_planned = 0;
@@ -269,16 +275,21 @@ void make_room(struct sender *s)
 	 * before another message starts; then waits for room. */
 	while (transport_ready(s->tr))
 		land_one(s);
-	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0)
-		land_one(s);
-	/* What landed is recorded before anything else leaves: a crash then
-	 * repeats only what is in flight. */
+	/* What landed is recorded before anything else leaves (a crash then
+	 * repeats only what is in flight), and before any wait for a server
+	 * (no write lock is held across one). */
 	ledger_commit(s);
+	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0) {
+		land_one(s);
+		ledger_commit(s);
+	}
 }
 
 void land_all(struct sender *s)
 {
-	/* (--discard-changes runs without a transport.) */
+	/* (--discard-changes runs without a transport.) Planning's writes
+	 * first: no write lock is held across a wait for a server. */
+	ledger_commit(s);
 	while (s->tr && transport_in_flight(s->tr) > 0) {
 		land_one(s);
 		while (transport_ready(s->tr))

@@ -11,6 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One claim alone, on disk (synchronous=FULL, an fsync) before its
+ * message leaves, as every batch of claims is. */
+static bool claim_durably(struct sender *s, const struct delivery_row *claim)
+{
+	bool claimed;
+
+	if (!state_begin(s->st))
+		return false;
+	claimed = state_delivery_claim(s->st, claim, s->now, STALE_CLAIM);
+	if (!state_commit(s->st)) {
+		s->broken = true;
+		return false;
+	}
+	return claimed;
+}
+
 /* No rule makes a manual send again: its retries come from the ledger. */
 static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 {
@@ -57,7 +73,7 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		 * keeps quiet hours. */
 		if (after != s->now)
 			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
-		else if (state_delivery_claim(s->st, &claim, s->now, STALE_CLAIM))
+		else if (claim_durably(s, &claim))
 			deliver(s, &d, p.email, true);
 	}
 	if (d.p)

@@ -4,6 +4,7 @@ delivered is retried or recorded, never lost."""
 
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,10 +183,30 @@ class SmtpTest(KalladCase):
         bad.stop()
         good = self.sink()
         self.prog.edit_conf(f"127.0.0.1:{bad.port}", f"127.0.0.1:{good.port}")
-        self.prog.run("--once", "--now", LATER, check=0)
+        trace = os.path.join(self.tmpdir, "strace")
+        p = subprocess.run(["strace", "-f", "-y", "-o", trace, "-e",
+                            "trace=fsync,fdatasync,sendto,pwrite64",
+                            KALLAD, "--config", self.prog.conf, "--once", "--now", LATER],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, ASAN_OPTIONS=(
+                               os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")))
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
         got = [parse(m) for m in good.messages()]
         reminders = [m for m in got if str(m["Subject"]).startswith("Påminnelse")]
         self.assertEqual([m["To"].addresses[0].addr_spec for m in reminders], [anna])
+        # The retry (the pass's last message) was claimed on disk before it
+        # left: the state's log synced after its last write, as every
+        # batch of claims is.
+        synced, last_mail_synced = True, None
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if re.search(r"\bf(data)?sync\(\d+<[^>]*state\.db-wal>", line):
+                    synced = True
+                elif re.search(r"\bpwrite64\(\d+<[^>]*state\.db-wal>", line):
+                    synced = False
+                elif "MAIL FROM:" in line:
+                    last_mail_synced = synced
+        self.assertTrue(last_mail_synced, "the retry's claim was not synced before it left")
 
     def test_retry_no_longer_planned_is_given_up(self):
         bad = self.retry_on_good_server(["-r", "RCPT"], "transient")

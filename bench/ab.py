@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Two (or more) kallad binaries side by side: `kallad --once` sending the
+benchmark's invites into one smtp-sink, over one connection and over
+several, the binaries taking turns round after round (loopback rates on a
+shared machine drift by a third within minutes: only alternating runs
+compare). Prints each binary's messages per second, every run and the
+median. Not a test.
+
+usage: bench/ab.py [--invites N] [--rounds R] [--connections N] BINARY BINARY...
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (bench/run.py: the programme, the sink)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--invites", type=int, default=4000)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=4,
+                    help="also over N connections ([smtp] connections)")
+    ap.add_argument("binaries", nargs="+")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="kallad-ab-")
+    port = run.free_port()
+    sink = run.sink(port)
+    try:
+        run.wait_port(port)
+        conf = run.programme(tmp, a.invites)
+        run.use_sink(conf, port, 1)
+        state = os.path.join(os.path.dirname(conf), "state")
+        rates = {}
+        for _ in range(a.rounds):
+            for b in a.binaries:
+                for c in (1, a.connections):
+                    with open(conf, encoding="utf-8") as f:
+                        text = f.read()
+                    with open(conf, "w", encoding="utf-8") as f:
+                        f.write(text.replace(text[text.rindex("connections = "):],
+                                             f"connections = {c}\n"))
+                    shutil.rmtree(state, ignore_errors=True)
+                    start = time.monotonic()
+                    p = subprocess.run([b, "--config", conf, "--once", "--now", run.NOW],
+                                       capture_output=True, text=True)
+                    took = time.monotonic() - start
+                    if p.returncode != 0:
+                        sys.exit(f"{b} failed:\n{p.stderr[-2000:]}")
+                    rates.setdefault((b, c), []).append(a.invites / took)
+        print(f"{a.invites} invites into smtp-sink, {a.rounds} rounds, taking turns:")
+        for (b, c), r in sorted(rates.items()):
+            print(f"  {b}, {c} connection{'s' if c > 1 else ''}: median "
+                  f"{statistics.median(r):6.0f} messages/s  (runs: "
+                  f"{', '.join(f'{x:.0f}' for x in r)})")
+    finally:
+        sink.terminate()
+        sink.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
