@@ -6,6 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "testutil.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,9 +90,7 @@ static void test_suspension_is_shared_through_the_ledger(void **state)
 	backoff_free(a);
 	backoff_free(b);
 	state_close(st);
-	char *cmd = xasprintf("rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(dir));
 	free(path);
 	errlist_free(&errs);
 }

@@ -13,18 +13,12 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 static int setup(void **state)
 {
 	(void)state;
 	return tz_set("Europe/Stockholm") ? 0 : -1;
-}
-
-static time_t utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-			.tm_hour = h, .tm_min = mi};
-
-	return timegm(&tm);
 }
 
 /* Loads a fixture that must parse; prints the errors if it does not. */

@@ -11,6 +11,7 @@
 
 #include "reg_row.h"
 #include "registrations.h"
+#include "testutil.h"
 #include "tz.h"
 #include "util.h"
 
@@ -31,48 +32,14 @@ static int setup(void **state UNUSED)
 
 static int teardown(void **state UNUSED)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-	int rc = system(cmd);
-
-	free(cmd);
-	return rc == 0 ? 0 : -1;
+	return remove_tree(tmpdir) ? 0 : -1;
 }
 
-static char *write_file(const char *name, const char *bytes, size_t len)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(bytes, 1, len, f), len);
-	fclose(f);
-	return path;
-}
-
-#define WRITE(name, lit) write_file((name), (lit), sizeof(lit) - 1)
+#define WRITE(name, lit) write_in(tmpdir, (name), (lit), sizeof(lit) - 1)
 
 static struct config csv_config(char *path)
 {
-	struct config cfg = {0};
-
-	cfg.path = "kallad.conf";
-	cfg.registrations = path;
-	cfg.language = "sv";
-	return cfg;
-}
-
-static bool has_warning(const struct errlist *w, const char *a, const char *b)
-{
-	for (size_t i = 0; i < w->n; i++)
-		if (strstr(w->items[i], a) && (!b || strstr(w->items[i], b)))
-			return true;
-	return false;
-}
-
-static void dump(const struct errlist *e)
-{
-	for (size_t i = 0; i < e->n; i++)
-		print_message("%s\n", e->items[i]);
+	return registrations_config("kallad.conf", path);
 }
 
 struct seen {
@@ -121,7 +88,7 @@ static void test_shapes(void **state UNUSED)
 	reg_participant_clear(&p);
 	/* A blank line is no record, but a line of the file: a row is
 	 * named by the line it starts on, as an editor shows it. */
-	assert_true(has_warning(&warn, "shapes.csv: line 4 (b@example.se)", "unknown status \"NULL\""));
+	assert_true(has_entry(&warn, "shapes.csv: line 4 (b@example.se)", "unknown status \"NULL\""));
 	assert_int_equal(reg->n_skipped_participants, 1);
 	assert_true(reg_is_unreadable(reg, "B@EXAMPLE.SE"));
 	assert_false(reg_is_unreadable(reg, "a@example.se"));
@@ -145,7 +112,7 @@ static void test_neither_encoding(void **state UNUSED)
 
 	dump(&warn);
 	assert_non_null(reg);
-	assert_true(has_warning(&warn, "mixed.csv: neither UTF-8 nor Windows-1252", NULL));
+	assert_true(has_entry(&warn, "mixed.csv: neither UTF-8 nor Windows-1252", NULL));
 	assert_true(reg_find(reg, "asa@example.se", &p));
 	assert_string_equal(p.name, "Åsa Öberg");
 	reg_participant_clear(&p);
@@ -166,10 +133,10 @@ static void test_unreadable_files(void **state UNUSED)
 	struct errlist warn = {0}, errs = {0};
 
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_warning(&errs, "empty.csv: empty: no header row", NULL));
+	assert_true(has_entry(&errs, "empty.csv: empty: no header row", NULL));
 	cfg.registrations = missing;
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_warning(&errs, "missing.csv: cannot read", NULL));
+	assert_true(has_entry(&errs, "missing.csv: cannot read", NULL));
 	errlist_free(&warn);
 	errlist_free(&errs);
 	free(empty);
@@ -201,12 +168,12 @@ static void test_dates(void **state UNUSED)
 	dump(&warn);
 	assert_non_null(reg);
 	assert_int_equal(reg->n_participants, 6);
-	assert_true(has_warning(&warn, "line 3 (b@example.se)", "registered_at \"2019-02-30\""));
-	assert_true(has_warning(&warn, "line 6 (e@example.se)", "registered_at \"2300-01-01\""));
-	assert_true(has_warning(&warn, "line 9 (h@example.se)", "registered_at \"7289654400\""));
-	assert_true(has_warning(&warn, "line 10 (i@example.se)", "registered_at \"9999999999"));
-	assert_true(has_warning(&warn, "line 11 (j@example.se)", "registered_at \"-1\""));
-	assert_true(has_warning(&warn, "line 12 (k@example.se)", "or a Unix time"));
+	assert_true(has_entry(&warn, "line 3 (b@example.se)", "registered_at \"2019-02-30\""));
+	assert_true(has_entry(&warn, "line 6 (e@example.se)", "registered_at \"2300-01-01\""));
+	assert_true(has_entry(&warn, "line 9 (h@example.se)", "registered_at \"7289654400\""));
+	assert_true(has_entry(&warn, "line 10 (i@example.se)", "registered_at \"9999999999"));
+	assert_true(has_entry(&warn, "line 11 (j@example.se)", "registered_at \"-1\""));
+	assert_true(has_entry(&warn, "line 12 (k@example.se)", "or a Unix time"));
 	assert_true(reg_find(reg, "f@example.se", &p));
 	assert_int_equal(p.registered_at, 1574233200); /* 2019-11-20 07:00 UTC */
 	reg_participant_clear(&p);
@@ -255,10 +222,10 @@ static void test_line_numbers(void **state UNUSED)
 	assert_true(reg_find(reg, "a@example.se", &p));
 	assert_string_equal(p.organisation, "Region\r\nJämtland\r\nHärjedalen");
 	reg_participant_clear(&p);
-	assert_true(has_warning(&warn, "lines.csv: line 8 (b@example.se)", "unknown status \"maybe\""));
-	assert_true(has_warning(&warn, "lines.csv: line 9 (c@example.se)", "unknown status \"nope\""));
-	assert_true(has_warning(&warn, "lines.csv: line 11 (d@example.se)", "\"perhaps\""));
-	assert_true(has_warning(&warn, "lines.csv: line 13 (a@example.se)",
+	assert_true(has_entry(&warn, "lines.csv: line 8 (b@example.se)", "unknown status \"maybe\""));
+	assert_true(has_entry(&warn, "lines.csv: line 9 (c@example.se)", "unknown status \"nope\""));
+	assert_true(has_entry(&warn, "lines.csv: line 11 (d@example.se)", "\"perhaps\""));
+	assert_true(has_entry(&warn, "lines.csv: line 13 (a@example.se)",
 				"duplicate of line 4, skipped"));
 	reg_free(reg);
 	errlist_free(&warn);
@@ -269,7 +236,7 @@ static void test_line_numbers(void **state UNUSED)
 	path = WRITE("noname.csv", "\n\nemail,status\na@example.se,registered\n");
 	cfg = csv_config(path);
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_warning(&errs, "noname.csv: line 3: the header row has no column for name",
+	assert_true(has_entry(&errs, "noname.csv: line 3: the header row has no column for name",
 				NULL));
 	errlist_free(&warn);
 	errlist_free(&errs);
@@ -303,7 +270,7 @@ static void test_keep_last_good(void **state UNUSED)
 	dump(&warn);
 	/* d was never known: nothing to keep. */
 	assert_int_equal(reg->n_held, 1);
-	assert_true(has_warning(&warn, "b@example.se: the row cannot be used now",
+	assert_true(has_entry(&warn, "b@example.se: the row cannot be used now",
 				"keeping the participant's last good state (invited)"));
 	assert_true(reg_find(reg, "b@example.se", &p));
 	assert_int_equal(p.status, PS_INVITED);

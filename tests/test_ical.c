@@ -10,6 +10,7 @@
 
 #include "ical.h"
 #include "mime.h"
+#include "testutil.h"
 #include "tz.h"
 #include "util.h"
 
@@ -19,10 +20,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef PYTHON
-#define PYTHON "/usr/bin/python3"
-#endif
 
 static char tmpdir[64];
 
@@ -36,11 +33,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
 	(void)state;
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(tmpdir));
 	return 0;
 }
 
@@ -49,50 +43,6 @@ static int stockholm(void **state)
 	(void)state;
 	assert_true(tz_set("Europe/Stockholm"));
 	return 0;
-}
-
-/* tests/check_message.py (the interop rules, read with Python's email and
- * icalendar) over path, then ../shared/tools/check-message too when it is
- * there (its report to stderr: a failure shows in the exit status). */
-static char *check_message_cmd(const char *organizer, const char *path)
-{
-	const char *d = getenv("KALLAD_SHARED_DIR");
-	char *shared = xasprintf("%s/tools/check-message", d && *d ? d : SOURCE_DIR "/../shared");
-	char *cmd = xasprintf("%s '%s/tests/check_message.py' --organizer %s '%s' && "
-			      "{ [ ! -x '%s' ] || '%s' --organizer %s '%s' >&2; }",
-			      PYTHON, SOURCE_DIR, organizer, path, shared, shared, organizer, path);
-
-	free(shared);
-	return cmd;
-}
-
-static char *run(const char *cmd, int want_status)
-{
-	FILE *p = popen(cmd, "r");
-	struct strbuf sb;
-	char buf[4096];
-	size_t n;
-	int st;
-
-	assert_non_null(p);
-	sb_init(&sb);
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-		sb_addn(&sb, buf, n);
-	st = pclose(p);
-	if (WEXITSTATUS(st) != want_status)
-		fail_msg("%s: exit %d\n%s", cmd, WEXITSTATUS(st), sb.buf);
-	return sb_take(&sb);
-}
-
-static char *write_tmp(const char *name, const char *data)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	fputs(data, f);
-	fclose(f);
-	return path;
 }
 
 static struct session example(void)
@@ -351,9 +301,9 @@ static void deterministic(void **state)
  * the tz database (pytz) and via the object's own VTIMEZONE. */
 static void assert_instants(const char *ics, const struct session *s)
 {
-	char *path = write_tmp("event.ics", ics);
+	char *path = write_in(tmpdir, "event.ics", ics, strlen(ics));
 	char *cmd = xasprintf("%s '%s/mime-readback.py' '%s'", PYTHON, FIXTURES, path);
-	char *out = run(cmd, 0);
+	char *out = cmd_output(cmd, 0);
 	char *want = xasprintf("Event: %s|%s|%lld|%lld|%lld|%lld|", s->uid, "REQUEST",
 			       (long long)s->start, (long long)s->end, (long long)s->start,
 			       (long long)s->end);
@@ -535,9 +485,9 @@ static void passes_check_message(void **state)
 		sb_add(&sb, "Message-ID: <1@example.org>\r\nMIME-Version: 1.0\r\n"
 			    "Auto-Submitted: auto-generated\r\n");
 		mime_write(&sb, mixed, "k");
-		path = write_tmp(m ? "cancel.eml" : "request.eml", sb.buf);
+		path = write_in(tmpdir, m ? "cancel.eml" : "request.eml", sb.buf, sb.len);
 		cmd = check_message_cmd("lena.lindgren@example.org", path);
-		out = run(cmd, 0);
+		out = cmd_output(cmd, 0);
 		assert_string_equal(out, "1 passed, 0 failed\n");
 		free(out);
 		free(cmd);

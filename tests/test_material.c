@@ -13,17 +13,13 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 static char root[64], dir[96];
 
 static void put(const char *rel, const char *text)
 {
-	char *p = xasprintf("%s/%s", root, rel);
-	FILE *f = fopen(p, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	free(p);
+	free(write_in(root, rel, text, strlen(text)));
 }
 
 static int setup(void **state)
@@ -58,11 +54,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = xasprintf("rm -rf '%s'", root);
-
 	(void)state;
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(root));
 	return 0;
 }
 

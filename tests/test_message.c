@@ -14,6 +14,7 @@
 #include "message.h"
 #include "mime.h"
 #include "template.h"
+#include "testutil.h"
 #include "tz.h"
 #include "util.h"
 
@@ -23,10 +24,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef PYTHON
-#define PYTHON "/usr/bin/python3"
-#endif
 
 #define ORGANIZER "lena.lindgren@example.org"
 #define HEADERS "From,To,Reply-To,Subject,Date,Message-ID,MIME-Version,Auto-Submitted,Content-Type"
@@ -44,30 +41,6 @@ static struct strbuf long_desc, long_name;
 
 enum { S_LEDA, S_CANCELLED, S_STYRNING, S_DIALOG, S_SPRING, S_AUTUMN, S_HOSTILE };
 enum { P_ANNA, P_JOHN, P_EVE, P_QUOTE, P_PLUS, P_LONG };
-
-/* tests/check_message.py (the interop rules, read with Python's email and
- * icalendar) over path, then ../shared/tools/check-message too when it is
- * there (its report to stderr: a failure shows in the exit status). */
-static char *check_message_cmd(const char *organizer, const char *path)
-{
-	const char *d = getenv("KALLAD_SHARED_DIR");
-	char *shared = xasprintf("%s/tools/check-message", d && *d ? d : SOURCE_DIR "/../shared");
-	char *cmd = xasprintf("%s '%s/tests/check_message.py' --organizer %s '%s' && "
-			      "{ [ ! -x '%s' ] || '%s' --organizer %s '%s' >&2; }",
-			      PYTHON, SOURCE_DIR, organizer, path, shared, shared, organizer, path);
-
-	free(shared);
-	return cmd;
-}
-
-static void write_file(const char *path, const char *data)
-{
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	fputs(data, f);
-	fclose(f);
-}
 
 static char *tmp_path(const char *name)
 {
@@ -164,16 +137,16 @@ static void make_attachments(void)
 
 	assert_int_equal(mkdir(dir, 0700), 0);
 	p = tmp_path("material/program.pdf");
-	write_file(p, "%PDF-1.4\n% kallad test\n");
+	write_text(p, "%PDF-1.4\n% kallad test\n");
 	free(p);
 	p = tmp_path("material/Välkommen till Långholmen.docx");
-	write_file(p, "PK\003\004 not really a docx");
+	write_text(p, "PK\003\004 not really a docx");
 	free(p);
 	p = tmp_path("material/abs.txt");
-	write_file(p, "Absolut sökväg.\n");
+	write_text(p, "Absolut sökväg.\n");
 	free(p);
 	p = tmp_path("outside.txt");
-	write_file(p, "Utanför.\n");
+	write_text(p, "Utanför.\n");
 	free(p);
 	attachments[0] = (struct attachment){"anna.andersson@exempelby.example.se", "material",
 					     "program.pdf"};
@@ -213,7 +186,7 @@ static void make_site_templates(void)
 	assert_int_equal(mkdir(p, 0700), 0);
 	free(p);
 	p = tmp_path("site/sv/welcome.txt");
-	write_file(p, "Subject: Välkommen, {{participant.name}}\n\nHej {{participant.name}}!\n"
+	write_text(p, "Subject: Välkommen, {{participant.name}}\n\nHej {{participant.name}}!\n"
 		      "{{#session.title}}Vi ses på {{session.title}}.\n{{/session.title}}");
 	free(p);
 	/* The recipient's values among shared ones in every position the
@@ -221,10 +194,10 @@ static void make_site_templates(void)
 	 * inside sections, in the middle of lines longer than 76 octets,
 	 * before trailing spaces, at a line's start ('.', "From "), last. */
 	p = tmp_path("site/sv/mixed.txt");
-	write_file(p, MIXED_TEMPLATE);
+	write_text(p, MIXED_TEMPLATE);
 	free(p);
 	p = tmp_path("site/sv/mixed.html");
-	write_file(p, MIXED_TEMPLATE_HTML);
+	write_text(p, MIXED_TEMPLATE_HTML);
 	free(p);
 }
 
@@ -266,35 +239,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
 	(void)state;
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(tmpdir));
 	free(cfg.path);
 	free(cfg.material);
 	tpl_free(tpl);
 	sb_free(&long_desc);
 	sb_free(&long_name);
 	return 0;
-}
-
-static char *run(const char *cmd, int want_status)
-{
-	FILE *p = popen(cmd, "r");
-	struct strbuf sb;
-	char buf[8192];
-	size_t n;
-	int st;
-
-	assert_non_null(p);
-	sb_init(&sb);
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-		sb_addn(&sb, buf, n);
-	st = pclose(p);
-	if (WEXITSTATUS(st) != want_status)
-		fail_msg("%s: exit %d\n%s", cmd, WEXITSTATUS(st), sb.buf);
-	return sb_take(&sb);
 }
 
 static struct message_req req_for(const char *message, int person, const struct session *s,
@@ -325,7 +277,7 @@ static char *build(const char *dir, const char *name, const struct message_req *
 	assert_int_equal(errs.n, 0);
 	assert_int_equal(strlen(msg), len);
 	path = xasprintf("%s/%s", dir, name);
-	write_file(path, msg);
+	write_text(path, msg);
 	free(path);
 	errlist_free(&errs);
 	return msg;
@@ -471,7 +423,7 @@ static void every_kind_passes(void **state)
 		free(build(dir, b[i].name, &r));
 	}
 	cmd = check_message_cmd(ORGANIZER, dir);
-	out = run(cmd, 0);
+	out = cmd_output(cmd, 0);
 	{
 		char *want = xasprintf("%zu passed, 0 failed\n", n);
 
@@ -481,7 +433,7 @@ static void every_kind_passes(void **state)
 	free(out);
 	free(cmd);
 	cmd = xasprintf("%s '%s/mime-readback.py' %s/*.eml", PYTHON, FIXTURES, dir);
-	out = run(cmd, 0);
+	out = cmd_output(cmd, 0);
 	for (size_t i = 0; i < n; i++)
 		check_readback(out, dir, &b[i]);
 	free(out);
@@ -502,7 +454,7 @@ static void invite_structure(void **state)
 	mkdir(dir, 0700);
 	msg = build(dir, "invite.eml", &r);
 	cmd = xasprintf("%s '%s/mime-readback.py' %s/invite.eml", PYTHON, FIXTURES, dir);
-	out = run(cmd, 0);
+	out = cmd_output(cmd, 0);
 	/* The parts in order: mixed { alternative { plain, html, calendar },
 	 * invite.ics, the invite's own attachment row }. */
 	assert_non_null(strstr(out, "Multipart: multipart/mixed\nMultipart: multipart/alternative\n"
@@ -747,7 +699,7 @@ static void material_attachments(void **state)
 	msg = build(dir, "material.eml", &r);
 	assert_non_null(strstr(msg, "filename*=UTF-8''V%C3%A4lkommen"));
 	cmd = xasprintf("%s '%s/mime-readback.py' %s/material.eml", PYTHON, FIXTURES, dir);
-	out = run(cmd, 0);
+	out = cmd_output(cmd, 0);
 	assert_non_null(strstr(out, "Multipart: multipart/mixed\nMultipart: multipart/alternative\n"
 				    "Part: text/plain|"));
 	assert_non_null(strstr(out, "\nPart: application/pdf|program.pdf|-|23\n"));
@@ -800,7 +752,7 @@ static void plain_only_message(void **state)
 	assert_non_null(strstr(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
 				    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"));
 	cmd = xasprintf("%s '%s/mime-readback.py' %s/welcome.eml", PYTHON, FIXTURES, dir);
-	out = run(cmd, 0);
+	out = cmd_output(cmd, 0);
 	expect(out, "Subject", "Välkommen, Anna Andersson");
 	expect(out, "Text", "Hej Anna Andersson!");
 	free(out);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "mime.h"
+#include "testutil.h"
 #include "tz.h"
 #include "util.h"
 
@@ -16,10 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#ifndef PYTHON
-#define PYTHON "/usr/bin/python3"
-#endif
 
 static char tmpdir[64];
 
@@ -34,46 +31,16 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-
 	(void)state;
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(tmpdir));
 	return 0;
-}
-
-static char *write_tmp(const char *name, const char *data, size_t n)
-{
-	char *path = xasprintf("%s/%s", tmpdir, name);
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, n, f), n);
-	fclose(f);
-	return path;
-}
-
-/* Output of `cmd`, which must exit 0. */
-static char *run(const char *cmd)
-{
-	FILE *p = popen(cmd, "r");
-	struct strbuf sb;
-	char buf[4096];
-	size_t n;
-
-	assert_non_null(p);
-	sb_init(&sb);
-	while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-		sb_addn(&sb, buf, n);
-	assert_int_equal(pclose(p), 0);
-	return sb_take(&sb);
 }
 
 static char *readback(const char *path, bool hex)
 {
 	char *cmd = xasprintf("%s '%s/mime-readback.py' %s '%s'", PYTHON, FIXTURES,
 			      hex ? "--hex" : "", path);
-	char *out = run(cmd);
+	char *out = cmd_output(cmd, 0);
 
 	free(cmd);
 	return out;
@@ -135,7 +102,7 @@ static char *message_with(const char *extra, const char *name)
 	sb_add(&sb, extra);
 	sb_add(&sb, "Message-ID: <x@example.org>\r\nMIME-Version: 1.0\r\n"
 		    "Content-Type: text/plain; charset=UTF-8\r\n\r\nbody\r\n");
-	path = write_tmp(name, sb.buf, sb.len);
+	path = write_in(tmpdir, name, sb.buf, sb.len);
 	sb_free(&sb);
 	return path;
 }
@@ -317,7 +284,7 @@ static void check_body(const char *body, const char *want, enum mime_encoding en
 	/* No line is "." alone or starts with "From ". */
 	assert_null(strstr(sb.buf, "\r\n.\r\n"));
 	assert_null(strstr(sb.buf, "\r\nFrom "));
-	path = write_tmp("body.eml", sb.buf, sb.len);
+	path = write_in(tmpdir, "body.eml", sb.buf, sb.len);
 	out = readback(path, true);
 	sb_init(&hex);
 	sb_add(&hex, "text/plain|-|-|");
@@ -626,15 +593,15 @@ static void qp_python_round_trip(void **state)
 		char *in_name = xasprintf("qp/%04d.in", i), *qp_name = xasprintf("qp/%04d.qp", i);
 		char *qp = qp_of((const char *)buf, n);
 
-		free(write_tmp(in_name, (const char *)buf, n));
-		free(write_tmp(qp_name, qp, strlen(qp)));
+		free(write_in(tmpdir, in_name, (const char *)buf, n));
+		free(write_in(tmpdir, qp_name, qp, strlen(qp)));
 		free(in_name);
 		free(qp_name);
 		free(qp);
 	}
-	py = write_tmp("qp-check.py", script, strlen(script));
+	py = write_in(tmpdir, "qp-check.py", script, strlen(script));
 	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
-	out = run(cmd);
+	out = cmd_output(cmd, 0);
 	if (strcmp(out, "checked 400 bad 0\n") != 0)
 		fail_msg("quopri: %s", out);
 	free(out);
@@ -676,15 +643,15 @@ static void base64_python_round_trip(void **state)
 		sb_init(&sb);
 		mime_base64(&sb, (const char *)buf, n);
 		assert_int_equal(strlen(sb.buf), sb.len);
-		free(write_tmp(in_name, (const char *)buf, n));
-		free(write_tmp(b_name, sb.buf, sb.len));
+		free(write_in(tmpdir, in_name, (const char *)buf, n));
+		free(write_in(tmpdir, b_name, sb.buf, sb.len));
 		free(in_name);
 		free(b_name);
 		sb_free(&sb);
 	}
-	py = write_tmp("b64-check.py", script, strlen(script));
+	py = write_in(tmpdir, "b64-check.py", script, strlen(script));
 	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
-	out = run(cmd);
+	out = cmd_output(cmd, 0);
 	if (strcmp(out, "checked 300 bad 0\n") != 0)
 		fail_msg("base64: %s", out);
 	free(out);
@@ -731,7 +698,7 @@ static void check_filename(const char *name, const char *want)
 		    "MIME-Version: 1.0\r\n");
 	mime_write(&sb, mixed, "seed");
 	assert_wire(sb.buf, 998);
-	path = write_tmp("att.eml", sb.buf, sb.len);
+	path = write_in(tmpdir, "att.eml", sb.buf, sb.len);
 	out = readback(path, false);
 	expect = xasprintf("\nPart: application/pdf|%s|-|9\n", want);
 	if (!strstr(out, expect))

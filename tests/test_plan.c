@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "plan.h"
+#include "testutil.h"
 #include "tz.h"
 
 #include <stdlib.h>
@@ -13,13 +14,6 @@
 #include <strings.h>
 
 #define MAXD 64
-
-static time_t utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-			.tm_min = mi};
-	return timegm(&tm);
-}
 
 /* A small world the tests edit before planning. */
 struct world {

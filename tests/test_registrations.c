@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "registrations.h"
+#include "testutil.h"
 #include "tz.h"
 #include "util.h"
 
@@ -63,33 +64,7 @@ static char *make_example_db(void)
 
 static struct config example_config(char *db)
 {
-	struct config cfg = {0};
-
-	cfg.path = "/etc/kallad/kallad.conf";
-	cfg.registrations = db;
-	cfg.language = "sv";
-	return cfg;
-}
-
-static bool has_warning(const struct errlist *w, const char *a, const char *b)
-{
-	for (size_t i = 0; i < w->n; i++)
-		if (strstr(w->items[i], a) && (!b || strstr(w->items[i], b)))
-			return true;
-	return false;
-}
-
-static void dump(const struct errlist *w)
-{
-	for (size_t i = 0; i < w->n; i++)
-		print_message("  %s\n", w->items[i]);
-}
-
-static time_t utc(int y, int mo, int d, int h, int mi)
-{
-	struct tm tm = {
-	    .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
-	return timegm(&tm);
+	return registrations_config("/etc/kallad/kallad.conf", db);
 }
 
 /* What reg_each showed: the addresses in order, checked as they come. */
@@ -246,24 +221,24 @@ static void test_bad_rows_skipped(void **state UNUSED)
 	assert_int_equal(errs.n, 0);
 	/* ok.one, ok.two, ok.three, ok.four */
 	assert_int_equal(reg->n_participants, 4);
-	assert_true(has_warning(&warn,
+	assert_true(has_entry(&warn,
 	                        "bad.db: participants row 2 (anna@@x.example.org): "
 	                        "invalid e-mail address",
 	                        NULL));
-	assert_true(has_warning(
+	assert_true(has_entry(
 	    &warn, "participants row 3 (eve@example.org\\x0d\\x0aBcc: ", "invalid e-mail address"));
-	assert_true(has_warning(&warn, "participants row 4 (maybe@example.org)",
+	assert_true(has_entry(&warn, "participants row 4 (maybe@example.org)",
 	                        "unknown status \"maybe\""));
-	assert_true(has_warning(&warn, "participants row 5 (when@example.org)",
+	assert_true(has_entry(&warn, "participants row 5 (when@example.org)",
 	                        "registered_at \"yesterday\" is not an ISO 8601 time"));
 	assert_true(
-	    has_warning(&warn, "participants row 6 (OK.ONE@example.org)", "duplicate of row 1"));
-	assert_true(has_warning(&warn, "participants row 8 (ok.three@example.org)",
+	    has_entry(&warn, "participants row 6 (OK.ONE@example.org)", "duplicate of row 1"));
+	assert_true(has_entry(&warn, "participants row 8 (ok.three@example.org)",
 	                        "language \"klingon\""));
-	assert_true(has_warning(&warn, "participants row 9 (noname@example.org)", "no name"));
-	assert_true(has_warning(&warn, "participants row 10", "invalid e-mail address"));
-	assert_true(has_warning(&warn, "participants row 11", "invalid e-mail address"));
-	assert_true(has_warning(&warn, "participants row 12 (ok.four@example.org)",
+	assert_true(has_entry(&warn, "participants row 9 (noname@example.org)", "no name"));
+	assert_true(has_entry(&warn, "participants row 10", "invalid e-mail address"));
+	assert_true(has_entry(&warn, "participants row 11", "invalid e-mail address"));
+	assert_true(has_entry(&warn, "participants row 12 (ok.four@example.org)",
 	                        "organisation is not valid UTF-8"));
 	/* Read in address order, reported in row order. */
 	assert_non_null(strstr(warn.items[0], "participants row 2 "));
@@ -298,16 +273,16 @@ static void test_bad_rows_skipped(void **state UNUSED)
 	seen_free(&s);
 
 	assert_int_equal(reg->n_absences, 1);
-	assert_true(has_warning(&warn, "absences row 2 (not an address)", "invalid e-mail"));
-	assert_true(has_warning(&warn, "absences row 3 (nobody@example.org)", "no participant"));
+	assert_true(has_entry(&warn, "absences row 2 (not an address)", "invalid e-mail"));
+	assert_true(has_entry(&warn, "absences row 3 (nobody@example.org)", "no participant"));
 	assert_int_equal(reg->n_attachments, 1);
 	assert_int_equal(reg_attachments(reg, "ok.one@example.org", "material", &a), 1);
 	assert_string_equal(a[0].path, "/srv/material/basfakta-gavle.pdf");
 	reg_attachments_free(a, 1);
 	/* The row without a message name is not served either. */
 	assert_int_equal(reg_attachments(reg, "ok.two@example.org", "", &a), 0);
-	assert_true(has_warning(&warn, "attachments row 2", "invalid e-mail"));
-	assert_true(has_warning(&warn, "attachments row 3 (ok.two@example.org)", "message"));
+	assert_true(has_entry(&warn, "attachments row 2", "invalid e-mail"));
+	assert_true(has_entry(&warn, "attachments row 3 (ok.two@example.org)", "message"));
 	assert_int_equal(warn.n, 14);
 	reg_free(reg);
 	errlist_free(&warn);
@@ -369,21 +344,21 @@ static void test_custom_queries(void **state UNUSED)
 	cfg.sql_participants = "SELECT mail AS email, full_name AS name FROM people";
 	reg = reg_load(&cfg, &warn, &errs);
 	assert_null(reg);
-	assert_true(has_warning(&errs, "people.db: [registrations] participants query",
+	assert_true(has_entry(&errs, "people.db: [registrations] participants query",
 	                        "no column \"status\""));
 	errlist_free(&errs);
 
 	/* A query that is no query. */
 	cfg.sql_participants = "-- nothing\n";
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_warning(&errs, "participants query", "the query is empty"));
+	assert_true(has_entry(&errs, "participants query", "the query is empty"));
 	errlist_free(&errs);
 
 	/* The shipped query on a database without the shipped tables. */
 	cfg.sql_participants = cfg.sql_absences = cfg.sql_attachments = NULL;
 	reg = reg_load(&cfg, &warn, &errs);
 	assert_null(reg);
-	assert_true(has_warning(&errs, "people.db: participants", "no such table"));
+	assert_true(has_entry(&errs, "people.db: participants", "no such table"));
 	errlist_free(&errs);
 	errlist_free(&warn);
 	free(db);
@@ -536,7 +511,7 @@ static void check_paging(const struct config *cfg, int n, const char **names, lo
 	for (int i = 0; i < n; i++)
 		want[i % 4]++;
 	assert_memory_equal(reg->by_status, want, sizeof(want));
-	assert_true(has_warning(&warn, "row 6 (P0003@Example.ORG)", "duplicate of row 5"));
+	assert_true(has_entry(&warn, "row 6 (P0003@Example.ORG)", "duplicate of row 5"));
 	assert_true(reg_each(reg, seen_one, seen_page_done, &s));
 	assert_false(s.out_of_order);
 	assert_int_equal(s.n, n);
@@ -967,11 +942,7 @@ static int setup(void **state UNUSED)
 
 static int teardown(void **state UNUSED)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-	int rc = system(cmd);
-
-	free(cmd);
-	return rc == 0 ? 0 : -1;
+	return remove_tree(tmpdir) ? 0 : -1;
 }
 
 int main(void)

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 static const time_t NOW = 1580376000; /* 2020-01-30 09:20 UTC */
 static const char *const S1 = "styra-leda-2020-1@example.org";
 static const char *const ASA = "asa.granqvist@vasteras.example.se";
@@ -55,11 +57,8 @@ static struct state *fresh(char *dir, size_t len)
 
 static void gone(struct state *st, const char *dir)
 {
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-
 	state_close(st);
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_true(remove_tree(dir));
 }
 
 /* Takes a fixture as if it were message uid of the mailbox. */

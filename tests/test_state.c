@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "state.h"
+#include "testutil.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -31,8 +32,7 @@ static struct state *open_ok(const char *path, bool readonly)
 	struct errlist errs = {0};
 	struct state *st = state_open(path, readonly, &errs);
 
-	for (size_t i = 0; i < errs.n; i++)
-		print_message("  %s\n", errs.items[i]);
+	dump(&errs);
 	assert_non_null(st);
 	assert_int_equal(errs.n, 0);
 	errlist_free(&errs);
@@ -583,11 +583,7 @@ static int setup(void **state UNUSED)
 
 static int teardown(void **state UNUSED)
 {
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-	int rc = system(cmd);
-
-	free(cmd);
-	return rc == 0 ? 0 : -1;
+	return remove_tree(tmpdir) ? 0 : -1;
 }
 
 /* What a calendar holds only moves forward; a release is not an attempt;

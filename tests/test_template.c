@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #define SHIPPED SOURCE_DIR "/templates"
 
 static const char *const messages[] = {"invite",  "session-reminder", "deadline-reminder",
@@ -28,15 +30,11 @@ static void write_file(const char *dir, const char *rel, const char *content)
 {
 	char *path = xasprintf("%s/%s", dir, rel);
 	char *slash = strrchr(path, '/');
-	FILE *f;
 
 	*slash = '\0';
 	mkdir(path, 0755);
 	*slash = '/';
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(content, f);
-	fclose(f);
+	write_text(path, content);
 	free(path);
 }
 
@@ -46,28 +44,6 @@ static char *temp_dir(void)
 
 	assert_non_null(mkdtemp(d));
 	return d;
-}
-
-static void remove_tree(const char *dir)
-{
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
-}
-
-static bool has_error(const struct errlist *e, const char *a, const char *b)
-{
-	for (size_t i = 0; i < e->n; i++)
-		if (strstr(e->items[i], a) && (!b || strstr(e->items[i], b)))
-			return true;
-	return false;
-}
-
-static void print_errors(const struct errlist *e)
-{
-	for (size_t i = 0; i < e->n; i++)
-		print_message("error: %s\n", e->items[i]);
 }
 
 /* Sample values for the reference programme's first session. */
@@ -118,7 +94,7 @@ static struct templates *load_shipped(void)
 	struct errlist errs = {0};
 	struct templates *t = tpl_load(SHIPPED, NULL, &errs);
 
-	print_errors(&errs);
+	dump(&errs);
 	assert_int_equal(errs.n, 0);
 	assert_non_null(t);
 	errlist_free(&errs);
@@ -133,7 +109,7 @@ static void render_mem(const char *txt, const char *html, const struct tpl_vars 
 	struct templates *t =
 		tpl_parse_mem("sv", "t", txt, strlen(txt), html, html ? strlen(html) : 0, &errs);
 
-	print_errors(&errs);
+	dump(&errs);
 	assert_non_null(t);
 	assert_true(tpl_render(t, "sv", "en", "t", v, subject, text, out_html, &errs));
 	tpl_free(t);
@@ -607,7 +583,7 @@ static void test_site_override(void **state)
 	write_file(site, "README", "not a language\n");
 	write_file(site, "sv/notes.md", "ignored\n");
 	t = tpl_load(SHIPPED, site, &errs);
-	print_errors(&errs);
+	dump(&errs);
 	assert_non_null(t);
 	assert_int_equal(errs.n, 0);
 
@@ -634,9 +610,9 @@ static void test_site_override(void **state)
 	assert_int_equal(errs.n, 0);
 	tpl_free(t);
 	assert_null(tpl_load("/nonexistent/kallad/shipped", site, &errs));
-	assert_true(has_error(&errs, "/nonexistent/kallad/shipped: ", "cannot read"));
+	assert_true(has_entry(&errs, "/nonexistent/kallad/shipped: ", "cannot read"));
 	errlist_free(&errs);
-	remove_tree(site);
+	assert_true(remove_tree(site));
 	free(site);
 }
 
@@ -662,11 +638,11 @@ static void test_load_errors(void **state)
 	free(path);
 
 	assert_null(tpl_load(SHIPPED, site, &errs));
-	print_errors(&errs);
+	dump(&errs);
 #define EXPECT(file, what)                                                                         \
 	do {                                                                                       \
 		link = xasprintf("%s/%s", site, file);                                             \
-		assert_true(has_error(&errs, link, what));                                         \
+		assert_true(has_entry(&errs, link, what));                                         \
 		free(link);                                                                        \
 	} while (0)
 	EXPECT("sv/unknown.txt:4: ", "unknown placeholder {{participant.nme}}");
@@ -683,7 +659,7 @@ static void test_load_errors(void **state)
 #undef EXPECT
 	assert_int_equal(errs.n, 11);
 	errlist_free(&errs);
-	remove_tree(site);
+	assert_true(remove_tree(site));
 	free(site);
 }
 
@@ -715,9 +691,9 @@ static void test_parse_errors(void **state)
 		if (!cases[i].want)
 			len += 1 + strlen(cases[i].txt + len + 1); /* keep the NUL inside */
 		assert_null(tpl_parse_mem("sv", "t", cases[i].txt, len, NULL, 0, &errs));
-		print_errors(&errs);
+		dump(&errs);
 		assert_true(errs.n >= 1);
-		assert_true(has_error(&errs, cases[i].want ? cases[i].want : "sv/t.txt:3: invalid UTF-8", NULL));
+		assert_true(has_entry(&errs, cases[i].want ? cases[i].want : "sv/t.txt:3: invalid UTF-8", NULL));
 		errlist_free(&errs);
 	}
 }
