@@ -17,11 +17,6 @@
 
 static char root[64], dir[96];
 
-static void put(const char *rel, const char *text)
-{
-	free(write_in(root, rel, text, strlen(text)));
-}
-
 static int setup(void **state)
 {
 	char *p;
@@ -34,9 +29,9 @@ static int setup(void **state)
 	p = xasprintf("%s/sub", dir);
 	assert_int_equal(mkdir(p, 0700), 0);
 	free(p);
-	put("secret.txt", "hemligt\n");
-	put("material/program.pdf", "%PDF program\n");
-	put("material/sub/karta.pdf", "%PDF karta\n");
+	put_file(root, "secret.txt", "hemligt\n");
+	put_file(root, "material/program.pdf", "%PDF program\n");
+	put_file(root, "material/sub/karta.pdf", "%PDF karta\n");
 	p = xasprintf("%s/out.pdf", dir);
 	assert_int_equal(symlink("../secret.txt", p), 0);
 	free(p);

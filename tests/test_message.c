@@ -133,21 +133,13 @@ static void make_people(void)
 
 static void make_attachments(void)
 {
-	char *dir = tmp_path("material"), *p;
+	char *dir = tmp_path("material");
 
 	assert_int_equal(mkdir(dir, 0700), 0);
-	p = tmp_path("material/program.pdf");
-	write_text(p, "%PDF-1.4\n% kallad test\n");
-	free(p);
-	p = tmp_path("material/Välkommen till Långholmen.docx");
-	write_text(p, "PK\003\004 not really a docx");
-	free(p);
-	p = tmp_path("material/abs.txt");
-	write_text(p, "Absolut sökväg.\n");
-	free(p);
-	p = tmp_path("outside.txt");
-	write_text(p, "Utanför.\n");
-	free(p);
+	put_file(tmpdir, "material/program.pdf", "%PDF-1.4\n% kallad test\n");
+	put_file(tmpdir, "material/Välkommen till Långholmen.docx", "PK\003\004 not really a docx");
+	put_file(tmpdir, "material/abs.txt", "Absolut sökväg.\n");
+	put_file(tmpdir, "outside.txt", "Utanför.\n");
 	attachments[0] = (struct attachment){"anna.andersson@exempelby.example.se", "material",
 					     "program.pdf"};
 	attachments[1] = (struct attachment){"ANNA.andersson@exempelby.example.se", "material",
@@ -185,20 +177,15 @@ static void make_site_templates(void)
 	p = tmp_path("site/sv");
 	assert_int_equal(mkdir(p, 0700), 0);
 	free(p);
-	p = tmp_path("site/sv/welcome.txt");
-	write_text(p, "Subject: Välkommen, {{participant.name}}\n\nHej {{participant.name}}!\n"
-		      "{{#session.title}}Vi ses på {{session.title}}.\n{{/session.title}}");
-	free(p);
+	put_file(tmpdir, "site/sv/welcome.txt",
+		 "Subject: Välkommen, {{participant.name}}\n\nHej {{participant.name}}!\n"
+		 "{{#session.title}}Vi ses på {{session.title}}.\n{{/session.title}}");
 	/* The recipient's values among shared ones in every position the
 	 * bodies rendered ahead must get right (cache_gives_the_same_bytes):
 	 * inside sections, in the middle of lines longer than 76 octets,
 	 * before trailing spaces, at a line's start ('.', "From "), last. */
-	p = tmp_path("site/sv/mixed.txt");
-	write_text(p, MIXED_TEMPLATE);
-	free(p);
-	p = tmp_path("site/sv/mixed.html");
-	write_text(p, MIXED_TEMPLATE_HTML);
-	free(p);
+	put_file(tmpdir, "site/sv/mixed.txt", MIXED_TEMPLATE);
+	put_file(tmpdir, "site/sv/mixed.html", MIXED_TEMPLATE_HTML);
 }
 
 static int setup(void **state)
@@ -432,12 +419,10 @@ static void every_kind_passes(void **state)
 	}
 	free(out);
 	free(cmd);
-	cmd = xasprintf("%s '%s/mime-readback.py' %s/*.eml", PYTHON, FIXTURES, dir);
-	out = cmd_output(cmd, 0);
+	out = readback(dir, "*.eml", false);
 	for (size_t i = 0; i < n; i++)
 		check_readback(out, dir, &b[i]);
 	free(out);
-	free(cmd);
 	free(files);
 	free(dir);
 	free(b);
@@ -447,14 +432,13 @@ static void every_kind_passes(void **state)
 static void invite_structure(void **state)
 {
 	struct message_req r = req_for("invite", P_ANNA, &sessions[S_LEDA], NULL);
-	char *dir = tmp_path("one"), *msg, *cmd, *out, *line;
+	char *dir = tmp_path("one"), *msg, *out, *line;
 	char *when;
 
 	(void)state;
 	mkdir(dir, 0700);
 	msg = build(dir, "invite.eml", &r);
-	cmd = xasprintf("%s '%s/mime-readback.py' %s/invite.eml", PYTHON, FIXTURES, dir);
-	out = cmd_output(cmd, 0);
+	out = readback(dir, "invite.eml", false);
 	/* The parts in order: mixed { alternative { plain, html, calendar },
 	 * invite.ics, the invite's own attachment row }. */
 	assert_non_null(strstr(out, "Multipart: multipart/mixed\nMultipart: multipart/alternative\n"
@@ -494,7 +478,6 @@ static void invite_structure(void **state)
 			assert_true((unsigned char)*c < 0x80 && *c != '\n' && *c != '\r');
 	}
 	free(out);
-	free(cmd);
 	free(msg);
 	free(dir);
 }
@@ -692,14 +675,13 @@ static void errors_name_the_delivery(void **state)
 static void material_attachments(void **state)
 {
 	struct message_req r = req_for("material", P_ANNA, NULL, NULL);
-	char *dir = tmp_path("mat"), *msg, *cmd, *out;
+	char *dir = tmp_path("mat"), *msg, *out;
 
 	(void)state;
 	mkdir(dir, 0700);
 	msg = build(dir, "material.eml", &r);
 	assert_non_null(strstr(msg, "filename*=UTF-8''V%C3%A4lkommen"));
-	cmd = xasprintf("%s '%s/mime-readback.py' %s/material.eml", PYTHON, FIXTURES, dir);
-	out = cmd_output(cmd, 0);
+	out = readback(dir, "material.eml", false);
 	assert_non_null(strstr(out, "Multipart: multipart/mixed\nMultipart: multipart/alternative\n"
 				    "Part: text/plain|"));
 	assert_non_null(strstr(out, "\nPart: application/pdf|program.pdf|-|23\n"));
@@ -711,7 +693,6 @@ static void material_attachments(void **state)
 	expect(out, "Text", "– program.pdf");
 	expect(out, "Text", "– Välkommen till Långholmen.docx");
 	free(out);
-	free(cmd);
 	free(msg);
 	r = req_for("material", P_JOHN, NULL, NULL);
 	msg = build(dir, "material-john.eml", &r);
@@ -743,7 +724,7 @@ static void material_attachments(void **state)
 static void plain_only_message(void **state)
 {
 	struct message_req r = req_for("welcome", P_ANNA, NULL, NULL);
-	char *dir = tmp_path("plain"), *msg, *cmd, *out;
+	char *dir = tmp_path("plain"), *msg, *out;
 
 	(void)state;
 	mkdir(dir, 0700);
@@ -751,12 +732,10 @@ static void plain_only_message(void **state)
 	assert_null(strstr(msg, "multipart"));
 	assert_non_null(strstr(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
 				    "Content-Transfer-Encoding: quoted-printable\r\n\r\n"));
-	cmd = xasprintf("%s '%s/mime-readback.py' %s/welcome.eml", PYTHON, FIXTURES, dir);
-	out = cmd_output(cmd, 0);
+	out = readback(dir, "welcome.eml", false);
 	expect(out, "Subject", "Välkommen, Anna Andersson");
 	expect(out, "Text", "Hej Anna Andersson!");
 	free(out);
-	free(cmd);
 	free(msg);
 	free(dir);
 }

@@ -36,16 +36,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static char *readback(const char *path, bool hex)
-{
-	char *cmd = xasprintf("%s '%s/mime-readback.py' %s '%s'", PYTHON, FIXTURES,
-			      hex ? "--hex" : "", path);
-	char *out = cmd_output(cmd, 0);
-
-	free(cmd);
-	return out;
-}
-
 /* The value of the first "key: value" line of out. */
 static char *field(const char *out, const char *key)
 {
@@ -92,25 +82,25 @@ static void assert_wire(const char *s, size_t max)
 	}
 }
 
-/* A message holding one header under test plus the fixed ones. */
-static char *message_with(const char *extra, const char *name)
+/* What Python reads in a message (written as name) holding one header
+ * under test plus the fixed ones. */
+static char *readback_with(const char *extra, const char *name)
 {
 	struct strbuf sb;
-	char *path;
 
 	sb_init(&sb);
 	sb_add(&sb, extra);
 	sb_add(&sb, "Message-ID: <x@example.org>\r\nMIME-Version: 1.0\r\n"
 		    "Content-Type: text/plain; charset=UTF-8\r\n\r\nbody\r\n");
-	path = write_in(tmpdir, name, sb.buf, sb.len);
+	free(write_in(tmpdir, name, sb.buf, sb.len));
 	sb_free(&sb);
-	return path;
+	return readback(tmpdir, name, false);
 }
 
 static void check_subject(const char *subject, const char *want)
 {
 	struct strbuf sb;
-	char *path, *out;
+	char *out;
 
 	sb_init(&sb);
 	mime_header_text(&sb, "Subject", subject);
@@ -123,11 +113,9 @@ static void check_subject(const char *subject, const char *want)
 		assert_true(end + 2 - w <= 75);
 		w = end;
 	}
-	path = message_with(sb.buf, "subject.eml");
-	out = readback(path, false);
+	out = readback_with(sb.buf, "subject.eml");
 	assert_field(out, "Subject", want);
 	free(out);
-	free(path);
 	sb_free(&sb);
 }
 
@@ -174,15 +162,14 @@ static void squeeze(char *s)
 static void check_mailbox(const char *display, const char *addr, const char *want_name)
 {
 	struct strbuf sb;
-	char *path, *out, *name;
+	char *out, *name;
 
 	sb_init(&sb);
 	mime_header_mailbox(&sb, "To", display, addr);
 	mime_header_mailbox(&sb, "From", "Fördjupningsprogrammet", "program@example.org");
 	sb_add(&sb, "Subject: x\r\n");
 	assert_wire(sb.buf, 998);
-	path = message_with(sb.buf, "to.eml");
-	out = readback(path, false);
+	out = readback_with(sb.buf, "to.eml");
 	assert_field(out, "To-Count", "1");
 	name = field(out, "To-Name");
 	assert_non_null(name);
@@ -196,7 +183,6 @@ static void check_mailbox(const char *display, const char *addr, const char *wan
 	assert_field(out, "Bcc", "none");
 	assert_field(out, "Header-Names", "To,From,Subject,Message-ID,MIME-Version,Content-Type");
 	free(out);
-	free(path);
 	sb_free(&sb);
 }
 
@@ -274,7 +260,7 @@ static void check_body(const char *body, const char *want, enum mime_encoding en
 {
 	struct mime_part *p = mime_leaf("text/plain; charset=UTF-8", NULL, body, strlen(body), enc);
 	struct strbuf sb, hex;
-	char *path, *out, *line;
+	char *out, *line;
 
 	sb_init(&sb);
 	sb_add(&sb, "From: a@example.org\r\nTo: b@example.org\r\nSubject: qp\r\n"
@@ -284,8 +270,8 @@ static void check_body(const char *body, const char *want, enum mime_encoding en
 	/* No line is "." alone or starts with "From ". */
 	assert_null(strstr(sb.buf, "\r\n.\r\n"));
 	assert_null(strstr(sb.buf, "\r\nFrom "));
-	path = write_in(tmpdir, "body.eml", sb.buf, sb.len);
-	out = readback(path, true);
+	free(write_in(tmpdir, "body.eml", sb.buf, sb.len));
+	out = readback(tmpdir, "body.eml", true);
 	sb_init(&hex);
 	sb_add(&hex, "text/plain|-|-|");
 	hex_of(&hex, want, strlen(want));
@@ -301,7 +287,6 @@ static void check_body(const char *body, const char *want, enum mime_encoding en
 	}
 	free(line);
 	free(out);
-	free(path);
 	sb_free(&hex);
 	sb_free(&sb);
 	mime_free(p);
@@ -567,6 +552,48 @@ static void qp_matches_reference(void **state)
 	}
 }
 
+/* The round trips through Python: each case i an input tmpdir/ENC/i.in
+ * beside its encoding tmpdir/ENC/i.ENC, for a script that decodes each and
+ * says how many it checked and how many came out wrong. */
+static void make_case_dir(const char *enc)
+{
+	char *dir = xasprintf("%s/%s", tmpdir, enc);
+
+	assert_int_equal(mkdir(dir, 0700), 0);
+	free(dir);
+}
+
+static void write_case(const char *enc, int i, const unsigned char *raw, size_t n,
+		       const char *encoded, size_t len)
+{
+	char *in_name = xasprintf("%s/%04d.in", enc, i);
+	char *enc_name = xasprintf("%s/%04d.%s", enc, i, enc);
+
+	free(write_in(tmpdir, in_name, raw, n));
+	free(write_in(tmpdir, enc_name, encoded, len));
+	free(in_name);
+	free(enc_name);
+}
+
+/* Runs script (written as tmpdir/ENC-check.py) over tmpdir/ENC; fails,
+ * naming the decoder, unless it checked all n cases and none was bad. */
+static void python_checks(const char *decoder, const char *script, const char *enc, int n)
+{
+	char *name = xasprintf("%s-check.py", enc), *dir = xasprintf("%s/%s", tmpdir, enc);
+	char *py = write_in(tmpdir, name, script, strlen(script));
+	char *cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
+	char *out = cmd_output(cmd, 0), *want = xasprintf("checked %d bad 0\n", n);
+
+	if (strcmp(out, want) != 0)
+		fail_msg("%s: %s", decoder, out);
+	free(want);
+	free(out);
+	free(cmd);
+	free(py);
+	free(dir);
+	free(name);
+}
+
 /* Python's quopri (binascii.a2b_qp: no code shared with kallad) decodes
  * what mime_qp() wrote to the input, line breaks as CRLF. */
 static void qp_python_round_trip(void **state)
@@ -584,30 +611,17 @@ static void qp_python_round_trip(void **state)
 		"        bad += 1; print('differs:', name)\n"
 		"print('checked', n, 'bad', bad)\n";
 	unsigned char buf[3000];
-	char *dir = xasprintf("%s/qp", tmpdir), *cmd, *out, *py;
 
 	(void)state;
-	assert_int_equal(mkdir(dir, 0700), 0);
+	make_case_dir("qp");
 	for (int i = 0; i < 400; i++) {
 		size_t n = random_text(buf, sizeof(buf));
-		char *in_name = xasprintf("qp/%04d.in", i), *qp_name = xasprintf("qp/%04d.qp", i);
 		char *qp = qp_of((const char *)buf, n);
 
-		free(write_in(tmpdir, in_name, (const char *)buf, n));
-		free(write_in(tmpdir, qp_name, qp, strlen(qp)));
-		free(in_name);
-		free(qp_name);
+		write_case("qp", i, buf, n, qp, strlen(qp));
 		free(qp);
 	}
-	py = write_in(tmpdir, "qp-check.py", script, strlen(script));
-	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
-	out = cmd_output(cmd, 0);
-	if (strcmp(out, "checked 400 bad 0\n") != 0)
-		fail_msg("quopri: %s", out);
-	free(out);
-	free(cmd);
-	free(py);
-	free(dir);
+	python_checks("quopri", script, "qp", 400);
 }
 
 /* Base64 against Python's decoder, random lengths around the 57-byte
@@ -629,13 +643,11 @@ static void base64_python_round_trip(void **state)
 		"        bad += 1; print('differs:', name)\n"
 		"print('checked', n, 'bad', bad)\n";
 	unsigned char buf[400];
-	char *dir = xasprintf("%s/b64", tmpdir), *cmd, *out, *py;
 
 	(void)state;
-	assert_int_equal(mkdir(dir, 0700), 0);
+	make_case_dir("b64");
 	for (int i = 0; i < 300; i++) {
 		size_t n = (size_t)i < 200 ? (size_t)i : rnd() % sizeof(buf);
-		char *in_name = xasprintf("b64/%04d.in", i), *b_name = xasprintf("b64/%04d.b64", i);
 		struct strbuf sb;
 
 		for (size_t k = 0; k < n; k++)
@@ -643,21 +655,10 @@ static void base64_python_round_trip(void **state)
 		sb_init(&sb);
 		mime_base64(&sb, (const char *)buf, n);
 		assert_int_equal(strlen(sb.buf), sb.len);
-		free(write_in(tmpdir, in_name, (const char *)buf, n));
-		free(write_in(tmpdir, b_name, sb.buf, sb.len));
-		free(in_name);
-		free(b_name);
+		write_case("b64", i, buf, n, sb.buf, sb.len);
 		sb_free(&sb);
 	}
-	py = write_in(tmpdir, "b64-check.py", script, strlen(script));
-	cmd = xasprintf("%s '%s' '%s'", PYTHON, py, dir);
-	out = cmd_output(cmd, 0);
-	if (strcmp(out, "checked 300 bad 0\n") != 0)
-		fail_msg("base64: %s", out);
-	free(out);
-	free(cmd);
-	free(py);
-	free(dir);
+	python_checks("base64", script, "b64", 300);
 }
 
 static void media_types(void **state)
@@ -688,7 +689,7 @@ static void check_filename(const char *name, const char *want)
 	char *disp = mime_disposition(name), *ascii = mime_name_param(name);
 	char *type = xasprintf("application/pdf; %s", ascii);
 	struct strbuf sb;
-	char *path, *out, *expect;
+	char *out, *expect;
 
 	mime_add(mixed, mime_leaf("text/plain; charset=UTF-8", NULL, "Se bilaga.\n", 11,
 				  MIME_QUOTED_PRINTABLE));
@@ -698,14 +699,13 @@ static void check_filename(const char *name, const char *want)
 		    "MIME-Version: 1.0\r\n");
 	mime_write(&sb, mixed, "seed");
 	assert_wire(sb.buf, 998);
-	path = write_in(tmpdir, "att.eml", sb.buf, sb.len);
-	out = readback(path, false);
+	free(write_in(tmpdir, "att.eml", sb.buf, sb.len));
+	out = readback(tmpdir, "att.eml", false);
 	expect = xasprintf("\nPart: application/pdf|%s|-|9\n", want);
 	if (!strstr(out, expect))
 		fail_msg("want %s in\n%s", expect, out);
 	free(expect);
 	free(out);
-	free(path);
 	free(type);
 	free(disp);
 	free(ascii);

@@ -60,6 +60,12 @@ static inline char *write_in(const char *dir, const char *name, const void *byte
 	return path;
 }
 
+/* Writes text to dir/name, made anew. */
+static inline void put_file(const char *dir, const char *name, const char *text)
+{
+	free(write_in(dir, name, text, strlen(text)));
+}
+
 /* The standard output of the shell command cmd, which the caller frees.
  * Fails the test, showing that output, unless cmd exits with want_status
  * (a death by a signal is no exit status). */
@@ -79,6 +85,20 @@ static inline char *cmd_output(const char *cmd, int want_status)
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != want_status)
 		fail_msg("%s: status %#x, want exit %d\n%s", cmd, (unsigned)st, want_status, sb.buf);
 	return sb_take(&sb);
+}
+
+/* What tests/fixtures/mime-readback.py (Python's email and icalendar,
+ * which share no code with kallad) reads in dir/name, one "Key: value"
+ * line each; with hex, the bodies in hex. name is a shell word left
+ * unquoted, so "*.eml" reads every message of dir. The caller frees it. */
+static inline char *readback(const char *dir, const char *name, bool hex)
+{
+	char *cmd = xasprintf("%s '%s/mime-readback.py' %s'%s'/%s", PYTHON, FIXTURES,
+			      hex ? "--hex " : "", dir, name);
+	char *out = cmd_output(cmd, 0);
+
+	free(cmd);
+	return out;
 }
 
 /* A shell command (the caller frees it) that runs tests/check_message.py
