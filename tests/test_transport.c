@@ -213,6 +213,16 @@ static void tcfg_init(struct tcfg *t, int port, bool tls, int timeout)
 	t->cfg.idle_timeout = 30;
 }
 
+/* Over TLS to the aiosmtpd server on port, which trusts our certificate,
+ * as user "kallad" with the password in the file pw. */
+static void tcfg_tls_auth(struct tcfg *t, int port, char *pw)
+{
+	tcfg_init(t, port, true, 5);
+	t->cfg.smtp_user = "kallad";
+	t->cfg.smtp_password = pw;
+	setenv("KALLAD_SMTP_CAINFO", cert, 1);
+}
+
 static char *write_secret(const char *name, const char *content, mode_t mode)
 {
 	char *p = path_in(name);
@@ -234,6 +244,16 @@ static char *slurp(const char *path, size_t *len)
 	return s;
 }
 
+/* slurp() of the file name in dir (what a server there wrote). */
+static char *slurp_in(const char *dir, const char *name, size_t *len)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	char *s = slurp(p, len);
+
+	free(p);
+	return s;
+}
+
 /* The smtp-sink dump (LF line ends, its own headers first) whose
  * X-Rcpt-Args names rcpt, polling a while: the sink may write after it
  * replies. */
@@ -249,13 +269,11 @@ static char *sink_dump_for(const char *dir, const char *rcpt)
 		while (!found && (e = readdir(d))) {
 			if (e->d_name[0] == '.')
 				continue;
-			char *p = xasprintf("%s/%s", dir, e->d_name);
-			char *s = slurp(p, NULL);
+			char *s = slurp_in(dir, e->d_name, NULL);
 			if (s && strstr(s, want))
 				found = s;
 			else
 				free(s);
-			free(p);
 		}
 		closedir(d);
 		if (!found)
@@ -702,12 +720,13 @@ static void test_fresh_connection_after_timeout(void **state UNUSED)
 
 	const char *msgs[] = {MSG(1), MSG(2), MSG(3)};
 	for (int i = 0; i < 3; i++) {
-		char *p = xasprintf("%s/%d.eml", dir, i + 1);
-		char *got = slurp(p, NULL);
+		char name[16], *got;
+
+		snprintf(name, sizeof(name), "%d.eml", i + 1);
+		got = slurp_in(dir, name, NULL);
 		assert_non_null(got);
 		assert_string_equal(got, msgs[i]);
 		free(got);
-		free(p);
 	}
 	free(dir);
 }
@@ -720,10 +739,7 @@ static void test_tls_auth_ok(void **state UNUSED)
 	struct tcfg c;
 	char *detail = NULL;
 
-	tcfg_init(&c, port, true, 5);
-	c.cfg.smtp_user = "kallad";
-	c.cfg.smtp_password = pw;
-	setenv("KALLAD_SMTP_CAINFO", cert, 1);
+	tcfg_tls_auth(&c, port, pw);
 	struct transport *t = open_ok(&c.cfg);
 	assert_int_equal(send1(t, "dots@example.net", dots_msg, &detail), SEND_OK);
 	assert_string_equal(detail, "250 2.0.0 Ok: queued as 1");
@@ -732,20 +748,16 @@ static void test_tls_auth_ok(void **state UNUSED)
 	free(detail);
 	transport_close(t);
 
-	char *p = xasprintf("%s/1.eml", dir);
 	size_t len;
-	char *got = slurp(p, &len);
+	char *got = slurp_in(dir, "1.eml", &len);
 	assert_non_null(got);
 	assert_int_equal(len, strlen(dots_msg)); /* byte for byte, CRLF and dots */
 	assert_memory_equal(got, dots_msg, len);
 	free(got);
-	free(p);
-	p = xasprintf("%s/1.env", dir);
-	got = slurp(p, NULL);
+	got = slurp_in(dir, "1.env", NULL);
 	assert_string_equal(got, "from program@example.org\nrcpt dots@example.net\n"
 				 "tls yes\nuser kallad\n");
 	free(got);
-	free(p);
 	free(pw);
 	free(dir);
 }
@@ -758,10 +770,7 @@ static void test_tls_wrong_password(void **state UNUSED)
 	struct tcfg c;
 	char *detail = NULL;
 
-	tcfg_init(&c, port, true, 5);
-	c.cfg.smtp_user = "kallad";
-	c.cfg.smtp_password = pw;
-	setenv("KALLAD_SMTP_CAINFO", cert, 1);
+	tcfg_tls_auth(&c, port, pw);
 	struct transport *t = open_ok(&c.cfg);
 	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_RELAY);
 	assert_int_equal(transport_fault(t), RELAY_AUTH);
@@ -821,10 +830,7 @@ static void test_idle_421_reconnects_once(void **state UNUSED)
 	struct tcfg c;
 	char *detail = NULL;
 
-	tcfg_init(&c, port, true, 5);
-	c.cfg.smtp_user = "kallad";
-	c.cfg.smtp_password = pw;
-	setenv("KALLAD_SMTP_CAINFO", cert, 1);
+	tcfg_tls_auth(&c, port, pw);
 	struct transport *t = open_ok(&c.cfg);
 	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_OK);
 	free(detail);
@@ -833,12 +839,10 @@ static void test_idle_421_reconnects_once(void **state UNUSED)
 	assert_string_equal(detail, "250 2.0.0 Ok: queued as 2");
 	free(detail);
 	transport_close(t);
-	char *ev = xasprintf("%s/events", dir);
-	char *log = slurp(ev, NULL);
+	char *log = slurp_in(dir, "events", NULL);
 	assert_non_null(log);
 	assert_non_null(strstr(log, "idle 421"));
 	free(log);
-	free(ev);
 	free(pw);
 	free(dir);
 }
@@ -938,11 +942,9 @@ static void test_password_from_credentials_directory(void **state UNUSED)
 	assert_int_equal(send1(t, "rcpt1@example.net", MSG(1), &detail), SEND_OK);
 	free(detail);
 	transport_close(t);
-	char *p = xasprintf("%s/1.env", dir);
-	char *got = slurp(p, NULL);
+	char *got = slurp_in(dir, "1.env", NULL);
 	assert_non_null(strstr(got, "user kallad\n"));
 	free(got);
-	free(p);
 	free(f);
 	free(creds);
 	free(dir);
