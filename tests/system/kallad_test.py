@@ -145,6 +145,7 @@ class SmtpSink:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+        self.proc.stderr.close()
 
 
 class AioServer:
