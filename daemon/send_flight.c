@@ -186,9 +186,10 @@ void ledger_begin(struct sender *s)
 		return;
 	s->tx_open = state_begin_light(s->st);
 	s->tx_n = s->tx_planned = 0;
-	/* (The write lock not had within the busy timeout: what follows would
-	 * be written piecemeal or lost unseen. The pass stops before any more
-	 * is claimed; what it held goes back, and the next pass redoes it.) */
+	/* Without the write lock (another process held it past the busy
+	 * timeout), what follows would be written piecemeal, a failure unseen:
+	 * the pass stops before anything more is claimed, and the next pass
+	 * plans again what this one could not record. */
 	if (!s->tx_open)
 		s->broken = true;
 }
