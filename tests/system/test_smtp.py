@@ -322,8 +322,9 @@ class CrashTest(KalladCase):
         got = ids(sink.messages())
         counts = collections.Counter(got)
         self.assertEqual(len(counts), total)                 # nothing lost
-        # A kill repeats what was in flight (SPEC §3): each outcome is
-        # committed as it lands, so one connection repeats at most one.
+        # A kill repeats what was in flight (SPEC §3): an outcome is
+        # committed before the next message starts, so one connection
+        # repeats at most one.
         self.assertLessEqual(len(got) - total, kills)
         self.assertEqual(status(self.prog)["sent"], total)
 
