@@ -453,36 +453,23 @@ static bool check_req(const struct config *cfg, const struct templates *tpl,
 	return true;
 }
 
+/* The subject, text and HTML of the message; from the bodies rendered
+ * ahead when the pass shares them (shared: the text and HTML then come
+ * quoted-printable). */
 static bool render(const struct templates *tpl, const struct config *cfg, const char *lang,
-		   const struct message_req *req, const struct tpl_vars *v, char **subject,
-		   char **text, char **html, const char *what, struct errlist *errs)
+		   const struct message_req *req, const struct tpl_vars *v,
+		   struct vars_entry *shared, char **subject, char **text, char **html,
+		   const char *what, struct errlist *errs)
 {
 	struct errlist e = {0};
 	bool ok;
 
 	*subject = *text = *html = NULL;
-	ok = tpl_render(tpl, lang, cfg->language, req->message, v, subject, text, html, &e);
-	for (size_t i = 0; i < e.n; i++)
-		errlist_add(errs, "%s: %s", what, e.items[i]);
-	if (!ok && e.n == 0)
-		errlist_add(errs, "%s: template %s did not render", what, req->message);
-	errlist_free(&e);
-	return ok;
-}
-
-/* render() from the bodies rendered ahead: the text and HTML come
- * quoted-printable. */
-static bool render_cached(const struct templates *tpl, const struct config *cfg,
-			  const char *lang, const struct message_req *req,
-			  const struct tpl_vars *v, struct vars_entry *shared, char **subject,
-			  char **text, char **html, const char *what, struct errlist *errs)
-{
-	struct errlist e = {0};
-	bool ok;
-
-	*subject = *text = *html = NULL;
-	ok = cache_bodies_qp(shared, tpl, cfg->language, req->message, v, text, html) &&
-	     tpl_render_subject(tpl, lang, cfg->language, req->message, v, subject, &e);
+	if (shared)
+		ok = cache_bodies_qp(shared, tpl, cfg->language, req->message, v, text, html) &&
+		     tpl_render_subject(tpl, lang, cfg->language, req->message, v, subject, &e);
+	else
+		ok = tpl_render(tpl, lang, cfg->language, req->message, v, subject, text, html, &e);
 	for (size_t i = 0; i < e.n; i++)
 		errlist_add(errs, "%s: %s", what, e.items[i]);
 	if (!ok && e.n == 0)
@@ -531,9 +518,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 		goto done;
 	shared = req->cache ? cache_vars(req->cache, cfg, cal, req, lang) : NULL;
 	v = make_vars(cfg, cal, req, lang, &f, shared);
-	if (shared ? !render_cached(tpl, cfg, lang, req, v, shared, &subject, &text, &html, what,
-				    errs)
-		   : !render(tpl, cfg, lang, req, v, &subject, &text, &html, what, errs))
+	if (!render(tpl, cfg, lang, req, v, shared, &subject, &text, &html, what, errs))
 		goto done;
 	if (k.cal != CAL_NONE)
 		ics64 = calendar_base64(cfg, req, k.cal, &n64);
