@@ -392,35 +392,25 @@ void state_owed_emails_each(struct state *st, void (*fn)(const char *email, void
 
 bool state_holds_sessions(struct state *st, const char *email)
 {
-	sqlite3_stmt *q;
+	sqlite3_stmt *q = st_query(st, Q_HOLDS_SESSIONS);
 	bool holds = true; /* on an error, the safe answer */
 
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT 1 FROM attendance WHERE email = ?1 AND invited = 1 LIMIT 1",
-			       -1, &q, NULL) != SQLITE_OK) {
-		st_log(st, "reading a participant's calendar");
+	if (!q)
 		return holds;
-	}
 	bind_text(q, 1, email);
 	holds = sqlite3_step(q) != SQLITE_DONE;
-	sqlite3_finalize(q);
+	sqlite3_reset(q);
 	return holds;
 }
 
 void state_owed_forget(struct state *st, const char *email)
 {
-	sqlite3_stmt *q;
+	sqlite3_stmt *q = st_query(st, Q_OWED_FORGET);
 
-	if (st->readonly)
+	if (!q || st->readonly)
 		return;
-	if (sqlite3_prepare_v2(st->db, "DELETE FROM owed WHERE email = ?1", -1, &q, NULL) !=
-	    SQLITE_OK) {
-		st_log(st, "forgetting a participant's obligations");
-		return;
-	}
 	bind_text(q, 1, email);
 	st_run(st, q, "forgetting a participant's obligations");
-	sqlite3_finalize(q);
 }
 
 char *state_meta_get(struct state *st, const char *key)
