@@ -69,6 +69,20 @@ class ConnectionsTest(RelayCase):
         con.close()
         return n
 
+    def assert_stopped_by_the_limit(self, sent):
+        """sent went, none failed, what did not go went back without an
+        attempt counted, and the relay is suspended for the rate limit;
+        its --status line."""
+        counts, relay = self.status()
+        self.assertEqual(counts["sent"], sent)
+        self.assertEqual(counts["failed"], 0)
+        con = sqlite3.connect(self.prog.state)
+        tried = con.execute("SELECT count(*) FROM deliveries WHERE state != 1 AND attempts > 0")
+        self.assertEqual(tried.fetchone()[0], 0)
+        con.close()
+        self.assertIn("too much mail", relay)
+        return relay
+
     def test_each_message_once_over_connections_at_once(self):
         # The relay takes 0.3 s to answer each "." (a scan): one connection
         # would need 28 x 0.3 s; four overlap.
@@ -185,15 +199,7 @@ class ConnectionsTest(RelayCase):
         # message before kallad heard of it: at most one each of the others.
         self.assertLessEqual(len(mails) - first - 1, CONNECTIONS - 1, ev)
         self.assertNotIn("mail 250", mails[first:], ev)
-        counts, relay = self.status()
-        self.assertEqual(counts["sent"], ev.count("data 250"))
-        self.assertEqual(counts["failed"], 0)
-        # What did not go went back without an attempt counted.
-        con = sqlite3.connect(self.prog.state)
-        tried = con.execute("SELECT count(*) FROM deliveries WHERE state != 1 AND attempts > 0")
-        self.assertEqual(tried.fetchone()[0], 0)
-        con.close()
-        self.assertIn("too much mail", relay)
+        relay = self.assert_stopped_by_the_limit(ev.count("data 250"))
         # The refusals met by the other connections are the same fault, not
         # more of them: the backoff starts from one.
         self.assertIn(", 1 fault in a row,", relay)
@@ -215,14 +221,7 @@ class ConnectionsTest(RelayCase):
         mails = [e for e in server.events() if e.startswith("mail ")]
         self.assertEqual(mails.count("mail 250"), 8, mails)
         self.assertEqual(mails[8:], ["mail 450"], p.stderr)
-        counts, relay = self.status()
-        self.assertEqual(counts["sent"], 8)
-        self.assertEqual(counts["failed"], 0)
-        con = sqlite3.connect(self.prog.state)
-        tried = con.execute("SELECT count(*) FROM deliveries WHERE state != 1 AND attempts > 0")
-        self.assertEqual(tried.fetchone()[0], 0)
-        con.close()
-        self.assertIn("too much mail", relay)
+        self.assert_stopped_by_the_limit(8)
 
 
 class DaemonConnectionsTest(test_relay.ConnectionLifeTest):

@@ -66,6 +66,17 @@ class DaemonCase(KalladCase):
         with open(self.log.name, encoding="utf-8", errors="replace") as f:
             return f.read()
 
+    def add_waitlisted(self, n):
+        """n more participants, waitlisted: planned on every full pass,
+        owed nothing."""
+        con = sqlite3.connect(self.prog.db)
+        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
+                        " updated_at) VALUES (?, 'X', 'sv', 'waitlisted', '2019-11-01 10:00',"
+                        " '2019-11-01 10:00')",
+                        [(f"vantar{i:04d}@example.org",) for i in range(n)])
+        con.commit()
+        con.close()
+
     def wait_outbox(self, n, timeout=10):
         end = time.time() + timeout
         while time.time() < end:
@@ -259,13 +270,7 @@ class WakeTest(DaemonCase):
     that the wake planned two participants."""
 
     def test_one_due_among_many_goes_on_time(self):
-        con = sqlite3.connect(self.prog.db)
-        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
-                        " updated_at) VALUES (?, 'X', 'sv', 'waitlisted', '2019-11-01 10:00',"
-                        " '2019-11-01 10:00')",
-                        [(f"vantar{i:04d}@example.org",) for i in range(3000)])
-        con.commit()
-        con.close()
+        self.add_waitlisted(3000)
         self.start("2019-11-29T08:59:54+01:00")
         due_real = self.started + 6
         invites = self.wait_outbox(28)
@@ -314,13 +319,7 @@ class RegistrationChangeTest(DaemonCase):
         return sorted(parse(f)["To"].addresses[0].addr_spec for f in files)
 
     def test_new_and_changed_rows_plan_only_themselves(self):
-        con = sqlite3.connect(self.prog.db)
-        con.executemany("INSERT INTO participants(email, name, language, status, registered_at,"
-                        " updated_at) VALUES (?, 'X', 'sv', 'waitlisted', '2019-11-01 10:00',"
-                        " '2019-11-01 10:00')",
-                        [(f"vantar{i:04d}@example.org",) for i in range(3000)])
-        con.commit()
-        con.close()
+        self.add_waitlisted(3000)
         self.start("2019-11-20T08:00:00+01:00")
         before = set(self.wait_outbox(28))
         self.notify.wait_for("STATUS=next:")
