@@ -87,9 +87,7 @@ static bool pause_cb(void *arg, double secs)
 
 	ledger_commit(s);
 	transport_pause(s->tr, secs);
-	while (transport_ready(s->tr))
-		land_one(s);
-	ledger_commit(s);
+	land_ready(s);
 	return !stop_now(s) && !s->broken && !backoff_suspended(s->bo, clock_now(), NULL);
 }
 
@@ -270,41 +268,36 @@ static void land_one(struct sender *s)
 	count_progress(s);
 }
 
-void make_room(struct sender *s)
-{
-	/* Every outcome in already, so that a fault of the relay is known
-	 * before another message starts; then waits for room. */
-	while (transport_ready(s->tr))
-		land_one(s);
-	/* What landed is recorded before anything else leaves (a crash then
-	 * repeats only what is in flight), and before any wait for a server
-	 * (no write lock is held across one). */
-	ledger_commit(s);
-	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0) {
-		land_one(s);
-		ledger_commit(s);
-	}
-}
-
-void land_all(struct sender *s)
-{
-	/* (--discard-changes runs without a transport.) Planning's writes
-	 * first: no write lock is held across a wait for a server. */
-	ledger_commit(s);
-	while (s->tr && transport_in_flight(s->tr) > 0) {
-		land_one(s);
-		while (transport_ready(s->tr))
-			land_one(s);
-		ledger_commit(s);
-	}
-	ledger_commit(s);
-}
-
+/* Takes the outcomes already in, without waiting, and commits them with
+ * whatever else is open: what landed is recorded before anything else
+ * leaves (a crash then repeats only what is in flight) and before any
+ * wait for a server (no write lock is held across one). */
 void land_ready(struct sender *s)
 {
 	while (s->tr && transport_ready(s->tr))
 		land_one(s);
 	ledger_commit(s);
+}
+
+void make_room(struct sender *s)
+{
+	/* Every outcome in already, so that a fault of the relay is known
+	 * before another message starts; then waits for room. */
+	land_ready(s);
+	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0) {
+		land_one(s);
+		land_ready(s);
+	}
+}
+
+void land_all(struct sender *s)
+{
+	/* (--discard-changes runs without a transport.) */
+	land_ready(s);
+	while (s->tr && transport_in_flight(s->tr) > 0) {
+		land_one(s);
+		land_ready(s);
+	}
 }
 
 /* Builds, sends and records one claimed delivery, start to end. */
