@@ -680,10 +680,10 @@ void calendar_add_session(struct calendar *cal, const struct session *s)
 	c = &cal->sessions[cal->n_sessions++];
 	*c = *s;
 	c->uid = xstrdup(s->uid);
-	c->summary = s->summary ? xstrdup(s->summary) : NULL;
-	c->location = s->location ? xstrdup(s->location) : NULL;
-	c->description = s->description ? xstrdup(s->description) : NULL;
-	c->categories = s->categories ? xstrdup(s->categories) : NULL;
+	c->summary = xstrdup(s->summary);
+	c->location = xstrdup(s->location);
+	c->description = xstrdup(s->description);
+	c->categories = xstrdup(s->categories);
 	calendar_sort(cal);
 }
 
@@ -695,9 +695,9 @@ void calendar_add_deadline(struct calendar *cal, const struct deadline *d)
 	c = &cal->deadlines[cal->n_deadlines++];
 	*c = *d;
 	c->uid = xstrdup(d->uid);
-	c->summary = d->summary ? xstrdup(d->summary) : NULL;
-	c->description = d->description ? xstrdup(d->description) : NULL;
-	c->categories = d->categories ? xstrdup(d->categories) : NULL;
+	c->summary = xstrdup(d->summary);
+	c->description = xstrdup(d->description);
+	c->categories = xstrdup(d->categories);
 	calendar_sort(cal);
 }
 

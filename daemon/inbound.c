@@ -262,7 +262,7 @@ static char *returned_id(GMimeObject *obj)
 		GMimeMessage *m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
 		const char *id = m ? g_mime_message_get_message_id(m) : NULL;
 
-		return id ? xstrdup(id) : NULL;
+		return xstrdup(id);
 	}
 	if (is_type(obj, "text", "rfc822-headers")) {
 		char *text = part_text(obj), *id = text ? field(text, "Message-ID") : NULL, *out;

@@ -80,10 +80,10 @@ static void key_session(struct target_key *k, const struct session *s)
 	if (!s)
 		return;
 	k->session = true;
-	k->uid = s->uid ? xstrdup(s->uid) : NULL;
-	k->summary = s->summary ? xstrdup(s->summary) : NULL;
-	k->location = s->location ? xstrdup(s->location) : NULL;
-	k->description = s->description ? xstrdup(s->description) : NULL;
+	k->uid = xstrdup(s->uid);
+	k->summary = xstrdup(s->summary);
+	k->location = xstrdup(s->location);
+	k->description = xstrdup(s->description);
 	k->start = s->start;
 	k->end = s->end;
 	k->cancelled = s->cancelled;
@@ -95,9 +95,9 @@ static void key_deadline(struct target_key *k, const struct deadline *d)
 	if (!d)
 		return;
 	k->deadline = true;
-	k->uid = d->uid ? xstrdup(d->uid) : NULL;
-	k->summary = d->summary ? xstrdup(d->summary) : NULL;
-	k->description = d->description ? xstrdup(d->description) : NULL;
+	k->uid = xstrdup(d->uid);
+	k->summary = xstrdup(d->summary);
+	k->description = xstrdup(d->description);
 	k->due = d->due;
 	k->date_only = d->date_only;
 }

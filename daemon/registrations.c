@@ -78,19 +78,14 @@ void reg_participant_clear(struct participant *p)
 		participant_free(p);
 }
 
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
 static void participant_copy(struct participant *dst, const struct participant *src)
 {
 	*dst = *src;
-	dst->email = dup_or_null(src->email);
-	dst->name = dup_or_null(src->name);
-	dst->organisation = dup_or_null(src->organisation);
-	dst->role = dup_or_null(src->role);
-	dst->language = dup_or_null(src->language);
+	dst->email = xstrdup(src->email);
+	dst->name = xstrdup(src->name);
+	dst->organisation = xstrdup(src->organisation);
+	dst->role = xstrdup(src->role);
+	dst->language = xstrdup(src->language);
 }
 
 struct row_at {
