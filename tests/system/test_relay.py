@@ -202,7 +202,10 @@ class RefusalTest(RelayCase):
         for line in out:
             when, message, email, target, detail = line.split("\t")
             self.assertEqual(email, ANNA)
-            self.assertGreater(when, "2019-11-20T08:00:30+01:00")
+            # The first retry: a minute with jitter (half to one and a
+            # half, send_backoff), from a pass that took under 15 s.
+            self.assertGreaterEqual(when, "2019-11-20T08:00:30+01:00")
+            self.assertLess(when, "2019-11-20T08:01:46+01:00")
             self.assertEqual(detail, "deferred: " + grey + " (at RCPT)")
 
 
