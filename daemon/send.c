@@ -263,8 +263,7 @@ void flush_batch(struct sender *s)
 		for (size_t i = 0; i < s->n_batch; i++) {
 			struct delivery_row row;
 			row_of(&s->batch[i], &row);
-			claimed[i] = still_needed(s, &s->batch[i]) &&
-				     state_delivery_claim(s->st, &row, s->now, STALE_CLAIM);
+			claimed[i] = still_needed(s, &s->batch[i]) && claim(s, &s->batch[i], &row);
 		}
 	}
 	if (!state_commit(s->st)) {
@@ -372,6 +371,7 @@ static void discard_held(struct sender *s)
 		const struct delivery *d = &s->pending[i];
 
 		note_attendance(s, d);
+		keep_copy(s, d);
 		describe_log(LOG_NOTICE, d, "discarded (--discard-changes)");
 	}
 	ledger_commit(s);

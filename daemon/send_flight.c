@@ -24,27 +24,45 @@ static void count_progress(struct sender *s)
 			st->transient + st->unknown, st->failed);
 }
 
+/* A message that puts the session in the participant's calendar as
+ * theirs to attend: any REQUEST to the registered. A REQUEST that a rule
+ * sends to others is theirs to keep, not a registration to follow. */
+static bool enrols(const struct delivery *d)
+{
+	return d->session && d->p->status == PS_REGISTERED &&
+	       (str_eq(d->message, "invite") || str_eq(d->message, "update") ||
+		str_eq(d->message, "session-reminder"));
+}
+
 /* What the participant's calendar holds once a message went: any REQUEST
- * puts the session there at its SEQUENCE, a CANCEL takes it out. Only
- * for the registered: a REQUEST that a rule sends to others is theirs to
- * keep, not a registration to follow. */
+ * puts the session there at its SEQUENCE (enrols), a CANCEL takes it out. */
 void note_attendance(struct sender *s, const struct delivery *d)
 {
 	struct attendance a = {.sequence = d->sequence};
 	bool cancel = str_eq(d->message, "cancel");
 
-	if (!d->session)
-		return;
-	if (!cancel && (d->p->status != PS_REGISTERED ||
-			!(str_eq(d->message, "invite") || str_eq(d->message, "update") ||
-			  str_eq(d->message, "session-reminder"))))
+	if (!d->session || (!cancel && !enrols(d)))
 		return;
 	a.invited = !cancel;
 	a.content = d->session->sequence;
 	state_set_attendance(s->st, d->p->email, d->session->uid, &a);
-	/* Whom a cancel greets if their row is deleted later. */
-	if (!cancel && !d->p->removed)
+}
+
+void keep_copy(struct sender *s, const struct delivery *d)
+{
+	/* Taken with the claim, before the message leaves: so the copy is
+	 * written with a batch of claims, not with each outcome (the outcome
+	 * is committed alone before the next message on its connection). */
+	if (enrols(d) && !d->p->removed)
 		state_participant_store(s->st, d->p, s->now);
+}
+
+bool claim(struct sender *s, const struct delivery *d, const struct delivery_row *row)
+{
+	if (!state_delivery_claim(s->st, row, s->now, STALE_CLAIM))
+		return false;
+	keep_copy(s, d);
+	return true;
 }
 
 /* Claimed but never sent: released for the next pass, as not attempted. */

@@ -124,6 +124,13 @@ const char *held_back(struct sender *s, time_t *next);
 void hold(struct sender *s, const struct delivery *d, const char *why, time_t next);
 /* What the participant's calendar holds once d went (attendance). */
 void note_attendance(struct sender *s, const struct delivery *d);
+/* Claims d as row, under the caller's transaction (false: another
+ * process holds it, or it is not due); a claimed REQUEST to a registered
+ * participant keeps their copy (keep_copy) in the same transaction. */
+bool claim(struct sender *s, const struct delivery *d, const struct delivery_row *row);
+/* The copy of d's participant a cancel greets if their row is deleted
+ * later, when d puts a session in their calendar. */
+void keep_copy(struct sender *s, const struct delivery *d);
 
 void on_owed(const struct delivery *d, void *arg);
 void plan_one(const struct participant *p, void *arg);

@@ -13,13 +13,14 @@
 
 /* One claim alone, on disk (synchronous=FULL, an fsync) before its
  * message leaves, as every batch of claims is. */
-static bool claim_durably(struct sender *s, const struct delivery_row *claim)
+static bool claim_durably(struct sender *s, const struct delivery *d,
+			  const struct delivery_row *row)
 {
 	bool claimed;
 
 	if (!state_begin(s->st))
 		return false;
-	claimed = state_delivery_claim(s->st, claim, s->now, STALE_CLAIM);
+	claimed = claim(s, d, row);
 	if (!state_commit(s->st)) {
 		s->broken = true;
 		return false;
@@ -35,7 +36,7 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 			     .due = s->now};
 	const char *gone = NULL;
 	char seq[16];
-	struct delivery_row claim;
+	struct delivery_row again;
 
 	if (!reg_find(s->pg->reg, row->email, &p)) {
 		gone = "the participant is no longer registered";
@@ -67,13 +68,13 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		time_t after = plan_after_quiet(s->pg->cfg, s->now);
 
 		snprintf(d.key, sizeof(d.key), "%s", row->key);
-		row_of(&d, &claim);
-		claim.rule = "manual";
+		row_of(&d, &again);
+		again.rule = "manual";
 		/* A retry is the daemon's doing, not the administrator's: it
 		 * keeps quiet hours. */
 		if (after != s->now)
 			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
-		else if (claim_durably(s, &claim))
+		else if (claim_durably(s, &d, &again))
 			deliver(s, &d, p.email, true);
 	}
 	if (d.p)
@@ -267,7 +268,7 @@ void send_manual_flush(void *arg)
 		}
 		row_of(d, &row);
 		row.rule = "manual";
-		c[i] = state_delivery_claim(s->st, &row, s->now, STALE_CLAIM) ? MC_CLAIMED : MC_NOT;
+		c[i] = claim(s, d, &row) ? MC_CLAIMED : MC_NOT;
 	}
 	if (!state_commit(s->st) || !committed)
 		memset(c, 0, s->n_batch * sizeof(*c)); /* nothing claimed (MC_NOT) */
