@@ -131,12 +131,15 @@ void state_delivery_each(struct state *st, int s, void (*fn)(const struct delive
 
 	/* One state: its index (state, updated) gives the rows in order, so
 	 * a daemon's wake that asks for its few retries does not read the
-	 * whole ledger. */
-	if (sqlite3_prepare_v2(st->db,
-			       s < 0 ? query_sql[Q_EACH]
-				     : "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
-				       " ORDER BY updated, rowid",
-			       -1, &q, NULL) != SQLITE_OK) {
+	 * whole ledger. Sent and skipped rows are not in it. */
+	const char *sql = s < 0 ? query_sql[Q_EACH]
+		: s == DS_SENT || s == DS_SKIPPED
+			? "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
+			  " ORDER BY updated, rowid"
+			: "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
+			  " AND " STATE_INDEXED " ORDER BY updated, rowid";
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
 		st_log(st, "listing deliveries");
 		return;
 	}

@@ -53,10 +53,11 @@ static struct delivery_row sample(const char *key)
 	return r;
 }
 
-/* Reads one PRAGMA through a connection of its own. */
-static char *pragma(const char *path, const char *name)
+/* The first value of the first row sql gives, through a connection of
+ * its own (NULL: no row). */
+static char *first_value(const char *path, const char *sql)
 {
-	char *sql = xasprintf("PRAGMA %s", name), *v = NULL;
+	char *v = NULL;
 	sqlite3 *db;
 	sqlite3_stmt *s;
 
@@ -66,6 +67,14 @@ static char *pragma(const char *path, const char *name)
 		v = xstrdup((const char *)sqlite3_column_text(s, 0));
 	sqlite3_finalize(s);
 	sqlite3_close(db);
+	return v;
+}
+
+/* Reads one PRAGMA through a connection of its own. */
+static char *pragma(const char *path, const char *name)
+{
+	char *sql = xasprintf("PRAGMA %s", name), *v = first_value(path, sql);
+
 	free(sql);
 	return v;
 }
@@ -80,18 +89,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 10);
+	assert_int_equal(state_schema_version(st), 11);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "10");
+	assert_string_equal(v, "11");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 10);
+	assert_int_equal(state_schema_version(st), 11);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -209,7 +218,7 @@ static void test_migrates_from_9(void **state UNUSED)
 	sqlite3_close(db);
 
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 10);
+	assert_int_equal(state_schema_version(st), 11);
 	assert_true(state_session_copy(st, "s9@example.org", &copy));
 	assert_int_equal(copy.sequence, 2);
 	assert_null(copy.categories);
@@ -353,6 +362,87 @@ static void collect(const struct delivery_row *row, void *arg)
 		snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", row->key);
 }
 
+/* The SQL SQLite keeps for a table or index of the file at path. */
+static char *schema_sql(const char *path, const char *name)
+{
+	char *sql = xasprintf("SELECT sql FROM sqlite_master WHERE name = '%s'", name);
+	char *v = first_value(path, sql);
+
+	free(sql);
+	return v;
+}
+
+/* A ledger of schema 10 (attendance and participant copies with rowids,
+ * every row in the index by state) takes step 11 and keeps what it had. */
+static void test_migrates_from_10(void **state UNUSED)
+{
+	char *path = tmp_path("ten.db"), *v;
+	struct state *st = open_ok(path, false);
+	struct participant p = {.email = "Anna@x.se", .name = "Anna Berglund", .language = "sv",
+				.status = PS_REGISTERED}, copy;
+	struct delivery_row r = sample("sent");
+	struct attendance a;
+	struct seen seen = {0};
+	sqlite3 *db;
+
+	state_set_attendance(st, "anna@x.se", "s1", &(struct attendance){true, 2, 1});
+	state_participant_store(st, &p, T0);
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	state_delivery_mark(st, "sent", DS_SENT, "250 ok", 0, T0 + 1);
+	r = sample("later");
+	assert_true(state_delivery_claim(st, &r, T0, 600));
+	state_delivery_mark(st, "later", DS_TRANSIENT, "451 later", T0 + 60, T0 + 2);
+	state_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "CREATE TABLE a10(email TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
+			 " invited INTEGER NOT NULL, sequence INTEGER NOT NULL,"
+			 " content INTEGER NOT NULL, PRIMARY KEY(email, uid));"
+			 "INSERT INTO a10 SELECT * FROM attendance; DROP TABLE attendance;"
+			 "ALTER TABLE a10 RENAME TO attendance;"
+			 "CREATE TABLE p10(email TEXT PRIMARY KEY COLLATE NOCASE, status TEXT,"
+			 " updated_at INTEGER, name TEXT, language TEXT, organisation TEXT, role TEXT);"
+			 "INSERT INTO p10 SELECT * FROM participants_seen; DROP TABLE participants_seen;"
+			 "ALTER TABLE p10 RENAME TO participants_seen;"
+			 "DROP INDEX deliveries_state;"
+			 "CREATE INDEX deliveries_state ON deliveries(state, updated);"
+			 "PRAGMA user_version = 10;",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	v = schema_sql(path, "attendance");
+	assert_null(strstr(v, "WITHOUT ROWID"));
+	free(v);
+
+	st = open_ok(path, false);
+	assert_int_equal(state_schema_version(st), 11);
+	assert_true(state_attendance(st, "ANNA@x.se", "s1", &a));
+	assert_true(a.invited);
+	assert_int_equal(a.sequence, 2);
+	assert_true(state_participant_copy(st, "anna@X.se", &copy));
+	assert_string_equal(copy.name, "Anna Berglund");
+	reg_participant_clear(&copy);
+	state_delivery_each(st, DS_TRANSIENT, collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.keys[0], "later");
+	seen.n = 0;
+	state_delivery_each(st, DS_SENT, collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.keys[0], "sent");
+	state_close(st);
+	v = schema_sql(path, "attendance");
+	assert_non_null(strstr(v, "WITHOUT ROWID"));
+	free(v);
+	v = schema_sql(path, "participants_seen");
+	assert_non_null(strstr(v, "WITHOUT ROWID"));
+	free(v);
+	v = schema_sql(path, "deliveries_state");
+	assert_non_null(strstr(v, "WHERE state NOT IN (1, 5)"));
+	free(v);
+	free(path);
+}
+
 static void test_counts_each_retry(void **state UNUSED)
 {
 	char *path = tmp_path("counts.db");
@@ -385,6 +475,16 @@ static void test_counts_each_retry(void **state UNUSED)
 	assert_int_equal(seen.n, 2);
 	assert_string_equal(seen.keys[0], "c");
 	assert_string_equal(seen.keys[1], "b");
+	/* Sent and skipped rows are not in the index by state: read all
+	 * the same. */
+	seen.n = 0;
+	state_delivery_each(st, DS_SENT, collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.keys[0], "a");
+	seen.n = 0;
+	state_delivery_each(st, DS_SKIPPED, collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.keys[0], "f");
 	seen.n = 0;
 	state_delivery_each(st, -1, collect, &seen);
 	assert_int_equal(seen.n, 6);
@@ -497,7 +597,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 10);
+	assert_int_equal(state_schema_version(st), 11);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	{
 		struct session none;
@@ -672,6 +772,7 @@ int main(void)
 	    cmocka_unit_test(test_known_and_sequence_persist),
 	    cmocka_unit_test(test_last_good_copies),
 	    cmocka_unit_test(test_migrates_from_9),
+	    cmocka_unit_test(test_migrates_from_10),
 	    cmocka_unit_test(test_claim_semantics),
 	    cmocka_unit_test(test_mark_attempts_and_skip),
 	    cmocka_unit_test(test_counts_each_retry),

@@ -630,7 +630,7 @@ class MigrationTest(OwedCase):
         # catches up the 7d reminder the old model owed.
         sent = self.once("2019-12-06T12:00:00+01:00")
         con = sqlite3.connect(self.prog.state)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 10)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 11)
         after = dict(con.execute("SELECT key, state FROM deliveries").fetchall())
         for key, state in before:
             self.assertEqual(after[key], state, key)
