@@ -258,8 +258,9 @@ static bool field_time(const struct reg_field *f, time_t *out, char **bad)
 		free(t);
 		return f->type == RF_TEXT && f->len == strlen(f->text); /* blanks: unknown */
 	}
-	if (sscanf(t, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10 && !t[n] && mo >= 1 &&
-	    mo <= 12 && d >= 1 && d <= 31) {
+	/* (A date alone is ten characters: the sscanf only for those.) */
+	if (strnlen(t, 11) == 10 && sscanf(t, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10 &&
+	    mo >= 1 && mo <= 12 && d >= 1 && d <= 31) {
 		struct tm tm;
 
 		/* A day that exists: 2019-02-30 does not come back as itself. */

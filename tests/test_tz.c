@@ -75,6 +75,44 @@ static void test_range(void **state)
 	assert_false(tz_in_range(TZ_END));
 }
 
+/* The exact "YYYY-MM-DD HH:MM" head is read without sscanf; every other
+ * form that sscanf's "%4d-%2d-%2d" and "%2d" take still reads the same. */
+static void test_parse_forms(void **state)
+{
+	static const struct {
+		const char *text;
+		bool ok;
+		time_t t;
+	} cases[] = {
+	    {"2019-11-20T08:00:00+01:00", true, 1574233200},
+	    {"2019-11-20 08:00", true, 1574233200},
+	    {"2019-11-20 08:00:30", true, 1574233230},
+	    {"2019-11-20t08:00:00Z", true, 1574236800},
+	    {"2019-11-20T08:00:00.250Z", true, 1574236800},
+	    {"2019-11-20 07:00-00:00", true, 1574233200},
+	    {"2019-1-20 08:00", true, 1547967600}, /* sscanf's, as before */
+	    {"2019-11-20 8:00", true, 1574233200},
+	    {"2019-11-20 08:0", true, 1574233200},
+	    {"2019-11-20X08:00", false, 0},
+	    {"2019-11-20 08:00+0100", false, 0},
+	    {"2019-13-20 08:00", false, 0},
+	    {"2019-11-20 24:00", false, 0},
+	    {"2019-11-20 08:00x", false, 0},
+	    {"2019-11-2a 08:00", false, 0},
+	};
+	time_t t;
+
+	(void)state;
+	assert_true(tz_set("Europe/Stockholm"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool ok = tz_parse_rfc3339(cases[i].text, &t);
+
+		if (ok != cases[i].ok || (ok && t != cases[i].t))
+			fail_msg("%s: %s %lld", cases[i].text, ok ? "read as" : "refused",
+				 ok ? (long long)t : 0LL);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -82,6 +120,7 @@ int main(void)
 		cmocka_unit_test(test_autumn_repeat),
 		cmocka_unit_test(test_ordinary_days_and_normalising),
 		cmocka_unit_test(test_range),
+		cmocka_unit_test(test_parse_forms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
