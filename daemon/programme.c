@@ -173,7 +173,10 @@ static void keep_participants_from_state(struct programme *pg)
 			reg_participant_clear(&p);
 			continue;
 		}
-		if (!state_participant_copy(st, reg->unreadable[i], &p))
+		/* A copy is kept from the claim of an invite on: only one that
+		 * went (its calendar state recorded) makes them "invited". */
+		if (!state_was_invited(st, reg->unreadable[i]) ||
+		    !state_participant_copy(st, reg->unreadable[i], &p))
 			continue;
 		if (!p.name)
 			p.name = xstrdup("");

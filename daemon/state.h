@@ -166,6 +166,9 @@ void state_owed_forget(struct state *st, const char *email);
 /* True if the address's calendar holds a session kallad sent (a cancel
  * may still be owed to them); true on an error too. */
 bool state_holds_sessions(struct state *st, const char *email);
+/* Whether a message kallad sent ever put a session in the participant's
+ * calendar (or took one out): any attendance row; true on an error too. */
+bool state_was_invited(struct state *st, const char *email);
 /* A retry given up because no rule makes it any more (another key took
  * its place) met nothing: its obligation stays open. */
 void state_delivery_unlink(struct state *st, const char *key);

@@ -390,17 +390,29 @@ void state_owed_emails_each(struct state *st, void (*fn)(const char *email, void
 	sqlite3_finalize(q);
 }
 
-bool state_holds_sessions(struct state *st, const char *email)
+/* Whether q finds a row of attendance for email; yes on an error, the
+ * safe answer to both questions below (it keeps the participant). */
+static bool attendance_any(struct state *st, enum query which, const char *email)
 {
-	sqlite3_stmt *q = st_query(st, Q_HOLDS_SESSIONS);
-	bool holds = true; /* on an error, the safe answer */
+	sqlite3_stmt *q = st_query(st, which);
+	bool found = true;
 
 	if (!q)
-		return holds;
+		return found;
 	bind_text(q, 1, email);
-	holds = sqlite3_step(q) != SQLITE_DONE;
+	found = sqlite3_step(q) != SQLITE_DONE;
 	sqlite3_reset(q);
-	return holds;
+	return found;
+}
+
+bool state_holds_sessions(struct state *st, const char *email)
+{
+	return attendance_any(st, Q_HOLDS_SESSIONS, email);
+}
+
+bool state_was_invited(struct state *st, const char *email)
+{
+	return attendance_any(st, Q_WAS_INVITED, email);
 }
 
 void state_owed_forget(struct state *st, const char *email)

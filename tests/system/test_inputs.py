@@ -7,6 +7,7 @@ copy when it turns unreadable."""
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -429,12 +430,19 @@ class ParticipantLastGoodTest(Inputs):
 
     ASA = "asa.granqvist@vasteras.example.se"
 
-    def after_change(self, new_csv):
+    def after_change(self, new_csv, never_went=None):
         good = cp1252_csv().replace(b"25/11/2019", b"2019-11-25")
         self.use_csv("deltagare.csv", good, SWEDISH)
         self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
         before = set(self.prog.outbox_messages())
         self.assertEqual(len(before), 9)
+        if never_went:
+            # As if the invites were claimed (and the copy kept) but none
+            # went: no calendar state recorded for them.
+            con = sqlite3.connect(self.prog.state)
+            con.execute("DELETE FROM attendance WHERE email = ?", (never_went,))
+            con.commit()
+            con.close()
         with open(os.path.join(self.prog.dir, "deltagare.csv"), "wb") as f:
             f.write(new_csv(good))
         p = self.prog.run("--once", "--now", "2019-11-21T10:00:00+01:00")
@@ -450,6 +458,18 @@ class ParticipantLastGoodTest(Inputs):
                       "participant's last good state (registered)", p.stderr)
         plan = plan_lines(self.prog.run("--plan", "--now", "2019-11-21T10:00:00+01:00").stdout)
         self.assertIn(self.ASA, [line[2] for line in plan if line[1] == "session-reminder"])
+
+    def test_unusable_row_of_someone_never_invited_is_not_kept(self):
+        # The copy is kept from the claim on; an invite that never went
+        # does not make the participant one "kallad invited".
+        p, cancelled = self.after_change(lambda good: good.replace(
+            b"\"KS; ordf\xf6rande\";sv;registered", b"\"KS; ordf\xf6rande\";sv;registrerad"),
+            never_went=self.ASA)
+        self.assertEqual(cancelled, [])
+        self.assertIn("unknown status \"registrerad\"", p.stderr)
+        self.assertNotIn(self.ASA + ": the row cannot be used now", p.stderr)
+        plan = plan_lines(self.prog.run("--plan", "--now", "2019-11-21T10:00:00+01:00").stdout)
+        self.assertNotIn(self.ASA, [line[2] for line in plan])
 
     def test_deleted_row_cancels(self):
         # The same person's row deleted: the test above can fail.
