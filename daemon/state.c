@@ -119,7 +119,9 @@ static const char *const migrations[] = {
 	 * table's and its key index's. The index by state leaves out what
 	 * was sent or skipped (most rows, and the state an outcome moves a
 	 * row to): a query by state names the condition, "state NOT IN (1,
-	 * 5)", for SQLite to use the index (STATE_INDEXED). */
+	 * 5)", for SQLite to use the index (STATE_INDEXED, which must stay
+	 * these words: this step is written out, as shipped). A copy without
+	 * an address could never be found: not kept. */
 	"CREATE TABLE attendance_11(email TEXT NOT NULL COLLATE NOCASE, uid TEXT NOT NULL,"
 	" invited INTEGER NOT NULL, sequence INTEGER NOT NULL, content INTEGER NOT NULL,"
 	" PRIMARY KEY(email, uid)) WITHOUT ROWID;"
@@ -130,11 +132,11 @@ static const char *const migrations[] = {
 	" updated_at INTEGER, name TEXT, language TEXT, organisation TEXT, role TEXT)"
 	" WITHOUT ROWID;"
 	"INSERT INTO participants_seen_11 SELECT email, status, updated_at, name, language,"
-	" organisation, role FROM participants_seen;"
+	" organisation, role FROM participants_seen WHERE email IS NOT NULL;"
 	"DROP TABLE participants_seen;"
 	"ALTER TABLE participants_seen_11 RENAME TO participants_seen;"
 	"DROP INDEX deliveries_state;"
-	"CREATE INDEX deliveries_state ON deliveries(state, updated) WHERE " STATE_INDEXED ";",
+	"CREATE INDEX deliveries_state ON deliveries(state, updated) WHERE state NOT IN (1, 5);",
 };
 
 
@@ -175,8 +177,14 @@ const char *const query_sql[Q_N] = {
 		   " next_attempt, attempts, message_id, detail, obligation)"
 		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9, ?10)"
 		   " ON CONFLICT(key) DO NOTHING",
-	[Q_EACH] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE ?1 < 0 OR state = ?1"
-		   " ORDER BY updated, rowid",
+	[Q_EACH] = "SELECT " ROW_COLUMNS " FROM deliveries ORDER BY updated, rowid",
+	/* One state: the index by state gives the rows in order, so a wake
+	 * that asks for its few retries does not read the whole ledger. */
+	[Q_EACH_STATE] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1 AND "
+			 STATE_INDEXED " ORDER BY updated, rowid",
+	/* Sent or skipped: not in that index. */
+	[Q_EACH_DONE] = "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
+			" ORDER BY updated, rowid",
 	[Q_COUNTS] = "SELECT state, count(*) FROM deliveries GROUP BY state",
 	[Q_COPY_GET] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
 		       " description, categories FROM sessions WHERE uid = ?1 AND start IS NOT NULL",
@@ -241,6 +249,7 @@ const char *const query_sql[Q_N] = {
 	[Q_OWED_FORGET] = "DELETE FROM owed WHERE email = ?1",
 	/* Once per participant gone from the registrations: prepared once. */
 	[Q_HOLDS_SESSIONS] = "SELECT 1 FROM attendance WHERE email = ?1 AND invited = 1 LIMIT 1",
+	[Q_WAS_INVITED] = "SELECT 1 FROM attendance WHERE email = ?1 LIMIT 1",
 	[Q_TX_READ] = "BEGIN",
 	[Q_TX_WRITE] = "BEGIN IMMEDIATE",
 	[Q_TX_COMMIT] = "COMMIT",

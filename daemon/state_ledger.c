@@ -129,21 +129,16 @@ void state_delivery_each(struct state *st, int s, void (*fn)(const struct delive
 	struct delivery_row row;
 	int rc;
 
-	/* One state: its index (state, updated) gives the rows in order, so
-	 * a daemon's wake that asks for its few retries does not read the
-	 * whole ledger. Sent and skipped rows are not in it. */
-	const char *sql = s < 0 ? query_sql[Q_EACH]
-		: s == DS_SENT || s == DS_SKIPPED
-			? "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
-			  " ORDER BY updated, rowid"
-			: "SELECT " ROW_COLUMNS " FROM deliveries WHERE state = ?1"
-			  " AND " STATE_INDEXED " ORDER BY updated, rowid";
+	enum query which = s < 0 ? Q_EACH
+			 : s == DS_SENT || s == DS_SKIPPED ? Q_EACH_DONE : Q_EACH_STATE;
+	const char *sql = query_sql[which];
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
 		st_log(st, "listing deliveries");
 		return;
 	}
-	sqlite3_bind_int(q, 1, s);
+	if (s >= 0)
+		sqlite3_bind_int(q, 1, s);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		row_fill(q, &row);
 		fn(&row, arg);
