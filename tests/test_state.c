@@ -363,6 +363,16 @@ static void collect(const struct delivery_row *row, void *arg)
 		snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", row->key);
 }
 
+/* The rows in state s are exactly the one under key. */
+static void assert_only_row(struct state *st, int s, const char *key)
+{
+	struct seen seen = {0};
+
+	state_delivery_each(st, s, collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.keys[0], key);
+}
+
 /* The SQL SQLite keeps for a table or index of the file at path. */
 static char *schema_sql(const char *path, const char *name)
 {
@@ -383,7 +393,6 @@ static void test_migrates_from_10(void **state UNUSED)
 				.status = PS_REGISTERED}, copy;
 	struct delivery_row r = sample("sent");
 	struct attendance a;
-	struct seen seen = {0};
 	sqlite3 *db;
 
 	state_set_attendance(st, "anna@x.se", "s1", &(struct attendance){true, 2, 1});
@@ -425,13 +434,8 @@ static void test_migrates_from_10(void **state UNUSED)
 	assert_true(state_participant_copy(st, "anna@X.se", &copy));
 	assert_string_equal(copy.name, "Anna Berglund");
 	reg_participant_clear(&copy);
-	state_delivery_each(st, DS_TRANSIENT, collect, &seen);
-	assert_int_equal(seen.n, 1);
-	assert_string_equal(seen.keys[0], "later");
-	seen.n = 0;
-	state_delivery_each(st, DS_SENT, collect, &seen);
-	assert_int_equal(seen.n, 1);
-	assert_string_equal(seen.keys[0], "sent");
+	assert_only_row(st, DS_TRANSIENT, "later");
+	assert_only_row(st, DS_SENT, "sent");
 	state_close(st);
 	v = schema_sql(path, "attendance");
 	assert_non_null(strstr(v, "WITHOUT ROWID"));
@@ -464,14 +468,13 @@ static void test_queries_by_state_use_the_index(void **state UNUSED)
 
 	state_close(st);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* kallad_pid_gone() is kallad's own function: a stand-in. */
+	sqlite3_create_function(db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, never_gone, NULL, NULL);
 	for (size_t i = 0; i < sizeof(by_state) / sizeof(by_state[0]); i++) {
 		char *sql = xasprintf("EXPLAIN QUERY PLAN %s", query_sql[by_state[i]]);
 		sqlite3_stmt *q;
 		bool indexed = false;
 
-		/* kallad_pid_gone() is kallad's own function: a stand-in. */
-		sqlite3_create_function(db, "kallad_pid_gone", 1, SQLITE_UTF8, NULL, never_gone,
-					NULL, NULL);
 		assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
 		while (sqlite3_step(q) == SQLITE_ROW)
 			indexed = indexed || strstr((const char *)sqlite3_column_text(q, 3),
@@ -519,14 +522,8 @@ static void test_counts_each_retry(void **state UNUSED)
 	assert_string_equal(seen.keys[1], "b");
 	/* Sent and skipped rows are not in the index by state: read all
 	 * the same. */
-	seen.n = 0;
-	state_delivery_each(st, DS_SENT, collect, &seen);
-	assert_int_equal(seen.n, 1);
-	assert_string_equal(seen.keys[0], "a");
-	seen.n = 0;
-	state_delivery_each(st, DS_SKIPPED, collect, &seen);
-	assert_int_equal(seen.n, 1);
-	assert_string_equal(seen.keys[0], "f");
+	assert_only_row(st, DS_SENT, "a");
+	assert_only_row(st, DS_SKIPPED, "f");
 	seen.n = 0;
 	state_delivery_each(st, -1, collect, &seen);
 	assert_int_equal(seen.n, 6);
