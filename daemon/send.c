@@ -234,12 +234,38 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 	return true;
 }
 
+/* The claimed delivery of the batch to start next (n_batch: none left):
+ * the first whose participant has no message in the air, so that others'
+ * messages fill the free connections while a participant's go one after
+ * another, in the order planned (make_room waits for the one before);
+ * else the first left. todo[] holds what is still to start, from
+ * *first on. */
+static size_t next_to_start(const struct sender *s, const bool *todo, size_t *first)
+{
+	size_t pick = s->n_batch;
+
+	while (*first < s->n_batch && !todo[*first])
+		(*first)++;
+	/* Over one connection everything goes in the order planned. */
+	if (*first == s->n_batch || !s->tr || transport_connections(s->tr) < 2)
+		return *first;
+	for (size_t i = *first; i < s->n_batch; i++) {
+		if (!todo[i])
+			continue;
+		if (!in_flight_to(s, s->batch[i].p->email))
+			return i;
+		if (pick == s->n_batch)
+			pick = i;
+	}
+	return pick;
+}
+
 void flush_batch(struct sender *s)
 {
 	/* Called at the end of each page of participants too: the batch
 	 * points into the page, which goes away next. */
 	const char *why = NULL; /* hold() reads it only when the ledger works */
-	bool *claimed;
+	bool *todo;
 	time_t next;
 
 	if (!s->n_batch)
@@ -248,42 +274,45 @@ void flush_batch(struct sender *s)
 	 * among them holds this one back), and no transaction of them is
 	 * open under the claims'. */
 	land_ready(s);
-	/* Nothing is claimed that cannot go now: it stays for the next pass. */
+	/* Nothing is todo that cannot go now: it stays for the next pass. */
 	s->now = clock_now();
 	if (s->broken || held_back(s, &next)) {
-		/* Left unclaimed, due and unfiled: the next wake plans everyone. */
+		/* Left untodo, due and unfiled: the next wake plans everyone. */
 		wake_invalidate(s);
 		if (backoff_suspended(s->bo, s->now, NULL))
 			s->stats->waiting += (long)s->n_batch;
 		s->n_batch = 0;
 		return;
 	}
-	claimed = xcalloc(s->n_batch, sizeof(*claimed));
+	todo = xcalloc(s->n_batch, sizeof(*todo));
 	if (state_begin(s->st)) {
 		for (size_t i = 0; i < s->n_batch; i++) {
 			struct delivery_row row;
 			row_of(&s->batch[i], &row);
-			claimed[i] = still_needed(s, &s->batch[i]) && claim(s, &s->batch[i], &row);
+			todo[i] = still_needed(s, &s->batch[i]) && claim(s, &s->batch[i], &row);
 		}
 	}
 	if (!state_commit(s->st)) {
 		s->broken = true;
 		s->n_batch = 0;
-		free(claimed);
+		free(todo);
 		return;
+	}
+	/* todo[i]: claimed, and not started yet. */
+	for (size_t i = 0; i < s->n_batch; i++) {
+		if (!todo[i]) {
+			log_debug("%s: held by another process or not yet due", s->batch[i].key);
+			wake_invalidate(s);
+		}
 	}
 	/* [smtp] connections in flight: the next message is built while the
 	 * server answers those before. Time moves on during a long batch:
 	 * claims, outcomes and quiet hours read the clock as they go. */
-	for (size_t i = 0; i < s->n_batch; i++) {
+	for (size_t first = 0, i; (i = next_to_start(s, todo, &first)) < s->n_batch;) {
 		const struct delivery *d = &s->batch[i];
 		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
 
-		if (!claimed[i]) {
-			log_debug("%s: held by another process or not yet due", d->key);
-			wake_invalidate(s);
-			continue;
-		}
+		todo[i] = false;
 		s->now = clock_now();
 		if (s->broken || (why = held_back(s, &next))) {
 			hold(s, d, why, next);
@@ -291,7 +320,7 @@ void flush_batch(struct sender *s)
 		}
 		if (!build(s, &cur))
 			continue;
-		make_room(s);
+		make_room(s, cur.rcpt);
 		/* An outcome just landed may have suspended the relay: no
 		 * connection takes a new message then. */
 		if (s->broken || (why = held_back(s, &next))) {
@@ -306,7 +335,7 @@ void flush_batch(struct sender *s)
 	 * the page (flush_batch_landed). */
 	ledger_commit(s);
 	s->n_batch = 0;
-	free(claimed);
+	free(todo);
 }
 
 void flush_batch_landed(struct sender *s)

@@ -119,7 +119,7 @@ bool take_off(struct sender *s, const struct flight *f)
 	/* An outcome taken while waiting may have suspended the relay or,
 	 * a sign of a limit, brought the pool back to one at a time. */
 	if (go) {
-		make_room(s);
+		make_room(s, f->rcpt);
 		go = !stop_now(s) && !s->broken &&
 		     !backoff_suspended(s->bo, clock_now(), NULL);
 	}
@@ -297,12 +297,24 @@ void land_ready(struct sender *s)
 	ledger_commit(s);
 }
 
-void make_room(struct sender *s)
+bool in_flight_to(const struct sender *s, const char *rcpt)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(s->fleet); i++)
+		if (s->fleet[i].busy && str_caseeq(s->fleet[i].rcpt, rcpt))
+			return true;
+	return false;
+}
+
+void make_room(struct sender *s, const char *rcpt)
 {
 	/* Every outcome in already, so that a fault of the relay is known
-	 * before another message starts; then waits for room. */
+	 * before another message starts; then waits for room, and for the
+	 * answer to a message to the same address: one mailbox gets its
+	 * messages one after another, in the order they started, as over
+	 * one connection. */
 	land_ready(s);
-	while (!transport_can_start(s->tr) && transport_in_flight(s->tr) > 0) {
+	while ((!transport_can_start(s->tr) || in_flight_to(s, rcpt)) &&
+	       transport_in_flight(s->tr) > 0) {
 		land_one(s);
 		land_ready(s);
 	}
@@ -325,7 +337,7 @@ void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool 
 
 	if (!build(s, &f))
 		return;
-	make_room(s);
+	make_room(s, rcpt);
 	take_off(s, &f);
 	land_all(s);
 }

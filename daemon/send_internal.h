@@ -101,11 +101,14 @@ void row_of(const struct delivery *d, struct delivery_row *row);
 void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record);
 /* The same in steps, for several in flight at once: build f's message
  * (false: it cannot be, and that is recorded); make room for it (lands
- * outcomes until another send may start); take_off() waits for its turn
- * and starts it (false: kallad stops, the claim is released); land_all()
- * takes every outcome still in the air and commits the outcomes. */
+ * outcomes until another send may start, and none to rcpt is in the
+ * air); take_off() waits for its turn and starts it (false: kallad stops,
+ * the claim is released); land_all() takes every outcome still in the
+ * air and commits the outcomes. */
 bool build(struct sender *s, struct flight *f);
-void make_room(struct sender *s);
+void make_room(struct sender *s, const char *rcpt);
+/* Whether a message to rcpt is in the air. */
+bool in_flight_to(const struct sender *s, const char *rcpt);
 bool take_off(struct sender *s, const struct flight *f);
 void land_all(struct sender *s);
 /* Takes the outcomes already in, without waiting, and commits them. */

@@ -301,7 +301,7 @@ void send_manual_flush(void *arg)
 				break;
 			/* [smtp] connections in flight; an outcome landed to make
 			 * room may have suspended the relay. */
-			make_room(s);
+			make_room(s, f.rcpt);
 			if (relay_down_before(s, d)) {
 				free(f.msg);
 				break;

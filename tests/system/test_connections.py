@@ -1,5 +1,6 @@
 """[smtp] connections = 4 through the real binary (issue 16): every due
-message arrives once, over several connections really at once; a kill -9
+message arrives once, over several connections really at once; each
+mailbox gets its messages one after another, in one connection's order; a kill -9
 mid-send loses nothing and the resends carry the same Message-IDs;
 max-per-minute holds for all connections together; a fault of the relay
 on one connection stops them all (a wrong password is tried once).
@@ -30,14 +31,27 @@ def ids(raw_messages):
 
 
 def envs(server):
-    """Per message received: {"peer": port, "began": t, "ended": t}."""
+    """Per message received: {"peer": port, "began": t, "ended": t,
+    "rcpt": address, "subject": its Subject}."""
     out = []
     for n in os.listdir(server.dir):
         if n.endswith(".conn"):
             with open(os.path.join(server.dir, n), encoding="utf-8") as f:
                 fields = dict(line.split(" ", 1) for line in f.read().splitlines())
+            with open(os.path.join(server.dir, n[:-5] + ".env"), encoding="utf-8") as f:
+                rcpt = [line[5:] for line in f.read().splitlines() if line.startswith("rcpt ")]
+            with open(os.path.join(server.dir, n[:-5] + ".eml"), "rb") as f:
+                subject = str(parse(f.read())["Subject"])
             out.append({"peer": int(fields["peer"]), "began": float(fields["began"]),
-                        "ended": float(fields["ended"])})
+                        "ended": float(fields["ended"]), "rcpt": rcpt[0], "subject": subject})
+    return out
+
+
+def by_mailbox(spans):
+    """Each recipient's messages in the order their transactions began."""
+    out = collections.defaultdict(list)
+    for s in sorted(spans, key=lambda s: s["began"]):
+        out[s["rcpt"]].append(s)
     return out
 
 
@@ -102,6 +116,35 @@ class ConnectionsTest(RelayCase):
         # Nothing twice: a second pass finds nothing due.
         self.prog.run("--once", "--now", NOW, check=0)
         self.assertEqual(len(server.messages()), INVITES)
+
+    def test_each_mailbox_gets_its_messages_in_order(self):
+        # Most participants have three invites due at once. Over four
+        # connections the others' messages fill the free ones, while each
+        # mailbox gets its own one after another (the next begins after
+        # the reply to the one before it), in the order of one connection.
+        server = self.plain_server("--data-delay", "0.1")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        self.prog.run("--once", "--now", NOW, check=0)
+        spans = envs(server)
+        self.assertEqual(len(spans), INVITES)
+        self.assertGreaterEqual(most_at_once(spans), 3, spans)
+        mailboxes = by_mailbox(spans)
+        self.assertGreater(max(len(m) for m in mailboxes.values()), 2, mailboxes)
+        for rcpt, got in mailboxes.items():
+            for before, after in zip(got, got[1:]):
+                self.assertGreaterEqual(after["began"], before["ended"], (rcpt, got))
+        # The same programme from scratch over one connection.
+        for n in os.listdir(server.dir):
+            os.unlink(os.path.join(server.dir, n))
+        os.unlink(self.prog.state)
+        with open(self.prog.conf, encoding="utf-8") as f:
+            text = f.read()
+        with open(self.prog.conf, "w", encoding="utf-8") as f:
+            f.write(text.replace(f"connections = {CONNECTIONS}", "connections = 1"))
+        self.prog.run("--once", "--now", NOW, check=0)
+        one = by_mailbox(envs(server))
+        self.assertEqual({r: [s["subject"] for s in m] for r, m in mailboxes.items()},
+                         {r: [s["subject"] for s in m] for r, m in one.items()})
 
     def test_kill_9_mid_send_resends_with_the_same_message_ids(self):
         total = self.add_participants(100)
