@@ -35,7 +35,7 @@ struct daemon {
 	struct sender *snd;
 	int sigfd, timerfd, inofd, debouncefd, repliesfd; /* closed in this order */
 	bool stop, reload, replan;
-	bool changed_reg, changed_other; /* what inotify saw since the last reload */
+	bool changed_reg, changed_tpl, changed_other; /* what inotify saw since the last reload */
 	char *pidfile;
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
@@ -153,15 +153,21 @@ static bool is_registrations(const struct config *cfg, const char *name)
 	       same_base(cfg->registrations, name, "-journal");
 }
 
-static bool is_our_file(const struct config *cfg, const char *name)
+/* What the planner reads (with the state database). */
+static bool is_planned_from(const struct config *cfg, const char *name)
 {
 	return same_base(cfg->path, name, "") || ends_with(name, ".conf") ||
-	       same_base(cfg->calendar, name, "") || same_base(cfg->registrations, name, "") ||
-	       same_base(cfg->registrations, name, "-wal") ||
-	       same_base(cfg->registrations, name, "-journal") ||
+	       same_base(cfg->calendar, name, "") || is_registrations(cfg, name) ||
 	       (cfg->csv_absences && same_base(cfg->csv_absences, name, "")) ||
-	       (cfg->csv_attachments && same_base(cfg->csv_attachments, name, "")) ||
-	       (cfg->templates && (ends_with(name, ".txt") || ends_with(name, ".html")));
+	       (cfg->csv_attachments && same_base(cfg->csv_attachments, name, ""));
+}
+
+/* A site template: the words of the messages, which the planner does
+ * not read. */
+static bool is_template(const struct config *cfg, const char *name)
+{
+	return cfg->templates && !is_planned_from(cfg, name) &&
+	       (ends_with(name, ".txt") || ends_with(name, ".html"));
 }
 
 static void on_inotify(struct daemon *d)
@@ -174,13 +180,17 @@ static void on_inotify(struct daemon *d)
 	while ((n = read(d->inofd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
-			if (!ev->len || is_our_file(d->pg->cfg, ev->name)) {
+			const struct config *cfg = d->pg->cfg;
+
+			if (!ev->len || is_planned_from(cfg, ev->name) || is_template(cfg, ev->name)) {
 				relevant = true;
 				/* A database's -shm is not ours: its own write shows
 				 * as the database or its -wal. */
-				if (ev->len && is_registrations(d->pg->cfg, ev->name) &&
-				    !reg_is_csv(d->pg->cfg->registrations))
+				if (ev->len && is_registrations(cfg, ev->name) &&
+				    !reg_is_csv(cfg->registrations))
 					d->changed_reg = true;
+				else if (ev->len && is_template(cfg, ev->name))
+					d->changed_tpl = true;
 				else
 					d->changed_other = true;
 			}
@@ -234,14 +244,15 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	struct programme *pg;
 	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
 	/* Only the registrations changed: their fingerprints tell whom the
-	 * change touches. */
-	bool reg_only = debounced && d->changed_reg && !d->changed_other;
+	 * change touches. Only the templates: nobody's plan. */
+	bool reg_only = debounced && d->changed_reg && !d->changed_tpl && !d->changed_other;
+	bool tpl_only = debounced && d->changed_tpl && !d->changed_reg && !d->changed_other;
 	struct regdigest *digests = reg_only ? reg_take_digests(d->pg->reg) : NULL;
 	char cal_before[FILE_ID_MAX];
 
 	memcpy(cal_before, d->pg->cal_id, sizeof(cal_before));
 	if (debounced)
-		d->changed_reg = d->changed_other = false;
+		d->changed_reg = d->changed_tpl = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	pg = programme_reload(d->pg, &errs);
@@ -266,6 +277,8 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	/* The calendar read may be newer than inotify said so far. */
 	if (reg_only && swapped && str_eq(cal_before, pg->cal_id))
 		send_set_programme_registrations(d->snd, pg, digests, pg->reg->digests);
+	else if (tpl_only && swapped && str_eq(cal_before, pg->cal_id))
+		send_set_programme_templates(d->snd, pg);
 	else
 		send_set_programme(d->snd, pg);
 	regdigest_free(digests);

@@ -76,6 +76,10 @@ void send_inputs_changed(struct sender *s);
 struct regdigest;
 void send_set_programme_registrations(struct sender *s, struct programme *pg,
 				      struct regdigest *before, struct regdigest *after);
+/* The same, when only the site templates changed: the words of the
+ * messages, not what is due. A valid index stays valid; the next messages
+ * are built from the new templates. */
+void send_set_programme_templates(struct sender *s, struct programme *pg);
 /* As send_due, planning only the participants whose instant in the index
  * has come, or whose retry has; a full pass when the index is not valid. */
 bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats);

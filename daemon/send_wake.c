@@ -10,7 +10,8 @@
  * what is due and files them again. What is sent is what a full pass
  * would send at that moment: the index is derived from the planner's own
  * output, and thrown away whenever one of its inputs changes (a reload of
- * the configuration, calendar, templates or registrations; another
+ * the configuration, calendar or registrations, not of the templates
+ * alone, which the planner does not read; another
  * kallad's change of the ledger, SIGUSR1; a jump of the clock), when a
  * pass stops half-way, and when a message is held back without a claim. */
 #include "send_internal.h"
@@ -77,6 +78,18 @@ void send_set_programme_registrations(struct sender *s, struct programme *pg,
 			 c.n == 1 ? "" : "s");
 	else
 		log_info("the registrations changed: planning everyone again");
+}
+
+void send_set_programme_templates(struct sender *s, struct programme *pg)
+{
+	bool valid = s->ix && s->ix_valid;
+
+	send_set_programme(s, pg); /* the index is not valid, and the messages
+				    * of this pass built so far are forgotten... */
+	s->ix_valid = valid; /* ... but the planner reads no template */
+	if (valid)
+		log_info("the templates changed: nobody is planned again, the next messages "
+			 "use them");
 }
 
 static void lower(time_t *wake, time_t t)

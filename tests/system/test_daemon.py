@@ -295,6 +295,49 @@ class WakeTest(DaemonCase):
         self.assertNotIn("2019-11-29T09:00:00+01:00\tdeadline-reminder", p.stdout)
 
 
+class TemplateChangeTest(DaemonCase):
+    """Issue 16: an edit of the site templates changes the words of the
+    next messages, not what is due. Among 3000 more participants nobody is
+    planned again, and the deadline reminder due a few seconds later goes
+    on time, in the new words."""
+
+    WORDS = "Nu med nya ord."
+
+    def edit_template(self, lang, name):
+        path = os.path.join(self.prog.dir, "templates", lang, name)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("\n{{organizer.name}}\n", text)
+        # As an editor saves: a new file renamed over the old one.
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write(text.replace("\n{{organizer.name}}\n",
+                                 f"\n{self.WORDS}\n{{{{organizer.name}}}}\n"))
+        os.rename(path + ".new", path)
+
+    def test_template_edit_plans_nobody_and_is_used(self):
+        self.add_waitlisted(3000)
+        self.start("2019-11-29T08:59:52+01:00")
+        due_real = self.started + 8
+        invites = set(self.wait_outbox(28))
+        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder")
+        for lang in ("sv", "en"):
+            self.edit_template(lang, "deadline-reminder.txt")
+        end = time.time() + 5
+        while "the templates changed" not in self.logtext():
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+        files = self.wait_outbox(30, timeout=15)
+        new = sorted(set(files) - invites)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec for f in new),
+                         sorted([HENRIK, INGRID]))
+        for f in new:
+            self.assertIn(self.WORDS, parse(f).get_body(("plain",)).get_content())
+            self.assertLessEqual(os.path.getmtime(f), due_real + 1.0)
+        log = self.logtext()
+        self.assertEqual(len(re.findall("planned everyone", log)), 1, log[-3000:])
+        self.assertRegex(log, r"woke at \d+: planned 2 participants")
+
+
 class RegistrationChangeTest(DaemonCase):
     """Issue 16: a change of the registration database re-plans whom it
     touches. Among 3000 more participants, a new row and a changed row are
