@@ -260,46 +260,80 @@ static size_t next_to_start(const struct sender *s, const bool *todo, size_t *fi
 	return pick;
 }
 
-void flush_batch(struct sender *s)
+/* Keeps the deliveries still to start (todo[]) at the front of the batch,
+ * claimed, for the next flush: each waits for the answer to a message to
+ * the same address, and the connections meanwhile take the next
+ * participants' messages. */
+static void carry(struct sender *s, const bool *todo)
 {
-	/* Called at the end of each page of participants too: the batch
-	 * points into the page, which goes away next. */
-	const char *why = NULL; /* hold() reads it only when the ledger works */
+	size_t k = 0;
+
+	for (size_t i = 0; i < s->n_batch; i++) {
+		if (!todo[i])
+			continue;
+		if (k != i)
+			s->batch[k] = s->batch[i];
+		k++;
+	}
+	s->n_batch = s->n_carried = k;
+}
+
+/* Claims the batch and starts its messages. The first n_carried are
+ * claimed already (carry). final: the participants the batch points into
+ * go next (the end of a page, of a wake, of the pass): everything starts
+ * now, in order; else what would wait for another message to the same
+ * address is carried to the next flush. */
+static void flush(struct sender *s, bool final)
+{
+	const char *why;
+	size_t carried = s->n_carried;
 	bool *todo;
 	time_t next;
 
 	if (!s->n_batch)
 		return;
+	s->n_carried = 0;
 	/* The outcomes of the batch before that are in (a fault of the relay
 	 * among them holds this one back), and no transaction of them is
 	 * open under the claims'. */
 	land_ready(s);
-	/* Nothing is todo that cannot go now: it stays for the next pass. */
+	/* Nothing is claimed that cannot go now: it stays for the next pass. */
 	s->now = clock_now();
-	if (s->broken || held_back(s, &next)) {
-		/* Left untodo, due and unfiled: the next wake plans everyone. */
+	why = held_back(s, &next);
+	if (s->broken || why) {
+		/* Left unclaimed, due and unfiled: the next wake plans everyone;
+		 * what was carried goes back, with why. */
 		wake_invalidate(s);
+		for (size_t i = 0; i < carried; i++)
+			hold(s, &s->batch[i], why, next);
 		if (backoff_suspended(s->bo, s->now, NULL))
-			s->stats->waiting += (long)s->n_batch;
+			s->stats->waiting += (long)(s->n_batch - carried);
 		s->n_batch = 0;
-		return;
-	}
-	todo = xcalloc(s->n_batch, sizeof(*todo));
-	if (state_begin(s->st)) {
-		for (size_t i = 0; i < s->n_batch; i++) {
-			struct delivery_row row;
-			row_of(&s->batch[i], &row);
-			todo[i] = still_needed(s, &s->batch[i]) && claim(s, &s->batch[i], &row);
-		}
-	}
-	if (!state_commit(s->st)) {
-		s->broken = true;
-		s->n_batch = 0;
-		free(todo);
 		return;
 	}
 	/* todo[i]: claimed, and not started yet. */
-	for (size_t i = 0; i < s->n_batch; i++) {
+	todo = xcalloc(s->n_batch, sizeof(*todo));
+	for (size_t i = 0; i < carried; i++)
+		todo[i] = true;
+	if (s->n_batch > carried) {
+		if (state_begin(s->st)) {
+			for (size_t i = carried; i < s->n_batch; i++) {
+				struct delivery_row row;
+				row_of(&s->batch[i], &row);
+				todo[i] = still_needed(s, &s->batch[i]) &&
+					  claim(s, &s->batch[i], &row);
+			}
+		}
+		if (!state_commit(s->st)) {
+			s->broken = true;
+			for (size_t i = 0; i < carried; i++)
+				hold(s, &s->batch[i], NULL, s->now);
+			s->n_batch = 0;
+			free(todo);
+			return;
+		}
+	}
+	for (size_t i = carried; i < s->n_batch; i++) {
 		if (!todo[i]) {
 			log_debug("%s: held by another process or not yet due", s->batch[i].key);
 			wake_invalidate(s);
@@ -312,6 +346,17 @@ void flush_batch(struct sender *s)
 		const struct delivery *d = &s->batch[i];
 		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
 
+		/* Only messages to addresses in the air are left: the next
+		 * participants are planned meanwhile, or, at the end, the next
+		 * answer is awaited and the choice made again. */
+		if (transport_connections(s->tr) > 1 && in_flight_to(s, cur.rcpt)) {
+			if (!final) {
+				carry(s, todo);
+				break;
+			}
+			land_next(s);
+			continue;
+		}
 		todo[i] = false;
 		s->now = clock_now();
 		if (s->broken || (why = held_back(s, &next))) {
@@ -334,13 +379,19 @@ void flush_batch(struct sender *s)
 	 * planned; their outcomes land with the next batch, or at the end of
 	 * the page (flush_batch_landed). */
 	ledger_commit(s);
-	s->n_batch = 0;
+	if (!s->n_carried)
+		s->n_batch = 0;
 	free(todo);
+}
+
+void flush_batch(struct sender *s)
+{
+	flush(s, false);
 }
 
 void flush_batch_landed(struct sender *s)
 {
-	flush_batch(s);
+	flush(s, true);
 	land_all(s);
 }
 
@@ -527,7 +578,7 @@ void plan_one(const struct participant *p, void *arg)
 		s->batch[s->n_batch++] = *d;
 	}
 	s->n_pending = 0;
-	if (s->n_batch >= CLAIM_BATCH)
+	if (s->n_batch - s->n_carried >= CLAIM_BATCH)
 		flush_batch(s);
 	else if (s->tx_open && ++s->tx_planned >= LEDGER_PARTICIPANTS)
 		ledger_commit(s);

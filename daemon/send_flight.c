@@ -314,20 +314,22 @@ void make_room(struct sender *s, const char *rcpt)
 	 * one connection. */
 	land_ready(s);
 	while ((!transport_can_start(s->tr) || in_flight_to(s, rcpt)) &&
-	       transport_in_flight(s->tr) > 0) {
-		land_one(s);
-		land_ready(s);
-	}
+	       transport_in_flight(s->tr) > 0)
+		land_next(s);
+}
+
+void land_next(struct sender *s)
+{
+	land_one(s);
+	land_ready(s);
 }
 
 void land_all(struct sender *s)
 {
 	/* (--discard-changes runs without a transport.) */
 	land_ready(s);
-	while (s->tr && transport_in_flight(s->tr) > 0) {
-		land_one(s);
-		land_ready(s);
-	}
+	while (s->tr && transport_in_flight(s->tr) > 0)
+		land_next(s);
 }
 
 /* Builds, sends and records one claimed delivery, start to end. */

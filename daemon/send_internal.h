@@ -86,6 +86,7 @@ struct sender {
 	struct message_cache *msg_cache; /* what this pass's messages share (message.h) */
 	struct delivery *batch; /* due, to be claimed together */
 	size_t n_batch, cap_batch;
+	size_t n_carried;       /* the first of them: claimed, not started yet */
 	bool stopped, broken;
 	struct flight fleet[FLEET_MAX]; /* sends in flight ([smtp] connections) */
 	bool tx_open;     /* a transaction of the ledger's writes is open */
@@ -111,6 +112,9 @@ void make_room(struct sender *s, const char *rcpt);
 bool in_flight_to(const struct sender *s, const char *rcpt);
 bool take_off(struct sender *s, const struct flight *f);
 void land_all(struct sender *s);
+/* Waits for the next outcome of the sends in the air, takes it and any
+ * others in, and commits them. */
+void land_next(struct sender *s);
 /* Takes the outcomes already in, without waiting, and commits them. */
 void land_ready(struct sender *s);
 /* Opens the transaction of the pass's light writes, unless it is open. */

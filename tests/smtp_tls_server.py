@@ -15,7 +15,8 @@ so a test can count connections and refusals.
 --plain drops TLS and AUTH; --slow-first S delays the reply to the first
 message's final "." by S seconds (to test clients that time out there);
 --data-delay S delays the reply to every final "." by S seconds (a relay
-that scans each message: connections in parallel overlap these).
+that scans each message: connections in parallel overlap these);
+--slow-rcpt ADDR=S delays it by S seconds for messages to ADDR instead.
 N.conn beside it holds "peer PORT" (the client's port: one per
 connection) and "began T" / "ended T" (MAIL FROM accepted, reply to "."
 about to go).
@@ -61,6 +62,7 @@ class Recorder:
         self.events = events
         self.slow_first = args.slow_first
         self.data_delay = args.data_delay
+        self.slow_rcpts = {a: float(t) for a, t in (r.split("=", 1) for r in args.slow_rcpt)}
         self.mail_reply = args.mail_reply
         self.data_reply = args.data_reply
         self.rcpt_replies = dict(r.split("=", 1) for r in args.rcpt_reply)
@@ -118,8 +120,10 @@ class Recorder:
         if self.rate:
             start, used = self.window
             self.window = (start if used else time.time(), used + 1)
-        if self.data_delay > 0:
-            await asyncio.sleep(self.data_delay)
+        delay = max([self.slow_rcpts.get(r, self.data_delay) for r in envelope.rcpt_tos]
+                    or [self.data_delay])
+        if delay > 0:
+            await asyncio.sleep(delay)
         env = ["from " + envelope.mail_from]
         env += ["rcpt " + r for r in envelope.rcpt_tos]
         env.append("tls " + ("yes" if session.ssl else "no"))
@@ -229,6 +233,7 @@ def main():
     ap.add_argument("--plain", action="store_true")
     ap.add_argument("--slow-first", type=float, default=0)
     ap.add_argument("--data-delay", type=float, default=0)
+    ap.add_argument("--slow-rcpt", action="append", default=[])
     ap.add_argument("--mail-reply")
     ap.add_argument("--rcpt-reply", action="append", default=[])
     ap.add_argument("--rate")

@@ -1,6 +1,7 @@
 """[smtp] connections = 4 through the real binary (issue 16): every due
 message arrives once, over several connections really at once; each
-mailbox gets its messages one after another, in one connection's order; a kill -9
+mailbox gets its messages one after another, in one connection's order,
+and a mailbox slow to take them holds up no one else's; a kill -9
 mid-send loses nothing and the resends carry the same Message-IDs;
 max-per-minute holds for all connections together; a fault of the relay
 on one connection stops them all (a wrong password is tried once).
@@ -145,6 +146,25 @@ class ConnectionsTest(RelayCase):
         one = by_mailbox(envs(server))
         self.assertEqual({r: [s["subject"] for s in m] for r, m in mailboxes.items()},
                          {r: [s["subject"] for s in m] for r, m in one.items()})
+
+    def test_a_slow_mailbox_holds_up_only_itself(self):
+        # The relay takes 2 s over each message to one participant, in the
+        # first claim batch: their three invites go one after another, and
+        # the others' 325 go over the other connections meanwhile, not
+        # after them.
+        total = self.add_participants(100)
+        slow = "p0005@kommun5.example.se"
+        server = self.plain_server("--data-delay", "0.005", "--slow-rcpt", f"{slow}=2")
+        self.prog.append_conf(f"connections = {CONNECTIONS}")
+        self.prog.run("--once", "--now", NOW, check=0)
+        spans = envs(server)
+        self.assertEqual(len(spans), total)
+        mine = by_mailbox(spans)[slow]
+        self.assertEqual(len(mine), 3, mine)
+        for before, after in zip(mine, mine[1:]):
+            self.assertGreaterEqual(after["began"], before["ended"], mine)
+        last = max(s["ended"] for s in spans if s["rcpt"] != slow)
+        self.assertLess(last, mine[2]["began"], "the others waited for the slow mailbox")
 
     def test_kill_9_mid_send_resends_with_the_same_message_ids(self):
         total = self.add_participants(100)
