@@ -129,6 +129,15 @@ static void watch_inputs(struct daemon *d)
 	free(tpl_dir);
 }
 
+/* Where watch_inputs() looks: a change means watching again. */
+static char *watched_paths(const struct config *cfg)
+{
+	return xasprintf("%s|%s|%s|%s|%s|%s", cfg->path, cfg->calendar, cfg->registrations,
+			 cfg->csv_absences ? cfg->csv_absences : "",
+			 cfg->csv_attachments ? cfg->csv_attachments : "",
+			 cfg->templates ? cfg->templates : "");
+}
+
 static bool same_base(const char *path, const char *name, const char *suffix)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -243,10 +252,15 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	struct errlist errs = {0};
 	struct programme *pg;
 	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
-	/* Only the registrations changed: their fingerprints tell whom the
-	 * change touches. Only the templates: nobody's plan. */
-	bool reg_only = debounced && d->changed_reg && !d->changed_tpl && !d->changed_other;
-	bool tpl_only = debounced && d->changed_tpl && !d->changed_reg && !d->changed_other;
+	char *watched_before = watched_paths(d->pg->cfg);
+	/* Only the registrations or the site templates changed: the
+	 * registrations' fingerprints tell whom the change touches (a
+	 * template touches nobody: the planner does not read templates), a
+	 * write of the registrations while this reload reads them included. */
+	bool reg_only = debounced && (d->changed_reg || d->changed_tpl) && !d->changed_other;
+	const char *what = !d->changed_tpl ? "the registrations"
+			   : !d->changed_reg ? "the templates"
+					     : "the registrations and templates";
 	struct regdigest *digests = reg_only ? reg_take_digests(d->pg->reg) : NULL;
 	char cal_before[FILE_ID_MAX];
 
@@ -255,6 +269,9 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 		d->changed_reg = d->changed_tpl = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+	/* Watched anew before anything is read: a write while the inputs are
+	 * read is seen, and reloads once more. */
+	watch_inputs(d);
 	pg = programme_reload(d->pg, &errs);
 	bool swapped = pg != d->pg;
 
@@ -276,9 +293,7 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	d->pg = pg;
 	/* The calendar read may be newer than inotify said so far. */
 	if (reg_only && swapped && str_eq(cal_before, pg->cal_id))
-		send_set_programme_registrations(d->snd, pg, digests, pg->reg->digests);
-	else if (tpl_only && swapped && str_eq(cal_before, pg->cal_id))
-		send_set_programme_templates(d->snd, pg);
+		send_set_programme_registrations(d->snd, pg, digests, pg->reg->digests, what);
 	else
 		send_set_programme(d->snd, pg);
 	regdigest_free(digests);
@@ -288,7 +303,12 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 			 pg->cfg->state, state_before);
 	free(smtp_before);
 	free(state_before);
-	watch_inputs(d);
+	/* Inputs moved: watched where they are now. */
+	char *watched = watched_paths(pg->cfg);
+	if (!str_eq(watched, watched_before))
+		watch_inputs(d);
+	free(watched);
+	free(watched_before);
 	if (by_signal)
 		sd_notify(0, "READY=1");
 }

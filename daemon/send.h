@@ -67,19 +67,18 @@ void send_keep_due_index(struct sender *s);
 /* An input of the planner changed (besides a new programme, which
  * send_set_programme() notes): the next wake plans everyone. */
 void send_inputs_changed(struct sender *s);
-/* A new programme after a reload in which only the registrations
- * changed: before and after are the fingerprints of the registrations
- * then and now (regdigest.h; borrowed, either may be NULL). If the index
- * was valid and the difference is only participants new or changed, the
- * index stays valid and the next wake plans those; else (someone gone,
- * absences or attachments changed, no fingerprints) it plans everyone. */
+/* A new programme after a reload in which only the registrations, or
+ * the site templates (which the planner does not read), changed: `what`,
+ * for the log. before and after are the fingerprints of the
+ * registrations then and now (regdigest.h; borrowed, either may be NULL).
+ * If the index was valid and the difference is only participants new or
+ * changed (or none), the index stays valid and the next wake plans those;
+ * else (someone gone, absences or attachments changed, no fingerprints)
+ * it plans everyone. The messages built so far are forgotten either way. */
 struct regdigest;
 void send_set_programme_registrations(struct sender *s, struct programme *pg,
-				      struct regdigest *before, struct regdigest *after);
-/* The same, when only the site templates changed: the words of the
- * messages, not what is due. A valid index stays valid; the next messages
- * are built from the new templates. */
-void send_set_programme_templates(struct sender *s, struct programme *pg);
+				      struct regdigest *before, struct regdigest *after,
+				      const char *what);
 /* As send_due, planning only the participants whose instant in the index
  * has come, or whose retry has; a full pass when the index is not valid. */
 bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats);

@@ -10,8 +10,8 @@
  * what is due and files them again. What is sent is what a full pass
  * would send at that moment: the index is derived from the planner's own
  * output, and thrown away whenever one of its inputs changes (a reload of
- * the configuration, calendar or registrations, not of the templates
- * alone, which the planner does not read; another
+ * the configuration, calendar or registrations; not of the templates,
+ * which the planner does not read; another
  * kallad's change of the ledger, SIGUSR1; a jump of the clock), when a
  * pass stops half-way, and when a message is held back without a claim. */
 #include "send_internal.h"
@@ -59,7 +59,8 @@ static void wake_changed(const char *email, void *arg)
 }
 
 void send_set_programme_registrations(struct sender *s, struct programme *pg,
-				      struct regdigest *before, struct regdigest *after)
+				      struct regdigest *before, struct regdigest *after,
+				      const char *what)
 {
 	struct changed c = {.s = s, .now = clock_now()};
 	bool valid = s->ix && s->ix_valid;
@@ -73,23 +74,13 @@ void send_set_programme_registrations(struct sender *s, struct programme *pg,
 	/* ... unless the registrations differ only by who is new or changed:
 	 * those are planned at the next wake, at their own instant. */
 	s->ix_valid = valid && dueindex_ok(s->ix);
-	if (s->ix_valid)
-		log_info("the registrations changed: %ld participant%s new or changed", c.n,
+	if (s->ix_valid && c.n == 0)
+		log_info("%s changed: nobody is planned again", what);
+	else if (s->ix_valid)
+		log_info("%s changed: %ld participant%s new or changed", what, c.n,
 			 c.n == 1 ? "" : "s");
 	else
-		log_info("the registrations changed: planning everyone again");
-}
-
-void send_set_programme_templates(struct sender *s, struct programme *pg)
-{
-	bool valid = s->ix && s->ix_valid;
-
-	send_set_programme(s, pg); /* the index is not valid, and the messages
-				    * of this pass built so far are forgotten... */
-	s->ix_valid = valid; /* ... but the planner reads no template */
-	if (valid)
-		log_info("the templates changed: nobody is planned again, the next messages "
-			 "use them");
+		log_info("%s changed: planning everyone again", what);
 }
 
 static void lower(time_t *wake, time_t t)

@@ -302,6 +302,7 @@ class TemplateChangeTest(DaemonCase):
     on time, in the new words."""
 
     WORDS = "Nu med nya ord."
+    NEW = "ny.deltagare@example.org"
 
     def edit_template(self, lang, name):
         path = os.path.join(self.prog.dir, "templates", lang, name)
@@ -336,6 +337,24 @@ class TemplateChangeTest(DaemonCase):
         log = self.logtext()
         self.assertEqual(len(re.findall("planned everyone", log)), 1, log[-3000:])
         self.assertRegex(log, r"woke at \d+: planned 2 participants")
+        self.assertIn("the templates changed: nobody is planned again", log)
+        # A template and a registration at once (one reload or two): the
+        # registrant's fingerprint is compared all the same, and their
+        # invites go, in the new words of the invite.
+        before = set(files)
+        self.edit_template("sv", "invite.txt")
+        self.prog.sql("INSERT INTO participants(email, name, language, status, registered_at,"
+                      " updated_at) VALUES (?, 'Ny Deltagare', 'sv', 'registered',"
+                      " '2019-11-29 09:00', '2019-11-29 09:00')", self.NEW)
+        files = self.wait_outbox(33, timeout=15)
+        new = sorted(set(files) - before)
+        self.assertEqual([parse(f)["To"].addresses[0].addr_spec for f in new], [self.NEW] * 3)
+        for f in new:
+            self.assertIn(self.WORDS, parse(f).get_body(("plain",)).get_content())
+        log = self.logtext()
+        self.assertRegex(log, r"(registrations|registrations and templates) changed: "
+                              r"1 participant new or changed")
+        self.assertEqual(len(re.findall("planned everyone", log)), 1, log[-3000:])
 
 
 class RegistrationChangeTest(DaemonCase):
