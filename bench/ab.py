@@ -9,7 +9,8 @@ measure of kallad's own work than the rate, and how many of the
 machine's cores kallad and smtp-sink kept busy together (their CPU time
 over the run's). Not a test.
 
-usage: bench/ab.py [--invites N] [--rounds R] [--connections N[,N...]] BINARY...
+usage: bench/ab.py [--invites N] [--sessions 1|3] [--rounds R] [--connections N[,N...]]
+                   BINARY...
 """
 
 import argparse
@@ -35,7 +36,11 @@ def cpu_of(pid):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--invites", type=int, default=4000)
+    ap.add_argument("--invites", type=int, default=4000,
+                    help="participants, each invited to every session")
+    ap.add_argument("--sessions", type=int, default=1, choices=(1, 3),
+                    help="the example programme's first session only, or all three: "
+                         "invites due at once a participant")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--connections", default="4",
                     help="also over N connections ([smtp] connections); "
@@ -47,7 +52,7 @@ def main():
     sink = run.sink(port)
     try:
         run.wait_port(port)
-        conf = run.programme(tmp, a.invites)
+        conf = run.programme(tmp, a.invites, a.sessions)
         run.use_sink(conf, port, 1)
         state = os.path.join(os.path.dirname(conf), "state")
         rates, cpu, busy = {}, {}, {}
@@ -70,12 +75,14 @@ def main():
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     if p.returncode != 0:
                         sys.exit(f"{b} failed:\n{p.stderr[-2000:]}")
-                    rates.setdefault((b, c), []).append(a.invites / took)
+                    sent = int(p.stdout.split()[0])  # "N sent, ..."
+                    rates.setdefault((b, c), []).append(sent / took)
                     own = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
                     cpu.setdefault((b, c), []).append(own)
                     busy.setdefault((b, c), []).append(
                         (own + cpu_of(sink.pid) - sink_before) / took)
-        print(f"{a.invites} invites into smtp-sink, {a.rounds} rounds, taking turns:")
+        print(f"{a.invites} participants, {a.sessions} invite{'s' if a.sessions > 1 else ''} "
+              f"each, into smtp-sink, {a.rounds} rounds, taking turns:")
         for (b, c), r in sorted(rates.items()):
             print(f"  {b}, {c} connection{'s' if c > 1 else ''}: median "
                   f"{statistics.median(r):6.0f} messages/s, CPU "
