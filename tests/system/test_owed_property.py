@@ -76,6 +76,11 @@ def in_quiet_hours(t):
     return t.hour >= 21 or t.hour < 7
 
 
+# The example's min-lead: nothing goes closer than this to its event (the
+# planner skips it as "min-lead"). Run() checks the configuration says so.
+MIN_LEAD = datetime.timedelta(hours=6)
+
+
 def trigger(days, target_date):
     """09:00 local, `days` calendar days before the target's local date."""
     d = target_date - datetime.timedelta(days=days)
@@ -245,6 +250,8 @@ class Run:
         self.kept = 0  # promised deliveries check 5 saw go
         with open(self.prog.conf, encoding="utf-8") as f:
             text = f.read()
+        if not re.search(r"^min-lead\s*=\s*6h\b", text, re.M):
+            tc.fail("the example's min-lead is no longer 6h: change MIN_LEAD")
         self.conf_head = text[:text.index("\n[rule ")] + "\n\n"
         self.conf_tail = text[text.index("\n[policy]"):]
         self.ics = os.path.join(self.prog.dir, "programme.ics")
@@ -462,13 +469,22 @@ class Run:
         what went, nothing lost, nothing added; inside quiet hours
         (21:00-07:00 in the example) it is promised again for 07:00."""
         latest = {}
+        # When what is overdue goes: now, or when quiet hours end.
+        go = now
+        if in_quiet_hours(now):
+            go = now.replace(hour=7, minute=0, second=0)
+            if now.hour >= 21:
+                go += datetime.timedelta(days=1)
         for due, k in self.promises:
             if due > now:
                 continue
+            # A promise that would go closer than min-lead to its event (or
+            # after it began) lapses: a pass late enough skips it.
             uid = k[2]
-            if uid in self.model.sessions and self.model.sessions[uid]["start"] <= now:
+            if uid in self.model.sessions and self.model.sessions[uid]["start"] - MIN_LEAD < go:
                 continue
-            if uid == DEADLINE and self.model.target_start(DEADLINE, self.model.deadline) <= now:
+            if (uid == DEADLINE and
+                    self.model.target_start(DEADLINE, self.model.deadline) - MIN_LEAD < go):
                 continue
             group = k[:3]
             if group not in latest or due > latest[group][0]:
@@ -477,13 +493,10 @@ class Run:
         got = collections.Counter((r.message, r.email.lower(), r.target, r.rule)
                                   for r in sent if r.rule != "-")
         if in_quiet_hours(now):
-            morning = now.replace(hour=7, minute=0, second=0)
-            if now.hour >= 21:
-                morning += datetime.timedelta(days=1)
             again = collections.Counter(
                 (l[1], l[2].lower(), l[3], l[4]) for l in lines
                 if not l[0].startswith("skipped:") and l[0] != "held"
-                and plan_time(l[0]) == morning)
+                and plan_time(l[0]) == go)
             promised -= again
         self.kept += sum(promised.values())
         if promised != got:
