@@ -129,15 +129,6 @@ static void watch_inputs(struct daemon *d)
 	free(tpl_dir);
 }
 
-/* Where watch_inputs() looks: a change means watching again. */
-static char *watched_paths(const struct config *cfg)
-{
-	return xasprintf("%s|%s|%s|%s|%s|%s", cfg->path, cfg->calendar, cfg->registrations,
-			 cfg->csv_absences ? cfg->csv_absences : "",
-			 cfg->csv_attachments ? cfg->csv_attachments : "",
-			 cfg->templates ? cfg->templates : "");
-}
-
 static bool same_base(const char *path, const char *name, const char *suffix)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
@@ -252,7 +243,6 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	struct errlist errs = {0};
 	struct programme *pg;
 	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
-	char *watched_before = watched_paths(d->pg->cfg);
 	/* Only the registrations or the site templates changed: the
 	 * registrations' fingerprints tell whom the change touches (a
 	 * template touches nobody: the planner does not read templates), a
@@ -269,9 +259,6 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 		d->changed_reg = d->changed_tpl = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
-	/* Watched anew before anything is read: a write while the inputs are
-	 * read is seen, and reloads once more. */
-	watch_inputs(d);
 	pg = programme_reload(d->pg, &errs);
 	bool swapped = pg != d->pg;
 
@@ -303,12 +290,10 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 			 pg->cfg->state, state_before);
 	free(smtp_before);
 	free(state_before);
-	/* Inputs moved: watched where they are now. */
-	char *watched = watched_paths(pg->cfg);
-	if (!str_eq(watched, watched_before))
-		watch_inputs(d);
-	free(watched);
-	free(watched_before);
+	/* Watched anew after the inputs were read: watched before, reading a
+	 * registration database in WAL mode would be seen as a change of it,
+	 * and reload again and again. */
+	watch_inputs(d);
 	if (by_signal)
 		sd_notify(0, "READY=1");
 }

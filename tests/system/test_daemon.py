@@ -357,6 +357,25 @@ class TemplateChangeTest(DaemonCase):
         self.assertEqual(len(re.findall("planned everyone", log)), 1, log[-3000:])
 
 
+    def test_reading_a_wal_database_is_no_change(self):
+        # A registration database in WAL mode (as a web application keeps
+        # it): the reload's own read of it must not be seen as a change,
+        # or the daemon reloads again and again.
+        con = sqlite3.connect(self.prog.db)
+        self.assertEqual(con.execute("PRAGMA journal_mode=WAL").fetchone()[0], "wal")
+        con.close()
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next:")
+        self.edit_template("sv", "invite.txt")
+        end = time.time() + 5
+        while "the templates changed" not in self.logtext():
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+        time.sleep(2)
+        self.assertEqual(self.logtext().count("reloaded "), 1, self.logtext()[-3000:])
+
+
 class RegistrationChangeTest(DaemonCase):
     """Issue 16: a change of the registration database re-plans whom it
     touches. Among 3000 more participants, a new row and a changed row are
