@@ -237,13 +237,15 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 /* The claimed delivery of the batch to start next (n_batch: none left):
  * the first whose participant has no message in the air, so that others'
  * messages fill the free connections while a participant's go one after
- * another, in the order planned (make_room waits for the one before);
- * else the first left. todo[] holds what is still to start, from
- * *first on. */
-static size_t next_to_start(const struct sender *s, const bool *todo, size_t *first)
+ * another, in the order planned; else the first left, and *waits: it
+ * would wait for the answer to the one before it. todo[] holds what is
+ * still to start, from *first on. */
+static size_t next_to_start(const struct sender *s, const bool *todo, size_t *first,
+			    bool *waits)
 {
 	size_t pick = s->n_batch;
 
+	*waits = false;
 	while (*first < s->n_batch && !todo[*first])
 		(*first)++;
 	/* Over one connection everything goes in the order planned. */
@@ -257,6 +259,7 @@ static size_t next_to_start(const struct sender *s, const bool *todo, size_t *fi
 		if (pick == s->n_batch)
 			pick = i;
 	}
+	*waits = pick < s->n_batch;
 	return pick;
 }
 
@@ -342,14 +345,16 @@ static void flush(struct sender *s, bool final)
 	/* [smtp] connections in flight: the next message is built while the
 	 * server answers those before. Time moves on during a long batch:
 	 * claims, outcomes and quiet hours read the clock as they go. */
-	for (size_t first = 0, i; (i = next_to_start(s, todo, &first)) < s->n_batch;) {
+	bool waits;
+
+	for (size_t first = 0, i; (i = next_to_start(s, todo, &first, &waits)) < s->n_batch;) {
 		const struct delivery *d = &s->batch[i];
 		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
 
 		/* Only messages to addresses in the air are left: the next
 		 * participants are planned meanwhile, or, at the end, the next
 		 * answer is awaited and the choice made again. */
-		if (transport_connections(s->tr) > 1 && in_flight_to(s, cur.rcpt)) {
+		if (waits) {
 			if (!final) {
 				carry(s, todo);
 				break;
