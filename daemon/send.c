@@ -234,58 +234,124 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 	return true;
 }
 
-/* The claimed delivery of the batch to start next (n_batch: none left):
- * the first whose participant has no message in the air, so that others'
- * messages fill the free connections while a participant's go one after
- * another, in the order planned; else the first left, and *waits: it
- * would wait for the answer to the one before it. todo[] holds what is
+/* The claimed delivery of the batch's first n to start next (n: none
+ * left): the first whose participant has no message in the air, so that
+ * others' messages fill the free connections while a participant's go one
+ * after another, in the order planned; else the first left, and *waits:
+ * it would wait for the answer to the one before it. todo[] holds what is
  * still to start, from *first on. */
-static size_t next_to_start(const struct sender *s, const bool *todo, size_t *first,
+static size_t next_to_start(const struct sender *s, const bool *todo, size_t n, size_t *first,
 			    bool *waits)
 {
-	size_t pick = s->n_batch;
+	size_t pick = n;
 
 	*waits = false;
-	while (*first < s->n_batch && !todo[*first])
+	while (*first < n && !todo[*first])
 		(*first)++;
 	/* Over one connection everything goes in the order planned. */
-	if (*first == s->n_batch || !s->tr || transport_connections(s->tr) < 2)
+	if (*first == n || !s->tr || transport_connections(s->tr) < 2)
 		return *first;
-	for (size_t i = *first; i < s->n_batch; i++) {
+	for (size_t i = *first; i < n; i++) {
 		if (!todo[i])
 			continue;
 		if (!in_flight_to(s, s->batch[i].p->email))
 			return i;
-		if (pick == s->n_batch)
+		if (pick == n)
 			pick = i;
 	}
-	*waits = pick < s->n_batch;
+	*waits = pick < n;
 	return pick;
 }
 
-/* Keeps the deliveries still to start (todo[]) at the front of the batch,
- * claimed, for the next flush: each waits for the answer to a message to
- * the same address, and the connections meanwhile take the next
- * participants' messages. */
-static void carry(struct sender *s, const bool *todo)
+/* Keeps the claimed deliveries of the batch's first n still to start
+ * (todo[]) at its front, in order, for later: the deliveries planned and
+ * not claimed yet (from n on) follow them. */
+static void carry(struct sender *s, const bool *todo, size_t n)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < s->n_batch; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!todo[i])
 			continue;
 		if (k != i)
 			s->batch[k] = s->batch[i];
 		k++;
 	}
-	s->n_batch = s->n_carried = k;
+	if (k != n)
+		memmove(&s->batch[k], &s->batch[n], (s->n_batch - n) * sizeof(*s->batch));
+	s->n_batch -= n - k;
+	s->n_carried = k;
 }
 
-/* Claims the batch and starts its messages. The first n_carried are
- * claimed already (carry). final: the participants the batch points into
- * go next (the end of a page, of a wake, of the pass): everything starts
- * now, in order; else what would wait for another message to the same
- * address is carried to the next flush. */
+/* Whether a connection is free for another message now, once the
+ * outcomes already in are taken (which commits them). */
+static bool room_now(struct sender *s)
+{
+	if (!s->tr)
+		return true;
+	if (transport_ready(s->tr))
+		land_ready(s);
+	return transport_can_start(s->tr);
+}
+
+/* Starts the claimed deliveries of the batch's first n (todo[]). final:
+ * the participants they point into go next (the end of a page, of a wake,
+ * of the pass): everything starts now, in order, waiting for connections
+ * and mailboxes as it must. Else nothing waits while CARRY_MAX or fewer
+ * are left: what finds no free connection, or would wait for another
+ * message to the same address, is carried (carry) and started while the
+ * next participants are planned (send_pump). */
+static void start_claimed(struct sender *s, bool *todo, size_t n, bool final)
+{
+	const char *why = NULL;
+	time_t next = s->now;
+	bool waits;
+	size_t left = 0;
+
+	for (size_t i = 0; i < n; i++)
+		left += todo[i];
+	/* [smtp] connections in flight: the next message is built while the
+	 * server answers those before. Time moves on during a long batch:
+	 * claims, outcomes and quiet hours read the clock as they go. */
+	for (size_t first = 0, i; (i = next_to_start(s, todo, n, &first, &waits)) < n;) {
+		const struct delivery *d = &s->batch[i];
+		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
+
+		/* Only messages to addresses in the air are left: the next
+		 * participants are planned meanwhile, or, at the end, the next
+		 * answer is awaited and the choice made again. */
+		if (waits) {
+			if (!final)
+				break;
+			land_next(s);
+			continue;
+		}
+		if (!final && left <= CARRY_MAX && !room_now(s))
+			break;
+		todo[i] = false;
+		left--;
+		s->now = clock_now();
+		if (s->broken || (why = held_back(s, &next))) {
+			hold(s, d, why, next);
+			continue;
+		}
+		if (!build(s, &cur))
+			continue;
+		make_room(s, cur.rcpt);
+		/* An outcome just landed may have suspended the relay: no
+		 * connection takes a new message then. */
+		if (s->broken || (why = held_back(s, &next))) {
+			hold(s, d, why, next);
+			free(cur.msg);
+			continue;
+		}
+		take_off(s, &cur);
+	}
+	carry(s, todo, n);
+}
+
+/* Claims the batch and starts its messages (start_claimed). The first
+ * n_carried are claimed already (carry). */
 static void flush(struct sender *s, bool final)
 {
 	const char *why;
@@ -342,51 +408,27 @@ static void flush(struct sender *s, bool final)
 			wake_invalidate(s);
 		}
 	}
-	/* [smtp] connections in flight: the next message is built while the
-	 * server answers those before. Time moves on during a long batch:
-	 * claims, outcomes and quiet hours read the clock as they go. */
-	bool waits;
-
-	for (size_t first = 0, i; (i = next_to_start(s, todo, &first, &waits)) < s->n_batch;) {
-		const struct delivery *d = &s->batch[i];
-		struct flight cur = {.d = d, .rcpt = d->p->email, .record = true};
-
-		/* Only messages to addresses in the air are left: the next
-		 * participants are planned meanwhile, or, at the end, the next
-		 * answer is awaited and the choice made again. */
-		if (waits) {
-			if (!final) {
-				carry(s, todo);
-				break;
-			}
-			land_next(s);
-			continue;
-		}
-		todo[i] = false;
-		s->now = clock_now();
-		if (s->broken || (why = held_back(s, &next))) {
-			hold(s, d, why, next);
-			continue;
-		}
-		if (!build(s, &cur))
-			continue;
-		make_room(s, cur.rcpt);
-		/* An outcome just landed may have suspended the relay: no
-		 * connection takes a new message then. */
-		if (s->broken || (why = held_back(s, &next))) {
-			hold(s, d, why, next);
-			free(cur.msg);
-			continue;
-		}
-		take_off(s, &cur);
-	}
+	start_claimed(s, todo, s->n_batch, final);
 	/* The last messages stay in the air while the next participants are
 	 * planned; their outcomes land with the next batch, or at the end of
 	 * the page (flush_batch_landed). */
 	ledger_commit(s);
-	if (!s->n_carried)
-		s->n_batch = 0;
 	free(todo);
+}
+
+/* Starts carried messages on the connections that are free, waiting for
+ * nothing: between two participants planned, so that planning the next
+ * ones overlaps sending the claimed ones. */
+static void send_pump(struct sender *s)
+{
+	bool todo[CARRY_MAX + CLAIM_BATCH];
+	size_t n = s->n_carried;
+
+	if (!n || n > ARRAY_SIZE(todo) || s->broken || !room_now(s))
+		return;
+	for (size_t i = 0; i < n; i++)
+		todo[i] = true;
+	start_claimed(s, todo, n, false);
 }
 
 void flush_batch(struct sender *s)
@@ -587,7 +629,8 @@ void plan_one(const struct participant *p, void *arg)
 		flush_batch(s);
 	else if (s->tx_open && ++s->tx_planned >= LEDGER_PARTICIPANTS)
 		ledger_commit(s);
-	stop_now(s);
+	if (!stop_now(s))
+		send_pump(s);
 }
 
 /* The full pass: each participant is also noted as met, for the merges

@@ -11,6 +11,10 @@
 /* Claims are committed in batches: one durable commit per message (its
  * outcome) instead of two keeps the ledger far from capping the rate. */
 #define CLAIM_BATCH 64
+/* Claimed messages that may wait for a free connection while the next
+ * participants are planned: planning overlaps sending, and no more is
+ * claimed ahead of the connections than this and a batch. */
+#define CARRY_MAX (2 * CLAIM_BATCH)
 /* A claim whose process is gone is taken over at once; this bound is only
  * for a process id that was reused meanwhile. It must outlast any batch
  * at the slowest rate, or a live process's claim could be taken. */
