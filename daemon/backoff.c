@@ -198,14 +198,28 @@ static double mono(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg)
+/* Seconds between two messages' starts: max-per-minute, stretched while
+ * the relay asks to slow down; 0 when they may start at once. */
+static double turn_gap(const struct backoff *b)
 {
 	int per_minute = b->cfg->smtp_url ? b->cfg->max_per_minute : 0;
 	double gap = per_minute > 0 ? 60.0 / per_minute : 0;
-	double now = mono();
 
 	if (b->slow > 1 && b->cfg->smtp_url)
 		gap = (gap > 0 ? gap : 1.0) * b->slow;
+	return gap;
+}
+
+bool backoff_spaced(const struct backoff *b)
+{
+	return turn_gap(b) > 0;
+}
+
+bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg)
+{
+	double gap = turn_gap(b);
+	double now = mono();
+
 	while (b->next_turn > now) {
 		double d = b->next_turn - now < 1.0 ? b->next_turn - now : 1.0;
 		struct timespec ts = {(time_t)d, (long)((d - (time_t)d) * 1e9)};

@@ -39,6 +39,9 @@ const char *backoff_fault(const struct backoff *b);
 void backoff_note(struct backoff *b, enum send_result r, enum relay_fault fault, bool limit,
 		  const char *detail, time_t now);
 
+/* Whether messages are spaced now (max-per-minute, or a relay asking to
+ * slow down): then sending, not planning, sets the pace. */
+bool backoff_spaced(const struct backoff *b);
 /* Waits for the next message's turn (max-per-minute, stretched after signs
  * of a limit, for all connections together), in slices of at most a
  * second, each spent in pause(arg, seconds) (which lets the sends in

@@ -297,10 +297,12 @@ static bool room_now(struct sender *s)
 /* Starts the claimed deliveries of the batch's first n (todo[]). final:
  * the participants they point into go next (the end of a page, of a wake,
  * of the pass): everything starts now, in order, waiting for connections
- * and mailboxes as it must. Else nothing waits while CARRY_MAX or fewer
- * are left: what finds no free connection, or would wait for another
- * message to the same address, is carried (carry) and started while the
- * next participants are planned (send_pump). */
+ * and mailboxes as it must. Else, while CARRY_MAX or fewer are left and
+ * no spacing holds the pace (backoff_spaced), nothing waits: what finds no
+ * free connection, or would wait for another message to the same address,
+ * is carried (carry) and started while the next participants are planned
+ * (send_pump). Under spacing a claim waits for its turn as before: a
+ * deeper queue would only make the last claims of a batch older. */
 static void start_claimed(struct sender *s, bool *todo, size_t n, bool final)
 {
 	const char *why = NULL;
@@ -326,12 +328,21 @@ static void start_claimed(struct sender *s, bool *todo, size_t n, bool final)
 			land_next(s);
 			continue;
 		}
-		if (!final && left <= CARRY_MAX && !room_now(s))
-			break;
+		s->now = clock_now();
+		why = s->broken ? NULL : held_back(s, &next);
+		/* Carried only while the next participants may go before it
+		 * is claimed long (no spacing); what is held back now is
+		 * released now, before a later message to its mailbox could
+		 * start (the outcomes room_now() lands may hold it back). */
+		if (!final && !s->broken && !why && left <= CARRY_MAX &&
+		    !backoff_spaced(s->bo) && !room_now(s)) {
+			s->now = clock_now();
+			if (!s->broken && !(why = held_back(s, &next)))
+				break;
+		}
 		todo[i] = false;
 		left--;
-		s->now = clock_now();
-		if (s->broken || (why = held_back(s, &next))) {
+		if (s->broken || why) {
 			hold(s, d, why, next);
 			continue;
 		}
@@ -424,7 +435,7 @@ static void send_pump(struct sender *s)
 	bool todo[CARRY_MAX + CLAIM_BATCH];
 	size_t n = s->n_carried;
 
-	if (!n || n > ARRAY_SIZE(todo) || s->broken || !room_now(s))
+	if (!n || n > ARRAY_SIZE(todo) || s->broken || backoff_spaced(s->bo) || !room_now(s))
 		return;
 	for (size_t i = 0; i < n; i++)
 		todo[i] = true;
