@@ -83,6 +83,7 @@ struct delivery {
 	char oid[PLAN_KEY_MAX];
 	time_t owed_since;                 /* when it became owed */
 	bool owed_fresh;                   /* not recorded yet: a writing pass records it */
+	time_t claimed;                    /* the sender's: when this process claimed it */
 };
 
 typedef void (*plan_fn)(const struct delivery *d, void *arg);

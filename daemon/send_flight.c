@@ -57,10 +57,11 @@ void keep_copy(struct sender *s, const struct delivery *d)
 		state_participant_store(s->st, d->p, s->now);
 }
 
-bool claim(struct sender *s, const struct delivery *d, const struct delivery_row *row)
+bool claim(struct sender *s, struct delivery *d, const struct delivery_row *row)
 {
 	if (!state_delivery_claim(s->st, row, s->now, STALE_CLAIM))
 		return false;
+	d->claimed = s->now;
 	keep_copy(s, d);
 	return true;
 }
@@ -122,6 +123,24 @@ bool take_off(struct sender *s, const struct flight *f)
 		make_room(s, f->rcpt);
 		go = !stop_now(s) && !s->broken &&
 		     !backoff_suspended(s->bo, clock_now(), NULL);
+	}
+	/* A claim that waited (for its turn under spacing, or behind a
+	 * slow relay) is renewed before its message starts: one older than
+	 * STALE_CLAIM may have been taken over by another kallad, which
+	 * sends it then; this one does not. */
+	if (go && f->record && (backoff_spaced(s->bo) || clock_now() - f->d->claimed >= RENEW_CLAIM)) {
+		ledger_begin(s);
+		if (s->broken) {
+			go = false;
+		} else if (!state_delivery_renew(s->st, f->d->key, clock_now())) {
+			char *words = describe_delivery(f->d);
+
+			log_warn("%s: not sent here: another kallad took it over while it waited",
+				 words);
+			free(words);
+			free(f->msg);
+			return false;
+		}
 	}
 	if (!go) {
 		s->now = clock_now();

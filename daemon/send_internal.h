@@ -11,6 +11,9 @@
 /* Claims are committed in batches: one durable commit per message (its
  * outcome) instead of two keeps the ledger far from capping the rate. */
 #define CLAIM_BATCH 64
+/* A claim older than this is renewed before its message starts (and
+ * every claim while messages are spaced): see take_off(). */
+#define RENEW_CLAIM 60
 /* Claimed messages that may wait for a free connection while the next
  * participants are planned: planning overlaps sending, and no more is
  * claimed ahead of the connections than this and a batch. */
@@ -136,9 +139,10 @@ void hold(struct sender *s, const struct delivery *d, const char *why, time_t ne
 /* What the participant's calendar holds once d went (attendance). */
 void note_attendance(struct sender *s, const struct delivery *d);
 /* Claims d as row, under the caller's transaction (false: another
- * process holds it, or it is not due); a claimed REQUEST to a registered
- * participant keeps their copy (keep_copy) in the same transaction. */
-bool claim(struct sender *s, const struct delivery *d, const struct delivery_row *row);
+ * process holds it, or it is not due), and notes when in d; a claimed
+ * REQUEST to a registered participant keeps their copy (keep_copy) in the
+ * same transaction. */
+bool claim(struct sender *s, struct delivery *d, const struct delivery_row *row);
 /* The copy of d's participant a cancel greets if their row is deleted
  * later, when d puts a session in their calendar. */
 void keep_copy(struct sender *s, const struct delivery *d);

@@ -13,7 +13,7 @@
 
 /* One claim alone, on disk (synchronous=FULL, an fsync) before its
  * message leaves, as every batch of claims is. */
-static bool claim_durably(struct sender *s, const struct delivery *d,
+static bool claim_durably(struct sender *s, struct delivery *d,
 			  const struct delivery_row *row)
 {
 	bool claimed;
@@ -257,7 +257,7 @@ void send_manual_flush(void *arg)
 	 * transition twice: checked and claimed under one write lock. */
 	committed = state_begin(s->st);
 	for (size_t i = 0; committed && i < s->n_batch; i++) {
-		const struct delivery *d = &s->batch[i];
+		struct delivery *d = &s->batch[i];
 		struct delivery_row row;
 
 		if (!m->force && d->session &&

@@ -164,7 +164,11 @@ const char *const query_sql[Q_N] = {
 	/* Claimed, never attempted: back to the queue without counting. */
 	[Q_RELEASE] = "UPDATE deliveries SET state = CASE WHEN prior = 2 THEN 2 ELSE 3 END,"
 		      " detail = coalesce(CASE WHEN prior = 2 THEN detail END, ?2),"
-		      " next_attempt = ?3, updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0",
+		      " next_attempt = ?3, updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0"
+		      " AND owner_pid = ?5",
+	/* A claim of this process that is still its own, renewed. */
+	[Q_RENEW] = "UPDATE deliveries SET updated = ?2 WHERE key = ?1 AND state = 0"
+		    " AND owner_pid = ?3",
 	/* Claims of processes that are gone: the server may have those. */
 	[Q_ORPHANS] = "UPDATE deliveries SET state = 2, next_attempt = ?1, owner_pid = NULL,"
 		      " detail = coalesce(detail, 'claimed by a kallad that stopped: may have gone')"

@@ -20,6 +20,7 @@ enum query {
 	Q_MARK,
 	Q_SKIP,
 	Q_RELEASE,
+	Q_RENEW,
 	Q_ORPHANS,
 	Q_DELETE,
 	Q_RELEASED_GET,

@@ -190,7 +190,20 @@ void state_delivery_release(struct state *st, const char *key, const char *why, 
 	bind_text(q, 2, why);
 	bind_time(q, 3, next_attempt);
 	bind_time(q, 4, now);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)getpid()); /* not one another kallad took over */
 	st_run(st, q, "releasing a claim");
+}
+
+bool state_delivery_renew(struct state *st, const char *key, time_t now)
+{
+	sqlite3_stmt *q = st_query(st, Q_RENEW);
+
+	if (!q || st->readonly)
+		return false;
+	bind_text(q, 1, key);
+	bind_time(q, 2, now);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)getpid());
+	return st_run(st, q, "renewing a claim") && sqlite3_changes(st->db) == 1;
 }
 
 bool state_is_released(struct state *st, const char *key)

@@ -230,6 +230,38 @@ class ConnectionsTest(RelayCase):
         # readings, on a loaded machine, may pull two turns together).
         self.assertGreaterEqual(min(b - a for a, b in zip(began, began[9:])), 0.6)
 
+    def test_a_claim_taken_over_while_it_waits_is_not_sent_here(self):
+        # Under max-per-minute, claims wait for their turns. Another kallad
+        # may take one over meanwhile (one older than STALE_CLAIM, its
+        # process thought gone) and send it: this one must not send it too.
+        server = self.plain_server()
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 300")
+        p = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--once", "--now", NOW],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        end = time.monotonic() + 20
+        while len(server.messages()) < 2:
+            self.assertLess(time.monotonic(), end)
+            time.sleep(0.02)
+        con = sqlite3.connect(self.prog.state, timeout=10)
+        taken = con.execute("UPDATE deliveries SET owner_pid = ? WHERE state = 0 AND owner_pid = ?",
+                            (os.getpid(), p.pid)).rowcount
+        con.commit()
+        con.close()
+        _, err = p.communicate(timeout=60)
+        self.assertGreater(taken, 10, err)
+        # At most the one message in the air when they were taken still
+        # went from here; none of the others.
+        skipped = err.count("another kallad took it over while it waited")
+        self.assertIn(skipped, (taken - 1, taken), err)
+        self.assertEqual(len(server.messages()), INVITES - skipped, err)
+        # Their claims stay the other kallad's: none released by this one.
+        con = sqlite3.connect(self.prog.state)
+        mine = con.execute("SELECT count(*) FROM deliveries WHERE state = 0 AND owner_pid = ?",
+                           (os.getpid(),)).fetchone()[0]
+        con.close()
+        self.assertEqual(mine, skipped)
+
     def test_wrong_password_is_tried_once_not_per_connection(self):
         server, ca = self.tls_server()
         self.use_tls(server.port, ca, "not-the-password")
