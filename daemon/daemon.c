@@ -103,9 +103,10 @@ static void watch_inputs(struct daemon *d)
 	char *confd = xasprintf("%s.d/x", cfg->path);
 	char *tpl_dir = cfg->templates ? xasprintf("%s/x/x", cfg->templates) : NULL;
 
-	if (d->inofd >= 0)
-		close(d->inofd);
-	d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	/* One descriptor for the daemon's life: what was written while a
+	 * reload read the inputs waits in it, seen once the reload is done. */
+	if (d->inofd < 0)
+		d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	add_watch(d, cfg->path);
 	add_watch(d, confd);
 	add_watch(d, cfg->calendar);
@@ -153,6 +154,16 @@ static bool is_registrations(const struct config *cfg, const char *name)
 	       same_base(cfg->registrations, name, "-journal");
 }
 
+/* A database's -wal or -journal, whose content changes only by a write to
+ * it: kallad's own read of the database (read-only) may create an empty
+ * -wal, set its mode and close it, and that is no change. */
+static bool is_db_companion(const struct config *cfg, const struct inotify_event *ev)
+{
+	return !reg_is_csv(cfg->registrations) &&
+	       (same_base(cfg->registrations, ev->name, "-wal") ||
+		same_base(cfg->registrations, ev->name, "-journal"));
+}
+
 /* What the planner reads (with the state database). */
 static bool is_planned_from(const struct config *cfg, const char *name)
 {
@@ -182,7 +193,10 @@ static void on_inotify(struct daemon *d)
 			struct inotify_event *ev = (struct inotify_event *)p;
 			const struct config *cfg = d->pg->cfg;
 
-			if (!ev->len || is_planned_from(cfg, ev->name) || is_template(cfg, ev->name)) {
+			if (ev->len && is_db_companion(cfg, ev) && !(ev->mask & IN_MODIFY))
+				; /* a read of the database, kallad's own reloads' included */
+			else if (!ev->len || is_planned_from(cfg, ev->name) ||
+				 is_template(cfg, ev->name)) {
 				relevant = true;
 				/* A database's -shm is not ours: its own write shows
 				 * as the database or its -wal. */
@@ -290,9 +304,8 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 			 pg->cfg->state, state_before);
 	free(smtp_before);
 	free(state_before);
-	/* Watched anew after the inputs were read: watched before, reading a
-	 * registration database in WAL mode would be seen as a change of it,
-	 * and reload again and again. */
+	/* The inputs stayed watched while they were read (a write meanwhile
+	 * makes another reload); the configuration may name new ones. */
 	watch_inputs(d);
 	if (by_signal)
 		sd_notify(0, "READY=1");

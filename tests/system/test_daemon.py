@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -374,6 +375,85 @@ class TemplateChangeTest(DaemonCase):
             time.sleep(0.05)
         time.sleep(2)
         self.assertEqual(self.logtext().count("reloaded "), 1, self.logtext()[-3000:])
+
+
+class ReloadWindowTest(DaemonCase):
+    """A registration written while a reload reads the inputs is planned:
+    the write's change waits in the daemon's inotify descriptor, which the
+    reload keeps. Registrations in CSV, their absences a named pipe that
+    this test serves: the reload holds at the absences, after it read the
+    registrations, while the test writes a new registrant."""
+
+    ANNA = "anna.berglund@gavle.example.se"
+    NEW = "ny.deltagare@example.org"
+
+    def serve_absences(self, fifo):
+        """Each open of the pipe by kallad gets the absences; once
+        self.hold is set, the next open waits for self.go first."""
+        self.hold, self.reading, self.go = False, threading.Event(), threading.Event()
+        self.done = False
+
+        def serve():
+            while not self.done:
+                fd = os.open(fifo, os.O_WRONLY)
+                if self.hold and not self.done:
+                    self.hold = False
+                    self.reading.set()
+                    self.go.wait(20)
+                try:
+                    os.write(fd, b"email,session_uid\nnobody@example.se,x@example.org\n")
+                except BrokenPipeError:
+                    pass
+                os.close(fd)
+                time.sleep(0.1)  # kallad reads the end and closes: one copy each
+
+        def finish():
+            self.done = True
+            self.go.set()
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # frees a waiting open
+            time.sleep(0.1)
+            os.close(fd)
+            t.join(5)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self.addCleanup(finish)
+
+    def write_people(self, rows):
+        path = os.path.join(self.prog.dir, "people.csv")
+        with open(path + ".new", "w", encoding="utf-8") as f:
+            f.write("email;name;status\n")
+            for email, name in rows:
+                f.write(f"{email};{name};registered\n")
+        os.rename(path + ".new", path)
+
+    def test_a_row_written_while_a_reload_reads_is_planned(self):
+        self.write_people([(self.ANNA, "Anna Berglund")])
+        self.prog.edit_conf("registrations = registrations.db", "registrations = people.csv")
+        self.prog.append_conf("[registrations]\nabsences = absences.csv\n")
+        fifo = os.path.join(self.prog.dir, "absences.csv")
+        os.mkfifo(fifo)
+        self.serve_absences(fifo)
+        self.start("2019-11-20T08:00:00+01:00")
+        before = set(self.wait_outbox(3))
+        self.notify.wait_for("STATUS=next:")
+        # The calendar saved again, unchanged: a reload, which holds at
+        # the absences once it has read the registrations.
+        self.hold = True
+        cal = os.path.join(self.prog.dir, "programme.ics")
+        with open(cal, "rb") as f:
+            text = f.read()
+        with open(cal + ".new", "wb") as f:
+            f.write(text)
+        os.rename(cal + ".new", cal)
+        self.assertTrue(self.reading.wait(10), self.logtext()[-3000:])
+        self.write_people([(self.ANNA, "Anna Berglund"), (self.NEW, "Ny Deltagare")])
+        time.sleep(0.3)
+        self.go.set()
+        # Nothing else changes: the new registrant's three invites go.
+        files = self.wait_outbox(6, timeout=10)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec
+                                for f in set(files) - before), [self.NEW] * 3)
 
 
 class RegistrationChangeTest(DaemonCase):
