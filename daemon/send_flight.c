@@ -110,6 +110,15 @@ static bool pause_cb(void *arg, double secs)
 	return !stop_now(s) && !s->broken && !backoff_suspended(s->bo, clock_now(), NULL);
 }
 
+/* Whether d's claim has waited long enough to be renewed before its
+ * message starts: a second under spacing, RENEW_CLAIM otherwise. */
+static bool must_renew(const struct sender *s, const struct delivery *d)
+{
+	time_t age = clock_now() - d->claimed;
+
+	return age >= RENEW_CLAIM || (age >= 1 && backoff_spaced(s->bo));
+}
+
 bool take_off(struct sender *s, const struct flight *f)
 {
 	struct flight *slot = NULL;
@@ -124,15 +133,24 @@ bool take_off(struct sender *s, const struct flight *f)
 		go = !stop_now(s) && !s->broken &&
 		     !backoff_suspended(s->bo, clock_now(), NULL);
 	}
-	/* A claim that waited (for its turn under spacing, or behind a
-	 * slow relay) is renewed before its message starts: one older than
-	 * STALE_CLAIM may have been taken over by another kallad, which
-	 * sends it then; this one does not. */
-	if (go && f->record && (backoff_spaced(s->bo) || clock_now() - f->d->claimed >= RENEW_CLAIM)) {
+	/* A claim that waited (for its turns under spacing, or behind a
+	 * slow relay) is renewed before its message starts, and committed
+	 * (no lock is held across the send): one older than STALE_CLAIM may
+	 * have been taken over by another kallad, which sends it then; this
+	 * one does not. A claim taken a moment ago is not: the first message
+	 * after a batch of claims leaves with nothing written since their
+	 * fsync. */
+	if (go && f->record && must_renew(s, f->d)) {
+		int mine = -1;
+
 		ledger_begin(s);
-		if (s->broken) {
+		if (!s->broken)
+			mine = state_delivery_renew(s->st, f->d->key, clock_now());
+		ledger_commit(s);
+		if (mine < 0 || s->broken) {
+			s->broken = true;
 			go = false;
-		} else if (!state_delivery_renew(s->st, f->d->key, clock_now())) {
+		} else if (!mine) {
 			char *words = describe_delivery(f->d);
 
 			log_warn("%s: not sent here: another kallad took it over while it waited",

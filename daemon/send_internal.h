@@ -11,8 +11,8 @@
 /* Claims are committed in batches: one durable commit per message (its
  * outcome) instead of two keeps the ledger far from capping the rate. */
 #define CLAIM_BATCH 64
-/* A claim older than this is renewed before its message starts (and
- * every claim while messages are spaced): see take_off(). */
+/* A claim older than this is renewed before its message starts (while
+ * messages are spaced, one older than a second): see take_off(). */
 #define RENEW_CLAIM 60
 /* Claimed messages that may wait for a free connection while the next
  * participants are planned: planning overlaps sending, and no more is

@@ -80,10 +80,11 @@ void state_delivery_mark(struct state *st, const char *key, enum dstate s, const
  * claim of this process. */
 void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
 			    time_t now);
-/* True if key is still claimed by this process, and then its claim is
- * renewed (as of now): a claim that waited long may have been taken over
- * meanwhile by another kallad (state_delivery_claim's stale_after). */
-bool state_delivery_renew(struct state *st, const char *key, time_t now);
+/* Renews this process's claim of key (as of now): 1; 0 if it is no longer
+ * this process's (a claim that waited long may have been taken over by
+ * another kallad: state_delivery_claim's stale_after); -1 if the database
+ * failed. */
+int state_delivery_renew(struct state *st, const char *key, time_t now);
 /* Claims whose process is gone (or older than stale_after) become
  * UNKNOWN, retryable now: the server may have them. Returns how many. */
 long state_recover_orphans(struct state *st, time_t now, int stale_after);

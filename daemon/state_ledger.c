@@ -194,16 +194,18 @@ void state_delivery_release(struct state *st, const char *key, const char *why, 
 	st_run(st, q, "releasing a claim");
 }
 
-bool state_delivery_renew(struct state *st, const char *key, time_t now)
+int state_delivery_renew(struct state *st, const char *key, time_t now)
 {
 	sqlite3_stmt *q = st_query(st, Q_RENEW);
 
 	if (!q || st->readonly)
-		return false;
+		return -1;
 	bind_text(q, 1, key);
 	bind_time(q, 2, now);
 	sqlite3_bind_int64(q, 3, (sqlite3_int64)getpid());
-	return st_run(st, q, "renewing a claim") && sqlite3_changes(st->db) == 1;
+	if (!st_run(st, q, "renewing a claim"))
+		return -1;
+	return sqlite3_changes(st->db) == 1;
 }
 
 bool state_is_released(struct state *st, const char *key)
