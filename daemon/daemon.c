@@ -97,9 +97,8 @@ static void add_watch(struct daemon *d, const char *path)
 	free(copy);
 }
 
-static void watch_inputs(struct daemon *d)
+static void watch_inputs(struct daemon *d, const struct config *cfg)
 {
-	const struct config *cfg = d->pg->cfg;
 	char *confd = xasprintf("%s.d/x", cfg->path);
 	char *tpl_dir = cfg->templates ? xasprintf("%s/x/x", cfg->templates) : NULL;
 
@@ -128,6 +127,20 @@ static void watch_inputs(struct daemon *d)
 	}
 	free(confd);
 	free(tpl_dir);
+}
+
+/* The inputs the configuration names, watched before they are first read:
+ * a write while the daemon starts is seen. (Read again with them; a broken
+ * configuration is named then.) */
+static void watch_early(struct daemon *d, const char *config_path)
+{
+	struct errlist errs = {0};
+	struct config *cfg = config_load(config_path, &errs);
+
+	if (cfg)
+		watch_inputs(d, cfg);
+	config_free(cfg);
+	errlist_free(&errs);
 }
 
 static bool same_base(const char *path, const char *name, const char *suffix)
@@ -306,7 +319,7 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	free(state_before);
 	/* The inputs stayed watched while they were read (a write meanwhile
 	 * makes another reload); the configuration may name new ones. */
-	watch_inputs(d);
+	watch_inputs(d, pg->cfg);
 	if (by_signal)
 		sd_notify(0, "READY=1");
 }
@@ -480,6 +493,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	/* Each load of the registrations fingerprints them: a reload then
 	 * tells whom a change of the database touches (regdigest.h). */
 	reg_keep_digests(true);
+	watch_early(d, c->config);
 	/* A fresh install has no calendar or registrations yet: wait for them. */
 	if (!(d->pg = await_programme(c->config, &rc)))
 		return rc;
@@ -511,12 +525,11 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 	d->timerfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->debouncefd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->repliesfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	d->inofd = -1;
 	if (d->sigfd < 0 || d->timerfd < 0 || d->debouncefd < 0 || d->repliesfd < 0) {
 		log_error("cannot set up signals and timers: %m");
 		return 1;
 	}
-	watch_inputs(d);
+	watch_inputs(d, d->pg->cfg);
 	d->pidfile = programme_pidfile(d->pg->cfg);
 	if (!write_pidfile(d->pidfile))
 		log_warn("%s: cannot write: %m (--send-now and the like cannot wake this daemon)",

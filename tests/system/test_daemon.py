@@ -427,13 +427,31 @@ class ReloadWindowTest(DaemonCase):
                 f.write(f"{email};{name};registered\n")
         os.rename(path + ".new", path)
 
-    def test_a_row_written_while_a_reload_reads_is_planned(self):
+    def use_pipe(self):
         self.write_people([(self.ANNA, "Anna Berglund")])
         self.prog.edit_conf("registrations = registrations.db", "registrations = people.csv")
         self.prog.append_conf("[registrations]\nabsences = absences.csv\n")
         fifo = os.path.join(self.prog.dir, "absences.csv")
         os.mkfifo(fifo)
         self.serve_absences(fifo)
+
+    def test_a_row_written_while_the_daemon_starts_is_planned(self):
+        # The first read of the inputs holds at the absences.
+        self.use_pipe()
+        self.hold = True
+        starting = threading.Thread(target=self.start, args=("2019-11-20T08:00:00+01:00",))
+        starting.start()
+        self.assertTrue(self.reading.wait(10))
+        self.write_people([(self.ANNA, "Anna Berglund"), (self.NEW, "Ny Deltagare")])
+        time.sleep(0.3)
+        self.go.set()
+        starting.join(20)
+        files = self.wait_outbox(6, timeout=10)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec for f in files),
+                         sorted([self.ANNA] * 3 + [self.NEW] * 3))
+
+    def test_a_row_written_while_a_reload_reads_is_planned(self):
+        self.use_pipe()
         self.start("2019-11-20T08:00:00+01:00")
         before = set(self.wait_outbox(3))
         self.notify.wait_for("STATUS=next:")
