@@ -1,10 +1,13 @@
 /* curl_raw: the ceiling for kallad's SMTP path. Sends one message file N
  * times over one reused libcurl easy handle (the same options kallad uses
  * for a plain loopback server), with nothing else: no planning, building,
- * or ledger. Prints messages per second.
- *   cc -O2 -o curl_raw bench/curl_raw.c -lcurl
- *   curl_raw smtp://127.0.0.1:PORT message.eml 4000 */
+ * or ledger. With THREADS, that many threads each send N / THREADS over a
+ * handle and connection of their own, as kallad's connections do.
+ * Prints messages per second.
+ *   cc -O2 -o curl_raw bench/curl_raw.c -lcurl -lpthread
+ *   curl_raw smtp://127.0.0.1:PORT message.eml 4000 [THREADS] */
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,43 +30,71 @@ static size_t rd(char *buf, size_t size, size_t n, void *arg)
 	return k;
 }
 
-int main(int argc, char **argv)
-{
-	struct src s = {0};
-	struct timespec a, b;
-	struct curl_slist *rcpt;
-	FILE *f;
+struct job {
+	const char *url, *data;
+	size_t len;
 	long n;
-	CURL *c;
-	char *buf;
+	int rc;
+};
 
-	if (argc != 4 || !(f = fopen(argv[2], "rb")))
-		return 2;
-	buf = malloc(1 << 20);
-	s.len = fread(buf, 1, 1 << 20, f);
-	s.data = buf;
-	fclose(f);
-	n = atol(argv[3]);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	c = curl_easy_init();
+static void *worker(void *arg)
+{
+	struct job *j = arg;
+	struct src s = {.data = j->data, .len = j->len};
+	struct curl_slist *rcpt;
+	CURL *c = curl_easy_init();
+
 	rcpt = curl_slist_append(NULL, "<deltagare@kommun.example.se>");
-	curl_easy_setopt(c, CURLOPT_URL, argv[1]);
+	curl_easy_setopt(c, CURLOPT_URL, j->url);
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, "<program@example.org>");
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, rd);
 	curl_easy_setopt(c, CURLOPT_READDATA, &s);
 	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)s.len);
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (long i = 0; i < n; i++) {
+	for (long i = 0; i < j->n && !j->rc; i++) {
 		s.pos = 0;
 		if (curl_easy_perform(c) != CURLE_OK)
-			return 1;
+			j->rc = 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("%.0f\n", n / ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9));
 	curl_slist_free_all(rcpt);
 	curl_easy_cleanup(c);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct job jobs[64];
+	pthread_t tid[64];
+	struct timespec a, b;
+	int threads = argc == 5 ? atoi(argv[4]) : 1;
+	long n;
+	size_t len;
+	FILE *f;
+	char *buf;
+	int rc = 0;
+
+	if (argc < 4 || argc > 5 || threads < 1 || threads > 64 || !(f = fopen(argv[2], "rb")))
+		return 2;
+	buf = malloc(1 << 20);
+	len = fread(buf, 1, 1 << 20, f);
+	fclose(f);
+	n = atol(argv[3]);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int t = 0; t < threads; t++) {
+		jobs[t] = (struct job){.url = argv[1], .data = buf, .len = len, .n = n / threads};
+		pthread_create(&tid[t], NULL, worker, &jobs[t]);
+	}
+	for (int t = 0; t < threads; t++) {
+		pthread_join(tid[t], NULL);
+		rc |= jobs[t].rc;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (rc)
+		return 1;
+	printf("%.0f\n", n / threads * threads /
+				 ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9));
 	curl_global_cleanup();
 	free(buf);
 	return 0;

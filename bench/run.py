@@ -117,7 +117,8 @@ def preview_size(kallad, conf):
 
 def build_curl_raw(tmp):
     out = os.path.join(tmp, "curl_raw")
-    subprocess.run(["cc", "-O2", "-o", out, os.path.join(HERE, "curl_raw.c"), "-lcurl"],
+    subprocess.run(["cc", "-O2", "-o", out, os.path.join(HERE, "curl_raw.c"), "-lcurl",
+                    "-lpthread"],
                    check=True)
     return out
 
@@ -179,9 +180,11 @@ def throughput(kallad, tmp, n, rounds, connections):
                 rates.setdefault(("kallad", c), []).append(sent / elapsed)
             timed(("source", 1), source[:1] + ["-s", "1"] + source[1:] + [f"127.0.0.1:{port}"])
             timed(("source", 4), source[:1] + ["-s", "4"] + source[1:] + [f"127.0.0.1:{port}"])
-            out = subprocess.run([curl_raw, f"smtp://127.0.0.1:{port}", eml, str(n)],
-                                 capture_output=True, text=True, check=True).stdout
-            rates.setdefault(("curl", 1), []).append(float(out))
+            for threads in (1, 4):
+                out = subprocess.run([curl_raw, f"smtp://127.0.0.1:{port}", eml, str(n),
+                                      str(threads)],
+                                     capture_output=True, text=True, check=True).stdout
+                rates.setdefault(("curl", threads), []).append(float(out))
     finally:
         s.kill()
         s.wait()
@@ -197,6 +200,8 @@ def throughput(kallad, tmp, n, rounds, connections):
     print(rate_line("smtp-source -d, 4 connections", rates[("source", 4)], "-s 4"))
     print(rate_line("libcurl alone, 1 connection", rates[("curl", 1)],
                     "bench/curl_raw.c, kallad's invite, one reused handle"))
+    print(rate_line("libcurl alone, 4 connections", rates[("curl", 4)],
+                    "bench/curl_raw.c, a thread and a handle each"))
     print(f"  ratio kallad/smtp-source -d, 1 connection: {med[('kallad', None)] / med[('source', 1)]:.2f}")
     print(f"  ratio kallad/libcurl alone:                {med[('kallad', None)] / med[('curl', 1)]:.2f}")
     if connections:
