@@ -269,6 +269,8 @@ static int handler(void *arg, const char *section, const char *name, const char 
 		value = "";
 	snprintf(sec, sizeof(sec), "%s", section);
 	k = section_kind(str_trim(sec), &rule);
+	if (k != SEC_SMTP)
+		sb_addf(&ld->planned, "%s\x1f%s\x1f%s\x1e", sec, name, value);
 	if (k == SEC_RULE)
 		rule_key(ld, rule, name, value);
 	else if (k == SEC_DEADLINE)
@@ -633,6 +635,7 @@ struct config *config_load(const char *path, struct errlist *errs)
 	struct loader ld = {.errs = errs};
 
 	ld.cfg = config_new(path);
+	sb_init(&ld.planned);
 	ld.key = xcalloc(n_keys, sizeof(*ld.key));
 	ld.bad = xcalloc(n_keys, sizeof(*ld.bad));
 	ld.dir = dir_of(path);
@@ -653,6 +656,8 @@ struct config *config_load(const char *path, struct errlist *errs)
 		ld.cfg->material = xasprintf("%s/material", dir);
 		free(dir);
 	}
+	hash_hex(ld.planned.buf ? ld.planned.buf : "", ld.planned.len, ld.cfg->plan_digest);
+	sb_free(&ld.planned);
 	for (size_t i = 0; i < ld.n_files; i++)
 		free(ld.files[i]);
 	free(ld.files);

@@ -47,6 +47,10 @@ bool config_csv_column(const char *name);
 
 struct config {
 	char *path; /* the main file */
+	/* Every key outside [smtp] (the relay, which planning never reads),
+	 * section, name and value in the order read, hashed: the same
+	 * digest, the same plan from the same calendar and registrations. */
+	char plan_digest[33];
 
 	/* [programme] */
 	char *name, *calendar, *registrations, *state, *timezone, *language, *templates;

@@ -40,6 +40,7 @@ struct keydef;
 struct loader {
 	struct config *cfg;
 	struct errlist *errs;
+	struct strbuf planned; /* every key outside [smtp], as read: cfg->plan_digest */
 	size_t n_errors;
 	char **files;
 	size_t n_files, cap_files;

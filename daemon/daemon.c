@@ -35,7 +35,9 @@ struct daemon {
 	struct sender *snd;
 	int sigfd, timerfd, inofd, debouncefd, repliesfd; /* closed in this order */
 	bool stop, reload, replan;
-	bool changed_reg, changed_tpl, changed_other; /* what inotify saw since the last reload */
+	/* What inotify saw since the last reload: the registration database,
+	 * the site templates, the configuration's files, anything else. */
+	bool changed_reg, changed_tpl, changed_conf, changed_other;
 	char *pidfile;
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
@@ -177,10 +179,16 @@ static bool is_db_companion(const struct config *cfg, const struct inotify_event
 		same_base(cfg->registrations, ev->name, "-journal"));
 }
 
+/* The main file or a drop-in. */
+static bool is_config(const struct config *cfg, const char *name)
+{
+	return same_base(cfg->path, name, "") || ends_with(name, ".conf");
+}
+
 /* What the planner reads (with the state database). */
 static bool is_planned_from(const struct config *cfg, const char *name)
 {
-	return same_base(cfg->path, name, "") || ends_with(name, ".conf") ||
+	return is_config(cfg, name) ||
 	       same_base(cfg->calendar, name, "") || is_registrations(cfg, name) ||
 	       (cfg->csv_absences && same_base(cfg->csv_absences, name, "")) ||
 	       (cfg->csv_attachments && same_base(cfg->csv_attachments, name, ""));
@@ -218,6 +226,8 @@ static void on_inotify(struct daemon *d)
 					d->changed_reg = true;
 				else if (ev->len && is_template(cfg, ev->name))
 					d->changed_tpl = true;
+				else if (ev->len && is_config(cfg, ev->name))
+					d->changed_conf = true;
 				else
 					d->changed_other = true;
 			}
@@ -270,20 +280,29 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	struct errlist errs = {0};
 	struct programme *pg;
 	char *smtp_before = smtp_settings(d->pg->cfg), *state_before = xstrdup(d->pg->cfg->state);
-	/* Only the registrations or the site templates changed: the
-	 * registrations' fingerprints tell whom the change touches (a
-	 * template touches nobody: the planner does not read templates), a
-	 * write of the registrations while this reload reads them included. */
-	bool reg_only = debounced && (d->changed_reg || d->changed_tpl) && !d->changed_other;
-	const char *what = !d->changed_tpl ? "the registrations"
-			   : !d->changed_reg ? "the templates"
-					     : "the registrations and templates";
+	/* Only the registrations, the site templates or the configuration
+	 * changed: the registrations' fingerprints tell whom the change
+	 * touches (a template touches nobody: the planner does not read
+	 * templates; nor a change of [smtp] alone, as the configuration's
+	 * plan_digest tells), a write of the registrations while this reload
+	 * reads them included. */
+	bool reg_only = debounced && (d->changed_reg || d->changed_tpl || d->changed_conf) &&
+			!d->changed_other;
+	char what[120];
 	struct regdigest *digests = reg_only ? reg_take_digests(d->pg->reg) : NULL;
-	char cal_before[FILE_ID_MAX];
+	char cal_before[FILE_ID_MAX], plan_before[sizeof(d->pg->cfg->plan_digest)];
 
+	const char *inputs = d->changed_reg && d->changed_tpl ? "the registrations and templates"
+			     : d->changed_reg		       ? "the registrations"
+			     : d->changed_tpl		       ? "the templates"
+							       : "";
+
+	snprintf(what, sizeof(what), "%s%s%s", inputs, *inputs && d->changed_conf ? " and " : "",
+		 d->changed_conf ? "the configuration (no planning setting)" : "");
 	memcpy(cal_before, d->pg->cal_id, sizeof(cal_before));
+	memcpy(plan_before, d->pg->cfg->plan_digest, sizeof(plan_before));
 	if (debounced)
-		d->changed_reg = d->changed_tpl = d->changed_other = false;
+		d->changed_reg = d->changed_tpl = d->changed_conf = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	pg = programme_reload(d->pg, &errs);
@@ -305,8 +324,10 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	}
 	errlist_free(&errs);
 	d->pg = pg;
-	/* The calendar read may be newer than inotify said so far. */
-	if (reg_only && swapped && str_eq(cal_before, pg->cal_id))
+	/* The calendar read may be newer than inotify said so far; a change
+	 * of the configuration outside [smtp] may change any plan. */
+	if (reg_only && swapped && str_eq(cal_before, pg->cal_id) &&
+	    str_eq(plan_before, pg->cfg->plan_digest))
 		send_set_programme_registrations(d->snd, pg, digests, pg->reg->digests, what);
 	else
 		send_set_programme(d->snd, pg);

@@ -474,6 +474,33 @@ class ReloadWindowTest(DaemonCase):
                                 for f in set(files) - before), [self.NEW] * 3)
 
 
+class ConfigChangeTest(DaemonCase):
+    """Issue 16: an edit of the configuration's [smtp] alone (a password,
+    a timeout, more connections) plans nobody again: the planner never
+    reads it. Any other setting plans everyone."""
+
+    def test_smtp_edit_plans_nobody_and_a_planning_setting_everyone(self):
+        self.add_waitlisted(3000)
+        self.prog.append_conf("[smtp]\ntimeout = 30")
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next:")
+        self.prog.edit_conf("timeout = 30", "timeout = 45")
+        end = time.time() + 10
+        while "changed: nobody is planned again" not in self.logtext():
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+        log = self.logtext()
+        self.assertIn("the configuration (no planning setting) changed: nobody is planned again",
+                      log)
+        self.assertEqual(len(re.findall("planned everyone", log)), 1, log[-3000:])
+        self.prog.edit_conf("late-registrations = skip", "late-registrations = send")
+        end = time.time() + 15
+        while len(re.findall("planned everyone", self.logtext())) < 2:
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+
+
 class RegistrationChangeTest(DaemonCase):
     """Issue 16: a change of the registration database re-plans whom it
     touches. Among 3000 more participants, a new row and a changed row are
