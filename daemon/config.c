@@ -269,8 +269,9 @@ static int handler(void *arg, const char *section, const char *name, const char 
 		value = "";
 	snprintf(sec, sizeof(sec), "%s", section);
 	k = section_kind(str_trim(sec), &rule);
+	/* With the folder of its file, which a relative path is read from. */
 	if (k != SEC_SMTP)
-		sb_addf(&ld->planned, "%s\x1f%s\x1f%s\x1e", sec, name, value);
+		sb_addf(&ld->planned, "%s\x1f%s\x1f%s\x1f%s\x1e", ld->dir, sec, name, value);
 	if (k == SEC_RULE)
 		rule_key(ld, rule, name, value);
 	else if (k == SEC_DEADLINE)
@@ -406,11 +407,17 @@ static int dropin_cmp(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-static void load_dropins(struct loader *ld, const char *main_file)
+char *config_dropin_dir(const char *main_file)
 {
 	const char *slash = strrchr(main_file, '/');
-	char *dir = slash ? xasprintf("%.*s/kallad.conf.d", (int)(slash - main_file), main_file)
-			  : xstrdup("kallad.conf.d");
+
+	return slash ? xasprintf("%.*s/kallad.conf.d", (int)(slash - main_file), main_file)
+		     : xstrdup("kallad.conf.d");
+}
+
+static void load_dropins(struct loader *ld, const char *main_file)
+{
+	char *dir = config_dropin_dir(main_file);
 	struct dirent **list;
 	int n = scandir(dir, &list, dropin_filter, dropin_cmp);
 

@@ -106,6 +106,8 @@ struct config {
  * config_free(), or NULL with every problem appended to errs as
  * "file:line: key: what is wrong". */
 struct config *config_load(const char *path, struct errlist *errs);
+/* The folder of drop-ins read after main_file: kallad.conf.d beside it. */
+char *config_dropin_dir(const char *main_file);
 void config_free(struct config *cfg);
 
 /* "registered", "invited", ... for an audience. */

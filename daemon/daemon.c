@@ -101,7 +101,7 @@ static void add_watch(struct daemon *d, const char *path)
 
 static void watch_inputs(struct daemon *d, const struct config *cfg)
 {
-	char *confd = xasprintf("%s.d/x", cfg->path);
+	char *dropins = config_dropin_dir(cfg->path), *confd = xasprintf("%s/x", dropins);
 	char *tpl_dir = cfg->templates ? xasprintf("%s/x/x", cfg->templates) : NULL;
 
 	/* One descriptor for the daemon's life: what was written while a
@@ -128,6 +128,7 @@ static void watch_inputs(struct daemon *d, const struct config *cfg)
 		free(base);
 	}
 	free(confd);
+	free(dropins);
 	free(tpl_dir);
 }
 

@@ -500,6 +500,24 @@ class ConfigChangeTest(DaemonCase):
             self.assertLess(time.time(), end, self.logtext()[-3000:])
             time.sleep(0.05)
 
+    def test_dropin_beside_a_file_not_named_kallad_conf(self):
+        # The drop-ins are read from kallad.conf.d beside the main file,
+        # whatever its name: an edit there is seen too.
+        other = os.path.join(self.prog.dir, "programme.conf")
+        os.rename(self.prog.conf, other)
+        self.prog.conf = other
+        dropins = os.path.join(self.prog.dir, "kallad.conf.d")
+        os.mkdir(dropins)
+        self.start("2019-11-20T08:00:00+01:00")
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next:")
+        with open(os.path.join(dropins, "50-relay.conf"), "w", encoding="utf-8") as f:
+            f.write("[smtp]\ntimeout = 40\n")
+        end = time.time() + 10
+        while "the configuration (no planning setting) changed" not in self.logtext():
+            self.assertLess(time.time(), end, self.logtext()[-3000:])
+            time.sleep(0.05)
+
 
 class RegistrationChangeTest(DaemonCase):
     """Issue 16: a change of the registration database re-plans whom it
