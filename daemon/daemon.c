@@ -215,9 +215,16 @@ static void on_inotify(struct daemon *d)
 			struct inotify_event *ev = (struct inotify_event *)p;
 			const struct config *cfg = d->pg->cfg;
 
-			if (ev->len && is_db_companion(cfg, ev) && !(ev->mask & IN_MODIFY))
+			if (ev->len && is_db_companion(cfg, ev) && !(ev->mask & IN_MODIFY)) {
 				; /* a read of the database, kallad's own reloads' included */
-			else if (!ev->len || is_planned_from(cfg, ev->name) ||
+			} else if (ev->len && (ev->mask & IN_ISDIR) &&
+				   strcmp(ev->name, "kallad.conf.d") == 0) {
+				/* The drop-ins' folder (config_dropin_dir) made
+				 * after the start: watched from now, and what it
+				 * holds already read by the reload this makes. */
+				watch_inputs(d, cfg);
+				relevant = d->changed_conf = true;
+			} else if (!ev->len || is_planned_from(cfg, ev->name) ||
 				 is_template(cfg, ev->name)) {
 				relevant = true;
 				/* A database's -shm is not ours: its own write shows
