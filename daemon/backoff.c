@@ -159,10 +159,10 @@ static void backoff_suspend(struct backoff *b, enum relay_fault kind, const char
 		  backoff_fault_name(kind), b->fault, when, b->faults);
 }
 
-static void backoff_recover(struct backoff *b)
+static void backoff_recover(struct backoff *b, time_t now)
 {
 	if (b->recorded) {
-		state_relay_clear(b->st);
+		state_relay_clear(b->st, now);
 		log_info("the relay works again");
 	}
 	b->recorded = b->suspended = false;
@@ -181,7 +181,7 @@ void backoff_note(struct backoff *b, enum send_result r, enum relay_fault fault,
 		b->slow = b->slow * SLOW_EASE > 1 ? b->slow * SLOW_EASE : 1;
 	}
 	if (r == SEND_OK)
-		backoff_recover(b);
+		backoff_recover(b, now);
 	else if (r == SEND_RELAY)
 		backoff_suspend(b, fault, detail, now);
 	else if (b->limit_replies >= LIMIT_REPLIES_TO_SUSPEND) {

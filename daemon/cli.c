@@ -676,7 +676,7 @@ static int run_retry(const struct cli *c)
 	n = state_retry_failed(st, clock_now());
 	printf("%ld failed deliver%s queued again\n", n, n == 1 ? "y" : "ies");
 	/* The administrator fixed something: the relay is tried at once. */
-	state_relay_clear(st);
+	state_relay_clear(st, clock_now());
 	programme_nudge_daemon(cfg);
 	state_close(st);
 	config_free(cfg);

@@ -270,7 +270,7 @@ static void reload_transport(struct daemon *d, const char *before)
 			d->tr = tr;
 			send_set_transport(d->snd, tr);
 			/* New settings deserve a try at once, suspended or not. */
-			state_relay_clear(d->st);
+			state_relay_clear(d->st, clock_now());
 			log_info("[smtp] changed: using the new settings");
 		} else {
 			for (size_t i = 0; i < errs.n; i++)
@@ -565,7 +565,7 @@ static int daemon_open(struct daemon *d, const struct cli *c)
 			 d->pidfile);
 	/* A start is an administrator's doing (or a boot): a suspension left
 	 * by the last run is not held against the relay. */
-	state_relay_clear(d->st);
+	state_relay_clear(d->st, clock_now());
 	d->snd = send_new(d->pg, d->st, d->tr);
 	send_set_stop(d->snd, should_stop, d);
 	send_keep_due_index(d->snd);

@@ -69,7 +69,10 @@ bool claim(struct sender *s, struct delivery *d, const struct delivery_row *row)
 /* Claimed but never sent: released for the next pass, as not attempted. */
 static void release(struct sender *s, const struct delivery *d, const char *why, time_t next)
 {
-	state_delivery_release(s->st, d->key, why, next, s->now);
+	/* Held for the relay: it goes when the suspension ends, however it
+	 * ends (an administrator's fix ends it early). */
+	state_delivery_release(s->st, d->key, why, next, s->now,
+			       backoff_suspended(s->bo, s->now, NULL));
 	wake_retry_at(s, d, next);
 }
 

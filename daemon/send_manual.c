@@ -229,7 +229,7 @@ static bool relay_down_before(struct sender *s, const struct delivery *d)
 	if (!backoff_suspended(s->bo, clock_now(), &until))
 		return false;
 	why = xasprintf("not attempted: the relay is down: %s", backoff_fault(s->bo));
-	state_delivery_release(s->st, d->key, why, until, s->now);
+	state_delivery_release(s->st, d->key, why, until, s->now, true);
 	free(why);
 	s->stats->waiting++;
 	s->manual_ok = false;
@@ -293,7 +293,7 @@ void send_manual_flush(void *arg)
 		case MC_CLAIMED:
 			if (stop_now(s)) {
 				state_delivery_release(s->st, d->key, "not attempted: kallad stopped",
-						       s->now, s->now);
+						       s->now, s->now, false);
 				break;
 			}
 			f = (struct flight){.d = d, .rcpt = d->p->email, .record = true};

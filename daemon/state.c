@@ -137,6 +137,13 @@ static const char *const migrations[] = {
 	"ALTER TABLE participants_seen_11 RENAME TO participants_seen;"
 	"DROP INDEX deliveries_state;"
 	"CREATE INDEX deliveries_state ON deliveries(state, updated) WHERE state NOT IN (1, 5);",
+	/* 12: the deliveries that went back, unattempted, while the relay
+	 * was suspended: they wait for the relay, not for a retry of their
+	 * own, and go as soon as its suspension ends (state_relay_clear),
+	 * however it ends (an administrator's fix or a message that went). */
+	"ALTER TABLE deliveries ADD COLUMN waits_relay INTEGER;"
+	"CREATE INDEX deliveries_waits_relay ON deliveries(waits_relay)"
+	" WHERE waits_relay IS NOT NULL;",
 };
 
 
@@ -152,7 +159,7 @@ const char *const query_sql[Q_N] = {
 		    " updated, next_attempt, attempts, message_id, detail, owner_pid, obligation)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9, ?11)"
 		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
-		    " owner_pid = excluded.owner_pid, prior = deliveries.state,"
+		    " owner_pid = excluded.owner_pid, prior = deliveries.state, waits_relay = NULL,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
 		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
 		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
@@ -160,12 +167,13 @@ const char *const query_sql[Q_N] = {
 	/* A send's outcome (leaving CLAIMED) counts as an attempt. */
 	[Q_MARK] = "UPDATE deliveries SET attempts = attempts +"
 		   " (state = 0 AND ?2 IN (1, 2, 3, 4)), state = ?2, detail = ?3,"
-		   " next_attempt = ?4, updated = ?5, owner_pid = NULL WHERE key = ?1",
+		   " next_attempt = ?4, updated = ?5, owner_pid = NULL, waits_relay = NULL"
+		   " WHERE key = ?1",
 	/* Claimed, never attempted: back to the queue without counting. */
 	[Q_RELEASE] = "UPDATE deliveries SET state = CASE WHEN prior = 2 THEN 2 ELSE 3 END,"
 		      " detail = coalesce(CASE WHEN prior = 2 THEN detail END, ?2),"
-		      " next_attempt = ?3, updated = ?4, owner_pid = NULL WHERE key = ?1 AND state = 0"
-		      " AND owner_pid = ?5",
+		      " next_attempt = ?3, updated = ?4, owner_pid = NULL, waits_relay = ?6"
+		      " WHERE key = ?1 AND state = 0 AND owner_pid = ?5",
 	/* A claim of this process that is still its own, renewed. */
 	[Q_RENEW] = "UPDATE deliveries SET updated = ?2 WHERE key = ?1 AND state = 0"
 		    " AND owner_pid = ?3",
@@ -226,6 +234,9 @@ const char *const query_sql[Q_N] = {
 	[Q_RELAY_PUT] = "INSERT OR REPLACE INTO relay(id, fault, kind, faults, since, until)"
 			" VALUES(1, ?1, ?2, ?3, ?4, ?5)",
 	[Q_RELAY_CLEAR] = "DELETE FROM relay",
+	/* What waited for the relay is due once its suspension ends. */
+	[Q_RELAY_WAITING] = "UPDATE deliveries SET next_attempt = min(next_attempt, ?1), waits_relay = NULL"
+			    " WHERE waits_relay IS NOT NULL AND state IN (2, 3)",
 	[Q_RETRY] = "UPDATE deliveries SET state = 3, next_attempt = ?1, updated = ?1"
 		    " WHERE state = 4 AND " STATE_INDEXED,
 	[Q_OWED_GET] = "SELECT since FROM owed WHERE oid = ?1",

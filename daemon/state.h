@@ -77,9 +77,11 @@ void state_delivery_mark(struct state *st, const char *key, enum dstate s, const
 /* Puts a claimed delivery that was never attempted (kallad stopping, the
  * server asking to slow down) back as it was before the claim (UNKNOWN
  * stays UNKNOWN, else TRANSIENT), without counting an attempt; only a
- * claim of this process. */
+ * claim of this process. for_relay: it went back because the relay is
+ * suspended, and is due again as soon as that ends (state_relay_clear),
+ * whatever next_attempt says. */
 void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
-			    time_t now);
+			    time_t now, bool for_relay);
 /* Renews this process's claim of key (as of now): 1; 0 if it is no longer
  * this process's (a claim that waited long may have been taken over by
  * another kallad: state_delivery_claim's stale_after); -1 if the database
@@ -210,7 +212,9 @@ struct relay_row {
 };
 bool state_relay_get(struct state *st, struct relay_row *r);
 void state_relay_put(struct state *st, const struct relay_row *r);
-void state_relay_clear(struct state *st);
+/* Ends the suspension, and what went back to wait for the relay while it
+ * lasted (state_delivery_release's for_relay) is due at now. */
+void state_relay_clear(struct state *st, time_t now);
 void state_relay_free(struct relay_row *r);
 
 #endif

@@ -61,6 +61,7 @@ enum query {
 	Q_RELAY_GET,
 	Q_RELAY_PUT,
 	Q_RELAY_CLEAR,
+	Q_RELAY_WAITING,
 	Q_TX_READ,      /* transaction control: prepared once, as each outcome */
 	Q_TX_WRITE,     /* ... and each claim batch has its own transaction */
 	Q_TX_COMMIT,

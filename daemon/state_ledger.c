@@ -180,7 +180,7 @@ long state_retry_failed(struct state *st, time_t now)
 }
 
 void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
-			    time_t now)
+			    time_t now, bool for_relay)
 {
 	sqlite3_stmt *q = st_query(st, Q_RELEASE);
 
@@ -191,6 +191,10 @@ void state_delivery_release(struct state *st, const char *key, const char *why, 
 	bind_time(q, 3, next_attempt);
 	bind_time(q, 4, now);
 	sqlite3_bind_int64(q, 5, (sqlite3_int64)getpid()); /* not one another kallad took over */
+	if (for_relay)
+		sqlite3_bind_int(q, 6, 1);
+	else
+		sqlite3_bind_null(q, 6);
 	st_run(st, q, "releasing a claim");
 }
 

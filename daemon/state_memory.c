@@ -540,11 +540,19 @@ void state_relay_put(struct state *st, const struct relay_row *r)
 	st_run(st, q, "recording the relay's suspension");
 }
 
-void state_relay_clear(struct state *st)
+void state_relay_clear(struct state *st, time_t now)
 {
-	sqlite3_stmt *q = st_query(st, Q_RELAY_CLEAR);
+	sqlite3_stmt *q = st_query(st, Q_RELAY_WAITING);
 
-	if (q && !st->readonly)
+	if (st->readonly)
+		return;
+	/* First what waited for it (a crash between the two leaves it due
+	 * under a suspension, which holds it back again). */
+	if (q) {
+		bind_time(q, 1, now);
+		st_run(st, q, "making what waited for the relay due");
+	}
+	if ((q = st_query(st, Q_RELAY_CLEAR)))
 		st_run(st, q, "clearing the relay's suspension");
 }
 

@@ -90,18 +90,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 11);
+	assert_int_equal(state_schema_version(st), 12);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "11");
+	assert_string_equal(v, "12");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 11);
+	assert_int_equal(state_schema_version(st), 12);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -213,13 +213,15 @@ static void test_migrates_from_9(void **state UNUSED)
 				      "ALTER TABLE deadlines DROP COLUMN description;"
 				      "ALTER TABLE deadlines DROP COLUMN categories;"
 				      "ALTER TABLE deadlines DROP COLUMN date_only;"
+				      "DROP INDEX deliveries_waits_relay;"
+				      "ALTER TABLE deliveries DROP COLUMN waits_relay;"
 				      "PRAGMA user_version = 9;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 11);
+	assert_int_equal(state_schema_version(st), 12);
 	assert_true(state_session_copy(st, "s9@example.org", &copy));
 	assert_int_equal(copy.sequence, 2);
 	assert_null(copy.categories);
@@ -418,6 +420,8 @@ static void test_migrates_from_10(void **state UNUSED)
 			 "ALTER TABLE p10 RENAME TO participants_seen;"
 			 "DROP INDEX deliveries_state;"
 			 "CREATE INDEX deliveries_state ON deliveries(state, updated);"
+			 "DROP INDEX deliveries_waits_relay;"
+			 "ALTER TABLE deliveries DROP COLUMN waits_relay;"
 			 "PRAGMA user_version = 10;",
 			 NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -427,7 +431,7 @@ static void test_migrates_from_10(void **state UNUSED)
 	free(v);
 
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 11);
+	assert_int_equal(state_schema_version(st), 12);
 	assert_true(state_attendance(st, "ANNA@x.se", "s1", &a));
 	assert_true(a.invited);
 	assert_int_equal(a.sequence, 2);
@@ -636,7 +640,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 11);
+	assert_int_equal(state_schema_version(st), 12);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	{
 		struct session none;
@@ -727,6 +731,51 @@ static int teardown(void **state UNUSED)
 
 /* What a calendar holds only moves forward; a release is not an attempt;
  * an unknown outcome waits for its backoff; released notices stay so. */
+/* What went back while the relay was suspended is due the moment the
+ * suspension ends, early or not; a retry of its own keeps its time. */
+static void test_relay_clear_makes_what_waited_due(void **state UNUSED)
+{
+	char *path = tmp_path("relay-wait.db");
+	struct state *st = open_ok(path, false);
+	struct delivery_row a = sample("waits"), b = sample("own-retry"), c = sample("sent-after"),
+			    got;
+	struct relay_row r = {"535 at AUTH", 1, 1, T0, T0 + 3600};
+
+	state_relay_put(st, &r);
+	assert_true(state_delivery_claim(st, &a, T0, 600));
+	state_delivery_release(st, "waits", "not attempted: the relay is down", T0 + 3600, T0, true);
+	assert_true(state_delivery_claim(st, &b, T0, 600));
+	state_delivery_mark(st, "own-retry", DS_TRANSIENT, "451 greylisted", T0 + 900, T0);
+	/* Released for the relay, then claimed again and sent: nothing waits. */
+	assert_true(state_delivery_claim(st, &c, T0, 600));
+	state_delivery_release(st, "sent-after", "not attempted: the relay is down", T0, T0, true);
+	assert_true(state_delivery_claim(st, &c, T0 + 1, 600));
+	state_delivery_mark(st, "sent-after", DS_TRANSIENT, "451 later", T0 + 1200, T0 + 1);
+
+	state_relay_clear(st, T0 + 60);
+	assert_false(state_relay_get(st, &r));
+	assert_true(state_delivery_get(st, "waits", &got));
+	assert_int_equal(got.next_attempt, T0 + 60);
+	assert_int_equal(got.state, DS_TRANSIENT);
+	assert_int_equal(got.attempts, 0);
+	state_row_free(&got);
+	assert_true(state_delivery_get(st, "own-retry", &got));
+	assert_int_equal(got.next_attempt, T0 + 900);
+	state_row_free(&got);
+	assert_true(state_delivery_get(st, "sent-after", &got));
+	assert_int_equal(got.next_attempt, T0 + 1200);
+	state_row_free(&got);
+
+	/* The marker goes with the clear: a later clear moves nothing. */
+	state_delivery_mark(st, "waits", DS_TRANSIENT, "451 greylisted", T0 + 5000, T0 + 61);
+	state_relay_clear(st, T0 + 62);
+	assert_true(state_delivery_get(st, "waits", &got));
+	assert_int_equal(got.next_attempt, T0 + 5000);
+	state_row_free(&got);
+	state_close(st);
+	free(path);
+}
+
 static void test_forward_only(void **state UNUSED)
 {
 	char *path = tmp_path("forward.db");
@@ -748,7 +797,7 @@ static void test_forward_only(void **state UNUSED)
 	assert_false(state_attendance(st, "anna@x.se", "s2", &a));
 
 	assert_true(state_delivery_claim(st, &r, T0, 600));
-	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0, T0);
+	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0, T0, false);
 	assert_true(state_delivery_get(st, "f1", &got));
 	assert_int_equal(got.state, DS_TRANSIENT);
 	assert_int_equal(got.attempts, 0);
@@ -762,7 +811,7 @@ static void test_forward_only(void **state UNUSED)
 	/* Released unattempted, an unknown outcome stays unknown. */
 	state_delivery_mark(st, "f1", DS_UNKNOWN, "timeout after DATA", T0 + 200, T0 + 122);
 	assert_true(state_delivery_claim(st, &r, T0 + 200, 600));
-	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0 + 200, T0 + 201);
+	state_delivery_release(st, "f1", "not attempted: kallad stopped", T0 + 200, T0 + 201, false);
 	assert_true(state_delivery_get(st, "f1", &got));
 	assert_int_equal(got.state, DS_UNKNOWN);
 	assert_string_equal(got.detail, "timeout after DATA");
@@ -817,6 +866,7 @@ int main(void)
 	    cmocka_unit_test(test_mark_attempts_and_skip),
 	    cmocka_unit_test(test_counts_each_retry),
 	    cmocka_unit_test(test_claim_race),
+	    cmocka_unit_test(test_relay_clear_makes_what_waited_due),
 	    cmocka_unit_test(test_forward_only),
 	    cmocka_unit_test(test_readonly),
 	    cmocka_unit_test(test_open_errors),

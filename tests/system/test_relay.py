@@ -310,5 +310,82 @@ class ConnectionLifeTest(RelayCase):
         self.assertIsNone(relay)
 
 
+class FixedRelayTest(RelayCase):
+    """An administrator who fixes the relay gets a try at once (README:
+    --retry-failed, a changed [smtp] on reload and a start of the daemon
+    end the suspension): the deliveries claimed when it began, released
+    to wait for the relay's next try, go then too, not at the end of the
+    suspension it no longer has."""
+
+    def suspend(self):
+        """A wrong password: the 28 invites are claimed, the first meets
+        AUTH's 535, all 28 go back to wait for the relay (08:15 or later)."""
+        server, ca = self.tls_server()
+        pw = self.use_tls(server.port, ca, "not-the-password")
+        p = self.prog.run("--once", "--now", NOW)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        counts, relay = self.status()
+        self.assert_nothing_failed_all_due(counts)
+        self.assertIsNotNone(relay)
+        con = sqlite3.connect(self.prog.state)
+        waiting = con.execute("SELECT min(next_attempt) FROM deliveries").fetchone()[0]
+        con.close()
+        self.assertGreaterEqual(waiting, 1574233200 + 15 * 60)  # 08:15
+        with open(pw, "w", encoding="utf-8") as f:
+            f.write("secret\n")
+        return server
+
+    def daemon(self, now):
+        log = open(os.path.join(self.tmpdir, "daemon.log"), "w+", encoding="utf-8")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", now],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        return log
+
+    def wait_messages(self, server, n, log, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end and len(server.messages()) < n:
+            time.sleep(0.1)
+        log.seek(0)
+        self.assertEqual(len(server.messages()), n, log.read()[-3000:])
+        got = server.messages()
+        self.assertEqual(len({str(parse(m)["Message-ID"]) for m in got}), n)
+
+    def test_retry_failed_tries_what_waited_at_once(self):
+        server = self.suspend()
+        p = self.prog.run("--retry-failed", "--now", at(1))
+        self.assertIn("0 failed deliveries queued again", p.stdout)
+        p = self.prog.run("--once", "--now", at(1), check=0)
+        self.assertIn(f"{INVITES} sent", p.stdout, p.stderr)
+        self.assertEqual(len(server.messages()), INVITES)
+        counts, relay = self.status(at(1))
+        self.assertEqual(counts["sent"], INVITES)
+        self.assertIsNone(relay)
+
+    def test_daemon_start_tries_what_waited_at_once(self):
+        server = self.suspend()
+        log = self.daemon(at(1))
+        self.wait_messages(server, INVITES, log)
+
+    def test_changed_smtp_tries_what_waited_at_once(self):
+        server, ca = self.tls_server()
+        pw = self.use_tls(server.port, ca, "not-the-password")
+        log = self.daemon(NOW)
+        end = time.time() + 15
+        while time.time() < end and self.status()[1] is None:
+            time.sleep(0.1)
+        self.assertIsNotNone(self.status()[1])
+        time.sleep(0.5)
+        self.assertEqual(server.messages(), [])
+        with open(pw, "w", encoding="utf-8") as f:
+            f.write("secret\n")
+        self.prog.edit_conf("timeout = 5", "timeout = 6")
+        self.wait_messages(server, INVITES, log)
+        log.seek(0)
+        self.assertIn("[smtp] changed: using the new settings", log.read())
+
+
 if __name__ == "__main__":
     main()
