@@ -143,7 +143,11 @@ static const char *const migrations[] = {
 	 * however it ends (an administrator's fix or a message that went). */
 	"ALTER TABLE deliveries ADD COLUMN waits_relay INTEGER;"
 	"CREATE INDEX deliveries_waits_relay ON deliveries(waits_relay)"
-	" WHERE waits_relay IS NOT NULL;",
+	" WHERE waits_relay IS NOT NULL;"
+	/* (What went back under schema 11 says so in its words; an unknown
+	 * outcome kept its own, and waits for its time.) */
+	"UPDATE deliveries SET waits_relay = 1 WHERE state = 3"
+	" AND detail LIKE 'not attempted: the relay is %';",
 };
 
 
@@ -172,7 +176,13 @@ const char *const query_sql[Q_N] = {
 	/* Claimed, never attempted: back to the queue without counting. */
 	[Q_RELEASE] = "UPDATE deliveries SET state = CASE WHEN prior = 2 THEN 2 ELSE 3 END,"
 		      " detail = coalesce(CASE WHEN prior = 2 THEN detail END, ?2),"
-		      " next_attempt = ?3, updated = ?4, owner_pid = NULL, waits_relay = ?6"
+		      " updated = ?4, owner_pid = NULL,"
+		      /* For the relay (?6), while it is suspended in the ledger:
+		       * it waits for the relay. If another kallad ended the
+		       * suspension since this one saw it, it is due at once. */
+		      " next_attempt = CASE WHEN ?6 AND NOT EXISTS (SELECT 1 FROM relay) THEN ?4"
+		      "  ELSE ?3 END,"
+		      " waits_relay = CASE WHEN ?6 AND EXISTS (SELECT 1 FROM relay) THEN 1 END"
 		      " WHERE key = ?1 AND state = 0 AND owner_pid = ?5",
 	/* A claim of this process that is still its own, renewed. */
 	[Q_RENEW] = "UPDATE deliveries SET updated = ?2 WHERE key = ?1 AND state = 0"

@@ -79,7 +79,8 @@ void state_delivery_mark(struct state *st, const char *key, enum dstate s, const
  * stays UNKNOWN, else TRANSIENT), without counting an attempt; only a
  * claim of this process. for_relay: it went back because the relay is
  * suspended, and is due again as soon as that ends (state_relay_clear),
- * whatever next_attempt says. */
+ * whatever next_attempt says; at once if another kallad ended it already
+ * (the ledger has no suspension left). */
 void state_delivery_release(struct state *st, const char *key, const char *why, time_t next_attempt,
 			    time_t now, bool for_relay);
 /* Renews this process's claim of key (as of now): 1; 0 if it is no longer

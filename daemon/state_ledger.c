@@ -191,10 +191,7 @@ void state_delivery_release(struct state *st, const char *key, const char *why, 
 	bind_time(q, 3, next_attempt);
 	bind_time(q, 4, now);
 	sqlite3_bind_int64(q, 5, (sqlite3_int64)getpid()); /* not one another kallad took over */
-	if (for_relay)
-		sqlite3_bind_int(q, 6, 1);
-	else
-		sqlite3_bind_null(q, 6);
+	sqlite3_bind_int(q, 6, for_relay);
 	st_run(st, q, "releasing a claim");
 }
 

@@ -64,6 +64,10 @@ class Recorder:
         self.data_delay = args.data_delay
         self.slow_rcpts = {a: float(t) for a, t in (r.split("=", 1) for r in args.slow_rcpt)}
         self.mail_reply = args.mail_reply
+        self.mail_reply_after = args.mail_reply_after
+        self.fixed = args.fixed
+        self.slow_refusal = args.slow_refusal
+        self.mails = self.refused = 0
         self.data_reply = args.data_reply
         self.rcpt_replies = dict(r.split("=", 1) for r in args.rcpt_reply)
         self.rate = None
@@ -90,8 +94,19 @@ class Recorder:
             return False
         return used >= n
 
+    def _refuses_mail(self):
+        """--mail-reply, from the MAIL after the first --mail-reply-after,
+        until the file --fixed exists (an administrator put it right)."""
+        self.mails += 1
+        return (self.mail_reply and self.mails > self.mail_reply_after and
+                not (self.fixed and os.path.exists(self.fixed)))
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        if self.mail_reply:
+        if self._refuses_mail():
+            # Every refusal after the first takes --slow-refusal seconds.
+            self.refused += 1
+            if self.refused > 1 and self.slow_refusal:
+                await asyncio.sleep(self.slow_refusal)
             reply = self.mail_reply
         elif self._over_rate():
             reply = "450 4.7.1 Error: too much mail from 127.0.0.1"
@@ -235,6 +250,9 @@ def main():
     ap.add_argument("--data-delay", type=float, default=0)
     ap.add_argument("--slow-rcpt", action="append", default=[])
     ap.add_argument("--mail-reply")
+    ap.add_argument("--mail-reply-after", type=int, default=0)
+    ap.add_argument("--fixed")
+    ap.add_argument("--slow-refusal", type=float, default=0)
     ap.add_argument("--rcpt-reply", action="append", default=[])
     ap.add_argument("--rate")
     ap.add_argument("--idle", type=float, default=300)

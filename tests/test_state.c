@@ -729,8 +729,6 @@ static int teardown(void **state UNUSED)
 	return remove_tree(tmpdir) ? 0 : -1;
 }
 
-/* What a calendar holds only moves forward; a release is not an attempt;
- * an unknown outcome waits for its backoff; released notices stay so. */
 /* What went back while the relay was suspended is due the moment the
  * suspension ends, early or not; a retry of its own keeps its time. */
 static void test_relay_clear_makes_what_waited_due(void **state UNUSED)
@@ -766,6 +764,15 @@ static void test_relay_clear_makes_what_waited_due(void **state UNUSED)
 	assert_int_equal(got.next_attempt, T0 + 1200);
 	state_row_free(&got);
 
+	/* A release for the relay after another kallad ended the suspension
+	 * (this one still saw it): due at once, nothing left to wait for. */
+	assert_true(state_delivery_claim(st, &c, T0 + 1300, 600));
+	state_delivery_release(st, "sent-after", "not attempted: the relay is down", T0 + 3600,
+			       T0 + 1300, true);
+	assert_true(state_delivery_get(st, "sent-after", &got));
+	assert_int_equal(got.next_attempt, T0 + 1300);
+	state_row_free(&got);
+
 	/* The marker goes with the clear: a later clear moves nothing. */
 	state_delivery_mark(st, "waits", DS_TRANSIENT, "451 greylisted", T0 + 5000, T0 + 61);
 	state_relay_clear(st, T0 + 62);
@@ -776,6 +783,8 @@ static void test_relay_clear_makes_what_waited_due(void **state UNUSED)
 	free(path);
 }
 
+/* What a calendar holds only moves forward; a release is not an attempt;
+ * an unknown outcome waits for its backoff; released notices stay so. */
 static void test_forward_only(void **state UNUSED)
 {
 	char *path = tmp_path("forward.db");

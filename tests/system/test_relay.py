@@ -386,6 +386,26 @@ class FixedRelayTest(RelayCase):
         log.seek(0)
         self.assertIn("[smtp] changed: using the new settings", log.read())
 
+    def test_retry_failed_while_the_daemon_still_sends(self):
+        # Two connections: the first message goes, the second meets a
+        # refused MAIL FROM (the relay is suspended), the third's refusal
+        # takes 4 s. While the daemon waits for it, --retry-failed ends the
+        # suspension; the rest of the batch goes back after that (held for
+        # the relay that this daemon still sees suspended), and goes at once.
+        fixed = os.path.join(self.tmpdir, "fixed")
+        server = self.plain_server("--mail-reply-after", "1", "--slow-refusal", "4",
+                                   "--mail-reply", "550 5.7.1 sender refused",
+                                   "--fixed", fixed)
+        self.prog.append_conf("connections = 2")
+        log = self.daemon(NOW)
+        end = time.time() + 15
+        while time.time() < end and self.status()[1] is None:
+            time.sleep(0.05)
+        self.assertIsNotNone(self.status()[1])
+        open(fixed, "w").close()
+        self.prog.run("--retry-failed", "--now", NOW)
+        self.wait_messages(server, INVITES, log)
+
 
 if __name__ == "__main__":
     main()
