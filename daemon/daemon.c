@@ -86,7 +86,9 @@ static bool should_stop(void *arg)
 	return d->stop;
 }
 
-static void add_watch(struct daemon *d, const char *path)
+/* optional: a folder that need not be there (the drop-ins'): its absence
+ * is no warning, its parent's watch sees it come (on_inotify). */
+static void add_watch(struct daemon *d, const char *path, bool optional)
 {
 	char *copy = xstrdup(path);
 	const char *dir = dirname(copy);
@@ -94,7 +96,8 @@ static void add_watch(struct daemon *d, const char *path)
 	/* Watch the directory: a file replaced by rename keeps being seen. */
 	if (inotify_add_watch(d->inofd, dir,
 			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MODIFY |
-				      IN_MOVED_FROM | IN_ATTRIB) < 0)
+				      IN_MOVED_FROM | IN_ATTRIB) < 0 &&
+	    !(optional && errno == ENOENT))
 		log_warn("%s: cannot watch for changes: %m", dir);
 	free(copy);
 }
@@ -108,21 +111,21 @@ static void watch_inputs(struct daemon *d, const struct config *cfg)
 	 * reload read the inputs waits in it, seen once the reload is done. */
 	if (d->inofd < 0)
 		d->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	add_watch(d, cfg->path);
-	add_watch(d, confd);
-	add_watch(d, cfg->calendar);
-	add_watch(d, cfg->registrations); /* the database, its -wal and -journal */
+	add_watch(d, cfg->path, false);
+	add_watch(d, confd, true);
+	add_watch(d, cfg->calendar, false);
+	add_watch(d, cfg->registrations, false); /* the database, its -wal and -journal */
 	if (cfg->csv_absences)
-		add_watch(d, cfg->csv_absences);
+		add_watch(d, cfg->csv_absences, false);
 	if (cfg->csv_attachments)
-		add_watch(d, cfg->csv_attachments);
+		add_watch(d, cfg->csv_attachments, false);
 	if (tpl_dir) {
 		/* templates/<language>/<message>: the folder and each language. */
 		char *base = xasprintf("%s/x", cfg->templates);
-		add_watch(d, base);
+		add_watch(d, base, false);
 		for (const char *lang = "sv"; lang; lang = strcmp(lang, "sv") ? NULL : "en") {
 			char *p = xasprintf("%s/%s/x", cfg->templates, lang);
-			add_watch(d, p);
+			add_watch(d, p, false);
 			free(p);
 		}
 		free(base);

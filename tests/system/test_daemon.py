@@ -511,13 +511,14 @@ class ConfigChangeTest(DaemonCase):
             time.sleep(0.05)
 
     def test_dropin_folder_made_after_the_start(self):
-        # No kallad.conf.d at the start; one made later, with a drop-in,
-        # is watched and read.
+        # No kallad.conf.d at the start (nothing to warn of: it is
+        # optional); one made later, with a drop-in, is watched and read.
         dropins = os.path.join(self.prog.dir, "kallad.conf.d")
         self.assertFalse(os.path.exists(dropins))
         self.start("2019-11-20T08:00:00+01:00")
         self.wait_outbox(28)
         self.notify.wait_for("STATUS=next:")
+        self.assertNotIn("cannot watch", self.logtext())
         os.mkdir(dropins)
         self.relay_dropin_seen(dropins, 40)
         # Watched now: an edit of the drop-in is a change too.
