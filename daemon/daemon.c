@@ -316,6 +316,9 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 		d->changed_reg = d->changed_tpl = d->changed_conf = d->changed_other = false;
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+	/* An input the configuration now names in a folder not watched yet
+	 * is watched before it is read, as at the start. */
+	watch_early(d, d->pg->cfg->path);
 	pg = programme_reload(d->pg, &errs);
 	bool swapped = pg != d->pg;
 
@@ -350,7 +353,8 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 	free(smtp_before);
 	free(state_before);
 	/* The inputs stayed watched while they were read (a write meanwhile
-	 * makes another reload); the configuration may name new ones. */
+	 * makes another reload), new ones too (watch_early above); and those
+	 * of the configuration as it was read, if it changed meanwhile. */
 	watch_inputs(d, pg->cfg);
 	if (by_signal)
 		sd_notify(0, "READY=1");

@@ -5,6 +5,7 @@ jump of the system clock."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -469,6 +470,40 @@ class ReloadWindowTest(DaemonCase):
         time.sleep(0.3)
         self.go.set()
         # Nothing else changes: the new registrant's three invites go.
+        files = self.wait_outbox(6, timeout=10)
+        self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec
+                                for f in set(files) - before), [self.NEW] * 3)
+
+    def test_a_row_written_in_a_folder_the_reload_names_anew_is_planned(self):
+        # The configuration moves the registrations and their absences to
+        # a folder never watched; the reload reads them there, holds at the
+        # absences, and a registrant is written there meanwhile.
+        self.use_pipe()
+        self.start("2019-11-20T08:00:00+01:00")
+        before = set(self.wait_outbox(3))
+        self.notify.wait_for("STATUS=next:")
+        elsewhere = os.path.join(self.prog.dir, "elsewhere")
+        os.mkdir(elsewhere)
+        people = os.path.join(elsewhere, "people.csv")
+        shutil.copy(os.path.join(self.prog.dir, "people.csv"), people)
+        os.mkfifo(os.path.join(elsewhere, "absences.csv"))
+        self.serve_absences(os.path.join(elsewhere, "absences.csv"))
+        self.hold = True
+        with open(self.prog.conf, encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("registrations = people.csv", f"registrations = {people}")
+        text = text.replace("absences = absences.csv",
+                            f"absences = {os.path.join(elsewhere, 'absences.csv')}")
+        with open(self.prog.conf + ".new", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.rename(self.prog.conf + ".new", self.prog.conf)  # one change
+        self.assertTrue(self.reading.wait(10), self.logtext()[-3000:])
+        with open(people + ".new", "w", encoding="utf-8") as f:
+            f.write(f"email;name;status\n{self.ANNA};Anna Berglund;registered\n"
+                    f"{self.NEW};Ny Deltagare;registered\n")
+        os.rename(people + ".new", people)
+        time.sleep(0.3)
+        self.go.set()
         files = self.wait_outbox(6, timeout=10)
         self.assertEqual(sorted(parse(f)["To"].addresses[0].addr_spec
                                 for f in set(files) - before), [self.NEW] * 3)
