@@ -185,17 +185,20 @@ bool stop_now(struct sender *s)
 	return s->stopped;
 }
 
-/* True if a REQUEST bringing the participant's calendar to SEQUENCE seq of
- * the session (an invite or an update, the planner's or one by hand) is
- * claimed, sent or may have gone under a key other than `except`: that
- * transition is taken. Asked under a claim's write lock. */
+/* True if a message bringing the participant's calendar to SEQUENCE seq of
+ * the session (for a REQUEST an invite or an update, for a CANCEL a cancel;
+ * the planner's or one by hand) is claimed, sent or may have gone under a
+ * key other than `except`: that transition is taken. Asked under a claim's
+ * write lock. */
 bool transition_taken(struct sender *s, const struct delivery *d, const char *except)
 {
-	static const char *const messages[] = {"invite", "update"};
+	static const char *const requests[] = {"invite", "update", NULL},
+				 *const cancels[] = {"cancel", NULL};
 	static const char *const rules[] = {NULL, "manual"};
+	const char *const *messages = str_eq(d->message, "cancel") ? cancels : requests;
 	char key[PLAN_KEY_MAX];
 
-	for (size_t m = 0; m < ARRAY_SIZE(messages); m++)
+	for (size_t m = 0; messages[m]; m++)
 		for (size_t r = 0; r < ARRAY_SIZE(rules); r++) {
 			struct delivery_row row;
 			bool taken;
@@ -230,7 +233,7 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 		return had && a.invited && a.content < d->session->sequence &&
 		       !transition_taken(s, d, d->key);
 	if (str_eq(d->message, "cancel"))
-		return had && a.invited;
+		return had && a.invited && !transition_taken(s, d, d->key);
 	return true;
 }
 

@@ -11,16 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One claim alone, on disk (synchronous=FULL, an fsync) before its
- * message leaves, as every batch of claims is. */
-static bool claim_durably(struct sender *s, struct delivery *d,
-			  const struct delivery_row *row)
+/* Whether a send by hand of d would bring the participant's calendar to a
+ * SEQUENCE another message (the planner's, or another by hand) brings or
+ * brought it to: refused then, unless forced. Asked under the claim's
+ * write lock. */
+static bool manual_transition_taken(struct sender *s, const struct delivery *d, bool force)
 {
-	bool claimed;
+	return !force && d->session &&
+	       (str_eq(d->message, "invite") || str_eq(d->message, "update") ||
+		str_eq(d->message, "cancel")) &&
+	       transition_taken(s, d, d->key);
+}
+
+/* One claim alone, on disk (synchronous=FULL, an fsync) before its
+ * message leaves, as every batch of claims is; *taken: not claimed, as
+ * manual_transition_taken. */
+static bool claim_durably(struct sender *s, struct delivery *d,
+			  const struct delivery_row *row, bool force, bool *taken)
+{
+	bool claimed = false;
 
 	if (!state_begin(s->st))
 		return false;
-	claimed = claim(s, d, row);
+	*taken = manual_transition_taken(s, d, force);
+	if (!*taken)
+		claimed = claim(s, d, row);
 	if (!state_commit(s->st)) {
 		s->broken = true;
 		return false;
@@ -28,15 +43,21 @@ static bool claim_durably(struct sender *s, struct delivery *d,
 	return claimed;
 }
 
-/* No rule makes a manual send again: its retries come from the ledger. */
+/* No rule makes a manual send again: its retries come from the ledger.
+ * A retry is the same send asked again now: it goes only if it would be
+ * sent as it was (send_manual_delivery accepts it, at the same SEQUENCE),
+ * else it is given up: the session moved, the participant's calendar
+ * took a cancel or an update meanwhile, their address bounced. */
 static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 {
 	struct participant p;
 	struct delivery d = {.message = row->message, .offset = -1, .trigger = s->now,
-			     .due = s->now};
+			     .due = s->now},
+			now_d;
 	const char *gone = NULL;
 	char seq[16];
 	struct delivery_row again;
+	bool forced = false, taken = false;
 
 	if (!reg_find(s->pg->reg, row->email, &p)) {
 		gone = "the participant is no longer registered";
@@ -54,17 +75,26 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		else if (d.session && d.session->cancelled && !str_eq(row->message, "cancel"))
 			gone = "its session was cancelled";
 	}
+	if (!gone) {
+		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
+		key_field_from_end(row->key, 0, seq, sizeof(seq));
+		if ((forced = strncmp(seq, "forced@", 7) == 0))
+			key_field_from_end(row->key, 1, seq, sizeof(seq));
+		d.sequence = atoi(seq);
+		gone = send_manual_delivery(s,
+					    &(struct manual){.message = row->message,
+							     .session = d.session,
+							     .deadline = d.deadline, .force = forced},
+					    &p, &now_d);
+		if (!gone && now_d.sequence != d.sequence)
+			gone = "the session, or what their calendar holds of it, changed since";
+	}
 	if (gone) {
 		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
 		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
 		describe_log_row(s->pg->cal, LOG_WARNING, row, why);
 		free(why);
 	} else {
-		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
-		key_field_from_end(row->key, 0, seq, sizeof(seq));
-		if (strncmp(seq, "forced@", 7) == 0)
-			key_field_from_end(row->key, 1, seq, sizeof(seq));
-		d.sequence = atoi(seq);
 		time_t after = plan_after_quiet(s->pg->cfg, s->now);
 
 		snprintf(d.key, sizeof(d.key), "%s", row->key);
@@ -74,8 +104,16 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		 * keeps quiet hours. */
 		if (after != s->now)
 			state_delivery_mark(s->st, row->key, row->state, row->detail, after, s->now);
-		else if (claim_durably(s, &d, &again))
+		else if (claim_durably(s, &d, &again, forced, &taken))
 			deliver(s, &d, p.email, true);
+		else if (taken) {
+			char *why = xasprintf("gave up: their calendar already got SEQUENCE %d of this "
+					      "session (last: %s)", d.sequence,
+					      row->detail ? row->detail : "-");
+			state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+			describe_log_row(s->pg->cal, LOG_WARNING, row, why);
+			free(why);
+		}
 	}
 	if (d.p)
 		reg_participant_clear(&p);
@@ -97,6 +135,8 @@ void retry_manual(struct sender *s)
 {
 	struct retry_set *r = &s->retry;
 
+	if (!s->tr)
+		return; /* --discard-changes: nothing is sent, the retries wait */
 	state_delivery_each(s->st, DS_TRANSIENT, collect_manual, s);
 	state_delivery_each(s->st, DS_UNKNOWN, collect_manual, s);
 	for (size_t i = 0; i < r->n; i++) {
@@ -134,23 +174,36 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 		return "mail to this address bounced (kallad --unsuppress EMAIL lifts that)";
 	if (ses) {
 		struct attendance a;
-		bool had = state_attendance(s->st, p->email, ses->uid, &a);
+		bool had = state_attendance(s->st, p->email, ses->uid, &a),
+		     update = str_eq(m->message, "update");
+		/* What their calendar holds of it, as kallad sent it. */
+		bool holds = had && a.invited;
 
 		/* A REQUEST would put a cancelled session back in calendars. */
 		if (ses->cancelled && !cancel)
 			return "its session is cancelled: only a cancel can be sent";
 		if (ses->start <= s->now && !m->force)
 			return "its session has begun (--force sends it all the same)";
-		if (str_eq(m->message, "update") && (!had || a.content >= ses->sequence) &&
-		    !m->force)
+		if (update && (!holds || a.content >= ses->sequence) && !m->force)
 			return "the session has not changed since their invitation "
 			       "(--force sends it all the same)";
+		if (cancel && !holds && !m->force)
+			return "their calendar does not hold this session (no invitation from "
+			       "kallad, or cancelled already; --force sends it all the same)";
+		/* Any other REQUEST would show them the new version without the
+		 * update's words, or one that changes = hold keeps back. */
+		if (!cancel && !update && holds && a.content < ses->sequence && !m->force)
+			return "their calendar holds an earlier version of this session: its "
+			       "update goes first (--release-changes if it is held; --force "
+			       "sends it all the same)";
 		/* As the planner would: a cancel or an update outranks what they
-		 * hold; any other REQUEST matches it. */
-		if (cancel || str_eq(m->message, "update"))
+		 * hold, and so does any REQUEST after a cancel; any other REQUEST
+		 * matches it. */
+		if (cancel || update)
 			d->sequence = had ? max_of(ses->sequence, a.sequence + 1) : ses->sequence;
 		else
-			d->sequence = had ? max_of(ses->sequence, a.sequence) : ses->sequence;
+			d->sequence = had ? max_of(ses->sequence, a.sequence + !a.invited)
+					  : ses->sequence;
 	} else if (m->deadline && m->deadline->due <= s->now && !m->force) {
 		return "its deadline has passed (--force sends it all the same)";
 	}
@@ -260,9 +313,7 @@ void send_manual_flush(void *arg)
 		struct delivery *d = &s->batch[i];
 		struct delivery_row row;
 
-		if (!m->force && d->session &&
-		    (str_eq(m->message, "invite") || str_eq(m->message, "update")) &&
-		    transition_taken(s, d, d->key)) {
+		if (manual_transition_taken(s, d, m->force)) {
 			c[i] = MC_TAKEN;
 			continue;
 		}

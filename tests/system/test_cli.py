@@ -171,8 +171,9 @@ class SendTest(KalladCase):
                  "deadline-reminder"]
         for kind in kinds:
             path = os.path.join(out, kind + ".eml")
-            # An update of a session that never changed is refused unless forced.
-            force = ["--force"] if kind == "update" else []
+            # An update of a session that never changed, and a cancel of one
+            # nobody's calendar holds yet, are refused unless forced.
+            force = ["--force"] if kind in ("update", "cancel") else []
             self.prog.run("--preview", kind, "--to", ANNA, "--out", path,
                           "--now", BEFORE_DEADLINE, *force, check=0)
         p = self.prog.run("--preview", "update", "--to", ANNA, "--now", BEFORE_DEADLINE)

@@ -9,7 +9,12 @@ with the real binary on the example programme writing to its outbox:
 - --preview is byte for byte what --send-now sends, Date: apart;
 - a --test-to copy has a Message-ID of its own;
 - --send-now --all claims in batches, each committed with an fsync before
-  the first of its messages leaves (watched with strace).
+  the first of its messages leaves (watched with strace);
+- a send by hand never contradicts what the participant's calendar holds:
+  a cancel only of what it holds, once, whoever sent the first; a REQUEST
+  after a cancel outranks it; nothing but the update shows a changed
+  session to one who holds it (changes = hold keeps it back); a retry goes
+  only as it would be sent now, else it is given up.
 
 Every message read passes the project's message checker."""
 
@@ -22,7 +27,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from guard_test import (ANNA, ATTENDING, INVITES, JOHAN, NOW, S1, S2, Mail,  # noqa: E402
                         OutboxCase, cancelled, check_messages, dump_state, moved)
-from kallad_test import KALLAD, KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, AioServer, KalladCase, main  # noqa: E402
 
 HENRIK = "henrik.dahl@karlstad.example.se"   # invited, not registered: sent no invitation
 BEGUN = "2020-02-20T11:00:00+01:00"          # session 1 began at 10:00
@@ -299,6 +304,134 @@ class DurableClaimsSpacedTest(DurableClaimsTest):
     with nothing written since the batch's sync."""
 
     SPACED = True
+
+
+class CalendarTruthTest(ManualCase):
+    """Sends by hand, and their retries, over a real server: one greylists
+    Anna (450 at RCPT), one takes everything."""
+
+    LATER, LATEST = "2019-11-20T09:00:00+01:00", "2019-11-20T10:00:00+01:00"
+
+    def setUp(self):
+        super().setUp()
+        self.servers = []
+        self.grey = self.server("--rcpt-reply",
+                                f"{ANNA}=450 4.2.0 <{ANNA}>: Recipient address rejected: "
+                                "Greylisted")
+        self.ok = self.server()
+        self.prog.use_smtp(self.ok.port)
+        self.relay = self.ok
+
+    def server(self, *args):
+        s = AioServer(self.tmpdir, args=args)
+        self.addCleanup(s.stop)
+        self.servers.append(s)
+        return s
+
+    def use(self, server):
+        self.prog.edit_conf(f"127.0.0.1:{self.relay.port}", f"127.0.0.1:{server.port}")
+        self.relay = server
+
+    def mail_files(self):
+        return [os.path.join(s.dir, n) for s in self.servers
+                for n in sorted(os.listdir(s.dir), key=lambda n: (len(n), n))
+                if n.endswith(".eml")]
+
+    def manual_rows(self):
+        con = sqlite3.connect(self.prog.state)
+        rows = con.execute("SELECT key, state, detail FROM deliveries WHERE rule = 'manual'"
+                           " ORDER BY key").fetchall()
+        con.close()
+        return rows
+
+    def greylisted_reminder(self):
+        """Anna's invitations went; a session reminder by hand meets the 450
+        and waits for its retry."""
+        self.assertEqual(len(self.once()), INVITES)
+        self.use(self.grey)
+        p = self.send_now("session-reminder", "--session", S1, "--to", ANNA, check=0)
+        self.assertIn("1 deferred", p.stdout)
+        self.assertEqual([r[1] for r in self.manual_rows()], [3])  # transient
+        self.use(self.ok)
+
+    def test_a_retry_after_an_update_is_given_up(self):
+        self.greylisted_reminder()
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        to_anna = [m for m in self.once(self.LATER) if m.to == ANNA]
+        # Her update, not the reminder of the old time at the old SEQUENCE.
+        self.assertEqual([(m.method, m.uid, m.sequence, m.start) for m in to_anna],
+                         [("REQUEST", S1, 1, "2020-02-27T10:00:00+01:00")])
+        (key, state, detail), = self.manual_rows()
+        self.assertEqual(state, 5, detail)  # skipped
+        self.assertRegex(detail, r"^gave up: .*changed since")
+        self.assertEqual(self.once(self.LATEST), [])
+
+    def test_a_retry_after_a_cancel_is_given_up(self):
+        self.greylisted_reminder()
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
+        to_anna = [m for m in self.once(self.LATER) if m.to == ANNA]
+        self.assertEqual([(m.method, m.sequence) for m in to_anna], [("CANCEL", 1)])
+        self.assertEqual([r[1] for r in self.manual_rows()], [5])
+        self.assertEqual(self.once(self.LATEST), [])
+
+    def test_discard_changes_leaves_a_retry_for_the_next_pass(self):
+        self.greylisted_reminder()
+        p = self.prog.run("--discard-changes", "--now", self.LATER, check=0)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.new_mail(), [])
+        self.assertEqual([r[1] for r in self.manual_rows()], [3])
+        sent = self.once(self.LATEST)
+        self.assertEqual([(m.to, m.uid, m.sequence) for m in sent], [(ANNA, S1, 0)])
+
+    def test_a_request_by_hand_after_a_cancel_outranks_it(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
+        self.assertEqual([(m.to, m.method, m.sequence) for m in self.once(self.LATER)],
+                         [(ANNA, "CANCEL", 1)])
+        self.prog.sql("DELETE FROM absences WHERE email = ?", ANNA)
+        self.send_now("invite", "--session", S1, "--to", ANNA, now=self.LATER, check=0)
+        self.assertEqual([(m.to, m.method, m.sequence) for m in self.new_mail()],
+                         [(ANNA, "REQUEST", 2)])
+        self.assertEqual(self.once(self.LATEST), [])
+
+    def test_a_cancel_by_hand_goes_once(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(cancelled(self.original, S1))
+        # The planner's cancel to Anna is being sent by another kallad.
+        con = sqlite3.connect(self.prog.state)
+        con.execute("INSERT INTO deliveries(key, message, email, target, state, updated,"
+                    " owner_pid) VALUES (?, 'cancel', ?, ?, 0, 0, ?)",
+                    (f"cancel|{ANNA}|{S1}|-|-|1", ANNA, S1, os.getpid()))
+        con.commit()
+        con.close()
+        p = self.send_now("cancel", "--session", S1, "--to", ANNA)
+        self.refused(p, r"already got \(or is getting\) SEQUENCE 1")
+        con = sqlite3.connect(self.prog.state)
+        con.execute("DELETE FROM deliveries WHERE key = ?", (f"cancel|{ANNA}|{S1}|-|-|1",))
+        con.commit()
+        con.close()
+        # The planner's cancels go; one by hand after them is refused.
+        sent = self.once(self.LATER)
+        self.assertEqual({(m.method, m.uid, m.sequence) for m in sent}, {("CANCEL", S1, 1)})
+        p = self.send_now("cancel", "--session", S1, "--all", "--dry-run", now=self.LATER)
+        self.assertNotIn("would send", p.stdout)
+        p = self.send_now("cancel", "--session", S1, "--all", now=self.LATER)
+        self.refused(p, r"does not hold this session")
+
+    def test_nothing_by_hand_shows_a_held_change(self):
+        self.prog.edit_conf("changes            = send", "changes            = hold")
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        for message in ("session-reminder", "invite"):
+            with self.subTest(message=message):
+                p = self.send_now(message, "--session", S1, "--to", ANNA)
+                self.refused(p, r"earlier version of this session")
+        self.assertIn(ANNA, "".join("\t".join(line) for line in self.plan()
+                                    if line[0] == "held"))
+        # The update by hand is the change itself: it goes.
+        self.send_now("update", "--session", S1, "--to", ANNA, check=0)
+        self.assertEqual([(m.to, m.method, m.sequence, m.start) for m in self.new_mail()],
+                         [(ANNA, "REQUEST", 1, "2020-02-27T10:00:00+01:00")])
 
 
 if __name__ == "__main__":
