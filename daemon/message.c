@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum calpart { CAL_NONE, CAL_REQUEST, CAL_CANCEL };
-
 /* What a message needs and carries, by its template name (SPEC §2). */
 struct kind {
 	enum calpart cal;
@@ -49,6 +47,17 @@ static struct kind kind_of(const char *message, bool has_session)
 		k.cal = CAL_REQUEST; /* a manual send about a session */
 	}
 	return k;
+}
+
+enum calpart message_calpart(const char *message, bool has_session,
+			     const struct participant *p)
+{
+	enum calpart cal = kind_of(message, has_session).cal;
+
+	/* A REQUEST puts the session in the recipient's calendar, and kallad
+	 * follows with updates and cancels only what registered participants
+	 * hold: others (a rule to `all`, say) get the text without it. */
+	return cal == CAL_REQUEST && p && p->status != PS_REGISTERED ? CAL_NONE : cal;
 }
 
 /* "invite to anna@example.org (session UID)": names the delivery in errors. */
@@ -496,11 +505,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 {
 	struct kind k = kind_of(req->message, req->session != NULL);
 
-	/* A REQUEST puts the session in the recipient's calendar, and kallad
-	 * follows with updates and cancels only what registered participants
-	 * hold: others (a rule to `all`, say) get the text without it. */
-	if (k.cal == CAL_REQUEST && req->p && req->p->status != PS_REGISTERED)
-		k.cal = CAL_NONE;
+	k.cal = message_calpart(req->message, req->session != NULL, req->p);
 	const char *lang = language(cfg, tpl, req);
 	char *what = describe(req), *subject = NULL, *text = NULL, *html = NULL, *ics64 = NULL;
 	size_t n64 = 0;

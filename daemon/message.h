@@ -48,6 +48,14 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 		    const struct registrations *reg, const struct templates *tpl,
 		    const struct message_req *req, size_t *len, struct errlist *errs);
 
+/* The calendar part a message carries to p: a REQUEST (an invite, update
+ * or session reminder, any other message about a session but material),
+ * a CANCEL, or none (material, a deadline reminder; a REQUEST's message to
+ * one who is not registered: kallad follows only what they hold). */
+enum calpart { CAL_NONE, CAL_REQUEST, CAL_CANCEL };
+enum calpart message_calpart(const char *message, bool has_session,
+			     const struct participant *p);
+
 /* "<hash@domain>" for a delivery key, domain from the organizer address. */
 char *message_id(const struct config *cfg, const char *key);
 

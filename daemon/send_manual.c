@@ -6,6 +6,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "log.h"
+#include "message.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,11 +44,23 @@ static bool claim_durably(struct sender *s, struct delivery *d,
 	return claimed;
 }
 
+/* A retry of a manual send that stops meaning anything: recorded as
+ * skipped, with why. */
+static void give_up(struct sender *s, const struct delivery_row *row, const char *gone)
+{
+	char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
+
+	state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
+	describe_log_row(s->pg->cal, LOG_WARNING, row, why);
+	free(why);
+}
+
 /* No rule makes a manual send again: its retries come from the ledger.
  * A retry is the same send asked again now: it goes only if it would be
- * sent as it was (send_manual_delivery accepts it, at the same SEQUENCE),
- * else it is given up: the session moved, the participant's calendar
- * took a cancel or an update meanwhile, their address bounced. */
+ * sent as it was (send_manual_delivery accepts it; a calendar part at the
+ * same SEQUENCE), else it is given up: the session moved, the
+ * participant's calendar took a cancel or an update meanwhile, they went
+ * absent, their address bounced. */
 static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 {
 	struct participant p;
@@ -55,45 +68,42 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 			     .due = s->now},
 			now_d;
 	const char *gone = NULL;
-	char seq[16];
+	char seq[16], taken_why[80];
 	struct delivery_row again;
-	bool forced = false, taken = false;
+	bool forced, taken = false;
 
+	/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
+	key_field_from_end(row->key, 0, seq, sizeof(seq));
+	if ((forced = strncmp(seq, "forced@", 7) == 0))
+		key_field_from_end(row->key, 1, seq, sizeof(seq));
+	d.sequence = atoi(seq);
 	if (!reg_find(s->pg->reg, row->email, &p)) {
-		gone = "the participant is no longer registered";
-	} else {
-		d.p = &p;
-		d.session = calendar_session(s->pg->cal, row->target);
-		d.deadline = d.session ? NULL : calendar_deadline(s->pg->cal, row->target);
-		if (p.status == PS_CANCELLED)
-			gone = "the participant cancelled";
-		else if (!d.session && !d.deadline && !str_eq(row->target, "-"))
-			gone = "its session or deadline is gone";
-		else if ((d.session && d.session->start <= s->now) ||
-			 (d.deadline && d.deadline->due <= s->now))
-			gone = "its session began or its deadline passed";
-		else if (d.session && d.session->cancelled && !str_eq(row->message, "cancel"))
-			gone = "its session was cancelled";
+		give_up(s, row, "the participant is no longer registered");
+		return;
 	}
-	if (!gone) {
-		/* ...|SEQUENCE, or ...|SEQUENCE|forced@TIME for a forced one. */
-		key_field_from_end(row->key, 0, seq, sizeof(seq));
-		if ((forced = strncmp(seq, "forced@", 7) == 0))
-			key_field_from_end(row->key, 1, seq, sizeof(seq));
-		d.sequence = atoi(seq);
+	d.p = &p;
+	d.session = calendar_session(s->pg->cal, row->target);
+	d.deadline = d.session ? NULL : calendar_deadline(s->pg->cal, row->target);
+	/* A cancel still goes to one who cancelled: it takes the session out
+	 * of their calendar, as the planner's would. */
+	if (p.status == PS_CANCELLED && !str_eq(row->message, "cancel"))
+		gone = "the participant cancelled";
+	else if (!d.session && !d.deadline && !str_eq(row->target, "-"))
+		gone = "its session or deadline is gone";
+	else if (!forced && ((d.session && d.session->start <= s->now) ||
+			     (d.deadline && d.deadline->due <= s->now)))
+		gone = "its session began or its deadline passed";
+	else
 		gone = send_manual_delivery(s,
 					    &(struct manual){.message = row->message,
 							     .session = d.session,
 							     .deadline = d.deadline, .force = forced},
 					    &p, &now_d);
-		if (!gone && now_d.sequence != d.sequence)
-			gone = "the session, or what their calendar holds of it, changed since";
-	}
+	if (!gone && now_d.sequence != d.sequence &&
+	    message_calpart(row->message, d.session != NULL, &p) != CAL_NONE)
+		gone = "the session, or what their calendar holds of it, changed since";
 	if (gone) {
-		char *why = xasprintf("gave up: %s (last: %s)", gone, row->detail ? row->detail : "-");
-		state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
-		describe_log_row(s->pg->cal, LOG_WARNING, row, why);
-		free(why);
+		give_up(s, row, gone);
 	} else {
 		time_t after = plan_after_quiet(s->pg->cfg, s->now);
 
@@ -107,16 +117,12 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 		else if (claim_durably(s, &d, &again, forced, &taken))
 			deliver(s, &d, p.email, true);
 		else if (taken) {
-			char *why = xasprintf("gave up: their calendar already got SEQUENCE %d of this "
-					      "session (last: %s)", d.sequence,
-					      row->detail ? row->detail : "-");
-			state_delivery_mark(s->st, row->key, DS_SKIPPED, why, 0, s->now);
-			describe_log_row(s->pg->cal, LOG_WARNING, row, why);
-			free(why);
+			snprintf(taken_why, sizeof(taken_why),
+				 "their calendar already got SEQUENCE %d of this session", d.sequence);
+			give_up(s, row, taken_why);
 		}
 	}
-	if (d.p)
-		reg_participant_clear(&p);
+	reg_participant_clear(&p);
 }
 
 static void collect_manual(const struct delivery_row *row, void *arg)
@@ -177,11 +183,22 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 		bool had = state_attendance(s->st, p->email, ses->uid, &a),
 		     update = str_eq(m->message, "update");
 		/* What their calendar holds of it, as kallad sent it. */
-		bool holds = had && a.invited;
+		bool holds = had && a.invited,
+		     absent = reg_is_absent(s->pg->reg, p->email, ses->uid),
+		     request = message_calpart(m->message, true, p) == CAL_REQUEST;
 
-		/* A REQUEST would put a cancelled session back in calendars. */
+		/* What the planner would take back at once is never sent, even
+		 * forced: a REQUEST would put a cancelled session back in
+		 * calendars, or one its participant is absent from; a cancel
+		 * to one who attends would be followed by a new invitation. */
 		if (ses->cancelled && !cancel)
 			return "its session is cancelled: only a cancel can be sent";
+		if (absent && request)
+			return "they are absent from this session: kallad would cancel it again "
+			       "(remove the absence first)";
+		if (cancel && p->status == PS_REGISTERED && !ses->cancelled && !absent)
+			return "they attend this session: kallad would invite them again (cancel "
+			       "the session in the calendar, or record their absence)";
 		if (ses->start <= s->now && !m->force)
 			return "its session has begun (--force sends it all the same)";
 		if (update && (!holds || a.content >= ses->sequence) && !m->force)
@@ -192,7 +209,7 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 			       "kallad, or cancelled already; --force sends it all the same)";
 		/* Any other REQUEST would show them the new version without the
 		 * update's words, or one that changes = hold keeps back. */
-		if (!cancel && !update && holds && a.content < ses->sequence && !m->force)
+		if (request && !update && holds && a.content < ses->sequence && !m->force)
 			return "their calendar holds an earlier version of this session: its "
 			       "update goes first (--release-changes if it is held; --force "
 			       "sends it all the same)";
@@ -251,6 +268,10 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	}
 	if (m->dry_run) {
 		/* What the real run would do, from the same ledger. */
+		if (manual_transition_taken(s, &d, m->force)) {
+			printf("would refuse %s to %s\n", m->message, p->email);
+			return false;
+		}
 		what = ledger_says(s, d.key);
 		if (what && strcmp(what, "is waiting for a retry") != 0) {
 			printf("%s %s to %s\n", strcmp(what, "was already sent") == 0 ? "already sent"

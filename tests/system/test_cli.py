@@ -167,18 +167,28 @@ class SendTest(KalladCase):
     def test_preview_every_message(self):
         out = os.path.join(self.tmpdir, "preview")
         os.mkdir(out)
-        kinds = ["invite", "session-reminder", "update", "cancel", "material",
-                 "deadline-reminder"]
+        kinds = ["invite", "session-reminder", "update", "material", "deadline-reminder"]
         for kind in kinds:
             path = os.path.join(out, kind + ".eml")
-            # An update of a session that never changed, and a cancel of one
-            # nobody's calendar holds yet, are refused unless forced.
-            force = ["--force"] if kind in ("update", "cancel") else []
+            # An update of a session that never changed is refused unless forced.
+            force = ["--force"] if kind == "update" else []
             self.prog.run("--preview", kind, "--to", ANNA, "--out", path,
                           "--now", BEFORE_DEADLINE, *force, check=0)
         p = self.prog.run("--preview", "update", "--to", ANNA, "--now", BEFORE_DEADLINE)
         self.assertEqual(p.returncode, 1)
         self.assertIn("has not changed", p.stderr)
+        # A cancel to one who attends is refused, forced or not (kallad
+        # would invite her again); to one absent, and holding nothing yet,
+        # it needs --force.
+        p = self.prog.run("--preview", "cancel", "--session", S1, "--to", ANNA, "--force",
+                          "--now", BEFORE_DEADLINE)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("they attend this session", p.stderr)
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
+        self.prog.run("--preview", "cancel", "--session", S1, "--to", ANNA, "--force",
+                      "--out", os.path.join(out, "cancel.eml"), "--now", BEFORE_DEADLINE,
+                      check=0)
+        kinds.append("cancel")
         check_messages(self, [os.path.join(out, k + ".eml") for k in kinds])
         material = parse(os.path.join(out, "material.eml"))
         names = [part.get_filename() for part in material.iter_attachments()]

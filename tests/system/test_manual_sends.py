@@ -185,9 +185,10 @@ class PreviewTest(ManualCase):
         self.assert_same_bytes(preview, sent)
 
     def test_preview_cancel_by_hand_is_what_goes(self):
-        # Anna's invitation went at SEQUENCE 0: her cancel carries 1, in
-        # the preview as in the message sent.
+        # Anna's invitation went at SEQUENCE 0; she will not come to session
+        # 2: her cancel carries 1, in the preview as in the message sent.
         self.assertEqual(len(self.once()), INVITES)
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S2)
         preview, sent = self.preview_and_send("cancel", ANNA, S2)
         self.assertEqual((preview.method, preview.sequence), ("CANCEL", 1))
         self.assertEqual((sent.method, sent.sequence), ("CANCEL", 1))
@@ -418,6 +419,37 @@ class CalendarTruthTest(ManualCase):
         p = self.send_now("cancel", "--session", S1, "--all", now=self.LATER)
         self.refused(p, r"does not hold this session")
 
+    def test_nothing_by_hand_the_planner_would_take_back(self):
+        # A REQUEST to one absent from the session, a cancel to one who
+        # attends: kallad would cancel, or invite, at its next pass.
+        self.assertEqual(len(self.once()), INVITES)
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
+        self.assertEqual([(m.to, m.method) for m in self.once(self.LATER)], [(ANNA, "CANCEL")])
+        for message in ("session-reminder", "invite"):
+            for force in ((), ("--force",)):
+                with self.subTest(message=message, force=force):
+                    p = self.send_now(message, "--session", S1, "--to", ANNA, *force,
+                                      now=self.LATER)
+                    self.refused(p, r"absent from this session")
+        for force in ((), ("--force",)):
+            p = self.send_now("cancel", "--session", S2, "--to", ANNA, *force, now=self.LATER)
+            self.refused(p, r"they attend this session")
+        # Material carries no calendar: it goes.
+        self.send_now("material", "--session", S1, "--to", ANNA, now=self.LATER, check=0)
+        self.assertEqual([(m.to, m.method) for m in self.new_mail()], [(ANNA, None)])
+        self.assertEqual(self.once(self.LATEST), [])
+
+    def test_a_retry_without_a_calendar_survives_an_update(self):
+        self.assertEqual(len(self.once()), INVITES)
+        self.use(self.grey)
+        self.send_now("material", "--session", S1, "--to", ANNA, check=0)
+        self.use(self.ok)
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        to_anna = sorted((m.method or "-", m.sequence or 0) for m in self.once(self.LATER)
+                         if m.to == ANNA)
+        self.assertEqual(to_anna, [("-", 0), ("REQUEST", 1)])
+        self.assertEqual([r[1] for r in self.manual_rows()], [1])  # sent
+
     def test_nothing_by_hand_shows_a_held_change(self):
         self.prog.edit_conf("changes            = send", "changes            = hold")
         self.assertEqual(len(self.once()), INVITES)
@@ -428,6 +460,9 @@ class CalendarTruthTest(ManualCase):
                 self.refused(p, r"earlier version of this session")
         self.assertIn(ANNA, "".join("\t".join(line) for line in self.plan()
                                     if line[0] == "held"))
+        # Material carries no calendar: it goes.
+        self.send_now("material", "--session", S1, "--to", ANNA, check=0)
+        self.assertEqual([(m.to, m.method) for m in self.new_mail()], [(ANNA, None)])
         # The update by hand is the change itself: it goes.
         self.send_now("update", "--session", S1, "--to", ANNA, check=0)
         self.assertEqual([(m.to, m.method, m.sequence, m.start) for m in self.new_mail()],
