@@ -187,18 +187,19 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 		     absent = reg_is_absent(s->pg->reg, p->email, ses->uid),
 		     request = message_calpart(m->message, true, p) == CAL_REQUEST;
 
-		/* What the planner would take back at once is never sent, even
-		 * forced: a REQUEST would put a cancelled session back in
-		 * calendars, or one its participant is absent from; a cancel
-		 * to one who attends would be followed by a new invitation. */
+		/* A REQUEST would put a cancelled session back in calendars. */
 		if (ses->cancelled && !cancel)
 			return "its session is cancelled: only a cancel can be sent";
-		if (absent && request)
+		/* What the planner would take back at its next pass: a REQUEST
+		 * to one absent (it cancels again), a cancel to one who attends
+		 * (it invites again). */
+		if (absent && request && !m->force)
 			return "they are absent from this session: kallad would cancel it again "
-			       "(remove the absence first)";
-		if (cancel && p->status == PS_REGISTERED && !ses->cancelled && !absent)
+			       "(remove the absence first; --force sends it all the same)";
+		if (cancel && p->status == PS_REGISTERED && !ses->cancelled && !absent && !m->force)
 			return "they attend this session: kallad would invite them again (cancel "
-			       "the session in the calendar, or record their absence)";
+			       "the session in the calendar, or record their absence; --force "
+			       "sends it all the same)";
 		if (ses->start <= s->now && !m->force)
 			return "its session has begun (--force sends it all the same)";
 		if (update && (!holds || a.content >= ses->sequence) && !m->force)
