@@ -39,6 +39,7 @@ struct daemon {
 	 * the site templates, the configuration's files, anything else. */
 	bool changed_reg, changed_tpl, changed_conf, changed_other;
 	char *pidfile;
+	int failed; /* passes failed in a row: the next try waits 5 s, doubling to a minute */
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
 };
@@ -441,9 +442,18 @@ static void work(struct daemon *d)
 		reload(d, false, false);
 	}
 	if (!ok || st.stale) {
-		log_error("%s; trying again in a minute",
-			  st.stale ? "the calendar keeps changing under kallad" : "the ledger failed");
-		retry.next = now + 60;
+		/* A writer holding a database past the busy timeout is soon
+		 * gone; a full disk is not: soon first, then once a minute. */
+		int wait = d->failed < 4 ? 5 << d->failed : 60;
+
+		d->failed++;
+		log_error("%s; trying again in %d s",
+			  st.stale ? "the calendar keeps changing under kallad"
+				   : "the ledger or the registrations failed (above)",
+			  wait);
+		retry.next = now + wait;
+	} else {
+		d->failed = 0;
 	}
 	state_delivery_each(d->st, DS_TRANSIENT, min_retry, &retry);
 	state_delivery_each(d->st, DS_UNKNOWN, min_retry, &retry);

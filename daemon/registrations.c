@@ -499,13 +499,15 @@ static int email_cmp(const void *a, const void *b)
 			  ((const struct participant *)b)->email);
 }
 
-bool reg_find(const struct registrations *reg, const char *email, struct participant *out)
+int reg_lookup(const struct registrations *reg, const char *email, struct participant *out)
 {
+	int found;
+
 	*out = (struct participant){0};
 	if (!reg || !email)
-		return false;
-	if (reg->db && find_one(reg, email, (int)strlen(email), out) > 0)
-		return true;
+		return 0;
+	if (reg->db && (found = find_one(reg, email, (int)strlen(email), out)) != 0)
+		return found;
 	if (!reg->db) {
 		const struct participant key = {.email = (char *)email};
 		const struct participant *p = reg->n_participants
@@ -514,16 +516,21 @@ bool reg_find(const struct registrations *reg, const char *email, struct partici
 
 		if (p) {
 			participant_copy(out, p);
-			return true;
+			return 1;
 		}
 	}
 	for (size_t i = 0; i < reg->n_held; i++) {
 		if (str_caseeq(reg->held[i].email, email)) {
 			participant_copy(out, &reg->held[i]);
-			return true;
+			return 1;
 		}
 	}
-	return false;
+	return 0;
+}
+
+bool reg_find(const struct registrations *reg, const char *email, struct participant *out)
+{
+	return reg_lookup(reg, email, out) > 0;
 }
 
 /* --- last good state --- */

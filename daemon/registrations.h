@@ -125,8 +125,11 @@ bool reg_each(const struct registrations *reg, void (*fn)(const struct participa
 
 /* Looks a participant up by address (case-insensitive) into *out, whose
  * strings the caller frees with reg_participant_clear(). False if there is
- * no valid participant with that address. */
+ * no valid participant with that address, or the database could not be
+ * read; reg_lookup tells the two apart: 1 found, 0 none, -1 not read
+ * (logged: locked past the busy timeout, say). */
 bool reg_find(const struct registrations *reg, const char *email, struct participant *out);
+int reg_lookup(const struct registrations *reg, const char *email, struct participant *out);
 void reg_participant_clear(struct participant *p);
 
 bool reg_is_absent(const struct registrations *reg, const char *email, const char *session_uid);

@@ -274,7 +274,16 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	for (size_t i = 0; i < w.n; i++) {
 		if (i && str_eq(w.emails[i], w.emails[i - 1]))
 			continue;
-		if (!reg_find(s->pg->reg, w.emails[i], &ps[n_ps])) {
+		int found = reg_lookup(s->pg->reg, w.emails[i], &ps[n_ps]);
+
+		/* Not read (the database locked past the busy timeout): nobody
+		 * is filed as gone for it; the pass fails, and the next plans
+		 * everyone (the daemon tries again in a minute). */
+		if (found < 0) {
+			s->broken = true;
+			break;
+		}
+		if (!found) {
 			dueindex_put(s->ix, w.emails[i], &(struct due_entry){0});
 			continue;
 		}

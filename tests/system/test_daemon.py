@@ -509,6 +509,30 @@ class ReloadWindowTest(DaemonCase):
                                 for f in set(files) - before), [self.NEW] * 3)
 
 
+class LockedRegistrationsTest(DaemonCase):
+    def test_a_wake_that_cannot_read_the_registrations_loses_nobody(self):
+        # The two deadline nudges fall due at 09:00:00 (wakes plan only
+        # those due). A writer holds the registration database from 2 s
+        # before until 13 s after, past the 10 s busy timeout: that wake
+        # fails, takes nobody for gone, and the next one, 5 s later,
+        # sends them.
+        self.start("2019-11-29T08:59:54+01:00")
+        due = self.started + 6
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder")
+        time.sleep(max(0, due - 2 - time.time()))
+        con = sqlite3.connect(self.prog.db, isolation_level=None, timeout=5)
+        con.execute("BEGIN EXCLUSIVE")
+        time.sleep(max(0, due + 13 - time.time()))
+        con.execute("ROLLBACK")
+        con.close()
+        self.wait_outbox(30, timeout=20)
+        log = self.logtext()
+        self.assertIn("the ledger or the registrations failed (above); trying again in 5 s",
+                      log)
+        self.assertIn("stayed locked", log)
+
+
 class ConfigChangeTest(DaemonCase):
     """Issue 16: an edit of the configuration's [smtp] alone (a password,
     a timeout, more connections) plans nobody again: the planner never
