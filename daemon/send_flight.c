@@ -130,11 +130,14 @@ bool take_off(struct sender *s, const struct flight *f)
 	bool go = backoff_wait_turn(s->bo, pause_cb, s);
 
 	/* An outcome taken while waiting may have suspended the relay or,
-	 * a sign of a limit, brought the pool back to one at a time. */
+	 * a sign of a limit, brought the pool back to one at a time; the
+	 * wait may have run into quiet hours, which a pass keeps (a send by
+	 * hand does not). */
 	if (go) {
 		make_room(s, f->rcpt);
-		go = !stop_now(s) && !s->broken &&
-		     !backoff_suspended(s->bo, clock_now(), NULL);
+		s->now = clock_now();
+		go = !stop_now(s) && !s->broken && !backoff_suspended(s->bo, s->now, NULL) &&
+		     (s->manual || plan_after_quiet(s->pg->cfg, s->now) == s->now);
 	}
 	/* A claim that waited (for its turns under spacing, or behind a
 	 * slow relay) is renewed before its message starts, and committed

@@ -294,6 +294,22 @@ class SmtpTest(KalladCase):
         self.assertGreaterEqual(elapsed, ideal * 0.98)
         self.assertLessEqual(elapsed, ideal * 1.1 + 0.5)
 
+    def test_no_message_starts_in_quiet_hours_after_its_turn(self):
+        # 12 a minute: the second message's turn comes 5 s after the first,
+        # at 21:00:02, inside quiet hours (21:00-07:00): it waits for 07:00,
+        # with the rest.
+        sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 12")
+        p = self.prog.run("--once", "--now", "2019-11-20T20:59:57+01:00", check=0)
+        self.assertEqual(len(sink.messages()), 1, p.stdout + p.stderr)
+        self.assertIn("1 sent", p.stdout)
+        p = self.prog.run("--status", "--failed", check=0)
+        self.assertEqual(p.stdout.count("quiet hours began"), INVITES - 1, p.stdout)
+        self.prog.edit_conf("max-per-minute = 12", "max-per-minute = 0")
+        self.prog.run("--once", "--now", "2019-11-21T07:00:00+01:00", check=0)
+        self.assertEqual(len(sink.messages()), INVITES)
+
 
 class CrashTest(KalladCase):
     def test_kill_9_loses_nothing(self):
