@@ -27,6 +27,7 @@
 
 /* Editors and export jobs save in bursts; re-plan once it settles. */
 #define DEBOUNCE_NS (250 * 1000 * 1000L)
+#define INTERRUPT_AFTER_S 5 /* should_stop */
 
 struct daemon {
 	struct programme *pg;
@@ -40,6 +41,7 @@ struct daemon {
 	bool changed_reg, changed_tpl, changed_conf, changed_other;
 	char *pidfile;
 	int failed; /* passes failed in a row: the next try waits 5 s, doubling to a minute */
+	struct timespec pass_began; /* of the pass under way (work) */
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
 };
@@ -76,15 +78,35 @@ static void drain_signals(struct daemon *d)
 	}
 }
 
+static void on_inotify(struct daemon *d);
+
 /* Asked by the sender between messages: a SIGTERM ends the run after the
- * message in flight. */
+ * message in flight. A change of what the planner reads (the calendar,
+ * the registrations, the configuration) ends a pass that has sent for
+ * INTERRUPT_AFTER_S: one paced by max-per-minute or a slow relay may run
+ * for many minutes, and would go on sending what the change may have
+ * made wrong (an invitation to a session cancelled meanwhile). What it
+ * has not sent is planned again from the new inputs at once; a shorter
+ * pass ends first (so that inputs written again and again cannot keep
+ * every pass from sending). */
 static bool should_stop(void *arg)
 {
 	struct daemon *d = arg;
+	struct timespec now;
 
 	ping_watchdog(d);
 	drain_signals(d);
-	return d->stop;
+	if (d->stop)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - d->pass_began.tv_sec < INTERRUPT_AFTER_S)
+		return false;
+	on_inotify(d);
+	if (!d->changed_reg && !d->changed_conf && !d->changed_other)
+		return false;
+	log_info("the inputs changed while sending: this pass stops, and what it has not sent "
+		 "is planned again");
+	return true;
 }
 
 /* optional: a folder that need not be there (the drop-ins'): its absence
@@ -427,6 +449,7 @@ static void work(struct daemon *d)
 
 	bool ok;
 
+	clock_gettime(CLOCK_MONOTONIC, &d->pass_began);
 	/* A calendar saved since it was read is read before planning (the
 	 * debounce may not have fired yet): never plan from a stale copy. */
 	for (int tries = 0;; tries++) {
