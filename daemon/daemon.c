@@ -474,7 +474,7 @@ static void work(struct daemon *d)
 			  st.stale ? "the calendar keeps changing under kallad"
 				   : "the ledger or the registrations failed (above)",
 			  wait);
-		retry.next = now + wait;
+		retry.next = clock_now() + wait; /* from now: the pass may have waited */
 	} else {
 		d->failed = 0;
 	}
@@ -709,7 +709,10 @@ int daemon_run(const struct cli *c)
 			send_inputs_changed(d.snd);
 			due = true;
 		}
-		if (due)
+		/* A change seen while a pass sent (which it stopped) is read
+		 * first: the debounce's reload, within a quarter of a second,
+		 * plans from it. */
+		if (due && !(d.changed_reg || d.changed_conf || d.changed_other))
 			work(&d);
 	}
 	sd_notify(0, "STOPPING=1");

@@ -475,13 +475,16 @@ struct removed_scan {
 static bool registered(struct removed_scan *r, const char *email)
 {
 	struct participant p;
+	int found;
 
 	if (r->met)
 		return met_has(r->met, email);
-	if (!reg_find(r->pg->reg, email, &p))
-		return false;
-	reg_participant_clear(&p);
-	return true;
+	/* A row that could not be read (the database locked past the busy
+	 * timeout) is no deleted row: nobody gets a cancel for a lock. */
+	found = reg_lookup(r->pg->reg, email, &p);
+	if (found > 0)
+		reg_participant_clear(&p);
+	return found != 0;
 }
 
 static void note_invited(const char *email, void *arg)

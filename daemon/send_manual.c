@@ -77,7 +77,13 @@ static void retry_one_manual(struct sender *s, const struct delivery_row *row)
 	if ((forced = strncmp(seq, "forced@", 7) == 0))
 		key_field_from_end(row->key, 1, seq, sizeof(seq));
 	d.sequence = atoi(seq);
-	if (!reg_find(s->pg->reg, row->email, &p)) {
+	switch (reg_lookup(s->pg->reg, row->email, &p)) {
+	case -1:
+		/* Not read (locked past the busy timeout): the pass fails, and
+		 * the next, soon, tries it again. */
+		s->broken = true;
+		return;
+	case 0:
 		give_up(s, row, "the participant is no longer registered");
 		return;
 	}
