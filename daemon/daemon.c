@@ -27,6 +27,7 @@
 
 /* Editors and export jobs save in bursts; re-plan once it settles. */
 #define DEBOUNCE_NS (250 * 1000 * 1000L)
+#define DEBOUNCE_MAX_S 2 /* arm_debounce */
 #define INTERRUPT_AFTER_S 5 /* should_stop */
 
 struct daemon {
@@ -42,6 +43,7 @@ struct daemon {
 	char *pidfile;
 	int failed; /* passes failed in a row: the next try waits 5 s, doubling to a minute */
 	struct timespec pass_began; /* of the pass under way (work) */
+	struct timespec pending_since; /* the first change not read yet, or zero */
 	uint64_t watchdog_usec;
 	struct timespec pinged; /* the last WATCHDOG=1 */
 };
@@ -229,10 +231,33 @@ static bool is_template(const struct config *cfg, const char *name)
 	       (ends_with(name, ".txt") || ends_with(name, ".html"));
 }
 
+/* The reload waits for the writes to settle (DEBOUNCE_NS after the last)
+ * but never longer than DEBOUNCE_MAX_S after the first change it has not
+ * read: inputs written again and again are read that often, and a wake-up
+ * meanwhile, which waits for the reload (daemon_run), waits no longer. */
+static void arm_debounce(struct daemon *d)
+{
+	struct itimerspec its = {0};
+	struct timespec now;
+	long long left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!d->pending_since.tv_sec && !d->pending_since.tv_nsec)
+		d->pending_since = now;
+	left = (d->pending_since.tv_sec + DEBOUNCE_MAX_S - now.tv_sec) * 1000000000LL +
+	       (d->pending_since.tv_nsec - now.tv_nsec);
+	if (left > DEBOUNCE_NS)
+		left = DEBOUNCE_NS;
+	if (left < 1)
+		left = 1; /* (zero would disarm it) */
+	its.it_value.tv_sec = (time_t)(left / 1000000000LL);
+	its.it_value.tv_nsec = (long)(left % 1000000000LL);
+	timerfd_settime(d->debouncefd, 0, &its, NULL);
+}
+
 static void on_inotify(struct daemon *d)
 {
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-	struct itimerspec its = {.it_value = {0, DEBOUNCE_NS}};
 	bool relevant = false;
 	ssize_t n;
 
@@ -269,7 +294,7 @@ static void on_inotify(struct daemon *d)
 		}
 	}
 	if (relevant)
-		timerfd_settime(d->debouncefd, 0, &its, NULL);
+		arm_debounce(d);
 }
 
 /* What the transport is made of: a change means a new one. */
@@ -335,8 +360,10 @@ static void reload(struct daemon *d, bool by_signal, bool debounced)
 		 d->changed_conf ? "the configuration (no planning setting)" : "");
 	memcpy(cal_before, d->pg->cal_id, sizeof(cal_before));
 	memcpy(plan_before, d->pg->cfg->plan_digest, sizeof(plan_before));
-	if (debounced)
+	if (debounced) {
 		d->changed_reg = d->changed_tpl = d->changed_conf = d->changed_other = false;
+		d->pending_since = (struct timespec){0};
+	}
 	if (by_signal)
 		sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 	/* An input the configuration now names in a folder not watched yet

@@ -564,6 +564,27 @@ class LongPassTest(DaemonCase):
         self.assertEqual(cancels, {(MARIA, S3)} & requests)
 
 
+class WrittenAgainAndAgainTest(DaemonCase):
+    def test_inputs_written_all_the_time_hold_nothing_back(self):
+        # The configuration touched every 100 ms from 2 s before the
+        # deadline nudges (09:00:00) until 10 s after: the reload waits
+        # for the writes to settle, but no longer than 2 s, and what falls
+        # due goes meanwhile.
+        self.start("2019-11-29T08:59:54+01:00")
+        due = self.started + 6
+        self.wait_outbox(28)
+        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder")
+        time.sleep(max(0, due - 2 - time.time()))
+        went = None
+        while time.time() < due + 10:
+            os.utime(self.prog.conf)  # IN_ATTRIB: a change of the configuration
+            if went is None and len(self.prog.outbox_messages()) == 30:
+                went = time.time()
+            time.sleep(0.1)
+        self.assertIsNotNone(went, self.logtext()[-3000:])
+        self.assertLess(went, due + 4)
+
+
 class LockedRegistrationsTest(DaemonCase):
     def test_a_wake_that_cannot_read_the_registrations_loses_nobody(self):
         # The two deadline nudges fall due at 09:00:00 (wakes plan only
