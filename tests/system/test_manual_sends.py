@@ -6,7 +6,8 @@ with the real binary on the example programme writing to its outbox:
 - --dry-run and --test-to change nothing in the state database (compared
   as a full SQL dump before and after), even with an edited calendar, and
   --dry-run says what the real run does, "already sent" included;
-- --preview is byte for byte what --send-now sends, Date: apart;
+- --preview is byte for byte what --send-now sends, Date: and DTSTAMP
+  apart (the moment each process built it);
 - a --test-to copy has a Message-ID of its own;
 - --send-now --all claims in batches, each committed with an fsync before
   the first of its messages leaves (watched with strace);
@@ -18,6 +19,8 @@ with the real binary on the example programme writing to its outbox:
 
 Every message read passes the project's message checker."""
 
+import base64
+import datetime
 import os
 import re
 import sqlite3
@@ -47,6 +50,38 @@ def without_date(raw):
         skipping = False
         out.append(line)
     return b"\r\n".join(out)
+
+
+CALENDAR_PART = re.compile(rb"content-type: *(text/calendar|application/ics)", re.I)
+DTSTAMP = re.compile(rb"^DTSTAMP:(\d{8}T\d{6}Z)$")
+
+
+def comparable(raw):
+    """The message's lines, Date: apart, with each calendar part (base64)
+    decoded and its DTSTAMP lines left out, and the DTSTAMPs found. A
+    preview and the send that follows it are two processes, each with its
+    clock started at --now: the moment each built the message may differ
+    by a second, and DTSTAMP is that moment."""
+    lines = without_date(raw).split(b"\r\n")
+    out, stamps, in_calendar, i = [], [], False, 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        if CALENDAR_PART.match(line):
+            in_calendar = True
+        elif in_calendar and line == b"":
+            end = i
+            while end < len(lines) and lines[end] and not lines[end].startswith(b"--"):
+                end += 1
+            for ics in base64.b64decode(b"".join(lines[i:end])).split(b"\r\n"):
+                m = DTSTAMP.match(ics)
+                if m:
+                    stamps.append(m.group(1))
+                else:
+                    out.append(ics)
+            in_calendar, i = False, end
+    return out, stamps
 
 
 class ManualCase(OutboxCase):
@@ -168,8 +203,17 @@ class PreviewTest(ManualCase):
         return Mail(path), sent[0]
 
     def assert_same_bytes(self, preview, sent):
-        self.assertEqual(without_date(sent.raw).split(b"\r\n"),
-                         without_date(preview.raw).split(b"\r\n"))
+        sent_lines, sent_stamps = comparable(sent.raw)
+        shown_lines, shown_stamps = comparable(preview.raw)
+        self.assertEqual(sent_lines, shown_lines)
+        # Both calendar parts (the inline one and invite.ics) of each.
+        self.assertEqual(len(sent_stamps), 2)
+        self.assertEqual(len(shown_stamps), 2)
+        self.assertEqual(len(set(sent_stamps)), 1)
+        self.assertEqual(len(set(shown_stamps)), 1)
+        moments = [datetime.datetime.strptime(s[0].decode(), "%Y%m%dT%H%M%SZ")
+                   for s in (shown_stamps, sent_stamps)]
+        self.assertLessEqual(abs((moments[1] - moments[0]).total_seconds()), 10)
 
     def test_preview_invite_is_what_goes(self):
         preview, sent = self.preview_and_send("invite", ANNA, S1)
