@@ -91,6 +91,13 @@ static void on_inotify(struct daemon *d);
  * has not sent is planned again from the new inputs at once; a shorter
  * pass ends first (so that inputs written again and again cannot keep
  * every pass from sending). */
+/* A change of what the planner reads (registrations, configuration,
+ * calendar or material) that the debounce's reload has not read yet. */
+static bool inputs_pending(const struct daemon *d)
+{
+	return d->changed_reg || d->changed_conf || d->changed_other;
+}
+
 static bool should_stop(void *arg)
 {
 	struct daemon *d = arg;
@@ -104,7 +111,7 @@ static bool should_stop(void *arg)
 	if (now.tv_sec - d->pass_began.tv_sec < INTERRUPT_AFTER_S)
 		return false;
 	on_inotify(d);
-	if (!d->changed_reg && !d->changed_conf && !d->changed_other)
+	if (!inputs_pending(d))
 		return false;
 	log_info("the inputs changed while sending: this pass stops, and what it has not sent "
 		 "is planned again");
@@ -739,7 +746,7 @@ int daemon_run(const struct cli *c)
 		/* A change seen while a pass sent (which it stopped) is read
 		 * first: the debounce's reload, within a quarter of a second,
 		 * plans from it. */
-		if (due && !(d.changed_reg || d.changed_conf || d.changed_other))
+		if (due && !inputs_pending(&d))
 			work(&d);
 	}
 	sd_notify(0, "STOPPING=1");

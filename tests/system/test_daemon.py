@@ -564,17 +564,26 @@ class LongPassTest(DaemonCase):
         self.assertEqual(cancels, {(MARIA, S3)} & requests)
 
 
-class WrittenAgainAndAgainTest(DaemonCase):
-    def test_inputs_written_all_the_time_hold_nothing_back(self):
-        # The configuration touched every 100 ms from 2 s before the
-        # deadline nudges (09:00:00) until 10 s after: the reload waits
-        # for the writes to settle, but no longer than 2 s, and what falls
-        # due goes meanwhile.
+class NudgesCase(DaemonCase):
+    def start_before_nudges(self):
+        """Starts the daemon 6 s before the two deadline nudges (09:00:00),
+        waits for the 28 invitations and returns, 2 s before the nudges,
+        the moment (time.time()) they fall due."""
         self.start("2019-11-29T08:59:54+01:00")
         due = self.started + 6
         self.wait_outbox(28)
         self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder")
         time.sleep(max(0, due - 2 - time.time()))
+        return due
+
+
+class WrittenAgainAndAgainTest(NudgesCase):
+    def test_inputs_written_all_the_time_hold_nothing_back(self):
+        # The configuration touched every 100 ms from 2 s before the
+        # deadline nudges (09:00:00) until 10 s after: the reload waits
+        # for the writes to settle, but no longer than 2 s, and what falls
+        # due goes meanwhile.
+        due = self.start_before_nudges()
         went = None
         while time.time() < due + 10:
             os.utime(self.prog.conf)  # IN_ATTRIB: a change of the configuration
@@ -585,18 +594,14 @@ class WrittenAgainAndAgainTest(DaemonCase):
         self.assertLess(went, due + 4)
 
 
-class LockedRegistrationsTest(DaemonCase):
+class LockedRegistrationsTest(NudgesCase):
     def test_a_wake_that_cannot_read_the_registrations_loses_nobody(self):
         # The two deadline nudges fall due at 09:00:00 (wakes plan only
         # those due). A writer holds the registration database from 2 s
         # before until 13 s after, past the 10 s busy timeout: that wake
         # fails, takes nobody for gone, and the next one, 5 s later,
         # sends them.
-        self.start("2019-11-29T08:59:54+01:00")
-        due = self.started + 6
-        self.wait_outbox(28)
-        self.notify.wait_for("STATUS=next: 29 nov 09:00, deadline-reminder")
-        time.sleep(max(0, due - 2 - time.time()))
+        due = self.start_before_nudges()
         con = sqlite3.connect(self.prog.db, isolation_level=None, timeout=5)
         con.execute("BEGIN EXCLUSIVE")
         time.sleep(max(0, due + 13 - time.time()))
