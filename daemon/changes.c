@@ -18,6 +18,11 @@ static bool retitled(const struct session *a, const struct session *b)
 	return !str_eq(a->summary, b->summary) || !str_eq(a->description, b->description);
 }
 
+bool changes_shown_same(const struct session *a, const struct session *b, bool description)
+{
+	return !moved(a, b) && !(description && retitled(a, b));
+}
+
 static void sync_one(struct session *s, struct state *st, bool description)
 {
 	struct session copy;
@@ -27,7 +32,7 @@ static void sync_one(struct session *s, struct state *st, bool description)
 		state_session_store(st, s, s->sequence);
 		return;
 	}
-	if (moved(s, &copy) || (description && retitled(s, &copy))) {
+	if (!changes_shown_same(s, &copy, description)) {
 		/* Raised once per change; a file that raised it itself wins. */
 		seq = s->sequence > copy.sequence ? s->sequence : copy.sequence + 1;
 		char *words = describe_session(s);

@@ -41,6 +41,11 @@ struct changes_opts {
 bool changes_sync(struct calendar *cal, struct state *st, const struct changes_opts *o,
 		  size_t *held);
 
+/* Whether a calendar shows sessions a and b alike: the same start, end,
+ * location and status, and (with `description`, description-changes =
+ * update) the same title and description. What raises a SEQUENCE. */
+bool changes_shown_same(const struct session *a, const struct session *b, bool description);
+
 /* --discard-changes: the removals held in cal are taken as they are,
  * without a cancel: their stored copies become cancelled. */
 void changes_accept_removals(const struct calendar *cal, struct state *st);

@@ -437,7 +437,7 @@ void plan_participant(const struct plan_ctx *ctx, const struct participant *p, p
 
 	for (size_t i = 0; i < n; i++) {
 		const struct session *s = &ctx->cal->sessions[i];
-		held[i].had = ctx->mem.attendance(ctx->mem.opaque, p->email, s->uid, &held[i].a);
+		held[i].had = ctx->mem.attendance(ctx->mem.opaque, p->email, s, &held[i].a);
 		held[i].bounced = bounced;
 		held[i].answer = ctx->mem.answer && held[i].had
 					 ? ctx->mem.answer(ctx->mem.opaque, p->email, s->uid)

@@ -35,8 +35,8 @@ struct plan_memory {
 	/* True if --release-changes let the held notice key go. */
 	bool (*released)(void *opaque, const char *key);
 	/* What the participant's calendar holds of the session (by what kallad
-	 * sent); false when nothing was ever sent. */
-	bool (*attendance)(void *opaque, const char *email, const char *uid,
+	 * sent; programme_attendance); false when nothing was ever sent. */
+	bool (*attendance)(void *opaque, const char *email, const struct session *s,
 			   struct attendance *out);
 	/* The participant's latest answer to the session's invitation, and
 	 * whether their address bounced (replies.h). Either may be NULL: no

@@ -251,6 +251,7 @@ struct programme *programme_load(const char *config_path, struct errlist *errs, 
  * (a handful). Each saved query is a database transaction less per
  * delivery. */
 struct plan_memo {
+	const struct config *cfg;
 	struct state *st;
 	struct {
 		char *kind, *id;
@@ -337,12 +338,31 @@ static bool mem_released(void *opaque, const char *key)
 	return state_is_released(m->st, key);
 }
 
-static bool mem_attendance(void *opaque, const char *email, const char *uid,
+static bool mem_attendance(void *opaque, const char *email, const struct session *s,
 			   struct attendance *out)
 {
 	struct plan_memo *m = opaque;
 
-	return state_attendance(m->st, email, uid, out);
+	return programme_attendance(m->cfg, m->st, email, s, out);
+}
+
+bool programme_attendance(const struct config *cfg, struct state *st, const char *email,
+			  const struct session *s, struct attendance *out)
+{
+	struct session held;
+
+	if (!state_attendance(st, email, s->uid, out))
+		return false;
+	/* A change undone before its update went (held by changes = hold, or
+	 * the session removed and put back): their calendar shows what the
+	 * session is now, and nothing is owed for it. */
+	if (out->invited && out->content >= 0 && out->content < s->sequence &&
+	    state_session_version(st, s->uid, out->content, &held)) {
+		if (changes_shown_same(&held, s, cfg->description_updates))
+			out->content = s->sequence;
+		state_session_clear(&held);
+	}
+	return true;
 }
 
 static enum answer mem_answer(void *opaque, const char *email, const char *uid)
@@ -361,6 +381,7 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	struct plan_memo *m = xcalloc(1, sizeof(*m));
 
 	memset(ctx, 0, sizeof(*ctx));
+	m->cfg = pg->cfg;
 	m->st = st;
 	m->legacy = state_legacy_known(st);
 	m->now = now;

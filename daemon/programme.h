@@ -51,6 +51,13 @@ void programme_plan_done(struct plan_ctx *ctx);
  * (another process stored a newer version): reload and call again.
  * release as in struct changes_opts; *held: sessions whose removal waits. */
 bool programme_sync(struct programme *pg, struct state *st, const char *release, size_t *held);
+/* What the participant's calendar holds of session s (state_attendance),
+ * where an older version it holds shows just what s shows now (a change
+ * undone before its update went) counted as the current one: content is
+ * s->sequence then. False when kallad never sent them anything of it. The
+ * one answer the planner, a send's last check and a send by hand share. */
+bool programme_attendance(const struct config *cfg, struct state *st, const char *email,
+			  const struct session *s, struct attendance *out);
 /* programme_sync(), reloading pg (into *pg) while it is stale, at most a
  * few times; false if it stays stale. */
 bool programme_sync_fresh(struct programme **pg, struct state *st, const char *release,

@@ -226,7 +226,7 @@ static bool still_needed(struct sender *s, const struct delivery *d)
 
 	if (d->rule || !d->session)
 		return true;
-	had = state_attendance(s->st, d->p->email, d->session->uid, &a);
+	had = programme_attendance(s->pg->cfg, s->st, d->p->email, d->session, &a);
 	if (str_eq(d->message, "invite"))
 		return (!had || !a.invited) && !transition_taken(s, d, d->key);
 	if (str_eq(d->message, "update"))

@@ -186,7 +186,7 @@ const char *send_manual_delivery(struct sender *s, const struct manual *m,
 		return "mail to this address bounced (kallad --unsuppress EMAIL lifts that)";
 	if (ses) {
 		struct attendance a;
-		bool had = state_attendance(s->st, p->email, ses->uid, &a),
+		bool had = programme_attendance(s->pg->cfg, s->st, p->email, ses, &a),
 		     update = str_eq(m->message, "update");
 		/* What their calendar holds of it, as kallad sent it. */
 		bool holds = had && a.invited,

@@ -237,9 +237,9 @@ const char *const query_sql[Q_N] = {
 			  " status = excluded.status, summary = excluded.summary,"
 			  " description = excluded.description",
 	/* The newest copy older than ?2 and no newer than ?3. */
-	[Q_VERSION_BEFORE] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
-			     " description, NULL FROM session_versions WHERE uid = ?1 AND sequence < ?2"
-			     " AND sequence <= ?3 ORDER BY sequence DESC LIMIT 1",
+	[Q_VERSION_AT] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
+			 " description, NULL FROM session_versions WHERE uid = ?1 AND sequence <= ?2"
+			 " ORDER BY sequence DESC LIMIT 1",
 	[Q_RELAY_GET] = "SELECT fault, kind, faults, since, until FROM relay WHERE id = 1",
 	[Q_RELAY_PUT] = "INSERT OR REPLACE INTO relay(id, fault, kind, faults, since, until)"
 			" VALUES(1, ?1, ?2, ?3, ?4, ?5)",

@@ -126,6 +126,10 @@ void state_session_clear(struct session *s);
  * false when kallad has no older copy. What an update names as "before". */
 bool state_session_previous(struct state *st, const char *email, const struct session *now,
 			    struct session *out);
+/* The session as its SEQUENCE `sequence` showed it: the newest copy at or
+ * below it (a SEQUENCE the file raised has no copy of its own). Owned
+ * strings as above; false when there is none. */
+bool state_session_version(struct state *st, const char *uid, int sequence, struct session *out);
 
 /* What one participant's calendar holds of one session, by what kallad
  * sent (never moving backwards: a lower SEQUENCE than the stored one

@@ -109,24 +109,17 @@ void state_session_store(struct state *st, const struct session *ses, int sequen
 	st_run(st, s, "storing a session's copy for its SEQUENCE");
 }
 
-bool state_session_previous(struct state *st, const char *email, const struct session *now,
-			    struct session *out)
+bool state_session_version(struct state *st, const char *uid, int sequence, struct session *out)
 {
-	struct attendance a;
 	sqlite3_stmt *s;
 	bool found = false;
-	int rc, held = now->sequence;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	/* What the participant's calendar holds, by what kallad sent them. */
-	if (email && state_attendance(st, email, now->uid, &a) && a.content >= 0 &&
-	    a.content < held)
-		held = a.content;
-	if (!(s = st_query(st, Q_VERSION_BEFORE)))
+	if (!(s = st_query(st, Q_VERSION_AT)))
 		return false;
-	bind_text(s, 1, now->uid);
-	sqlite3_bind_int(s, 2, now->sequence);
-	sqlite3_bind_int(s, 3, held);
+	bind_text(s, 1, uid);
+	sqlite3_bind_int(s, 2, sequence);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		copy_from_row(s, out);
@@ -136,6 +129,19 @@ bool state_session_previous(struct state *st, const char *email, const struct se
 	}
 	sqlite3_reset(s);
 	return found;
+}
+
+bool state_session_previous(struct state *st, const char *email, const struct session *now,
+			    struct session *out)
+{
+	struct attendance a;
+	int held = now->sequence - 1;
+
+	/* What the participant's calendar holds, by what kallad sent them. */
+	if (email && state_attendance(st, email, now->uid, &a) && a.content >= 0 &&
+	    a.content < held)
+		held = a.content;
+	return state_session_version(st, now->uid, held, out);
 }
 
 void state_session_each(struct state *st, void (*fn)(const struct session *, void *), void *arg)

@@ -88,10 +88,11 @@ static bool mem_released(void *opaque, const char *key)
 	return false;
 }
 
-static bool mem_attendance(void *opaque, const char *email, const char *uid,
+static bool mem_attendance(void *opaque, const char *email, const struct session *s,
 			   struct attendance *out)
 {
 	struct world *w = opaque;
+	const char *uid = s->uid;
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < w->n_held; i++)

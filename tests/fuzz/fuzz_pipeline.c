@@ -126,9 +126,10 @@ static bool mem_released(void *o, const char *key)
 
 /* Those whose address has an odd length hold every session, at an older
  * SEQUENCE and content: they get updates (or cancels), the others invites. */
-static bool mem_attendance(void *o, const char *email, const char *uid, struct attendance *out)
+static bool mem_attendance(void *o, const char *email, const struct session *s,
+			   struct attendance *out)
 {
-	(void)o, (void)uid;
+	(void)o, (void)s;
 	memset(out, 0, sizeof(*out));
 	if (strlen(email) % 2 == 0)
 		return false;

@@ -220,6 +220,71 @@ class HoldTest(ChangesCase):
         self.assertTrue(all("Nya platsen" in str(ev["LOCATION"]) for _, _, ev in updates))
         self.assertNotIn("held", [l[0] for l in self.plan("2019-11-21T07:00:00+01:00")])
 
+    def hold_and_undo(self, change):
+        """changes = hold; the 28 invitations go; change(text) edits the
+        calendar and a pass holds its notices; the file as it was comes
+        back, and a pass reads it."""
+        self.prog.edit_conf("changes            = send", "changes            = hold")
+        self.assertEqual(len(self.once()), 28)
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        with open(ics, encoding="utf-8", newline="") as f:
+            original = f.read()
+        self.edit_calendar(change)
+        self.assertEqual(self.once("2019-11-21T08:00:00+01:00"), [])
+        self.assertIn("held", [l[0] for l in self.plan("2019-11-21T08:00:00+01:00", "--all")])
+        self.edit_calendar(lambda _: original)
+        self.assertEqual(self.once("2019-11-22T08:00:00+01:00"), [])
+
+    def assert_nothing_owed_for_the_undone_change(self):
+        # Their calendars show session 1 as it is: no update is owed, by the
+        # plan, by hand, or at release; its reminders are held no longer.
+        self.assertEqual([l for l in self.plan("2019-11-22T08:00:00+01:00", "--all")
+                          if l[0] == "held" or l[1] == "update"], [])
+        p = self.prog.run("--send-now", "update", "--session", S1, "--to", ANNA, "--dry-run",
+                          "--now", "2019-11-22T08:00:00+01:00", check=None)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("has not changed", p.stderr)
+        reminders = self.once("2020-02-06T09:00:01+01:00")
+        # (and the material before the start, which carries no calendar)
+        self.assertEqual(sorted(kind(m) for m, _, _ in reminders),
+                         ["material"] * ATTENDING_S1 + ["session-reminder"] * ATTENDING_S1)
+        for m, method, ev in reminders:
+            if kind(m) == "material":
+                continue
+            self.assertEqual((method, str(ev["UID"])), ("REQUEST", S1))
+            self.assertEqual(ev.decoded("DTSTART").isoformat(), "2020-02-20T10:00:00+01:00")
+            self.assertIn("Långholmens konferens", str(ev["LOCATION"]))
+        self.assertEqual(self.prog.run("--release-changes", "--now", "2020-02-06T09:01:00+01:00",
+                                       check=0).returncode, 0)
+        self.assertEqual(self.new_messages(), [])
+
+    def test_a_move_undone_before_release_owes_nothing(self):
+        self.hold_and_undo(lambda t: t.replace("20200220T100000", "20200227T100000", 1).replace(
+            "20200221T130000", "20200228T130000", 1))
+        self.assert_nothing_owed_for_the_undone_change()
+
+    def test_a_removal_undone_before_release_owes_nothing(self):
+        def remove_s1(text):
+            begin = text.index("BEGIN:VEVENT\r\nUID:" + S1)
+            end = text.index("END:VEVENT\r\n", begin) + len("END:VEVENT\r\n")
+            return text[:begin] + text[end:]
+        self.hold_and_undo(remove_s1)
+        self.assert_nothing_owed_for_the_undone_change()
+
+    def test_a_change_undone_then_another_owes_its_update(self):
+        # Undone, then the session moves for real: the update goes at a
+        # SEQUENCE above any the session had, and names the new time.
+        self.hold_and_undo(lambda t: t.replace("20200220T100000", "20200227T100000", 1).replace(
+            "20200221T130000", "20200228T130000", 1))
+        self.edit_calendar(lambda t: t.replace("20200220T100000", "20200219T100000", 1))  # a day longer
+        self.prog.run("--release-changes", "--now", "2019-11-23T08:00:00+01:00", check=0)
+        updates = self.new_messages()
+        self.assertEqual(len(updates), ATTENDING_S1)
+        for raw in updates:
+            m, method, ev = event(raw)
+            self.assertEqual((kind(m), method, int(ev["SEQUENCE"])), ("update", "REQUEST", 3))
+            self.assertEqual(ev.decoded("DTSTART").isoformat(), "2020-02-19T10:00:00+01:00")
+
 
 if __name__ == "__main__":
     main()
