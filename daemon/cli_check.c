@@ -122,7 +122,7 @@ static bool check_removals(struct programme **pg, struct state *st)
 		printf("calendar: warning: %s holds no session\n", (*pg)->cfg->calendar);
 	if (!programme_sync_fresh(pg, st, NULL, &sessions))
 		return false;
-	people = programme_each_removed(*pg, st, NULL, count_removed, NULL, &people_held);
+	people = programme_each_removed(*pg, st, NULL, count_removed, NULL, false, &people_held);
 	if (sessions)
 		printf("calendar: warning: %zu sessions kallad sent are gone from it at once: "
 		       "their cancels would be held\n", sessions);

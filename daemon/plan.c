@@ -161,7 +161,7 @@ static bool notice_held(const struct plan_ctx *ctx, const struct participant *p,
 	/* A removal held by the guard is let go by changes_sync() alone. */
 	if (s->removal_held)
 		return true;
-	if (p->removed && ctx->removed_held)
+	if (p->removed && p->removal_held)
 		return !released;
 	return ctx->cfg->changes_hold && !released;
 }

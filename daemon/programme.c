@@ -543,12 +543,12 @@ static struct met *meet_all(const struct programme *pg, bool *failed)
 
 size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
-			      bool *held)
+			      bool release_all, bool *held)
 {
 	struct removed_scan r = {.pg = pg, .met = met};
 	struct met *own = NULL;
-	bool failed = false;
-	size_t limit;
+	bool failed = false, mass, *held_each;
+	size_t limit, n_held = 0;
 
 	*held = false;
 	if (!met)
@@ -569,8 +569,18 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 			? r.invited * (size_t)pg->cfg->max_removed_participants / 100
 			: (size_t)pg->cfg->max_removed_participants;
 	/* One row deleted on purpose is always a cancellation. */
-	*held = r.n > 1 && r.n > limit;
-	if (*held) {
+	mass = r.n > 1 && r.n > limit;
+	/* A removal held stays held until released, discarded or back: some
+	 * coming back, or new rows raising the limit, let none of it go. */
+	held_each = xcalloc(r.n ? r.n : 1, sizeof(*held_each));
+	for (size_t i = 0; i < r.n; i++)
+		n_held += held_each[i] = mass || state_removal_held(st, r.emails[i]);
+	*held = n_held > 0;
+	state_set_removals_held(st, r.emails, held_each, release_all ? 0 : r.n);
+	if (n_held && !mass)
+		log_warn("%zu of the participants gone from %s at once are still gone: their "
+			 "cancels wait for --release-changes", n_held, pg->cfg->registrations);
+	if (mass) {
 		struct strbuf names;
 
 		sb_init(&names);
@@ -594,11 +604,13 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 			p.language = xstrdup(pg->cfg->language);
 		p.status = PS_CANCELLED;
 		p.removed = true;
+		p.removal_held = held_each[i];
 		fn(&p, arg);
 		reg_participant_clear(&p);
 		free(r.emails[i]);
 	}
 	free(r.emails);
+	free(held_each);
 	return r.n;
 }
 

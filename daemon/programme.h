@@ -65,16 +65,18 @@ bool programme_sync_fresh(struct programme **pg, struct state *st, const char *r
 
 /* The participants kallad invited whose rows are gone from the
  * registrations (a deleted row is a cancellation): fn gets each, as the
- * last known copy with status cancelled and `removed` set. *held is true
- * when they are too many at once ([policy] max-removed-participants): their
- * cancels then wait. met: the addresses a complete pass over the
+ * last known copy with status cancelled and `removed` set. Too many gone
+ * at once ([policy] max-removed-participants) are each `removal_held`:
+ * their cancels wait; each stays held (stored) while gone, until
+ * release_all (--release-changes) lets every one go or --discard-changes
+ * takes it. *held is true when any is held. met: the addresses a complete pass over the
  * registrations met (met.h), or NULL to make that pass here. One merge of
  * the state's invited addresses with those. Returns how many (0 if the
  * registrations failed part-way: nobody is taken for removed then). */
 struct met;
 size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
-			      bool *held);
+			      bool release_all, bool *held);
 /* Forgets the obligations (owed) of the addresses that a complete pass
  * (met) did not meet, that are no unusable row now, and whose calendars
  * hold no session kallad sent (else a cancel is still theirs): those

@@ -19,6 +19,7 @@ struct participant {
 	time_t registered_at; /* 0 when unknown */
 	time_t updated_at;
 	bool removed;         /* gone from the registrations: kallad's last copy */
+	bool removal_held;    /* ... with too many others: its cancels wait */
 };
 
 struct absence {

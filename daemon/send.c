@@ -714,6 +714,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	 * then what is recorded of those who left without a session. */
 	if (!s->broken && !s->stopped)
 		stats->removed = programme_each_removed(s->pg, s->st, s->met, plan_removed, s,
+							s->release && !s->release_uid,
 							&ctx.removed_held);
 	if (!s->broken && !s->stopped && s->met)
 		programme_forget_vanished(s->pg, s->st, s->met);

@@ -148,6 +148,12 @@ static const char *const migrations[] = {
 	 * outcome kept its own, and waits for its time.) */
 	"UPDATE deliveries SET waits_relay = 1 WHERE state = 3"
 	" AND detail LIKE 'not attempted: the relay is %';",
+	/* 13: the participants whose removal the guard against mass
+	 * vanishing holds, held each until released, discarded or back: a
+	 * few of them coming back, or new registrations raising the number
+	 * a mass vanishing is measured by, lets none of the others go. (A
+	 * removal held under schema 12 is found held again at the next pass.) */
+	"CREATE TABLE held_removals(email TEXT PRIMARY KEY COLLATE NOCASE) WITHOUT ROWID;",
 };
 
 
@@ -195,6 +201,9 @@ const char *const query_sql[Q_N] = {
 	[Q_DELETE] = "DELETE FROM deliveries WHERE key = ?1",
 	[Q_RELEASED_GET] = "SELECT 1 FROM released WHERE key = ?1",
 	[Q_RELEASED_PUT] = "INSERT OR IGNORE INTO released(key) VALUES(?1)",
+	[Q_HELD_REMOVAL_GET] = "SELECT 1 FROM held_removals WHERE email = ?1",
+	[Q_HELD_REMOVAL_PUT] = "INSERT OR IGNORE INTO held_removals(email) VALUES(?1)",
+	[Q_HELD_REMOVALS_CLEAR] = "DELETE FROM held_removals",
 	[Q_SKIP] = "INSERT INTO deliveries(key, message, email, target, rule, state, due, updated,"
 		   " next_attempt, attempts, message_id, detail, obligation)"
 		   " VALUES(?1, ?2, ?3, ?4, ?5, 5, ?6, ?7, 0, 0, ?8, ?9, ?10)"

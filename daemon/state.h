@@ -98,6 +98,10 @@ void state_delivery_forget(struct state *st, const char *key);
  * goes when quiet hours or a retry allow, in whichever run that is. */
 void state_release_notice(struct state *st, const char *key);
 bool state_is_released(struct state *st, const char *key);
+/* The participants whose removal the guard holds (programme_each_removed):
+ * whether one is, and the whole set replaced (not with a read-only st). */
+bool state_removal_held(struct state *st, const char *email);
+void state_set_removals_held(struct state *st, char *const *emails, const bool *held, size_t n);
 /* Records a skipped delivery (once; an existing row is left alone). */
 void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
 			 time_t now);

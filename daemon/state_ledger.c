@@ -232,6 +232,26 @@ void state_release_notice(struct state *st, const char *key)
 	st_run(st, q, "recording a released change notice");
 }
 
+bool state_removal_held(struct state *st, const char *email)
+{
+	return st_one_row(st, Q_HELD_REMOVAL_GET, email, NULL);
+}
+
+void state_set_removals_held(struct state *st, char *const *emails, const bool *held, size_t n)
+{
+	sqlite3_stmt *q;
+
+	if (st->readonly || !(q = st_query(st, Q_HELD_REMOVALS_CLEAR)) ||
+	    !st_run(st, q, "forgetting the removals held"))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!held[i] || !(q = st_query(st, Q_HELD_REMOVAL_PUT)))
+			continue;
+		bind_text(q, 1, emails[i]);
+		st_run(st, q, "recording a removal held");
+	}
+}
+
 long state_recover_orphans(struct state *st, time_t now, int stale_after)
 {
 	sqlite3_stmt *q = st_query(st, Q_ORPHANS);

@@ -589,9 +589,9 @@ static void test_each_reads_current_rows(void **state UNUSED)
 static void test_in_memory(void **state UNUSED)
 {
 	struct participant ps[] = {
-	    {"anna@example.se", "Anna", NULL, NULL, "sv", PS_REGISTERED, 0, 0, false},
-	    {"Bo@example.se", "Bo", "Kommunen", "ordförande", "en", PS_INVITED, 10, 20, false},
-	    {"cia@example.se", "Cia", NULL, NULL, "sv", PS_CANCELLED, 0, 0, false},
+	    {"anna@example.se", "Anna", NULL, NULL, "sv", PS_REGISTERED, 0, 0, false, false},
+	    {"Bo@example.se", "Bo", "Kommunen", "ordförande", "en", PS_INVITED, 10, 20, false, false},
+	    {"cia@example.se", "Cia", NULL, NULL, "sv", PS_CANCELLED, 0, 0, false, false},
 	};
 	struct absence abs[] = {{"bo@example.se", "s1@example.org"}};
 	struct attachment att[] = {

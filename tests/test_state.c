@@ -90,18 +90,18 @@ static void test_open_creates_and_migrates(void **state UNUSED)
 	umask(old_mask);
 	assert_int_equal(stat(dir, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0750);
-	assert_int_equal(state_schema_version(st), 12);
+	assert_int_equal(state_schema_version(st), 13);
 	v = pragma(path, "journal_mode");
 	assert_string_equal(v, "wal");
 	free(v);
 	v = pragma(path, "user_version");
-	assert_string_equal(v, "12");
+	assert_string_equal(v, "13");
 	free(v);
 	state_close(st);
 
 	/* Opening again migrates nothing and fails nothing. */
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 12);
+	assert_int_equal(state_schema_version(st), 13);
 	state_close(st);
 	free(path);
 	free(dir);
@@ -215,13 +215,14 @@ static void test_migrates_from_9(void **state UNUSED)
 				      "ALTER TABLE deadlines DROP COLUMN date_only;"
 				      "DROP INDEX deliveries_waits_relay;"
 				      "ALTER TABLE deliveries DROP COLUMN waits_relay;"
+				      "DROP TABLE held_removals;"
 				      "PRAGMA user_version = 9;",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 12);
+	assert_int_equal(state_schema_version(st), 13);
 	assert_true(state_session_copy(st, "s9@example.org", &copy));
 	assert_int_equal(copy.sequence, 2);
 	assert_null(copy.categories);
@@ -422,6 +423,7 @@ static void test_migrates_from_10(void **state UNUSED)
 			 "CREATE INDEX deliveries_state ON deliveries(state, updated);"
 			 "DROP INDEX deliveries_waits_relay;"
 			 "ALTER TABLE deliveries DROP COLUMN waits_relay;"
+			 "DROP TABLE held_removals;"
 			 "PRAGMA user_version = 10;",
 			 NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -431,7 +433,7 @@ static void test_migrates_from_10(void **state UNUSED)
 	free(v);
 
 	st = open_ok(path, false);
-	assert_int_equal(state_schema_version(st), 12);
+	assert_int_equal(state_schema_version(st), 13);
 	assert_true(state_attendance(st, "ANNA@x.se", "s1", &a));
 	assert_true(a.invited);
 	assert_int_equal(a.sequence, 2);
@@ -640,7 +642,7 @@ static void test_readonly(void **state UNUSED)
 	long counts[6];
 
 	/* Missing file: an empty in-memory state, nothing created. */
-	assert_int_equal(state_schema_version(st), 12);
+	assert_int_equal(state_schema_version(st), 13);
 	assert_int_equal(state_known_since(st, "rule", "r", T0), T0);
 	{
 		struct session none;

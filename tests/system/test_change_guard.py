@@ -277,6 +277,55 @@ class ParticipantGuardTest(GuardCase):
         self.assertEqual(self.once(), [])
         self.assert_nothing_held()
 
+    def test_rows_partly_back_keep_the_rest_held(self):
+        # One of the three lost rows comes back: two gone are no longer
+        # more than a fifth, but their removal stays held.
+        self.invite_everyone()
+        lost = (JOHAN, MARIA, PER)
+        rows = self.rows(*lost)
+        self.delete(*lost)
+        self.assertEqual(self.once(), [])
+        self.put_back(rows[:1])
+        self.assertEqual(self.held_cancels(),
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3,
+                                                                        who=lost[1:])})
+        self.assertEqual(self.once(), [])
+        self.assert_held(6, removed=2)
+        self.prog.run("--release-changes", "--now", NOW, check=0)
+        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=lost[1:]))
+        self.assert_nothing_held()
+
+    def test_new_registrations_keep_a_held_removal_held(self):
+        # Five sign up while three lost rows are held: the limit grows to
+        # three of fifteen, but the three stay held; the five are invited.
+        self.invite_everyone()
+        lost = (JOHAN, MARIA, PER)
+        self.delete(*lost)
+        self.assertEqual(self.once(), [])
+        for i in range(5):
+            self.prog.sql("INSERT INTO participants(email, name, language, status, "
+                          "registered_at, updated_at) VALUES (?, ?, 'sv', 'registered', "
+                          "'2019-11-19T10:00:00+01:00', '2019-11-19T10:00:00+01:00')",
+                          f"ny{i}@example.se", f"Ny Deltagare {i}")
+        sent = self.once()
+        self.assertEqual({(m.method, m.to) for m in sent},
+                         {("REQUEST", f"ny{i}@example.se") for i in range(5)})
+        self.assertEqual(len(sent), 15)
+        self.assertEqual(self.held_cancels(),
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=lost)})
+
+    def test_after_a_release_one_row_deleted_is_a_cancellation(self):
+        # What was held is let go with the release: a later single
+        # deletion is a cancellation again, and nothing stays held.
+        self.invite_everyone()
+        self.delete(JOHAN, MARIA, PER)
+        self.assertEqual(self.once(), [])
+        self.prog.run("--release-changes", "--now", NOW, check=0)
+        self.new_mail()
+        self.delete(ANNA)
+        self.assert_cancels(self.once(), expected_cancels(S1, S2, S3, who={ANNA}))
+        self.assert_nothing_held()
+
     def test_cancelled_rows_are_not_a_removal(self):
         # Status `cancelled` says so explicitly, for however many.
         self.invite_everyone()

@@ -595,6 +595,7 @@ class MigrationTest(OwedCase):
         first = 1574233200  # 2019-11-20T08:00:00+01:00: the first run
         for stmt in ("DROP TABLE owed", "DROP TABLE deadlines", "DROP TABLE legacy_known",
                      "DROP TABLE meta", "DROP TABLE session_versions", "DROP TABLE relay",
+                     "DROP TABLE held_removals",
                      "DROP INDEX deliveries_obligation", "DROP INDEX deliveries_waits_relay",
                      "ALTER TABLE deliveries DROP COLUMN waits_relay",
                      "ALTER TABLE deliveries DROP COLUMN obligation",
@@ -631,7 +632,7 @@ class MigrationTest(OwedCase):
         # catches up the 7d reminder the old model owed.
         sent = self.once("2019-12-06T12:00:00+01:00")
         con = sqlite3.connect(self.prog.state)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 12)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 13)
         after = dict(con.execute("SELECT key, state FROM deliveries").fetchall())
         for key, state in before:
             self.assertEqual(after[key], state, key)
