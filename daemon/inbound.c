@@ -6,8 +6,9 @@
  * (application/ics or text/calendar, often base64). So every leaf of the
  * MIME tree is looked at, except what is inside an attached message: a
  * bounce returns kallad's own invitation, which must not read as anyone's
- * answer. A DSN is multipart/report; report-type=delivery-status, whose
- * message/delivery-status part is blocks of header fields (RFC 3464). */
+ * answer. A DSN is multipart/report; report-type=delivery-status (or
+ * global-delivery-status, RFC 6533), whose message/delivery-status part is
+ * blocks of header fields (RFC 3464). */
 #include "inbound.h"
 
 #include "util.h"
@@ -163,7 +164,9 @@ static bool find_reply(GMimeObject *obj, struct inbound *in)
 	    !(is_type(obj, "text", "calendar") || is_type(obj, "application", "ics")))
 		return false;
 	char *text = part_text(obj);
-	bool ok = text && read_reply(text, in);
+	/* An answer is a few kilobytes; libical takes time of the square of
+	 * an unfolded line's length (a hostile part would hold the daemon). */
+	bool ok = text && strlen(text) <= INBOUND_CALENDAR_MAX && read_reply(text, in);
 
 	free(text);
 	return ok;
@@ -218,6 +221,7 @@ static void add_rcpt(struct inbound *in, const char *block)
 		in->rcpts = xrealloc(in->rcpts, (in->n_rcpts + 1) * sizeof(*in->rcpts));
 		r = &in->rcpts[in->n_rcpts++];
 		r->email = email;
+		r->original = orig ? bare_address(orig) : NULL;
 		r->action = lower_dup(action);
 		r->status = xstrndup(status, strcspn(status, " \t("));
 		r->diagnostic = field(block, "Diagnostic-Code");
@@ -300,8 +304,10 @@ static bool is_dsn(GMimeObject *obj)
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
 	const char *rt = ct ? g_mime_content_type_get_parameter(ct, "report-type") : NULL;
 
+	/* RFC 6533's global-delivery-status: what Postfix and Exchange send
+	 * for SMTPUTF8 mail (read_dsn reads its status part alike). */
 	return GMIME_IS_MULTIPART(obj) && is_type(obj, "multipart", "report") &&
-	       str_caseeq(rt, "delivery-status");
+	       (str_caseeq(rt, "delivery-status") || str_caseeq(rt, "global-delivery-status"));
 }
 
 /* ---- the message -------------------------------------------------------- */
@@ -363,6 +369,7 @@ void inbound_clear(struct inbound *in)
 	free(in->partstat);
 	for (size_t i = 0; i < in->n_rcpts; i++) {
 		free(in->rcpts[i].email);
+		free(in->rcpts[i].original);
 		free(in->rcpts[i].action);
 		free(in->rcpts[i].status);
 		free(in->rcpts[i].diagnostic);

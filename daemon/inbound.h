@@ -12,8 +12,13 @@
 enum inbound_kind { IN_OTHER, IN_REPLY, IN_DSN };
 
 /* One recipient of a delivery status notification. */
+/* A calendar part larger than this (bytes, decoded) is no answer read. */
+#define INBOUND_CALENDAR_MAX (256 * 1024)
+
 struct inbound_rcpt {
 	char *email;      /* Final-Recipient (else Original-Recipient), lower case */
+	char *original;   /* Original-Recipient, lower case, or NULL: the address
+			   * the message was sent to, where a server rewrote it */
 	char *action;     /* failed, delayed, delivered, relayed, expanded (lower case) */
 	char *status;     /* "5.1.1" */
 	char *diagnostic; /* Diagnostic-Code, unfolded; NULL when absent */

@@ -397,9 +397,11 @@ void programme_plan_ctx(const struct programme *pg, struct state *st, time_t now
 	ctx->mem.fulfilled = mem_fulfilled;
 	ctx->mem.released = mem_released;
 	ctx->mem.attendance = mem_attendance;
-	/* Without [replies] nothing was read: nothing to ask. */
-	ctx->mem.answer = pg->cfg->replies_url ? mem_answer : NULL;
-	ctx->mem.bounced = pg->cfg->replies_url ? mem_bounced : NULL;
+	/* What was read stays true without [replies] (taken out, or its
+	 * password gone): a decline or a bounce is lifted only by a later
+	 * answer or --unsuppress. Nothing read: nothing to ask. */
+	ctx->mem.answer = replies_any_answer(st) ? mem_answer : NULL;
+	ctx->mem.bounced = replies_any_bounce(st) ? mem_bounced : NULL;
 	ctx->mem.opaque = m;
 }
 

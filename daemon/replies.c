@@ -94,7 +94,7 @@ enum answer replies_answer(struct state *st, const char *email, const char *uid)
 	return a;
 }
 
-/* Does sql, with email as ?1, give a row? */
+/* Does sql, with email (if not NULL) as ?1, give a row? */
 static bool any_row(struct state *st, const char *sql, const char *email)
 {
 	sqlite3_stmt *s = prep(st, sql);
@@ -102,7 +102,8 @@ static bool any_row(struct state *st, const char *sql, const char *email)
 
 	if (!s)
 		return false;
-	bind_str(s, 1, email);
+	if (email)
+		bind_str(s, 1, email);
 	yes = sqlite3_step(s) == SQLITE_ROW;
 	sqlite3_finalize(s);
 	return yes;
@@ -113,9 +114,20 @@ bool replies_bounced(struct state *st, const char *email)
 	return any_row(st, "SELECT 1 FROM suppressed WHERE email = ?1", email);
 }
 
+bool replies_any_answer(struct state *st)
+{
+	return any_row(st, "SELECT 1 FROM responses LIMIT 1", NULL);
+}
+
+bool replies_any_bounce(struct state *st)
+{
+	return any_row(st, "SELECT 1 FROM suppressed LIMIT 1", NULL);
+}
+
 /* One line of a participant's history; the same line twice (the mailbox
- * read again after its UIDVALIDITY changed) is kept once. */
-static void note_event(struct state *st, time_t now, const char *kind, const char *email,
+ * read again after its UIDVALIDITY changed) is kept once. True if it is
+ * new. */
+static bool note_event(struct state *st, time_t now, const char *kind, const char *email,
 		       const char *uid, const char *what, const char *detail, const char *msgid,
 		       const char *mailbox, unsigned long uidvalidity, unsigned long imap_uid)
 {
@@ -127,7 +139,7 @@ static void note_event(struct state *st, time_t now, const char *kind, const cha
 		" OR (mailbox = ?8 AND uidvalidity = ?9 AND imap_uid = ?10)))");
 
 	if (!s)
-		return;
+		return false;
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)now);
 	bind_str(s, 2, kind);
 	bind_str(s, 3, email);
@@ -138,7 +150,7 @@ static void note_event(struct state *st, time_t now, const char *kind, const cha
 	bind_str(s, 8, mailbox);
 	sqlite3_bind_int64(s, 9, (sqlite3_int64)uidvalidity);
 	sqlite3_bind_int64(s, 10, (sqlite3_int64)imap_uid);
-	finish(st, s);
+	return finish(st, s) && sqlite3_changes(state_sqlite(st)) > 0;
 }
 
 bool replies_unsuppress(struct state *st, const char *email, time_t now)
@@ -250,14 +262,14 @@ static void take_reply(const struct taking *t, const struct inbound *in)
 	log_info("reply: %s %s %s (%s)", in->attendee, in->partstat, in->uid, detail);
 }
 
-static void suppress(const struct taking *t, const struct inbound_rcpt *r)
+static void suppress(const struct taking *t, const char *email, const struct inbound_rcpt *r)
 {
 	sqlite3_stmt *s = prep(t->st, "INSERT OR IGNORE INTO suppressed(email, since, status,"
 				      " diagnostic) VALUES(?1, ?2, ?3, ?4)");
 
 	if (!s)
 		return;
-	bind_str(s, 1, r->email);
+	bind_str(s, 1, email);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)t->now);
 	bind_str(s, 3, r->status);
 	bind_str(s, 4, r->diagnostic);
@@ -271,25 +283,35 @@ static void take_dsn(const struct taking *t, const struct inbound *in)
 		bool failed = str_eq(r->action, "failed") && r->status[0] == '5';
 		bool delayed = str_eq(r->action, "delayed") || r->status[0] == '4';
 		const char *kind = failed ? "bounce" : delayed ? "delay" : NULL;
+		/* Where the recipient's server rewrote the address (an alias, a
+		 * forward), Original-Recipient is the one kallad sent to. */
+		const char *email = r->original && ever_sent(t->st, r->original) ? r->original
+										 : r->email;
 
-		if (!kind || !ever_sent(t->st, r->email)) {
+		if (!kind || !ever_sent(t->st, email)) {
 			t->stats->ignored++;
-			tell(t, "ignored", r->email, r->status, NULL,
+			tell(t, "ignored", email, r->status, NULL,
 			     kind ? "kallad sent nothing to this address" : "not a failure or a delay");
 			continue;
 		}
+		/* Read before (the mailbox read again under a new UIDVALIDITY):
+		 * it changes nothing, and undoes no --unsuppress. */
+		if (!note_event(t->st, t->now, kind, email, NULL, r->status, r->diagnostic,
+				in->message_id, t->mailbox, t->uidvalidity, t->uid)) {
+			t->stats->ignored++;
+			tell(t, "ignored", email, r->status, NULL, "read before");
+			continue;
+		}
 		if (failed) {
-			suppress(t, r);
+			suppress(t, email, r);
 			t->stats->bounces++;
 			log_warn("%s bounced (%s %s): nothing more goes to it until kallad "
-				 "--unsuppress %s", r->email, r->status,
-				 r->diagnostic ? r->diagnostic : "-", r->email);
+				 "--unsuppress %s", email, r->status,
+				 r->diagnostic ? r->diagnostic : "-", email);
 		} else {
 			t->stats->delays++;
 		}
-		note_event(t->st, t->now, kind, r->email, NULL, r->status, r->diagnostic,
-			   in->message_id, t->mailbox, t->uidvalidity, t->uid);
-		tell(t, kind, r->email, r->status, NULL, r->diagnostic);
+		tell(t, kind, email, r->status, NULL, r->diagnostic);
 	}
 }
 

@@ -25,6 +25,9 @@ const char *replies_answer_name(enum answer a);
 /* True while email is suppressed: a delivery to it failed for good
  * (a DSN with Action: failed and a 5.x.x status). */
 bool replies_bounced(struct state *st, const char *email);
+/* Whether any answer, or any suppressed address, is recorded at all. */
+bool replies_any_answer(struct state *st);
+bool replies_any_bounce(struct state *st);
 /* Lifts the suppression (--unsuppress); false if email was not suppressed. */
 bool replies_unsuppress(struct state *st, const char *email, time_t now);
 

@@ -158,6 +158,65 @@ static void test_ordinary_and_garbage(void **state)
 	}
 }
 
+/* A server that rewrote the address (a forward, an alias): the report
+ * names both, the one kallad sent to as Original-Recipient. */
+static void test_forwarded_bounce(void **state)
+{
+	struct inbound in;
+
+	(void)state;
+	parse_fixture("forwarded-bounce.eml", &in);
+	assert_int_equal(in.kind, IN_DSN);
+	assert_int_equal(in.n_rcpts, 1);
+	assert_string_equal(in.rcpts[0].email, "per.hallberg@mail.umea.example.se");
+	assert_string_equal(in.rcpts[0].original, "per.hallberg+styraleda@umea.example.se");
+	assert_string_equal(in.rcpts[0].status, "5.2.1");
+	inbound_clear(&in);
+}
+
+/* RFC 6533: report-type=global-delivery-status, addresses typed utf-8. */
+static void test_global_bounce(void **state)
+{
+	struct inbound in;
+
+	(void)state;
+	parse_fixture("postfix-global-bounce.eml", &in);
+	assert_int_equal(in.kind, IN_DSN);
+	assert_int_equal(in.n_rcpts, 1);
+	assert_string_equal(in.rcpts[0].email, "anna.berglund@gavle.example.se");
+	assert_string_equal(in.rcpts[0].action, "failed");
+	assert_string_equal(in.rcpts[0].status, "5.1.1");
+	inbound_clear(&in);
+}
+
+/* A calendar part past INBOUND_CALENDAR_MAX is not parsed: libical takes
+ * time of the square of an unfolded line's length. */
+static void test_huge_calendar_part_is_no_answer(void **state)
+{
+	static const char head[] = "From: anna.berglund@gavle.example.se\n"
+				   "Content-Type: text/calendar; method=REPLY\n\n"
+				   "BEGIN:VCALENDAR\nMETHOD:REPLY\nBEGIN:VEVENT\nUID:s1@example.org\n"
+				   "ATTENDEE;PARTSTAT=DECLINED:mailto:anna.berglund@gavle.example.se\n"
+				   "DESCRIPTION:";
+	static const char tail[] = "\nEND:VEVENT\nEND:VCALENDAR\n";
+	size_t pad[] = {1000, INBOUND_CALENDAR_MAX};
+	struct inbound in;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(pad); i++) {
+		size_t n = strlen(head) + pad[i] + strlen(tail);
+		char *msg = xmalloc(n + 1);
+
+		memcpy(msg, head, strlen(head));
+		memset(msg + strlen(head), 'x', pad[i]);
+		memcpy(msg + strlen(head) + pad[i], tail, strlen(tail) + 1);
+		inbound_parse(msg, n, &in);
+		assert_int_equal(in.kind, i == 0 ? IN_REPLY : IN_OTHER);
+		inbound_clear(&in);
+		free(msg);
+	}
+}
+
 /* Found by fuzz_inbound: an empty message/delivery-status part has no
  * buffer at all (UBSan: NULL handed to memcpy). */
 static void test_empty_part(void **state)
@@ -188,6 +247,9 @@ int main(void)
 		cmocka_unit_test(test_postfix_delay),
 		cmocka_unit_test(test_ordinary_and_garbage),
 		cmocka_unit_test(test_empty_part),
+		cmocka_unit_test(test_forwarded_bounce),
+		cmocka_unit_test(test_global_bounce),
+		cmocka_unit_test(test_huge_calendar_part_is_no_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
