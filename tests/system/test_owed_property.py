@@ -15,7 +15,16 @@ At every pass (--plan --all --now T, then --once --now T) it checks:
  5. a promise is kept: when nothing was edited since the last pass, the
     rule deliveries this pass sends are exactly what that pass's plan
     showed due in between (of each participant, message and target, the
-    latest due; none whose target began meanwhile), none lost, none added.
+    latest due; none whose target began meanwhile), none lost, none added;
+ 6. each participant's calendar, as the messages that arrived build it
+    (read with Python's email and icalendar, not from kallad's ledger),
+    is right: a CANCEL only of what it holds, at a higher SEQUENCE; a
+    REQUEST that changes what it shows at a higher SEQUENCE, none lower;
+    an update only where the time or status it holds differs; and after
+    each pass outside quiet hours and changes = hold (an edit toggles it)
+    it holds every session ahead that the participant attends
+    (registered, not absent, not cancelled), at the session's time, and
+    no other.
 
 The seeds are fixed; KALLAD_PROPERTY_SEED=N runs seed N (and the
 KALLAD_PROPERTY_RUNS - 1 after it), KALLAD_PROPERTY_RUNS=N alone adds N
@@ -25,6 +34,8 @@ names its seed and the steps that led to it."""
 
 import collections
 import datetime
+
+import icalendar
 import os
 import random
 import re
@@ -35,7 +46,7 @@ import unittest
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import Programme, SmtpSink, main  # noqa: E402
+from kallad_test import Programme, SmtpSink, main, parse  # noqa: E402
 from test_owed import once_checked, when as plan_time  # noqa: E402
 
 TZ = zoneinfo.ZoneInfo("Europe/Stockholm")
@@ -44,7 +55,7 @@ STEPS = int(os.environ.get("KALLAD_PROPERTY_STEPS", "45"))
 # The kinds of edit, as often as they come; KALLAD_PROPERTY_EDITS=a,b,c
 # limits a run to some of them (to narrow a failure down).
 EDITS = ["offsets", "offsets", "to", "category", "extra", "status", "status", "absence",
-         "attachment", "move", "move", "cancel", "deadline", "fokus", "spare"]
+         "attachment", "move", "move", "cancel", "deadline", "fokus", "spare", "hold"]
 if os.environ.get("KALLAD_PROPERTY_EDITS"):
     EDITS = os.environ["KALLAD_PROPERTY_EDITS"].split(",")
 
@@ -109,6 +120,7 @@ class Model:
         }
         for s in self.sessions.values():
             s.update(cancelled=False, cats={"session"}, used={s["start"]})
+        self.hold = False  # [policy] changes = hold
         self.deadline = datetime.date(2019, 12, 13)
         self.deadline_used = {self.deadline}
         self.people = dict(KEEP)
@@ -246,6 +258,8 @@ class Run:
             self.prog.use_smtp(self.sink.port, f"connections = {connections}\n")
             self.prog.outbox_messages = self.sink.files
         self.log = []
+        self.calendars = {}  # (email, uid) -> what the messages put there (check 6)
+        self.calendar_messages = 0
         self.promises = []
         self.kept = 0  # promised deliveries check 5 saw go
         with open(self.prog.conf, encoding="utf-8") as f:
@@ -271,8 +285,11 @@ class Run:
                      f"KALLAD_PROPERTY_STEPS={STEPS}): {msg}\nlast steps:\n  {steps}")
 
     def write_files(self):
+        tail = self.conf_tail
+        if self.model.hold:
+            tail = tail.replace("changes            = send", "changes            = hold", 1)
         with open(self.prog.conf, "w", encoding="utf-8") as f:
-            f.write(self.conf_head + self.model.conf_rules() + self.conf_tail)
+            f.write(self.conf_head + self.model.conf_rules() + tail)
         with open(self.ics, "w", encoding="utf-8", newline="") as f:
             f.write(self.model.calendar(self.pristine))
 
@@ -349,6 +366,11 @@ class Run:
             return f"attachment added {email}"
         if kind == "move":
             return self.move_session(now)
+        if kind == "hold":
+            # Held: updates and cancels wait, with the reminders of a
+            # session whose update waits; back to send lets them go.
+            m.hold = not m.hold
+            return f"changes = {'hold' if m.hold else 'send'}"
         if kind == "cancel":
             ahead = [u for u in SESSIONS if m.sessions[u]["start"] > now + datetime.timedelta(
                 days=1)]
@@ -423,10 +445,12 @@ class Run:
 
     def run_pass(self, now, edited=True):
         t = iso(now)
+        files = set(self.prog.outbox_messages())
         try:
             sent, lines = once_checked(self.tc, self.prog, t)
         except AssertionError as e:
             self.fail(f"check 1 (plan = once) at {t}: {e}")
+        self.check_calendars(now, set(self.prog.outbox_messages()) - files)
         if not edited:
             self.check_promises(now, sent, lines)
         self.promises = [(plan_time(l[0]), (l[1], l[2].lower(), l[3], l[4])) for l in lines
@@ -463,6 +487,58 @@ class Run:
             self.fail(f"check 4 at {t}: several reminders at once for {many}: "
                       f"{[r.key for r in sent]}")
         return sent
+
+    def check_calendars(self, now, paths):
+        """Check 6 (see the module doc)."""
+        arrived = []
+        for path in paths:
+            m = parse(path)
+            subject = str(m["Subject"])
+            for part in m.walk():
+                if part.get_content_type() != "text/calendar":
+                    continue
+                cal = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+                ev = [c for c in cal.walk() if c.name == "VEVENT"][0]
+                # A reminder at a SEQUENCE goes after the invite or update
+                # that brought it (in one pass, to one participant).
+                reminder = subject.startswith(("Påminnelse", "Reminder"))
+                arrived.append((int(ev["SEQUENCE"]), reminder, str(cal["METHOD"]),
+                                m["To"].addresses[0].addr_spec.lower(), str(ev["UID"]),
+                                ev.decoded("DTSTART"), str(ev.get("STATUS", "")), subject))
+                break
+        self.calendar_messages += len(arrived)
+        for seq, _, method, email, uid, start, status, subject in sorted(arrived):
+            held = self.calendars.get((email, uid))
+            what = f"check 6 at {iso(now)}: {method} {subject!r} to {email} about {uid} at " \
+                   f"SEQUENCE {seq} ({start.isoformat()}), their calendar held {held}"
+            update = subject.startswith(("Ändrat", "Changed"))
+            if method == "CANCEL":
+                if not held or not held["holds"] or seq <= held["seq"]:
+                    self.fail(what)
+            elif held:
+                same = held["holds"] and held["start"] == start and status != "CANCELLED"
+                if seq < held["seq"] or (not same and seq == held["seq"]):
+                    self.fail(what)
+                if update and same:
+                    self.fail(what + ": an update that changes nothing")
+            elif update:
+                self.fail(what + ": an update of what it never held")
+            self.calendars[(email, uid)] = dict(holds=method != "CANCEL", seq=seq, start=start)
+        m = self.model
+        if in_quiet_hours(now) or m.hold:
+            return  # change notices wait for 07:00, or for changes = send
+        for uid, ses in m.sessions.items():
+            if ses["start"] <= now + datetime.timedelta(days=1):
+                continue
+            for email, status in m.people.items():
+                want = (status == "registered" and not ses["cancelled"]
+                        and (email, uid) not in m.absences)
+                held = self.calendars.get((email, uid))
+                holds = bool(held and held["holds"])
+                if want != holds or (want and held["start"] != ses["start"]):
+                    self.fail(f"check 6 at {iso(now)}: {email}'s calendar should "
+                              f"{'' if want else 'not '}hold {uid} "
+                              f"({ses['start'].isoformat()}), it holds {held}")
 
     def check_promises(self, now, sent, lines):
         """Check 5: what the last pass's plan promised for (then, now] is
@@ -549,7 +625,7 @@ def seeds():
 
 class OwedPropertyTest(unittest.TestCase):
     def runs(self, seeds_, connections=0):
-        total_sent = total_reminders = total_kept = 0
+        total_sent = total_reminders = total_kept = total_calendar = 0
         for seed in seeds_:
             with self.subTest(seed=seed, connections=connections):
                 tmp = tempfile.mkdtemp(prefix=f"kallad-property-{seed}-")
@@ -560,6 +636,7 @@ class OwedPropertyTest(unittest.TestCase):
                     total_sent += sends
                     total_reminders += len(run.model.sent)
                     total_kept += run.kept
+                    total_calendar += run.calendar_messages
                     self.assertGreater(passes, 3, f"seed {seed}: too few passes")
                 finally:
                     if run and run.sink:
@@ -569,8 +646,11 @@ class OwedPropertyTest(unittest.TestCase):
         self.assertGreater(total_reminders, 0)
         # ... and promises made by one pass were checked at the next.
         self.assertGreater(total_kept, 0)
+        # ... and calendars were built from what arrived (check 6).
+        self.assertGreater(total_calendar, 0)
         print(f"\nproperty: seeds {seeds_}, connections {connections or 'none (outbox)'}, "
-              f"{total_sent} sent, {total_reminders} reminders, {total_kept} kept as promised",
+              f"{total_sent} sent, {total_reminders} reminders, {total_kept} kept as promised, "
+              f"{total_calendar} calendar messages",
               file=sys.stderr)
 
     def test_random_edits_and_downtime(self):
