@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const answer_names[] = {
 	[ANS_NONE] = "needs-action", [ANS_ACCEPTED] = "accepted",
@@ -175,6 +176,29 @@ static bool ever_sent(struct state *st, const char *email)
 			   " AND state IN (1, 2, 3, 4) LIMIT 1", email);
 }
 
+/* Whether id, the Message-ID (without <>) of the message a report returns,
+ * is one kallad made for a delivery to email: its Message-IDs are the
+ * hash of the delivery's key at the organiser's domain (message_id()). */
+static bool kallads_message(struct state *st, const char *email, const char *id)
+{
+	sqlite3_stmt *s;
+	char hash[33];
+	bool found = false;
+
+	if (strcspn(id, "@") != 32 || !(s = prep(st, "SELECT key FROM deliveries"
+						   " WHERE email = ?1 COLLATE NOCASE")))
+		return false;
+	bind_str(s, 1, email);
+	while (!found && sqlite3_step(s) == SQLITE_ROW) {
+		const char *key = col(s, 0);
+
+		hash_hex(key, strlen(key), hash);
+		found = strncasecmp(hash, id, 32) == 0;
+	}
+	sqlite3_finalize(s);
+	return found;
+}
+
 /* ---- one message -------------------------------------------------------- */
 
 struct taking {
@@ -292,6 +316,21 @@ static void take_dsn(const struct taking *t, const struct inbound *in)
 			t->stats->ignored++;
 			tell(t, "ignored", email, r->status, NULL,
 			     kind ? "kallad sent nothing to this address" : "not a failure or a delay");
+			continue;
+		}
+		/* The organiser's own mail from the same mailbox (too large, or
+		 * refused for its content) says nothing of kallad's: where the
+		 * report returns the message, it must be one kallad sent. */
+		if (in->original_id && !kallads_message(t->st, email, in->original_id)) {
+			char why[300];
+
+			snprintf(why, sizeof(why), "about a message kallad did not send (Message-ID <%.200s>)",
+				 in->original_id);
+			t->stats->ignored++;
+			note_event(t->st, t->now, "ignored", email, NULL, r->status, why,
+				   in->message_id, t->mailbox, t->uidvalidity, t->uid);
+			tell(t, "ignored", email, r->status, NULL, why);
+			log_notice("a report of %s for %s ignored: %s", r->status, email, why);
 			continue;
 		}
 		/* Read before (the mailbox read again under a new UIDVALIDITY):

@@ -427,6 +427,18 @@ class TestWhatWasLearnedStays(RepliesCase):
         self.assertIn(f"bounced\t{PER}", status)
         self.assertIn(f"bounced\t{ANNA}", status)
 
+    def test_a_bounce_of_the_organisers_own_mail_suppresses_nobody(self):
+        # The organiser wrote to Per from the programme's mailbox; his
+        # server refused it as too large. The report returns that message:
+        # not one kallad sent, so Per still gets the programme's mail.
+        self.imap.deliver("organiser-mail-bounce.eml")
+        found = lines(self.fetch().stdout)
+        self.assertEqual([r[:3] for r in found], [["ignored", PER, "5.3.4"]])
+        self.assertIn("about a message kallad did not send", found[0][4])
+        self.assertNotIn("bounced", self.kallad("--status", "--failed").stdout)
+        self.assertFalse([r for r in self.plan() if r[0] == "skipped:bounced"])
+        self.assertIn("ignored", [r[1] for r in lines(self.kallad("--history", PER).stdout)])
+
     def test_a_huge_calendar_part_is_passed_over_quickly(self):
         # 4 MB on one unfolded line took libical 3 s, 8 MB 12 s (its time
         # grows with the square of the line): such a part is no answer, and
