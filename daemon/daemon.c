@@ -553,6 +553,15 @@ static void arm_replies(struct daemon *d)
 		log_error("cannot arm the replies timer: %m");
 }
 
+/* Each message read: a first read of a mailbox of years may outlast the
+ * watchdog's interval. */
+static void replies_progress(const char *kind, const char *email, const char *what,
+			     const char *uid, const char *detail, void *arg)
+{
+	(void)kind, (void)email, (void)what, (void)uid, (void)detail;
+	ping_watchdog(arg);
+}
+
 /* One pass over the mailbox; true when what it read changes the plan. */
 static bool read_replies(struct daemon *d)
 {
@@ -561,7 +570,7 @@ static bool read_replies(struct daemon *d)
 
 	if (!d->pg->cfg->replies_url)
 		return false;
-	if (!replies_fetch(d->pg->cfg, d->st, clock_now(), NULL, NULL, &stats, &errs))
+	if (!replies_fetch(d->pg->cfg, d->st, clock_now(), replies_progress, d, &stats, &errs))
 		for (size_t i = 0; i < errs.n; i++)
 			log_warn("%s; reading it again in %ds", errs.items[i],
 				 d->pg->cfg->replies_interval);

@@ -29,6 +29,7 @@ struct imap {
 	struct strbuf lines;  /* the server's lines (never ours: they hold the password) */
 	bool examined;        /* the server holds the mailbox read-only */
 	bool reselected;      /* libcurl sent SELECT after that, or would have: stop */
+	unsigned long uidnext; /* EXAMINE's UIDNEXT, or 0 if it gave none */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -236,6 +237,8 @@ bool imap_examine(struct imap *im, unsigned long *uidvalidity, struct errlist *e
 		errlist_add(errs, "[replies] %s: the server gave no UIDVALIDITY", im->url);
 		return false;
 	}
+	v = strstr(im->body.buf, "[UIDNEXT ");
+	im->uidnext = v ? strtoul(v + 9, NULL, 10) : 0;
 	im->examined = true;
 	return true;
 }
@@ -247,17 +250,25 @@ static int cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-bool imap_uids_after(struct imap *im, unsigned long after, unsigned long **uids, size_t *n,
-		     struct errlist *errs)
+/* UIDs a UID SEARCH asks for at once. Its answer is one line, and libcurl
+ * 7.88 passes a line longer than its buffer (16 KiB) on with its middle
+ * cut out (curl's known bug 90): of 4 000 messages 517 UIDs came, and the
+ * mark moved past the rest for good. 1 000 UIDs of up to 10 digits keep
+ * the line under 12 KiB. */
+#define SEARCH_WINDOW 1000UL
+
+/* One UID SEARCH of from:to (to 0: from:*); the UIDs above `after` it
+ * gives appended to *uids. */
+static bool search_window(struct imap *im, unsigned long from, unsigned long to,
+			  unsigned long after, unsigned long **uids, size_t *n, size_t *cap,
+			  struct errlist *errs)
 {
-	char *cmd = xasprintf("UID SEARCH UID %lu:*", after + 1);
-	size_t cap = 0;
+	char *cmd = to ? xasprintf("UID SEARCH UID %lu:%lu", from, to)
+		       : xasprintf("UID SEARCH UID %lu:*", from);
+	bool ok = perform(im, im->url, cmd, "UID SEARCH", errs);
 	const char *p;
-	bool ok = im->examined && perform(im, im->url, cmd, "UID SEARCH", errs);
 
 	free(cmd);
-	*uids = NULL;
-	*n = 0;
 	if (!ok)
 		return false;
 	/* "* SEARCH 4 7 9": with n:*, the last message comes even when its
@@ -272,12 +283,43 @@ bool imap_uids_after(struct imap *im, unsigned long after, unsigned long **uids,
 		uid = strtoul(p, &end, 10);
 		p = end;
 		if (uid > after) {
-			*uids = xgrow(*uids, &cap, *n, sizeof(**uids));
+			*uids = xgrow(*uids, cap, *n, sizeof(**uids));
 			(*uids)[(*n)++] = uid;
 		}
 	}
-	if (*n > 1)
+	return true;
+}
+
+bool imap_uids_after(struct imap *im, unsigned long after, unsigned long **uids, size_t *n,
+		     struct errlist *errs)
+{
+	unsigned long from = after + 1;
+	size_t cap = 0;
+	bool ok = im->examined;
+
+	*uids = NULL;
+	*n = 0;
+	/* Windows up to the last UID the mailbox had when examined; the last
+	 * window open-ended, for what came since. */
+	for (; ok && im->uidnext > from && im->uidnext - from > SEARCH_WINDOW; from += SEARCH_WINDOW)
+		ok = search_window(im, from, from + SEARCH_WINDOW - 1, after, uids, n, &cap, errs);
+	ok = ok && search_window(im, from, 0, after, uids, n, &cap, errs);
+	if (!ok) {
+		free(*uids);
+		*uids = NULL;
+		*n = 0;
+		return false;
+	}
+	if (*n > 1) {
 		qsort(*uids, *n, sizeof(**uids), cmp_ulong);
+		/* The open window's quirk may repeat the last of the one before. */
+		size_t k = 1;
+
+		for (size_t i = 1; i < *n; i++)
+			if ((*uids)[i] != (*uids)[k - 1])
+				(*uids)[k++] = (*uids)[i];
+		*n = k;
+	}
 	return true;
 }
 
