@@ -79,19 +79,20 @@ void retry_seen(struct sender *s, const struct delivery *d)
 
 /* A notice (invite, update, cancel) follows the participant's state and
  * may be needed again after a later change: it is forgotten, not skipped
- * for good. One that may have arrived (unknown) counts as held by the
- * participant, so a cancel follows it if they no longer attend. A rule's
- * delivery is skipped with why. */
+ * for good. One that may have arrived (unknown), a cancel too, leaves
+ * their calendar not known: what it should hold goes again above it (a
+ * cancel if they no longer attend, else an update), whichever way the
+ * unknown one went. A rule's delivery is skipped with why. */
 static void give_up(struct sender *s, const struct delivery_row *row)
 {
 	char *why = xasprintf("gave up: no longer planned (last: %s)", row->detail ? row->detail : "-");
 
 	if (str_eq(row->rule, "-")) {
-		if (row->state == DS_UNKNOWN && !str_eq(row->message, "cancel")) {
+		if (row->state == DS_UNKNOWN) {
 			char seq[16];
+
 			key_field_from_end(row->key, 0, seq, sizeof(seq));
-			state_set_attendance(s->st, row->email, row->target,
-					     &(struct attendance){true, atoi(seq), -1});
+			state_attendance_unknown(s->st, row->email, row->target, atoi(seq));
 		}
 		state_delivery_forget(s->st, row->key);
 	} else {

@@ -239,6 +239,15 @@ const char *const query_sql[Q_N] = {
 		      "   THEN excluded.invited ELSE attendance.invited END,"
 		      " sequence = max(attendance.sequence, excluded.sequence),"
 		      " content = max(attendance.content, excluded.content)",
+	[Q_NOTICE_PENDING] = "SELECT 1 FROM deliveries WHERE state IN (2, 3) AND " STATE_INDEXED
+			     " AND email = ?1 AND target = ?2 AND rule = '-' LIMIT 1",
+	/* A notice that may or may not have arrived: the calendar holds the
+	 * session, or held it, at a version not known (content -1); unless a
+	 * later message (a higher SEQUENCE, which calendars keep) went since. */
+	[Q_ATT_UNKNOWN] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
+			  " VALUES(?1, ?2, 1, ?3, -1) ON CONFLICT(email, uid) DO UPDATE SET"
+			  " invited = 1, sequence = excluded.sequence, content = -1"
+			  " WHERE excluded.sequence >= attendance.sequence",
 	[Q_VERSION_PUT] = "INSERT INTO session_versions(uid, sequence, start, \"end\", location,"
 			  " status, summary, description) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 			  " ON CONFLICT(uid, sequence) DO UPDATE SET start = excluded.start,"

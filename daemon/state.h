@@ -150,6 +150,15 @@ struct attendance {
 bool state_attendance(struct state *st, const char *email, const char *uid, struct attendance *out);
 void state_set_attendance(struct state *st, const char *email, const char *uid,
 			  const struct attendance *a);
+/* A notice at `sequence` whose outcome was never known, given up: the
+ * calendar may hold the session at a version not known (content -1), so
+ * what it should hold goes again, an update or a cancel, above it; unless
+ * a message at a higher SEQUENCE went to them since. */
+void state_attendance_unknown(struct state *st, const char *email, const char *uid, int sequence);
+/* Whether a notice (invite, update, cancel) to email about session uid
+ * waits for a retry or has an outcome not known: what their calendar
+ * holds is not sure. True on an error too. */
+bool state_notice_pending(struct state *st, const char *email, const char *uid);
 const char *state_name(enum dstate s);
 
 /* Small facts by name ("calendar": which file the session copies came

@@ -211,6 +211,32 @@ void state_set_attendance(struct state *st, const char *email, const char *uid,
 	st_run(st, s, "recording what a participant's calendar holds");
 }
 
+bool state_notice_pending(struct state *st, const char *email, const char *uid)
+{
+	sqlite3_stmt *s = st_query(st, Q_NOTICE_PENDING);
+	bool found;
+
+	if (!s)
+		return true; /* not known: as if pending */
+	bind_text(s, 1, email);
+	bind_text(s, 2, uid);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_reset(s);
+	return found;
+}
+
+void state_attendance_unknown(struct state *st, const char *email, const char *uid, int sequence)
+{
+	sqlite3_stmt *s = st_query(st, Q_ATT_UNKNOWN);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, email);
+	bind_text(s, 2, uid);
+	sqlite3_bind_int(s, 3, sequence);
+	st_run(st, s, "recording that a participant's calendar is not known");
+}
+
 bool state_owed_since(struct state *st, const char *oid, time_t *since)
 {
 	long long v;

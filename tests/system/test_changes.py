@@ -5,6 +5,7 @@ Every message passes tests/check_message.py (and ../shared/tools/check-message
 when it is there)."""
 
 import os
+import sqlite3
 import sys
 
 import icalendar
@@ -132,6 +133,32 @@ class SessionChangeTest(ChangesCase):
         self.assertEqual({(method, str(ev["UID"])) for _, method, ev in sent}, {("CANCEL", S2)})
         self.assertEqual(len(sent), 9)   # one of the ten is absent from session 2
         self.assertEqual(self.once(), [])
+
+
+class UnknownOutcomeTest(ChangesCase):
+    def test_a_cancel_whose_outcome_is_unknown_is_followed_when_the_session_is_back(self):
+        # Session 1 cancelled: Anna's CANCEL went, but the connection was
+        # lost after the data (its outcome unknown, a retry planned). The
+        # session is put back before the retry: whether the CANCEL arrived
+        # or not, an update at a higher SEQUENCE puts it in her calendar.
+        self.assertEqual(len(self.once()), 28)
+        self.edit_calendar(lambda t: t.replace("STATUS:CONFIRMED", "STATUS:CANCELLED", 1))
+        self.assertEqual(len(self.once()), ATTENDING_S1)
+        con = sqlite3.connect(self.prog.state)
+        con.execute("UPDATE deliveries SET state = 2, next_attempt = 1893456000 "
+                    "WHERE message = 'cancel' AND email = ?", (ANNA,))
+        con.execute("UPDATE attendance SET invited = 1, sequence = 0, content = 0 "
+                    "WHERE email = ? AND uid = ?", (ANNA, S1))
+        con.commit()
+        con.close()
+        self.edit_calendar(lambda t: t.replace("STATUS:CANCELLED", "STATUS:CONFIRMED", 1))
+        sent = self.once()
+        anna = [(kind(m), method, int(ev["SEQUENCE"])) for m, method, ev in sent
+                if str(m["To"].addresses[0].addr_spec) == ANNA]
+        self.assertEqual(anna, [("update", "REQUEST", 2)])
+        self.assertEqual(len(sent), ATTENDING_S1)
+        again = self.once("2019-11-20T09:00:00+01:00")
+        self.assertEqual([(kind(m), method, str(m["To"]), int(ev["SEQUENCE"])) for m, method, ev in again], [])
 
 
 class ParticipantChangeTest(ChangesCase):
