@@ -215,6 +215,13 @@ bool backoff_spaced(const struct backoff *b)
 	return turn_gap(b) > 0;
 }
 
+double backoff_turn_in(const struct backoff *b)
+{
+	double left = b->next_turn - mono();
+
+	return left > 0 ? left : 0;
+}
+
 bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg)
 {
 	double gap = turn_gap(b);

@@ -47,6 +47,8 @@ bool backoff_spaced(const struct backoff *b);
  * second, each spent in pause(arg, seconds) (which lets the sends in
  * flight go on; NULL: sleep); false when pause says to stop. */
 bool backoff_wait_turn(struct backoff *b, bool (*pause)(void *, double), void *arg);
+/* Seconds until the next message's turn (0: now). */
+double backoff_turn_in(const struct backoff *b);
 /* How many times this process suspended the relay: an outcome of a send
  * started under an older count says nothing new of the relay. */
 unsigned backoff_generation(const struct backoff *b);

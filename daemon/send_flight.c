@@ -122,12 +122,54 @@ static bool must_renew(const struct sender *s, const struct delivery *d)
 	return age >= RENEW_CLAIM || (age >= 1 && backoff_spaced(s->bo));
 }
 
+/* What the planner would say of a message whose turn (max-per-minute, a
+ * slow relay) comes at `at`, past its moment: its session or deadline
+ * began ("nothing goes after its session started"), or a rule's message
+ * would go within min-lead of it. NULL while it may go. A send by hand was
+ * judged when asked (--force may send late). */
+static const char *too_late(const struct sender *s, const struct flight *f, time_t at)
+{
+	const struct delivery *d = f->d;
+	time_t event = d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
+
+	if (!event || !f->record || s->manual)
+		return NULL;
+	if (at >= event)
+		return "event-passed";
+	if (d->rule && s->pg->cfg->min_lead > 0 && at > event - s->pg->cfg->min_lead)
+		return "min-lead";
+	return NULL;
+}
+
+/* Skipped, as the planner would skip it, before it went. */
+static void skip_late(struct sender *s, const struct flight *f, const char *why)
+{
+	char *words = describe_delivery(f->d);
+
+	ledger_begin(s);
+	state_delivery_mark(s->st, f->d->key, DS_SKIPPED, why, 0, s->now);
+	ledger_commit(s);
+	s->stats->skipped++;
+	log_notice("%s: skipped:%s: its turn came too late", words, why);
+	free(words);
+	free(f->msg);
+}
+
 bool take_off(struct sender *s, const struct flight *f)
 {
 	struct flight *slot = NULL;
 	const char *why;
 	time_t next;
-	bool go = backoff_wait_turn(s->bo, pause_cb, s);
+	bool go;
+
+	/* Its turn comes too late: skipped without waiting for it (a paced
+	 * pass would otherwise wait out every turn of what cannot go). */
+	s->now = clock_now();
+	if ((why = too_late(s, f, s->now + (time_t)(backoff_turn_in(s->bo) + 0.999)))) {
+		skip_late(s, f, why);
+		return false;
+	}
+	go = backoff_wait_turn(s->bo, pause_cb, s);
 
 	/* An outcome taken while waiting may have suspended the relay or,
 	 * a sign of a limit, brought the pool back to one at a time; the
@@ -173,6 +215,10 @@ bool take_off(struct sender *s, const struct flight *f)
 			hold(s, f->d, why ? why : "not attempted: kallad stopped", next);
 		}
 		free(f->msg);
+		return false;
+	}
+	if ((why = too_late(s, f, s->now))) {
+		skip_late(s, f, why);
 		return false;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(s->fleet) && !slot; i++)

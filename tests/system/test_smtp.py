@@ -310,6 +310,46 @@ class SmtpTest(KalladCase):
         self.prog.run("--once", "--now", "2019-11-21T07:00:00+01:00", check=0)
         self.assertEqual(len(sink.messages()), INVITES)
 
+    def paced_last_call(self, min_lead, now):
+        """The invitations go; a rule one hour before each session, with
+        min-lead as given (or none); what is overdue on 20 Feb goes at
+        08:00; then 12 a minute (one each 5 s) and a pass at `now` near
+        session 1 (20 Feb 10:00): what that pass sent, and the process."""
+        sink = self.paced_sink = self.sink()
+        self.prog.use_smtp(sink.port)
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(len(sink.messages()), INVITES)
+        self.prog.edit_conf("min-lead           = 6h",
+                            f"min-lead           = {min_lead}" if min_lead else "")
+        self.prog.append_conf("[rule last-call]\nmessage = session-reminder\nbefore = 1h\n"
+                              "to = registered\n")
+        self.prog.run("--once", "--now", "2020-02-20T08:00:00+01:00", check=0)
+        before = len(sink.messages())
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 12")
+        p = self.prog.run("--once", "--now", now, check=0)
+        return sink.messages()[before:], p
+
+    def test_no_reminder_starts_after_its_session_began_after_its_turn(self):
+        # Ten reminders due at 09:00, the pass at 09:59:52: turns at :52,
+        # :57, 10:00:02... Only what starts before 10:00 goes; the rest
+        # is skipped as the planner would (event-passed), not sent late.
+        went, p = self.paced_last_call(None, "2020-02-20T09:59:52+01:00")
+        self.assertEqual(len(went), 2, p.stdout + p.stderr)
+        self.assertIn("skipped:event-passed", p.stderr)
+        status = self.prog.run("--history", "anna.berglund@gavle.example.se", check=0).stdout
+        self.assertNotIn("not attempted", status)
+        # Nothing of it later either.
+        count = len(self.paced_sink.messages())
+        self.prog.run("--once", "--now", "2020-02-20T10:00:30+01:00", check=0)
+        self.assertEqual(len(self.paced_sink.messages()), count)
+
+    def test_no_reminder_starts_within_min_lead_after_its_turn(self):
+        # min-lead = 1h and the rule's hour before: the first at 09:00:00
+        # goes; the next turn, 09:00:05, is within min-lead.
+        went, p = self.paced_last_call("1h", "2020-02-20T09:00:00+01:00")
+        self.assertEqual(len(went), 1, p.stdout + p.stderr)
+        self.assertIn("skipped:min-lead", p.stderr)
+
 
 class CrashTest(KalladCase):
     def test_kill_9_loses_nothing(self):
