@@ -496,30 +496,39 @@ struct removed_scan {
 	struct met *met; /* NULL: reg_find answers */
 	char **emails;
 	size_t n, cap, invited;
+	char **unsure; /* invited, their rows unreadable or locked now */
+	size_t n_unsure, cap_unsure;
 };
 
-static bool registered(struct removed_scan *r, const char *email)
+/* 1: the row is there; 0: gone; -1: not known. */
+static int registered(struct removed_scan *r, const char *email)
 {
 	struct participant p;
 	int found;
 
 	if (r->met)
 		return met_has(r->met, email);
-	/* A row that could not be read (the database locked past the busy
-	 * timeout) is no deleted row: nobody gets a cancel for a lock. */
 	found = reg_lookup(r->pg->reg, email, &p);
 	if (found > 0)
 		reg_participant_clear(&p);
-	return found != 0;
+	return found;
 }
 
 static void note_invited(const char *email, void *arg)
 {
 	struct removed_scan *r = arg;
+	int found;
 
 	r->invited++;
-	/* A row that is unusable now is no deleted row (issue 11). */
-	if (reg_is_unreadable(r->pg->reg, email) || registered(r, email))
+	/* A row that is unusable now (issue 11), or that could not be read
+	 * (the database locked past the busy timeout), is no deleted row:
+	 * nobody gets a cancel for a lock; nor is it back. */
+	if (reg_is_unreadable(r->pg->reg, email) || (found = registered(r, email)) < 0) {
+		r->unsure = xgrow(r->unsure, &r->cap_unsure, r->n_unsure, sizeof(*r->unsure));
+		r->unsure[r->n_unsure++] = xstrdup(email);
+		return;
+	}
+	if (found)
 		return;
 	r->emails = xgrow(r->emails, &r->cap, r->n, sizeof(*r->emails));
 	r->emails[r->n++] = xstrdup(email);
@@ -577,11 +586,14 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 	mass = r.n > 1 && r.n > limit;
 	/* A removal held stays held until released, discarded or back: some
 	 * coming back, or new rows raising the limit, let none of it go. */
-	held_each = xcalloc(r.n ? r.n : 1, sizeof(*held_each));
+	held_each = state_hold_removals(st, r.emails, r.n, mass, r.unsure, r.n_unsure,
+					release_all);
 	for (size_t i = 0; i < r.n; i++)
-		n_held += held_each[i] = mass || state_removal_held(st, r.emails[i]);
+		n_held += held_each[i];
+	for (size_t i = 0; i < r.n_unsure; i++)
+		free(r.unsure[i]);
+	free(r.unsure);
 	*held = n_held > 0;
-	state_set_removals_held(st, r.emails, held_each, release_all ? 0 : r.n);
 	if (n_held && !mass)
 		log_warn("%zu of the participants gone from %s at once are still gone: their "
 			 "cancels wait for --release-changes", n_held, pg->cfg->registrations);

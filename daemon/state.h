@@ -98,10 +98,14 @@ void state_delivery_forget(struct state *st, const char *key);
  * goes when quiet hours or a retry allow, in whichever run that is. */
 void state_release_notice(struct state *st, const char *key);
 bool state_is_released(struct state *st, const char *key);
-/* The participants whose removal the guard holds (programme_each_removed):
- * whether one is, and the whole set replaced (not with a read-only st). */
-bool state_removal_held(struct state *st, const char *email);
-void state_set_removals_held(struct state *st, char *const *emails, const bool *held, size_t n);
+/* The guard's participants whose removal is held (programme_each_removed):
+ * of those gone now (n of them), which are held: all if `mass`, else
+ * those held before; the set becomes those (none with release_all), and
+ * the ones of `unsure` (rows unreadable or locked now: gone or not, not
+ * known) held before stay held. One transaction; nothing is written with
+ * a read-only st. Returns the n flags (caller frees). */
+bool *state_hold_removals(struct state *st, char *const *gone, size_t n, bool mass,
+			  char *const *unsure, size_t n_unsure, bool release_all);
 /* Records a skipped delivery (once; an existing row is left alone). */
 void state_delivery_skip(struct state *st, const struct delivery_row *row, const char *reason,
 			 time_t now);

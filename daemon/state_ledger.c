@@ -232,24 +232,43 @@ void state_release_notice(struct state *st, const char *key)
 	st_run(st, q, "recording a released change notice");
 }
 
-bool state_removal_held(struct state *st, const char *email)
+static void hold_removal(struct state *st, const char *email)
 {
-	return st_one_row(st, Q_HELD_REMOVAL_GET, email, NULL);
+	sqlite3_stmt *q = st_query(st, Q_HELD_REMOVAL_PUT);
+
+	if (!q)
+		return;
+	bind_text(q, 1, email);
+	st_run(st, q, "recording a removal held");
 }
 
-void state_set_removals_held(struct state *st, char *const *emails, const bool *held, size_t n)
+bool *state_hold_removals(struct state *st, char *const *gone, size_t n, bool mass,
+			  char *const *unsure, size_t n_unsure, bool release_all)
 {
+	bool *held = xcalloc(n ? n : 1, sizeof(*held));
+	bool *kept = xcalloc(n_unsure ? n_unsure : 1, sizeof(*kept));
+	/* One transaction (unless the caller's is open): no other kallad
+	 * reads the set half written, and a crash keeps the old one. */
+	bool own = sqlite3_get_autocommit(st->db) && state_begin_light(st);
 	sqlite3_stmt *q;
 
-	if (st->readonly || !(q = st_query(st, Q_HELD_REMOVALS_CLEAR)) ||
-	    !st_run(st, q, "forgetting the removals held"))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		if (!held[i] || !(q = st_query(st, Q_HELD_REMOVAL_PUT)))
-			continue;
-		bind_text(q, 1, emails[i]);
-		st_run(st, q, "recording a removal held");
+	for (size_t i = 0; i < n; i++)
+		held[i] = mass || st_one_row(st, Q_HELD_REMOVAL_GET, gone[i], NULL);
+	for (size_t i = 0; i < n_unsure; i++)
+		kept[i] = st_one_row(st, Q_HELD_REMOVAL_GET, unsure[i], NULL);
+	if (!st->readonly && (q = st_query(st, Q_HELD_REMOVALS_CLEAR)) &&
+	    st_run(st, q, "forgetting the removals held") && !release_all) {
+		for (size_t i = 0; i < n; i++)
+			if (held[i])
+				hold_removal(st, gone[i]);
+		for (size_t i = 0; i < n_unsure; i++)
+			if (kept[i])
+				hold_removal(st, unsure[i]);
 	}
+	if (own && !state_commit(st))
+		st_log(st, "keeping the removals held");
+	free(kept);
+	return held;
 }
 
 long state_recover_orphans(struct state *st, time_t now, int stale_after)

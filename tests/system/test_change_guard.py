@@ -295,6 +295,25 @@ class ParticipantGuardTest(GuardCase):
         self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=lost[1:]))
         self.assert_nothing_held()
 
+    def test_a_row_back_but_unreadable_stays_held(self):
+        # Three rows lost (held). Johan's comes back with its name empty
+        # (unreadable: gone or not, not known), Maria's comes back
+        # whole; then Johan's goes again. Two gone are no mass removal, but
+        # both were held and nobody released them: no cancel goes.
+        self.invite_everyone()
+        lost = (JOHAN, MARIA, PER)
+        rows = self.rows(*lost)
+        self.delete(*lost)
+        self.assertEqual(self.once(), [])
+        self.put_back(rows[:2])
+        self.prog.sql("UPDATE participants SET name = '' WHERE email = ?", JOHAN)
+        self.assertEqual(self.once(), [])
+        self.delete(JOHAN)
+        self.assertEqual(self.once(), [])
+        self.assertEqual(self.held_cancels(),
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3,
+                                                                        who=(JOHAN, PER))})
+
     def test_new_registrations_keep_a_held_removal_held(self):
         # Five sign up while three lost rows are held: the limit grows to
         # three of fifteen, but the three stay held; the five are invited.
