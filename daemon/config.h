@@ -90,6 +90,7 @@ struct config {
 	int quiet_start, quiet_end; /* minutes after midnight; both -1 when none */
 	bool late_send;             /* late-registrations = send */
 	int min_lead;               /* seconds; 0 when unset */
+	int min_lead_days;          /* min-lead in calendar days (Nd), else 0 */
 	bool changes_hold;          /* changes = hold */
 	bool description_updates;   /* description-changes = update: a new title or
 				     * description alone sends an update too */

@@ -405,6 +405,16 @@ static void set_lead(struct loader *ld, const struct keydef *kd, const char *v)
 	*FIELD(ld, kd, int) = (int)secs;
 }
 
+/* min-lead: in days it counts calendar days, as `before` does (a day
+ * across a daylight-saving change is 23 or 25 hours). */
+static void set_min_lead(struct loader *ld, const struct keydef *kd, const char *v)
+{
+	long n;
+
+	set_lead(ld, kd, v);
+	ld->cfg->min_lead_days = parse_amount(v, strlen(v), 525600, &n) == 'd' ? (int)n : 0;
+}
+
 static bool starts_word(const char *s, const char *word)
 {
 	size_t n = strlen(word);
@@ -510,7 +520,7 @@ const struct keydef keys[] = {
 	{SEC_SMTP, "ca-file", set_path, OFF(smtp_ca_file), NULL, NULL, 0, 0},
 	{SEC_POLICY, "quiet-hours", set_quiet, 0, NULL, NULL, 0, 0},
 	{SEC_POLICY, "late-registrations", set_choice, OFF(late_send), "skip", "send", 0, 0},
-	{SEC_POLICY, "min-lead", set_lead, OFF(min_lead), "0m", NULL, 0, 0},
+	{SEC_POLICY, "min-lead", set_min_lead, OFF(min_lead), "0m", NULL, 0, 0},
 	{SEC_POLICY, "changes", set_choice, OFF(changes_hold), "send", "hold", 0, 0},
 	{SEC_POLICY, "description-changes", set_choice, OFF(description_updates), "quiet", "update",
 	 0, 0},

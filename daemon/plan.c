@@ -116,6 +116,19 @@ static time_t trigger_time(const struct rule *r, const struct offset *off, time_
 			 tm.tm_min, tm.tm_sec);
 }
 
+time_t plan_lead_start(const struct config *cfg, time_t event)
+{
+	struct tm tm;
+
+	if (cfg->min_lead <= 0)
+		return 0;
+	if (!cfg->min_lead_days)
+		return event - cfg->min_lead;
+	tz_local(event, &tm);
+	return tz_mktime(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday - cfg->min_lead_days,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 static time_t latest(time_t a, time_t b)
 {
 	return a > b ? a : b;
@@ -359,7 +372,7 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 		d->skip = owed_too_late(ctx, a, d->trigger);
 	if (!d->skip && d->due >= event)
 		d->skip = "event-passed";
-	else if (!d->skip && ctx->cfg->min_lead > 0 && d->due > event - ctx->cfg->min_lead)
+	else if (!d->skip && ctx->cfg->min_lead > 0 && d->due > plan_lead_start(ctx->cfg, event))
 		d->skip = "min-lead";
 	/* A reminder would show the new time before the update may. */
 	if (!d->skip && a->s && a->held->change_held)

@@ -124,5 +124,9 @@ void plan_target_sig(char *out, size_t len, const struct session *s, const struc
 /* Moves t out of the quiet hours (to their end); t if none apply. The
  * result is always later than t when t is inside them. */
 time_t plan_after_quiet(const struct config *cfg, time_t t);
+/* The moment min-lead before event begins: nothing of a rule goes after it
+ * (in days, calendar days back at the same local time, as `before`
+ * counts). 0 without min-lead. */
+time_t plan_lead_start(const struct config *cfg, time_t event);
 
 #endif

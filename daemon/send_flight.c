@@ -136,7 +136,7 @@ static const char *too_late(const struct sender *s, const struct flight *f, time
 		return NULL;
 	if (at >= event)
 		return "event-passed";
-	if (d->rule && s->pg->cfg->min_lead > 0 && at > event - s->pg->cfg->min_lead)
+	if (d->rule && s->pg->cfg->min_lead > 0 && at > plan_lead_start(s->pg->cfg, event))
 		return "min-lead";
 	return NULL;
 }

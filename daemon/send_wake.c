@@ -94,7 +94,7 @@ void wake_note(struct sender *s, const struct delivery *d)
 	struct due_entry *e = &s->entry;
 	time_t event = d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
 	time_t at[] = {d->trigger, d->due, event,
-		       event && s->pg->cfg->min_lead > 0 ? event - s->pg->cfg->min_lead : 0};
+		       event ? plan_lead_start(s->pg->cfg, event) : 0};
 
 	if (!s->ix)
 		return;

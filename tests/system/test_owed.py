@@ -545,6 +545,23 @@ class Case10QuietHoursOnDstNights(OwedCase):
                          [("invite", S3)] * (REGISTERED - 1))
 
 
+class MinLeadInDaysTest(OwedCase):
+    def test_min_lead_in_days_counts_calendar_days_across_the_spring_change(self):
+        """min-lead = 1d and a rule 1d before at 10:00: the day before a
+        session at 10:00 on 29 Mar 2020 (clocks go forward that night) is
+        23 hours long. A day of min-lead is a calendar day, as `before`
+        counts it: the reminder goes at 10:00 on the 28th, as it does
+        before a session on an ordinary day."""
+        self.prog.edit_conf("min-lead           = 6h", "min-lead           = 1d")
+        self.prog.append_conf("[rule day-before]\nmessage = session-reminder\nbefore = 1d\n"
+                              "at = 10:00\nto = registered\n")
+        add_session(self.prog, S4, "20200329T100000", "20200329T160000")
+        self.once("2020-03-20T10:00:00+01:00")
+        sent = self.once("2020-03-28T10:00:00+01:00")
+        self.assertEqual(len(self.what(sent, "session-reminder", S4)), REGISTERED)
+        self.assertFalse([l for l in self.last_plan if l[0] == "skipped:min-lead" and l[3] == S4])
+
+
 class Case10Daemon(DaemonCase):
     def test_case_10_daemon_wakes_for_work_held_into_the_repeated_hour(self):
         """Case 10, the daemon: started at 02:29:57 CET on 25 Oct 2020,
