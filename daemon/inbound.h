@@ -13,7 +13,7 @@ enum inbound_kind { IN_OTHER, IN_REPLY, IN_DSN };
 
 /* One recipient of a delivery status notification. */
 /* A calendar part larger than this (bytes, decoded) is no answer read. */
-#define INBOUND_CALENDAR_MAX (256 * 1024)
+#define INBOUND_CALENDAR_MAX (1024 * 1024)
 
 struct inbound_rcpt {
 	char *email;      /* Final-Recipient (else Original-Recipient), lower case */

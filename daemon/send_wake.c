@@ -265,7 +265,6 @@ bool send_due_wake(struct sender *s, time_t now, struct send_stats *stats)
 	if (w.n)
 		qsort(w.emails, w.n, sizeof(*w.emails), str_cmp);
 	programme_plan_ctx(s->pg, s->st, now, &ctx);
-	ctx.removed_held = s->removed_held_last;
 	ctx.owed = on_owed;
 	s->ctx = &ctx;
 	/* The batch points into these participants: they live to its end. */

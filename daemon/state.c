@@ -254,7 +254,7 @@ const char *const query_sql[Q_N] = {
 			  " \"end\" = excluded.\"end\", location = excluded.location,"
 			  " status = excluded.status, summary = excluded.summary,"
 			  " description = excluded.description",
-	/* The newest copy older than ?2 and no newer than ?3. */
+	/* The newest copy at or below SEQUENCE ?2. */
 	[Q_VERSION_AT] = "SELECT uid, sequence, start, \"end\", location, status, summary,"
 			 " description, NULL FROM session_versions WHERE uid = ?1 AND sequence <= ?2"
 			 " ORDER BY sequence DESC LIMIT 1",
