@@ -174,8 +174,12 @@ static bool notice_held(const struct plan_ctx *ctx, const struct participant *p,
 	/* A removal held by the guard is let go by changes_sync() alone. */
 	if (s->removal_held)
 		return true;
+	/* A participant's removal held by the guard goes with a release of
+	 * all that is held, not with one session's: letting a moved session's
+	 * update go must not cancel that session for rows lost by accident. */
 	if (p->removed && p->removal_held)
-		return !released;
+		return !((ctx->release_changes && !ctx->release_session) ||
+			 ctx->mem.released(ctx->mem.opaque, d->key));
 	return ctx->cfg->changes_hold && !released;
 }
 

@@ -333,6 +333,20 @@ class ParticipantGuardTest(GuardCase):
         self.assertEqual(self.held_cancels(),
                          {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=lost)})
 
+    def test_one_sessions_release_lets_no_held_removal_go(self):
+        # Rows lost (held) while session 1 moved: releasing session 1's
+        # changes sends its update, not cancels of session 1 to the lost.
+        self.invite_everyone()
+        lost = (JOHAN, MARIA, PER)
+        self.delete(*lost)
+        self.assertEqual(self.once(), [])
+        self.prog.run("--release-changes", "--session", S1, "--now", NOW, check=None)
+        self.assertEqual(self.new_mail(), [])
+        self.assertEqual(self.held_cancels(),
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=lost)})
+        self.prog.run("--release-changes", "--now", NOW, check=0)
+        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=lost))
+
     def test_after_a_release_one_row_deleted_is_a_cancellation(self):
         # What was held is let go with the release: a later single
         # deletion is a cancellation again, and nothing stays held.
