@@ -15,6 +15,7 @@
  * the next one starts over. */
 #include "imap.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct imap {
 	bool examined;        /* the server holds the mailbox read-only */
 	bool reselected;      /* libcurl sent SELECT after that, or would have: stop */
 	unsigned long uidnext; /* EXAMINE's UIDNEXT, or 0 if it gave none */
+	unsigned long exists;  /* EXAMINE's EXISTS: how many messages */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -239,6 +241,18 @@ bool imap_examine(struct imap *im, unsigned long *uidvalidity, struct errlist *e
 	}
 	v = strstr(im->body.buf, "[UIDNEXT ");
 	im->uidnext = v ? strtoul(v + 9, NULL, 10) : 0;
+	/* "* 4000 EXISTS" */
+	im->exists = 0;
+	for (v = im->body.buf; (v = strstr(v, "* ")); v += 2)
+		if (isdigit((unsigned char)v[2])) {
+			char *end;
+			unsigned long n = strtoul(v + 2, &end, 10);
+
+			if (strncmp(end, " EXISTS", 7) == 0) {
+				im->exists = n;
+				break;
+			}
+		}
 	im->examined = true;
 	return true;
 }
@@ -257,14 +271,14 @@ static int cmp_ulong(const void *a, const void *b)
  * the line under 12 KiB. */
 #define SEARCH_WINDOW 1000UL
 
-/* One UID SEARCH of from:to (to 0: from:*); the UIDs above `after` it
- * gives appended to *uids. */
-static bool search_window(struct imap *im, unsigned long from, unsigned long to,
+/* One UID SEARCH of the UIDs above `after` among the messages numbered
+ * lo to hi (0: all), appended to *uids. */
+static bool search_window(struct imap *im, unsigned long lo, unsigned long hi,
 			  unsigned long after, unsigned long **uids, size_t *n, size_t *cap,
 			  struct errlist *errs)
 {
-	char *cmd = to ? xasprintf("UID SEARCH UID %lu:%lu", from, to)
-		       : xasprintf("UID SEARCH UID %lu:*", from);
+	char *cmd = hi ? xasprintf("UID SEARCH %lu:%lu UID %lu:*", lo, hi, after + 1)
+		       : xasprintf("UID SEARCH UID %lu:*", after + 1);
 	bool ok = perform(im, im->url, cmd, "UID SEARCH", errs);
 	const char *p;
 
@@ -293,17 +307,24 @@ static bool search_window(struct imap *im, unsigned long from, unsigned long to,
 bool imap_uids_after(struct imap *im, unsigned long after, unsigned long **uids, size_t *n,
 		     struct errlist *errs)
 {
-	unsigned long from = after + 1;
 	size_t cap = 0;
 	bool ok = im->examined;
 
 	*uids = NULL;
 	*n = 0;
-	/* Windows up to the last UID the mailbox had when examined; the last
-	 * window open-ended, for what came since. */
-	for (; ok && im->uidnext > from && im->uidnext - from > SEARCH_WINDOW; from += SEARCH_WINDOW)
-		ok = search_window(im, from, from + SEARCH_WINDOW - 1, after, uids, n, &cap, errs);
-	ok = ok && search_window(im, from, 0, after, uids, n, &cap, errs);
+	/* Few new UIDs can come (UIDNEXT says so): one search. Else windows
+	 * of the messages by number, up to EXISTS when examined (what comes
+	 * since is read next time: its UID is above any read now). */
+	if (ok && im->exists && !(im->uidnext && im->uidnext - (after + 1) <= SEARCH_WINDOW)) {
+		for (unsigned long lo = 1; ok && lo <= im->exists; lo += SEARCH_WINDOW) {
+			unsigned long hi = lo + SEARCH_WINDOW - 1;
+
+			ok = search_window(im, lo, hi < im->exists ? hi : im->exists, after, uids, n,
+					   &cap, errs);
+		}
+	} else {
+		ok = ok && search_window(im, 0, 0, after, uids, n, &cap, errs);
+	}
 	if (!ok) {
 		free(*uids);
 		*uids = NULL;
@@ -312,7 +333,7 @@ bool imap_uids_after(struct imap *im, unsigned long after, unsigned long **uids,
 	}
 	if (*n > 1) {
 		qsort(*uids, *n, sizeof(**uids), cmp_ulong);
-		/* The open window's quirk may repeat the last of the one before. */
+		/* (A server may repeat a UID across windows: once each.) */
 		size_t k = 1;
 
 		for (size_t i = 1; i < *n; i++)

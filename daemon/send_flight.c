@@ -125,14 +125,14 @@ static bool must_renew(const struct sender *s, const struct delivery *d)
 /* What the planner would say of a message whose turn (max-per-minute, a
  * slow relay) comes at `at`, past its moment: its session or deadline
  * began ("nothing goes after its session started"), or a rule's message
- * would go within min-lead of it. NULL while it may go. A send by hand was
- * judged when asked (--force may send late). */
+ * would go within min-lead of it. NULL while it may go. A send by hand
+ * (and its retry) was judged when asked: --force may send late. */
 static const char *too_late(const struct sender *s, const struct flight *f, time_t at)
 {
 	const struct delivery *d = f->d;
 	time_t event = d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
 
-	if (!event || !f->record || s->manual)
+	if (!event || !f->record || f->by_hand)
 		return NULL;
 	if (at >= event)
 		return "event-passed";
@@ -141,16 +141,23 @@ static const char *too_late(const struct sender *s, const struct flight *f, time
 	return NULL;
 }
 
-/* Skipped, as the planner would skip it, before it went. */
+/* Not sent, its turn too late. A rule's message is skipped, as the
+ * planner skips it. A notice goes back as not attempted (an unknown
+ * outcome stays unknown): the next pass, which no longer plans it, gives
+ * it up as it gives up any notice that stopped meaning anything. */
 static void skip_late(struct sender *s, const struct flight *f, const char *why)
 {
 	char *words = describe_delivery(f->d);
 
-	ledger_begin(s);
-	state_delivery_mark(s->st, f->d->key, DS_SKIPPED, why, 0, s->now);
-	ledger_commit(s);
-	s->stats->skipped++;
-	log_notice("%s: skipped:%s: its turn came too late", words, why);
+	if (f->d->rule) {
+		ledger_begin(s);
+		state_delivery_mark(s->st, f->d->key, DS_SKIPPED, why, 0, s->now);
+		ledger_commit(s);
+		s->stats->skipped++;
+	} else {
+		hold(s, f->d, "not attempted: its session began", s->now);
+	}
+	log_notice("%s: not sent (%s): its turn came too late", words, why);
 	free(words);
 	free(f->msg);
 }
@@ -421,10 +428,11 @@ void land_all(struct sender *s)
 		land_next(s);
 }
 
-/* Builds, sends and records one claimed delivery, start to end. */
+/* Builds, sends and records one claimed delivery by hand (or its retry),
+ * start to end. */
 void deliver(struct sender *s, const struct delivery *d, const char *rcpt, bool record)
 {
-	struct flight f = {.d = d, .rcpt = rcpt, .record = record};
+	struct flight f = {.d = d, .rcpt = rcpt, .record = record, .by_hand = true};
 
 	if (!build(s, &f))
 		return;

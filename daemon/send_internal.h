@@ -40,6 +40,7 @@ struct flight {
 	const struct delivery *d;
 	const char *rcpt; /* the participant, or --test-to */
 	bool record;      /* false: leave no trace (--test-to) */
+	bool by_hand;     /* a send by hand or its retry: judged when asked */
 	bool busy;        /* in the air: started, its outcome not taken */
 	struct delivery dv; /* in the air: its own copy of *d (d points here), as the
 			     * batch it came from is refilled meanwhile */

@@ -375,7 +375,8 @@ void send_manual_flush(void *arg)
 						       s->now, s->now, false);
 				break;
 			}
-			f = (struct flight){.d = d, .rcpt = d->p->email, .record = true};
+			f = (struct flight){.d = d, .rcpt = d->p->email, .record = true,
+					    .by_hand = true};
 			if (!build(s, &f))
 				break;
 			/* [smtp] connections in flight; an outcome landed to make

@@ -239,7 +239,7 @@ const char *const query_sql[Q_N] = {
 		      "   THEN excluded.invited ELSE attendance.invited END,"
 		      " sequence = max(attendance.sequence, excluded.sequence),"
 		      " content = max(attendance.content, excluded.content)",
-	[Q_NOTICE_PENDING] = "SELECT 1 FROM deliveries WHERE state IN (2, 3) AND " STATE_INDEXED
+	[Q_NOTICE_PENDING] = "SELECT 1 FROM deliveries WHERE state = 2 AND " STATE_INDEXED
 			     " AND email = ?1 AND target = ?2 AND rule = '-' LIMIT 1",
 	/* A notice that may or may not have arrived: the calendar holds the
 	 * session, or held it, at a version not known (content -1); unless a

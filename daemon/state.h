@@ -102,8 +102,10 @@ bool state_is_released(struct state *st, const char *key);
  * of those gone now (n of them), which are held: all if `mass`, else
  * those held before; the set becomes those (none with release_all), and
  * the ones of `unsure` (rows unreadable or locked now: gone or not, not
- * known) held before stay held. One transaction; nothing is written with
- * a read-only st. Returns the n flags (caller frees). */
+ * known) held before stay held. All or nothing, in one transaction (a
+ * savepoint in the caller's); nothing is written with a read-only st; if
+ * the set cannot be read, all n are held. Returns the n flags (caller
+ * frees). */
 bool *state_hold_removals(struct state *st, char *const *gone, size_t n, bool mass,
 			  char *const *unsure, size_t n_unsure, bool release_all);
 /* Records a skipped delivery (once; an existing row is left alone). */
@@ -160,8 +162,8 @@ void state_set_attendance(struct state *st, const char *email, const char *uid,
  * a message at a higher SEQUENCE went to them since. */
 void state_attendance_unknown(struct state *st, const char *email, const char *uid, int sequence);
 /* Whether a notice (invite, update, cancel) to email about session uid
- * waits for a retry or has an outcome not known: what their calendar
- * holds is not sure. True on an error too. */
+ * has an outcome not known (one refused with a 4xx did not arrive): what
+ * their calendar holds is not sure. True on an error too. */
 bool state_notice_pending(struct state *st, const char *email, const char *uid);
 const char *state_name(enum dstate s);
 

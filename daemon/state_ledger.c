@@ -232,14 +232,14 @@ void state_release_notice(struct state *st, const char *key)
 	st_run(st, q, "recording a released change notice");
 }
 
-static void hold_removal(struct state *st, const char *email)
+static bool hold_removal(struct state *st, const char *email)
 {
 	sqlite3_stmt *q = st_query(st, Q_HELD_REMOVAL_PUT);
 
 	if (!q)
-		return;
+		return false;
 	bind_text(q, 1, email);
-	st_run(st, q, "recording a removal held");
+	return st_run(st, q, "recording a removal held");
 }
 
 bool *state_hold_removals(struct state *st, char *const *gone, size_t n, bool mass,
@@ -247,25 +247,32 @@ bool *state_hold_removals(struct state *st, char *const *gone, size_t n, bool ma
 {
 	bool *held = xcalloc(n ? n : 1, sizeof(*held));
 	bool *kept = xcalloc(n_unsure ? n_unsure : 1, sizeof(*kept));
-	/* One transaction (unless the caller's is open): no other kallad
-	 * reads the set half written, and a crash keeps the old one. */
-	bool own = sqlite3_get_autocommit(st->db) && state_begin_light(st);
+	/* All or nothing, in one transaction (the caller's, if open): no
+	 * other kallad reads the set half written, and a crash or a failed
+	 * write keeps the old one. */
+	bool own = sqlite3_get_autocommit(st->db);
+	bool ok = (!own || state_begin_light(st)) &&
+		  (st->readonly || st_exec(st, "SAVEPOINT held_removals", NULL));
 	sqlite3_stmt *q;
 
+	/* Not read (the ledger locked): every one held, for this pass. */
 	for (size_t i = 0; i < n; i++)
-		held[i] = mass || st_one_row(st, Q_HELD_REMOVAL_GET, gone[i], NULL);
+		held[i] = mass || !ok || st_one_row(st, Q_HELD_REMOVAL_GET, gone[i], NULL);
 	for (size_t i = 0; i < n_unsure; i++)
-		kept[i] = st_one_row(st, Q_HELD_REMOVAL_GET, unsure[i], NULL);
-	if (!st->readonly && (q = st_query(st, Q_HELD_REMOVALS_CLEAR)) &&
-	    st_run(st, q, "forgetting the removals held") && !release_all) {
-		for (size_t i = 0; i < n; i++)
-			if (held[i])
-				hold_removal(st, gone[i]);
-		for (size_t i = 0; i < n_unsure; i++)
-			if (kept[i])
-				hold_removal(st, unsure[i]);
+		kept[i] = ok && st_one_row(st, Q_HELD_REMOVAL_GET, unsure[i], NULL);
+	if (ok && !st->readonly) {
+		bool wrote = (q = st_query(st, Q_HELD_REMOVALS_CLEAR)) &&
+			     st_run(st, q, "forgetting the removals held");
+
+		for (size_t i = 0; wrote && !release_all && i < n; i++)
+			wrote = !held[i] || hold_removal(st, gone[i]);
+		for (size_t i = 0; wrote && !release_all && i < n_unsure; i++)
+			wrote = !kept[i] || hold_removal(st, unsure[i]);
+		if (!wrote)
+			st_exec(st, "ROLLBACK TO held_removals", NULL);
+		st_exec(st, "RELEASE held_removals", NULL);
 	}
-	if (own && !state_commit(st))
+	if (own && ok && !state_commit(st))
 		st_log(st, "keeping the removals held");
 	free(kept);
 	return held;

@@ -335,7 +335,7 @@ class SmtpTest(KalladCase):
         # is skipped as the planner would (event-passed), not sent late.
         went, p = self.paced_last_call(None, "2020-02-20T09:59:52+01:00")
         self.assertEqual(len(went), 2, p.stdout + p.stderr)
-        self.assertIn("skipped:event-passed", p.stderr)
+        self.assertIn("not sent (event-passed)", p.stderr)
         status = self.prog.run("--history", "anna.berglund@gavle.example.se", check=0).stdout
         self.assertNotIn("not attempted", status)
         # Nothing of it later either.
@@ -348,7 +348,7 @@ class SmtpTest(KalladCase):
         # goes; the next turn, 09:00:05, is within min-lead.
         went, p = self.paced_last_call("1h", "2020-02-20T09:00:00+01:00")
         self.assertEqual(len(went), 1, p.stdout + p.stderr)
-        self.assertIn("skipped:min-lead", p.stderr)
+        self.assertIn("not sent (min-lead)", p.stderr)
 
 
 class CrashTest(KalladCase):
