@@ -142,21 +142,28 @@ static const char *too_late(const struct sender *s, const struct flight *f, time
 }
 
 /* Not sent, its turn too late. A rule's message is skipped, as the
- * planner skips it. A notice goes back as not attempted (an unknown
- * outcome stays unknown): the next pass, which no longer plans it, gives
- * it up as it gives up any notice that stopped meaning anything. */
+ * planner skips it. A notice goes back as not attempted; one whose outcome
+ * was not known (a retry) is given up now, as the next pass would give it
+ * up, its calendar in doubt: that pass sends what the calendar should
+ * hold above it. */
 static void skip_late(struct sender *s, const struct flight *f, const char *why)
 {
 	char *words = describe_delivery(f->d);
+	struct delivery_row row;
 
+	ledger_begin(s);
 	if (f->d->rule) {
-		ledger_begin(s);
 		state_delivery_mark(s->st, f->d->key, DS_SKIPPED, why, 0, s->now);
-		ledger_commit(s);
 		s->stats->skipped++;
 	} else {
 		hold(s, f->d, "not attempted: its session began", s->now);
+		if (state_delivery_get(s->st, f->d->key, &row)) {
+			if (row.state == DS_UNKNOWN)
+				retry_give_up(s, &row);
+			state_row_free(&row);
+		}
 	}
+	ledger_commit(s);
 	log_notice("%s: not sent (%s): its turn came too late", words, why);
 	free(words);
 	free(f->msg);

@@ -137,6 +137,10 @@ void note_relay(struct sender *s);
 const char *held_back(struct sender *s, time_t *next);
 /* A claimed delivery that does not go in this pass, released with why. */
 void hold(struct sender *s, const struct delivery *d, const char *why, time_t next);
+/* A retry (transient or unknown) that no longer means anything, given up
+ * (send_retry.c): a notice forgotten, its calendar in doubt if its outcome
+ * was not known; a rule's delivery skipped. */
+void retry_give_up(struct sender *s, const struct delivery_row *row);
 /* What the participant's calendar holds once d went (attendance). */
 void note_attendance(struct sender *s, const struct delivery *d);
 /* Claims d as row, under the caller's transaction (false: another

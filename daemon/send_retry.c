@@ -83,7 +83,7 @@ void retry_seen(struct sender *s, const struct delivery *d)
  * their calendar not known: what it should hold goes again above it (a
  * cancel if they no longer attend, else an update), whichever way the
  * unknown one went. A rule's delivery is skipped with why. */
-static void give_up(struct sender *s, const struct delivery_row *row)
+void retry_give_up(struct sender *s, const struct delivery_row *row)
 {
 	char *why = xasprintf("gave up: no longer planned (last: %s)", row->detail ? row->detail : "-");
 
@@ -114,7 +114,7 @@ void retry_end(struct sender *s, bool complete)
 
 		if (complete && !r->seen[i] && state_delivery_get(s->st, r->keys[i], &row)) {
 			if (row.state == DS_TRANSIENT || row.state == DS_UNKNOWN)
-				give_up(s, &row);
+				retry_give_up(s, &row);
 			state_row_free(&row);
 		}
 		free(r->keys[i]);

@@ -17,6 +17,7 @@ NOW = "2019-11-20T08:00:00+01:00"
 S1 = "styra-leda-2020-1@example.org"
 S2 = "styra-leda-2020-2@example.org"
 ANNA = "anna.berglund@gavle.example.se"
+SOFIA = "sofia.nyberg@regionuppsala.example.se"
 HENRIK = "henrik.dahl@karlstad.example.se"
 ATTENDING_S1 = 10  # registered, none absent from session 1
 
@@ -159,6 +160,52 @@ class UnknownOutcomeTest(ChangesCase):
         self.assertEqual(len(sent), ATTENDING_S1)
         again = self.once("2019-11-20T09:00:00+01:00")
         self.assertEqual([(kind(m), method, str(m["To"]), int(ev["SEQUENCE"])) for m, method, ev in again], [])
+
+
+    def test_an_update_refused_with_a_4xx_and_undone_owes_nothing(self):
+        # Anna's update was refused (a 4xx: it did not arrive) and waits
+        # for its retry; the move is undone: her calendar shows the session
+        # as it is, and nothing goes to her.
+        self.assertEqual(len(self.once()), 28)
+        move = (("20200220T100000", "20200227T100000"), ("20200221T130000", "20200228T130000"))
+        self.edit_calendar(lambda t: t.replace(*move[0]).replace(*move[1]))
+        self.assertEqual(len(self.once()), ATTENDING_S1)
+        con = sqlite3.connect(self.prog.state)
+        con.execute("UPDATE deliveries SET state = 3, next_attempt = 1893456000 "
+                    "WHERE message = 'update' AND email = ?", (ANNA,))
+        con.execute("UPDATE attendance SET invited = 1, sequence = 0, content = 0 "
+                    "WHERE email = ? AND uid = ?", (ANNA, S1))
+        con.commit()
+        con.close()
+        self.edit_calendar(lambda t: t.replace(move[0][1], move[0][0]).replace(move[1][1],
+                                                                               move[1][0]))
+        sent = self.once()
+        self.assertEqual([str(m["To"].addresses[0].addr_spec) for m, _, _ in sent
+                          if str(m["To"].addresses[0].addr_spec) == ANNA], [])
+
+    def test_an_unknown_invite_whose_turn_came_too_late_stays_in_doubt(self):
+        # Sofia's invitation to session 1 had an unknown outcome; its
+        # retry's turn (one a minute) came after the session began, so it
+        # was not sent. Postponed a week, then Sofia cancels: the invite
+        # may be in her calendar, so a cancel goes.
+        self.assertEqual(len(self.once()), 28)
+        self.prog.edit_conf("max-per-minute = 0", "max-per-minute = 1")
+        con = sqlite3.connect(self.prog.state)
+        for who in (ANNA, SOFIA):
+            con.execute("UPDATE deliveries SET state = 2, next_attempt = 0 "
+                        "WHERE message = 'invite' AND email = ? AND target = ?", (who, S1))
+            con.execute("DELETE FROM attendance WHERE email = ? AND uid = ?", (who, S1))
+        con.commit()
+        con.close()
+        self.assertEqual(len(self.once("2020-02-20T09:59:30+01:00")), 1)
+        self.edit_calendar(lambda t: t.replace("20200220T100000", "20200227T100000")
+                           .replace("20200221T130000", "20200228T130000"))
+        self.prog.sql("UPDATE participants SET status = 'cancelled' WHERE email = ?", SOFIA)
+        self.prog.edit_conf("max-per-minute = 1", "max-per-minute = 0")
+        sent = self.once("2020-02-20T10:05:00+01:00")
+        to_sofia = sorted((method, str(ev["UID"])) for m, method, ev in sent
+                          if str(m["To"].addresses[0].addr_spec) == SOFIA)
+        self.assertIn(("CANCEL", S1), to_sofia)
 
 
 class ParticipantChangeTest(ChangesCase):

@@ -428,6 +428,19 @@ class CalendarTruthTest(ManualCase):
         sent = self.once(self.LATEST)
         self.assertEqual([(m.to, m.uid, m.sequence) for m in sent], [(ANNA, S1, 0)])
 
+    def test_a_forced_retry_after_the_session_began_goes(self):
+        # Forced after session 1 began, greylisted; its retry in the next
+        # pass goes, as --force asked, however late its turn comes.
+        self.assertEqual(len(self.once()), INVITES)
+        self.use(self.grey)
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--force",
+                      now=BEGUN, check=0)
+        self.assertEqual([r[1] for r in self.manual_rows()], [3])
+        self.use(self.ok)
+        sent = self.once("2020-02-20T11:10:00+01:00")
+        self.assertEqual([(m.to, m.uid) for m in sent], [(ANNA, S1)])
+        self.assertEqual([r[1] for r in self.manual_rows()], [1])
+
     def test_a_request_by_hand_after_a_cancel_outranks_it(self):
         self.assertEqual(len(self.once()), INVITES)
         self.prog.sql("INSERT INTO absences(email, session_uid) VALUES (?, ?)", ANNA, S1)
