@@ -137,6 +137,18 @@ class SessionChangeTest(ChangesCase):
 
 
 class UnknownOutcomeTest(ChangesCase):
+    def anna_waits(self, message, state):
+        """Anna's `message` as if it met a fault: state 2 (unknown outcome)
+        or 3 (refused with a 4xx), a retry planned; the ledger says her
+        calendar holds session 1 as first invited."""
+        con = sqlite3.connect(self.prog.state)
+        con.execute("UPDATE deliveries SET state = ?, next_attempt = 1893456000 "
+                    "WHERE message = ? AND email = ?", (state, message, ANNA))
+        con.execute("UPDATE attendance SET invited = 1, sequence = 0, content = 0 "
+                    "WHERE email = ? AND uid = ?", (ANNA, S1))
+        con.commit()
+        con.close()
+
     def test_a_cancel_whose_outcome_is_unknown_is_followed_when_the_session_is_back(self):
         # Session 1 cancelled: Anna's CANCEL went, but the connection was
         # lost after the data (its outcome unknown, a retry planned). The
@@ -145,13 +157,7 @@ class UnknownOutcomeTest(ChangesCase):
         self.assertEqual(len(self.once()), 28)
         self.edit_calendar(lambda t: t.replace("STATUS:CONFIRMED", "STATUS:CANCELLED", 1))
         self.assertEqual(len(self.once()), ATTENDING_S1)
-        con = sqlite3.connect(self.prog.state)
-        con.execute("UPDATE deliveries SET state = 2, next_attempt = 1893456000 "
-                    "WHERE message = 'cancel' AND email = ?", (ANNA,))
-        con.execute("UPDATE attendance SET invited = 1, sequence = 0, content = 0 "
-                    "WHERE email = ? AND uid = ?", (ANNA, S1))
-        con.commit()
-        con.close()
+        self.anna_waits("cancel", 2)
         self.edit_calendar(lambda t: t.replace("STATUS:CANCELLED", "STATUS:CONFIRMED", 1))
         sent = self.once()
         anna = [(kind(m), method, int(ev["SEQUENCE"])) for m, method, ev in sent
@@ -159,8 +165,7 @@ class UnknownOutcomeTest(ChangesCase):
         self.assertEqual(anna, [("update", "REQUEST", 2)])
         self.assertEqual(len(sent), ATTENDING_S1)
         again = self.once("2019-11-20T09:00:00+01:00")
-        self.assertEqual([(kind(m), method, str(m["To"]), int(ev["SEQUENCE"])) for m, method, ev in again], [])
-
+        self.assertEqual([(kind(m), str(m["To"])) for m, _, _ in again], [])
 
     def test_an_update_refused_with_a_4xx_and_undone_owes_nothing(self):
         # Anna's update was refused (a 4xx: it did not arrive) and waits
@@ -170,13 +175,7 @@ class UnknownOutcomeTest(ChangesCase):
         move = (("20200220T100000", "20200227T100000"), ("20200221T130000", "20200228T130000"))
         self.edit_calendar(lambda t: t.replace(*move[0]).replace(*move[1]))
         self.assertEqual(len(self.once()), ATTENDING_S1)
-        con = sqlite3.connect(self.prog.state)
-        con.execute("UPDATE deliveries SET state = 3, next_attempt = 1893456000 "
-                    "WHERE message = 'update' AND email = ?", (ANNA,))
-        con.execute("UPDATE attendance SET invited = 1, sequence = 0, content = 0 "
-                    "WHERE email = ? AND uid = ?", (ANNA, S1))
-        con.commit()
-        con.close()
+        self.anna_waits("update", 3)
         self.edit_calendar(lambda t: t.replace(move[0][1], move[0][0]).replace(move[1][1],
                                                                                move[1][0]))
         sent = self.once()
