@@ -94,8 +94,11 @@ static void check_recorded(const char *data, size_t size, const struct inbound *
 		abort();
 	if (in->kind == IN_REPLY)
 		sent_to(st, in->attendee, in->uid, in->sequence);
-	for (size_t i = 0; i < in->n_rcpts; i++)
+	for (size_t i = 0; i < in->n_rcpts; i++) {
 		sent_to(st, in->rcpts[i].email, "s1@example.org", 0);
+		if (in->rcpts[i].original && i % 2)
+			sent_to(st, in->rcpts[i].original, "s1@example.org", 0);
+	}
 	replies_take(st, data, size, NOW, "imap://fuzz/INBOX", 1, 1, noted, NULL, &stats);
 	if (in->kind == IN_REPLY) {
 		enum answer a = replies_answer(st, in->attendee, in->uid);
@@ -107,13 +110,18 @@ static void check_recorded(const char *data, size_t size, const struct inbound *
 		if (want && strcmp(want, in->partstat) != 0)
 			abort();
 	}
-	for (size_t i = 0; i < in->n_rcpts; i++) {
+	/* An address suppressed is one a permanent failure names, as its
+	 * Final-Recipient or (kallad sent to that) its Original-Recipient. */
+	for (size_t i = 0; i < 2 * in->n_rcpts; i++) {
+		const char *addr = i % 2 ? in->rcpts[i / 2].original : in->rcpts[i / 2].email;
 		bool failed = false;
 
-		if (!replies_bounced(st, in->rcpts[i].email))
+		if (!addr || !replies_bounced(st, addr))
 			continue;
 		for (size_t j = 0; j < in->n_rcpts; j++)
-			failed |= strcasecmp(in->rcpts[j].email, in->rcpts[i].email) == 0 &&
+			failed |= (strcasecmp(in->rcpts[j].email, addr) == 0 ||
+				   (in->rcpts[j].original &&
+				    strcasecmp(in->rcpts[j].original, addr) == 0)) &&
 				  strcasecmp(in->rcpts[j].action, "failed") == 0 &&
 				  in->rcpts[j].status[0] == '5';
 		if (!failed)
@@ -140,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!in.rcpts[i].email || !in.rcpts[i].action || !in.rcpts[i].status)
 			abort();
 		lower_or_abort(in.rcpts[i].email);
+		lower_or_abort(in.rcpts[i].original);
 	}
 	if (in.kind == IN_OTHER && !in.why)
 		abort();
