@@ -82,6 +82,13 @@ static void drain_signals(struct daemon *d)
 
 static void on_inotify(struct daemon *d);
 
+/* A change of what the planner reads (registrations, configuration,
+ * calendar or material) that the debounce's reload has not read yet. */
+static bool inputs_pending(const struct daemon *d)
+{
+	return d->changed_reg || d->changed_conf || d->changed_other;
+}
+
 /* Asked by the sender between messages: a SIGTERM ends the run after the
  * message in flight. A change of what the planner reads (the calendar,
  * the registrations, the configuration) ends a pass that has sent for
@@ -91,13 +98,6 @@ static void on_inotify(struct daemon *d);
  * has not sent is planned again from the new inputs at once; a shorter
  * pass ends first (so that inputs written again and again cannot keep
  * every pass from sending). */
-/* A change of what the planner reads (registrations, configuration,
- * calendar or material) that the debounce's reload has not read yet. */
-static bool inputs_pending(const struct daemon *d)
-{
-	return d->changed_reg || d->changed_conf || d->changed_other;
-}
-
 static bool should_stop(void *arg)
 {
 	struct daemon *d = arg;

@@ -11,10 +11,10 @@
 
 enum inbound_kind { IN_OTHER, IN_REPLY, IN_DSN };
 
-/* One recipient of a delivery status notification. */
 /* A calendar part larger than this (bytes, decoded) is no answer read. */
 #define INBOUND_CALENDAR_MAX (1024 * 1024)
 
+/* One recipient of a delivery status notification. */
 struct inbound_rcpt {
 	char *email;      /* Final-Recipient (else Original-Recipient), lower case */
 	char *original;   /* Original-Recipient, lower case, or NULL: the address

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* What a message needs and carries, by its template name (SPEC §2). */
 struct kind {
@@ -544,6 +545,14 @@ done:
 	free(html);
 	free(ics64);
 	return out;
+}
+
+bool message_id_is(const char *id, const char *key)
+{
+	char hash[33];
+
+	hash_hex(key, strlen(key), hash);
+	return strcspn(id, "@") == 32 && strncasecmp(hash, id, 32) == 0;
 }
 
 char *message_id(const struct config *cfg, const char *key)

@@ -58,5 +58,8 @@ enum calpart message_calpart(const char *message, bool has_session,
 
 /* "<hash@domain>" for a delivery key, domain from the organizer address. */
 char *message_id(const struct config *cfg, const char *key);
+/* Whether id (a Message-ID without <>) is the one message_id() makes for
+ * key, whatever the domain. */
+bool message_id_is(const char *id, const char *key);
 
 #endif

@@ -129,6 +129,24 @@ time_t plan_lead_start(const struct config *cfg, time_t event)
 			 tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+time_t plan_event(const struct delivery *d)
+{
+	return d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
+}
+
+const char *plan_late(const struct config *cfg, const struct delivery *d, time_t at)
+{
+	time_t event = plan_event(d);
+
+	if (!event)
+		return NULL;
+	if (at >= event)
+		return "event-passed";
+	if (d->rule && cfg->min_lead > 0 && at > plan_lead_start(cfg, event))
+		return "min-lead";
+	return NULL;
+}
+
 static time_t latest(time_t a, time_t b)
 {
 	return a > b ? a : b;
@@ -220,9 +238,9 @@ static void plan_notice(const struct plan_ctx *ctx, const struct participant *p,
 		d.skip = "bounced";
 	else if (!want && !a.invited)
 		d.skip = "absent";
-	else if (d.due >= s->start)
-		d.skip = "event-passed";
-	else if (notice_held(ctx, p, s, &d))
+	else
+		d.skip = plan_late(ctx->cfg, &d, d.due);
+	if (!d.skip && notice_held(ctx, p, s, &d))
 		d.skip = "held";
 	if (!d.skip && d.message[0] != 'c')
 		h->seq = d.sequence; /* the invite or update goes first */
@@ -374,10 +392,8 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 
 	if (d->owed_since > d->trigger)
 		d->skip = owed_too_late(ctx, a, d->trigger);
-	if (!d->skip && d->due >= event)
-		d->skip = "event-passed";
-	else if (!d->skip && ctx->cfg->min_lead > 0 && d->due > plan_lead_start(ctx->cfg, event))
-		d->skip = "min-lead";
+	if (!d->skip)
+		d->skip = plan_late(ctx->cfg, d, d->due);
 	/* A reminder would show the new time before the update may. */
 	if (!d->skip && a->s && a->held->change_held)
 		d->skip = "held";

@@ -128,5 +128,12 @@ time_t plan_after_quiet(const struct config *cfg, time_t t);
  * (in days, calendar days back at the same local time, as `before`
  * counts). 0 without min-lead. */
 time_t plan_lead_start(const struct config *cfg, time_t event);
+/* What d is about begins: its session's start or its deadline's due (0:
+ * neither). */
+time_t plan_event(const struct delivery *d);
+/* Why d cannot go at `at`: "event-passed" (nothing goes once its session
+ * or deadline began) or, for a rule's message, "min-lead"; NULL if it may.
+ * The planner's judgement, and a paced message's when its turn comes. */
+const char *plan_late(const struct config *cfg, const struct delivery *d, time_t at);
 
 #endif

@@ -355,9 +355,9 @@ bool programme_attendance(const struct config *cfg, struct state *st, const char
 		return false;
 	/* A change undone before its update went (held by changes = hold, or
 	 * the session removed and put back): their calendar shows what the
-	 * session is now, and nothing is owed for it. */
-	/* (Not while a notice to them about it is in doubt, a cancel whose
-	 * outcome is not known: that calendar may hold nothing.) */
+	 * session is now, and nothing is owed for it. Not while a notice to
+	 * them about it is in doubt (a cancel whose outcome is not known:
+	 * that calendar may hold nothing). */
 	if (out->invited && out->content >= 0 && out->content < s->sequence &&
 	    !state_notice_pending(st, email, s->uid) &&
 	    state_session_version(st, s->uid, out->content, &held)) {

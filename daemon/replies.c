@@ -16,13 +16,13 @@
 #include "imap.h"
 #include "inbound.h"
 #include "log.h"
+#include "message.h"
 #include "transport.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const char *const answer_names[] = {
 	[ANS_NONE] = "needs-action", [ANS_ACCEPTED] = "accepted",
@@ -177,24 +177,17 @@ static bool ever_sent(struct state *st, const char *email)
 }
 
 /* Whether id, the Message-ID (without <>) of the message a report returns,
- * is one kallad made for a delivery to email: its Message-IDs are the
- * hash of the delivery's key at the organiser's domain (message_id()). */
+ * is one kallad made for a delivery to email (message_id_is). */
 static bool kallads_message(struct state *st, const char *email, const char *id)
 {
-	sqlite3_stmt *s;
-	char hash[33];
+	sqlite3_stmt *s = prep(st, "SELECT key FROM deliveries WHERE email = ?1 COLLATE NOCASE");
 	bool found = false;
 
-	if (strcspn(id, "@") != 32 || !(s = prep(st, "SELECT key FROM deliveries"
-						   " WHERE email = ?1 COLLATE NOCASE")))
+	if (!s)
 		return false;
 	bind_str(s, 1, email);
-	while (!found && sqlite3_step(s) == SQLITE_ROW) {
-		const char *key = col(s, 0);
-
-		hash_hex(key, strlen(key), hash);
-		found = strncasecmp(hash, id, 32) == 0;
-	}
+	while (!found && sqlite3_step(s) == SQLITE_ROW)
+		found = message_id_is(id, col(s, 0));
 	sqlite3_finalize(s);
 	return found;
 }

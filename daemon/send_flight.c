@@ -123,22 +123,11 @@ static bool must_renew(const struct sender *s, const struct delivery *d)
 }
 
 /* What the planner would say of a message whose turn (max-per-minute, a
- * slow relay) comes at `at`, past its moment: its session or deadline
- * began ("nothing goes after its session started"), or a rule's message
- * would go within min-lead of it. NULL while it may go. A send by hand
- * (and its retry) was judged when asked: --force may send late. */
+ * slow relay) comes at `at` (plan_late). A send by hand (and its retry) was
+ * judged when asked: --force may send late. */
 static const char *too_late(const struct sender *s, const struct flight *f, time_t at)
 {
-	const struct delivery *d = f->d;
-	time_t event = d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
-
-	if (!event || !f->record || f->by_hand)
-		return NULL;
-	if (at >= event)
-		return "event-passed";
-	if (d->rule && s->pg->cfg->min_lead > 0 && at > plan_lead_start(s->pg->cfg, event))
-		return "min-lead";
-	return NULL;
+	return f->record && !f->by_hand ? plan_late(s->pg->cfg, f->d, at) : NULL;
 }
 
 /* Not sent, its turn too late. A rule's message is skipped, as the

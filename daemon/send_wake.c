@@ -92,7 +92,7 @@ static void lower(time_t *wake, time_t t)
 void wake_note(struct sender *s, const struct delivery *d)
 {
 	struct due_entry *e = &s->entry;
-	time_t event = d->session ? d->session->start : d->deadline ? d->deadline->due : 0;
+	time_t event = plan_event(d);
 	time_t at[] = {d->trigger, d->due, event,
 		       event ? plan_lead_start(s->pg->cfg, event) : 0};
 
