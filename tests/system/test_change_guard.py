@@ -30,6 +30,7 @@ from kallad_test import KALLAD, main  # noqa: E402
 from test_daemon import DaemonCase  # noqa: E402
 
 REMINDER_S2 = "2020-02-27T09:00:30+01:00"  # 14 days before session 2, just after 09:00
+LOST = (JOHAN, MARIA, PER)  # rows lost in a re-import (ParticipantGuardTest)
 
 
 def cancels(mails):
@@ -223,6 +224,16 @@ class ParticipantGuardTest(GuardCase):
         for e in emails:
             self.prog.sql("DELETE FROM participants WHERE email = ?", e)
 
+    def lose_three(self):
+        """Everyone invited; then Johan's, Maria's and Per's rows are lost
+        at once (three of ten: a mass removal, held, nothing sent). Their
+        rows, to put back."""
+        self.invite_everyone()
+        rows = self.rows(*LOST)
+        self.delete(*LOST)
+        self.assertEqual(self.once(), [])
+        return rows
+
     def put_back(self, rows):
         for row in rows:
             self.prog.sql(f"INSERT INTO participants VALUES ({', '.join('?' * len(row))})", *row)
@@ -267,32 +278,25 @@ class ParticipantGuardTest(GuardCase):
         self.assert_nothing_held()
 
     def test_release_cancels_the_lost_rows(self):
-        self.invite_everyone()
-        lost = (JOHAN, MARIA, PER)
-        self.delete(*lost)
-        self.assertEqual(self.once(), [])
+        self.lose_three()
         self.prog.run("--release-changes", "--now", NOW, check=0)
         sent = self.new_mail() + self.once()
-        self.assert_cancels(sent, expected_cancels(S1, S2, S3, who=lost))
+        self.assert_cancels(sent, expected_cancels(S1, S2, S3, who=LOST))
         self.assertEqual(self.once(), [])
         self.assert_nothing_held()
 
     def test_rows_partly_back_keep_the_rest_held(self):
         # One of the three lost rows comes back: two gone are no longer
         # more than a fifth, but their removal stays held.
-        self.invite_everyone()
-        lost = (JOHAN, MARIA, PER)
-        rows = self.rows(*lost)
-        self.delete(*lost)
-        self.assertEqual(self.once(), [])
+        rows = self.lose_three()
         self.put_back(rows[:1])
         self.assertEqual(self.held_cancels(),
                          {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3,
-                                                                        who=lost[1:])})
+                                                                        who=LOST[1:])})
         self.assertEqual(self.once(), [])
         self.assert_held(6, removed=2)
         self.prog.run("--release-changes", "--now", NOW, check=0)
-        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=lost[1:]))
+        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=LOST[1:]))
         self.assert_nothing_held()
 
     def test_a_row_back_but_unreadable_stays_held(self):
@@ -300,11 +304,7 @@ class ParticipantGuardTest(GuardCase):
         # (unreadable: gone or not, not known), Maria's comes back
         # whole; then Johan's goes again. Two gone are no mass removal, but
         # both were held and nobody released them: no cancel goes.
-        self.invite_everyone()
-        lost = (JOHAN, MARIA, PER)
-        rows = self.rows(*lost)
-        self.delete(*lost)
-        self.assertEqual(self.once(), [])
+        rows = self.lose_three()
         self.put_back(rows[:2])
         self.prog.sql("UPDATE participants SET name = '' WHERE email = ?", JOHAN)
         self.assertEqual(self.once(), [])
@@ -317,10 +317,7 @@ class ParticipantGuardTest(GuardCase):
     def test_new_registrations_keep_a_held_removal_held(self):
         # Five sign up while three lost rows are held: the limit grows to
         # three of fifteen, but the three stay held; the five are invited.
-        self.invite_everyone()
-        lost = (JOHAN, MARIA, PER)
-        self.delete(*lost)
-        self.assertEqual(self.once(), [])
+        self.lose_three()
         for i in range(5):
             self.prog.sql("INSERT INTO participants(email, name, language, status, "
                           "registered_at, updated_at) VALUES (?, ?, 'sv', 'registered', "
@@ -331,28 +328,23 @@ class ParticipantGuardTest(GuardCase):
                          {("REQUEST", f"ny{i}@example.se") for i in range(5)})
         self.assertEqual(len(sent), 15)
         self.assertEqual(self.held_cancels(),
-                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=lost)})
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=LOST)})
 
     def test_one_sessions_release_lets_no_held_removal_go(self):
         # Rows lost (held) while session 1 moved: releasing session 1's
         # changes sends its update, not cancels of session 1 to the lost.
-        self.invite_everyone()
-        lost = (JOHAN, MARIA, PER)
-        self.delete(*lost)
-        self.assertEqual(self.once(), [])
+        self.lose_three()
         self.prog.run("--release-changes", "--session", S1, "--now", NOW, check=None)
         self.assertEqual(self.new_mail(), [])
         self.assertEqual(self.held_cancels(),
-                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=lost)})
+                         {("cancel", e, u) for e, u in expected_cancels(S1, S2, S3, who=LOST)})
         self.prog.run("--release-changes", "--now", NOW, check=0)
-        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=lost))
+        self.assert_cancels(self.new_mail(), expected_cancels(S1, S2, S3, who=LOST))
 
     def test_after_a_release_one_row_deleted_is_a_cancellation(self):
         # What was held is let go with the release: a later single
         # deletion is a cancellation again, and nothing stays held.
-        self.invite_everyone()
-        self.delete(JOHAN, MARIA, PER)
-        self.assertEqual(self.once(), [])
+        self.lose_three()
         self.prog.run("--release-changes", "--now", NOW, check=0)
         self.new_mail()
         self.delete(ANNA)
