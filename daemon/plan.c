@@ -400,25 +400,34 @@ static bool plan_aim(const struct plan_ctx *ctx, const struct participant *p,
 	return true;
 }
 
-/* Of what one participant would get of one message for one target at one
- * moment (catch-up after downtime, late registration, quiet hours), only
- * the latest trigger goes, whatever rule it comes from: the rest are
- * superseded by it, never by something that does not go. */
+/* Of what one participant would get of one message for one target, a
+ * trigger that goes late (catch-up after downtime, late registration,
+ * quiet hours, a retry) is superseded by a later trigger, from whichever
+ * rule, that goes before half the time the rules put between the two has
+ * passed: at the same moment, or a 14-day reminder caught up minutes
+ * before the 2-day one. Of triggers at the same instant going at the same
+ * moment, the first stands. Only by something that goes: a delivery
+ * skipped supersedes nothing. A trigger that goes on time is never
+ * superseded (the later one is at least the whole gap after it). */
+static bool superseded_by(const struct delivery *a, size_t i, const struct delivery *b, size_t k)
+{
+	if (b->skip || !str_eq(b->message, a->message) || b->session != a->session ||
+	    b->deadline != a->deadline)
+		return false;
+	if (b->trigger == a->trigger)
+		return b->due == a->due && k < i;
+	return b->trigger > a->trigger &&
+	       (double)(b->due - a->due) < (double)(b->trigger - a->trigger) / 2;
+}
+
 static void supersede(struct delivery *ds, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct delivery *a = &ds[i];
-
-		for (size_t k = 0; k < n && !a->skip; k++) {
-			const struct delivery *b = &ds[k];
-
-			if (k == i || b->skip || b->due != a->due || !str_eq(b->message, a->message) ||
-			    b->session != a->session || b->deadline != a->deadline)
-				continue;
-			if (b->trigger > a->trigger || (b->trigger == a->trigger && k < i))
-				a->skip = "superseded";
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < n && !ds[i].skip; k++)
+			if (k != i && superseded_by(&ds[i], i, &ds[k], k)) {
+				ds[i].skip = "superseded";
+				ds[i].superseder_due = ds[k].due;
+			}
 }
 
 struct aims {
@@ -506,7 +515,7 @@ static const struct {
 	{"before-known", "skipped: its rule or target, as they are now, came after the trigger"},
 	{"event-passed", "skipped: it could only go after the event"},
 	{"min-lead", "skipped: it could only go within min-lead of the event"},
-	{"superseded", "skipped: a later reminder goes at the same moment"},
+	{"superseded", "skipped: it would go late, and a later reminder of the same goes at the same moment or soon after"},
 	{"held", "waits: the change notice is held (changes = hold)"},
 };
 

@@ -76,6 +76,7 @@ struct delivery {
 	time_t trigger;                    /* when the rule meant it to go */
 	time_t due;                        /* when it goes: after quiet hours, or now on catch-up */
 	const char *skip;                  /* NULL, or why it will not be sent */
+	time_t superseder_due;             /* superseded: when the one that supersedes it goes */
 	char key[PLAN_KEY_MAX];            /* message|email|uid|rule|offset|sequence */
 	/* A rule's delivery is an obligation: what it hangs on, as
 	 * message|email|target|rule|offset@time (target "first" for a rule
@@ -95,8 +96,9 @@ typedef void (*plan_fn)(const struct delivery *d, void *arg);
  * included (their due time is in the future): callers filter by due <= now.
  *
  * A rule's delivery is sent only if it was owed at or before its trigger
- * (see plan.c); among the deliveries of one message to one participant
- * for one target due at the same moment, only the latest trigger goes.
+ * (see plan.c); of the deliveries of one message to one participant for
+ * one target, one that goes late is superseded by a later trigger that
+ * goes at the same moment or soon after (supersede() in plan.c).
  * Skip reasons: bounced, absent, session-cancelled, declined, answered,
  * no-material (not owed: shown by --plan --all, never recorded, so they go
  * once that changes), late-registration, before-known,

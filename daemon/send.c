@@ -545,8 +545,11 @@ static void on_delivery(const struct delivery *d, void *arg)
 		 * these is final. */
 		if (!d->rule || !d->oid[0] || d->trigger > s->now || strcmp(d->skip, "held") == 0)
 			return;
-		/* Superseded only once the one that supersedes it goes. */
-		if (d->due > s->now && strcmp(d->skip, "superseded") == 0)
+		/* Superseded only once the one that supersedes it goes: until
+		 * then it is judged again each pass (if that one stops being
+		 * owed, this one goes after all). */
+		if (strcmp(d->skip, "superseded") == 0 &&
+		    (d->due > s->now || d->superseder_due > s->now))
 			return;
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);

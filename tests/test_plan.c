@@ -428,8 +428,12 @@ static void test_min_lead_and_quiet(void **state UNUSED)
 	run(w, now);
 	/* 08:00 local: outside quiet hours. */
 	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 0), utc(2020, 2, 20, 7, 0));
-	/* 04:00 local is quiet: deferred to 07:00. */
-	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 1), utc(2020, 2, 20, 6, 0));
+	/* 04:00 local is quiet: deferred to 07:00, one hour before the 2h
+	 * reminder where the rules put four: superseded by it, once it goes. */
+	const struct delivery *six = must(w, "session-reminder", "a@x.se", "s1@x", 1);
+	assert_int_equal(six->due, utc(2020, 2, 20, 6, 0));
+	assert_string_equal(six->skip, "superseded");
+	assert_int_equal(six->superseder_due, utc(2020, 2, 20, 7, 0));
 	/* 22:00 the evening before: deferred across midnight to 07:00, where
 	 * the 6h reminder (a later trigger) goes too: only that one goes. */
 	const struct delivery *d = NULL;
@@ -443,7 +447,8 @@ static void test_min_lead_and_quiet(void **state UNUSED)
 	w->cfg.min_lead = 6 * 3600;
 	run(w, now);
 	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "min-lead");
-	/* Deferred to 07:00, three hours before: inside min-lead too. */
+	/* Deferred to 07:00, three hours before: inside min-lead too (the 2h
+	 * reminder, skipped, supersedes nothing). */
 	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 1)->skip, "min-lead");
 	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 2), utc(2020, 2, 19, 9, 0));
 	free(w);
@@ -503,6 +508,24 @@ static void test_known_and_catch_up(void **state UNUSED)
 	run(w, now);
 	assert_string_equal(must(w, "session-reminder", "a@x.se", "past@x", 1)->skip,
 			    "event-passed");
+	w->known = utc(2020, 2, 10, 0, 0);
+
+	/* Stopped over the 14d trigger (6 Feb 09:00 local) and back on 18 Feb
+	 * at 08:55, five minutes before the 2d one: the 14d one would go late
+	 * and twelve days closer to the next than the rule put it: superseded. */
+	w->known = utc(2020, 1, 1, 0, 0);
+	run(w, utc(2020, 2, 18, 7, 55));
+	d = must(w, "session-reminder", "a@x.se", "s1@x", 0);
+	assert_string_equal(d->skip, "superseded");
+	assert_int_equal(d->superseder_due, utc(2020, 2, 18, 8, 0));
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 1), utc(2020, 2, 18, 8, 0));
+	/* Back on 11 Feb, seven days before the 2d one (more than half of the
+	 * twelve): the 14d one is caught up now. */
+	run(w, utc(2020, 2, 11, 12, 0));
+	assert_due(must(w, "session-reminder", "a@x.se", "s1@x", 0), utc(2020, 2, 11, 12, 0));
+	/* Back on 13 Feb, five days before: superseded. */
+	run(w, utc(2020, 2, 13, 12, 0));
+	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "superseded");
 	w->known = utc(2020, 2, 10, 0, 0);
 
 	/* What the ledger holds is not planned again. */
