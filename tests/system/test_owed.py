@@ -192,6 +192,33 @@ class Case1CatchUpAcrossRules(OwedCase):
         self.assertEqual(self.once("2020-02-19T10:05:00+01:00"), [])
 
 
+class CatchUpJustBeforeTheNext(OwedCase):
+    def test_a_reminder_caught_up_minutes_before_the_next_is_superseded(self):
+        """Stopped over the 14-day reminder, back at 08:55 on the day of
+        the 2-day one: the 14-day one does not go five minutes before it;
+        it is recorded superseded when the 2-day one goes. Back with more
+        than half the twelve days to go, it is caught up."""
+        self.assertEqual(len(self.once(NOV20)), 28)  # SESSION_RULE: 14d, 2d
+        # (The material, 14 days before, is caught up: another message.)
+        self.assertEqual(self.what(self.once("2020-02-18T08:55:00+01:00"), "session-reminder",
+                                   S1), [])
+        self.assertPlanHas(["skipped:superseded", "session-reminder", ANNA, S1,
+                            "session-reminders"])
+        sent = self.once("2020-02-18T09:00:00+01:00")
+        reminders = self.what(sent, "session-reminder", S1)
+        self.assertEqual(len(reminders), ATTENDING_S1, reminders)
+        self.assertEqual({(rule, off) for _, _, rule, off in reminders},
+                         {("session-reminders", "2d")})
+        self.assertEqual(self.once("2020-02-18T10:00:00+01:00"), [])
+
+    def test_a_reminder_caught_up_with_days_to_the_next_goes(self):
+        self.assertEqual(len(self.once(NOV20)), 28)
+        sent = self.once("2020-02-11T12:00:00+01:00")
+        reminders = self.what(sent, "session-reminder", S1)
+        self.assertEqual(len(reminders), ATTENDING_S1, reminders)
+        self.assertEqual({off for _, _, _, off in reminders}, {"14d"})
+
+
 class Case2LateRegistration(OwedCase):
     def setUp(self):
         super().setUp()
