@@ -2,6 +2,7 @@
  * kallad.conf (SPEC §1.1, §2): declared where first given, each key checked
  * as it arrives; a drop-in may redefine a rule's keys. */
 #include "config_internal.h"
+#include "tz.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -231,7 +232,6 @@ void deadline_declare(struct loader *ld, const char *name, int line)
 static bool parse_due(const char *v, struct cfg_deadline *d)
 {
 	int y, mo, day, h = 0, mi = 0, n = 0;
-	struct tm tm;
 
 	if (sscanf(v, "%4d-%2d-%2d%n", &y, &mo, &day, &n) != 3 || n != 10)
 		return false;
@@ -242,10 +242,7 @@ static bool parse_due(const char *v, struct cfg_deadline *d)
 		    k != 5 || v[n + 1 + k] != '\0' || h > 23 || mi > 59 || h < 0 || mi < 0)
 			return false;
 	}
-	/* A real date: 2020-02-30 does not come back as itself. */
-	tm = (struct tm){.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = day, .tm_hour = 12};
-	if (mo < 1 || mo > 12 || day < 1 || timegm(&tm) == (time_t)-1 || tm.tm_mday != day ||
-	    tm.tm_mon != mo - 1)
+	if (!tz_date_exists(y, mo, day))
 		return false;
 	d->year = y;
 	d->month = mo;

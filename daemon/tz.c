@@ -125,6 +125,16 @@ static bool exact_head(const char *s, int *y, int *mo, int *d, int *h, int *mi)
 	return *y >= 0 && *mo >= 0 && *d >= 0 && *h >= 0 && *mi >= 0;
 }
 
+bool tz_date_exists(int year, int month, int day)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	if (month < 1 || month > 12 || day < 1)
+		return false;
+	return day <= days[month - 1] + (month == 2 && leap);
+}
+
 bool tz_parse_rfc3339(const char *s, time_t *out)
 {
 	int y, mo, d, h, mi, sec = 0, n = 0, oh, om;
@@ -144,7 +154,7 @@ bool tz_parse_rfc3339(const char *s, time_t *out)
 			for (p++; *p >= '0' && *p <= '9'; p++)
 				;
 	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+	if (!tz_date_exists(y, mo, d) || h > 23 || mi > 59 || sec > 60)
 		return false;
 	if (*p == '\0') {
 		*out = tz_mktime(y, mo, d, h, mi, sec);

@@ -21,6 +21,9 @@ const char *tz_name(void);
 #define TZ_RANGE_TEXT "1970-2200"
 bool tz_in_range(time_t t);
 
+/* Whether year-month-day (month 1-12) is a day of the calendar:
+ * 2020-02-29 is, 2019-02-29 and 2020-04-31 are not. */
+bool tz_date_exists(int year, int month, int day);
 /* Local wall clock (month 1-12) to an instant. In a spring-forward gap the
  * time is moved forward by the gap; in a fall-back overlap the earlier
  * instant is taken (RFC 5545 §3.3.5). Day may be out of range (normalised). */
@@ -34,7 +37,8 @@ void tz_local(time_t t, struct tm *out);
 void tz_rfc3339(time_t t, char *buf, size_t len);
 /* Parses RFC 3339 ("2020-02-06T09:00:00+01:00", "...Z", fraction ignored);
  * a time without an offset is read in the programme zone. False as well
- * for a time outside TZ_RANGE_TEXT. */
+ * for a day that does not exist (2020-02-31) and a time outside
+ * TZ_RANGE_TEXT. */
 bool tz_parse_rfc3339(const char *s, time_t *out);
 /* Minutes since local midnight of t. */
 int tz_minute_of_day(time_t t);

@@ -70,6 +70,16 @@ static void test_range(void **state)
 	assert_false(tz_parse_rfc3339("1969-12-31T23:59:59Z", &t));
 	assert_false(tz_parse_rfc3339("9999-12-31T23:59:59+14:00", &t));
 	assert_false(tz_parse_rfc3339("2300-01-01T00:00:00", &t));
+	/* Days the calendar does not have are not normalised into March. */
+	assert_false(tz_parse_rfc3339("2020-02-31T08:00", &t));
+	assert_false(tz_parse_rfc3339("2019-02-29T08:00:00+01:00", &t));
+	assert_false(tz_parse_rfc3339("2020-04-31 08:00", &t));
+	assert_true(tz_parse_rfc3339("2020-02-29T08:00", &t));
+	assert_true(tz_parse_rfc3339("2000-02-29T08:00Z", &t));
+	assert_false(tz_parse_rfc3339("2100-02-29T08:00Z", &t));
+	assert_true(tz_date_exists(2020, 12, 31));
+	assert_false(tz_date_exists(2020, 13, 1));
+	assert_false(tz_date_exists(2020, 1, 0));
 	assert_true(tz_in_range(0));
 	assert_false(tz_in_range(-1));
 	assert_false(tz_in_range(TZ_END));
