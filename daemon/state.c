@@ -174,9 +174,13 @@ const char *const query_sql[Q_N] = {
 		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
 		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
 		    "     OR kallad_pid_gone(deliveries.owner_pid)))",
-	/* A send's outcome (leaving CLAIMED) counts as an attempt. */
+	/* A send's outcome (leaving CLAIMED) counts as an attempt. A retry
+	 * of one whose outcome is unknown that meets a 4xx stays unknown: the
+	 * refusal says nothing of the first attempt, which may have arrived. */
 	[Q_MARK] = "UPDATE deliveries SET attempts = attempts +"
-		   " (state = 0 AND ?2 IN (1, 2, 3, 4)), state = ?2, detail = ?3,"
+		   " (state = 0 AND ?2 IN (1, 2, 3, 4)),"
+		   " state = CASE WHEN ?2 = 3 AND state = 0 AND prior = 2 THEN 2 ELSE ?2 END,"
+		   " detail = ?3,"
 		   " next_attempt = ?4, updated = ?5, owner_pid = NULL, waits_relay = NULL"
 		   " WHERE key = ?1",
 	/* Claimed, never attempted: back to the queue without counting. */

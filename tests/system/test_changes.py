@@ -11,7 +11,7 @@ import sys
 import icalendar
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KalladCase, check_messages, main, parse  # noqa: E402
+from kallad_test import AioServer, KalladCase, check_messages, main, parse  # noqa: E402
 
 NOW = "2019-11-20T08:00:00+01:00"
 S1 = "styra-leda-2020-1@example.org"
@@ -181,6 +181,41 @@ class UnknownOutcomeTest(ChangesCase):
         sent = self.once()
         self.assertEqual([str(m["To"].addresses[0].addr_spec) for m, _, _ in sent
                           if str(m["To"].addresses[0].addr_spec) == ANNA], [])
+
+    def test_an_unknown_update_refused_on_its_retry_stays_in_doubt(self):
+        # Anna's update met a lost connection after the data (it may have
+        # arrived); its retry, through a real server, is refused with a
+        # 4xx. The 4xx says nothing of the first attempt: her calendar is
+        # still in doubt, and when the move is undone an update puts the
+        # session back in it.
+        self.assertEqual(len(self.once()), 28)
+        move = (("20200220T100000", "20200227T100000"), ("20200221T130000", "20200228T130000"))
+        self.edit_calendar(lambda t: t.replace(*move[0]).replace(*move[1]))
+        self.assertEqual(len(self.once()), ATTENDING_S1)
+        self.anna_waits("update", 2)
+        con = sqlite3.connect(self.prog.state)
+        con.execute("UPDATE deliveries SET next_attempt = 0 WHERE message = 'update' AND email = ?",
+                    (ANNA,))
+        con.commit()
+        con.close()
+        grey = AioServer(self.tmpdir, args=("--rcpt-reply", f"{ANNA}=451 4.7.1 try later"))
+        self.addCleanup(grey.stop)
+        self.prog.edit_conf(f"127.0.0.1:{self.s.port}", f"127.0.0.1:{grey.port}")
+        self.prog.run("--once", "--now", "2019-11-20T08:30:00+01:00")
+        self.assertIn(f"rcpt 451 {ANNA}", grey.events())
+        con = sqlite3.connect(self.prog.state)
+        state, = con.execute("SELECT state FROM deliveries WHERE message = 'update' AND email = ?",
+                             (ANNA,)).fetchone()
+        con.close()
+        self.assertEqual(state, 2)  # still unknown: the first attempt may have arrived
+        self.prog.edit_conf(f"127.0.0.1:{grey.port}", f"127.0.0.1:{self.s.port}")
+        self.edit_calendar(lambda t: t.replace(move[0][1], move[0][0]).replace(move[1][1],
+                                                                               move[1][0]))
+        sent = self.once("2019-11-20T09:00:00+01:00")
+        anna = [(kind(m), method, str(ev["DTSTART"].dt)) for m, method, ev in sent
+                if str(m["To"].addresses[0].addr_spec) == ANNA]
+        self.assertEqual([(k, m) for k, m, _ in anna], [("update", "REQUEST")], anna)
+        self.assertIn("2020-02-20 10:00", anna[0][2])
 
     def test_an_unknown_invite_whose_turn_came_too_late_stays_in_doubt(self):
         # Sofia's invitation to session 1 had an unknown outcome; its
