@@ -408,7 +408,7 @@ static char *calendar_base64(const struct config *cfg, const struct message_req 
 		.session = req->session,
 		.sequence = req->sequence,
 		.organizer_name = cfg->organizer_name,
-		.organizer_email = cfg->organizer_email,
+		.organizer_email = req->organizer ? req->organizer : cfg->organizer_email,
 		.attendee_name = req->p->name,
 		.attendee_email = req->p->email,
 		.now = req->now,
@@ -450,7 +450,8 @@ static bool check_req(const struct config *cfg, const struct templates *tpl,
 		errlist_add(errs, "%s: message %s needs a deadline", what, req->message);
 		return false;
 	}
-	if (k.cal != CAL_NONE && str_caseeq(req->p->email, cfg->organizer_email)) {
+	if (k.cal != CAL_NONE && (str_caseeq(req->p->email, cfg->organizer_email) ||
+				  str_caseeq(req->p->email, req->organizer))) {
 		errlist_add(errs, "%s: the recipient is the organizer (INTEROP I11)", what);
 		return false;
 	}

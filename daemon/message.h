@@ -21,6 +21,7 @@ struct message_req {
 					    had it (state_session_previous), or NULL */
 	int sequence;                    /* SEQUENCE for the calendar part */
 	const char *key;                 /* delivery key: the Message-ID derives from it */
+	const char *organizer;           /* ORGANIZER's address; NULL: [organizer] email */
 	time_t now;                      /* Date: and DTSTAMP */
 	struct message_cache *cache;     /* NULL, or what earlier messages of
 					    this pass made (message_cache_new) */

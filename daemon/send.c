@@ -17,6 +17,20 @@
 
 static void tick(void *arg);
 
+/* The calendars keep the ORGANIZER they were sent with (INTEROP I9). */
+static void pin_organizer(struct sender *s)
+{
+	const char *configured = s->pg->cfg->organizer_email;
+
+	free(s->organizer);
+	s->organizer = state_calendar_organizer(s->st, configured);
+	if (!str_caseeq(s->organizer, configured))
+		log_warn("[organizer] email is %s, but this programme's calendars went out with "
+			 "ORGANIZER %s: they keep it (a calendar ignores updates and cancels from "
+			 "another organizer), and replies to invitations still go there",
+			 configured, s->organizer);
+}
+
 struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr)
 {
 	struct sender *s = xcalloc(1, sizeof(*s));
@@ -25,6 +39,7 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->st = st;
 	s->tr = tr;
 	s->bo = backoff_new(pg->cfg, st);
+	pin_organizer(s);
 	if (tr)
 		transport_set_tick(tr, tick, s);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
@@ -41,6 +56,7 @@ void send_free(struct sender *s)
 	dueindex_free(s->ix);
 	message_cache_free(s->msg_cache);
 	free(s->held_why);
+	free(s->organizer);
 	backoff_free(s->bo);
 	free(s);
 }
@@ -52,6 +68,7 @@ void send_set_programme(struct sender *s, struct programme *pg)
 	s->msg_cache = NULL;
 	wake_invalidate(s);
 	backoff_set_config(s->bo, pg->cfg);
+	pin_organizer(s);
 }
 
 void send_set_transport(struct sender *s, struct transport *tr)
@@ -747,7 +764,7 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 {
 	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
 				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
-				  .now = s->now};
+				  .organizer = s->organizer, .now = s->now};
 	/* An update names what the participant's calendar held before. */
 	struct session before;
 	bool has_before = str_eq(d->message, "update") && d->session &&

@@ -61,6 +61,7 @@ struct sender {
 	bool discard;     /* --discard-changes */
 	struct backoff *bo; /* spacing, and the relay's suspension (backoff.h) */
 	char *held_why;   /* "not attempted: ..." while the relay is suspended */
+	char *organizer;  /* ORGANIZER of the calendars (state_calendar_organizer) */
 	unsigned seed;
 
 	/* per run */

@@ -293,6 +293,8 @@ const char *const query_sql[Q_N] = {
 	[Q_LEGACY] = "SELECT 1 FROM legacy_known LIMIT 1",
 	[Q_OWED_COUNT] = "SELECT count(*) FROM owed WHERE email = ?1",
 	[Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	/* Anything that left, or may have: claimed, sent, unknown, refused. */
+	[Q_ANY_SENT] = "SELECT 1 FROM deliveries WHERE state IN (0, 1, 2, 3, 4) LIMIT 1",
 	[Q_OWED_FORGET] = "DELETE FROM owed WHERE email = ?1",
 	/* Once per participant gone from the registrations: prepared once. */
 	[Q_HOLDS_SESSIONS] = "SELECT 1 FROM attendance WHERE email = ?1 AND invited = 1 LIMIT 1",

@@ -171,6 +171,12 @@ const char *state_name(enum dstate s);
  * from). state_meta_get returns a copy the caller frees, or NULL. */
 char *state_meta_get(struct state *st, const char *key);
 void state_meta_put(struct state *st, const char *key, const char *value);
+/* The address calendars carry as ORGANIZER: the same in every message for
+ * a UID (INTEROP I9; Google and Apple ignore an update or cancel from
+ * another organizer). The configured one, recorded, until anything was
+ * sent; after that the one recorded then, whatever [organizer] email
+ * says now. The caller frees it. */
+char *state_calendar_organizer(struct state *st, const char *configured);
 /* The last known copy of a participant kallad invited: what a cancel
  * after their row was deleted greets them with, and (status included)
  * what a row that turns unusable keeps. The copy's strings are the

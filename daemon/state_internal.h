@@ -58,6 +58,7 @@ enum query {
 	Q_WAS_INVITED,
 	Q_META_GET,
 	Q_META_PUT,
+	Q_ANY_SENT,
 	Q_PSEEN_GET,
 	Q_PSEEN_PUT,
 	Q_UNLINK,

@@ -482,6 +482,17 @@ void state_meta_put(struct state *st, const char *key, const char *value)
 	st_run(st, s, "recording what kallad last read");
 }
 
+char *state_calendar_organizer(struct state *st, const char *configured)
+{
+	char *kept = state_meta_get(st, "calendar-organizer");
+
+	if (kept && !str_caseeq(kept, configured) && st_one_row(st, Q_ANY_SENT, NULL, NULL))
+		return kept;
+	free(kept);
+	state_meta_put(st, "calendar-organizer", configured);
+	return xstrdup(configured);
+}
+
 void state_participant_store(struct state *st, const struct participant *p, time_t now)
 {
 	sqlite3_stmt *s = st_query(st, Q_PSEEN_PUT);

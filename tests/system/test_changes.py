@@ -242,6 +242,42 @@ class UnknownOutcomeTest(ChangesCase):
         self.assertIn(("CANCEL", S1), to_sofia)
 
 
+class OrganizerChangeTest(ChangesCase):
+    NEW = "email    = karin.ny@example.org"
+    OLD = "email    = lena.lindgren@example.org"
+
+    def organizers(self, sent):
+        return {str(ev["ORGANIZER"]) for _, _, ev in sent}
+
+    def test_calendars_keep_the_organizer_they_went_with(self):
+        # A new programme leader mid-programme: updates and cancels of the
+        # calendars already sent keep ORGANIZER (INTEROP I9), with a warning.
+        self.assertEqual(self.organizers(self.once()), {"mailto:lena.lindgren@example.org"})
+        self.prog.edit_conf(self.OLD, self.NEW)
+        self.edit_calendar(lambda t: t.replace("20200220T100000", "20200220T130000"))
+        p = self.prog.run("--once", "--now", "2019-11-21T08:00:00+01:00", check=0)
+        self.assertIn("[organizer] email is karin.ny@example.org, but this programme's "
+                      "calendars went out with ORGANIZER lena.lindgren@example.org", p.stderr)
+        sent = [event(raw) for raw in self.new_messages()]
+        self.assertEqual(len(sent), ATTENDING_S1)
+        self.assertEqual(self.organizers(sent), {"mailto:lena.lindgren@example.org"})
+
+    def test_before_anything_went_the_organizer_may_change(self):
+        # A pass that sent nothing (nobody registered yet): the organizer
+        # it recorded is not yet in anybody's calendar.
+        self.prog.sql("CREATE TABLE later AS SELECT * FROM participants")
+        self.prog.sql("DELETE FROM participants")
+        self.prog.run("--once", "--now", NOW, check=0)
+        self.assertEqual(self.new_messages(), [])
+        self.prog.sql("INSERT INTO participants SELECT * FROM later")
+        self.prog.edit_conf(self.OLD, self.NEW)
+        self.prog.run("--once", "--now", NOW, check=0)
+        # (The suite's checker knows the example's organizer only.)
+        sent = [event(open(f, "rb").read()) for f in self.s.files()]
+        self.assertEqual(len(sent), 28)
+        self.assertEqual(self.organizers(sent), {"mailto:karin.ny@example.org"})
+
+
 class ParticipantChangeTest(ChangesCase):
     def test_participant_cancels(self):
         self.once()
