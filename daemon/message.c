@@ -388,7 +388,7 @@ static void headers(struct strbuf *sb, const struct config *cfg, const struct me
 	sb_add(sb, c ? cache_reply_to_line(c, cfg) : (reply = message_reply_to_line(cfg)));
 	mime_header_text(sb, "Subject", subject);
 	sb_add(sb, c ? cache_date_line(c, req->now) : (date = message_date_line(req->now)));
-	id = message_id(cfg, req->key);
+	id = message_id(cfg, req->key, req->id_salt);
 	sb_addf(sb, "Message-ID: %s\r\n", id);
 	free(id);
 	sb_add(sb, "MIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
@@ -548,21 +548,36 @@ done:
 	return out;
 }
 
-bool message_id_is(const char *id, const char *key)
+/* The hash of salt|key, or of key alone without a salt (programmes whose
+ * ledger began before salts: their Message-IDs stay as they were). */
+static void id_hash(const char *key, const char *salt, char hash[33])
+{
+	char *salted;
+
+	if (!salt || !*salt) {
+		hash_hex(key ? key : "", key ? strlen(key) : 0, hash);
+		return;
+	}
+	salted = xasprintf("%s|%s", salt, key ? key : "");
+	hash_hex(salted, strlen(salted), hash);
+	free(salted);
+}
+
+bool message_id_is(const char *id, const char *key, const char *salt)
 {
 	char hash[33];
 
-	hash_hex(key, strlen(key), hash);
+	id_hash(key, salt, hash);
 	return strcspn(id, "@") == 32 && strncasecmp(hash, id, 32) == 0;
 }
 
-char *message_id(const struct config *cfg, const char *key)
+char *message_id(const struct config *cfg, const char *key, const char *salt)
 {
 	const char *at = cfg->organizer_email ? strrchr(cfg->organizer_email, '@') : NULL;
 	struct strbuf dom;
 	char hash[33], *id;
 
-	hash_hex(key ? key : "", key ? strlen(key) : 0, hash);
+	id_hash(key, salt, hash);
 	sb_init(&dom);
 	for (const char *p = at ? at + 1 : ""; *p; p++)
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||

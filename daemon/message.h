@@ -22,6 +22,7 @@ struct message_req {
 	int sequence;                    /* SEQUENCE for the calendar part */
 	const char *key;                 /* delivery key: the Message-ID derives from it */
 	const char *organizer;           /* ORGANIZER's address; NULL: [organizer] email */
+	const char *id_salt;             /* the programme's salt of Message-IDs, or NULL */
 	time_t now;                      /* Date: and DTSTAMP */
 	struct message_cache *cache;     /* NULL, or what earlier messages of
 					    this pass made (message_cache_new) */
@@ -57,10 +58,13 @@ enum calpart { CAL_NONE, CAL_REQUEST, CAL_CANCEL };
 enum calpart message_calpart(const char *message, bool has_session,
 			     const struct participant *p);
 
-/* "<hash@domain>" for a delivery key, domain from the organizer address. */
-char *message_id(const struct config *cfg, const char *key);
+/* "<hash@domain>" for a delivery key and the programme's salt
+ * (state_message_id_salt: NULL or "" for none), domain from the organizer
+ * address: the same for every attempt of one delivery, different for the
+ * same key in another programme. */
+char *message_id(const struct config *cfg, const char *key, const char *salt);
 /* Whether id (a Message-ID without <>) is the one message_id() makes for
- * key, whatever the domain. */
-bool message_id_is(const char *id, const char *key);
+ * key and salt, whatever the domain. */
+bool message_id_is(const char *id, const char *key, const char *salt);
 
 #endif

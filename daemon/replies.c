@@ -181,14 +181,16 @@ static bool ever_sent(struct state *st, const char *email)
 static bool kallads_message(struct state *st, const char *email, const char *id)
 {
 	sqlite3_stmt *s = prep(st, "SELECT key FROM deliveries WHERE email = ?1 COLLATE NOCASE");
+	char *salt = state_message_id_salt(st);
 	bool found = false;
 
-	if (!s)
-		return false;
-	bind_str(s, 1, email);
-	while (!found && sqlite3_step(s) == SQLITE_ROW)
-		found = message_id_is(id, col(s, 0));
-	sqlite3_finalize(s);
+	if (s) {
+		bind_str(s, 1, email);
+		while (!found && sqlite3_step(s) == SQLITE_ROW)
+			found = message_id_is(id, col(s, 0), salt);
+		sqlite3_finalize(s);
+	}
+	free(salt);
 	return found;
 }
 

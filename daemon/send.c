@@ -40,6 +40,7 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->tr = tr;
 	s->bo = backoff_new(pg->cfg, st);
 	pin_organizer(s);
+	s->id_salt = state_message_id_salt(st);
 	if (tr)
 		transport_set_tick(tr, tick, s);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
@@ -57,6 +58,7 @@ void send_free(struct sender *s)
 	message_cache_free(s->msg_cache);
 	free(s->held_why);
 	free(s->organizer);
+	free(s->id_salt);
 	backoff_free(s->bo);
 	free(s);
 }
@@ -764,7 +766,7 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 {
 	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
 				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
-				  .organizer = s->organizer, .now = s->now};
+				  .organizer = s->organizer, .id_salt = s->id_salt, .now = s->now};
 	/* An update names what the participant's calendar held before. */
 	struct session before;
 	bool has_before = str_eq(d->message, "update") && d->session &&

@@ -62,6 +62,7 @@ struct sender {
 	struct backoff *bo; /* spacing, and the relay's suspension (backoff.h) */
 	char *held_why;   /* "not attempted: ..." while the relay is suspended */
 	char *organizer;  /* ORGANIZER of the calendars (state_calendar_organizer) */
+	char *id_salt;    /* the Message-IDs' salt (state_message_id_salt) */
 	unsigned seed;
 
 	/* per run */

@@ -304,6 +304,8 @@ const char *const query_sql[Q_N] = {
 	[Q_TX_COMMIT] = "COMMIT",
 	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	/* Only if none is there: the first of two processes wins. */
+	[Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO NOTHING",
 	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at, status"
 			" FROM participants_seen WHERE email = ?1",
 	[Q_PSEEN_PUT] = "INSERT INTO participants_seen(email, status, updated_at, name, language,"

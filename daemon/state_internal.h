@@ -59,6 +59,7 @@ enum query {
 	Q_META_GET,
 	Q_META_PUT,
 	Q_ANY_SENT,
+	Q_META_ADD,
 	Q_PSEEN_GET,
 	Q_PSEEN_PUT,
 	Q_UNLINK,

@@ -220,6 +220,16 @@ def private_ca(tmp, san="IP:127.0.0.1", ca=None):
     return ca_pem, p("srv.pem"), p("srv.key")
 
 
+def message_hash(key):
+    """daemon/util.c hash_hex: two FNV-1a 64 passes, forwards and back."""
+    data, mask = key.encode(), (1 << 64) - 1
+    a, b = 0xcbf29ce484222325, 0x84222325cbf29ce4
+    for i in range(len(data)):
+        a = ((a ^ data[i]) * 0x100000001b3) & mask
+        b = ((b ^ data[len(data) - 1 - i]) * 0x100000001b3) & mask
+    return f"{a:016x}{b:016x}"
+
+
 class KalladCase(unittest.TestCase):
     def setUp(self):
         self.tmpdir = tempfile.mkdtemp(prefix="kallad-test-")

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KalladCase, check_messages, main, parse  # noqa: E402
+from kallad_test import KalladCase, Programme, check_messages, main, message_hash, parse  # noqa: E402
 
 BEFORE_DEADLINE = "2019-11-20T08:00:00+01:00"
 S1 = "styra-leda-2020-1@example.org"
@@ -139,6 +139,51 @@ class PlanTest(KalladCase):
     def test_plan_writes_nothing(self):
         self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0)
         self.assertFalse(os.path.exists(self.prog.state))
+
+
+class MessageIdTest(KalladCase):
+    NOW = "2019-11-20T08:00:00+01:00"
+
+    def ids(self, prog, paths):
+        out = {}
+        for p in paths:
+            m = parse(p)
+            out[str(m["Message-ID"])] = m
+        return out
+
+    def test_two_programmes_never_share_a_message_id(self):
+        # The same session UIDs, rules and organizer domain (a programme
+        # copied from another): the same delivery keys. Gmail drops a
+        # message whose Message-ID it has already seen, so each programme
+        # salts its own.
+        other = Programme(os.path.join(self.tmpdir, "other"))
+        self.prog.run("--once", "--now", self.NOW, check=0)
+        other.run("--once", "--now", self.NOW, check=0)
+        a = set(self.ids(self.prog, self.prog.outbox_messages()))
+        b = set(self.ids(other, other.outbox_messages()))
+        self.assertEqual(len(a), 28)
+        self.assertEqual(len(b), 28)
+        self.assertEqual(a & b, set())
+
+    def test_a_ledger_from_before_salts_keeps_its_message_ids(self):
+        # Sent before this version (no salt recorded): what it sends from
+        # now on, repeats of what may have gone among it, keeps the
+        # unsalted Message-IDs.
+        self.prog.run("--once", "--now", self.NOW, check=0)
+        con = sqlite3.connect(self.prog.state)
+        con.execute("DELETE FROM meta WHERE key = 'message-id-salt'")
+        con.commit()
+        con.close()
+        before = set(self.prog.outbox_messages())
+        self.prog.run("--once", "--now", "2020-02-06T09:00:00+01:00", check=0)
+        later = self.ids(self.prog, set(self.prog.outbox_messages()) - before)
+        self.assertGreater(len(later), 0)
+        con = sqlite3.connect(self.prog.state)
+        keys = [k for k, in con.execute("SELECT key FROM deliveries WHERE state = 1 "
+                                        "AND message != 'invite'")]
+        con.close()
+        self.assertEqual({i.split("@")[0].lstrip("<") for i in later},
+                         {message_hash(k) for k in keys})
 
 
 class SendTest(KalladCase):

@@ -20,8 +20,9 @@ import subprocess
 import tempfile
 import time
 
-from kallad_test import KALLAD, SOURCE, KalladCase, free_port, main, wait_port
+from kallad_test import KALLAD, SOURCE, KalladCase, free_port, main, message_hash, wait_port
 from test_daemon import Notify
+
 
 DOVECOT = "/usr/sbin/dovecot"
 FIXTURES = os.path.join(SOURCE, "tests", "fixtures", "replies")
@@ -48,7 +49,8 @@ class Dovecot:
     (copied where that user can read them), STARTTLS on port and implicit
     TLS on imaps_port."""
 
-    def __init__(self, tls=None):
+    def __init__(self, tls=None, state=None):
+        self.state = state  # kallad's state database: deliver() salts Message-IDs by it
         self.dir = tempfile.mkdtemp(prefix="kallad-dovecot-")
         os.chmod(self.dir, 0o755)
         self.maildir = os.path.join(self.dir, "maildir")
@@ -132,13 +134,30 @@ service anvil {{
             for n in [top] + [os.path.join(top, x) for x in dirs + files]:
                 os.chown(n, self.uid, self.gid)
 
+    def salted(self, raw):
+        """The fixture with each Message-ID kallad would make for a key of
+        the ledger without a salt (as the fixtures were written) made with
+        this programme's salt (state meta message-id-salt), as kallad sent it."""
+        if not self.state or not os.path.exists(self.state):
+            return raw
+        con = sqlite3.connect(self.state)
+        salt = con.execute("SELECT value FROM meta WHERE key = 'message-id-salt'").fetchone()
+        keys = [k for k, in con.execute("SELECT key FROM deliveries")]
+        con.close()
+        if not salt or not salt[0]:
+            return raw
+        for k in keys:
+            raw = raw.replace(message_hash(k).encode(), message_hash(f"{salt[0]}|{k}").encode())
+        return raw
+
     def deliver(self, *names):
         """Puts fixtures (or files by absolute path) into new/ as a delivery
-        agent would (tmp, then rename)."""
+        agent would (tmp, then rename), their Message-IDs salted."""
         for n in names:
             stamp = f"{time.time():.6f}".replace(".", ".M") + f"P{os.getpid()}"
             tmp = os.path.join(self.maildir, "tmp", f"{stamp}.{os.path.basename(n)}")
-            shutil.copy(os.path.join(FIXTURES, n), tmp)
+            with open(os.path.join(FIXTURES, n), "rb") as f, open(tmp, "wb") as out:
+                out.write(self.salted(f.read()))
             os.rename(tmp, os.path.join(self.maildir, "new", os.path.basename(tmp)))
             time.sleep(0.01)
         self.chown()
@@ -181,7 +200,7 @@ def lines(out):
 class RepliesCase(KalladCase):
     def setUp(self):
         super().setUp()
-        self.imap = Dovecot()
+        self.imap = Dovecot(state=self.prog.state)
         self.addCleanup(self.imap.stop)
         self.pw = os.path.join(self.tmpdir, "imap-password")
         with open(self.pw, "w", encoding="utf-8") as f:

@@ -30,7 +30,7 @@ class TlsCase(KalladCase):
         self.prog.run("--once", "--now", INVITES_AT, check=0)
 
     def dovecot(self, tls):
-        d = Dovecot(tls=tls)
+        d = Dovecot(tls=tls, state=self.prog.state)
         self.addCleanup(d.stop)
         return d
 
