@@ -405,7 +405,10 @@ static int run_preview(const struct cli *c)
 		return 1;
 	}
 	send_manual_begin(r.snd, &m, clock_now(), &(struct send_stats){0});
-	if ((why = send_manual_delivery(r.snd, &m, &p, &d)))
+	/* Refused as --send-now would refuse it: by what it is, then by what
+	 * the ledger holds. */
+	if ((why = send_manual_delivery(r.snd, &m, &p, &d)) ||
+	    send_manual_verdict(r.snd, &m, &d, &why) != MV_SEND)
 		fprintf(stderr, "kallad: --send-now %s to %s would be refused: %s\n", c->message,
 			p.email, why);
 	else

@@ -181,7 +181,9 @@ static bool ever_sent(struct state *st, const char *email)
 static bool kallads_message(struct state *st, const char *email, const char *id)
 {
 	sqlite3_stmt *s = prep(st, "SELECT key FROM deliveries WHERE email = ?1 COLLATE NOCASE");
-	char *salt = state_message_id_salt(st);
+	/* Kept since the first send; none (as before salts) if nothing
+	 * went, when no report can be about a message of kallad's. */
+	char *salt = state_meta_get(st, "message-id-salt");
 	bool found = false;
 
 	if (s) {

@@ -31,6 +31,17 @@ static void pin_organizer(struct sender *s)
 			 configured, s->organizer);
 }
 
+/* The programme's salt of Message-IDs (state_message_id_salt). */
+static char *message_salt(const struct config *cfg, struct state *st)
+{
+	char *identity = xasprintf("%s|%s", cfg->name ? cfg->name : "",
+				   cfg->organizer_email ? cfg->organizer_email : "");
+	char *salt = state_message_id_salt(st, identity);
+
+	free(identity);
+	return salt;
+}
+
 struct sender *send_new(struct programme *pg, struct state *st, struct transport *tr)
 {
 	struct sender *s = xcalloc(1, sizeof(*s));
@@ -40,7 +51,7 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->tr = tr;
 	s->bo = backoff_new(pg->cfg, st);
 	pin_organizer(s);
-	s->id_salt = state_message_id_salt(st);
+	s->id_salt = message_salt(pg->cfg, st);
 	if (tr)
 		transport_set_tick(tr, tick, s);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);

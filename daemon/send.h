@@ -118,6 +118,14 @@ bool send_manual_end(struct sender *s);
  * force). */
 const char *send_manual_delivery(struct sender *s, const struct manual *m,
 				 const struct participant *p, struct delivery *d);
+/* What the real send of d (send_manual_delivery's) would meet in the
+ * ledger now, as --dry-run and --preview tell it: MV_SEND; MV_TAKEN, its
+ * SEQUENCE already went to the participant (or is going); MV_SENT, the key
+ * was sent; MV_REFUSED, it failed, was given up or is being sent. *why
+ * says it in words (static). */
+enum manual_verdict { MV_SEND, MV_TAKEN, MV_SENT, MV_REFUSED };
+enum manual_verdict send_manual_verdict(struct sender *s, const struct manual *m,
+					const struct delivery *d, const char **why);
 /* The message for d, byte for byte as it is sent (Date: from now). */
 char *send_build_message(struct sender *s, const struct delivery *d, size_t *len,
 			 struct errlist *errs);

@@ -262,6 +262,24 @@ static const char *ledger_says(struct sender *s, const char *key)
 	return what;
 }
 
+enum manual_verdict send_manual_verdict(struct sender *s, const struct manual *m,
+					const struct delivery *d, const char **why)
+{
+	const char *what;
+
+	*why = NULL;
+	if (manual_transition_taken(s, d, m->force)) {
+		*why = "their calendar already got (or is getting) this SEQUENCE of the session "
+		       "(--force sends it all the same)";
+		return MV_TAKEN;
+	}
+	what = ledger_says(s, d->key);
+	if (!what || strcmp(what, "is waiting for a retry") == 0)
+		return MV_SEND;
+	*why = what;
+	return strcmp(what, "was already sent") == 0 ? MV_SENT : MV_REFUSED;
+}
+
 /* Refused, previewed (--dry-run) or sent to --test-to at once; a real
  * send is queued, to be claimed with the rest of its batch. */
 static bool manual_one(struct sender *s, const struct manual *m, const struct participant *p)
@@ -275,19 +293,12 @@ static bool manual_one(struct sender *s, const struct manual *m, const struct pa
 	}
 	if (m->dry_run) {
 		/* What the real run would do, from the same ledger. */
-		if (manual_transition_taken(s, &d, m->force)) {
-			printf("would refuse %s to %s\n", m->message, p->email);
-			return false;
-		}
-		what = ledger_says(s, d.key);
-		if (what && strcmp(what, "is waiting for a retry") != 0) {
-			printf("%s %s to %s\n", strcmp(what, "was already sent") == 0 ? "already sent"
+		enum manual_verdict v = send_manual_verdict(s, m, &d, &what);
+
+		printf("%s %s to %s\n", v == MV_SEND ? "would send" : v == MV_SENT ? "already sent"
 										: "would refuse",
-			       m->message, p->email);
-			return false;
-		}
-		printf("would send %s to %s\n", m->message, p->email);
-		return true;
+		       m->message, p->email);
+		return v == MV_SEND;
 	}
 	if (m->test_to) {
 		deliver(s, &d, m->test_to, false);

@@ -171,11 +171,14 @@ const char *state_name(enum dstate s);
  * from). state_meta_get returns a copy the caller frees, or NULL. */
 char *state_meta_get(struct state *st, const char *key);
 void state_meta_put(struct state *st, const char *key, const char *value);
-/* The programme's salt of Message-IDs (message_id): random, made once
- * and kept, so that two programmes never give one Message-ID to different
- * messages (Gmail drops the second); "" for a ledger that sent before
- * salts existed, and when read-only without one. The caller frees it. */
-char *state_message_id_salt(struct state *st);
+/* The programme's salt of Message-IDs (message_id), so that two
+ * programmes never give one Message-ID to different messages (Gmail drops
+ * the second): made once from this machine (its machine-id), the state
+ * file's path and identity (the programme's name and organizer), and kept,
+ * whatever changes later; "" for a ledger that sent before salts existed.
+ * Read-only, one not kept yet is worked out the same way. The caller
+ * frees it. */
+char *state_message_id_salt(struct state *st, const char *identity);
 /* The address calendars carry as ORGANIZER: the same in every message for
  * a UID (INTEROP I9; Google and Apple ignore an update or cancel from
  * another organizer). The configured one, recorded, until anything was

@@ -9,8 +9,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/random.h>
 #include <string.h>
+#include <unistd.h>
 
 time_t state_known_since(struct state *st, const char *kind, const char *id, time_t now)
 {
@@ -484,31 +484,39 @@ void state_meta_put(struct state *st, const char *key, const char *value)
 	st_run(st, s, "recording what kallad last read");
 }
 
-char *state_message_id_salt(struct state *st)
+char *state_message_id_salt(struct state *st, const char *identity)
 {
-	char *salt = state_meta_get(st, "message-id-salt");
-	unsigned char r[16];
-	char hex[33];
+	char *salt = state_meta_get(st, "message-id-salt"), *machine, *seed;
+	char hex[33], host[256] = "";
+	size_t n;
 	sqlite3_stmt *s;
 
-	if (salt || st->readonly)
-		return salt ? salt : xstrdup("");
+	if (salt)
+		return salt;
 	/* A ledger that sent without one keeps none: its repeats and the
 	 * bounces it reads must meet the Message-IDs that went. */
-	if (st_one_row(st, Q_ANY_SENT, NULL, NULL))
+	if (st_one_row(st, Q_ANY_SENT, NULL, NULL)) {
 		hex[0] = '\0';
-	else if (getrandom(r, sizeof(r), 0) == (ssize_t)sizeof(r))
-		for (size_t i = 0; i < sizeof(r); i++)
-			snprintf(hex + 2 * i, 3, "%02x", r[i]);
-	else
-		return xstrdup(""); /* no randomness now: none this time, asked again */
-	if ((s = st_query(st, Q_META_ADD))) {
+	} else {
+		/* This machine, this ledger, this programme: what a --preview
+		 * that cannot write works out too, before the first send. */
+		if (!(machine = read_file("/etc/machine-id", &n))) {
+			gethostname(host, sizeof(host) - 1);
+			machine = xstrdup(host);
+		}
+		seed = xasprintf("%s|%s|%s", machine, st->path, identity ? identity : "");
+		hash_hex(seed, strlen(seed), hex);
+		free(seed);
+		free(machine);
+	}
+	if (!st->readonly && (s = st_query(st, Q_META_ADD))) {
 		bind_text(s, 1, "message-id-salt");
 		bind_text(s, 2, hex);
 		st_run(st, s, "recording the programme's Message-ID salt");
+		if ((salt = state_meta_get(st, "message-id-salt")))
+			return salt;
 	}
-	salt = state_meta_get(st, "message-id-salt");
-	return salt ? salt : xstrdup("");
+	return xstrdup(hex);
 }
 
 char *state_calendar_organizer(struct state *st, const char *configured)

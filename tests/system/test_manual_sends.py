@@ -247,6 +247,22 @@ class PreviewTest(ManualCase):
         self.assertEqual(sent.start, "2020-02-27T10:00:00+01:00")
         self.assert_same_bytes(preview, sent)
 
+    def test_preview_refuses_what_send_now_refuses_by_the_ledger(self):
+        # The session moved and its update (SEQUENCE 1) went: an invite by
+        # hand would carry SEQUENCE 1 again, and --send-now refuses it;
+        # so does its preview, and both say so; a key already sent too.
+        self.assertEqual(len(self.once()), INVITES)
+        self.write_calendar(moved(self.original, S1, "20200220", "20200227"))
+        self.assertEqual(len(self.once()), len(ATTENDING[S1]))
+        for message, session in (("invite", S1), ("invite", S2)):
+            p = self.prog.run("--preview", message, "--to", ANNA, "--session", session,
+                              "--now", NOW)
+            s = self.send_now(message, "--session", session, "--to", ANNA)
+            self.assertEqual((p.returncode, s.returncode), (1, 1), p.stderr + s.stderr)
+            self.assertIn(f"--send-now {message} to {ANNA} would be refused: ", p.stderr)
+            self.assertEqual(p.stdout, "")
+        self.assertEqual(self.new_mail(), [])
+
     def test_update_of_an_unchanged_session_needs_force(self):
         self.assertEqual(len(self.once()), INVITES)
         p = self.send_now("update", "--session", S1, "--to", ANNA)
