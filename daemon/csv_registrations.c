@@ -1,21 +1,14 @@
 /* csv_registrations.c: registrations from a spreadsheet (SPEC §6 Inputs):
  * `registrations = FILE.csv`, with absences and attachments as CSV files
- * too, read whole into memory with libcsv (Debian's libcsv-dev).
- *
- * What spreadsheets write is taken as it comes: UTF-8 with or without a
- * byte order mark, or Windows-1252 (Excel in Sweden), converted with
- * iconv; `,` or `;` between fields, whichever the header row uses; quoted
- * fields with separators, quotes and line breaks inside; CRLF or LF. The
- * header row names the columns: the shipped schema's names, or others
- * mapped with `[registrations] columns = E-post:email, Namn:name`. A row
- * is named by the line of the file it starts on (blank lines and line
- * breaks inside quotes counted), as an editor shows it. */
+ * too, each read whole into memory (csv_table.c). The header row names
+ * the columns: the shipped schema's names, or others mapped with
+ * `[registrations] columns = E-post:email, Namn:name`. A row is named by
+ * the line of the file it starts on, as an editor shows it. */
 #include "registrations.h"
 
+#include "csv_table.h"
 #include "reg_row.h"
 
-#include <csv.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,199 +18,6 @@ bool reg_is_csv(const char *path)
 	size_t n = path ? strlen(path) : 0;
 
 	return n > 4 && strcasecmp(path + n - 4, ".csv") == 0;
-}
-
-/* One record: its fields as read (NUL-terminated, len without it). */
-struct record {
-	char **v;
-	size_t *len;
-	size_t n;
-	long row; /* the line of the file it starts on */
-};
-
-struct table {
-	const char *path;
-	struct record *rec;
-	size_t n, cap;
-	struct record cur;
-	long line;  /* the line being parsed, from 1 */
-	long start; /* the line the record being parsed starts on; 0 between records */
-};
-
-static void on_field(void *data, size_t len, void *arg)
-{
-	struct table *t = arg;
-	struct record *r = &t->cur;
-
-	r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
-	r->len = xrealloc(r->len, (r->n + 1) * sizeof(*r->len));
-	r->v[r->n] = xstrndup(data ? data : "", len);
-	r->len[r->n++] = len;
-}
-
-static void on_record(int c, void *arg)
-{
-	struct table *t = arg;
-
-	(void)c;
-	/* A line of spaces alone, if the parser takes it as a record. */
-	t->cur.row = t->start ? t->start : t->line;
-	t->start = 0;
-	t->rec = xgrow(t->rec, &t->cap, t->n, sizeof(*t->rec));
-	t->rec[t->n++] = t->cur;
-	t->cur = (struct record){0};
-}
-
-static void record_free(struct record *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		free(r->v[i]);
-	free(r->v);
-	free(r->len);
-}
-
-static void table_free(struct table *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		record_free(&t->rec[i]);
-	free(t->rec);
-	record_free(&t->cur);
-}
-
-/* Valid UTF-8 multi-byte sequences and bytes that are none: a UTF-8 file
- * with a stray Latin-1 name has many more of the first. */
-static void utf8_census(const unsigned char *s, size_t len, size_t *good, size_t *bad)
-{
-	*good = *bad = 0;
-	for (size_t i = 0; i < len;) {
-		size_t n = s[i] < 0x80 ? 1 : (s[i] & 0xE0) == 0xC0 ? 2 : (s[i] & 0xF0) == 0xE0 ? 3
-		       : (s[i] & 0xF8) == 0xF0 ? 4 : 0;
-		bool ok = n > 0 && i + n <= len;
-
-		for (size_t k = 1; ok && k < n; k++)
-			ok = (s[i + k] & 0xC0) == 0x80;
-		if (n == 1) {
-			i++;
-		} else if (ok) {
-			(*good)++;
-			i += n;
-		} else {
-			(*bad)++;
-			i++;
-		}
-	}
-}
-
-/* The file as UTF-8 (caller frees), BOM removed. */
-static char *decode(const char *path, char *text, size_t *len, struct errlist *warnings)
-{
-	size_t good, bad, n = *len;
-	char *body = text, *out;
-
-	if (n >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
-		body += 3;
-		n -= 3;
-	}
-	utf8_census((const unsigned char *)body, n, &good, &bad);
-	/* Mostly UTF-8: a stray byte is the field's problem (reg_row). */
-	if (bad == 0 || good > bad) {
-		out = xstrndup(body, n);
-		*len = n;
-		return out;
-	}
-	out = reg_row_from_1252(body, n);
-	if (!out) {
-		errlist_add(warnings, "%s: neither UTF-8 nor Windows-1252; read as it is", path);
-		out = xstrndup(body, n);
-		*len = n;
-		return out;
-	}
-	*len = strlen(out);
-	return out;
-}
-
-/* ';' when the header row has more of them than ',' (outside quotes). */
-static unsigned char separator(const char *text, size_t len)
-{
-	size_t commas = 0, semis = 0;
-	bool quoted = false;
-
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '"')
-			quoted = !quoted;
-		else if (!quoted && (text[i] == '\n' || text[i] == '\r'))
-			break;
-		else if (!quoted && text[i] == ',')
-			commas++;
-		else if (!quoted && text[i] == ';')
-			semis++;
-	}
-	return semis > commas ? ';' : ',';
-}
-
-/* The end of the line that starts at text[i]: past its LF, CRLF or lone CR. */
-static size_t line_end(const char *text, size_t len, size_t i)
-{
-	while (i < len && text[i] != '\n' && text[i] != '\r')
-		i++;
-	if (i < len && text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
-		i++;
-	return i < len ? i + 1 : len;
-}
-
-/* Feeds the parser a line at a time, so that each record knows the line
- * it starts on: the first line after the last record with anything but
- * spaces on it (the parser skips blank lines without a word). False (t->line
- * the line) on a parse error. */
-static bool parse_lines(struct csv_parser *p, const char *text, size_t len, struct table *t)
-{
-	for (size_t i = 0, end; i < len; i = end) {
-		end = line_end(text, len, i);
-		t->line++;
-		if (!t->start && strspn(text + i, " \t\r\n") < end - i)
-			t->start = t->line;
-		if (csv_parse(p, text + i, end - i, on_field, on_record, t) != end - i)
-			return false;
-	}
-	return true;
-}
-
-/* Reads path into t; false with a line in errs if it cannot be read. */
-static bool read_table(const char *path, struct table *t, struct errlist *warnings,
-		       struct errlist *errs)
-{
-	struct csv_parser p;
-	size_t len;
-	char *raw = read_file(path, &len), *text;
-	bool ok = true;
-
-	*t = (struct table){.path = path};
-	if (!raw) {
-		errlist_add(errs, "%s: cannot read: %s", path, strerror(errno));
-		return false;
-	}
-	text = decode(path, raw, &len, warnings);
-	free(raw);
-	if (csv_init(&p, CSV_APPEND_NULL) != 0) {
-		errlist_add(errs, "%s: cannot start the CSV parser", path);
-		free(text);
-		return false;
-	}
-	csv_set_delim(&p, separator(text, len));
-	ok = parse_lines(&p, text, len, t);
-	if (ok && csv_fini(&p, on_field, on_record, t) != 0) {
-		t->line = t->start ? t->start : t->line; /* where the open quote's record began */
-		ok = false;
-	}
-	if (!ok)
-		errlist_add(errs, "%s: line %ld: %s", path, t->line, csv_strerror(csv_error(&p)));
-	csv_free(&p);
-	free(text);
-	if (ok && t->n == 0) {
-		errlist_add(errs, "%s: empty: no header row", path);
-		ok = false;
-	}
-	return ok;
 }
 
 /* --- columns --- */
@@ -250,10 +50,10 @@ static char *header_column(const struct config *cfg, const char *header)
 
 /* Maps names[i] to its index in the header row (-1: absent); false with
  * a line in errs naming the required columns missing. */
-static bool map_header(const struct config *cfg, const struct table *t, const char *const *names,
+static bool map_header(const struct config *cfg, const struct csv_table *t, const char *const *names,
 		       size_t n, size_t required, int *idx, struct errlist *errs)
 {
-	const struct record *h = &t->rec[0];
+	const struct csv_record *h = &t->rec[0];
 	struct strbuf missing;
 	bool ok;
 
@@ -280,7 +80,7 @@ static bool map_header(const struct config *cfg, const struct table *t, const ch
 	return ok;
 }
 
-static struct reg_field field_at(const struct record *r, int idx)
+static struct reg_field field_at(const struct csv_record *r, int idx)
 {
 	struct reg_field f = {RF_NULL, NULL, 0, 0};
 	const char *v;
@@ -291,14 +91,6 @@ static struct reg_field field_at(const struct record *r, int idx)
 	if (v[strspn(v, " \t")] == '\0' && strlen(v) == r->len[idx])
 		return f; /* an empty cell */
 	return (struct reg_field){RF_TEXT, v, r->len[idx], 0};
-}
-
-static bool record_blank(const struct record *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i][strspn(r->v[i], " \t\r\n")] != '\0')
-			return false;
-	return true;
 }
 
 /* --- messages, in row order --- */
@@ -375,16 +167,16 @@ static int indexed_cmp(const void *a, const void *b)
 static bool load_participants(const struct config *cfg, struct registrations *reg,
 			      struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
-	struct table t;
+	struct csv_table t;
 	int idx[PC_N];
 	struct indexed *all = NULL;
 	size_t n = 0, cap = 0;
 
-	if (!read_table(cfg->registrations, &t, warnings, errs))
+	if (!csv_table_read(cfg->registrations, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, reg_participant_columns, PC_N,
 			1u << PC_EMAIL | 1u << PC_NAME | 1u << PC_STATUS, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
@@ -392,7 +184,7 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
 
-		if (record_blank(&t.rec[r]))
+		if (csv_record_blank(&t.rec[r]))
 			continue;
 		for (int i = 0; i < PC_N; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
@@ -408,7 +200,7 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	if (n)
 		qsort(all, n, sizeof(*all), indexed_cmp);
 	reg->participants = xcalloc(n ? n : 1, sizeof(*reg->participants));
@@ -471,14 +263,14 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 			  struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
 	static const char *const names[] = {"email", "session_uid"};
-	struct table t;
+	struct csv_table t;
 	int idx[2];
 	size_t cap = 0;
 
-	if (!read_table(cfg->csv_absences, &t, warnings, errs))
+	if (!csv_table_read(cfg->csv_absences, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, names, 2, 3, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
@@ -486,7 +278,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
 		struct absence a = {reg_row_text(&fe), reg_row_text(&fs)};
 
-		if (record_blank(&t.rec[r])) {
+		if (csv_record_blank(&t.rec[r])) {
 		} else if (!known(reg, a.email, &rc)) {
 			reg->n_skipped_rows++;
 		} else if (!clean_text(a.session_uid)) {
@@ -500,7 +292,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 		free(a.email);
 		free(a.session_uid);
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	if (reg->n_absences)
 		qsort(reg->absences, reg->n_absences, sizeof(*reg->absences), absence_cmp);
 	return true;
@@ -510,14 +302,14 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 			     struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
 	static const char *const names[] = {"email", "message", "path"};
-	struct table t;
+	struct csv_table t;
 	int idx[3];
 	size_t cap = 0;
 
-	if (!read_table(cfg->csv_attachments, &t, warnings, errs))
+	if (!csv_table_read(cfg->csv_attachments, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, names, 3, 7, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
@@ -528,7 +320,7 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 		for (int i = 0; i < 3; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
 		a = (struct attachment){reg_row_text(&f[0]), reg_row_text(&f[1]), reg_row_text(&f[2])};
-		if (record_blank(&t.rec[r])) {
+		if (csv_record_blank(&t.rec[r])) {
 		} else if (!reg_valid_email(a.email)) {
 			warn_row(&rc, a.email, "invalid e-mail address");
 			reg->n_skipped_rows++;
@@ -547,7 +339,7 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 		free(a.message);
 		free(a.path);
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	return true;
 }
 
