@@ -93,6 +93,16 @@ static struct reg_field field_at(const struct csv_record *r, int idx)
 	return (struct reg_field){RF_TEXT, v, r->len[idx], 0};
 }
 
+/* An address cell as the address it holds (reg_row_address), over
+ * *owned, which the caller frees. */
+static struct reg_field address_at(const struct csv_record *r, int idx, char **owned)
+{
+	struct reg_field f = field_at(r, idx);
+
+	*owned = reg_row_address(&f);
+	return *owned ? (struct reg_field){RF_TEXT, *owned, strlen(*owned), 0} : f;
+}
+
 /* --- messages, in row order --- */
 
 struct rowmsgs {
@@ -183,20 +193,23 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		struct reg_field f[PC_N];
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
+		char *address;
+		bool ok;
 
 		if (csv_record_blank(&t.rec[r]))
 			continue;
 		for (int i = 0; i < PC_N; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		if (!reg_row_participant(f, reg->default_language, warn_row, &rc, &p)) {
-			char *email = reg_row_text(&f[PC_EMAIL]);
-
+		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address);
+		ok = reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
+		if (!ok) {
 			reg->n_skipped_participants++;
 			reg->n_skipped_rows++;
-			reg_note_unreadable(reg, email);
-			free(email);
-			continue;
+			reg_note_unreadable(reg, address);
 		}
+		free(address);
+		if (!ok)
+			continue;
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
 	}
@@ -276,7 +289,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 	for (size_t r = 1; r < t.n; r++) {
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
-		struct absence a = {reg_row_text(&fe), reg_row_text(&fs)};
+		struct absence a = {reg_row_address(&fe), reg_row_text(&fs)};
 
 		if (csv_record_blank(&t.rec[r])) {
 		} else if (!known(reg, a.email, &rc)) {
@@ -319,7 +332,8 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 		for (int i = 0; i < 3; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		a = (struct attachment){reg_row_text(&f[0]), reg_row_text(&f[1]), reg_row_text(&f[2])};
+		a = (struct attachment){reg_row_address(&f[0]), reg_row_text(&f[1]),
+					reg_row_text(&f[2])};
 		if (csv_record_blank(&t.rec[r])) {
 		} else if (!reg_valid_email(a.email)) {
 			warn_row(&rc, a.email, "invalid e-mail address");

@@ -172,6 +172,61 @@ char *reg_row_text(const struct reg_field *f)
 	return copy;
 }
 
+/* White space as Unicode has it (and the invisible spaces that paste
+ * along with addresses: zero-width, word joiner, BOM), in UTF-8. */
+static const char *const unicode_spaces[] = {
+	"\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe1\xa0\x8e", "\xe2\x80\x80",
+	"\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85",
+	"\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a",
+	"\xe2\x80\x8b", "\xe2\x80\x8c", "\xe2\x80\x8d", "\xe2\x80\xa8", "\xe2\x80\xa9",
+	"\xe2\x80\xaf", "\xe2\x81\x9f", "\xe2\x81\xa0", "\xe3\x80\x80", "\xef\xbb\xbf",
+};
+
+/* The length of the space that s[0, n) starts (at_end: ends) with, 0 if none. */
+static size_t space_at(const char *s, size_t n, bool at_end)
+{
+	if (n && isspace((unsigned char)s[at_end ? n - 1 : 0]))
+		return 1;
+	for (size_t i = 0; i < ARRAY_SIZE(unicode_spaces); i++) {
+		size_t k = strlen(unicode_spaces[i]);
+
+		if (k <= n && memcmp(at_end ? s + n - k : s, unicode_spaces[i], k) == 0)
+			return k;
+	}
+	return 0;
+}
+
+/* s[*from, *to) without the spaces around it. */
+static void trim_spaces(const char *s, size_t *from, size_t *to)
+{
+	size_t k;
+
+	while ((k = space_at(s + *from, *to - *from, false)))
+		*from += k;
+	while ((k = space_at(s + *from, *to - *from, true)))
+		*to -= k;
+}
+
+char *reg_row_address(const struct reg_field *f)
+{
+	char *text = reg_row_text(f), *out, *lt;
+	size_t from = 0, to;
+
+	if (!text)
+		return NULL;
+	to = strlen(text);
+	trim_spaces(text, &from, &to);
+	/* "Person Sex <p06@x.se>", as Outlook copies a recipient. */
+	if (to > from && text[to - 1] == '>' && (lt = memrchr(text + from, '<', to - from))) {
+		from = (size_t)(lt - text) + 1;
+		to--;
+		trim_spaces(text, &from, &to);
+	}
+	out = xstrndup(text + from, to - from);
+	free(text);
+	return out;
+}
+
 char *reg_row_language_tag(const char *s)
 {
 	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");

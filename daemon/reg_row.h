@@ -41,6 +41,12 @@ bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, re
 /* The field's text as a new string with the spaces around it removed;
  * NULL for NULL; "" for text with an embedded NUL. */
 char *reg_row_text(const struct reg_field *f);
+/* The address in a cell as people paste it (caller frees; NULL for NULL,
+ * "" for text with an embedded NUL): white space around it trimmed,
+ * Unicode's too (a no-break space copied from Outlook, a zero-width
+ * space), and of "Display Name <address>" the address. Not checked:
+ * reg_valid_email says whether it is one. */
+char *reg_row_address(const struct reg_field *f);
 /* A short printable form of a value for messages (caller frees). */
 char *reg_row_show(const char *s);
 /* Valid UTF-8, control characters allowed (they are cleaned where used). */

@@ -295,6 +295,50 @@ static void test_keep_last_good(void **state UNUSED)
 	free(path);
 }
 
+/* Addresses as people paste them: Unicode spaces around them (a no-break
+ * space from Outlook), "Display Name <address>"; absences and attachments
+ * alike. */
+static void test_addresses(void **state UNUSED)
+{
+	char *path = WRITE("pasted.csv",
+			   "email;name;status\n"
+			   "a@example.se\xc2\xa0;A;registered\n"
+			   "Person Sex <b@example.se>;B;registered\n"
+			   "\"\"\"Lind, C\"\" \xe2\x80\xaf< c@example.se >\";C;registered\n"
+			   "\xe2\x80\x8b\xe3\x80\x80" "d@example.se\t\xef\xbb\xbf;D;registered\n"
+			   "e@exa mple.se;E;registered\n"
+			   "<>;F;registered\n");
+	char *abs = WRITE("pasted-absences.csv", "email,session_uid\n"
+						 "A <a@example.se>,s1\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+
+	cfg.csv_absences = abs;
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 4);
+	for (const char *e = "a", *all = "abcd"; *e; e = ++all) {
+		char addr[16];
+		struct participant p;
+
+		snprintf(addr, sizeof(addr), "%c@example.se", *e);
+		assert_true(reg_find(reg, addr, &p));
+		assert_string_equal(p.email, addr);
+		reg_participant_clear(&p);
+	}
+	assert_true(has_entry(&warn, "pasted.csv: line 6 (e@exa mple.se)", "invalid e-mail address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 7 ()", "invalid e-mail address"));
+	assert_true(reg_is_absent(reg, "a@example.se", "s1"));
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+	free(abs);
+}
+
 static void test_from_1252(void **state UNUSED)
 {
 	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7);
@@ -313,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_line_numbers),
 		cmocka_unit_test(test_keep_last_good),
+		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_from_1252),
 	};
 
