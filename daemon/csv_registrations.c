@@ -9,6 +9,7 @@
 #include "csv_table.h"
 #include "reg_row.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -203,9 +204,12 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address);
 		ok = reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
 		if (!ok) {
+			char where[32];
+
+			snprintf(where, sizeof(where), "line %ld", rc.row);
 			reg->n_skipped_participants++;
 			reg->n_skipped_rows++;
-			reg_note_unreadable(reg, address);
+			reg_note_unreadable(reg, address, where);
 		}
 		free(address);
 		if (!ok)

@@ -59,10 +59,11 @@ char *reg_row_language_tag(const char *s);
 /* Optional text fields: invalid UTF-8 is dropped with a warning. */
 char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, const char *email);
 
-/* Lists the address of an unusable participant row (if it is one) in
- * reg->unreadable; reg_unreadable_done sorts the list once all rows are
+/* Lists the address of an unusable participant row in reg->unreadable,
+ * or, when email is no address, where the row is (`where`, "line 7") in
+ * reg->unaddressed; reg_unreadable_done sorts the list once all rows are
  * read (registrations.c). */
-void reg_note_unreadable(struct registrations *reg, const char *email);
+void reg_note_unreadable(struct registrations *reg, const char *email, const char *where);
 void reg_unreadable_done(struct registrations *reg);
 
 #endif

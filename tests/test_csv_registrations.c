@@ -331,6 +331,10 @@ static void test_addresses(void **state UNUSED)
 	}
 	assert_true(has_entry(&warn, "pasted.csv: line 6 (e@exa mple.se)", "invalid e-mail address"));
 	assert_true(has_entry(&warn, "pasted.csv: line 7 ()", "invalid e-mail address"));
+	/* Rows that may be anyone's: programme_each_removed waits for them. */
+	assert_int_equal(reg->n_unaddressed, 2);
+	assert_string_equal(reg->unaddressed[0], "line 6");
+	assert_string_equal(reg->unaddressed[1], "line 7");
 	assert_true(reg_is_absent(reg, "a@example.se", "s1"));
 	reg_free(reg);
 	errlist_free(&warn);

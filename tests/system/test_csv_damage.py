@@ -82,6 +82,36 @@ class AddressTest(CsvCase):
         self.assertNotIn("invalid e-mail address", p.stderr)
         self.assertTrue({"p05@x.se", "p06@x.se", "p07@x.se"} <= self.reminded(plan), p.stdout)
 
+    def test_unreadable_address_keeps_removals_waiting(self):
+        self.invite_all()
+        lines = people()
+        lines[5] = person(5, address="p05(at)x.se")
+        del lines[9]  # p09 leaves for real
+        self.write(lines)
+        p, plan = self.plan()
+        # Line 6 may be anyone missing: nobody is gone while it is unread.
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 6 (p05(at)x.se): invalid e-mail address", p.stderr)
+        self.assertRegex(p.stderr, r"deltagare\.csv: line 6: no address kallad can read: the "
+                         r"2 participants missing from the file \(p05@x\.se, p09@x\.se\) are not "
+                         r"taken for gone until it can be read \(their cancels wait\)")
+        self.prog.run("--once", "--now", AFTER, check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 30)
+        # Fixed, the one who left is cancelled, as a deleted row is.
+        lines[5] = person(5)
+        self.write(lines)
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [("p09@x.se", s) for s in SESSIONS], p.stderr)
+
+    def test_blank_row_is_no_row(self):
+        # A row of empty cells is no row; a deleted row still cancels.
+        self.invite_all()
+        lines = people()
+        lines[9] = ";;;;"
+        self.write(lines)
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [("p09@x.se", s) for s in SESSIONS], p.stderr)
+
 
 if __name__ == "__main__":
     main()

@@ -502,6 +502,27 @@ class SqliteRowsTest(KalladCase):
         self.assertIn(("Trail", "trail@example.se"), names)
 
 
+class SqliteUnaddressedTest(Inputs):
+    def test_row_without_address_keeps_removals_waiting(self):
+        self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
+        before = set(self.prog.outbox_messages())
+        self.prog.sql("UPDATE participants SET email = 'anna.berglund(at)gavle.example.se' "
+                      "WHERE email = ?", ANNA)
+        self.prog.sql("DELETE FROM participants WHERE email = ?", "eva.lundgren@norrkoping.example.se")
+        p = self.prog.run("--once", "--now", "2019-11-21T10:00:00+01:00")
+        self.assertEqual(set(self.prog.outbox_messages()), before, p.stderr)
+        self.assertRegex(p.stderr, r"registrations\.db: participants row \d+: no address kallad "
+                         r"can read: the 2 participants missing from the registrations \("
+                         + re.escape(ANNA) + r", eva\.lundgren@norrkoping\.example\.se\) are "
+                         r"not taken for gone until it can be read")
+        self.prog.sql("UPDATE participants SET email = ? WHERE email LIKE 'anna.berglund(at)%'",
+                      ANNA)
+        self.prog.run("--once", "--now", "2019-11-21T10:00:00+01:00")
+        new = [parse(f) for f in set(self.prog.outbox_messages()) - before]
+        self.assertEqual({to_header(m)[1] for m in new if is_cancel(m)},
+                         {"eva.lundgren@norrkoping.example.se"})
+
+
 class ReloadTest(Inputs):
     """The daemon: on each reload, a participant whose row turns unusable
     and a session that turns unreadable keep their last good state."""
