@@ -23,60 +23,94 @@ bool reg_is_csv(const char *path)
 
 /* --- columns --- */
 
-/* The column a header names: by [registrations] columns, else its own
- * name (case-insensitive); NULL for a column kallad does not read. */
-static char *header_column(const struct config *cfg, const char *header)
+/* The column a header is mapped to by [registrations] columns, NULL if
+ * none (the caller frees). */
+static char *mapped_column(const struct config *cfg, const char *name)
 {
-	char *h = xstrdup(header), *name = str_trim(h), *found = NULL;
+	char *copy, *save = NULL, *found = NULL;
 
-	if (cfg->csv_columns) {
-		char *copy = xstrdup(cfg->csv_columns), *save = NULL;
-
-		for (char *item = strtok_r(copy, ",", &save); item && !found;
-		     item = strtok_r(NULL, ",", &save)) {
-			char *colon = strrchr(item, ':');
-			if (!colon)
-				continue;
-			*colon = '\0';
-			if (strcasecmp(str_trim(item), name) == 0)
-				found = xstrdup(str_trim(colon + 1));
-		}
-		free(copy);
+	if (!cfg->csv_columns)
+		return NULL;
+	copy = xstrdup(cfg->csv_columns);
+	for (char *item = strtok_r(copy, ",", &save); item && !found;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		if (strcasecmp(str_trim(item), name) == 0)
+			found = xstrdup(str_trim(colon + 1));
 	}
-	if (!found && config_csv_column(name))
-		found = xstrdup(name);
-	free(h);
+	free(copy);
 	return found;
 }
 
-/* Maps names[i] to its index in the header row (-1: absent); false with
- * a line in errs naming the required columns missing. */
-static bool map_header(const struct config *cfg, const struct csv_table *t, const char *const *names,
-		       size_t n, size_t required, int *idx, struct errlist *errs)
+static int name_index(const char *const *names, size_t n, const char *col)
+{
+	for (size_t i = 0; col && i < n; i++)
+		if (strcasecmp(col, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Columns c and *at both give one field: an error naming both, else c is it. */
+static bool claim(const struct csv_table *t, int *at, size_t c, const char *field,
+		  struct errlist *errs)
 {
 	const struct csv_record *h = &t->rec[0];
-	struct strbuf missing;
-	bool ok;
 
-	for (size_t i = 0; i < n; i++)
-		idx[i] = -1;
-	for (size_t c = 0; c < h->n; c++) {
-		char *col = header_column(cfg, h->v[c]);
-
-		for (size_t i = 0; col && i < n; i++)
-			if (idx[i] < 0 && strcasecmp(col, names[i]) == 0)
-				idx[i] = (int)c;
-		free(col);
+	if (*at < 0) {
+		*at = (int)c;
+		return true;
 	}
-	sb_init(&missing);
+	errlist_add(errs,
+		    "%s: line %ld: columns %d (%s) and %zu (%s) both give %s: map one with "
+		    "[registrations] columns = HEADER:COLUMN, or remove one",
+		    t->path, h->row, *at + 1, h->v[*at], c + 1, h->v[c], field);
+	return false;
+}
+
+/* Maps names[i] to its index in the header row (-1: absent). A header
+ * that [registrations] columns maps gives the field it is mapped to, and
+ * only that one; a header that is a field's own name (any case) gives it
+ * when no mapped header does: a Microsoft Forms export's Email (who
+ * filled the form in) loses to the mapped E-postadress. False with a
+ * line in errs naming the required columns missing, or two columns that
+ * give one field. */
+static bool map_header(const struct config *cfg, const struct csv_table *t,
+		       const char *const *names, size_t n, size_t required, int *idx,
+		       struct errlist *errs)
+{
+	const struct csv_record *h = &t->rec[0];
+	int *own = xcalloc(n, sizeof(*own));
+	struct strbuf missing;
+	bool ok = true;
+
 	for (size_t i = 0; i < n; i++)
+		idx[i] = own[i] = -1;
+	for (size_t c = 0; c < h->n; c++) {
+		char *name = xstrdup(h->v[c]), *mapped = mapped_column(cfg, str_trim(name));
+		int i = name_index(names, n, mapped ? mapped : str_trim(name));
+
+		if (i >= 0 && !claim(t, mapped ? &idx[i] : &own[i], c, names[i], errs))
+			ok = false;
+		free(mapped);
+		free(name);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] < 0)
+			idx[i] = own[i];
+	free(own);
+	sb_init(&missing);
+	for (size_t i = 0; ok && i < n; i++)
 		if ((required >> i & 1) && idx[i] < 0)
 			sb_addf(&missing, "%s%s", missing.len ? ", " : "", names[i]);
-	ok = missing.len == 0;
-	if (!ok)
+	if (missing.len) {
 		errlist_add(errs,
 			    "%s: line %ld: the header row has no column for %s (map yours with [registrations] columns = HEADER:COLUMN, ...)",
 			    t->path, h->row, missing.buf);
+		ok = false;
+	}
 	sb_free(&missing);
 	return ok;
 }

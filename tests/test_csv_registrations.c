@@ -343,6 +343,59 @@ static void test_addresses(void **state UNUSED)
 	free(abs);
 }
 
+/* [registrations] columns wins over a header that is a field's own name;
+ * two columns that give one field are an error naming both. */
+static void test_columns(void **state UNUSED)
+{
+	char *path = WRITE("forms.csv",
+			   "ID;Email;Name;E-postadress;Fullständigt namn;Status;Anmälningsstatus\n"
+			   "1;anonymous;;a@example.se;A;Completed;registered\n"
+			   "2;me@example.se;Me;b@example.se;B;Completed;invited\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+	struct participant p;
+
+	cfg.csv_columns = "E-postadress:email, Fullständigt namn:name, Anmälningsstatus:status";
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(warn.n, 0);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(reg_find(reg, "b@example.se", &p));
+	assert_string_equal(p.name, "B");
+	assert_int_equal(p.status, PS_INVITED);
+	reg_participant_clear(&p);
+	reg_free(reg);
+
+	/* Two mapped to one field, two own names of one field. */
+	cfg.csv_columns = "E-postadress:email, Email:email, Fullständigt namn:name";
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "forms.csv: line 1: columns 2 (Email) and 4 (E-postadress) "
+				     "both give email", NULL));
+	free(WRITE("forms.csv", "email,name,status,Name\na@example.se,A,registered,B\n"));
+	cfg.csv_columns = NULL;
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "forms.csv: line 1: columns 2 (name) and 4 (Name) both give "
+				     "name", NULL));
+	/* Mapped to another field, a header gives that one alone. */
+	free(WRITE("forms.csv", "email,name,Status,Anmälningsstatus\n"
+				"a@example.se,A,Completed,registered\n"));
+	cfg.csv_columns = "Status:role, Anmälningsstatus:status";
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	assert_non_null(reg);
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_int_equal(p.status, PS_REGISTERED);
+	assert_string_equal(p.role, "Completed");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
 static void test_from_1252(void **state UNUSED)
 {
 	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7);
@@ -362,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_line_numbers),
 		cmocka_unit_test(test_keep_last_good),
 		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_from_1252),
 	};
 

@@ -113,5 +113,38 @@ class AddressTest(CsvCase):
         self.assertEqual(self.cancels(plan), [("p09@x.se", s) for s in SESSIONS], p.stderr)
 
 
+class ColumnsTest(CsvCase):
+    columns = "E-postadress:email, Fullständigt namn:name, Anmälningsstatus:status"
+
+    def test_mapping_wins_over_own_names(self):
+        # A Microsoft Forms export: its Email and Name are the respondent's
+        # login; the form's own questions carry the participant.
+        self.write(["ID;Start time;Completion time;Email;Name;E-postadress;Fullständigt namn;"
+                    "Status;Anmälningsstatus",
+                    "1;2019-11-04;2019-11-04;anonymous;;p01@x.se;Person 1;Completed;registered",
+                    "2;2019-11-04;2019-11-04;kansliet@x.se;Kansliet;p02@x.se;Person 2;Completed;"
+                    "registered"])
+        p = self.prog.run("--check", check=0)
+        self.assertIn("2 participants: 2 registered", p.stdout)
+        p, plan = self.plan(now=BEFORE)
+        self.assertEqual(sorted({line[2] for line in plan if line[1] == "invite"}),
+                         ["p01@x.se", "p02@x.se"], p.stderr)
+
+    def test_two_columns_for_one_field(self):
+        self.prog.edit_conf(f"columns = {self.columns}",
+                            f"columns = {self.columns}, Mejl:email")
+        self.write(["E-postadress;Fullständigt namn;Anmälningsstatus;Mejl",
+                    "p01@x.se;Person 1;registered;p02@x.se"])
+        p = self.prog.run("--check", check=1)
+        self.assertIn("deltagare.csv: line 1: columns 1 (E-postadress) and 4 (Mejl) both give "
+                      "email", p.stderr)
+        # Two columns with kallad's own name, and none mapped: the same.
+        self.write(["email;Fullständigt namn;Anmälningsstatus;EMAIL",
+                    "p01@x.se;Person 1;registered;p02@x.se"])
+        p = self.prog.run("--check", check=1)
+        self.assertIn("deltagare.csv: line 1: columns 1 (email) and 4 (EMAIL) both give email",
+                      p.stderr)
+
+
 if __name__ == "__main__":
     main()
