@@ -91,14 +91,12 @@ static char *decode(const char *path, char *text, size_t *len, struct errlist *w
 		*len = n;
 		return out;
 	}
-	out = reg_row_from_1252(body, n);
+	out = reg_row_from_1252(body, n, len);
 	if (!out) {
 		errlist_add(warnings, "%s: neither UTF-8 nor Windows-1252; read as it is", path);
 		out = xstrndup(body, n);
 		*len = n;
-		return out;
 	}
-	*len = strlen(out);
 	return out;
 }
 

@@ -136,7 +136,7 @@ char *reg_row_show(const char *s)
 	return sb_take(&sb);
 }
 
-char *reg_row_from_1252(const char *s, size_t len)
+char *reg_row_from_1252(const char *s, size_t len, size_t *out_len)
 {
 	iconv_t cd = iconv_open("UTF-8", "WINDOWS-1252");
 	size_t cap = len * 3 + 1, left = cap - 1;
@@ -154,6 +154,8 @@ char *reg_row_from_1252(const char *s, size_t len)
 	}
 	iconv_close(cd);
 	*op = '\0';
+	if (out_len)
+		*out_len = (size_t)(op - out);
 	return out;
 }
 
@@ -363,7 +365,7 @@ static bool participant_name(const struct reg_field *f, reg_warn_fn warn, void *
 	}
 	if (reg_row_utf8(p->name))
 		return true;
-	fixed = reg_row_from_1252(p->name, strlen(p->name));
+	fixed = reg_row_from_1252(p->name, strlen(p->name), NULL);
 	if (fixed && reg_row_utf8(fixed)) {
 		warnf(warn, arg, p->email, "name is not valid UTF-8; read as Windows-1252: \"%s\"",
 		      fixed);

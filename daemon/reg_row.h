@@ -51,9 +51,10 @@ char *reg_row_address(const struct reg_field *f);
 char *reg_row_show(const char *s);
 /* Valid UTF-8, control characters allowed (they are cleaned where used). */
 bool reg_row_utf8(const char *s);
-/* Windows-1252 (what Excel writes in Sweden) to UTF-8; NULL if s holds a
- * byte that is not a character there. */
-char *reg_row_from_1252(const char *s, size_t len);
+/* Windows-1252 (what Excel writes in Sweden) to UTF-8 (caller frees), its
+ * length in *out_len (may be NULL; the text may hold a NUL of s's); NULL
+ * if s holds a byte that is not a character there. */
+char *reg_row_from_1252(const char *s, size_t len, size_t *out_len);
 /* A short tag [a-z]{2,3}; "en-GB" is taken as "en"; NULL if s is none. */
 char *reg_row_language_tag(const char *s);
 /* Optional text fields: invalid UTF-8 is dropped with a warning. */

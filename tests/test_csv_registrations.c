@@ -398,11 +398,17 @@ static void test_columns(void **state UNUSED)
 
 static void test_from_1252(void **state UNUSED)
 {
-	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7);
+	size_t len;
+	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7, NULL);
 
 	assert_string_equal(s, "€ åäö –");
 	free(s);
-	assert_null(reg_row_from_1252("\x81", 1));
+	assert_null(reg_row_from_1252("\x81", 1, NULL));
+	/* A NUL is a character too: what follows it is not lost. */
+	s = reg_row_from_1252("a\0\xe5", 3, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(s, "a\0\xc3\xa5", 4);
+	free(s);
 }
 
 int main(void)
