@@ -19,6 +19,7 @@ static void on_field(void *data, size_t len, void *arg)
 	r->len = xrealloc(r->len, (r->n + 1) * sizeof(*r->len));
 	r->v[r->n] = xstrndup(data ? data : "", len);
 	r->len[r->n++] = len;
+	t->field_line = t->line; /* the next one begins after this separator */
 }
 
 static void on_record(int c, void *arg)
@@ -129,6 +130,25 @@ static size_t line_end(const char *text, size_t len, size_t i)
 	return i < len ? i + 1 : len;
 }
 
+/* A file caught while being written: its last line has no line break and
+ * fewer fields than the header. Whole or not, a last line without its
+ * break and all its fields is read as it is. */
+static bool half_written(const struct csv_table *t, const char *text, size_t len,
+			 struct errlist *errs)
+{
+	const struct csv_record *last = &t->rec[t->n - 1];
+
+	if (t->n < 2 || text[len - 1] == '\n' || text[len - 1] == '\r' ||
+	    last->n >= t->rec[0].n || csv_record_blank(last))
+		return false;
+	errlist_add(errs,
+		    "%s: line %ld: the last row ends without a line break after %zu of the "
+		    "header's %zu fields: the file is still being written (or was cut short) and "
+		    "is not read until it is whole",
+		    t->path, last->row, last->n, t->rec[0].n);
+	return true;
+}
+
 /* Feeds the parser a line at a time, so that each record knows the line
  * it starts on: the first line after the last record with anything but
  * spaces on it (the parser skips blank lines without a word). False (t->line
@@ -139,11 +159,21 @@ static bool parse_lines(struct csv_parser *p, const char *text, size_t len, stru
 		end = line_end(text, len, i);
 		t->line++;
 		if (!t->start && strspn(text + i, " \t\r\n") < end - i)
-			t->start = t->line;
+			t->start = t->field_line = t->line;
 		if (csv_parse(p, text + i, end - i, on_field, on_record, t) != end - i)
 			return false;
 	}
 	return true;
+}
+
+/* csv_fini, failing on a quote still open at the end (STRICT_FINI, which
+ * takes STRICT), rather than making it a field that holds the rest of the
+ * file. Strict for that alone: a stray quote inside a field is the row's
+ * problem, not the file's. */
+static bool fini_strict(struct csv_parser *p, struct csv_table *t)
+{
+	csv_set_opts(p, (unsigned char)(csv_get_opts(p) | CSV_STRICT));
+	return csv_fini(p, on_field, on_record, t) == 0;
 }
 
 bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warnings,
@@ -161,25 +191,27 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 	}
 	text = decode(path, raw, &len, warnings);
 	free(raw);
-	if (csv_init(&p, CSV_APPEND_NULL) != 0) {
+	if (csv_init(&p, CSV_APPEND_NULL | CSV_STRICT_FINI) != 0) {
 		errlist_add(errs, "%s: cannot start the CSV parser", path);
 		free(text);
 		return false;
 	}
 	csv_set_delim(&p, separator(text, len));
-	ok = parse_lines(&p, text, len, t);
-	if (ok && csv_fini(&p, on_field, on_record, t) != 0) {
-		t->line = t->start ? t->start : t->line; /* where the open quote's record began */
-		ok = false;
-	}
-	if (!ok)
+	if (!parse_lines(&p, text, len, t)) {
 		errlist_add(errs, "%s: line %ld: %s", path, t->line, csv_strerror(csv_error(&p)));
-	csv_free(&p);
-	free(text);
-	if (ok && t->n == 0) {
+		ok = false;
+	} else if (!fini_strict(&p, t)) {
+		errlist_add(errs, "%s: line %ld: a quote opened here is never closed: the file is "
+			    "not read", path, t->field_line);
+		ok = false;
+	} else if (t->n == 0) {
 		errlist_add(errs, "%s: empty: no header row", path);
 		ok = false;
+	} else {
+		ok = !half_written(t, text, len, errs);
 	}
+	csv_free(&p);
+	free(text);
 	if (!ok) {
 		csv_table_free(t);
 		*t = (struct csv_table){.path = path};

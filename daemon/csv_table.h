@@ -29,14 +29,19 @@ struct csv_table {
 	struct csv_record *rec;
 	size_t n, cap;
 	/* While parsing: the record being read, the line being parsed (from
-	 * 1), the line the record began on (0 between records). */
+	 * 1), the line the record began on (0 between records), the line the
+	 * field being read began on. */
 	struct csv_record cur;
-	long line, start;
+	long line, start, field_line;
 };
 
 /* Reads path into *t (freed with csv_table_free); false, with a line in
- * errs and *t empty, when the file cannot be read or parsed as a whole or
- * has no header row. Warnings (an encoding guessed) go to warnings. */
+ * errs naming where and *t empty, when the file cannot be read or parsed
+ * as a whole (a quote opened and never closed, which would swallow the
+ * rows after it), has no header row, or is caught half-written (its last
+ * line has no line break and fewer fields than the header): a reader
+ * must not take the rows it lacks for deleted ones. Warnings (an
+ * encoding guessed) go to warnings. */
 bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warnings,
 		    struct errlist *errs);
 void csv_table_free(struct csv_table *t);

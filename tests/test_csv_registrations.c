@@ -143,6 +143,66 @@ static void test_unreadable_files(void **state UNUSED)
 	free(missing);
 }
 
+/* A file that would lose rows read as it is: rejected as a whole, with
+ * the line to look at. */
+static void test_damaged_files(void **state UNUSED)
+{
+	/* A stray quote swallows the rest of the file; the line is where it
+	 * opened, after a field over two lines. */
+	char *path = WRITE("quote.csv", "email;name;organisation;status\n"
+					"a@example.se;A;\"Region\nJämtland\";\"registered\n"
+					"b@example.se;B;;registered\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+	struct participant p;
+
+	assert_null(reg_load(&cfg, &warn, &errs));
+	dump(&errs);
+	assert_true(has_entry(&errs, "quote.csv: line 3: a quote opened here is never closed", NULL));
+	free(path);
+
+	/* Caught half-written: the last line without its break, short. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@exa");
+	cfg = csv_config(path);
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "half.csv: line 3: the last row ends without a line break "
+				     "after 1 of the header's 3 fields", "not read until it is whole"));
+	free(path);
+	/* Whole, it is read without the break; a quote inside a field is
+	 * the field's. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;Anna \"Annie\" B;registered\r\n"
+				 "b@example.se;B;registered");
+	reg = reg_load(&cfg, &warn, &errs);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_string_equal(p.name, "Anna \"Annie\" B");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	free(path);
+
+	/* A NUL in a Windows-1252 file: the rows after it are read. */
+	path = WRITE("nul.csv", "email;name;organisation;status\r\n"
+				"a@example.se;A;G\xe4vle\0;registered\r\n"
+				"b@example.se;B\0;G\xe4vle;registered\r\n"
+				"c@example.se;C;G\xe4vle;registered\r\n");
+	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(has_entry(&warn, "nul.csv: line 3 (b@example.se)", "no name"));
+	assert_true(reg_is_unreadable(reg, "b@example.se"));
+	assert_true(reg_find(reg, "c@example.se", &p));
+	assert_string_equal(p.organisation, "Gävle");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
 /* Dates: a day that does not exist is no date. */
 static void test_dates(void **state UNUSED)
 {
@@ -417,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_neither_encoding),
 		cmocka_unit_test(test_unreadable_files),
+		cmocka_unit_test(test_damaged_files),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_line_numbers),
 		cmocka_unit_test(test_keep_last_good),

@@ -16,10 +16,12 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
 - an unreadable registered_at is a warning, not a skipped participant."""
 
 import os
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, KalladCase, main, parse  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 AFTER = "2019-11-21T08:00:00+01:00"
@@ -144,6 +146,93 @@ class ColumnsTest(CsvCase):
         p = self.prog.run("--check", check=1)
         self.assertIn("deltagare.csv: line 1: columns 1 (email) and 4 (EMAIL) both give email",
                       p.stderr)
+
+
+class BrokenFileTest(CsvCase):
+    def assert_not_read(self, p, plan, error):
+        """The run fails as a whole (as for a database locked), cancelling nobody."""
+        self.assertEqual(self.cancels(plan), [], p.stdout)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(error, p.stderr)
+
+    def test_quote_never_closed(self):
+        self.invite_all()
+        lines = people()
+        lines[8] = lines[8].replace(";Person 8;", ";\"Person 8;")
+        self.write(lines)
+        p, plan = self.plan(check=None)
+        self.assert_not_read(p, plan, "deltagare.csv: line 9: a quote opened here is never "
+                             "closed: the file is not read")
+
+    def test_nul_byte_in_windows_1252(self):
+        self.invite_all()
+        lines = people()
+        lines[3] = lines[3].replace("Person 3", "Person\0 3")
+        self.write(lines, encoding="cp1252")
+        p, plan = self.plan()
+        # The rows after the NUL are read; the row with it cannot be used
+        # and keeps its participant's last good state.
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 4 (p03@x.se): no name", p.stderr)
+        self.assertEqual(self.reminded(plan), {"p%02d@x.se" % i for i in range(1, 11)})
+
+    def test_half_written(self):
+        self.invite_all()
+        data = "\r\n".join(people()) + "\r\n"
+        self.write(data[:data.index(";Gävle;registered", data.index("p08@x.se"))])
+        p, plan = self.plan(check=None)
+        self.assert_not_read(p, plan, "deltagare.csv: line 9: the last row ends without a line "
+                             "break after 2 of the header's 5 fields: the file is still being "
+                             "written (or was cut short) and is not read until it is whole")
+        # A last line without its line break but whole is read as it is.
+        self.write(data.rstrip("\r\n"))
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+
+
+class DaemonTest(CsvCase):
+    """The daemon keeps its last good reading while the file is broken or
+    caught half-written, and reads it again once it is whole."""
+
+    def wait_for(self, what, timeout=15):
+        end = time.time() + timeout
+        while time.time() < end:
+            found = what()
+            if found:
+                return found
+            time.sleep(0.05)
+        with open(self.logpath, encoding="utf-8", errors="replace") as f:
+            raise AssertionError(f"gave up waiting; the log:\n{f.read()}")
+
+    def logged(self, text):
+        with open(self.logpath, encoding="utf-8", errors="replace") as f:
+            return text in f.read()
+
+    def test_keeps_last_good_reading(self):
+        self.write(people())
+        self.logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(self.logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        self.wait_for(lambda: len(self.prog.outbox_messages()) == 30)
+        data = "\r\n".join(people()) + "\r\n"
+        self.write(data[:data.index(";Gävle;", data.index("p08@x.se"))])
+        self.wait_for(lambda: self.logged("not read until it is whole"))
+        self.write(data.replace(";Person 8;", ";\"Person 8;"))
+        self.wait_for(lambda: self.logged("a quote opened here is never closed"))
+        self.wait_for(lambda: self.logged("kept the last good version"))
+        time.sleep(1)
+        self.assertEqual(len(self.prog.outbox_messages()), 30)
+        # Whole again, without p10: the one row gone is a cancellation.
+        self.write(people(9))
+        self.wait_for(lambda: len(self.prog.outbox_messages()) == 33)
+        time.sleep(0.5)
+        new = [parse(f) for f in self.prog.outbox_messages()[30:]]
+        self.assertEqual(len(self.prog.outbox_messages()), 33)
+        self.assertEqual({m["To"].addresses[0].addr_spec for m in new}, {"p10@x.se"})
 
 
 if __name__ == "__main__":
