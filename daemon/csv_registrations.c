@@ -209,6 +209,53 @@ static int indexed_cmp(const void *a, const void *b)
 	return c ? c : (x->row > y->row) - (x->row < y->row);
 }
 
+/* What two rows for one address differ in that changes what kallad
+ * sends: the field's name, NULL if nothing. */
+static const char *disagreement(const struct participant *a, const struct participant *b)
+{
+	return a->status != b->status			? "status"
+	       : !str_eq(a->name, b->name)		? "name"
+	       : !str_eq(a->language, b->language)	? "language"
+	       : !str_eq(a->organisation, b->organisation) ? "organisation"
+	       : !str_eq(a->role, b->role)		? "role"
+							: NULL;
+}
+
+/* The k rows for one address, in row order: the first is the participant
+ * when all agree (the others are duplicates, skipped). Rows that disagree
+ * are reported, both lines, and none is used: the file's order is no
+ * answer (sorting the sheet would cancel or invite), so the participant
+ * keeps their last good state, as for an unusable row. */
+static void take_rows(struct registrations *reg, struct indexed *g, size_t k, const char *path,
+		      struct rowmsgs *msgs)
+{
+	bool agree = true;
+
+	for (size_t i = 1; i < k; i++)
+		agree = agree && !disagreement(&g[0].p, &g[i].p);
+	for (size_t i = 1; i < k; i++) {
+		const char *what = disagreement(&g[0].p, &g[i].p);
+
+		msg_add(msgs, g[i].row,
+			what ? xasprintf("%s: line %ld (%s) disagrees with line %ld (%s) on %s: neither "
+					 "row is used until they agree",
+					 path, g[i].row, g[i].p.email, g[0].row, g[0].p.email, what)
+			     : xasprintf("%s: line %ld (%s): duplicate of line %ld, skipped", path,
+					 g[i].row, g[i].p.email, g[0].row));
+	}
+	if (!agree)
+		reg_note_unreadable(reg, g[0].p.email, NULL);
+	for (size_t i = agree; i < k; i++) {
+		reg_participant_clear(&g[i].p);
+		reg->n_skipped_participants++;
+		reg->n_skipped_rows++;
+	}
+	if (agree) {
+		reg->by_status[g[0].p.status]++;
+		reg->participants[reg->n_participants++] = g[0].p;
+	}
+}
+
 static bool load_participants(const struct config *cfg, struct registrations *reg,
 			      struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
@@ -255,25 +302,10 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 	if (n)
 		qsort(all, n, sizeof(*all), indexed_cmp);
 	reg->participants = xcalloc(n ? n : 1, sizeof(*reg->participants));
-	for (size_t i = 0; i < n; i++) {
-		if (reg->n_participants &&
-		    strcasecmp(reg->participants[reg->n_participants - 1].email, all[i].p.email) == 0) {
-			long first = 0;
-
-			/* Duplicates before this one are cleared already. */
-			for (size_t k = i; k-- > 0;)
-				if (all[k].p.email && strcasecmp(all[k].p.email, all[i].p.email) == 0)
-					first = all[k].row;
-			msg_add(msgs, all[i].row,
-				xasprintf("%s: line %ld (%s): duplicate of line %ld, skipped", t.path,
-					  all[i].row, all[i].p.email, first));
-			reg_participant_clear(&all[i].p);
-			reg->n_skipped_participants++;
-			reg->n_skipped_rows++;
-			continue;
-		}
-		reg->by_status[all[i].p.status]++;
-		reg->participants[reg->n_participants++] = all[i].p;
+	for (size_t i = 0, k; i < n; i += k) {
+		for (k = 1; i + k < n && strcasecmp(all[i].p.email, all[i + k].p.email) == 0; k++)
+			;
+		take_rows(reg, all + i, k, t.path, msgs);
 	}
 	free(all);
 	return true;

@@ -269,7 +269,7 @@ static void test_line_numbers(void **state UNUSED)
 			   "c@example.se,\"C\nC\",,nope\r"
 			   "d@example.se,D,,perhaps\n"
 			   "\n"
-			   "a@example.se,A again,,registered");
+			   "a@example.se,A,\"Region\r\nJämtland\r\nHärjedalen\",registered");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg = reg_load(&cfg, &warn, &errs);
@@ -456,6 +456,58 @@ static void test_columns(void **state UNUSED)
 	free(path);
 }
 
+/* Rows for one address that disagree on what kallad sends: both lines
+ * named, neither used, whatever their order; rows that agree are one. */
+static void test_rows_that_disagree(void **state UNUSED)
+{
+	char *path = WRITE("dups.csv", "email,name,status,registered_at\n"
+				       "anna@x.se,Anna,registered,2019-11-01\n"
+				       "bo@x.se,Bo,registered,2019-11-01\n"
+				       "Anna@x.se,Anna,registered,2019-11-02\n"
+				       "ANNA@x.se,Anna,cancelled,\n"
+				       "BO@x.se,Bo,registered,\n"
+				       "cia@x.se,Cia,invited,\n"
+				       "CIA@x.se,Cia Ek,invited,\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *old, *reg = reg_load(&cfg, &warn, &errs);
+	struct participant p;
+
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(reg_find(reg, "bo@x.se", &p));
+	reg_participant_clear(&p);
+	assert_false(reg_find(reg, "anna@x.se", &p));
+	assert_true(reg_is_unreadable(reg, "anna@x.se"));
+	assert_true(reg_is_unreadable(reg, "cia@x.se"));
+	assert_int_equal(reg->n_unaddressed, 0);
+	assert_true(has_entry(&warn, "dups.csv: line 4 (Anna@x.se): duplicate of line 2, skipped",
+				NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 5 (ANNA@x.se) disagrees with line 2 (anna@x.se) "
+				     "on status: neither row is used until they agree", NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 6 (BO@x.se): duplicate of line 3", NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 8 (CIA@x.se) disagrees with line 7 (cia@x.se) "
+				     "on name", NULL));
+	assert_int_equal(reg->n_skipped_participants, 6);
+	/* Kallad knew Anna: she keeps her last good state. */
+	free(WRITE("dups.csv", "email,name,status\nanna@x.se,Anna,registered\n"));
+	old = reg_load(&cfg, &warn, &errs);
+	free(WRITE("dups.csv", "email,name,status\nANNA@x.se,Anna,cancelled\n"
+			       "anna@x.se,Anna,registered\n"));
+	reg_free(reg);
+	reg = reg_load(&cfg, &warn, &errs);
+	reg_keep_last_good(reg, old, &warn);
+	assert_true(reg_find(reg, "anna@x.se", &p));
+	assert_int_equal(p.status, PS_REGISTERED);
+	reg_participant_clear(&p);
+	reg_free(reg);
+	reg_free(old);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
 static void test_from_1252(void **state UNUSED)
 {
 	size_t len;
@@ -483,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_keep_last_good),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_columns),
+		cmocka_unit_test(test_rows_that_disagree),
 		cmocka_unit_test(test_from_1252),
 	};
 

@@ -190,6 +190,32 @@ class BrokenFileTest(CsvCase):
         self.assertEqual(self.cancels(plan), [], p.stderr)
 
 
+class DuplicateRowsTest(CsvCase):
+    def test_rows_that_disagree(self):
+        self.invite_all()
+        for order in ((11, 3), (3, 11)):
+            lines = people() + [person(3, "cancelled", address="P03@x.se")]
+            lines[3], lines[11] = lines[order[0]], lines[order[1]]
+            self.write(lines)
+            p, plan = self.plan()
+            self.assertEqual(self.cancels(plan), [], p.stderr)
+            self.assertIn("deltagare.csv: line 12 (%s) disagrees with line 4 (%s) on status: "
+                          "neither row is used until they agree" % (
+                              "P03@x.se" if order == (3, 11) else "p03@x.se",
+                              "p03@x.se" if order == (3, 11) else "P03@x.se"), p.stderr)
+            self.assertIn("p03@x.se: the row cannot be used now (see above): keeping the "
+                          "participant's last good state (registered)", p.stderr)
+            self.assertIn("p03@x.se", self.reminded(plan))
+
+    def test_rows_that_agree(self):
+        self.invite_all()
+        self.write(people() + [person(3, "registered", address="P03@x.se")])
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 12 (P03@x.se): duplicate of line 4, skipped", p.stderr)
+        self.assertIn("p03@x.se", self.reminded(plan))
+
+
 class DaemonTest(CsvCase):
     """The daemon keeps its last good reading while the file is broken or
     caught half-written, and reads it again once it is whole."""

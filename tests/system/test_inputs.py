@@ -349,7 +349,8 @@ class CsvTest(Inputs):
             b"not-an-address,Ingen Adress,registered,,2019-11-01",
             "ok@example.se,Östen Ok,registered,,2019-11-01".encode(),
             "dup@example.se,Först Åke,registered,,2019-11-01".encode("utf-8"),
-            "DUP@example.se,Sedan Åke,registered,,2019-11-01".encode("utf-8"),
+            # The same again (but for case): a duplicate, skipped.
+            "DUP@example.se,Först Åke,registered,,2019-11-02".encode("utf-8"),
         ]
         self.use_csv("rows.csv", b"\n".join(rows) + b"\n")
         p = self.prog.run("--check", check=1)
