@@ -397,20 +397,32 @@ static bool participant_required(const struct reg_field f[PC_N], reg_warn_fn war
 		bad = status ? reg_row_show(status) : xstrdup("NULL");
 		warnf(warn, arg, p->email,
 		      "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)", bad);
-	} else if (!field_time(&f[PC_REGISTERED], &p->registered_at, &bad)) {
-		warnf(warn, arg, p->email,
-		      "registered_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
-		      bad ? bad : "");
-	} else if (!field_time(&f[PC_UPDATED], &p->updated_at, &bad)) {
-		warnf(warn, arg, p->email,
-		      "updated_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
-		      bad ? bad : "");
 	} else {
 		ok = true;
 	}
 	free(status);
 	free(bad);
 	return ok;
+}
+
+/* registered_at, updated_at: unknown (0) when they cannot be read, with a
+ * warning, not a reason to skip the participant. Nothing kallad sends
+ * depends on them: when a delivery became owed is the moment kallad first
+ * saw everything it hangs on hold (state_owed_since), not what a sheet says. */
+static time_t optional_time(const struct reg_field *f, const char *what, reg_warn_fn warn,
+			    void *arg, const char *email)
+{
+	time_t t;
+	char *bad;
+
+	if (!field_time(f, &t, &bad)) {
+		warnf(warn, arg, email,
+		      "%s \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time): read without it",
+		      what, bad ? bad : "");
+		t = 0;
+	}
+	free(bad);
+	return t;
 }
 
 bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, reg_warn_fn warn,
@@ -426,5 +438,7 @@ bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, re
 					   p->email);
 	p->role = reg_row_optional(reg_row_text(&f[PC_ROLE]), "role", warn, arg, p->email);
 	p->language = participant_language(reg_row_text(&f[PC_LANG]), deflang, warn, arg, p->email);
+	p->registered_at = optional_time(&f[PC_REGISTERED], "registered_at", warn, arg, p->email);
+	p->updated_at = optional_time(&f[PC_UPDATED], "updated_at", warn, arg, p->email);
 	return true;
 }

@@ -203,7 +203,8 @@ static void test_damaged_files(void **state UNUSED)
 	free(path);
 }
 
-/* Dates: a day that does not exist is no date. */
+/* Dates: a day that does not exist is no date; one that cannot be read
+ * is a warning, and the row is read without it. */
 static void test_dates(void **state UNUSED)
 {
 	char *path = WRITE("dates.csv", "email,name,status,registered_at\n"
@@ -219,7 +220,10 @@ static void test_dates(void **state UNUSED)
 					"i@example.se,I,registered,99999999999999999999\n"
 					"j@example.se,J,registered,-1\n"
 					"k@example.se,K,registered,1574233200.5\n"
-					"l@example.se,L,registered,7289654399\n");
+					"l@example.se,L,registered,7289654399\n"
+					/* Excel's day number, a date as Swedes write it. */
+					"m@example.se,M,registered,\"43773,38\"\n"
+					"n@example.se,N,registered,04.11.2019\n");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg = reg_load(&cfg, &warn, &errs);
@@ -227,13 +231,20 @@ static void test_dates(void **state UNUSED)
 
 	dump(&warn);
 	assert_non_null(reg);
-	assert_int_equal(reg->n_participants, 6);
+	assert_int_equal(reg->n_participants, 14);
+	assert_int_equal(reg->n_skipped_participants, 0);
 	assert_true(has_entry(&warn, "line 3 (b@example.se)", "registered_at \"2019-02-30\""));
+	assert_true(has_entry(&warn, "line 3 (b@example.se)", "read without it"));
+	assert_true(reg_find(reg, "b@example.se", &p));
+	assert_int_equal(p.registered_at, 0);
+	reg_participant_clear(&p);
 	assert_true(has_entry(&warn, "line 6 (e@example.se)", "registered_at \"2300-01-01\""));
 	assert_true(has_entry(&warn, "line 9 (h@example.se)", "registered_at \"7289654400\""));
 	assert_true(has_entry(&warn, "line 10 (i@example.se)", "registered_at \"9999999999"));
 	assert_true(has_entry(&warn, "line 11 (j@example.se)", "registered_at \"-1\""));
 	assert_true(has_entry(&warn, "line 12 (k@example.se)", "or a Unix time"));
+	assert_true(has_entry(&warn, "line 14 (m@example.se)", "registered_at \"43773,38\""));
+	assert_true(has_entry(&warn, "line 15 (n@example.se)", "registered_at \"04.11.2019\""));
 	assert_true(reg_find(reg, "f@example.se", &p));
 	assert_int_equal(p.registered_at, 1574233200); /* 2019-11-20 07:00 UTC */
 	reg_participant_clear(&p);

@@ -216,6 +216,23 @@ class DuplicateRowsTest(CsvCase):
         self.assertIn("p03@x.se", self.reminded(plan))
 
 
+class RegisteredAtTest(CsvCase):
+    def test_unreadable_registered_at_is_a_warning(self):
+        lines = people(3)
+        lines[1] = lines[1].replace("2019-11-04", "43773,38")
+        lines[2] = lines[2].replace("2019-11-04", "04.11.2019")
+        self.write(lines)
+        p = self.prog.run("--check", check=0)
+        self.assertIn("3 participants: 3 registered", p.stdout)
+        self.assertIn("deltagare.csv: line 2 (p01@x.se): registered_at \"43773,38\" is not an "
+                      "ISO 8601 time", p.stderr)
+        self.assertIn("deltagare.csv: line 3 (p02@x.se): registered_at \"04.11.2019\"", p.stderr)
+        self.assertIn("read without it", p.stderr)
+        p, plan = self.plan(now=BEFORE)
+        self.assertEqual(sorted({line[2] for line in plan if line[1] == "invite"}),
+                         ["p01@x.se", "p02@x.se", "p03@x.se"])
+
+
 class DaemonTest(CsvCase):
     """The daemon keeps its last good reading while the file is broken or
     caught half-written, and reads it again once it is whole."""
