@@ -10,8 +10,9 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
 - a [registrations] columns mapping wins over a column that carries
   kallad's own name (a Microsoft Forms export); two columns for one field
   are an error naming both;
-- a quote never closed, a NUL byte, a file caught half-written: the file
-  is not read, and nobody is taken for gone;
+- a quote never closed or a file caught half-written is not read at all
+  (the daemon keeps its last good reading); a NUL byte spoils its row
+  alone;
 - two rows for one address that disagree: reported, neither used;
 - an unreadable registered_at is a warning, not a skipped participant."""
 
