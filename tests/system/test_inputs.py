@@ -396,7 +396,8 @@ class CsvTest(Inputs):
         # registered_at out of range, is read without it.
         self.prog.run("--once", "--now", BEFORE_DEADLINE, check=0)
         self.assertEqual({to_header(m) for m in self.sent()},
-                         {("Anna Berglund", ANNA), ("Per Hallberg", "per.hallberg@umea.example.se")})
+                         {("Anna Berglund", ANNA),
+                          ("Per Hallberg", "per.hallberg@umea.example.se")})
 
     def test_absences_and_attachments_csv(self):
         self.use_csv("people.csv",
@@ -511,7 +512,8 @@ class SqliteUnaddressedTest(Inputs):
         before = set(self.prog.outbox_messages())
         self.prog.sql("UPDATE participants SET email = 'anna.berglund(at)gavle.example.se' "
                       "WHERE email = ?", ANNA)
-        self.prog.sql("DELETE FROM participants WHERE email = ?", "eva.lundgren@norrkoping.example.se")
+        self.prog.sql("DELETE FROM participants WHERE email = ?",
+                      "eva.lundgren@norrkoping.example.se")
         p = self.prog.run("--once", "--now", "2019-11-21T10:00:00+01:00")
         self.assertEqual(set(self.prog.outbox_messages()), before, p.stderr)
         self.assertRegex(p.stderr, r"registrations\.db: participants row \d+: no address kallad "
