@@ -173,6 +173,7 @@ static void test_damaged_files(void **state UNUSED)
 	 * the field's. */
 	path = WRITE("half.csv", "email;name;status\r\na@example.se;Anna \"Annie\" B;registered\r\n"
 				 "b@example.se;B;registered");
+	cfg = csv_config(path);
 	reg = reg_load(&cfg, &warn, &errs);
 	assert_non_null(reg);
 	assert_int_equal(reg->n_participants, 2);
