@@ -1,21 +1,15 @@
 /* csv_registrations.c: registrations from a spreadsheet (SPEC §6 Inputs):
  * `registrations = FILE.csv`, with absences and attachments as CSV files
- * too, read whole into memory with libcsv (Debian's libcsv-dev).
- *
- * What spreadsheets write is taken as it comes: UTF-8 with or without a
- * byte order mark, or Windows-1252 (Excel in Sweden), converted with
- * iconv; `,` or `;` between fields, whichever the header row uses; quoted
- * fields with separators, quotes and line breaks inside; CRLF or LF. The
- * header row names the columns: the shipped schema's names, or others
- * mapped with `[registrations] columns = E-post:email, Namn:name`. A row
- * is named by the line of the file it starts on (blank lines and line
- * breaks inside quotes counted), as an editor shows it. */
+ * too, each read whole into memory (csv_table.c). The header row names
+ * the columns: the shipped schema's names, or others mapped with
+ * `[registrations] columns = E-post:email, Namn:name`. A row is named by
+ * the line of the file it starts on, as an editor shows it. */
 #include "registrations.h"
 
+#include "csv_table.h"
 #include "reg_row.h"
 
-#include <csv.h>
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -27,260 +21,101 @@ bool reg_is_csv(const char *path)
 	return n > 4 && strcasecmp(path + n - 4, ".csv") == 0;
 }
 
-/* One record: its fields as read (NUL-terminated, len without it). */
-struct record {
-	char **v;
-	size_t *len;
-	size_t n;
-	long row; /* the line of the file it starts on */
-};
-
-struct table {
-	const char *path;
-	struct record *rec;
-	size_t n, cap;
-	struct record cur;
-	long line;  /* the line being parsed, from 1 */
-	long start; /* the line the record being parsed starts on; 0 between records */
-};
-
-static void on_field(void *data, size_t len, void *arg)
-{
-	struct table *t = arg;
-	struct record *r = &t->cur;
-
-	r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
-	r->len = xrealloc(r->len, (r->n + 1) * sizeof(*r->len));
-	r->v[r->n] = xstrndup(data ? data : "", len);
-	r->len[r->n++] = len;
-}
-
-static void on_record(int c, void *arg)
-{
-	struct table *t = arg;
-
-	(void)c;
-	/* A line of spaces alone, if the parser takes it as a record. */
-	t->cur.row = t->start ? t->start : t->line;
-	t->start = 0;
-	t->rec = xgrow(t->rec, &t->cap, t->n, sizeof(*t->rec));
-	t->rec[t->n++] = t->cur;
-	t->cur = (struct record){0};
-}
-
-static void record_free(struct record *r)
-{
-	for (size_t i = 0; i < r->n; i++)
-		free(r->v[i]);
-	free(r->v);
-	free(r->len);
-}
-
-static void table_free(struct table *t)
-{
-	for (size_t i = 0; i < t->n; i++)
-		record_free(&t->rec[i]);
-	free(t->rec);
-	record_free(&t->cur);
-}
-
-/* Valid UTF-8 multi-byte sequences and bytes that are none: a UTF-8 file
- * with a stray Latin-1 name has many more of the first. */
-static void utf8_census(const unsigned char *s, size_t len, size_t *good, size_t *bad)
-{
-	*good = *bad = 0;
-	for (size_t i = 0; i < len;) {
-		size_t n = s[i] < 0x80 ? 1 : (s[i] & 0xE0) == 0xC0 ? 2 : (s[i] & 0xF0) == 0xE0 ? 3
-		       : (s[i] & 0xF8) == 0xF0 ? 4 : 0;
-		bool ok = n > 0 && i + n <= len;
-
-		for (size_t k = 1; ok && k < n; k++)
-			ok = (s[i + k] & 0xC0) == 0x80;
-		if (n == 1) {
-			i++;
-		} else if (ok) {
-			(*good)++;
-			i += n;
-		} else {
-			(*bad)++;
-			i++;
-		}
-	}
-}
-
-/* The file as UTF-8 (caller frees), BOM removed. */
-static char *decode(const char *path, char *text, size_t *len, struct errlist *warnings)
-{
-	size_t good, bad, n = *len;
-	char *body = text, *out;
-
-	if (n >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
-		body += 3;
-		n -= 3;
-	}
-	utf8_census((const unsigned char *)body, n, &good, &bad);
-	/* Mostly UTF-8: a stray byte is the field's problem (reg_row). */
-	if (bad == 0 || good > bad) {
-		out = xstrndup(body, n);
-		*len = n;
-		return out;
-	}
-	out = reg_row_from_1252(body, n);
-	if (!out) {
-		errlist_add(warnings, "%s: neither UTF-8 nor Windows-1252; read as it is", path);
-		out = xstrndup(body, n);
-		*len = n;
-		return out;
-	}
-	*len = strlen(out);
-	return out;
-}
-
-/* ';' when the header row has more of them than ',' (outside quotes). */
-static unsigned char separator(const char *text, size_t len)
-{
-	size_t commas = 0, semis = 0;
-	bool quoted = false;
-
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '"')
-			quoted = !quoted;
-		else if (!quoted && (text[i] == '\n' || text[i] == '\r'))
-			break;
-		else if (!quoted && text[i] == ',')
-			commas++;
-		else if (!quoted && text[i] == ';')
-			semis++;
-	}
-	return semis > commas ? ';' : ',';
-}
-
-/* The end of the line that starts at text[i]: past its LF, CRLF or lone CR. */
-static size_t line_end(const char *text, size_t len, size_t i)
-{
-	while (i < len && text[i] != '\n' && text[i] != '\r')
-		i++;
-	if (i < len && text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
-		i++;
-	return i < len ? i + 1 : len;
-}
-
-/* Feeds the parser a line at a time, so that each record knows the line
- * it starts on: the first line after the last record with anything but
- * spaces on it (the parser skips blank lines without a word). False (t->line
- * the line) on a parse error. */
-static bool parse_lines(struct csv_parser *p, const char *text, size_t len, struct table *t)
-{
-	for (size_t i = 0, end; i < len; i = end) {
-		end = line_end(text, len, i);
-		t->line++;
-		if (!t->start && strspn(text + i, " \t\r\n") < end - i)
-			t->start = t->line;
-		if (csv_parse(p, text + i, end - i, on_field, on_record, t) != end - i)
-			return false;
-	}
-	return true;
-}
-
-/* Reads path into t; false with a line in errs if it cannot be read. */
-static bool read_table(const char *path, struct table *t, struct errlist *warnings,
-		       struct errlist *errs)
-{
-	struct csv_parser p;
-	size_t len;
-	char *raw = read_file(path, &len), *text;
-	bool ok = true;
-
-	*t = (struct table){.path = path};
-	if (!raw) {
-		errlist_add(errs, "%s: cannot read: %s", path, strerror(errno));
-		return false;
-	}
-	text = decode(path, raw, &len, warnings);
-	free(raw);
-	if (csv_init(&p, CSV_APPEND_NULL) != 0) {
-		errlist_add(errs, "%s: cannot start the CSV parser", path);
-		free(text);
-		return false;
-	}
-	csv_set_delim(&p, separator(text, len));
-	ok = parse_lines(&p, text, len, t);
-	if (ok && csv_fini(&p, on_field, on_record, t) != 0) {
-		t->line = t->start ? t->start : t->line; /* where the open quote's record began */
-		ok = false;
-	}
-	if (!ok)
-		errlist_add(errs, "%s: line %ld: %s", path, t->line, csv_strerror(csv_error(&p)));
-	csv_free(&p);
-	free(text);
-	if (ok && t->n == 0) {
-		errlist_add(errs, "%s: empty: no header row", path);
-		ok = false;
-	}
-	return ok;
-}
-
 /* --- columns --- */
 
-/* The column a header names: by [registrations] columns, else its own
- * name (case-insensitive); NULL for a column kallad does not read. */
-static char *header_column(const struct config *cfg, const char *header)
+/* The column a header is mapped to by [registrations] columns, NULL if
+ * none (the caller frees). */
+static char *mapped_column(const struct config *cfg, const char *name)
 {
-	char *h = xstrdup(header), *name = str_trim(h), *found = NULL;
+	char *copy, *save = NULL, *found = NULL;
 
-	if (cfg->csv_columns) {
-		char *copy = xstrdup(cfg->csv_columns), *save = NULL;
-
-		for (char *item = strtok_r(copy, ",", &save); item && !found;
-		     item = strtok_r(NULL, ",", &save)) {
-			char *colon = strrchr(item, ':');
-			if (!colon)
-				continue;
-			*colon = '\0';
-			if (strcasecmp(str_trim(item), name) == 0)
-				found = xstrdup(str_trim(colon + 1));
-		}
-		free(copy);
+	if (!cfg->csv_columns)
+		return NULL;
+	copy = xstrdup(cfg->csv_columns);
+	for (char *item = strtok_r(copy, ",", &save); item && !found;
+	     item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		if (strcasecmp(str_trim(item), name) == 0)
+			found = xstrdup(str_trim(colon + 1));
 	}
-	if (!found && config_csv_column(name))
-		found = xstrdup(name);
-	free(h);
+	free(copy);
 	return found;
 }
 
-/* Maps names[i] to its index in the header row (-1: absent); false with
- * a line in errs naming the required columns missing. */
-static bool map_header(const struct config *cfg, const struct table *t, const char *const *names,
-		       size_t n, size_t required, int *idx, struct errlist *errs)
+static int name_index(const char *const *names, size_t n, const char *col)
 {
-	const struct record *h = &t->rec[0];
-	struct strbuf missing;
-	bool ok;
+	for (size_t i = 0; col && i < n; i++)
+		if (strcasecmp(col, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
 
-	for (size_t i = 0; i < n; i++)
-		idx[i] = -1;
-	for (size_t c = 0; c < h->n; c++) {
-		char *col = header_column(cfg, h->v[c]);
+/* Columns c and *at both give one field: an error naming both, else c is it. */
+static bool claim(const struct csv_table *t, int *at, size_t c, const char *field,
+		  struct errlist *errs)
+{
+	const struct csv_record *h = &t->rec[0];
 
-		for (size_t i = 0; col && i < n; i++)
-			if (idx[i] < 0 && strcasecmp(col, names[i]) == 0)
-				idx[i] = (int)c;
-		free(col);
+	if (*at < 0) {
+		*at = (int)c;
+		return true;
 	}
-	sb_init(&missing);
+	errlist_add(errs,
+		    "%s: line %ld: columns %d (%s) and %zu (%s) both give %s: map one with "
+		    "[registrations] columns = HEADER:COLUMN, or remove one",
+		    t->path, h->row, *at + 1, h->v[*at], c + 1, h->v[c], field);
+	return false;
+}
+
+/* Maps names[i] to its index in the header row (-1: absent). A header
+ * that [registrations] columns maps gives the field it is mapped to, and
+ * only that one; a header that is a field's own name (any case) gives it
+ * when no mapped header does: a Microsoft Forms export's Email (who
+ * filled the form in) loses to the mapped E-postadress. False with a
+ * line in errs naming the required columns missing, or two columns that
+ * give one field. */
+static bool map_header(const struct config *cfg, const struct csv_table *t,
+		       const char *const *names, size_t n, size_t required, int *idx,
+		       struct errlist *errs)
+{
+	const struct csv_record *h = &t->rec[0];
+	int *own = xcalloc(n, sizeof(*own));
+	struct strbuf missing;
+	bool ok = true;
+
 	for (size_t i = 0; i < n; i++)
+		idx[i] = own[i] = -1;
+	for (size_t c = 0; c < h->n; c++) {
+		char *name = xstrdup(h->v[c]), *mapped = mapped_column(cfg, str_trim(name));
+		int i = name_index(names, n, mapped ? mapped : str_trim(name));
+
+		if (i >= 0 && !claim(t, mapped ? &idx[i] : &own[i], c, names[i], errs))
+			ok = false;
+		free(mapped);
+		free(name);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] < 0)
+			idx[i] = own[i];
+	free(own);
+	sb_init(&missing);
+	for (size_t i = 0; ok && i < n; i++)
 		if ((required >> i & 1) && idx[i] < 0)
 			sb_addf(&missing, "%s%s", missing.len ? ", " : "", names[i]);
-	ok = missing.len == 0;
-	if (!ok)
+	if (missing.len) {
 		errlist_add(errs,
 			    "%s: line %ld: the header row has no column for %s (map yours with [registrations] columns = HEADER:COLUMN, ...)",
 			    t->path, h->row, missing.buf);
+		ok = false;
+	}
 	sb_free(&missing);
 	return ok;
 }
 
-static struct reg_field field_at(const struct record *r, int idx)
+static struct reg_field field_at(const struct csv_record *r, int idx)
 {
 	struct reg_field f = {RF_NULL, NULL, 0, 0};
 	const char *v;
@@ -293,12 +128,14 @@ static struct reg_field field_at(const struct record *r, int idx)
 	return (struct reg_field){RF_TEXT, v, r->len[idx], 0};
 }
 
-static bool record_blank(const struct record *r)
+/* An address cell as the address it holds (reg_row_address), over
+ * *owned, which the caller frees. */
+static struct reg_field address_at(const struct csv_record *r, int idx, char **owned)
 {
-	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i][strspn(r->v[i], " \t\r\n")] != '\0')
-			return false;
-	return true;
+	struct reg_field f = field_at(r, idx);
+
+	*owned = reg_row_address(&f);
+	return *owned ? (struct reg_field){RF_TEXT, *owned, strlen(*owned), 0} : f;
 }
 
 /* --- messages, in row order --- */
@@ -372,65 +209,103 @@ static int indexed_cmp(const void *a, const void *b)
 	return c ? c : (x->row > y->row) - (x->row < y->row);
 }
 
+/* What two rows for one address differ in that changes what kallad
+ * sends: the field's name, NULL if nothing. */
+static const char *disagreement(const struct participant *a, const struct participant *b)
+{
+	return a->status != b->status			? "status"
+	       : !str_eq(a->name, b->name)		? "name"
+	       : !str_eq(a->language, b->language)	? "language"
+	       : !str_eq(a->organisation, b->organisation) ? "organisation"
+	       : !str_eq(a->role, b->role)		? "role"
+							: NULL;
+}
+
+/* The k rows for one address, in row order: the first is the participant
+ * when all agree (the others are duplicates, skipped). Rows that disagree
+ * are reported, both lines, and none is used: the file's order is no
+ * answer (sorting the sheet would cancel or invite), so the participant
+ * keeps their last good state, as for an unusable row. */
+static void take_rows(struct registrations *reg, struct indexed *g, size_t k, const char *path,
+		      struct rowmsgs *msgs)
+{
+	bool agree = true;
+
+	for (size_t i = 1; i < k; i++)
+		agree = agree && !disagreement(&g[0].p, &g[i].p);
+	for (size_t i = 1; i < k; i++) {
+		const char *what = disagreement(&g[0].p, &g[i].p);
+
+		msg_add(msgs, g[i].row,
+			what ? xasprintf("%s: line %ld (%s) disagrees with line %ld (%s) on %s: neither "
+					 "row is used until they agree",
+					 path, g[i].row, g[i].p.email, g[0].row, g[0].p.email, what)
+			     : xasprintf("%s: line %ld (%s): duplicate of line %ld, skipped", path,
+					 g[i].row, g[i].p.email, g[0].row));
+	}
+	if (!agree)
+		reg_note_unreadable(reg, g[0].p.email, NULL);
+	for (size_t i = agree; i < k; i++) {
+		reg_participant_clear(&g[i].p);
+		reg->n_skipped_participants++;
+		reg->n_skipped_rows++;
+	}
+	if (agree) {
+		reg->by_status[g[0].p.status]++;
+		reg->participants[reg->n_participants++] = g[0].p;
+	}
+}
+
 static bool load_participants(const struct config *cfg, struct registrations *reg,
 			      struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
-	struct table t;
+	struct csv_table t;
 	int idx[PC_N];
 	struct indexed *all = NULL;
 	size_t n = 0, cap = 0;
 
-	if (!read_table(cfg->registrations, &t, warnings, errs))
+	if (!csv_table_read(cfg->registrations, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, reg_participant_columns, PC_N,
 			1u << PC_EMAIL | 1u << PC_NAME | 1u << PC_STATUS, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
 		struct reg_field f[PC_N];
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
+		char *address;
+		bool ok;
 
-		if (record_blank(&t.rec[r]))
+		if (csv_record_blank(&t.rec[r]))
 			continue;
 		for (int i = 0; i < PC_N; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		if (!reg_row_participant(f, reg->default_language, warn_row, &rc, &p)) {
-			char *email = reg_row_text(&f[PC_EMAIL]);
+		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address);
+		ok = reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
+		if (!ok) {
+			char where[32];
 
+			snprintf(where, sizeof(where), "line %ld", rc.row);
 			reg->n_skipped_participants++;
 			reg->n_skipped_rows++;
-			reg_note_unreadable(reg, email);
-			free(email);
-			continue;
+			reg_note_unreadable(reg, address, where);
 		}
+		free(address);
+		if (!ok)
+			continue;
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	if (n)
 		qsort(all, n, sizeof(*all), indexed_cmp);
 	reg->participants = xcalloc(n ? n : 1, sizeof(*reg->participants));
-	for (size_t i = 0; i < n; i++) {
-		if (reg->n_participants &&
-		    strcasecmp(reg->participants[reg->n_participants - 1].email, all[i].p.email) == 0) {
-			long first = 0;
-
-			/* Duplicates before this one are cleared already. */
-			for (size_t k = i; k-- > 0;)
-				if (all[k].p.email && strcasecmp(all[k].p.email, all[i].p.email) == 0)
-					first = all[k].row;
-			msg_add(msgs, all[i].row,
-				xasprintf("%s: line %ld (%s): duplicate of line %ld, skipped", t.path,
-					  all[i].row, all[i].p.email, first));
-			reg_participant_clear(&all[i].p);
-			reg->n_skipped_participants++;
-			reg->n_skipped_rows++;
-			continue;
-		}
-		reg->by_status[all[i].p.status]++;
-		reg->participants[reg->n_participants++] = all[i].p;
+	for (size_t i = 0, k; i < n; i += k) {
+		for (k = 1; i + k < n && strcasecmp(all[i].p.email, all[i + k].p.email) == 0; k++)
+			;
+		take_rows(reg, all + i, k, t.path, msgs);
 	}
 	free(all);
 	return true;
@@ -471,22 +346,22 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 			  struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
 	static const char *const names[] = {"email", "session_uid"};
-	struct table t;
+	struct csv_table t;
 	int idx[2];
 	size_t cap = 0;
 
-	if (!read_table(cfg->csv_absences, &t, warnings, errs))
+	if (!csv_table_read(cfg->csv_absences, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, names, 2, 3, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
-		struct absence a = {reg_row_text(&fe), reg_row_text(&fs)};
+		struct absence a = {reg_row_address(&fe), reg_row_text(&fs)};
 
-		if (record_blank(&t.rec[r])) {
+		if (csv_record_blank(&t.rec[r])) {
 		} else if (!known(reg, a.email, &rc)) {
 			reg->n_skipped_rows++;
 		} else if (!clean_text(a.session_uid)) {
@@ -500,7 +375,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 		free(a.email);
 		free(a.session_uid);
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	if (reg->n_absences)
 		qsort(reg->absences, reg->n_absences, sizeof(*reg->absences), absence_cmp);
 	return true;
@@ -510,14 +385,14 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 			     struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
 	static const char *const names[] = {"email", "message", "path"};
-	struct table t;
+	struct csv_table t;
 	int idx[3];
 	size_t cap = 0;
 
-	if (!read_table(cfg->csv_attachments, &t, warnings, errs))
+	if (!csv_table_read(cfg->csv_attachments, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, names, 3, 7, idx, errs)) {
-		table_free(&t);
+		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
@@ -527,8 +402,9 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 		for (int i = 0; i < 3; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		a = (struct attachment){reg_row_text(&f[0]), reg_row_text(&f[1]), reg_row_text(&f[2])};
-		if (record_blank(&t.rec[r])) {
+		a = (struct attachment){reg_row_address(&f[0]), reg_row_text(&f[1]),
+					reg_row_text(&f[2])};
+		if (csv_record_blank(&t.rec[r])) {
 		} else if (!reg_valid_email(a.email)) {
 			warn_row(&rc, a.email, "invalid e-mail address");
 			reg->n_skipped_rows++;
@@ -547,7 +423,7 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 		free(a.message);
 		free(a.path);
 	}
-	table_free(&t);
+	csv_table_free(&t);
 	return true;
 }
 

@@ -498,6 +498,8 @@ struct removed_scan {
 	size_t n, cap, invited;
 	char **unsure; /* invited, their rows unreadable or locked now */
 	size_t n_unsure, cap_unsure;
+	struct strbuf waiting; /* of them, those missing while a row has no address */
+	size_t n_waiting;
 };
 
 /* 1: the row is there; 0: gone; -1: not known. */
@@ -514,6 +516,12 @@ static int registered(struct removed_scan *r, const char *email)
 	return found;
 }
 
+static void note_unsure(struct removed_scan *r, const char *email)
+{
+	r->unsure = xgrow(r->unsure, &r->cap_unsure, r->n_unsure, sizeof(*r->unsure));
+	r->unsure[r->n_unsure++] = xstrdup(email);
+}
+
 static void note_invited(const char *email, void *arg)
 {
 	struct removed_scan *r = arg;
@@ -524,14 +532,37 @@ static void note_invited(const char *email, void *arg)
 	 * (the database locked past the busy timeout), is no deleted row:
 	 * nobody gets a cancel for a lock; nor is it back. */
 	if (reg_is_unreadable(r->pg->reg, email) || (found = registered(r, email)) < 0) {
-		r->unsure = xgrow(r->unsure, &r->cap_unsure, r->n_unsure, sizeof(*r->unsure));
-		r->unsure[r->n_unsure++] = xstrdup(email);
+		note_unsure(r, email);
 		return;
 	}
 	if (found)
 		return;
+	/* Nor is a row missing while one whose address cannot be read may be
+	 * it, with the address mistyped. */
+	if (r->pg->reg->n_unaddressed) {
+		note_unsure(r, email);
+		sb_addf(&r->waiting, "%s%s", r->n_waiting++ ? ", " : "", email);
+		return;
+	}
 	r->emails = xgrow(r->emails, &r->cap, r->n, sizeof(*r->emails));
 	r->emails[r->n++] = xstrdup(email);
+}
+
+/* Which rows hold whose removals, each pass that holds any. */
+static void warn_unaddressed(const struct programme *pg, size_t n, const char *emails)
+{
+	const struct registrations *reg = pg->reg;
+	struct strbuf rows;
+
+	sb_init(&rows);
+	for (size_t i = 0; i < reg->n_unaddressed; i++)
+		sb_addf(&rows, "%s%s", i ? ", " : "", reg->unaddressed[i]);
+	log_warn("%s: %s: no address kallad can read: the %zu participant%s missing from %s (%s) "
+		 "%s not taken for gone until %s can be read (their cancels wait)",
+		 pg->cfg->registrations, rows.buf, n, n == 1 ? "" : "s",
+		 reg_is_csv(pg->cfg->registrations) ? "the file" : "the registrations", emails,
+		 n == 1 ? "is" : "are", reg->n_unaddressed == 1 ? "it" : "they");
+	sb_free(&rows);
 }
 
 static void meet(const struct participant *p, void *arg)
@@ -576,9 +607,13 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 	}
 	if (r.met && !met_ok(r.met))
 		r.met = NULL; /* said why: each address is looked up instead */
+	sb_init(&r.waiting);
 	/* Both in address order: a merge, one step per address. */
 	state_invited_each(st, note_invited, &r);
 	met_free(own);
+	if (r.n_waiting)
+		warn_unaddressed(pg, r.n_waiting, r.waiting.buf);
+	sb_free(&r.waiting);
 	limit = pg->cfg->max_removed_percent
 			? r.invited * (size_t)pg->cfg->max_removed_participants / 100
 			: (size_t)pg->cfg->max_removed_participants;
@@ -653,7 +688,8 @@ size_t programme_forget_vanished(const struct programme *pg, struct state *st, s
 	struct vanished_scan v = {.pg = pg, .met = met};
 	size_t forgotten = 0;
 
-	if (!met_ok(met))
+	/* Someone missing may be the row whose address cannot be read. */
+	if (!met_ok(met) || pg->reg->n_unaddressed)
 		return 0;
 	met_rewind(met);
 	state_owed_emails_each(st, note_owed, &v);

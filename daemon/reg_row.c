@@ -136,7 +136,7 @@ char *reg_row_show(const char *s)
 	return sb_take(&sb);
 }
 
-char *reg_row_from_1252(const char *s, size_t len)
+char *reg_row_from_1252(const char *s, size_t len, size_t *out_len)
 {
 	iconv_t cd = iconv_open("UTF-8", "WINDOWS-1252");
 	size_t cap = len * 3 + 1, left = cap - 1;
@@ -154,6 +154,8 @@ char *reg_row_from_1252(const char *s, size_t len)
 	}
 	iconv_close(cd);
 	*op = '\0';
+	if (out_len)
+		*out_len = (size_t)(op - out);
 	return out;
 }
 
@@ -170,6 +172,61 @@ char *reg_row_text(const struct reg_field *f)
 	if (t != copy)
 		memmove(copy, t, strlen(t) + 1);
 	return copy;
+}
+
+/* White space as Unicode has it (and the invisible spaces that paste
+ * along with addresses: zero-width, word joiner, BOM), in UTF-8. */
+static const char *const unicode_spaces[] = {
+	"\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe1\xa0\x8e", "\xe2\x80\x80",
+	"\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85",
+	"\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a",
+	"\xe2\x80\x8b", "\xe2\x80\x8c", "\xe2\x80\x8d", "\xe2\x80\xa8", "\xe2\x80\xa9",
+	"\xe2\x80\xaf", "\xe2\x81\x9f", "\xe2\x81\xa0", "\xe3\x80\x80", "\xef\xbb\xbf",
+};
+
+/* The length of the space that s[0, n) starts (at_end: ends) with, 0 if none. */
+static size_t space_at(const char *s, size_t n, bool at_end)
+{
+	if (n && isspace((unsigned char)s[at_end ? n - 1 : 0]))
+		return 1;
+	for (size_t i = 0; i < ARRAY_SIZE(unicode_spaces); i++) {
+		size_t k = strlen(unicode_spaces[i]);
+
+		if (k <= n && memcmp(at_end ? s + n - k : s, unicode_spaces[i], k) == 0)
+			return k;
+	}
+	return 0;
+}
+
+/* s[*from, *to) without the spaces around it. */
+static void trim_spaces(const char *s, size_t *from, size_t *to)
+{
+	size_t k;
+
+	while ((k = space_at(s + *from, *to - *from, false)))
+		*from += k;
+	while ((k = space_at(s + *from, *to - *from, true)))
+		*to -= k;
+}
+
+char *reg_row_address(const struct reg_field *f)
+{
+	char *text = reg_row_text(f), *out, *lt;
+	size_t from = 0, to;
+
+	if (!text)
+		return NULL;
+	to = strlen(text);
+	trim_spaces(text, &from, &to);
+	/* "Person Sex <p06@x.se>", as Outlook copies a recipient. */
+	if (to > from && text[to - 1] == '>' && (lt = memrchr(text + from, '<', to - from))) {
+		from = (size_t)(lt - text) + 1;
+		to--;
+		trim_spaces(text, &from, &to);
+	}
+	out = xstrndup(text + from, to - from);
+	free(text);
+	return out;
 }
 
 char *reg_row_language_tag(const char *s)
@@ -308,7 +365,7 @@ static bool participant_name(const struct reg_field *f, reg_warn_fn warn, void *
 	}
 	if (reg_row_utf8(p->name))
 		return true;
-	fixed = reg_row_from_1252(p->name, strlen(p->name));
+	fixed = reg_row_from_1252(p->name, strlen(p->name), NULL);
 	if (fixed && reg_row_utf8(fixed)) {
 		warnf(warn, arg, p->email, "name is not valid UTF-8; read as Windows-1252: \"%s\"",
 		      fixed);
@@ -340,20 +397,32 @@ static bool participant_required(const struct reg_field f[PC_N], reg_warn_fn war
 		bad = status ? reg_row_show(status) : xstrdup("NULL");
 		warnf(warn, arg, p->email,
 		      "unknown status \"%s\" (want invited, registered, waitlisted or cancelled)", bad);
-	} else if (!field_time(&f[PC_REGISTERED], &p->registered_at, &bad)) {
-		warnf(warn, arg, p->email,
-		      "registered_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
-		      bad ? bad : "");
-	} else if (!field_time(&f[PC_UPDATED], &p->updated_at, &bad)) {
-		warnf(warn, arg, p->email,
-		      "updated_at \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time)",
-		      bad ? bad : "");
 	} else {
 		ok = true;
 	}
 	free(status);
 	free(bad);
 	return ok;
+}
+
+/* registered_at, updated_at: unknown (0) when they cannot be read, with a
+ * warning, not a reason to skip the participant. Nothing kallad sends
+ * depends on them: when a delivery became owed is the moment kallad first
+ * saw everything it hangs on hold (state_owed_since), not what a sheet says. */
+static time_t optional_time(const struct reg_field *f, const char *what, reg_warn_fn warn,
+			    void *arg, const char *email)
+{
+	time_t t;
+	char *bad;
+
+	if (!field_time(f, &t, &bad)) {
+		warnf(warn, arg, email,
+		      "%s \"%s\" is not an ISO 8601 time in the years " TZ_RANGE_TEXT " (YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS], RFC 3339 or a Unix time): read without it",
+		      what, bad ? bad : "");
+		t = 0;
+	}
+	free(bad);
+	return t;
 }
 
 bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, reg_warn_fn warn,
@@ -369,5 +438,7 @@ bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, re
 					   p->email);
 	p->role = reg_row_optional(reg_row_text(&f[PC_ROLE]), "role", warn, arg, p->email);
 	p->language = participant_language(reg_row_text(&f[PC_LANG]), deflang, warn, arg, p->email);
+	p->registered_at = optional_time(&f[PC_REGISTERED], "registered_at", warn, arg, p->email);
+	p->updated_at = optional_time(&f[PC_UPDATED], "updated_at", warn, arg, p->email);
 	return true;
 }

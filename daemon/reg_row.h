@@ -41,22 +41,30 @@ bool reg_row_participant(const struct reg_field f[PC_N], const char *deflang, re
 /* The field's text as a new string with the spaces around it removed;
  * NULL for NULL; "" for text with an embedded NUL. */
 char *reg_row_text(const struct reg_field *f);
+/* The address in a cell as people paste it (caller frees; NULL for NULL,
+ * "" for text with an embedded NUL): white space around it trimmed,
+ * Unicode's too (a no-break space copied from Outlook, a zero-width
+ * space), and of "Display Name <address>" the address. Not checked:
+ * reg_valid_email says whether it is one. */
+char *reg_row_address(const struct reg_field *f);
 /* A short printable form of a value for messages (caller frees). */
 char *reg_row_show(const char *s);
 /* Valid UTF-8, control characters allowed (they are cleaned where used). */
 bool reg_row_utf8(const char *s);
-/* Windows-1252 (what Excel writes in Sweden) to UTF-8; NULL if s holds a
- * byte that is not a character there. */
-char *reg_row_from_1252(const char *s, size_t len);
+/* Windows-1252 (what Excel writes in Sweden) to UTF-8 (caller frees), its
+ * length in *out_len (may be NULL; the text may hold a NUL of s's); NULL
+ * if s holds a byte that is not a character there. */
+char *reg_row_from_1252(const char *s, size_t len, size_t *out_len);
 /* A short tag [a-z]{2,3}; "en-GB" is taken as "en"; NULL if s is none. */
 char *reg_row_language_tag(const char *s);
 /* Optional text fields: invalid UTF-8 is dropped with a warning. */
 char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, const char *email);
 
-/* Lists the address of an unusable participant row (if it is one) in
- * reg->unreadable; reg_unreadable_done sorts the list once all rows are
+/* Lists the address of an unusable participant row in reg->unreadable,
+ * or, when email is no address, where the row is (`where`, "line 7") in
+ * reg->unaddressed; reg_unreadable_done sorts the list once all rows are
  * read (registrations.c). */
-void reg_note_unreadable(struct registrations *reg, const char *email);
+void reg_note_unreadable(struct registrations *reg, const char *email, const char *where);
 void reg_unreadable_done(struct registrations *reg);
 
 #endif

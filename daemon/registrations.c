@@ -130,10 +130,12 @@ static void participant_count(sqlite3_stmt *st, const struct column *c, long row
 	if (!participant_read(st, c, row, src, ctx->reg->default_language, &p)) {
 		char *email = sqlite3_column_type(st, c[PC_EMAIL].idx) == SQLITE_TEXT
 				      ? rsql_col_text(st, c[PC_EMAIL].idx) : NULL;
+		char *where = xasprintf("%s row %ld", src->label, row);
 
 		ctx->reg->n_skipped_participants++;
 		ctx->reg->n_skipped_rows++;
-		reg_note_unreadable(ctx->reg, email);
+		reg_note_unreadable(ctx->reg, email, where);
+		free(where);
 		free(email);
 		return;
 	}
@@ -541,10 +543,14 @@ static int str_case_cmp(const void *a, const void *b)
 }
 
 /* Appended as rows come; sorted once by reg_unreadable_done. */
-void reg_note_unreadable(struct registrations *reg, const char *email)
+void reg_note_unreadable(struct registrations *reg, const char *email, const char *where)
 {
-	if (!reg_valid_email(email))
+	if (!reg_valid_email(email)) {
+		reg->unaddressed = xgrow(reg->unaddressed, &reg->cap_unaddressed,
+					 reg->n_unaddressed, sizeof(char *));
+		reg->unaddressed[reg->n_unaddressed++] = xstrdup(where);
 		return;
+	}
 	reg->unreadable = xgrow(reg->unreadable, &reg->cap_unreadable, reg->n_unreadable,
 				sizeof(char *));
 	reg->unreadable[reg->n_unreadable++] = xstrdup(email);
@@ -703,6 +709,9 @@ void reg_free(struct registrations *reg)
 	for (size_t i = 0; i < reg->n_unreadable; i++)
 		free(reg->unreadable[i]);
 	free(reg->unreadable);
+	for (size_t i = 0; i < reg->n_unaddressed; i++)
+		free(reg->unaddressed[i]);
+	free(reg->unaddressed);
 	free(reg->participants);
 	free(reg->absences);
 	free(reg->path);

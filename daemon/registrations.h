@@ -62,6 +62,11 @@ struct registrations {
 	 * duplicates), sorted case-insensitively. */
 	char **unreadable;
 	size_t n_unreadable, cap_unreadable;
+	/* Where the participant rows are whose address cannot be read
+	 * ("line 7", "participants row 7"), in row order: such a row may be
+	 * anyone's, so while there is one nobody missing is taken for gone. */
+	char **unaddressed;
+	size_t n_unaddressed, cap_unaddressed;
 	/* Participants kallad knew whose rows are unusable now, as they last
 	 * were (reg_keep_last_good), sorted by email: reg_each and reg_find
 	 * serve them like the others, so a typo cancels no one. */

@@ -143,7 +143,69 @@ static void test_unreadable_files(void **state UNUSED)
 	free(missing);
 }
 
-/* Dates: a day that does not exist is no date. */
+/* A file that would lose rows read as it is: rejected as a whole, with
+ * the line to look at. */
+static void test_damaged_files(void **state UNUSED)
+{
+	/* A stray quote swallows the rest of the file; the line is where it
+	 * opened, after a field over two lines. */
+	char *path = WRITE("quote.csv", "email;name;organisation;status\n"
+					"a@example.se;A;\"Region\nJämtland\";\"registered\n"
+					"b@example.se;B;;registered\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+	struct participant p;
+
+	assert_null(reg_load(&cfg, &warn, &errs));
+	dump(&errs);
+	assert_true(has_entry(&errs, "quote.csv: line 3: a quote opened here is never closed", NULL));
+	free(path);
+
+	/* Caught half-written: the last line without its break, short. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@exa");
+	cfg = csv_config(path);
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "half.csv: line 3: the last row ends without a line break "
+				     "after 1 of the header's 3 fields", "not read until it is whole"));
+	free(path);
+	/* Whole, it is read without the break; a quote inside a field is
+	 * the field's. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;Anna \"Annie\" B;registered\r\n"
+				 "b@example.se;B;registered");
+	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_string_equal(p.name, "Anna \"Annie\" B");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	free(path);
+
+	/* A NUL in a Windows-1252 file: the rows after it are read. */
+	path = WRITE("nul.csv", "email;name;organisation;status\r\n"
+				"a@example.se;A;G\xe4vle\0;registered\r\n"
+				"b@example.se;B\0;G\xe4vle;registered\r\n"
+				"c@example.se;C;G\xe4vle;registered\r\n");
+	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(has_entry(&warn, "nul.csv: line 3 (b@example.se)", "no name"));
+	assert_true(reg_is_unreadable(reg, "b@example.se"));
+	assert_true(reg_find(reg, "c@example.se", &p));
+	assert_string_equal(p.organisation, "Gävle");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+/* Dates: a day that does not exist is no date; one that cannot be read
+ * is a warning, and the row is read without it. */
 static void test_dates(void **state UNUSED)
 {
 	char *path = WRITE("dates.csv", "email,name,status,registered_at\n"
@@ -159,7 +221,10 @@ static void test_dates(void **state UNUSED)
 					"i@example.se,I,registered,99999999999999999999\n"
 					"j@example.se,J,registered,-1\n"
 					"k@example.se,K,registered,1574233200.5\n"
-					"l@example.se,L,registered,7289654399\n");
+					"l@example.se,L,registered,7289654399\n"
+					/* Excel's day number, a date as Swedes write it. */
+					"m@example.se,M,registered,\"43773,38\"\n"
+					"n@example.se,N,registered,04.11.2019\n");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg = reg_load(&cfg, &warn, &errs);
@@ -167,13 +232,20 @@ static void test_dates(void **state UNUSED)
 
 	dump(&warn);
 	assert_non_null(reg);
-	assert_int_equal(reg->n_participants, 6);
+	assert_int_equal(reg->n_participants, 14);
+	assert_int_equal(reg->n_skipped_participants, 0);
 	assert_true(has_entry(&warn, "line 3 (b@example.se)", "registered_at \"2019-02-30\""));
+	assert_true(has_entry(&warn, "line 3 (b@example.se)", "read without it"));
+	assert_true(reg_find(reg, "b@example.se", &p));
+	assert_int_equal(p.registered_at, 0);
+	reg_participant_clear(&p);
 	assert_true(has_entry(&warn, "line 6 (e@example.se)", "registered_at \"2300-01-01\""));
 	assert_true(has_entry(&warn, "line 9 (h@example.se)", "registered_at \"7289654400\""));
 	assert_true(has_entry(&warn, "line 10 (i@example.se)", "registered_at \"9999999999"));
 	assert_true(has_entry(&warn, "line 11 (j@example.se)", "registered_at \"-1\""));
 	assert_true(has_entry(&warn, "line 12 (k@example.se)", "or a Unix time"));
+	assert_true(has_entry(&warn, "line 14 (m@example.se)", "registered_at \"43773,38\""));
+	assert_true(has_entry(&warn, "line 15 (n@example.se)", "registered_at \"04.11.2019\""));
 	assert_true(reg_find(reg, "f@example.se", &p));
 	assert_int_equal(p.registered_at, 1574233200); /* 2019-11-20 07:00 UTC */
 	reg_participant_clear(&p);
@@ -209,7 +281,7 @@ static void test_line_numbers(void **state UNUSED)
 			   "c@example.se,\"C\nC\",,nope\r"
 			   "d@example.se,D,,perhaps\n"
 			   "\n"
-			   "a@example.se,A again,,registered");
+			   "a@example.se,A,\"Region\r\nJämtland\r\nHärjedalen\",registered");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg = reg_load(&cfg, &warn, &errs);
@@ -295,13 +367,172 @@ static void test_keep_last_good(void **state UNUSED)
 	free(path);
 }
 
+/* Addresses as people paste them: Unicode spaces around them (a no-break
+ * space from Outlook), "Display Name <address>"; absences and attachments
+ * alike. */
+static void test_addresses(void **state UNUSED)
+{
+	char *path = WRITE("pasted.csv",
+			   "email;name;status\n"
+			   "a@example.se\xc2\xa0;A;registered\n"
+			   "Person Sex <b@example.se>;B;registered\n"
+			   "\"\"\"Lind, C\"\" \xe2\x80\xaf< c@example.se >\";C;registered\n"
+			   "\xe2\x80\x8b\xe3\x80\x80" "d@example.se\t\xef\xbb\xbf;D;registered\n"
+			   "e@exa mple.se;E;registered\n"
+			   "<>;F;registered\n");
+	char *abs = WRITE("pasted-absences.csv", "email,session_uid\n"
+						 "A <a@example.se>,s1\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+
+	cfg.csv_absences = abs;
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 4);
+	for (const char *e = "a", *all = "abcd"; *e; e = ++all) {
+		char addr[16];
+		struct participant p;
+
+		snprintf(addr, sizeof(addr), "%c@example.se", *e);
+		assert_true(reg_find(reg, addr, &p));
+		assert_string_equal(p.email, addr);
+		reg_participant_clear(&p);
+	}
+	assert_true(has_entry(&warn, "pasted.csv: line 6 (e@exa mple.se)", "invalid e-mail address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 7 ()", "invalid e-mail address"));
+	/* Rows that may be anyone's: programme_each_removed waits for them. */
+	assert_int_equal(reg->n_unaddressed, 2);
+	assert_string_equal(reg->unaddressed[0], "line 6");
+	assert_string_equal(reg->unaddressed[1], "line 7");
+	assert_true(reg_is_absent(reg, "a@example.se", "s1"));
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+	free(abs);
+}
+
+/* [registrations] columns wins over a header that is a field's own name;
+ * two columns that give one field are an error naming both. */
+static void test_columns(void **state UNUSED)
+{
+	char *path = WRITE("forms.csv",
+			   "ID;Email;Name;E-postadress;Fullständigt namn;Status;Anmälningsstatus\n"
+			   "1;anonymous;;a@example.se;A;Completed;registered\n"
+			   "2;me@example.se;Me;b@example.se;B;Completed;invited\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg;
+	struct participant p;
+
+	cfg.csv_columns = "E-postadress:email, Fullständigt namn:name, Anmälningsstatus:status";
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(warn.n, 0);
+	assert_int_equal(reg->n_participants, 2);
+	assert_true(reg_find(reg, "b@example.se", &p));
+	assert_string_equal(p.name, "B");
+	assert_int_equal(p.status, PS_INVITED);
+	reg_participant_clear(&p);
+	reg_free(reg);
+
+	/* Two mapped to one field, two own names of one field. */
+	cfg.csv_columns = "E-postadress:email, Email:email, Fullständigt namn:name";
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "forms.csv: line 1: columns 2 (Email) and 4 (E-postadress) "
+				     "both give email", NULL));
+	free(WRITE("forms.csv", "email,name,status,Name\na@example.se,A,registered,B\n"));
+	cfg.csv_columns = NULL;
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "forms.csv: line 1: columns 2 (name) and 4 (Name) both give "
+				     "name", NULL));
+	/* Mapped to another field, a header gives that one alone. */
+	free(WRITE("forms.csv", "email,name,Status,Anmälningsstatus\n"
+				"a@example.se,A,Completed,registered\n"));
+	cfg.csv_columns = "Status:role, Anmälningsstatus:status";
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
+	assert_non_null(reg);
+	assert_true(reg_find(reg, "a@example.se", &p));
+	assert_int_equal(p.status, PS_REGISTERED);
+	assert_string_equal(p.role, "Completed");
+	reg_participant_clear(&p);
+	reg_free(reg);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
+/* Rows for one address that disagree on what kallad sends: both lines
+ * named, neither used, whatever their order; rows that agree are one. */
+static void test_rows_that_disagree(void **state UNUSED)
+{
+	char *path = WRITE("dups.csv", "email,name,status,registered_at\n"
+				       "anna@x.se,Anna,registered,2019-11-01\n"
+				       "bo@x.se,Bo,registered,2019-11-01\n"
+				       "Anna@x.se,Anna,registered,2019-11-02\n"
+				       "ANNA@x.se,Anna,cancelled,\n"
+				       "BO@x.se,Bo,registered,\n"
+				       "cia@x.se,Cia,invited,\n"
+				       "CIA@x.se,Cia Ek,invited,\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *old, *reg = reg_load(&cfg, &warn, &errs);
+	struct participant p;
+
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(reg_find(reg, "bo@x.se", &p));
+	reg_participant_clear(&p);
+	assert_false(reg_find(reg, "anna@x.se", &p));
+	assert_true(reg_is_unreadable(reg, "anna@x.se"));
+	assert_true(reg_is_unreadable(reg, "cia@x.se"));
+	assert_int_equal(reg->n_unaddressed, 0);
+	assert_true(has_entry(&warn, "dups.csv: line 4 (Anna@x.se): duplicate of line 2, skipped",
+				NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 5 (ANNA@x.se) disagrees with line 2 (anna@x.se) "
+				     "on status: neither row is used until they agree", NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 6 (BO@x.se): duplicate of line 3", NULL));
+	assert_true(has_entry(&warn, "dups.csv: line 8 (CIA@x.se) disagrees with line 7 (cia@x.se) "
+				     "on name", NULL));
+	assert_int_equal(reg->n_skipped_participants, 6);
+	/* Kallad knew Anna: she keeps her last good state. */
+	free(WRITE("dups.csv", "email,name,status\nanna@x.se,Anna,registered\n"));
+	old = reg_load(&cfg, &warn, &errs);
+	free(WRITE("dups.csv", "email,name,status\nANNA@x.se,Anna,cancelled\n"
+			       "anna@x.se,Anna,registered\n"));
+	reg_free(reg);
+	reg = reg_load(&cfg, &warn, &errs);
+	reg_keep_last_good(reg, old, &warn);
+	assert_true(reg_find(reg, "anna@x.se", &p));
+	assert_int_equal(p.status, PS_REGISTERED);
+	reg_participant_clear(&p);
+	reg_free(reg);
+	reg_free(old);
+	errlist_free(&warn);
+	errlist_free(&errs);
+	free(path);
+}
+
 static void test_from_1252(void **state UNUSED)
 {
-	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7);
+	size_t len;
+	char *s = reg_row_from_1252("\x80 \xe5\xe4\xf6 \x96", 7, NULL);
 
 	assert_string_equal(s, "€ åäö –");
 	free(s);
-	assert_null(reg_row_from_1252("\x81", 1));
+	assert_null(reg_row_from_1252("\x81", 1, NULL));
+	/* A NUL is a character too: what follows it is not lost. */
+	s = reg_row_from_1252("a\0\xe5", 3, &len);
+	assert_int_equal(len, 4);
+	assert_memory_equal(s, "a\0\xc3\xa5", 4);
+	free(s);
 }
 
 int main(void)
@@ -310,9 +541,13 @@ int main(void)
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_neither_encoding),
 		cmocka_unit_test(test_unreadable_files),
+		cmocka_unit_test(test_damaged_files),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_line_numbers),
 		cmocka_unit_test(test_keep_last_good),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_columns),
+		cmocka_unit_test(test_rows_that_disagree),
 		cmocka_unit_test(test_from_1252),
 	};
 

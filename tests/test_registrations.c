@@ -219,8 +219,9 @@ static void test_bad_rows_skipped(void **state UNUSED)
 	dump(&warn);
 	assert_non_null(reg);
 	assert_int_equal(errs.n, 0);
-	/* ok.one, ok.two, ok.three, ok.four */
-	assert_int_equal(reg->n_participants, 4);
+	/* ok.one, ok.two, ok.three, ok.four, and when: a registered_at that
+	 * cannot be read is no reason to skip anyone. */
+	assert_int_equal(reg->n_participants, 5);
 	assert_true(has_entry(&warn,
 	                        "bad.db: participants row 2 (anna@@x.example.org): "
 	                        "invalid e-mail address",
@@ -231,6 +232,7 @@ static void test_bad_rows_skipped(void **state UNUSED)
 	                        "unknown status \"maybe\""));
 	assert_true(has_entry(&warn, "participants row 5 (when@example.org)",
 	                        "registered_at \"yesterday\" is not an ISO 8601 time"));
+	assert_true(has_entry(&warn, "participants row 5 (when@example.org)", "read without it"));
 	assert_true(
 	    has_entry(&warn, "participants row 6 (OK.ONE@example.org)", "duplicate of row 1"));
 	assert_true(has_entry(&warn, "participants row 8 (ok.three@example.org)",
@@ -261,15 +263,19 @@ static void test_bad_rows_skipped(void **state UNUSED)
 	assert_int_equal(p.status, PS_CANCELLED);
 	reg_participant_clear(&p);
 	assert_false(reg_find(reg, "maybe@example.org", &p));
+	assert_true(reg_find(reg, "when@example.org", &p));
+	assert_int_equal(p.registered_at, 0);
+	reg_participant_clear(&p);
 
 	/* reg_each skips the same rows without a word, the duplicate too. */
 	assert_true(reg_each(reg, seen_one, NULL, &s));
-	assert_int_equal(s.n, 4);
+	assert_int_equal(s.n, 5);
 	assert_string_equal(s.emails[0], "ok.four@example.org");
 	assert_string_equal(s.emails[1], "ok.one@example.org");
 	assert_string_equal(s.names[1], "Ok Ett");
 	assert_string_equal(s.emails[2], "ok.three@example.org");
 	assert_string_equal(s.emails[3], "ok.two@example.org");
+	assert_string_equal(s.emails[4], "when@example.org");
 	seen_free(&s);
 
 	assert_int_equal(reg->n_absences, 1);

@@ -1,0 +1,52 @@
+/* csv_table.h: one spreadsheet's CSV file read whole into records with
+ * libcsv (Debian's libcsv-dev), as spreadsheets write it: UTF-8 with or
+ * without a byte order mark, or Windows-1252 (Excel in Sweden), converted
+ * with iconv; `,` or `;` between fields, whichever the header row uses;
+ * quoted fields with separators, quotes and line breaks inside; CRLF, LF
+ * or CR. What the fields mean is csv_registrations.c's concern. */
+#ifndef KALLAD_CSV_TABLE_H
+#define KALLAD_CSV_TABLE_H
+
+#include "util.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One record: its fields as read (NUL-terminated, len without the NUL: a
+ * field may hold a NUL of its own), and the line of the file it starts
+ * on (blank lines and line breaks inside quotes counted, as an editor
+ * numbers them). */
+struct csv_record {
+	char **v;
+	size_t *len;
+	size_t n;
+	long row;
+};
+
+/* rec[0] is the header row. */
+struct csv_table {
+	const char *path; /* not owned */
+	struct csv_record *rec;
+	size_t n, cap;
+	/* While parsing: the record being read, the line being parsed (from
+	 * 1), the line the record began on (0 between records), the line the
+	 * field being read began on. */
+	struct csv_record cur;
+	long line, start, field_line;
+};
+
+/* Reads path into *t (freed with csv_table_free); false, with a line in
+ * errs naming where and *t empty, when the file cannot be read or parsed
+ * as a whole (a quote opened and never closed, which would swallow the
+ * rows after it), has no header row, or is caught half-written (its last
+ * line has no line break and fewer fields than the header): a reader
+ * must not take the rows it lacks for deleted ones. Warnings (an
+ * encoding guessed) go to warnings. */
+bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warnings,
+		    struct errlist *errs);
+void csv_table_free(struct csv_table *t);
+
+/* True if every field of r is empty or white space. */
+bool csv_record_blank(const struct csv_record *r);
+
+#endif
