@@ -114,11 +114,12 @@ static void calendar_sort(struct calendar *cal)
 		qsort(cal->deadlines, cal->n_deadlines, sizeof(struct deadline), deadline_cmp);
 }
 
-struct calendar *calendar_read(const char *path, const char *sessions_category,
+struct calendar *calendar_read(const char *path, const struct calendar_opts *opts,
 			       struct errlist *warnings, struct errlist *errs)
 {
+	static const struct calendar_opts none;
 	struct loader ld = {.path = path, .errs = errs, .file_errs = errs, .warnings = warnings,
-			    .sessions_category = sessions_category, .errs_before = errs->n};
+			    .opts = opts ? opts : &none, .errs_before = errs->n};
 	size_t len;
 	char *text = read_file(path, &len), *body, *parsed;
 

@@ -17,7 +17,7 @@ struct loader {
 	struct errlist *file_errs;
 	struct errlist *warnings; /* == file_errs: strict, every problem rejects */
 	struct errlist item;      /* the problems of the item being read */
-	const char *sessions_category;
+	const struct calendar_opts *opts;
 	size_t errs_before;
 	struct caltext text;
 	size_t next_event, next_todo;

@@ -279,17 +279,27 @@ static void add_deadline(struct loader *ld, struct deadline *d)
 	ld->cal->deadlines[ld->cal->n_deadlines++] = *d;
 }
 
+/* True if uid is one of the UIDs that kallad.conf names as deadlines. */
+static bool named_deadline(const struct calendar_opts *o, const char *uid)
+{
+	for (size_t i = 0; uid && i < o->n_deadline_uids; i++)
+		if (strcmp(o->deadline_uids[i], uid) == 0)
+			return true;
+	return false;
+}
+
 /* One VEVENT or VTODO: a session, a deadline, or (outside
  * sessions-category) none of kallad's business. */
 void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 		   const struct span *sp)
 {
 	char *cats = categories_prop(c);
-	bool todo = icalcomponent_isa(c) == ICAL_VTODO_COMPONENT;
-	bool deadline = todo || calendar_has_category(cats, "deadline");
-	bool ignored = !deadline && ld->sessions_category &&
-		       !calendar_has_category(cats, ld->sessions_category);
 	char *uid = text_prop(c, ICAL_UID_PROPERTY);
+	bool todo = icalcomponent_isa(c) == ICAL_VTODO_COMPONENT;
+	bool deadline = todo || calendar_has_category(cats, "deadline") ||
+			named_deadline(ld->opts, uid);
+	bool ignored = !deadline && ld->opts->sessions_category &&
+		       !calendar_has_category(cats, ld->opts->sessions_category);
 	struct session s;
 	struct deadline d;
 	bool ok;

@@ -107,24 +107,85 @@ static void keep_last_good(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
-/* The [deadline NAME] sections of kallad.conf, in the programme zone. */
+static struct deadline *find_deadline(struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		if (strcmp(cal->deadlines[i].uid, uid) == 0)
+			return &cal->deadlines[i];
+	return NULL;
+}
+
+/* "2019-12-13 (the whole day)" or its RFC 3339 instant. */
+static void deadline_when(const struct deadline *d, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!d->date_only) {
+		tz_rfc3339(d->due, buf, len);
+		return;
+	}
+	tz_local(d->due - 1, &tm);
+	snprintf(buf, len, "%04d-%02d-%02d (the whole day)", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday);
+}
+
+/* The calendar's event named by a section: the section gives its title
+ * and adds its category; the event gives the time. */
+static void apply_section(struct deadline *d, const struct cfg_deadline *c,
+			  struct errlist *warnings)
+{
+	if (c->title) {
+		free(d->summary);
+		d->summary = xstrdup(c->title);
+	}
+	if (c->category && !calendar_has_category(d->categories, c->category)) {
+		char *both = d->categories ? xasprintf("%s,%s", d->categories, c->category)
+					   : xstrdup(c->category);
+		free(d->categories);
+		d->categories = both;
+	}
+	if (c->has_due) {
+		char when[48], due[20];
+
+		deadline_when(d, when, sizeof(when));
+		if (c->date_only)
+			snprintf(due, sizeof(due), "%04d-%02d-%02d", c->year, c->month, c->day);
+		else
+			snprintf(due, sizeof(due), "%04d-%02d-%02dT%02d:%02d", c->year, c->month,
+				 c->day, c->hour, c->minute);
+		errlist_add(warnings, "%s:%d: [deadline %s]: due %s is not used: the calendar's event "
+			    "gives the time, %s", c->file, c->line, c->name, due, when);
+	}
+}
+
+/* The [deadline NAME] sections of kallad.conf: the calendar's event with
+ * UID NAME (read as a deadline: calendar_opts), or without one a deadline
+ * of the section's own at its due, in the programme zone. */
 static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 				 struct errlist *warnings)
 {
 	for (size_t i = 0; i < cfg->n_deadlines; i++) {
 		const struct cfg_deadline *c = &cfg->deadlines[i];
+		struct deadline *found = find_deadline(cal, c->name);
 		struct deadline d = {.uid = c->name, .summary = c->title ? c->title : c->name,
 				     .categories = c->category, .date_only = c->date_only};
 
-		if (calendar_session(cal, c->name) || calendar_deadline(cal, c->name)) {
-			errlist_add(warnings,
-				    "%s:%d: [deadline %s]: the calendar has an item with UID \"%s\" already; this section is not used",
-				    c->file, c->line, c->name, c->name);
-			continue;
+		if (found) {
+			apply_section(found, c, warnings);
+		} else if (calendar_session(cal, c->name)) {
+			/* Only a kept copy: the event itself reads as a deadline. */
+			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session, "
+				    "which it keeps (see above); this section is not used",
+				    c->file, c->line, c->name);
+		} else if (!c->has_due) {
+			errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event with this "
+				    "UID that can be read, and the section has no due: no such deadline",
+				    c->file, c->line, c->name);
+		} else {
+			d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
+					     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
+			calendar_add_deadline(cal, &d);
 		}
-		d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
-				     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
-		calendar_add_deadline(cal, &d);
 	}
 }
 
@@ -133,15 +194,20 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 static struct calendar *read_file_once(const struct config *cfg, char id[FILE_ID_MAX],
 				       struct errlist *warnings, struct errlist *errs)
 {
+	const char **uids = xcalloc(cfg->n_deadlines + 1, sizeof(*uids));
+	struct calendar_opts opts = {.sessions_category = cfg->sessions_category,
+				     .deadline_uids = uids, .n_deadline_uids = cfg->n_deadlines};
 	struct calendar *cal = NULL;
 
+	for (size_t i = 0; i < cfg->n_deadlines; i++)
+		uids[i] = cfg->deadlines[i].name;
 	for (int tries = 0; tries < 3; tries++) {
 		struct errlist these = {0};
 		char after[FILE_ID_MAX];
 
 		calendar_free(cal);
 		file_identity(cfg->calendar, id);
-		cal = calendar_read(cfg->calendar, cfg->sessions_category, &these, errs);
+		cal = calendar_read(cfg->calendar, &opts, &these, errs);
 		file_identity(cfg->calendar, after);
 		if (!cal || str_eq(after, id) || tries == 2) {
 			for (size_t i = 0; i < these.n; i++)
@@ -151,6 +217,7 @@ static struct calendar *read_file_once(const struct config *cfg, char id[FILE_ID
 		}
 		errlist_free(&these);
 	}
+	free(uids);
 	return cal;
 }
 

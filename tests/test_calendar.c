@@ -359,9 +359,10 @@ static void test_google_export_lenient(void **state)
 
 static void test_outlook_export_category(void **state)
 {
+	struct calendar_opts opts = {.sessions_category = "STYRA OCH LEDA"};
 	struct errlist warn = {0}, errs = {0};
 	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/outlook-export.ics",
-					     "STYRA OCH LEDA", &warn, &errs);
+					     &opts, &warn, &errs);
 
 	(void)state;
 	assert_non_null(cal);
@@ -396,6 +397,36 @@ static void test_duplicate_uid_lenient(void **state)
 	errlist_free(&warn);
 }
 
+/* Google exports no categories: an event named in kallad.conf is a
+ * deadline, all-day (the end of that day) or timed, never a session. */
+static void test_named_deadline(void **state)
+{
+	static const char *const uids[] = {"5r6s7t8u9v0w1x2y3z4a5b6c7d@google.com",
+					   "7h3k9m2n4p6q8r0s1t3u5v7w9x@google.com"};
+	struct calendar_opts opts = {.deadline_uids = uids, .n_deadline_uids = 2};
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/google-export.ics",
+					     &opts, &warn, &errs);
+	const struct deadline *d;
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 2);
+	assert_int_equal(cal->n_deadlines, 2);
+	assert_null(calendar_session(cal, uids[1]));
+	d = calendar_deadline(cal, uids[0]);
+	assert_non_null(d);
+	assert_true(d->date_only);
+	assert_int_equal(d->due, utc(2019, 12, 13, 23, 0));
+	d = calendar_deadline(cal, uids[1]);
+	assert_non_null(d);
+	assert_false(d->date_only);
+	assert_int_equal(d->due, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(warn.n, 1); /* the weekly meeting alone */
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -415,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_google_export_lenient),
 		cmocka_unit_test(test_outlook_export_category),
 		cmocka_unit_test(test_duplicate_uid_lenient),
+		cmocka_unit_test(test_named_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
