@@ -187,6 +187,27 @@ bool calendar_is_unreadable(const struct calendar *cal, const char *uid)
 	return false;
 }
 
+void calendar_mark_unreadable(struct calendar *cal, const char *uid)
+{
+	if (calendar_is_unreadable(cal, uid))
+		return;
+	cal->unreadable = xrealloc(cal->unreadable, (cal->n_unreadable + 1) * sizeof(*cal->unreadable));
+	cal->unreadable[cal->n_unreadable++] = xstrdup(uid);
+}
+
+void calendar_remove_session(struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		if (strcmp(cal->sessions[i].uid, uid) != 0)
+			continue;
+		cal_session_clear(&cal->sessions[i]);
+		memmove(&cal->sessions[i], &cal->sessions[i + 1],
+			(cal->n_sessions - i - 1) * sizeof(*cal->sessions));
+		cal->n_sessions--;
+		return;
+	}
+}
+
 void calendar_free(struct calendar *cal)
 {
 	if (!cal)

@@ -75,6 +75,10 @@ void calendar_free(struct calendar *cal);
 void calendar_add_session(struct calendar *cal, const struct session *s);
 void calendar_add_deadline(struct calendar *cal, const struct deadline *d);
 bool calendar_is_unreadable(const struct calendar *cal, const char *uid);
+/* Lists uid in cal->unreadable (once). */
+void calendar_mark_unreadable(struct calendar *cal, const char *uid);
+/* Removes the session with this UID, if there is one. */
+void calendar_remove_session(struct calendar *cal, const char *uid);
 
 const struct session *calendar_session(const struct calendar *cal, const char *uid);
 const struct deadline *calendar_deadline(const struct calendar *cal, const char *uid);

@@ -198,12 +198,8 @@ static bool item_end(struct loader *ld, bool ok, const char *uid)
 			errlist_add(ld->warnings, "%s; skipped", ld->item.items[i]);
 	}
 	errlist_free(&ld->item);
-	if (!ok && uid && !calendar_is_unreadable(ld->cal, uid)) {
-		struct calendar *cal = ld->cal;
-		cal->unreadable = xrealloc(cal->unreadable,
-					   (cal->n_unreadable + 1) * sizeof(*cal->unreadable));
-		cal->unreadable[cal->n_unreadable++] = xstrdup(uid);
-	}
+	if (!ok && uid)
+		calendar_mark_unreadable(ld->cal, uid);
 	return ok;
 }
 

@@ -1,7 +1,8 @@
 /* programme_calendar.c: the calendar a programme plans from
  * (programme_calendar.h). An export that lost something must not turn
  * into mail: a session or deadline that no longer reads keeps its last
- * good copy. */
+ * good copy, and so does a deadline whose event would now read as a
+ * session (an invitation to everyone for a non-session). */
 #include "programme_calendar.h"
 
 #include "state.h"
@@ -32,6 +33,18 @@ static struct state *known_state(struct known *k)
 		errlist_free(&ignored);
 	}
 	return k->st;
+}
+
+static bool knows_deadline(struct known *k, const char *uid)
+{
+	struct deadline copy;
+
+	if (k->old)
+		return calendar_deadline(k->old, uid) != NULL;
+	if (!known_state(k) || !state_deadline_copy(k->st, uid, &copy))
+		return false;
+	state_deadline_clear(&copy);
+	return true;
 }
 
 static void kept_warning(const char *path, struct errlist *warnings, const char *uid,
@@ -89,6 +102,37 @@ static bool keep_deadline(struct known *k, struct calendar *cal, const char *uid
 	d = calendar_deadline(cal, uid);
 	kept_warning(path, warnings, uid, "deadline", d->summary, d->due);
 	return true;
+}
+
+/* A deadline kallad knew whose event now reads as a session (Outlook's
+ * re-export lost CATEGORIES:Deadline, or its [deadline NAME] section
+ * went) would invite everyone to it. Its kind is part of what kallad
+ * knew of it, as its time is: the event is taken as unreadable, and the
+ * deadline keeps its last good copy. A session that becomes a deadline
+ * takes a deliberate act (a category added, a section written) and is
+ * the session's removal, like any other. */
+static void keep_deadlines(struct known *k, struct calendar *cal, const char *path,
+			   struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions;) {
+		const struct session *s = &cal->sessions[i];
+		char *uid;
+
+		if (!knows_deadline(k, s->uid)) {
+			i++;
+			continue;
+		}
+		errlist_add_at(warnings, path, s->line,
+			       "VEVENT \"%s\": kallad knows this UID as a deadline, and the event is no "
+			       "deadline now (no CATEGORIES deadline, no [deadline UID] section): a "
+			       "deadline does not become a session; skipped (UID %s)",
+			       s->summary, s->uid);
+		uid = xstrdup(s->uid);
+		calendar_mark_unreadable(cal, uid);
+		calendar_remove_session(cal, uid);
+		keep_deadline(k, cal, uid, path, warnings);
+		free(uid);
+	}
 }
 
 /* A session or deadline kallad knew that now fails to read is not
@@ -230,6 +274,7 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 
 	if (!cal)
 		return NULL;
+	keep_deadlines(&k, cal, cfg->calendar, warnings);
 	keep_last_good(&k, cal, cfg->calendar, warnings);
 	add_config_deadlines(cal, cfg, warnings);
 	state_close(k.st);

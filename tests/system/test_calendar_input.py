@@ -6,10 +6,12 @@ everyone, a second copy of an event into an update."""
 
 import os
 import re
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, KalladCase, main  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 NEXT_DAY = "2019-11-21T08:00:00+01:00"
@@ -40,6 +42,15 @@ def calendar(*events, head=""):
 
 def plan_lines(out):
     return [line.split("\t") for line in out.splitlines() if line]
+
+
+def wait_for(condition, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
 
 
 def read(path):
@@ -131,6 +142,61 @@ class DeadlineNamedInConf(CalendarCase):
                          r"calendar has no event with this UID that can be read, and the section "
                          r"has no due: no such deadline")
         self.assertNotIn("nowhere@example.org", p.stdout)
+
+
+class KnownDeadlineStaysDeadline(CalendarCase):
+    """Outlook: a deadline whose CATEGORIES:Deadline a re-export lost is
+    no session: kallad keeps its last good copy, as it does for any item
+    it knew that cannot be read as what it was."""
+
+    OUTLOOK_DL = "040000008200E00074C5B7101A82E008000000009F8E7D6C5B4A3928"
+
+    def deadline(self, extra):
+        return vevent(self.OUTLOOK_DL, "Sista anmälningsdag", "DTSTART;" + zoned("20191213", "1600"),
+                      "DTEND;" + zoned("20191213", "1630"), extra)
+
+    def test_lost_category(self):
+        self.prog.edit_conf("category = registration", "category = deadline")
+        self.write(calendar(session_1(), self.deadline("CATEGORIES:Deadline\r\n")))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        text = self.write(calendar(session_1(), self.deadline("")))
+        line = begin_lines(text, self.OUTLOOK_DL)[0]
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assertEqual([x for x in plan if x[3] == self.OUTLOOK_DL and "deadline" not in x[1]], [])
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Sista anmälningsdag\": kallad knows this "
+                      "UID as a deadline, and the event is no deadline now (no CATEGORIES "
+                      "deadline, no [deadline UID] section): a deadline does not become a "
+                      f"session; skipped (UID {self.OUTLOOK_DL})", p.stderr)
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"",
+                      p.stderr)
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, self.OUTLOOK_DL,
+                       "registration-deadline"], plan)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_lost_category_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        self.prog.edit_conf("category = registration", "category = deadline")
+        self.write(calendar(session_1(), self.deadline("CATEGORIES:Deadline\r\n")))
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 10)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 10)  # the ten registered, session 1
+        self.write(calendar(session_1(), self.deadline("")))
+        wait_for(lambda: "keeping the last good copy of the deadline" in read(logpath).decode())
+        self.assertIn("a deadline does not become a session", read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
 
 
 if __name__ == "__main__":
