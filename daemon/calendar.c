@@ -24,6 +24,15 @@ void cal_fail(struct loader *ld, int line, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cal_note(struct loader *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	errlist_vadd_at(&ld->notes, ld->path, line, fmt, ap);
+	va_end(ap);
+}
+
 /* The span of the next VEVENT or VTODO; the whole file if the raw scan
  * and libical disagree (the file is then rejected for its structure). */
 static struct span next_span(struct loader *ld, struct spans *s, size_t *next)

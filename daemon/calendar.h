@@ -17,6 +17,7 @@ struct session {
 			    * waits (changes_sync, the guard against mass vanishing) */
 	int line;          /* line of its BEGIN:VEVENT in the file */
 	bool kept;         /* unreadable now: this is its last good copy */
+	bool end_is_date;  /* DTEND was a date: end is the end of that day */
 };
 
 struct deadline {

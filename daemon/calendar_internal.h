@@ -17,6 +17,7 @@ struct loader {
 	struct errlist *file_errs;
 	struct errlist *warnings; /* == file_errs: strict, every problem rejects */
 	struct errlist item;      /* the problems of the item being read */
+	struct errlist notes;     /* how it was read where it took a guess */
 	const struct calendar_opts *opts;
 	size_t errs_before;
 	struct caltext text;
@@ -27,6 +28,10 @@ struct loader {
 
 /* A problem at line of the file being read, into ld->errs. */
 void cal_fail(struct loader *ld, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* How the item being read was read where the file left a guess: a
+ * warning, with its UID, if the item is used. */
+void cal_note(struct loader *ld, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* calendar_item.c: reads the VEVENT or VTODO c (at sp in the text) of

@@ -183,11 +183,20 @@ static void item_begin(struct loader *ld)
 }
 
 /* True if the item may be used. Its problems go where they belong. */
-static bool item_end(struct loader *ld, bool ok, const char *uid)
+static bool item_end(struct loader *ld, icalcomponent *c, const struct span *sp, bool ok,
+		     const char *uid)
 {
 	bool strict = ld->warnings == ld->file_errs;
 
 	ld->errs = ld->file_errs;
+	if (!ok && ld->item.n == 0) {
+		/* Every item skipped is named: a reader that returns false
+		 * without a word is a bug, not a reason for silence. */
+		char *label = item_label(c);
+		errlist_add_at(&ld->item, ld->path, ld->text.lines[sp->first].line,
+			       "%s: could not be read", label);
+		free(label);
+	}
 	ok = ok && ld->item.n == 0;
 	for (size_t i = 0; i < ld->item.n; i++) {
 		if (strict)
@@ -197,10 +206,28 @@ static bool item_end(struct loader *ld, bool ok, const char *uid)
 		else
 			errlist_add(ld->warnings, "%s; skipped", ld->item.items[i]);
 	}
+	for (size_t i = 0; ok && !strict && i < ld->notes.n; i++)
+		errlist_add(ld->warnings, "%s (UID %s)", ld->notes.items[i], uid);
 	errlist_free(&ld->item);
+	errlist_free(&ld->notes);
 	if (!ok && uid)
 		calendar_mark_unreadable(ld->cal, uid);
 	return ok;
+}
+
+/* DTEND;VALUE=DATE after a timed DTSTART (RFC 5545 wants both of one
+ * type): the session lasts into that day, and its hour is not given. The
+ * end of that day in the programme zone, said in a warning, is read
+ * rather than the session dropped. */
+static void date_end(struct loader *ld, const struct span *sp, const char *label,
+		     struct icaltimetype day, time_t *end)
+{
+	char buf[40];
+
+	*end = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+	tz_rfc3339(*end, buf, sizeof(buf));
+	cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
+		 "%s: DTEND is a date without a time: read as the end of that day, %s", label, buf);
 }
 
 static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
@@ -208,14 +235,19 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 {
 	char *label = item_label(ev);
 	struct when w = {vcal, ev, sp, label};
-	struct icaltimetype unused;
+	struct icaltimetype unused, end_day;
+	bool end_is_date = false;
 	bool ok = check_single(ld, ev, sp, label);
 
 	*s = (struct session){.line = ld->text.lines[sp->first].line};
 	ok &= read_ids(ld, ev, sp, label, &s->uid, &s->summary);
 	ok &= check_not_recurring(ld, ev, sp, label);
 	bool have_start = cal_read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s->start, &unused);
-	bool have_end = cal_read_instant(ld, &w, ICAL_DTEND_PROPERTY, NULL, &s->end, &unused);
+	bool have_end = cal_read_instant(ld, &w, ICAL_DTEND_PROPERTY, &end_is_date, &s->end,
+					 &end_day);
+	if (have_end && end_is_date)
+		date_end(ld, sp, label, end_day, &s->end);
+	s->end_is_date = end_is_date;
 	if (have_start && have_end && s->end <= s->start) {
 		char a[32], b[32];
 		tz_rfc3339(s->start, a, sizeof(a));
@@ -309,7 +341,7 @@ void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 	item_begin(ld);
 	caltext_xlic(&ld->text, c, sp, ld->errs);
 	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
-	if (!item_end(ld, ok, uid)) {
+	if (!item_end(ld, c, sp, ok, uid)) {
 		if (deadline)
 			cal_deadline_clear(&d);
 		else

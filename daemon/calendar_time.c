@@ -97,7 +97,7 @@ bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind
 			if (kind == ICAL_DTSTART_PROPERTY)
 				cal_fail(ld, line, "%s: %s is a date without a time (an all-day event); a session needs a date-time with a TZID or in UTC, a deadline CATEGORIES:deadline or a [deadline <its UID>] section in kallad.conf",
 				     w->label, name);
-			else if (kind != ICAL_DTEND_PROPERTY)
+			else
 				cal_fail(ld, line, "%s: %s is a date without a time", w->label, name);
 			return false;
 		}

@@ -135,6 +135,40 @@ static void keep_deadlines(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
+/* A session whose DTEND became a date (calendar_item.c reads the end of
+ * that day) on the very day kallad knew it ending: the file no longer
+ * says the hour, but it says nothing new either. Its known end stays,
+ * so no update moves everyone's calendar to midnight. */
+static void keep_known_end(struct known *k, struct calendar *cal, const char *path,
+			   struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		struct session *s = &cal->sessions[i];
+		const struct session *was = k->old ? calendar_session(k->old, s->uid) : NULL;
+		struct session copy = {0};
+		struct tm day, known;
+		char buf[40];
+
+		if (!s->end_is_date)
+			continue;
+		if (!was && !k->old && known_state(k) && state_session_copy(k->st, s->uid, &copy))
+			was = &copy;
+		tz_local(s->end - 1, &day);
+		if (was)
+			tz_local(was->end - 1, &known);
+		if (was && was->end > s->start && known.tm_year == day.tm_year &&
+		    known.tm_yday == day.tm_yday) {
+			s->end = was->end;
+			tz_rfc3339(s->end, buf, sizeof(buf));
+			errlist_add_at(warnings, path, s->line,
+				       "VEVENT \"%s\": its DTEND is the date kallad knew it ending on: "
+				       "it keeps the end kallad knew, %s (UID %s)", s->summary, buf, s->uid);
+		}
+		if (was == &copy)
+			state_session_clear(&copy);
+	}
+}
+
 /* A session or deadline kallad knew that now fails to read is not
  * removed (which would cancel it for everyone): it keeps its last good
  * copy. */
@@ -275,6 +309,7 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 	if (!cal)
 		return NULL;
 	keep_deadlines(&k, cal, cfg->calendar, warnings);
+	keep_known_end(&k, cal, cfg->calendar, warnings);
 	keep_last_good(&k, cal, cfg->calendar, warnings);
 	add_config_deadlines(cal, cfg, warnings);
 	state_close(k.st);

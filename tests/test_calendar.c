@@ -397,6 +397,34 @@ static void test_duplicate_uid_lenient(void **state)
 	errlist_free(&warn);
 }
 
+/* DTEND;VALUE=DATE after a timed DTSTART: read as the end of that day in
+ * the programme zone, with a warning; one that ends before it starts is
+ * skipped with its own, never in silence. */
+static void test_date_end(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-date-end.ics", NULL, &warn, &errs);
+
+	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 1);
+	assert_int_equal(cal->sessions[0].start, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(cal->sessions[0].end, utc(2020, 3, 13, 23, 0));
+	assert_true(cal->sessions[0].end_is_date);
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "calendar-date-end.ics:8: VEVENT \"Slutar en dag\": "
+			       "DTEND is a date without a time: read as the end of that day, "
+			       "2020-03-14T00:00:00+01:00 (UID date-end@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-date-end.ics:15: VEVENT \"Slutar dagen före\": "
+			       "DTEND 2020-03-12T00:00:00+01:00 is not after DTSTART"));
+	assert_non_null(strstr(warn.items[1], "; skipped (UID date-end-before@example.org)"));
+	assert_true(calendar_is_unreadable(cal, "date-end-before@example.org"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
 /* Google exports no categories: an event named in kallad.conf is a
  * deadline, all-day (the end of that day) or timed, never a session. */
 static void test_named_deadline(void **state)
@@ -446,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_google_export_lenient),
 		cmocka_unit_test(test_outlook_export_category),
 		cmocka_unit_test(test_duplicate_uid_lenient),
+		cmocka_unit_test(test_date_end),
 		cmocka_unit_test(test_named_deadline),
 	};
 

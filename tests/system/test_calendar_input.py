@@ -199,5 +199,49 @@ class KnownDeadlineStaysDeadline(CalendarCase):
         self.assertEqual(proc.wait(timeout=20), 0)
 
 
+class DateEnd(CalendarCase):
+    """A timed DTSTART with DTEND;VALUE=DATE: the session ends with that
+    day, read with a warning rather than dropped without one."""
+
+    def date_end(self):
+        return vevent("s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
+                      "DTEND;VALUE=DATE:20200313")
+
+    def test_new_session(self):
+        text = self.write(calendar(session_1(), self.date_end()))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-14T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
+        line = begin_lines(text, "s2@example.org")[0] + 4
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
+                      "without a time: read as the end of that day, 2020-03-14T00:00:00+01:00 "
+                      "(UID s2@example.org)", p.stderr)
+
+    def test_known_session_keeps_its_hour_on_that_day(self):
+        # Known to end 13 March 13:00, now "13 March": nothing new is said,
+        # and nothing is sent; no "could not be read (see above)" with
+        # nothing above.
+        self.write(calendar(session_1(), vevent(
+            "s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
+            "DTEND;" + zoned("20200313", "1300"))))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        text = self.write(calendar(session_1(), self.date_end()))
+        p, plan = self.plan(NEXT_DAY)
+        self.assertNotIn("could not be read", p.stderr)
+        self.assertIn("DTEND is a date without a time: read as the end of that day", p.stderr)
+        self.assertIn(f"programme.ics:{begin_lines(text, 's2@example.org')[0]}: VEVENT "
+                      "\"Styrning och risker\": its DTEND is the date kallad knew it ending on: it "
+                      "keeps the end kallad knew, 2020-03-13T13:00:00+01:00 (UID s2@example.org)",
+                      p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        # Another day is a change: the end of that day, an update.
+        self.write(calendar(session_1(), self.date_end().replace("20200313", "20200314")))
+        _, plan = self.plan(NEXT_DAY)
+        self.assertIn("update", [x[1] for x in plan if x[3] == "s2@example.org"])
+
+
 if __name__ == "__main__":
     main()
