@@ -11,6 +11,15 @@
 
 #include <libical/ical.h>
 
+/* An item read, used or not: what calendar_uid.c needs to tell copies of
+ * one UID apart. */
+struct seen {
+	char *uid, *label;
+	int line;       /* of its BEGIN */
+	bool recurring; /* RRULE, RDATE or RECURRENCE-ID: skipped as such */
+	bool used;      /* it became a session or deadline */
+};
+
 struct loader {
 	const char *path;
 	struct errlist *errs;     /* where cal_fail() writes: the file's, or an item's */
@@ -24,6 +33,8 @@ struct loader {
 	size_t next_event, next_todo;
 	struct calendar *cal;
 	size_t cap_sessions, cap_deadlines;
+	struct seen *seen; /* every item of the file but those outside sessions-category */
+	size_t n_seen, cap_seen;
 };
 
 /* A problem at line of the file being read, into ld->errs. */
@@ -55,8 +66,11 @@ struct when {
 bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind kind,
 		      bool *date_only, time_t *out, struct icaltimetype *day);
 
-/* calendar_uid.c: one namespace for UIDs: strict, a duplicate rejects
- * the file; else the later one is skipped. */
+/* calendar_uid.c: one namespace for UIDs. Strict, a duplicate rejects
+ * the file. Else copies of one UID that differ (Outlook's copy of a
+ * meeting keeps its UID) are all skipped, each named with another's
+ * line: file order must not decide which is meant. Identical copies are
+ * read once. Frees ld->seen. */
 void cal_check_unique(struct loader *ld);
 
 #endif

@@ -307,6 +307,24 @@ static void add_deadline(struct loader *ld, struct deadline *d)
 	ld->cal->deadlines[ld->cal->n_deadlines++] = *d;
 }
 
+static bool is_recurring(icalcomponent *c)
+{
+	return icalcomponent_get_first_property(c, ICAL_RRULE_PROPERTY) ||
+	       icalcomponent_get_first_property(c, ICAL_RDATE_PROPERTY) ||
+	       icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
+}
+
+static void note_seen(struct loader *ld, icalcomponent *c, const struct span *sp,
+		      const char *uid, bool used)
+{
+	if (!uid)
+		return;
+	ld->seen = xgrow(ld->seen, &ld->cap_seen, ld->n_seen, sizeof(*ld->seen));
+	ld->seen[ld->n_seen++] = (struct seen){.uid = xstrdup(uid), .label = item_label(c),
+					       .line = ld->text.lines[sp->first].line,
+					       .recurring = is_recurring(c), .used = used};
+}
+
 /* True if uid is one of the UIDs that kallad.conf names as deadlines. */
 static bool named_deadline(const struct calendar_opts *o, const char *uid)
 {
@@ -341,7 +359,9 @@ void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 	item_begin(ld);
 	caltext_xlic(&ld->text, c, sp, ld->errs);
 	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
-	if (!item_end(ld, c, sp, ok, uid)) {
+	ok = item_end(ld, c, sp, ok, uid);
+	note_seen(ld, c, sp, uid, ok);
+	if (!ok) {
 		if (deadline)
 			cal_deadline_clear(&d);
 		else

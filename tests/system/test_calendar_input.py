@@ -243,5 +243,52 @@ class DateEnd(CalendarCase):
         self.assertIn("update", [x[1] for x in plan if x[3] == "s2@example.org"])
 
 
+class OneUidTwoEvents(CalendarCase):
+    """Outlook's copy of a meeting keeps its UID: two copies that differ
+    are reported, both lines; file order decides nothing."""
+
+    A = vevent(DUP, "Dup A", "DTSTART;" + zoned("20200312", "1000"),
+               "DTEND;" + zoned("20200313", "1300"))
+    B = vevent(DUP, "Dup B", "DTSTART;" + zoned("20200319", "1000"),
+               "DTEND;" + zoned("20200320", "1300"))
+
+    def assert_both_reported(self, text, stderr):
+        first, second = begin_lines(text, DUP)
+        for line, other in ((first, second), (second, first)):
+            self.assertRegex(stderr, rf"programme\.ics:{line}: VEVENT \"Dup [AB]\": UID \"{DUP}\" "
+                             rf"is also the UID of VEVENT \"Dup [AB]\" at line {other}, which "
+                             rf"differs: which one is meant cannot be told; skipped "
+                             rf"\(UID {DUP}\)")
+
+    def test_known_session_keeps_its_last_good_copy(self):
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        for events in ((self.B, self.A), (self.A, self.B)):
+            text = self.write(calendar(session_1(), *events))
+            p, plan = self.plan(NEXT_DAY, "--all")
+            self.assert_both_reported(text, p.stderr)
+            self.assertIn("keeping the last good copy of the session \"Dup A\"", p.stderr)
+            self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+            self.prog.run("--once", "--now", NEXT_DAY, check=0)
+            self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_new_uid_is_skipped(self):
+        text = self.write(calendar(session_1(), self.B, self.A))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 1 sessions", p.stdout)
+        self.assert_both_reported(text, p.stderr)
+        _, plan = self.plan(BEFORE)
+        self.assertNotIn(DUP, [x[3] for x in plan])
+
+    def test_identical_copies_are_one_event(self):
+        text = self.write(calendar(session_1(), self.A, self.A))
+        first, second = begin_lines(text, DUP)
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 2 sessions", p.stdout)
+        self.assertIn(f"programme.ics:{second}: VEVENT \"Dup A\": the same event as line {first} "
+                      f"again: read once (UID {DUP})", p.stderr)
+
+
 if __name__ == "__main__":
     main()
