@@ -6,6 +6,7 @@
 #include "tz.h"
 
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static struct icaltimetype prop_time(icalproperty *p)
@@ -32,6 +33,23 @@ static icaltimezone *find_zone(icalcomponent *vcal, const char *tzid)
 		return NULL; /* it becomes a path under /usr/share/zoneinfo */
 	z = icaltimezone_get_builtin_timezone(tzid);
 	return z ? z : icaltimezone_get_builtin_timezone_from_tzid(tzid);
+}
+
+/* The calendar's X-WR-TIMEZONE (Google and Apple write it: the zone the
+ * calendar is kept in), or NULL. RFC 7986 does not define it; it names
+ * the zone of floating times only, never overriding a TZID or UTC. */
+static const char *wr_timezone(icalcomponent *vcal)
+{
+	icalproperty *p;
+
+	for (p = icalcomponent_get_first_property(vcal, ICAL_X_PROPERTY); p;
+	     p = icalcomponent_get_next_property(vcal, ICAL_X_PROPERTY)) {
+		const char *name = icalproperty_get_x_name(p);
+
+		if (name && strcasecmp(name, "X-WR-TIMEZONE") == 0)
+			return icalproperty_get_x(p);
+	}
+	return NULL;
 }
 
 /* A VTIMEZONE without observances converts with offset 0, silently. */
@@ -65,6 +83,25 @@ static time_t zoned_instant(struct icaltimetype t, icaltimezone *zone)
 	if (zone == icaltimezone_get_utc_timezone())
 		return timegm(&tm);
 	return tz_resolve(timegm(&tm), zone_offset, zone);
+}
+
+/* The zone of a floating time: the calendar's X-WR-TIMEZONE when it names
+ * one kallad knows. NULL, reported, otherwise. */
+static icaltimezone *floating_zone(struct loader *ld, const struct when *w, const char *name,
+				   int line)
+{
+	const char *wr = wr_timezone(w->vcal);
+	icaltimezone *zone = str_empty(wr) ? NULL : find_zone(w->vcal, wr);
+
+	if (zone && zone_has_rules(zone))
+		return zone;
+	if (str_empty(wr))
+		cal_fail(ld, line, "%s: %s is a floating time; give it a TZID or write it in UTC",
+			 w->label, name);
+	else
+		cal_fail(ld, line, "%s: %s is a floating time, and X-WR-TIMEZONE \"%s\" names no zone "
+			 "kallad knows; give it a TZID or write it in UTC", w->label, name, wr);
+	return NULL;
 }
 
 bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind kind,
@@ -121,9 +158,7 @@ bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind
 		}
 	} else if (icaltime_is_utc(t)) {
 		zone = icaltimezone_get_utc_timezone();
-	} else {
-		cal_fail(ld, line, "%s: %s is a floating time; give it a TZID or write it in UTC",
-		     w->label, name);
+	} else if (!(zone = floating_zone(ld, w, name, line))) {
 		return false;
 	}
 	*out = zoned_instant(t, zone);

@@ -462,6 +462,31 @@ static void test_named_deadline(void **state)
 	errlist_free(&warn);
 }
 
+/* Google and Apple name the calendar's zone in X-WR-TIMEZONE: a floating
+ * time is read in it (summer time included); a TZID or UTC time is not
+ * touched by it. */
+static void test_x_wr_timezone(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-x-wr-timezone.ics", NULL, &warn,
+					     &errs);
+	const struct session *s;
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(warn.n, 0);
+	s = calendar_session(cal, "floating-summer@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 5, 7, 14, 0)); /* 10:00 EDT */
+	assert_int_equal(s->end, utc(2020, 5, 7, 17, 0));
+	s = calendar_session(cal, "zoned@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 2, 20, 9, 0));
+	assert_int_equal(s->end, utc(2020, 2, 21, 12, 0));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_duplicate_uid_lenient),
 		cmocka_unit_test(test_date_end),
 		cmocka_unit_test(test_named_deadline),
+		cmocka_unit_test(test_x_wr_timezone),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -290,5 +290,38 @@ class OneUidTwoEvents(CalendarCase):
                       f"again: read once (UID {DUP})", p.stderr)
 
 
+class FloatingTimes(CalendarCase):
+    """Google and Apple name the calendar's zone in X-WR-TIMEZONE: a
+    floating time is read in it; a TZID or UTC time is never changed."""
+
+    def test_read_in_x_wr_timezone(self):
+        self.write(calendar(
+            vevent(S1, "Flytande", "DTSTART:20200220T100000", "DTEND:20200221T130000"),
+            vevent("utc@example.org", "UTC", "DTSTART:20200312T090000Z", "DTEND:20200313T120000Z"),
+            vevent("ny@example.org", "New York", "DTSTART;TZID=America/New_York:20200507T100000",
+                   "DTEND;TZID=America/New_York:20200507T130000"),
+            head="X-WR-TIMEZONE:Europe/Stockholm\r\n"))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-02-20T10:00:00+01:00 – 2020-02-21T13:00:00+01:00  " + S1,
+                      p.stdout)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  utc@",
+                      p.stdout)
+        self.assertIn("session  2020-05-07T16:00:00+02:00 – 2020-05-07T19:00:00+02:00  ny@",
+                      p.stdout)
+        self.assertNotIn("floating", p.stderr)
+
+    def test_unknown_zone_skips_with_its_name(self):
+        text = self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:Mars/Olympus_Mons\r\n"))
+        line = begin_lines(text, "f@example.org")[0] + 3
+        p = self.prog.run("--check", check=0)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Flytande\": DTSTART is a floating time, and "
+                      "X-WR-TIMEZONE \"Mars/Olympus_Mons\" names no zone kallad knows; give it a "
+                      "TZID or write it in UTC; skipped (UID f@example.org)", p.stderr)
+        self.assertIn("calendar: 1 sessions", p.stdout)
+
+
 if __name__ == "__main__":
     main()
