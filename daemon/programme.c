@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef KALLAD_SOURCE_TEMPLATES
@@ -103,6 +104,34 @@ static void keep_participants_from_state(struct programme *pg)
 	state_close(st);
 }
 
+/* An absence from a session the calendar does not have changes nothing
+ * (a typo in the UID, or a session since removed): the row is named by
+ * its own file and line, as every row that cannot be used is, and kept,
+ * so it counts once a session of that UID appears. No one goes without
+ * mail for it: a warning, not a skipped participant. */
+static void check_absences(struct programme *pg)
+{
+	const struct registrations *reg = pg->reg;
+
+	for (size_t i = 0; i < reg->n_absences; i++) {
+		const struct absence *a = &reg->absences[i];
+		const char *near = NULL;
+
+		if (calendar_session(pg->cal, a->session_uid))
+			continue;
+		for (size_t s = 0; s < pg->cal->n_sessions && !near; s++)
+			if (strcasecmp(pg->cal->sessions[s].uid, a->session_uid) == 0)
+				near = pg->cal->sessions[s].uid;
+		if (near)
+			errlist_add(&pg->warnings, "%s: no session in the calendar has the UID \"%s\" "
+				    "(UIDs are compared exactly: \"%s\"?); this absence applies to none",
+				    a->row, a->session_uid, near);
+		else
+			errlist_add(&pg->warnings, "%s: no session in the calendar has the UID \"%s\"; "
+				    "this absence applies to none", a->row, a->session_uid);
+	}
+}
+
 /* Reads every part, each even when another failed (--check reports all);
  * the parts that failed are NULL and named in *failed. old, on a reload,
  * holds the last good copies. */
@@ -132,6 +161,8 @@ static struct programme *load_parts(const char *config_path, const struct progra
 		reg_keep_last_good(pg->reg, old->reg, &pg->warnings);
 	else
 		keep_participants_from_state(pg);
+	if (pg->cal && pg->reg)
+		check_absences(pg);
 	return pg;
 }
 

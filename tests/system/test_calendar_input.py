@@ -323,5 +323,39 @@ class FloatingTimes(CalendarCase):
         self.assertIn("calendar: 1 sessions", p.stdout)
 
 
+class AbsenceOfUnknownSession(KalladCase):
+    """An absence from a session the calendar does not have is named by
+    its own file and line, like every other row that cannot be used."""
+
+    def test_csv(self):
+        with open(os.path.join(self.prog.dir, "people.csv"), "w", encoding="utf-8") as f:
+            f.write("email;name;status\nanna.berglund@gavle.example.se;Anna Berglund;registered\n"
+                    "sofia.nyberg@regionuppsala.example.se;Sofia Nyberg;registered\n")
+        with open(os.path.join(self.prog.dir, "franvaro.csv"), "w", encoding="utf-8") as f:
+            f.write("email;session_uid\n"
+                    "anna.berglund@gavle.example.se;styra-leda-2020-1@example.org\n"
+                    "anna.berglund@gavle.example.se;Styra-Leda-2020-2@example.org\n"
+                    "sofia.nyberg@regionuppsala.example.se;2\n")
+        self.prog.edit_conf("registrations = registrations.db", "registrations = people.csv")
+        self.prog.append_conf("[registrations]\nabsences = franvaro.csv")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("franvaro.csv: line 3 (anna.berglund@gavle.example.se): no session in "
+                      "the calendar has the UID \"Styra-Leda-2020-2@example.org\" (UIDs are "
+                      "compared exactly: \"styra-leda-2020-2@example.org\"?); this absence "
+                      "applies to none", p.stderr)
+        self.assertIn("franvaro.csv: line 4 (sofia.nyberg@regionuppsala.example.se): no session "
+                      "in the calendar has the UID \"2\"; this absence applies to none", p.stderr)
+        self.assertNotIn("people.csv", p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "configuration OK; 2 warnings, 0 rows skipped")
+
+    def test_sqlite(self):
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES "
+                      "('anna.berglund@gavle.example.se', 'no-such-session@example.org')")
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"registrations\.db: absences row \d+ "
+                         r"\(anna\.berglund@gavle\.example\.se\): no session in the calendar has "
+                         r"the UID \"no-such-session@example\.org\"; this absence applies to none")
+
+
 if __name__ == "__main__":
     main()
