@@ -17,6 +17,7 @@ struct session {
 			    * waits (changes_sync, the guard against mass vanishing) */
 	int line;          /* line of its BEGIN:VEVENT in the file */
 	bool kept;         /* unreadable now: this is its last good copy */
+	bool end_is_date;  /* DTEND was a date: end is the end of that day */
 };
 
 struct deadline {
@@ -48,16 +49,26 @@ struct calendar {
  * resolved in the current programme zone (tz_set). */
 struct calendar *calendar_load(const char *path, struct errlist *errs);
 
+/* What decides which events are sessions and which deadlines. */
+struct calendar_opts {
+	/* Only events whose CATEGORIES hold it are sessions; NULL: all. */
+	const char *sessions_category;
+	/* The events with these UIDs are deadlines ([deadline NAME]). */
+	const char *const *deadline_uids;
+	size_t n_deadline_uids;
+};
+
 /* Reads path as organisers' tools export it: a VEVENT or VTODO kallad
  * cannot use (recurring, no DTSTART, a bad value, ...) is skipped with a
  * line in warnings ("file:line: ...; skipped (UID x)") and its UID listed
  * in cal->unreadable; only a file that does not parse as a whole (or
  * breaks the nesting of BEGIN/END, or holds invalid UTF-8) is rejected,
- * NULL with errs. A VEVENT whose CATEGORIES include "deadline" is a
- * deadline due at its DTSTART (an all-day one at the end of that day).
- * With sessions_category, other events are not sessions (n_ignored).
- * Empty properties ("LOCATION:") count as absent in both readers. */
-struct calendar *calendar_read(const char *path, const char *sessions_category,
+ * NULL with errs. A VEVENT whose CATEGORIES include "deadline", or whose
+ * UID is one of opts->deadline_uids, is a deadline due at its DTSTART (an
+ * all-day one at the end of that day). With opts->sessions_category,
+ * other events are not sessions (n_ignored). opts may be NULL. Empty
+ * properties ("LOCATION:") count as absent in both readers. */
+struct calendar *calendar_read(const char *path, const struct calendar_opts *opts,
 			       struct errlist *warnings, struct errlist *errs);
 void calendar_free(struct calendar *cal);
 
@@ -65,6 +76,10 @@ void calendar_free(struct calendar *cal);
 void calendar_add_session(struct calendar *cal, const struct session *s);
 void calendar_add_deadline(struct calendar *cal, const struct deadline *d);
 bool calendar_is_unreadable(const struct calendar *cal, const char *uid);
+/* Lists uid in cal->unreadable (once). */
+void calendar_mark_unreadable(struct calendar *cal, const char *uid);
+/* Removes the session with this UID, if there is one. */
+void calendar_remove_session(struct calendar *cal, const char *uid);
 
 const struct session *calendar_session(const struct calendar *cal, const char *uid);
 const struct deadline *calendar_deadline(const struct calendar *cal, const char *uid);

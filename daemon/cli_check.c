@@ -101,10 +101,6 @@ static void check_participants(const struct programme *pg, int *problems)
 	       reg->n_attachments, reg->n_skipped_rows);
 	if (!reg_each(reg, check_language, NULL, &lc))
 		(*problems)++;
-	for (size_t i = 0; i < reg->n_absences; i++)
-		if (!calendar_session(pg->cal, reg->absences[i].session_uid))
-			log_warn("%s: absence of %s from unknown session %s", pg->cfg->registrations,
-				 reg->absences[i].email, reg->absences[i].session_uid);
 }
 
 static void count_removed(const struct participant *p UNUSED, void *arg UNUSED)

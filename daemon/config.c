@@ -562,17 +562,6 @@ static void check_programme(struct loader *ld)
 			   (int)strcspn(org, ">"), org);
 }
 
-static void check_deadlines(struct loader *ld)
-{
-	for (size_t i = 0; i < ld->cfg->n_deadlines; i++) {
-		struct cfg_deadline *d = &ld->cfg->deadlines[i];
-
-		if (!ld->due_seen[i])
-			late_error(ld, (struct where){d->file, d->line}, "due",
-				   "[deadline %s] needs due", d->name);
-	}
-}
-
 /* The keys for a CSV file and those for a database do not mix. */
 static void check_registrations(struct loader *ld)
 {
@@ -654,7 +643,6 @@ struct config *config_load(const char *path, struct errlist *errs)
 		check_smtp(&ld);
 		check_replies(&ld);
 		check_rules(&ld);
-		check_deadlines(&ld);
 		check_registrations(&ld);
 	}
 	if (!ld.cfg->material) {
@@ -674,7 +662,6 @@ struct config *config_load(const char *path, struct errlist *errs)
 	free(ld.rseen);
 	sections_forget(&ld);
 	free(ld.fsec);
-	free(ld.due_seen);
 	free(ld.dir);
 	if (ld.n_errors) {
 		config_free(ld.cfg);

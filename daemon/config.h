@@ -31,11 +31,14 @@ struct rule {
 	int line;
 };
 
-/* [deadline NAME]: a deadline for calendars that carry no categories. */
+/* [deadline NAME]: a deadline for calendars that carry no categories:
+ * the calendar's event with UID NAME, or (without one) a deadline of its
+ * own, due at `due`. */
 struct cfg_deadline {
 	char *name;     /* from "[deadline NAME]": its UID, for --deadline NAME */
-	char *title;    /* SUMMARY; NAME when not given */
+	char *title;    /* SUMMARY; the event's, or NAME, when not given */
 	char *category; /* CATEGORIES; NULL when not given */
+	bool has_due;   /* due given: the fields below hold it */
 	int year, month, day, hour, minute; /* local time in the programme zone */
 	bool date_only; /* due = YYYY-MM-DD: the end of that day */
 	char *file;

@@ -66,8 +66,6 @@ struct loader {
 		int line;
 	} *fsec;
 	size_t n_fsec, cap_fsec;
-	bool *due_seen;           /* per cfg->deadlines: due given (or given wrong) */
-	size_t cap_due_seen;
 };
 
 struct keydef {

@@ -216,14 +216,11 @@ static struct cfg_deadline *deadline_find(struct config *cfg, const char *name)
 void deadline_declare(struct loader *ld, const char *name, int line)
 {
 	struct config *cfg = ld->cfg;
-	size_t cap = cfg->cap_deadlines;
 
 	if (deadline_find(cfg, name))
 		return;
 	cfg->deadlines = xgrow(cfg->deadlines, &cfg->cap_deadlines, cfg->n_deadlines,
 			       sizeof(*cfg->deadlines));
-	ld->due_seen = xgrow(ld->due_seen, &cap, cfg->n_deadlines, sizeof(*ld->due_seen));
-	ld->due_seen[cfg->n_deadlines] = false;
 	cfg->deadlines[cfg->n_deadlines++] = (struct cfg_deadline){
 		.name = xstrdup(name), .file = xstrdup(ld->file), .line = line};
 }
@@ -262,8 +259,10 @@ void deadline_key(struct loader *ld, const char *dname, const char *name, const 
 	if (!text_ok(ld, name, value))
 		return;
 	if (str_eq(name, "due")) {
-		ld->due_seen[d - ld->cfg->deadlines] = true;
-		if (!parse_due(value, d))
+		/* Without it the deadline is the calendar's event of that UID:
+		 * whether there is one is known once the calendar is read. */
+		d->has_due = *value != '\0';
+		if (d->has_due && !parse_due(value, d))
 			key_error(ld, name, "\"%s\" is not YYYY-MM-DD or YYYY-MM-DDTHH:MM", value);
 	} else if (str_eq(name, "title")) {
 		put_string(&d->title, *value ? xstrdup(value) : NULL);

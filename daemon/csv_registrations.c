@@ -359,7 +359,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 	for (size_t r = 1; r < t.n; r++) {
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
-		struct absence a = {reg_row_address(&fe), reg_row_text(&fs)};
+		struct absence a = {reg_row_address(&fe), reg_row_text(&fs), NULL};
 
 		if (csv_record_blank(&t.rec[r])) {
 		} else if (!known(reg, a.email, &rc)) {
@@ -368,6 +368,10 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 			warn_row(&rc, a.email, "no valid session_uid");
 			reg->n_skipped_rows++;
 		} else {
+			char *who = reg_row_show(a.email);
+
+			a.row = xasprintf("%s: line %ld (%s)", t.path, t.rec[r].row, who);
+			free(who);
 			reg->absences = xgrow(reg->absences, &cap, reg->n_absences, sizeof(a));
 			reg->absences[reg->n_absences++] = a;
 			continue;

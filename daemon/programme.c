@@ -4,12 +4,14 @@
 #include "log.h"
 #include "met.h"
 #include "preflight.h"
+#include "programme_calendar.h"
 #include "tz.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef KALLAD_SOURCE_TEMPLATES
@@ -68,91 +70,6 @@ void programme_free(struct programme *pg)
 	free(pg);
 }
 
-/* The [deadline NAME] sections of kallad.conf, in the programme zone. */
-static void add_config_deadlines(struct programme *pg)
-{
-	for (size_t i = 0; i < pg->cfg->n_deadlines; i++) {
-		const struct cfg_deadline *c = &pg->cfg->deadlines[i];
-		struct deadline d = {.uid = c->name, .summary = c->title ? c->title : c->name,
-				     .categories = c->category, .date_only = c->date_only};
-
-		if (calendar_session(pg->cal, c->name) || calendar_deadline(pg->cal, c->name)) {
-			errlist_add(&pg->warnings,
-				    "%s:%d: [deadline %s]: the calendar has an item with UID \"%s\" already; this section is not used",
-				    c->file, c->line, c->name, c->name);
-			continue;
-		}
-		d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
-				     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
-		calendar_add_deadline(pg->cal, &d);
-	}
-}
-
-static void kept_warning(struct programme *pg, const char *uid, const char *what,
-			 const char *summary, time_t when)
-{
-	char buf[40];
-
-	tz_rfc3339(when, buf, sizeof(buf));
-	errlist_add(&pg->warnings,
-		    "%s: UID %s could not be read (see above): keeping the last good copy of the %s \"%s\" (%s)",
-		    pg->cfg->calendar, uid, what, summary ? summary : "", buf);
-}
-
-/* A session or deadline kallad knew that now fails to read is not
- * removed (which would cancel it for everyone): it keeps its last good
- * copy, from the programme before this reload or, on a fresh start, the
- * copy in the state database. */
-static void keep_last_good(struct programme *pg, const struct programme *old)
-{
-	struct calendar *cal = pg->cal;
-	struct state *st = NULL;
-	bool opened = false;
-
-	for (size_t i = 0; i < cal->n_unreadable; i++) {
-		const char *uid = cal->unreadable[i];
-		const struct session *s = old && old->cal ? calendar_session(old->cal, uid) : NULL;
-		const struct deadline *d = old && old->cal ? calendar_deadline(old->cal, uid) : NULL;
-		struct session copy;
-		struct deadline dcopy;
-
-		if (calendar_session(cal, uid) || calendar_deadline(cal, uid))
-			continue;
-		if (s) {
-			struct session k = *s;
-			k.kept = true;
-			calendar_add_session(cal, &k);
-			kept_warning(pg, uid, "session", s->summary, s->start);
-		} else if (d) {
-			struct deadline k = *d;
-			k.kept = true;
-			calendar_add_deadline(cal, &k);
-			kept_warning(pg, uid, "deadline", d->summary, d->due);
-		} else if (!old) {
-			if (!opened) {
-				struct errlist ignored = {0};
-
-				opened = true;
-				if (access(pg->cfg->state, F_OK) == 0)
-					st = state_open(pg->cfg->state, true, &ignored);
-				errlist_free(&ignored);
-			}
-			if (st && state_session_copy(st, uid, &copy)) {
-				copy.kept = true;
-				calendar_add_session(cal, &copy);
-				kept_warning(pg, uid, "session", copy.summary, copy.start);
-				state_session_clear(&copy);
-			} else if (st && state_deadline_copy(st, uid, &dcopy)) {
-				dcopy.kept = true;
-				calendar_add_deadline(cal, &dcopy);
-				kept_warning(pg, uid, "deadline", dcopy.summary, dcopy.due);
-				state_deadline_clear(&dcopy);
-			}
-		}
-	}
-	state_close(st);
-}
-
 /* On a fresh start, a participant kallad invited whose row is unusable
  * now keeps the state database's copy of them (status included), so the
  * row is not taken for a deleted one, which would cancel them. */
@@ -187,6 +104,34 @@ static void keep_participants_from_state(struct programme *pg)
 	state_close(st);
 }
 
+/* An absence from a session the calendar does not have changes nothing
+ * (a typo in the UID, or a session since removed): the row is named by
+ * its own file and line, as every row that cannot be used is, and kept,
+ * so it counts once a session of that UID appears. No one goes without
+ * mail for it: a warning, not a skipped participant. */
+static void check_absences(struct programme *pg)
+{
+	const struct registrations *reg = pg->reg;
+
+	for (size_t i = 0; i < reg->n_absences; i++) {
+		const struct absence *a = &reg->absences[i];
+		const char *near = NULL;
+
+		if (calendar_session(pg->cal, a->session_uid))
+			continue;
+		for (size_t s = 0; s < pg->cal->n_sessions && !near; s++)
+			if (strcasecmp(pg->cal->sessions[s].uid, a->session_uid) == 0)
+				near = pg->cal->sessions[s].uid;
+		if (near)
+			errlist_add(&pg->warnings, "%s: no session in the calendar has the UID \"%s\" "
+				    "(UIDs are compared exactly: \"%s\"?); this absence applies to none",
+				    a->row, a->session_uid, near);
+		else
+			errlist_add(&pg->warnings, "%s: no session in the calendar has the UID \"%s\"; "
+				    "this absence applies to none", a->row, a->session_uid);
+	}
+}
+
 /* Reads every part, each even when another failed (--check reports all);
  * the parts that failed are NULL and named in *failed. old, on a reload,
  * holds the last good copies. */
@@ -205,25 +150,9 @@ static struct programme *load_parts(const char *config_path, const struct progra
 			    pg->cfg->timezone);
 		*failed |= PART_CONFIG;
 	}
-	/* Read again if it changed under the reading: cal_id must be the
-	 * identity of what was read. */
-	for (int tries = 0; tries < 3; tries++) {
-		char after[FILE_ID_MAX];
-
-		calendar_free(pg->cal);
-		file_identity(pg->cfg->calendar, pg->cal_id);
-		pg->cal = calendar_read(pg->cfg->calendar, pg->cfg->sessions_category,
-					&pg->warnings, errs);
-		file_identity(pg->cfg->calendar, after);
-		if (!pg->cal || str_eq(after, pg->cal_id))
-			break;
-	}
-	if (!pg->cal) {
+	if (!(pg->cal = programme_calendar_read(pg->cfg, old ? old->cal : NULL, pg->cal_id,
+						&pg->warnings, errs)))
 		*failed |= PART_CALENDAR;
-	} else {
-		keep_last_good(pg, old);
-		add_config_deadlines(pg);
-	}
 	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))
@@ -232,6 +161,8 @@ static struct programme *load_parts(const char *config_path, const struct progra
 		reg_keep_last_good(pg->reg, old->reg, &pg->warnings);
 	else
 		keep_participants_from_state(pg);
+	if (pg->cal && pg->reg)
+		check_absences(pg);
 	return pg;
 }
 

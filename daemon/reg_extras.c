@@ -55,12 +55,16 @@ static void absence_row(sqlite3_stmt *st, const struct column *c, long row,
 {
 	struct absences_ctx *ctx = arg;
 	struct registrations *reg = ctx->reg;
-	struct absence a = {rsql_col_text(st, c[0].idx), rsql_col_text(st, c[1].idx)};
+	struct absence a = {rsql_col_text(st, c[0].idx), rsql_col_text(st, c[1].idx), NULL};
 
 	if (!known_participant(reg, a.email, src, row)) {
 	} else if (!clean_text(a.session_uid)) {
 		rsql_row_warn(src, row, a.email, "no valid session_uid");
 	} else {
+		char *who = reg_row_show(a.email);
+
+		a.row = xasprintf("%s: %s row %ld (%s)", src->db, src->label, row, who);
+		free(who);
 		if (reg->digests)
 			regdigest_absence(reg->digests, a.email, a.session_uid);
 		reg->absences = xgrow(reg->absences, &ctx->cap, reg->n_absences, sizeof(a));
@@ -251,7 +255,7 @@ void reg_attachments_free(struct attachment *a, size_t n)
 
 bool reg_is_absent(const struct registrations *reg, const char *email, const char *session_uid)
 {
-	struct absence key = {(char *)email, (char *)session_uid};
+	struct absence key = {(char *)email, (char *)session_uid, NULL};
 
 	if (!reg || !email || !session_uid || !reg->n_absences)
 		return false;

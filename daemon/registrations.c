@@ -697,6 +697,7 @@ void reg_free(struct registrations *reg)
 	for (size_t i = 0; i < reg->n_absences; i++) {
 		free(reg->absences[i].email);
 		free(reg->absences[i].session_uid);
+		free(reg->absences[i].row);
 	}
 	if (!reg->db) {
 		for (size_t i = 0; i < reg->n_participants; i++)

@@ -24,6 +24,7 @@ struct participant {
 
 struct absence {
 	char *email, *session_uid;
+	char *row; /* where it came from, as messages name a row: "file: line 3 (email)" */
 };
 
 struct attachment {

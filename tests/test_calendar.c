@@ -359,9 +359,10 @@ static void test_google_export_lenient(void **state)
 
 static void test_outlook_export_category(void **state)
 {
+	struct calendar_opts opts = {.sessions_category = "STYRA OCH LEDA"};
 	struct errlist warn = {0}, errs = {0};
 	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/outlook-export.ics",
-					     "STYRA OCH LEDA", &warn, &errs);
+					     &opts, &warn, &errs);
 
 	(void)state;
 	assert_non_null(cal);
@@ -377,7 +378,8 @@ static void test_outlook_export_category(void **state)
 	errlist_free(&warn);
 }
 
-/* Lenient, a duplicate UID skips the later item. */
+/* Lenient, two events of one UID that differ are both skipped, each
+ * named with the other's line: file order decides nothing. */
 static void test_duplicate_uid_lenient(void **state)
 {
 	struct errlist warn = {0}, errs = {0};
@@ -385,13 +387,102 @@ static void test_duplicate_uid_lenient(void **state)
 					     &errs);
 
 	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
 	assert_non_null(cal);
 	assert_int_equal(errs.n, 0);
+	assert_int_equal(cal->n_sessions, 0);
+	assert_true(calendar_is_unreadable(cal, "same@example.org"));
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "calendar-duplicate-uid.ics:4: VEVENT \"Första\": UID "
+			       "\"same@example.org\" is also the UID of VEVENT \"Andra\" at line 11, "
+			       "which differs: which one is meant cannot be told; skipped (UID "
+			       "same@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-duplicate-uid.ics:11: VEVENT \"Andra\": UID "
+			       "\"same@example.org\" is also the UID of VEVENT \"Första\" at line 4"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+/* DTEND;VALUE=DATE after a timed DTSTART: read as the end of that day in
+ * the programme zone, with a warning; one that ends before it starts is
+ * skipped with its own, never in silence. */
+static void test_date_end(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-date-end.ics", NULL, &warn, &errs);
+
+	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_non_null(cal);
 	assert_int_equal(cal->n_sessions, 1);
-	assert_string_equal(cal->sessions[0].summary, "Första");
-	assert_int_equal(warn.n, 1);
-	assert_non_null(strstr(warn.items[0], "duplicate UID \"same@example.org\""));
-	assert_non_null(strstr(warn.items[0], "; skipped"));
+	assert_int_equal(cal->sessions[0].start, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(cal->sessions[0].end, utc(2020, 3, 13, 23, 0));
+	assert_true(cal->sessions[0].end_is_date);
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "calendar-date-end.ics:8: VEVENT \"Slutar en dag\": "
+			       "DTEND is a date without a time: read as the end of that day, "
+			       "2020-03-14T00:00:00+01:00 (UID date-end@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-date-end.ics:15: VEVENT \"Slutar dagen före\": "
+			       "DTEND 2020-03-12T00:00:00+01:00 is not after DTSTART"));
+	assert_non_null(strstr(warn.items[1], "; skipped (UID date-end-before@example.org)"));
+	assert_true(calendar_is_unreadable(cal, "date-end-before@example.org"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+/* Google exports no categories: an event named in kallad.conf is a
+ * deadline, all-day (the end of that day) or timed, never a session. */
+static void test_named_deadline(void **state)
+{
+	static const char *const uids[] = {"5r6s7t8u9v0w1x2y3z4a5b6c7d@google.com",
+					   "7h3k9m2n4p6q8r0s1t3u5v7w9x@google.com"};
+	struct calendar_opts opts = {.deadline_uids = uids, .n_deadline_uids = 2};
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(SOURCE_DIR "/tests/system/data/google-export.ics",
+					     &opts, &warn, &errs);
+	const struct deadline *d;
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 2);
+	assert_int_equal(cal->n_deadlines, 2);
+	assert_null(calendar_session(cal, uids[1]));
+	d = calendar_deadline(cal, uids[0]);
+	assert_non_null(d);
+	assert_true(d->date_only);
+	assert_int_equal(d->due, utc(2019, 12, 13, 23, 0));
+	d = calendar_deadline(cal, uids[1]);
+	assert_non_null(d);
+	assert_false(d->date_only);
+	assert_int_equal(d->due, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(warn.n, 1); /* the weekly meeting alone */
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+/* Google and Apple name the calendar's zone in X-WR-TIMEZONE: a floating
+ * time is read in it (summer time included); a TZID or UTC time is not
+ * touched by it. */
+static void test_x_wr_timezone(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-x-wr-timezone.ics", NULL, &warn,
+					     &errs);
+	const struct session *s;
+
+	(void)state;
+	assert_non_null(cal);
+	assert_int_equal(warn.n, 0);
+	s = calendar_session(cal, "floating-summer@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 5, 7, 14, 0)); /* 10:00 EDT */
+	assert_int_equal(s->end, utc(2020, 5, 7, 17, 0));
+	s = calendar_session(cal, "zoned@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 2, 20, 9, 0));
+	assert_int_equal(s->end, utc(2020, 2, 21, 12, 0));
 	calendar_free(cal);
 	errlist_free(&warn);
 }
@@ -415,6 +506,9 @@ int main(void)
 		cmocka_unit_test(test_google_export_lenient),
 		cmocka_unit_test(test_outlook_export_category),
 		cmocka_unit_test(test_duplicate_uid_lenient),
+		cmocka_unit_test(test_date_end),
+		cmocka_unit_test(test_named_deadline),
+		cmocka_unit_test(test_x_wr_timezone),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

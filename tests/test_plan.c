@@ -349,7 +349,7 @@ static void test_absence_and_cancelled(void **state UNUSED)
 	c->cancelled = true;
 	add_rule(w, "r", "session-reminder", AUD_REGISTERED, 9 * 60, "14d");
 	add_person(w, "a@x.se", PS_REGISTERED, utc(2019, 12, 1, 0, 0));
-	w->absences[0] = (struct absence){"A@x.se", "s1@x"};
+	w->absences[0] = (struct absence){"A@x.se", "s1@x", NULL};
 	w->reg.n_absences = 1;
 	run(w, now);
 	assert_string_equal(must(w, "session-reminder", "a@x.se", "s1@x", 0)->skip, "absent");
@@ -620,7 +620,7 @@ static void test_notices(void **state UNUSED)
 	hold(w, "left@x.se", "kept@x", true, 0, 0);
 	hold(w, "back@x.se", "kept@x", false, 2, 0); /* cancelled once, registered again */
 	hold(w, "away@x.se", "kept@x", true, 0, 0);
-	w->absences[0] = (struct absence){"away@x.se", "kept@x"};
+	w->absences[0] = (struct absence){"away@x.se", "kept@x", NULL};
 	w->reg.n_absences = 1;
 	run(w, now);
 

@@ -599,7 +599,7 @@ static void test_in_memory(void **state UNUSED)
 	    {"Bo@example.se", "Bo", "Kommunen", "ordförande", "en", PS_INVITED, 10, 20, false, false},
 	    {"cia@example.se", "Cia", NULL, NULL, "sv", PS_CANCELLED, 0, 0, false, false},
 	};
-	struct absence abs[] = {{"bo@example.se", "s1@example.org"}};
+	struct absence abs[] = {{"bo@example.se", "s1@example.org", NULL}};
 	struct attachment att[] = {
 	    {"BO@example.se", "material", "a.pdf"},
 	    {"anna@example.se", "material", "b.pdf"},

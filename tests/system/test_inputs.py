@@ -85,7 +85,11 @@ class OutlookTest(Inputs):
                          + OUTLOOK_WEEKLY + r"\)")
         self.assertEqual(len([x for x in p.stderr.splitlines() if "outlook-export" in x]), 2,
                          p.stderr)
-        self.assertEqual(p.stdout.splitlines()[-1], "configuration OK; 2 warnings, 0 rows skipped")
+        # The example's two absences name the example calendar's sessions,
+        # which this one does not have: each row named, and counted.
+        self.assertEqual(len(re.findall(r"registrations\.db: absences row \d+ \(.*\): no "
+                                        r"session in the calendar has the UID", p.stderr)), 2)
+        self.assertEqual(p.stdout.splitlines()[-1], "configuration OK; 4 warnings, 0 rows skipped")
 
         # Limited to the programme's category, the dentist is none of ours.
         self.prog.edit_conf("timezone      = Europe/Stockholm",
@@ -118,7 +122,7 @@ class GoogleTest(Inputs):
         self.assertRegex(p.stderr, r"google-export\.ics:63: .*RRULE: .*skipped \(UID "
                          r"0a1b2c3d4e5f6g7h8i9j0k1l2m@google\.com\)")
         self.assertRegex(p.stderr, r"google-export\.ics:81: VEVENT \"Sista anmälningsdag\": DTSTART "
-                         r"is a date without a time .*\[deadline NAME\].*skipped \(UID "
+                         r"is a date without a time .*\[deadline <its UID>\].*skipped \(UID "
                          r"5r6s7t8u9v0w1x2y3z4a5b6c7d@google\.com\)")
         plan = plan_lines(self.prog.run("--plan", "--now", BEFORE_DEADLINE, check=0).stdout)
         self.assertIn([BEFORE_DEADLINE, "invite", ANNA, "4q1v2hu6k0d7s0s8m3p9e2r1tb@google.com",
@@ -131,10 +135,12 @@ class GoogleTest(Inputs):
         self.assertIn("Sista anm", p.stdout)
 
     def test_deadline_section_errors(self):
+        # A section without due names the calendar's event of its UID
+        # (test_calendar_input.py); a due that is no date is an error.
         self.prog.append_conf("[deadline anmalan]\ndue = 2019-13-45\n[deadline x]\ntitle = X")
         p = self.prog.run("--check", check=78)
         self.assertRegex(p.stderr, r"kallad\.conf:\d+: due: \"2019-13-45\" is not YYYY-MM-DD")
-        self.assertRegex(p.stderr, r"kallad\.conf:\d+: due: \[deadline x\] needs due")
+        self.assertNotIn("[deadline x]", p.stderr)
 
 
 class LastGoodTest(Inputs):

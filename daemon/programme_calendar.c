@@ -1,0 +1,317 @@
+/* programme_calendar.c: the calendar a programme plans from
+ * (programme_calendar.h). An export that lost something must not turn
+ * into mail: a session or deadline that no longer reads keeps its last
+ * good copy, and so does a deadline whose event would now read as a
+ * session (an invitation to everyone for a non-session). */
+#include "programme_calendar.h"
+
+#include "state.h"
+#include "tz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What kallad knew before this read: the calendar before a reload, or on
+ * a fresh start the state database's copies, opened when first asked. */
+struct known {
+	const struct calendar *old;
+	const char *state_path;
+	struct state *st;
+	bool opened;
+};
+
+static struct state *known_state(struct known *k)
+{
+	if (!k->opened) {
+		struct errlist ignored = {0};
+
+		k->opened = true;
+		if (access(k->state_path, F_OK) == 0)
+			k->st = state_open(k->state_path, true, &ignored);
+		errlist_free(&ignored);
+	}
+	return k->st;
+}
+
+static bool knows_deadline(struct known *k, const char *uid)
+{
+	struct deadline copy;
+
+	if (k->old)
+		return calendar_deadline(k->old, uid) != NULL;
+	if (!known_state(k) || !state_deadline_copy(k->st, uid, &copy))
+		return false;
+	state_deadline_clear(&copy);
+	return true;
+}
+
+static void kept_warning(const char *path, struct errlist *warnings, const char *uid,
+			 const char *what, const char *summary, time_t when)
+{
+	char buf[40];
+
+	tz_rfc3339(when, buf, sizeof(buf));
+	errlist_add(warnings,
+		    "%s: UID %s could not be read (see above): keeping the last good copy of the %s \"%s\" (%s)",
+		    path, uid, what, summary ? summary : "", buf);
+}
+
+/* Adds kallad's last good copy of session uid to cal, if it knew one. */
+static bool keep_session(struct known *k, struct calendar *cal, const char *uid,
+			 const char *path, struct errlist *warnings)
+{
+	const struct session *s = k->old ? calendar_session(k->old, uid) : NULL;
+	struct session copy;
+
+	if (s) {
+		copy = *s;
+		copy.kept = true;
+		calendar_add_session(cal, &copy);
+	} else if (!k->old && known_state(k) && state_session_copy(k->st, uid, &copy)) {
+		copy.kept = true;
+		calendar_add_session(cal, &copy);
+		state_session_clear(&copy);
+	} else {
+		return false;
+	}
+	s = calendar_session(cal, uid);
+	kept_warning(path, warnings, uid, "session", s->summary, s->start);
+	return true;
+}
+
+/* The same for a deadline. */
+static bool keep_deadline(struct known *k, struct calendar *cal, const char *uid,
+			  const char *path, struct errlist *warnings)
+{
+	const struct deadline *d = k->old ? calendar_deadline(k->old, uid) : NULL;
+	struct deadline copy;
+
+	if (d) {
+		copy = *d;
+		copy.kept = true;
+		calendar_add_deadline(cal, &copy);
+	} else if (!k->old && known_state(k) && state_deadline_copy(k->st, uid, &copy)) {
+		copy.kept = true;
+		calendar_add_deadline(cal, &copy);
+		state_deadline_clear(&copy);
+	} else {
+		return false;
+	}
+	d = calendar_deadline(cal, uid);
+	kept_warning(path, warnings, uid, "deadline", d->summary, d->due);
+	return true;
+}
+
+/* A deadline kallad knew whose event now reads as a session (Outlook's
+ * re-export lost CATEGORIES:Deadline, or its [deadline NAME] section
+ * went) would invite everyone to it. Its kind is part of what kallad
+ * knew of it, as its time is: the event is taken as unreadable, and the
+ * deadline keeps its last good copy. A session that becomes a deadline
+ * takes a deliberate act (a category added, a section written) and is
+ * the session's removal, like any other. */
+static void keep_deadlines(struct known *k, struct calendar *cal, const char *path,
+			   struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions;) {
+		const struct session *s = &cal->sessions[i];
+		char *uid;
+
+		if (!knows_deadline(k, s->uid)) {
+			i++;
+			continue;
+		}
+		errlist_add_at(warnings, path, s->line,
+			       "VEVENT \"%s\": kallad knows this UID as a deadline, and the event is no "
+			       "deadline now (no CATEGORIES deadline, no [deadline UID] section): a "
+			       "deadline does not become a session; skipped (UID %s)",
+			       s->summary, s->uid);
+		uid = xstrdup(s->uid);
+		calendar_mark_unreadable(cal, uid);
+		calendar_remove_session(cal, uid);
+		keep_deadline(k, cal, uid, path, warnings);
+		free(uid);
+	}
+}
+
+/* A session whose DTEND became a date (calendar_item.c reads the end of
+ * that day) on the very day kallad knew it ending: the file no longer
+ * says the hour, but it says nothing new either. Its known end stays,
+ * so no update moves everyone's calendar to midnight. */
+static void keep_known_end(struct known *k, struct calendar *cal, const char *path,
+			   struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		struct session *s = &cal->sessions[i];
+		const struct session *was = k->old ? calendar_session(k->old, s->uid) : NULL;
+		struct session copy = {0};
+		struct tm day, known;
+		char buf[40];
+
+		if (!s->end_is_date)
+			continue;
+		if (!was && !k->old && known_state(k) && state_session_copy(k->st, s->uid, &copy))
+			was = &copy;
+		tz_local(s->end - 1, &day);
+		if (was)
+			tz_local(was->end - 1, &known);
+		if (was && was->end > s->start && known.tm_year == day.tm_year &&
+		    known.tm_yday == day.tm_yday) {
+			s->end = was->end;
+			tz_rfc3339(s->end, buf, sizeof(buf));
+			errlist_add_at(warnings, path, s->line,
+				       "VEVENT \"%s\": its DTEND is the date kallad knew it ending on: "
+				       "it keeps the end kallad knew, %s (UID %s)", s->summary, buf, s->uid);
+		}
+		if (was == &copy)
+			state_session_clear(&copy);
+	}
+}
+
+/* A session or deadline kallad knew that now fails to read is not
+ * removed (which would cancel it for everyone): it keeps its last good
+ * copy. */
+static void keep_last_good(struct known *k, struct calendar *cal, const char *path,
+			   struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_unreadable; i++) {
+		const char *uid = cal->unreadable[i];
+
+		if (calendar_session(cal, uid) || calendar_deadline(cal, uid))
+			continue;
+		if (!keep_session(k, cal, uid, path, warnings))
+			keep_deadline(k, cal, uid, path, warnings);
+	}
+}
+
+static struct deadline *find_deadline(struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		if (strcmp(cal->deadlines[i].uid, uid) == 0)
+			return &cal->deadlines[i];
+	return NULL;
+}
+
+/* "2019-12-13 (the whole day)" or its RFC 3339 instant. */
+static void deadline_when(const struct deadline *d, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!d->date_only) {
+		tz_rfc3339(d->due, buf, len);
+		return;
+	}
+	tz_local(d->due - 1, &tm);
+	snprintf(buf, len, "%04d-%02d-%02d (the whole day)", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday);
+}
+
+/* The calendar's event named by a section: the section gives its title
+ * and adds its category; the event gives the time. */
+static void apply_section(struct deadline *d, const struct cfg_deadline *c,
+			  struct errlist *warnings)
+{
+	if (c->title) {
+		free(d->summary);
+		d->summary = xstrdup(c->title);
+	}
+	if (c->category && !calendar_has_category(d->categories, c->category)) {
+		char *both = d->categories ? xasprintf("%s,%s", d->categories, c->category)
+					   : xstrdup(c->category);
+		free(d->categories);
+		d->categories = both;
+	}
+	if (c->has_due) {
+		char when[48], due[20];
+
+		deadline_when(d, when, sizeof(when));
+		if (c->date_only)
+			snprintf(due, sizeof(due), "%04d-%02d-%02d", c->year, c->month, c->day);
+		else
+			snprintf(due, sizeof(due), "%04d-%02d-%02dT%02d:%02d", c->year, c->month,
+				 c->day, c->hour, c->minute);
+		errlist_add(warnings, "%s:%d: [deadline %s]: due %s is not used: the calendar's event "
+			    "gives the time, %s", c->file, c->line, c->name, due, when);
+	}
+}
+
+/* The [deadline NAME] sections of kallad.conf: the calendar's event with
+ * UID NAME (read as a deadline: calendar_opts), or without one a deadline
+ * of the section's own at its due, in the programme zone. */
+static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
+				 struct errlist *warnings)
+{
+	for (size_t i = 0; i < cfg->n_deadlines; i++) {
+		const struct cfg_deadline *c = &cfg->deadlines[i];
+		struct deadline *found = find_deadline(cal, c->name);
+		struct deadline d = {.uid = c->name, .summary = c->title ? c->title : c->name,
+				     .categories = c->category, .date_only = c->date_only};
+
+		if (found) {
+			apply_section(found, c, warnings);
+		} else if (calendar_session(cal, c->name)) {
+			/* Only a kept copy: the event itself reads as a deadline. */
+			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session, "
+				    "which it keeps (see above); this section is not used",
+				    c->file, c->line, c->name);
+		} else if (!c->has_due) {
+			errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event with this "
+				    "UID that can be read, and the section has no due: no such deadline",
+				    c->file, c->line, c->name);
+		} else {
+			d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
+					     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
+			calendar_add_deadline(cal, &d);
+		}
+	}
+}
+
+/* Reads the file again if it changed under the reading: id must be the
+ * identity of what was read. The warnings are those of the read kept. */
+static struct calendar *read_file_once(const struct config *cfg, char id[FILE_ID_MAX],
+				       struct errlist *warnings, struct errlist *errs)
+{
+	const char **uids = xcalloc(cfg->n_deadlines + 1, sizeof(*uids));
+	struct calendar_opts opts = {.sessions_category = cfg->sessions_category,
+				     .deadline_uids = uids, .n_deadline_uids = cfg->n_deadlines};
+	struct calendar *cal = NULL;
+
+	for (size_t i = 0; i < cfg->n_deadlines; i++)
+		uids[i] = cfg->deadlines[i].name;
+	for (int tries = 0; tries < 3; tries++) {
+		struct errlist these = {0};
+		char after[FILE_ID_MAX];
+
+		calendar_free(cal);
+		file_identity(cfg->calendar, id);
+		cal = calendar_read(cfg->calendar, &opts, &these, errs);
+		file_identity(cfg->calendar, after);
+		if (!cal || str_eq(after, id) || tries == 2) {
+			for (size_t i = 0; i < these.n; i++)
+				errlist_add(warnings, "%s", these.items[i]);
+			errlist_free(&these);
+			break;
+		}
+		errlist_free(&these);
+	}
+	free(uids);
+	return cal;
+}
+
+struct calendar *programme_calendar_read(const struct config *cfg, const struct calendar *old,
+					 char id[FILE_ID_MAX], struct errlist *warnings,
+					 struct errlist *errs)
+{
+	struct calendar *cal = read_file_once(cfg, id, warnings, errs);
+	struct known k = {.old = old, .state_path = cfg->state};
+
+	if (!cal)
+		return NULL;
+	keep_deadlines(&k, cal, cfg->calendar, warnings);
+	keep_known_end(&k, cal, cfg->calendar, warnings);
+	keep_last_good(&k, cal, cfg->calendar, warnings);
+	add_config_deadlines(cal, cfg, warnings);
+	state_close(k.st);
+	return cal;
+}

@@ -1,0 +1,361 @@
+"""Calendars as administrators export them, through the real binary:
+which events are sessions and which are deadlines, what is read with a
+warning and what is skipped with one, and that nothing kallad knew turns
+into mail nobody meant: a deadline into a session with invitations for
+everyone, a second copy of an event into an update."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kallad_test import KALLAD, KalladCase, main  # noqa: E402
+
+BEFORE = "2019-11-20T08:00:00+01:00"
+NEXT_DAY = "2019-11-21T08:00:00+01:00"
+HENRIK = "henrik.dahl@karlstad.example.se"  # invited: the deadline's reminders
+S1 = "s1@example.org"
+DL = "7q3k7m1f0v2a8b9c0d1e2f3g4h@google.com"
+DUP = "dup@example.org"
+
+
+def vevent(uid, summary, start, end, extra=""):
+    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20191001T080000Z\r\n{start}\r\n{end}\r\n"
+            f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\n")
+
+
+def zoned(day, hhmm):
+    return f"TZID=Europe/Stockholm:{day}T{hhmm}00"
+
+
+def session_1(uid=S1, summary="Leda samhällsutveckling"):
+    return vevent(uid, summary, "DTSTART;" + zoned("20200220", "1000"),
+                  "DTEND;" + zoned("20200221", "1300"))
+
+
+def calendar(*events, head=""):
+    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" + head + "".join(events)
+            + "END:VCALENDAR\r\n")
+
+
+def plan_lines(out):
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def wait_for(condition, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def begin_lines(text, uid):
+    """The lines of the BEGIN:VEVENT of each event with this UID."""
+    lines, begin, found = text.split("\r\n"), 0, []
+    for i, line in enumerate(lines, 1):
+        if line == "BEGIN:VEVENT":
+            begin = i
+        elif line == "UID:" + uid:
+            found.append(begin)
+    return found
+
+
+class CalendarCase(KalladCase):
+    def write(self, text):
+        with open(os.path.join(self.prog.dir, "programme.ics"), "w", encoding="utf-8",
+                  newline="") as f:
+            f.write(text)
+        return text
+
+    def plan(self, now, *args):
+        p = self.prog.run("--plan", "--now", now, *args, check=0)
+        return p, plan_lines(p.stdout)
+
+
+class DeadlineNamedInConf(CalendarCase):
+    """Google exports no categories: `[deadline UID]` makes that event the
+    deadline, timed or all-day, and never a session."""
+
+    def google(self, start, end, section=""):
+        self.write(calendar(
+            vevent(S1, "Leda samhällsutveckling", "DTSTART:20200220T090000Z",
+                   "DTEND:20200221T120000Z"),
+            vevent(DL, "Sista anmälningsdag", start, end),
+            head="X-WR-TIMEZONE:Europe/Stockholm\r\n"))
+        self.prog.append_conf(f"[deadline {DL}]\ncategory = registration\n{section}")
+
+    def assert_deadline_not_session(self, listed):
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 1 sessions, 1 deadlines", p.stdout)
+        self.assertIn(f"  deadline {listed}  {DL}  Sista anmälningsdag  categories: registration",
+                      p.stdout)
+        self.assertNotIn("not used", p.stderr)
+        p, plan = self.plan(BEFORE, "--all")
+        self.assertEqual([line for line in plan if line[3] == DL
+                          and line[1] != "deadline-reminder"], [])
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, DL,
+                       "registration-deadline"], plan)
+        return p
+
+    def test_timed_event(self):
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z")
+        self.assert_deadline_not_session("2019-12-13T16:00:00+01:00")
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        self.assertTrue(self.prog.outbox_messages())
+        self.assertEqual([f for f in self.prog.outbox_messages() if DL.encode() in read(f)], [])
+
+    def test_all_day_event(self):
+        self.google("DTSTART;VALUE=DATE:20191213", "DTEND;VALUE=DATE:20191214")
+        self.assert_deadline_not_session("2019-12-13 (the whole day)")
+
+    def test_title_of_the_section_wins(self):
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z",
+                    "title = Anmälan senast")
+        p = self.prog.run("--check", check=0)
+        self.assertIn(f"{DL}  Anmälan senast  categories: registration", p.stdout)
+
+    def test_due_beside_an_event_is_not_used(self):
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z", "due = 2019-12-20")
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline " + re.escape(DL) +
+                         r"\]: due 2019-12-20 is not used: the calendar's event gives the time, "
+                         r"2019-12-13T16:00:00\+01:00")
+        self.assertIn(f"  deadline 2019-12-13T16:00:00+01:00  {DL}", p.stdout)
+        self.assertIn("calendar: 1 sessions, 1 deadlines", p.stdout)
+        _, plan = self.plan(BEFORE)
+        self.assertEqual([line for line in plan if line[3] == DL
+                          and line[1] != "deadline-reminder"], [])
+
+    def test_section_without_due_naming_no_event(self):
+        self.prog.append_conf("[deadline nowhere@example.org]\ncategory = registration")
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline nowhere@example\.org\]: the "
+                         r"calendar has no event with this UID that can be read, and the section "
+                         r"has no due: no such deadline")
+        self.assertNotIn("nowhere@example.org", p.stdout)
+
+
+class KnownDeadlineStaysDeadline(CalendarCase):
+    """Outlook: a deadline whose CATEGORIES:Deadline a re-export lost is
+    no session: kallad keeps its last good copy, as it does for any item
+    it knew that cannot be read as what it was."""
+
+    OUTLOOK_DL = "040000008200E00074C5B7101A82E008000000009F8E7D6C5B4A3928"
+
+    def deadline(self, extra):
+        return vevent(self.OUTLOOK_DL, "Sista anmälningsdag", "DTSTART;" + zoned("20191213", "1600"),
+                      "DTEND;" + zoned("20191213", "1630"), extra)
+
+    def test_lost_category(self):
+        self.prog.edit_conf("category = registration", "category = deadline")
+        self.write(calendar(session_1(), self.deadline("CATEGORIES:Deadline\r\n")))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        text = self.write(calendar(session_1(), self.deadline("")))
+        line = begin_lines(text, self.OUTLOOK_DL)[0]
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assertEqual([x for x in plan if x[3] == self.OUTLOOK_DL and "deadline" not in x[1]], [])
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Sista anmälningsdag\": kallad knows this "
+                      "UID as a deadline, and the event is no deadline now (no CATEGORIES "
+                      "deadline, no [deadline UID] section): a deadline does not become a "
+                      f"session; skipped (UID {self.OUTLOOK_DL})", p.stderr)
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"",
+                      p.stderr)
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, self.OUTLOOK_DL,
+                       "registration-deadline"], plan)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_lost_category_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        self.prog.edit_conf("category = registration", "category = deadline")
+        self.write(calendar(session_1(), self.deadline("CATEGORIES:Deadline\r\n")))
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 10)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 10)  # the ten registered, session 1
+        self.write(calendar(session_1(), self.deadline("")))
+        wait_for(lambda: "keeping the last good copy of the deadline" in read(logpath).decode())
+        self.assertIn("a deadline does not become a session", read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+
+class DateEnd(CalendarCase):
+    """A timed DTSTART with DTEND;VALUE=DATE: the session ends with that
+    day, read with a warning rather than dropped without one."""
+
+    def date_end(self):
+        return vevent("s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
+                      "DTEND;VALUE=DATE:20200313")
+
+    def test_new_session(self):
+        text = self.write(calendar(session_1(), self.date_end()))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-14T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
+        line = begin_lines(text, "s2@example.org")[0] + 4
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
+                      "without a time: read as the end of that day, 2020-03-14T00:00:00+01:00 "
+                      "(UID s2@example.org)", p.stderr)
+
+    def test_known_session_keeps_its_hour_on_that_day(self):
+        # Known to end 13 March 13:00, now "13 March": nothing new is said,
+        # and nothing is sent; no "could not be read (see above)" with
+        # nothing above.
+        self.write(calendar(session_1(), vevent(
+            "s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
+            "DTEND;" + zoned("20200313", "1300"))))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        text = self.write(calendar(session_1(), self.date_end()))
+        p, plan = self.plan(NEXT_DAY)
+        self.assertNotIn("could not be read", p.stderr)
+        self.assertIn("DTEND is a date without a time: read as the end of that day", p.stderr)
+        self.assertIn(f"programme.ics:{begin_lines(text, 's2@example.org')[0]}: VEVENT "
+                      "\"Styrning och risker\": its DTEND is the date kallad knew it ending on: it "
+                      "keeps the end kallad knew, 2020-03-13T13:00:00+01:00 (UID s2@example.org)",
+                      p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        # Another day is a change: the end of that day, an update.
+        self.write(calendar(session_1(), self.date_end().replace("20200313", "20200314")))
+        _, plan = self.plan(NEXT_DAY)
+        self.assertIn("update", [x[1] for x in plan if x[3] == "s2@example.org"])
+
+
+class OneUidTwoEvents(CalendarCase):
+    """Outlook's copy of a meeting keeps its UID: two copies that differ
+    are reported, both lines; file order decides nothing."""
+
+    A = vevent(DUP, "Dup A", "DTSTART;" + zoned("20200312", "1000"),
+               "DTEND;" + zoned("20200313", "1300"))
+    B = vevent(DUP, "Dup B", "DTSTART;" + zoned("20200319", "1000"),
+               "DTEND;" + zoned("20200320", "1300"))
+
+    def assert_both_reported(self, text, stderr):
+        first, second = begin_lines(text, DUP)
+        for line, other in ((first, second), (second, first)):
+            self.assertRegex(stderr, rf"programme\.ics:{line}: VEVENT \"Dup [AB]\": UID \"{DUP}\" "
+                             rf"is also the UID of VEVENT \"Dup [AB]\" at line {other}, which "
+                             rf"differs: which one is meant cannot be told; skipped "
+                             rf"\(UID {DUP}\)")
+
+    def test_known_session_keeps_its_last_good_copy(self):
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        for events in ((self.B, self.A), (self.A, self.B)):
+            text = self.write(calendar(session_1(), *events))
+            p, plan = self.plan(NEXT_DAY, "--all")
+            self.assert_both_reported(text, p.stderr)
+            self.assertIn("keeping the last good copy of the session \"Dup A\"", p.stderr)
+            self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+            self.prog.run("--once", "--now", NEXT_DAY, check=0)
+            self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_new_uid_is_skipped(self):
+        text = self.write(calendar(session_1(), self.B, self.A))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 1 sessions", p.stdout)
+        self.assert_both_reported(text, p.stderr)
+        _, plan = self.plan(BEFORE)
+        self.assertNotIn(DUP, [x[3] for x in plan])
+
+    def test_identical_copies_are_one_event(self):
+        text = self.write(calendar(session_1(), self.A, self.A))
+        first, second = begin_lines(text, DUP)
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 2 sessions", p.stdout)
+        self.assertIn(f"programme.ics:{second}: VEVENT \"Dup A\": the same event as line {first} "
+                      f"again: read once (UID {DUP})", p.stderr)
+
+
+class FloatingTimes(CalendarCase):
+    """Google and Apple name the calendar's zone in X-WR-TIMEZONE: a
+    floating time is read in it; a TZID or UTC time is never changed."""
+
+    def test_read_in_x_wr_timezone(self):
+        self.write(calendar(
+            vevent(S1, "Flytande", "DTSTART:20200220T100000", "DTEND:20200221T130000"),
+            vevent("utc@example.org", "UTC", "DTSTART:20200312T090000Z", "DTEND:20200313T120000Z"),
+            vevent("ny@example.org", "New York", "DTSTART;TZID=America/New_York:20200507T100000",
+                   "DTEND;TZID=America/New_York:20200507T130000"),
+            head="X-WR-TIMEZONE:Europe/Stockholm\r\n"))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-02-20T10:00:00+01:00 – 2020-02-21T13:00:00+01:00  " + S1,
+                      p.stdout)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  utc@",
+                      p.stdout)
+        self.assertIn("session  2020-05-07T16:00:00+02:00 – 2020-05-07T19:00:00+02:00  ny@",
+                      p.stdout)
+        self.assertNotIn("floating", p.stderr)
+
+    def test_unknown_zone_skips_with_its_name(self):
+        text = self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:Mars/Olympus_Mons\r\n"))
+        line = begin_lines(text, "f@example.org")[0] + 3
+        p = self.prog.run("--check", check=0)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Flytande\": DTSTART is a floating time, and "
+                      "X-WR-TIMEZONE \"Mars/Olympus_Mons\" names no zone kallad knows; give it a "
+                      "TZID or write it in UTC; skipped (UID f@example.org)", p.stderr)
+        self.assertIn("calendar: 1 sessions", p.stdout)
+
+
+class AbsenceOfUnknownSession(KalladCase):
+    """An absence from a session the calendar does not have is named by
+    its own file and line, like every other row that cannot be used."""
+
+    def test_csv(self):
+        with open(os.path.join(self.prog.dir, "people.csv"), "w", encoding="utf-8") as f:
+            f.write("email;name;status\nanna.berglund@gavle.example.se;Anna Berglund;registered\n"
+                    "sofia.nyberg@regionuppsala.example.se;Sofia Nyberg;registered\n")
+        with open(os.path.join(self.prog.dir, "franvaro.csv"), "w", encoding="utf-8") as f:
+            f.write("email;session_uid\n"
+                    "anna.berglund@gavle.example.se;styra-leda-2020-1@example.org\n"
+                    "anna.berglund@gavle.example.se;Styra-Leda-2020-2@example.org\n"
+                    "sofia.nyberg@regionuppsala.example.se;2\n")
+        self.prog.edit_conf("registrations = registrations.db", "registrations = people.csv")
+        self.prog.append_conf("[registrations]\nabsences = franvaro.csv")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("franvaro.csv: line 3 (anna.berglund@gavle.example.se): no session in "
+                      "the calendar has the UID \"Styra-Leda-2020-2@example.org\" (UIDs are "
+                      "compared exactly: \"styra-leda-2020-2@example.org\"?); this absence "
+                      "applies to none", p.stderr)
+        self.assertIn("franvaro.csv: line 4 (sofia.nyberg@regionuppsala.example.se): no session "
+                      "in the calendar has the UID \"2\"; this absence applies to none", p.stderr)
+        self.assertNotIn("people.csv", p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "configuration OK; 2 warnings, 0 rows skipped")
+
+    def test_sqlite(self):
+        self.prog.sql("INSERT INTO absences(email, session_uid) VALUES "
+                      "('anna.berglund@gavle.example.se', 'no-such-session@example.org')")
+        p = self.prog.run("--check", check=0)
+        self.assertRegex(p.stderr, r"registrations\.db: absences row \d+ "
+                         r"\(anna\.berglund@gavle\.example\.se\): no session in the calendar has "
+                         r"the UID \"no-such-session@example\.org\"; this absence applies to none")
+
+
+if __name__ == "__main__":
+    main()
