@@ -193,7 +193,8 @@ void message_set_shared(struct tpl_vars *v, const struct config *cfg,
  * parent, or else with the shared ones set in them too. */
 static struct tpl_vars *make_vars(const struct config *cfg, const struct calendar *cal,
 				  const struct message_req *req, const char *lang,
-				  const struct files *f, const struct vars_entry *shared)
+				  const struct files *f, const struct vars_entry *shared,
+				  enum calpart calpart)
 {
 	struct tpl_vars *v = tpl_vars_new();
 
@@ -201,6 +202,9 @@ static struct tpl_vars *make_vars(const struct config *cfg, const struct calenda
 	set_clean(v, "participant.email", req->p->email, 0);
 	set_clean(v, "participant.organisation", req->p->organisation, 0);
 	set_clean(v, "participant.role", req->p->role, 0);
+	/* Whether this message carries the calendar: not for one a rule
+	 * reaches who is not registered (message_calpart). */
+	set_clean(v, "calendar.attached", calpart != CAL_NONE ? "yes" : "", 0);
 	if (shared)
 		tpl_vars_set_parent(v, cache_vars_of(shared));
 	else
@@ -524,7 +528,7 @@ char *message_build(const struct config *cfg, const struct calendar *cal,
 	    !load_files(cfg, reg, req, what, &f, errs))
 		goto done;
 	shared = req->cache ? cache_vars(req->cache, cfg, cal, req, lang) : NULL;
-	v = make_vars(cfg, cal, req, lang, &f, shared);
+	v = make_vars(cfg, cal, req, lang, &f, shared, k.cal);
 	if (!render(tpl, cfg, lang, req, v, shared, &subject, &text, &html, what, errs))
 		goto done;
 	if (k.cal != CAL_NONE)

@@ -284,7 +284,8 @@ const char *cache_date_line(struct message_cache *c, time_t now)
 static bool own_name(const char *name)
 {
 	return strncmp(name, "participant.", 12) == 0 || strncmp(name, "previous.", 9) == 0 ||
-	       strncmp(name, "changed", 7) == 0 || strncmp(name, "attachment", 10) == 0;
+	       strncmp(name, "changed", 7) == 0 || strncmp(name, "attachment", 10) == 0 ||
+	       strcmp(name, "calendar.attached") == 0;
 }
 
 static void body_make(struct body *b, struct tpl_skeleton *sk)

@@ -17,7 +17,7 @@ const char *const tpl_known_names[] = {
 	"previous.when", "previous.date", "previous.start", "previous.end", "previous.brief",
 	"previous.location", "changed", "changed.time", "changed.place",
 	"deadline.title", "deadline.when", "deadline.date", "deadline.description",
-	"attachments", "attachment.name", NULL,
+	"attachments", "attachment.name", "calendar.attached", NULL,
 };
 
 /* The names above that are lists of items, usable only as {{#x}}/{{^x}}. */

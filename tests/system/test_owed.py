@@ -219,6 +219,28 @@ class CatchUpJustBeforeTheNext(OwedCase):
         self.assertEqual({off for _, _, _, off in reminders}, {"14d"})
 
 
+class CalendarMentionedTest(OwedCase):
+    def test_a_reminder_mentions_the_calendar_only_when_it_carries_one(self):
+        """A rule to all reaches the invited too: their reminder has no
+        calendar (kallad follows only what the registered hold), and its
+        text does not say one is attached ({{calendar.attached}})."""
+        self.prog.edit_conf(SESSION_RULE, SESSION_RULE.replace("= registered", "= all"))
+        self.once(NOV20)
+        sent = [r for r in self.once("2020-02-06T09:00:00+01:00")
+                if r.message == "session-reminder"]
+        seen = set()
+        for r in sent:
+            m = parse(r.path)
+            has_cal = any(p.get_content_type() == "text/calendar" for p in m.walk())
+            text = next(p for p in m.walk() if p.get_content_type() == "text/plain")
+            text = text.get_content()
+            says = ("Kalenderinbjudan är bifogad" in text
+                    or "calendar invitation is attached" in text)
+            self.assertEqual(has_cal, says, (r.email, text))
+            seen.add(has_cal)
+        self.assertEqual(seen, {True, False})
+
+
 class Case2LateRegistration(OwedCase):
     def setUp(self):
         super().setUp()
