@@ -147,7 +147,7 @@ struct plan_view {
 	const struct plan_ctx *ctx;
 	long held;                    /* change notices waiting for a release */
 	size_t removals_held, removed; /* as in struct send_stats */
-	bool removed_held;
+	size_t removed_held;
 };
 
 static void plan_collect(const struct delivery *d, void *arg)
@@ -231,7 +231,7 @@ static void print_held(const struct plan_view *v)
 		       v->removals_held);
 	if (v->removed_held)
 		printf("\t%zu participants gone from the registrations at once wait for "
-		       "--release-changes", v->removed);
+		       "--release-changes", v->removed_held);
 	putchar('\n');
 }
 

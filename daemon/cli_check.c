@@ -112,7 +112,7 @@ static void count_removed(const struct participant *p UNUSED, void *arg UNUSED)
 static bool check_removals(struct programme **pg, struct state *st)
 {
 	size_t sessions = 0, people;
-	bool people_held = false;
+	size_t people_held = 0;
 
 	if ((*pg)->cal->n_sessions == 0)
 		printf("calendar: warning: %s holds no session\n", (*pg)->cfg->calendar);
@@ -122,11 +122,12 @@ static bool check_removals(struct programme **pg, struct state *st)
 	if (sessions)
 		printf("calendar: warning: %zu sessions kallad sent are gone from it at once: "
 		       "their cancels would be held\n", sessions);
-	if (people)
-		printf("registrations: %s%zu participants kallad invited are gone%s\n",
-		       people_held ? "warning: " : "", people,
-		       people_held ? " at once: their cancels would be held"
-				   : ": each gets a cancel");
+	if (people && !people_held)
+		printf("registrations: %zu participants kallad invited are gone: each gets a "
+		       "cancel\n", people);
+	else if (people)
+		printf("registrations: warning: %zu participants kallad invited are gone, %zu of "
+		       "them at once: their cancels would be held\n", people, people_held);
 	return sessions || people_held;
 }
 

@@ -450,7 +450,7 @@ static void say_next(const struct send_stats *st, time_t wake)
 	if (st->removals_held || st->removed_held)
 		snprintf(held, sizeof(held), "held: mass removal (%zu sessions, %zu participants), "
 			 "%ld change notices wait for --release-changes; ", st->removals_held,
-			 st->removed_held ? st->removed : 0, st->held);
+			 st->removed_held, st->held);
 	else if (st->held)
 		snprintf(held, sizeof(held), "held: %ld change notices wait for --release-changes; ",
 			 st->held);

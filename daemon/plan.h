@@ -54,8 +54,8 @@ struct plan_ctx {
 	time_t now;
 	bool release_changes; /* --release-changes: updates and cancels go even when held */
 	const char *release_session; /* ... only those of this session (NULL: all) */
-	bool removed_held;    /* some participants gone from the registrations are too
-			       * many at once: their cancels wait (programme_each_removed) */
+	size_t removed_held;  /* participants gone from the registrations whose cancels
+			       * wait (programme_each_removed) */
 	struct plan_memory mem;
 	/* Called (when set) for every obligation that holds in this pass, met
 	 * or not, with the `arg` of plan_participant: what a writing pass

@@ -519,14 +519,14 @@ static struct met *meet_all(const struct programme *pg, bool *failed)
 
 size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
-			      bool release_all, bool *held)
+			      bool release_all, size_t *held)
 {
 	struct removed_scan r = {.pg = pg, .met = met};
 	struct met *own = NULL;
 	bool failed = false, mass, *held_each;
 	size_t limit, n_held = 0;
 
-	*held = false;
+	*held = 0;
 	if (!met)
 		r.met = own = meet_all(pg, &failed);
 	else
@@ -559,7 +559,7 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 	for (size_t i = 0; i < r.n_unsure; i++)
 		free(r.unsure[i]);
 	free(r.unsure);
-	*held = n_held > 0;
+	*held = n_held;
 	if (n_held && !mass)
 		log_warn("%zu of the participants gone from %s at once are still gone: their "
 			 "cancels wait for --release-changes", n_held, pg->cfg->registrations);

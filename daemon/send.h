@@ -47,7 +47,7 @@ struct send_stats {
 	long held;            /* change notices waiting for --release-changes */
 	size_t removals_held; /* sessions gone at once, their cancels held by the guard */
 	size_t removed;       /* participants gone from the registrations */
-	bool removed_held;    /* ... too many at once: their cancels are held */
+	size_t removed_held;  /* ... of them, how many have their cancels held */
 	bool stale;           /* the calendar changed while read: reload and pass again */
 	time_t next_wake;     /* the daemon's: next instant some plan may change (0: none) */
 };

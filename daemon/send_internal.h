@@ -92,7 +92,7 @@ struct sender {
 	bool ix_valid;       /* ... made by a complete pass, no input changed since */
 	struct due_entry entry; /* the participant being planned, for the index */
 	size_t removals_held_last, removed_last; /* as the last full pass found */
-	bool removed_held_last;
+	size_t removed_held_last;
 	struct message_cache *msg_cache; /* what this pass's messages share (message.h) */
 	struct delivery *batch; /* due, to be claimed together */
 	size_t n_batch, cap_batch;
