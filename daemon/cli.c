@@ -527,6 +527,10 @@ static int run_send_now(const struct cli *c)
 		run_close(&r);
 		return 1;
 	}
+	if (!send_salt_ready(r.snd)) {
+		run_close(&r);
+		return 1;
+	}
 	send_manual_begin(r.snd, &m, clock_now(), &stats);
 	if (c->all) {
 		/* --all: the registered (or those --status names), not absent

@@ -392,7 +392,7 @@ static void headers(struct strbuf *sb, const struct config *cfg, const struct me
 	sb_add(sb, c ? cache_reply_to_line(c, cfg) : (reply = message_reply_to_line(cfg)));
 	mime_header_text(sb, "Subject", subject);
 	sb_add(sb, c ? cache_date_line(c, req->now) : (date = message_date_line(req->now)));
-	id = message_id(cfg, req->key, req->id_salt);
+	id = message_id(req->id_from ? req->id_from : cfg->organizer_email, req->key, req->id_salt);
 	sb_addf(sb, "Message-ID: %s\r\n", id);
 	free(id);
 	sb_add(sb, "MIME-Version: 1.0\r\nAuto-Submitted: auto-generated\r\n");
@@ -575,9 +575,9 @@ bool message_id_is(const char *id, const char *key, const char *salt)
 	return strcspn(id, "@") == 32 && strncasecmp(hash, id, 32) == 0;
 }
 
-char *message_id(const struct config *cfg, const char *key, const char *salt)
+char *message_id(const char *organizer_email, const char *key, const char *salt)
 {
-	const char *at = cfg->organizer_email ? strrchr(cfg->organizer_email, '@') : NULL;
+	const char *at = organizer_email ? strrchr(organizer_email, '@') : NULL;
 	struct strbuf dom;
 	char hash[33], *id;
 

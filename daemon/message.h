@@ -23,6 +23,8 @@ struct message_req {
 	const char *key;                 /* delivery key: the Message-ID derives from it */
 	const char *organizer;           /* ORGANIZER's address; NULL: [organizer] email */
 	const char *id_salt;             /* the programme's salt of Message-IDs, or NULL */
+	const char *id_from;             /* the address whose domain Message-IDs take;
+					    NULL: [organizer] email */
 	time_t now;                      /* Date: and DTSTAMP */
 	struct message_cache *cache;     /* NULL, or what earlier messages of
 					    this pass made (message_cache_new) */
@@ -59,10 +61,10 @@ enum calpart message_calpart(const char *message, bool has_session,
 			     const struct participant *p);
 
 /* "<hash@domain>" for a delivery key and the programme's salt
- * (state_message_id_salt: NULL or "" for none), domain from the organizer
- * address: the same for every attempt of one delivery, different for the
+ * (state_message_id_salt: NULL or "" for none), domain from organizer_email
+ * (the one kept with the salt): the same for every attempt of one delivery, different for the
  * same key in another programme. */
-char *message_id(const struct config *cfg, const char *key, const char *salt);
+char *message_id(const char *organizer_email, const char *key, const char *salt);
 /* Whether id (a Message-ID without <>) is the one message_id() makes for
  * key and salt, whatever the domain. */
 bool message_id_is(const char *id, const char *key, const char *salt);

@@ -316,14 +316,10 @@ static bool field_time(const struct reg_field *f, time_t *out, char **bad)
 		return f->type == RF_TEXT && f->len == strlen(f->text); /* blanks: unknown */
 	}
 	/* (A date alone is ten characters: the sscanf only for those.) */
-	if (strnlen(t, 11) == 10 && sscanf(t, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10 &&
-	    mo >= 1 && mo <= 12 && d >= 1 && d <= 31) {
-		struct tm tm;
-
-		/* A day that exists: 2019-02-30 does not come back as itself. */
-		*out = tz_mktime(y, mo, d, 0, 0, 0);
-		tz_local(*out, &tm);
-		ok = tm.tm_mday == d && tm.tm_mon == mo - 1;
+	if (strnlen(t, 11) == 10 && sscanf(t, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) {
+		/* A day that exists: 2019-02-30 is no date. */
+		ok = tz_date_exists(y, mo, d);
+		*out = ok ? tz_mktime(y, mo, d, 0, 0, 0) : 0;
 	} else if (t[strspn(t, "0123456789")] == '\0') {
 		long v;
 

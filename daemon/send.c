@@ -17,18 +17,32 @@
 
 static void tick(void *arg);
 
-/* The calendars keep the ORGANIZER they were sent with (INTEROP I9). */
-static void pin_organizer(struct sender *s)
+/* The calendars of a session keep the ORGANIZER they were sent with
+ * (INTEROP I9): said on each start and reload while it is not the
+ * configured one. */
+static void warn_organizer(struct sender *s)
 {
 	const char *configured = s->pg->cfg->organizer_email;
+	char *kept;
 
-	free(s->organizer);
-	s->organizer = state_calendar_organizer(s->st, configured);
-	if (!str_caseeq(s->organizer, configured))
-		log_warn("[organizer] email is %s, but this programme's calendars went out with "
-			 "ORGANIZER %s: they keep it (a calendar ignores updates and cancels from "
-			 "another organizer), and replies to invitations still go there",
-			 configured, s->organizer);
+	if (!state_organizer_kept_elsewhere(s->st, configured, &kept))
+		return;
+	log_warn("[organizer] email is %s, but calendars already sent carry ORGANIZER %s: the "
+		 "sessions in them keep it (a calendar ignores updates and cancels from another "
+		 "organizer), and replies to those invitations still go there; only sessions "
+		 "nobody was invited to yet take %s", configured, kept, configured);
+	free(kept);
+}
+
+const char *session_organizer(struct sender *s, const char *uid)
+{
+	if (!s->org_uid || !str_eq(s->org_uid, uid)) {
+		free(s->org_uid);
+		free(s->org);
+		s->org_uid = xstrdup(uid);
+		s->org = state_calendar_organizer(s->st, uid, s->pg->cfg->organizer_email);
+	}
+	return s->org;
 }
 
 /* The programme's salt of Message-IDs (state_message_id_salt). */
@@ -50,8 +64,7 @@ struct sender *send_new(struct programme *pg, struct state *st, struct transport
 	s->st = st;
 	s->tr = tr;
 	s->bo = backoff_new(pg->cfg, st);
-	pin_organizer(s);
-	s->id_salt = message_salt(pg->cfg, st);
+	warn_organizer(s);
 	if (tr)
 		transport_set_tick(tr, tick, s);
 	s->seed = (unsigned)getpid() ^ (unsigned)time(NULL);
@@ -68,8 +81,10 @@ void send_free(struct sender *s)
 	dueindex_free(s->ix);
 	message_cache_free(s->msg_cache);
 	free(s->held_why);
-	free(s->organizer);
+	free(s->org_uid);
+	free(s->org);
 	free(s->id_salt);
+	free(s->id_from);
 	backoff_free(s->bo);
 	free(s);
 }
@@ -81,7 +96,9 @@ void send_set_programme(struct sender *s, struct programme *pg)
 	s->msg_cache = NULL;
 	wake_invalidate(s);
 	backoff_set_config(s->bo, pg->cfg);
-	pin_organizer(s);
+	free(s->org_uid);
+	s->org_uid = NULL;
+	warn_organizer(s);
 }
 
 void send_set_transport(struct sender *s, struct transport *tr)
@@ -526,6 +543,27 @@ static void note_next(struct send_stats *st, const struct delivery *d)
 	}
 }
 
+bool send_salt_ready(struct sender *s)
+{
+	if (!s->id_salt)
+		s->id_salt = message_salt(s->pg->cfg, s->st);
+	if (!s->id_from)
+		s->id_from = state_pin(s->st, "message-id-organizer", s->pg->cfg->organizer_email);
+	if (!s->id_salt || !s->id_from)
+		log_error("%s: the programme's Message-ID salt cannot be recorded: nothing is sent "
+			  "until it is", s->pg->cfg->state);
+	return s->id_salt && s->id_from;
+}
+
+/* Superseded only once the one that supersedes it goes: until then it is
+ * judged again each pass (if that one stops being owed, this one goes
+ * after all), and a retry of it is not given up. */
+bool superseded_waits(const struct sender *s, const struct delivery *d)
+{
+	return d->skip && strcmp(d->skip, "superseded") == 0 &&
+	       (d->due > s->now || d->superseder_due > s->now);
+}
+
 /* A change notice that this --release-changes [--session UID] lets go. */
 static bool releases(const struct sender *s, const struct delivery *d)
 {
@@ -575,11 +613,7 @@ static void on_delivery(const struct delivery *d, void *arg)
 		 * these is final. */
 		if (!d->rule || !d->oid[0] || d->trigger > s->now || strcmp(d->skip, "held") == 0)
 			return;
-		/* Superseded only once the one that supersedes it goes: until
-		 * then it is judged again each pass (if that one stops being
-		 * owed, this one goes after all). */
-		if (strcmp(d->skip, "superseded") == 0 &&
-		    (d->due > s->now || d->superseder_due > s->now))
+		if (superseded_waits(s, d))
 			return;
 	} else if (d->due > s->now) {
 		note_next(s->stats, d);
@@ -724,6 +758,8 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	s->stopped = s->broken = false;
 	s->planned = 0;
 	backoff_begin(s->bo, now, true);
+	if (!send_salt_ready(s))
+		return false;
 	/* Claims left by a kallad that died: the server may have those. */
 	if (state_recover_orphans(s->st, now, STALE_CLAIM) > 0)
 		log_warn("claims of a kallad that stopped mid-send are retried as unknown outcomes");
@@ -777,7 +813,7 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 {
 	struct message_req req = {.message = d->message, .p = d->p, .session = d->session,
 				  .deadline = d->deadline, .sequence = d->sequence, .key = d->key,
-				  .organizer = s->organizer, .id_salt = s->id_salt, .now = s->now};
+				  .now = s->now};
 	/* An update names what the participant's calendar held before. */
 	struct session before;
 	bool has_before = str_eq(d->message, "update") && d->session &&
@@ -785,6 +821,12 @@ char *send_build_message(struct sender *s, const struct delivery *d, size_t *len
 	char *msg;
 
 	req.previous = has_before ? &before : NULL;
+	if (!s->id_salt || !s->id_from)
+		send_salt_ready(s); /* a --preview: worked out, not recorded */
+	req.id_salt = s->id_salt;
+	req.id_from = s->id_from;
+	if (d->session)
+		req.organizer = session_organizer(s, d->session->uid);
 	if (!s->msg_cache)
 		s->msg_cache = message_cache_new();
 	req.cache = s->msg_cache;

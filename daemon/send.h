@@ -94,6 +94,9 @@ struct manual {
 	bool force, dry_run;
 	const char *test_to; /* send to this address instead, record nothing */
 };
+/* Whether the programme's Message-ID salt is recorded (state_message_id_salt),
+ * tried again if it was not: nothing may be sent before. */
+bool send_salt_ready(struct sender *s);
 void send_manual_begin(struct sender *s, const struct manual *m, time_t now,
 		       struct send_stats *stats);
 /* One participant (arg is the sender). A real send is queued and goes

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "describe.h"
 #include "log.h"
+#include "message.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,8 @@ bool claim(struct sender *s, struct delivery *d, const struct delivery_row *row)
 		return false;
 	d->claimed = s->now;
 	keep_copy(s, d);
+	if (d->session)
+		session_organizer(s, d->session->uid);
 	return true;
 }
 
@@ -369,6 +372,11 @@ static void land_one(struct sender *s)
 		 * its own (see state.c), committed before another message starts
 		 * (make_room). */
 		ledger_begin(s);
+		/* Refused now, but the attempt before may have arrived. */
+		if (res == SEND_PERMANENT && d->session &&
+		    message_calpart(d->message, true, d->p) != CAL_NONE)
+			state_attendance_doubt(s->st, d->key, d->p->email, d->session->uid,
+					       d->sequence);
 		state_delivery_mark(s->st, d->key, to_state[res], o.detail, next, s->now);
 		if (res == SEND_OK)
 			note_attendance(s, d);

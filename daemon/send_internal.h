@@ -61,8 +61,9 @@ struct sender {
 	bool discard;     /* --discard-changes */
 	struct backoff *bo; /* spacing, and the relay's suspension (backoff.h) */
 	char *held_why;   /* "not attempted: ..." while the relay is suspended */
-	char *organizer;  /* ORGANIZER of the calendars (state_calendar_organizer) */
-	char *id_salt;    /* the Message-IDs' salt (state_message_id_salt) */
+	char *org_uid, *org; /* the last session's ORGANIZER (state_calendar_organizer) */
+	char *id_salt;    /* the Message-IDs' salt (state_message_id_salt) ... */
+	char *id_from;    /* ... and the address whose domain they take, both kept */
 	unsigned seed;
 
 	/* per run */
@@ -175,6 +176,12 @@ void key_field_from_end(const char *key, int n, char *buf, size_t len);
 bool is_manual(const struct delivery_row *row);
 void retry_begin(struct sender *s);
 void retry_seen(struct sender *s, const struct delivery *d);
+/* The ORGANIZER of session uid's calendars (state_calendar_organizer),
+ * the last one kept at hand; recorded when first asked by a claim (in
+ * its transaction, on disk with it). */
+const char *session_organizer(struct sender *s, const char *uid);
+/* Superseded by one that has not gone yet: judged again each pass. */
+bool superseded_waits(const struct sender *s, const struct delivery *d);
 void retry_end(struct sender *s, bool complete);
 
 /* send_manual.c */

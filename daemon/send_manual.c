@@ -273,11 +273,12 @@ enum manual_verdict send_manual_verdict(struct sender *s, const struct manual *m
 		       "(--force sends it all the same)";
 		return MV_TAKEN;
 	}
-	what = ledger_says(s, d->key);
-	if (!what || strcmp(what, "is waiting for a retry") == 0)
+	/* The claim's own test: what it would take, it would send. */
+	if (state_delivery_claimable(s->st, d->key, s->now, STALE_CLAIM))
 		return MV_SEND;
-	*why = what;
-	return strcmp(what, "was already sent") == 0 ? MV_SENT : MV_REFUSED;
+	what = ledger_says(s, d->key);
+	*why = what ? what : "is being sent by another kallad";
+	return what && strcmp(what, "was already sent") == 0 ? MV_SENT : MV_REFUSED;
 }
 
 /* Refused, previewed (--dry-run) or sent to --test-to at once; a real

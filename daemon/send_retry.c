@@ -70,7 +70,7 @@ void retry_seen(struct sender *s, const struct delivery *d)
 	const char *key = d->key;
 	char **hit;
 
-	if (!r->n || (d->skip && strcmp(d->skip, "held") != 0))
+	if (!r->n || (d->skip && strcmp(d->skip, "held") != 0 && !superseded_waits(s, d)))
 		return;
 	hit = bsearch(&key, r->keys, r->n, sizeof(*r->keys), key_cmp);
 	if (hit)

@@ -169,7 +169,9 @@ const char *const query_sql[Q_N] = {
 		    " updated, next_attempt, attempts, message_id, detail, owner_pid, obligation)"
 		    " VALUES(?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, 0, ?8, NULL, ?9, ?11)"
 		    " ON CONFLICT(key) DO UPDATE SET state = 0, updated = excluded.updated,"
-		    " owner_pid = excluded.owner_pid, prior = deliveries.state, waits_relay = NULL,"
+		    " owner_pid = excluded.owner_pid, waits_relay = NULL,"
+		    /* A claim taken from a kallad that died: it may have gone. */
+		    " prior = CASE WHEN deliveries.state = 0 THEN 2 ELSE deliveries.state END,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
 		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
 		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
@@ -304,6 +306,18 @@ const char *const query_sql[Q_N] = {
 	[Q_TX_COMMIT] = "COMMIT",
 	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	/* A calendar message whose last attempt may have arrived (prior
+	 * unknown), refused now: the calendar stays in doubt (see
+	 * Q_ATT_UNKNOWN), asked before the outcome is marked. */
+	[Q_ATT_DOUBT] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
+			" SELECT ?1, ?2, 1, ?3, -1 FROM deliveries WHERE key = ?4 AND state = 0"
+			" AND prior = 2 ON CONFLICT(email, uid) DO UPDATE SET invited = 1,"
+			" sequence = excluded.sequence, content = -1"
+			" WHERE excluded.sequence >= attendance.sequence",
+	/* Whether Q_CLAIM would take key now (no row: it would). */
+	[Q_CLAIMABLE] = "SELECT (state IN (2, 3) AND next_attempt <= ?2) OR (state = 0 AND"
+			" (updated < ?2 - ?3 OR kallad_pid_gone(owner_pid))) FROM deliveries"
+			" WHERE key = ?1",
 	/* Only if none is there: the first of two processes wins. */
 	[Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO NOTHING",
 	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at, status"

@@ -176,15 +176,33 @@ void state_meta_put(struct state *st, const char *key, const char *value);
  * the second): made once from this machine (its machine-id), the state
  * file's path and identity (the programme's name and organizer), and kept,
  * whatever changes later; "" for a ledger that sent before salts existed.
- * Read-only, one not kept yet is worked out the same way. The caller
+ * Read-only, one not kept yet is worked out the same way; writable, NULL
+ * if it could not be recorded (nothing may be sent then). The caller
  * frees it. */
 char *state_message_id_salt(struct state *st, const char *identity);
-/* The address calendars carry as ORGANIZER: the same in every message for
- * a UID (INTEROP I9; Google and Apple ignore an update or cancel from
- * another organizer). The configured one, recorded, until anything was
- * sent; after that the one recorded then, whatever [organizer] email
- * says now. The caller frees it. */
-char *state_calendar_organizer(struct state *st, const char *configured);
+/* What later messages must keep, by name (meta): the value kept, or else
+ * value, recorded (the first of two processes wins). Read-only, value
+ * unrecorded. NULL if it could not be recorded. The caller frees it. */
+char *state_pin(struct state *st, const char *key, const char *value);
+/* Before the outcome of key (claimed) is marked refused: if the attempt
+ * before this one may have arrived (its outcome unknown), the
+ * participant's calendar of uid is not known (as state_attendance_unknown
+ * at sequence). */
+void state_attendance_doubt(struct state *st, const char *key, const char *email, const char *uid,
+			    int sequence);
+/* Whether a claim of key now would take it (state_delivery_claim's test,
+ * nothing written): none yet, a retry that is due, a claim of a kallad
+ * that died or went stale. */
+bool state_delivery_claimable(struct state *st, const char *key, time_t now, long stale_after);
+/* The address the calendars of session uid carry as ORGANIZER: the same in
+ * every message for a UID (INTEROP I9; Google and Apple ignore an update
+ * or cancel from another organizer): the one [organizer] email named when
+ * the first calendar of that session was made, whatever it says now. A new
+ * session takes the configured one. The caller frees it. */
+char *state_calendar_organizer(struct state *st, const char *uid, const char *configured);
+/* Whether the calendars of some session keep an ORGANIZER other than
+ * configured: *kept, one such (the caller frees it). */
+bool state_organizer_kept_elsewhere(struct state *st, const char *configured, char **kept);
 /* The last known copy of a participant kallad invited: what a cancel
  * after their row was deleted greets them with, and (status included)
  * what a row that turns unusable keeps. The copy's strings are the

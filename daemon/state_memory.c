@@ -227,6 +227,36 @@ bool state_notice_pending(struct state *st, const char *email, const char *uid)
 	return found;
 }
 
+void state_attendance_doubt(struct state *st, const char *key, const char *email, const char *uid,
+			    int sequence)
+{
+	sqlite3_stmt *s = st_query(st, Q_ATT_DOUBT);
+
+	if (!s || st->readonly)
+		return;
+	bind_text(s, 1, email);
+	bind_text(s, 2, uid);
+	sqlite3_bind_int(s, 3, sequence);
+	bind_text(s, 4, key);
+	st_run(st, s, "recording that a participant's calendar is not known");
+}
+
+bool state_delivery_claimable(struct state *st, const char *key, time_t now, long stale_after)
+{
+	sqlite3_stmt *s = st_query(st, Q_CLAIMABLE);
+	bool yes = true;
+
+	if (!s)
+		return false;
+	bind_text(s, 1, key);
+	bind_time(s, 2, now);
+	sqlite3_bind_int64(s, 3, stale_after);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		yes = sqlite3_column_int(s, 0) != 0;
+	sqlite3_reset(s);
+	return yes;
+}
+
 void state_attendance_unknown(struct state *st, const char *email, const char *uid, int sequence)
 {
 	sqlite3_stmt *s = st_query(st, Q_ATT_UNKNOWN);
@@ -489,7 +519,6 @@ char *state_message_id_salt(struct state *st, const char *identity)
 	char *salt = state_meta_get(st, "message-id-salt"), *machine, *seed;
 	char hex[33], host[256] = "";
 	size_t n;
-	sqlite3_stmt *s;
 
 	if (salt)
 		return salt;
@@ -509,25 +538,47 @@ char *state_message_id_salt(struct state *st, const char *identity)
 		free(seed);
 		free(machine);
 	}
-	if (!st->readonly && (s = st_query(st, Q_META_ADD))) {
-		bind_text(s, 1, "message-id-salt");
-		bind_text(s, 2, hex);
-		st_run(st, s, "recording the programme's Message-ID salt");
-		if ((salt = state_meta_get(st, "message-id-salt")))
-			return salt;
-	}
-	return xstrdup(hex);
+	return state_pin(st, "message-id-salt", hex);
 }
 
-char *state_calendar_organizer(struct state *st, const char *configured)
+char *state_pin(struct state *st, const char *key, const char *value)
 {
-	char *kept = state_meta_get(st, "calendar-organizer");
+	char *kept = state_meta_get(st, key);
+	sqlite3_stmt *s;
 
-	if (kept && !str_caseeq(kept, configured) && st_one_row(st, Q_ANY_SENT, NULL, NULL))
-		return kept;
-	free(kept);
-	state_meta_put(st, "calendar-organizer", configured);
-	return xstrdup(configured);
+	if (kept || st->readonly)
+		return kept ? kept : xstrdup(value);
+	if (!(s = st_query(st, Q_META_ADD)))
+		return NULL;
+	bind_text(s, 1, key);
+	bind_text(s, 2, value);
+	st_run(st, s, "recording what later messages must keep");
+	return state_meta_get(st, key);
+}
+
+char *state_calendar_organizer(struct state *st, const char *uid, const char *configured)
+{
+	char *key = xasprintf("calendar-organizer:%s", uid), *org = state_pin(st, key, configured);
+
+	free(key);
+	return org ? org : xstrdup(configured);
+}
+
+bool state_organizer_kept_elsewhere(struct state *st, const char *configured, char **kept)
+{
+	sqlite3_stmt *s = NULL;
+
+	*kept = NULL;
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT value FROM meta WHERE key LIKE 'calendar-organizer:%'"
+			       " AND value <> ?1 COLLATE NOCASE LIMIT 1",
+			       -1, &s, NULL) != SQLITE_OK)
+		return false;
+	bind_text(s, 1, configured);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*kept = column_dup(s, 0);
+	sqlite3_finalize(s);
+	return *kept != NULL;
 }
 
 void state_participant_store(struct state *st, const struct participant *p, time_t now)

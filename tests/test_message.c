@@ -489,7 +489,7 @@ static void message_id_and_determinism(void **state)
 	size_t la, lb;
 	char *a = message_build(&cfg, &cal, &reg, tpl, &r, &la, &errs);
 	char *b = message_build(&cfg, &cal, &reg, tpl, &r, &lb, &errs);
-	char *id = message_id(&cfg, "test-key", NULL), *other = message_id(&cfg, "other-key", NULL);
+	char *id = message_id(cfg.organizer_email, "test-key", NULL), *other = message_id(cfg.organizer_email, "other-key", NULL);
 	char hash[33], *want, *hdr;
 
 	(void)state;
@@ -512,7 +512,7 @@ static void message_id_and_determinism(void **state)
 	assert_int_equal(errs.n, 0);
 	/* A programme's salt: another Message-ID for the same key, which
 	 * message_id_is knows by that salt only. */
-	char *salted = message_id(&cfg, "test-key", "5a17");
+	char *salted = message_id(cfg.organizer_email, "test-key", "5a17");
 	assert_string_not_equal(salted, id);
 	assert_true(message_id_is(salted + 1, "test-key", "5a17"));
 	assert_false(message_id_is(salted + 1, "test-key", NULL));

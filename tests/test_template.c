@@ -59,6 +59,7 @@ static struct tpl_vars *sample_vars(const char *lang)
 	tpl_vars_set(v, "participant.name", "Anna Andersson");
 	tpl_vars_set(v, "participant.email", "anna.andersson@example.se");
 	tpl_vars_set(v, "participant.organisation", "Exempelkommun");
+	tpl_vars_set(v, "calendar.attached", "yes");
 	tpl_vars_set(v, "programme.name", "Fördjupningsprogram i att styra och leda 2020");
 	tpl_vars_set(v, "organizer.name", "Lena Lindgren");
 	tpl_vars_set(v, "organizer.email", "lena.lindgren@example.org");
@@ -255,7 +256,18 @@ static void test_shipped_sv(void **state)
 	assert_string_equal(s, "Påminnelse: Leda samhällsutveckling, torsdag 20 februari 2020");
 	assert_non_null(strstr(x, when));
 	assert_non_null(strstr(x, "Långholmens konferens"));
+	assert_non_null(strstr(x, "Kalenderinbjudan är bifogad igen"));
 	free(s), free(x), free(h);
+	/* No calendar in the message (one not registered): no word of it. */
+	tpl_vars_set(v, "calendar.attached", "");
+	for (int i = 0; i < 2; i++) {
+		render_shipped(t, "sv", i ? "invite" : "session-reminder", v, &s, &x, &h);
+		assert_null(strstr(x, "Kalenderinbjudan"));
+		assert_null(strstr(h, "Kalenderinbjudan"));
+		assert_null(strstr(x, "\n\n\n"));
+		free(s), free(x), free(h);
+	}
+	tpl_vars_set(v, "calendar.attached", "yes");
 
 	/* A deadline is named by its own title: any deadline, not only
 	 * registration. */
@@ -710,7 +722,7 @@ static void test_known_names(void **state)
 		cancelled |= strcmp(tpl_known_names[n], "session.cancelled") == 0;
 		previous |= strcmp(tpl_known_names[n], "previous.location") == 0;
 	}
-	assert_int_equal(n, 34);
+	assert_int_equal(n, 35);
 	assert_true(sessions && attachment && cancelled && previous);
 }
 

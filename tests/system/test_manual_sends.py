@@ -263,6 +263,26 @@ class PreviewTest(ManualCase):
             self.assertEqual(p.stdout, "")
         self.assertEqual(self.new_mail(), [])
 
+    def test_preview_judges_a_claim_as_send_now_does(self):
+        # A reminder by hand waiting for its retry: both refuse. The same
+        # row claimed by a kallad that died: both take it (and send it).
+        self.assertEqual(len(self.once()), INVITES)
+        self.send_now("session-reminder", "--session", S1, "--to", ANNA, check=0)
+        self.assertEqual(len(self.new_mail()), 1)
+        for state, extra, rc in ((3, ", next_attempt = 4102444800", 1),
+                                 (0, ", owner_pid = 999999999, updated = 1", 0)):
+            con = sqlite3.connect(self.prog.state)
+            con.execute(f"UPDATE deliveries SET state = ?{extra} WHERE rule = 'manual'", (state,))
+            con.commit()
+            con.close()
+            p = self.prog.run("--preview", "session-reminder", "--to", ANNA, "--session", S1,
+                              "--now", NOW)
+            d = self.send_now("session-reminder", "--session", S1, "--to", ANNA, "--dry-run")
+            s = self.send_now("session-reminder", "--session", S1, "--to", ANNA)
+            self.assertEqual((p.returncode, s.returncode), (rc, rc), p.stderr + s.stderr)
+            self.assertTrue(d.stdout.startswith("would refuse" if rc else "would send"), d.stdout)
+            self.assertEqual(len(self.new_mail()), 1 - rc)
+
     def test_update_of_an_unchanged_session_needs_force(self):
         self.assertEqual(len(self.once()), INVITES)
         p = self.send_now("update", "--session", S1, "--to", ANNA)

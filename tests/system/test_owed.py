@@ -219,6 +219,45 @@ class CatchUpJustBeforeTheNext(OwedCase):
         self.assertEqual({off for _, _, _, off in reminders}, {"14d"})
 
 
+class SupersededRetryTest(OwedCase):
+    def refused_then(self, now):
+        """Anna's 14-day reminder of session 1 refused with a 4xx (a
+        retry due at once); a pass at now."""
+        self.once(NOV20)
+        self.once("2020-02-06T09:00:00+01:00")
+        con = sqlite3.connect(self.prog.state)
+        con.execute("UPDATE deliveries SET state = 3, next_attempt = 0 WHERE email = ? AND "
+                    "message = 'session-reminder' AND target = ?", (ANNA, S1))
+        con.commit()
+        con.close()
+        return self.once(now)
+
+    def state_of_14d(self):
+        con = sqlite3.connect(self.prog.state)
+        state, = con.execute("SELECT state FROM deliveries WHERE email = ? AND message = "
+                             "'session-reminder' AND target = ?", (ANNA, S1)).fetchone()
+        con.close()
+        return state
+
+    def test_a_retry_superseded_by_one_ahead_waits_for_it(self):
+        # On 13 Feb the 2-day reminder is five days ahead, less than half
+        # of the twelve: the retry is superseded, but not given up until
+        # the 2-day one goes.
+        self.assertEqual(self.what(self.refused_then("2020-02-13T12:00:00+01:00"),
+                                   "session-reminder"), [])
+        self.assertEqual(self.state_of_14d(), 3)
+        sent = self.once("2020-02-18T09:00:00+01:00")
+        self.assertIn((ANNA, S1, "session-reminders", "2d"), self.what(sent, "session-reminder"))
+        self.assertEqual(self.state_of_14d(), 5)
+
+    def test_a_retry_goes_after_all_when_the_one_ahead_stops_being_owed(self):
+        self.refused_then("2020-02-13T12:00:00+01:00")
+        self.prog.edit_conf(SESSION_RULE, SESSION_RULE.replace("14d, 2d", "14d"))
+        sent = self.once("2020-02-14T09:00:00+01:00")
+        self.assertEqual(self.what(sent, "session-reminder"),
+                         [(ANNA, S1, "session-reminders", "14d")])
+
+
 class CalendarMentionedTest(OwedCase):
     def test_a_reminder_mentions_the_calendar_only_when_it_carries_one(self):
         """A rule to all reaches the invited too: their reminder has no
