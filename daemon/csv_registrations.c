@@ -128,13 +128,14 @@ static struct reg_field field_at(const struct csv_record *r, int idx)
 	return (struct reg_field){RF_TEXT, v, r->len[idx], 0};
 }
 
-/* An address cell as the address it holds (reg_row_address), over
- * *owned, which the caller frees. */
-static struct reg_field address_at(const struct csv_record *r, int idx, char **owned)
+/* An address cell as the address it holds (reg_row_address, which sets
+ * *problem), over *owned, which the caller frees. */
+static struct reg_field address_at(const struct csv_record *r, int idx, char **owned,
+				   const char **problem)
 {
 	struct reg_field f = field_at(r, idx);
 
-	*owned = reg_row_address(&f);
+	*owned = reg_row_address(&f, problem);
 	return *owned ? (struct reg_field){RF_TEXT, *owned, strlen(*owned), 0} : f;
 }
 
@@ -275,6 +276,7 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		struct reg_field f[PC_N];
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
+		const char *problem;
 		char *address;
 		bool ok;
 
@@ -282,8 +284,10 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 			continue;
 		for (int i = 0; i < PC_N; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address);
-		ok = reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
+		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address, &problem);
+		if (problem)
+			warn_row(&rc, address, problem);
+		ok = !problem && reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
 		if (!ok) {
 			char where[32];
 
@@ -359,7 +363,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 	for (size_t r = 1; r < t.n; r++) {
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
-		struct absence a = {reg_row_address(&fe), reg_row_text(&fs), NULL};
+		struct absence a = {reg_row_address(&fe, NULL), reg_row_text(&fs), NULL};
 
 		if (csv_record_blank(&t.rec[r])) {
 		} else if (!known(reg, a.email, &rc)) {
@@ -406,7 +410,7 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 		for (int i = 0; i < 3; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		a = (struct attachment){reg_row_address(&f[0]), reg_row_text(&f[1]),
+		a = (struct attachment){reg_row_address(&f[0], NULL), reg_row_text(&f[1]),
 					reg_row_text(&f[2])};
 		if (csv_record_blank(&t.rec[r])) {
 		} else if (!reg_valid_email(a.email)) {

@@ -44,9 +44,12 @@ char *reg_row_text(const struct reg_field *f);
 /* The address in a cell as people paste it (caller frees; NULL for NULL,
  * "" for text with an embedded NUL): white space around it trimmed,
  * Unicode's too (a no-break space copied from Outlook, a zero-width
- * space), and of "Display Name <address>" the address. Not checked:
- * reg_valid_email says whether it is one. */
-char *reg_row_address(const struct reg_field *f);
+ * space), and of "Display Name <address>" the address. A cell that is
+ * not one mailbox (two addresses, text after the '>') comes back as it
+ * is, never a valid address, with *problem (if problem is not NULL; a
+ * static string, else NULL) saying so. Not checked: reg_valid_email says
+ * whether it is one. */
+char *reg_row_address(const struct reg_field *f, const char **problem);
 /* A short printable form of a value for messages (caller frees). */
 char *reg_row_show(const char *s);
 /* Valid UTF-8, control characters allowed (they are cleaned where used). */

@@ -379,9 +379,13 @@ static void test_addresses(void **state UNUSED)
 			   "\"\"\"Lind, C\"\" \xe2\x80\xaf< c@example.se >\";C;registered\n"
 			   "\xe2\x80\x8b\xe3\x80\x80" "d@example.se\t\xef\xbb\xbf;D;registered\n"
 			   "e@exa mple.se;E;registered\n"
-			   "<>;F;registered\n");
+			   "<>;F;registered\n"
+			   "\"G <g@example.se>, Kansli <k@example.se>\";G;registered\n"
+			   "g@example.se <k@example.se>;G;registered\n"
+			   "G <g@example.se> k@example.se;G;registered\n");
 	char *abs = WRITE("pasted-absences.csv", "email,session_uid\n"
-						 "A <a@example.se>,s1\n");
+						 "A <a@example.se>,s1\n"
+						 "\"B <b@example.se>, C <c@example.se>\",s1\n");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg;
@@ -403,11 +407,27 @@ static void test_addresses(void **state UNUSED)
 	}
 	assert_true(has_entry(&warn, "pasted.csv: line 6 (e@exa mple.se)", "invalid e-mail address"));
 	assert_true(has_entry(&warn, "pasted.csv: line 7 ()", "invalid e-mail address"));
+	/* One mailbox or none: never the last of two. */
+	assert_true(has_entry(&warn, "pasted.csv: line 8 (G <g@example.se>, Kansli <k@example.se>)",
+			      "not one address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 9 (g@example.se <k@example.se>)",
+			      "not one address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 10 (G <g@example.se> k@example.se)",
+			      "not one address"));
+	for (const char *e = "g", *all = "gk"; *e; e = ++all) {
+		char addr[16];
+		struct participant p;
+
+		snprintf(addr, sizeof(addr), "%c@example.se", *e);
+		assert_false(reg_find(reg, addr, &p));
+	}
 	/* Rows that may be anyone's: programme_each_removed waits for them. */
-	assert_int_equal(reg->n_unaddressed, 2);
+	assert_int_equal(reg->n_unaddressed, 5);
 	assert_string_equal(reg->unaddressed[0], "line 6");
 	assert_string_equal(reg->unaddressed[1], "line 7");
+	assert_string_equal(reg->unaddressed[4], "line 10");
 	assert_true(reg_is_absent(reg, "a@example.se", "s1"));
+	assert_false(reg_is_absent(reg, "c@example.se", "s1"));
 	reg_free(reg);
 	errlist_free(&warn);
 	errlist_free(&errs);

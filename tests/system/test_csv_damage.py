@@ -5,7 +5,8 @@ edits the file as a tester did, then asks --plan what would go a day later:
 a cancel to someone who did not cancel is the worst mail kallad can send.
 
 - an address with a no-break space pasted from Outlook, or written
-  "Name <address>", is that address; a row whose address cannot be read
+  "Name <address>", is that address; a cell with a second address is no
+  address (never the second one's); a row whose address cannot be read
   at all keeps every removal waiting until it can;
 - a [registrations] columns mapping wins over a column that carries
   kallad's own name (a Microsoft Forms export); two columns for one field
@@ -105,6 +106,24 @@ class AddressTest(CsvCase):
         self.write(lines)
         p, plan = self.plan()
         self.assertEqual(self.cancels(plan), [("p09@x.se", s) for s in SESSIONS], p.stderr)
+
+    def test_two_addresses_in_one_cell(self):
+        # One mailbox or none: the person's mail never goes to a second
+        # address pasted beside theirs (an assistant's, a shared inbox).
+        self.invite_all()
+        for cell in ("Person Sex <p06@x.se>, Assistent <kansli@x.se>",
+                     "p06@x.se <kansli@x.se>", "Person Sex <p06@x.se> kansli@x.se",
+                     "Person Sex <p06@x.se>>"):
+            lines = people()
+            lines[6] = person(6, address=f'"{cell}"')
+            self.write(lines)
+            p, plan = self.plan()
+            self.assertNotIn("kansli@x.se", p.stdout)
+            self.assertEqual(self.cancels(plan), [], p.stderr)
+            self.assertIn(f"deltagare.csv: line 7 ({cell}): not one address: write one address, "
+                          "or one Name <address>, per row", p.stderr)
+            self.assertIn("deltagare.csv: line 7: no address kallad can read: the 1 participant "
+                          "missing from the file (p06@x.se) is not taken for gone", p.stderr)
 
     def test_blank_row_is_no_row(self):
         # A row of empty cells is no row; a deleted row still cancels.
