@@ -195,6 +195,10 @@ static void warn_row(void *arg, const char *email, const char *what)
 	free(who);
 }
 
+/* A row with a NUL byte: unusable, whichever cell holds it. */
+#define NUL_ROW "a NUL byte in the row (a crash while the file was written leaves them): " \
+		"the row cannot be used"
+
 /* --- participants --- */
 
 struct indexed {
@@ -257,6 +261,53 @@ static void take_rows(struct registrations *reg, struct indexed *g, size_t k, co
 	}
 }
 
+/* An unusable row, counted: its address (when it is one) keeps its last
+ * good state, and a row that may be anyone's (whose: why) holds every
+ * removal, as one without an address does. */
+static void skip_row(struct registrations *reg, long row, const char *address, const char *whose)
+{
+	char where[32];
+
+	reg->n_skipped_participants++;
+	reg->n_skipped_rows++;
+	snprintf(where, sizeof(where), "line %ld", row);
+	if (whose && reg_valid_email(address))
+		reg_note_unreadable(reg, address, where);
+	if (whose)
+		reg_note_unaddressed(reg, where, whose);
+	else
+		reg_note_unreadable(reg, address, where);
+}
+
+/* One participant row into *p (owned by the caller), or false with the
+ * row reported and skipped. */
+static bool participant_row(struct registrations *reg, const struct csv_record *rec,
+			    const int idx[PC_N], struct row_ctx *rc, struct participant *p)
+{
+	struct reg_field f[PC_N];
+	const char *problem, *whose = NULL;
+	char *address;
+	bool ok = false;
+
+	for (int i = 0; i < PC_N; i++)
+		f[i] = field_at(rec, idx[i]);
+	f[PC_EMAIL] = address_at(rec, idx[PC_EMAIL], &address, &problem);
+	/* Where a crash left NUL bytes, rows may have been: and line
+	 * breaks, so this one may hold (or have swallowed) anyone's. */
+	if (csv_record_nul(rec)) {
+		warn_row(rc, address, NUL_ROW);
+		whose = "a row with a NUL byte";
+	} else if (problem) {
+		warn_row(rc, address, problem);
+	} else {
+		ok = reg_row_participant(f, reg->default_language, warn_row, rc, p);
+	}
+	if (!ok)
+		skip_row(reg, rc->row, address, whose);
+	free(address);
+	return ok;
+}
+
 static bool load_participants(const struct config *cfg, struct registrations *reg,
 			      struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
@@ -273,31 +324,10 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
-		struct reg_field f[PC_N];
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
-		const char *problem;
-		char *address;
-		bool ok;
 
-		if (csv_record_blank(&t.rec[r]))
-			continue;
-		for (int i = 0; i < PC_N; i++)
-			f[i] = field_at(&t.rec[r], idx[i]);
-		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address, &problem);
-		if (problem)
-			warn_row(&rc, address, problem);
-		ok = !problem && reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
-		if (!ok) {
-			char where[32];
-
-			snprintf(where, sizeof(where), "line %ld", rc.row);
-			reg->n_skipped_participants++;
-			reg->n_skipped_rows++;
-			reg_note_unreadable(reg, address, where);
-		}
-		free(address);
-		if (!ok)
+		if (csv_record_blank(&t.rec[r]) || !participant_row(reg, &t.rec[r], idx, &rc, &p))
 			continue;
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
@@ -366,6 +396,9 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 		struct absence a = {reg_row_address(&fe, NULL), reg_row_text(&fs), NULL};
 
 		if (csv_record_blank(&t.rec[r])) {
+		} else if (csv_record_nul(&t.rec[r])) {
+			warn_row(&rc, a.email, NUL_ROW);
+			reg->n_skipped_rows++;
 		} else if (!known(reg, a.email, &rc)) {
 			reg->n_skipped_rows++;
 		} else if (!clean_text(a.session_uid)) {
@@ -413,6 +446,9 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 		a = (struct attachment){reg_row_address(&f[0], NULL), reg_row_text(&f[1]),
 					reg_row_text(&f[2])};
 		if (csv_record_blank(&t.rec[r])) {
+		} else if (csv_record_nul(&t.rec[r])) {
+			warn_row(&rc, a.email, NUL_ROW);
+			reg->n_skipped_rows++;
 		} else if (!reg_valid_email(a.email)) {
 			warn_row(&rc, a.email, "invalid e-mail address");
 			reg->n_skipped_rows++;

@@ -46,7 +46,10 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 		    struct errlist *errs);
 void csv_table_free(struct csv_table *t);
 
-/* True if every field of r is empty or white space. */
+/* True if every field of r is empty or white space (a NUL is neither). */
 bool csv_record_blank(const struct csv_record *r);
+/* True if a field of r holds a NUL byte: what a crash during a write
+ * leaves where rows (and their line breaks) were. */
+bool csv_record_nul(const struct csv_record *r);
 
 #endif

@@ -487,8 +487,8 @@ static void warn_unaddressed(const struct programme *pg, size_t n, const char *e
 
 	sb_init(&rows);
 	for (size_t i = 0; i < reg->n_unaddressed; i++)
-		sb_addf(&rows, "%s%s", i ? ", " : "", reg->unaddressed[i]);
-	log_warn("%s: %s: no address kallad can read: the %zu participant%s missing from %s (%s) "
+		sb_addf(&rows, "%s%s", i ? "; " : "", reg->unaddressed[i]);
+	log_warn("%s: %s: the %zu participant%s missing from %s (%s) "
 		 "%s not taken for gone until %s can be read (their cancels wait)",
 		 pg->cfg->registrations, rows.buf, n, n == 1 ? "" : "s",
 		 reg_is_csv(pg->cfg->registrations) ? "the file" : "the registrations", emails,

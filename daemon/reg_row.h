@@ -65,9 +65,12 @@ char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, c
 
 /* Lists the address of an unusable participant row in reg->unreadable,
  * or, when email is no address, where the row is (`where`, "line 7") in
- * reg->unaddressed; reg_unreadable_done sorts the list once all rows are
- * read (registrations.c). */
+ * reg->unaddressed, as reg_note_unaddressed; reg_unreadable_done sorts
+ * the list once all rows are read (registrations.c). */
 void reg_note_unreadable(struct registrations *reg, const char *email, const char *where);
+/* Lists "where: why" in reg->unaddressed: a participant row that may be
+ * anyone's ("line 7: a row with a NUL byte"). */
+void reg_note_unaddressed(struct registrations *reg, const char *where, const char *why);
 void reg_unreadable_done(struct registrations *reg);
 
 #endif

@@ -13,7 +13,8 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
   are an error naming both;
 - a quote never closed or a file caught half-written is not read at all
   (the daemon keeps its last good reading); a NUL byte spoils its row
-  alone;
+  alone, and a row of them (a crash's) is no blank one: it may be
+  anyone's;
 - two rows for one address that disagree: reported, neither used;
 - an unreadable registered_at is a warning, not a skipped participant."""
 
@@ -193,8 +194,31 @@ class BrokenFileTest(CsvCase):
         # The rows after the NUL are read; the row with it cannot be used
         # and keeps its participant's last good state.
         self.assertEqual(self.cancels(plan), [], p.stderr)
-        self.assertIn("deltagare.csv: line 4 (p03@x.se): no name", p.stderr)
+        self.assertIn("deltagare.csv: line 4 (p03@x.se): a NUL byte in the row", p.stderr)
         self.assertEqual(self.reminded(plan), {"p%02d@x.se" % i for i in range(1, 11)})
+
+    def test_nul_filled_row_and_tail(self):
+        # A crash while the file was written leaves NUL bytes where rows
+        # were: such a row is no blank one, and may be anyone's.
+        self.invite_all()
+        data = "\r\n".join(people()) + "\r\n"
+        row = data.index("p05@x.se")
+        row = slice(row, data.index("\r\n", row))
+        self.write(data[:row.start] + "\0" * (row.stop - row.start) + data[row.stop:])
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 6 (): a NUL byte in the row (a crash while the file "
+                      "was written leaves them): the row cannot be used", p.stderr)
+        self.assertIn("deltagare.csv: line 6: a row with a NUL byte: the 1 participant missing "
+                      "from the file (p05@x.se) is not taken for gone", p.stderr)
+        # The file's tail: every row from p09's on.
+        tail = data.index("p09@x.se")
+        self.write(data[:tail] + "\0" * (len(data) - tail))
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 10 (): a NUL byte in the row", p.stderr)
+        self.assertIn("the 2 participants missing from the file (p09@x.se, p10@x.se) are not "
+                      "taken for gone", p.stderr)
 
     def test_half_written(self):
         self.invite_all()
