@@ -279,11 +279,28 @@ static void skip_row(struct registrations *reg, long row, const char *address, c
 		reg_note_unreadable(reg, address, where);
 }
 
-/* One participant row into *p (owned by the caller), or false with the
- * row reported and skipped. */
-static bool participant_row(struct registrations *reg, const struct csv_record *rec,
+/* The last row, cut short: what it lacks, by the header's names. */
+static void warn_cut(struct row_ctx *rc, const struct csv_table *t, const char *address)
+{
+	const struct csv_record *h = &t->rec[0], *last = &t->rec[t->n - 1];
+	struct strbuf sb;
+
+	sb_init(&sb);
+	sb_addf(&sb, "the last row ends without a line break after %zu of the header's %zu "
+		"fields, without ", last->n, h->n);
+	for (size_t c = last->n; c < h->n; c++)
+		sb_addf(&sb, "%s%s", c > last->n ? ", " : "", h->v[c]);
+	sb_add(&sb, " (a file caught while it is written looks like this): the row cannot be used");
+	warn_row(rc, address, sb.buf);
+	sb_free(&sb);
+}
+
+/* Row r of t as a participant into *p (owned by the caller), or false
+ * with the row reported and skipped. */
+static bool participant_row(struct registrations *reg, const struct csv_table *t, size_t r,
 			    const int idx[PC_N], struct row_ctx *rc, struct participant *p)
 {
+	const struct csv_record *rec = &t->rec[r];
 	struct reg_field f[PC_N];
 	const char *problem, *whose = NULL;
 	char *address;
@@ -297,6 +314,15 @@ static bool participant_row(struct registrations *reg, const struct csv_record *
 	if (csv_record_nul(rec)) {
 		warn_row(rc, address, NUL_ROW);
 		whose = "a row with a NUL byte";
+	} else if (t->last_cut && r == t->n - 1) {
+		/* The rows after it may be on their way. Its address is
+		 * whole only if a separator followed it. */
+		warn_cut(rc, t, address);
+		whose = "a last row cut short";
+		if (idx[PC_EMAIL] + 1 >= (int)rec->n) {
+			free(address);
+			address = NULL;
+		}
 	} else if (problem) {
 		warn_row(rc, address, problem);
 	} else {
@@ -327,7 +353,7 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
 
-		if (csv_record_blank(&t.rec[r]) || !participant_row(reg, &t.rec[r], idx, &rc, &p))
+		if (csv_record_blank(&t.rec[r]) || !participant_row(reg, &t, r, idx, &rc, &p))
 			continue;
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
@@ -386,7 +412,8 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 
 	if (!csv_table_read(cfg->csv_absences, &t, warnings, errs))
 		return false;
-	if (!map_header(cfg, &t, names, 2, 3, idx, errs)) {
+	/* A row it lacks cannot be waited for: the file is not read. */
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 2, 3, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}
@@ -432,7 +459,8 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 	if (!csv_table_read(cfg->csv_attachments, &t, warnings, errs))
 		return false;
-	if (!map_header(cfg, &t, names, 3, 7, idx, errs)) {
+	/* A row it lacks cannot be waited for: the file is not read. */
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 3, 7, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}

@@ -162,12 +162,37 @@ static void test_damaged_files(void **state UNUSED)
 	assert_true(has_entry(&errs, "quote.csv: line 3: a quote opened here is never closed", NULL));
 	free(path);
 
-	/* Caught half-written: the last line without its break, short. */
-	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@exa");
+	/* Caught half-written: the last line without its break, short. The
+	 * rows before it are read; it may be anyone's, its address too. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@example.se");
 	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(has_entry(&warn, "half.csv: line 3 (b@example.se): the last row ends without a "
+				     "line break after 1 of the header's 3 fields, without name, status",
+			      "the row cannot be used"));
+	assert_int_equal(reg->n_unaddressed, 1);
+	assert_string_equal(reg->unaddressed[0], "line 3: a last row cut short");
+	assert_false(reg_is_unreadable(reg, "b@example.se"));
+	reg_free(reg);
+	free(path);
+	/* Its address whole (a separator after it): that participant keeps
+	 * their last good state. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@example.se;");
+	reg = reg_load(&cfg, &warn, &errs);
+	assert_non_null(reg);
+	assert_true(reg_is_unreadable(reg, "b@example.se"));
+	assert_int_equal(reg->n_unaddressed, 1);
+	reg_free(reg);
+	/* An absences file has no such wait: it is not read until whole. */
+	cfg.csv_absences = WRITE("half-absences.csv", "email;session_uid\r\na@example.se;s1\r\n"
+						      "a@example.se");
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_entry(&errs, "half.csv: line 3: the last row ends without a line break "
-				     "after 1 of the header's 3 fields", "not read until it is whole"));
+	assert_true(has_entry(&errs, "half-absences.csv: line 3: the last row ends without a line "
+				     "break after 1 of the header's 2 fields", "not read until it is whole"));
+	free(cfg.csv_absences);
 	free(path);
 	/* Whole, it is read without the break; a quote inside a field is
 	 * the field's. */

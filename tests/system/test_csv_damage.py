@@ -11,8 +11,9 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
 - a [registrations] columns mapping wins over a column that carries
   kallad's own name (a Microsoft Forms export); two columns for one field
   are an error naming both;
-- a quote never closed or a file caught half-written is not read at all
-  (the daemon keeps its last good reading); a NUL byte spoils its row
+- a quote never closed is not read at all (the daemon keeps its last good
+  reading); a file caught half-written, or whose last row was saved short,
+  is read, that row unusable and may be anyone's; a NUL byte spoils its row
   alone, and a row of them (a crash's) is no blank one: it may be
   anyone's;
 - two rows for one address that disagree: reported, neither used;
@@ -221,17 +222,49 @@ class BrokenFileTest(CsvCase):
                       "taken for gone", p.stderr)
 
     def test_half_written(self):
+        # Caught while being written: the rows it has are read, the last
+        # is cut short, and none of those it lacks is gone.
         self.invite_all()
         data = "\r\n".join(people()) + "\r\n"
         self.write(data[:data.index(";Gävle;registered", data.index("p08@x.se"))])
-        p, plan = self.plan(check=None)
-        self.assert_not_read(p, plan, "deltagare.csv: line 9: the last row ends without a line "
-                             "break after 2 of the header's 5 fields: the file is still being "
-                             "written (or was cut short) and is not read until it is whole")
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 9 (p08@x.se): the last row ends without a line "
+                      "break after 2 of the header's 5 fields, without Kommun, Status, Anmäld "
+                      "(a file caught while it is written looks like this): the row cannot be "
+                      "used", p.stderr)
+        self.assertIn("deltagare.csv: line 9: a last row cut short: the 2 participants missing "
+                      "from the file (p09@x.se, p10@x.se) are not taken for gone", p.stderr)
+        # p08, whose address is whole, keeps their last good state.
+        self.assertEqual(self.reminded(plan), {"p%02d@x.se" % i for i in range(1, 9)})
         # A last line without its line break but whole is read as it is.
         self.write(data.rstrip("\r\n"))
         p, plan = self.plan()
         self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertNotIn("warning", p.stderr)
+
+    def test_short_last_row(self):
+        # A row typed in by hand, saved short without its line break: the
+        # rest of the file is read and used; only removals wait for it.
+        self.invite_all()
+        lines = people() + [person(11)]
+        del lines[3]  # p03 leaves
+        self.write("\r\n".join(lines + ["p12@x.se;Person 12;Gävle"]))
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertEqual(sorted(line[3] for line in plan if line[1] == "invite"
+                                and line[2] == "p11@x.se"), SESSIONS, p.stdout)
+        self.assertIn("deltagare.csv: line 12 (p12@x.se): the last row ends without a line "
+                      "break after 3 of the header's 5 fields, without Status, Anmäld", p.stderr)
+        self.assertIn("deltagare.csv: line 12: a last row cut short: the 1 participant missing "
+                      "from the file (p03@x.se) is not taken for gone", p.stderr)
+        p = self.prog.run("--once", "--now", AFTER, check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 33, p.stderr)
+        # Finished, the row is read and the one who left is cancelled.
+        self.write(lines + [person(12)])
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [("p03@x.se", s) for s in SESSIONS], p.stderr)
+        self.assertEqual(sorted(line[3] for line in plan if line[1] == "invite"), SESSIONS)
 
 
 class DuplicateRowsTest(CsvCase):
@@ -278,8 +311,9 @@ class RegisteredAtTest(CsvCase):
 
 
 class DaemonTest(CsvCase):
-    """The daemon keeps its last good reading while the file is broken or
-    caught half-written, and reads it again once it is whole."""
+    """The daemon cancels nobody while the file is caught half-written,
+    keeps its last good reading while it is broken, and reads it again
+    once it is whole."""
 
     def wait_for(self, what, timeout=15):
         end = time.time() + timeout
@@ -307,7 +341,7 @@ class DaemonTest(CsvCase):
         self.wait_for(lambda: len(self.prog.outbox_messages()) == 30)
         data = "\r\n".join(people()) + "\r\n"
         self.write(data[:data.index(";Gävle;", data.index("p08@x.se"))])
-        self.wait_for(lambda: self.logged("not read until it is whole"))
+        self.wait_for(lambda: self.logged("a last row cut short: the 2 participants missing"))
         self.write(data.replace(";Person 8;", ";\"Person 8;"))
         self.wait_for(lambda: self.logged("a quote opened here is never closed"))
         self.wait_for(lambda: self.logged("kept the last good version"))
