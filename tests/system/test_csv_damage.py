@@ -127,6 +127,20 @@ class AddressTest(CsvCase):
             self.assertIn("deltagare.csv: line 7: no address kallad can read: the 1 participant "
                           "missing from the file (p06@x.se) is not taken for gone", p.stderr)
 
+    def test_check_counts_the_removals_waiting(self):
+        # --check's last line counts every warning it printed: the one
+        # that removals wait for line 6 too.
+        self.invite_all()
+        lines = people()
+        lines[5] = person(5, address="p05(at)x.se")
+        self.write(lines)
+        p = self.prog.run("--check", check=1)
+        warned = [line for line in p.stderr.splitlines() if "warning:" in line]
+        self.assertEqual(len(warned), 2, p.stderr)
+        self.assertIn("line 6: no address kallad can read: the 1 participant", warned[1])
+        self.assertEqual(p.stdout.splitlines()[-1],
+                         "2 warnings, 1 row skipped, 1 of them participant: fix the rows above")
+
     def test_blank_row_is_no_row(self):
         # A row of empty cells is no row; a deleted row still cancels.
         self.invite_all()
