@@ -101,6 +101,8 @@ class AddressTest(CsvCase):
         self.assertRegex(p.stderr, r"deltagare\.csv: line 6: no address kallad can read: the "
                          r"2 participants missing from the file \(p05@x\.se, p09@x\.se\) are not "
                          r"taken for gone until it can be read \(their cancels wait\)")
+        # Meanwhile the missing get nothing, reminders neither (README).
+        self.assertFalse({"p05@x.se", "p09@x.se"} & self.reminded(plan), p.stdout)
         self.prog.run("--once", "--now", AFTER, check=0)
         self.assertEqual(len(self.prog.outbox_messages()), 30)
         # Fixed, the one who left is cancelled, as a deleted row is.
