@@ -271,12 +271,10 @@ static void skip_row(struct registrations *reg, long row, const char *address, c
 	reg->n_skipped_participants++;
 	reg->n_skipped_rows++;
 	snprintf(where, sizeof(where), "line %ld", row);
-	if (whose && reg_valid_email(address))
+	if (!whose || reg_valid_email(address))
 		reg_note_unreadable(reg, address, where);
 	if (whose)
 		reg_note_unaddressed(reg, where, whose);
-	else
-		reg_note_unreadable(reg, address, where);
 }
 
 /* The last row, cut short: what it lacks, by the header's names. */
