@@ -181,6 +181,7 @@ static void test_damaged_files(void **state UNUSED)
 	/* Its address whole (a separator after it): that participant keeps
 	 * their last good state. */
 	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@example.se;");
+	cfg = csv_config(path);
 	reg = reg_load(&cfg, &warn, &errs);
 	assert_non_null(reg);
 	assert_true(reg_is_unreadable(reg, "b@example.se"));
