@@ -215,7 +215,7 @@ static bool view_plan(struct programme **pg, struct state *st, struct plan_view 
 	v->ctx = &ctx;
 	ok = plan_all(&ctx, plan_collect, NULL, v);
 	v->removed = programme_each_removed(*pg, st, NULL, plan_removed, v, false,
-					    &ctx.removed_held);
+					    &ctx.removed_held, NULL);
 	v->removed_held = ctx.removed_held;
 	v->ctx = NULL;
 	programme_plan_done(&ctx);

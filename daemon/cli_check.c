@@ -108,17 +108,21 @@ static void count_removed(const struct participant *p UNUSED, void *arg UNUSED)
 }
 
 /* What the next run would hold back as a mass removal: an empty or
- * partial calendar export, a registration database that lost rows. */
-static bool check_removals(struct programme **pg, struct state *st)
+ * partial calendar export, a registration database that lost rows.
+ * *warned: the warnings it logged (removals waiting for a row that may
+ * be anyone's). */
+static bool check_removals(struct programme **pg, struct state *st, size_t *warned)
 {
-	size_t sessions = 0, people;
+	size_t sessions = 0, people, waiting = 0;
 	size_t people_held = 0;
 
 	if ((*pg)->cal->n_sessions == 0)
 		printf("calendar: warning: %s holds no session\n", (*pg)->cfg->calendar);
 	if (!programme_sync_fresh(pg, st, NULL, &sessions))
 		return false;
-	people = programme_each_removed(*pg, st, NULL, count_removed, NULL, false, &people_held);
+	people = programme_each_removed(*pg, st, NULL, count_removed, NULL, false, &people_held,
+					&waiting);
+	*warned += waiting > 0;
 	if (sessions)
 		printf("calendar: warning: %zu sessions kallad sent are gone from it at once: "
 		       "their cancels would be held\n", sessions);
@@ -138,7 +142,7 @@ int cli_run_check(const struct cli *c)
 	struct state *st;
 	int rc, problems = 0;
 	bool held = false;
-	size_t unattachable;
+	size_t unattachable, warned = 0;
 
 	if (!(pg = cli_load(c, &rc)))
 		return rc;
@@ -172,11 +176,11 @@ int cli_run_check(const struct cli *c)
 		printf("state: %s (created on the first run)\n", pg->cfg->state);
 	errlist_free(&errs);
 	if (st)
-		held = check_removals(&pg, st);
+		held = check_removals(&pg, st, &warned);
 	state_close(st);
 	printf("transport: %s\n", pg->cfg->smtp_url ? pg->cfg->smtp_url : "outbox (no [smtp] url)");
 	/* The last line counts what was reported above. */
-	size_t warnings = pg->warnings.n, skipped = pg->reg->n_skipped_rows;
+	size_t warnings = pg->warnings.n + warned, skipped = pg->reg->n_skipped_rows;
 	size_t people = pg->reg->n_skipped_participants;
 	if (problems) {
 		printf("%d problem%s\n", problems, problems == 1 ? "" : "s");

@@ -128,13 +128,14 @@ static struct reg_field field_at(const struct csv_record *r, int idx)
 	return (struct reg_field){RF_TEXT, v, r->len[idx], 0};
 }
 
-/* An address cell as the address it holds (reg_row_address), over
- * *owned, which the caller frees. */
-static struct reg_field address_at(const struct csv_record *r, int idx, char **owned)
+/* An address cell as the address it holds (reg_row_address, which sets
+ * *problem), over *owned, which the caller frees. */
+static struct reg_field address_at(const struct csv_record *r, int idx, char **owned,
+				   const char **problem)
 {
 	struct reg_field f = field_at(r, idx);
 
-	*owned = reg_row_address(&f);
+	*owned = reg_row_address(&f, problem);
 	return *owned ? (struct reg_field){RF_TEXT, *owned, strlen(*owned), 0} : f;
 }
 
@@ -193,6 +194,10 @@ static void warn_row(void *arg, const char *email, const char *what)
 	msg_add(rc->msgs, rc->row, xasprintf("%s: line %ld (%s): %s", rc->path, rc->row, who, what));
 	free(who);
 }
+
+/* A row with a NUL byte: unusable, whichever cell holds it. */
+#define NUL_ROW "a NUL byte in the row (a crash while the file was written leaves them): " \
+		"the row cannot be used"
 
 /* --- participants --- */
 
@@ -256,6 +261,77 @@ static void take_rows(struct registrations *reg, struct indexed *g, size_t k, co
 	}
 }
 
+/* An unusable row, counted: its address (when it is one) keeps its last
+ * good state, and a row that may be anyone's (whose: why) holds every
+ * removal, as one without an address does. */
+static void skip_row(struct registrations *reg, long row, const char *address, const char *whose)
+{
+	char where[32];
+
+	reg->n_skipped_participants++;
+	reg->n_skipped_rows++;
+	snprintf(where, sizeof(where), "line %ld", row);
+	if (!whose || reg_valid_email(address))
+		reg_note_unreadable(reg, address, where);
+	if (whose)
+		reg_note_unaddressed(reg, where, whose);
+}
+
+/* The last row, cut short: what it lacks, by the header's names. */
+static void warn_cut(struct row_ctx *rc, const struct csv_table *t, const char *address)
+{
+	const struct csv_record *h = &t->rec[0], *last = &t->rec[t->n - 1];
+	struct strbuf sb;
+
+	sb_init(&sb);
+	sb_addf(&sb, "the last row ends without a line break after %zu of the header's %zu "
+		"fields, without ", last->n, h->n);
+	for (size_t c = last->n; c < h->n; c++)
+		sb_addf(&sb, "%s%s", c > last->n ? ", " : "", h->v[c]);
+	sb_add(&sb, " (a file caught while it is written looks like this): the row cannot be used");
+	warn_row(rc, address, sb.buf);
+	sb_free(&sb);
+}
+
+/* Row r of t as a participant into *p (owned by the caller), or false
+ * with the row reported and skipped. */
+static bool participant_row(struct registrations *reg, const struct csv_table *t, size_t r,
+			    const int idx[PC_N], struct row_ctx *rc, struct participant *p)
+{
+	const struct csv_record *rec = &t->rec[r];
+	struct reg_field f[PC_N];
+	const char *problem, *whose = NULL;
+	char *address;
+	bool ok = false;
+
+	for (int i = 0; i < PC_N; i++)
+		f[i] = field_at(rec, idx[i]);
+	f[PC_EMAIL] = address_at(rec, idx[PC_EMAIL], &address, &problem);
+	/* Where a crash left NUL bytes, rows may have been: and line
+	 * breaks, so this one may hold (or have swallowed) anyone's. */
+	if (csv_record_nul(rec)) {
+		warn_row(rc, address, NUL_ROW);
+		whose = "a row with a NUL byte";
+	} else if (t->last_cut && r == t->n - 1) {
+		/* The rows after it may be on their way. Its address is
+		 * whole only if a separator followed it. */
+		warn_cut(rc, t, address);
+		whose = "a last row cut short";
+		if (idx[PC_EMAIL] + 1 >= (int)rec->n) {
+			free(address);
+			address = NULL;
+		}
+	} else if (problem) {
+		warn_row(rc, address, problem);
+	} else {
+		ok = reg_row_participant(f, reg->default_language, warn_row, rc, p);
+	}
+	if (!ok)
+		skip_row(reg, rc->row, address, whose);
+	free(address);
+	return ok;
+}
+
 static bool load_participants(const struct config *cfg, struct registrations *reg,
 			      struct rowmsgs *msgs, struct errlist *warnings, struct errlist *errs)
 {
@@ -272,28 +348,10 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
-		struct reg_field f[PC_N];
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct participant p;
-		char *address;
-		bool ok;
 
-		if (csv_record_blank(&t.rec[r]))
-			continue;
-		for (int i = 0; i < PC_N; i++)
-			f[i] = field_at(&t.rec[r], idx[i]);
-		f[PC_EMAIL] = address_at(&t.rec[r], idx[PC_EMAIL], &address);
-		ok = reg_row_participant(f, reg->default_language, warn_row, &rc, &p);
-		if (!ok) {
-			char where[32];
-
-			snprintf(where, sizeof(where), "line %ld", rc.row);
-			reg->n_skipped_participants++;
-			reg->n_skipped_rows++;
-			reg_note_unreadable(reg, address, where);
-		}
-		free(address);
-		if (!ok)
+		if (csv_record_blank(&t.rec[r]) || !participant_row(reg, &t, r, idx, &rc, &p))
 			continue;
 		all = xgrow(all, &cap, n, sizeof(*all));
 		all[n++] = (struct indexed){p, t.rec[r].row};
@@ -352,16 +410,20 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 
 	if (!csv_table_read(cfg->csv_absences, &t, warnings, errs))
 		return false;
-	if (!map_header(cfg, &t, names, 2, 3, idx, errs)) {
+	/* A row it lacks cannot be waited for: the file is not read. */
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 2, 3, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}
 	for (size_t r = 1; r < t.n; r++) {
 		struct row_ctx rc = {t.path, t.rec[r].row, msgs};
 		struct reg_field fe = field_at(&t.rec[r], idx[0]), fs = field_at(&t.rec[r], idx[1]);
-		struct absence a = {reg_row_address(&fe), reg_row_text(&fs), NULL};
+		struct absence a = {reg_row_address(&fe, NULL), reg_row_text(&fs), NULL};
 
 		if (csv_record_blank(&t.rec[r])) {
+		} else if (csv_record_nul(&t.rec[r])) {
+			warn_row(&rc, a.email, NUL_ROW);
+			reg->n_skipped_rows++;
 		} else if (!known(reg, a.email, &rc)) {
 			reg->n_skipped_rows++;
 		} else if (!clean_text(a.session_uid)) {
@@ -395,7 +457,8 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 	if (!csv_table_read(cfg->csv_attachments, &t, warnings, errs))
 		return false;
-	if (!map_header(cfg, &t, names, 3, 7, idx, errs)) {
+	/* A row it lacks cannot be waited for: the file is not read. */
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 3, 7, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}
@@ -406,9 +469,12 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 
 		for (int i = 0; i < 3; i++)
 			f[i] = field_at(&t.rec[r], idx[i]);
-		a = (struct attachment){reg_row_address(&f[0]), reg_row_text(&f[1]),
+		a = (struct attachment){reg_row_address(&f[0], NULL), reg_row_text(&f[1]),
 					reg_row_text(&f[2])};
 		if (csv_record_blank(&t.rec[r])) {
+		} else if (csv_record_nul(&t.rec[r])) {
+			warn_row(&rc, a.email, NUL_ROW);
+			reg->n_skipped_rows++;
 		} else if (!reg_valid_email(a.email)) {
 			warn_row(&rc, a.email, "invalid e-mail address");
 			reg->n_skipped_rows++;

@@ -130,23 +130,31 @@ static size_t line_end(const char *text, size_t len, size_t i)
 	return i < len ? i + 1 : len;
 }
 
-/* A file caught while being written: its last line has no line break and
- * fewer fields than the header. Whole or not, a last line without its
- * break and all its fields is read as it is. */
-static bool half_written(const struct csv_table *t, const char *text, size_t len,
-			 struct errlist *errs)
+/* A file caught while being written, or a last row saved short by hand:
+ * its last line has no line break and fewer fields than the header. A
+ * last line without its break but all its fields is read as it is; one
+ * with a NUL byte is an unusable row of its own (a crash's NUL-filled
+ * tail). */
+static bool last_cut(const struct csv_table *t, const char *text, size_t len)
 {
 	const struct csv_record *last = &t->rec[t->n - 1];
 
-	if (t->n < 2 || text[len - 1] == '\n' || text[len - 1] == '\r' ||
-	    last->n >= t->rec[0].n || csv_record_blank(last))
-		return false;
+	return t->n >= 2 && text[len - 1] != '\n' && text[len - 1] != '\r' &&
+	       last->n < t->rec[0].n && !csv_record_blank(last) && !csv_record_nul(last);
+}
+
+bool csv_table_whole(const struct csv_table *t, struct errlist *errs)
+{
+	const struct csv_record *last = &t->rec[t->n - 1];
+
+	if (!t->last_cut)
+		return true;
 	errlist_add(errs,
 		    "%s: line %ld: the last row ends without a line break after %zu of the "
 		    "header's %zu fields: the file is still being written (or was cut short) and "
 		    "is not read until it is whole",
 		    t->path, last->row, last->n, t->rec[0].n);
-	return true;
+	return false;
 }
 
 /* Feeds the parser a line at a time, so that each record knows the line
@@ -208,7 +216,7 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 		errlist_add(errs, "%s: empty: no header row", path);
 		ok = false;
 	} else {
-		ok = !half_written(t, text, len, errs);
+		t->last_cut = last_cut(t, text, len);
 	}
 	csv_free(&p);
 	free(text);
@@ -221,8 +229,18 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 
 bool csv_record_blank(const struct csv_record *r)
 {
+	/* By length: a NUL is no end of the field (a crash's NUL-filled
+	 * row is none of the blank ones). */
 	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i][strspn(r->v[i], " \t\r\n")] != '\0')
+		if (strspn(r->v[i], " \t\r\n") != r->len[i])
 			return false;
 	return true;
+}
+
+bool csv_record_nul(const struct csv_record *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strlen(r->v[i]) != r->len[i])
+			return true;
+	return false;
 }

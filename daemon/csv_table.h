@@ -33,20 +33,29 @@ struct csv_table {
 	 * field being read began on. */
 	struct csv_record cur;
 	long line, start, field_line;
+	/* The last record ends without a line break and has fewer fields
+	 * than the header: cut short (a file caught while being written, or
+	 * a last row saved short by hand). */
+	bool last_cut;
 };
 
 /* Reads path into *t (freed with csv_table_free); false, with a line in
  * errs naming where and *t empty, when the file cannot be read or parsed
  * as a whole (a quote opened and never closed, which would swallow the
- * rows after it), has no header row, or is caught half-written (its last
- * line has no line break and fewer fields than the header): a reader
- * must not take the rows it lacks for deleted ones. Warnings (an
- * encoding guessed) go to warnings. */
+ * rows after it) or has no header row. A last row cut short is read,
+ * and t->last_cut set: a reader must not take the rows the file may
+ * lack for deleted ones. Warnings (an encoding guessed) go to warnings. */
 bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warnings,
 		    struct errlist *errs);
+/* False, with a line in errs, if t's last row is cut short: for a file
+ * whose reader has no way to wait for the rows it may lack. */
+bool csv_table_whole(const struct csv_table *t, struct errlist *errs);
 void csv_table_free(struct csv_table *t);
 
-/* True if every field of r is empty or white space. */
+/* True if every field of r is empty or white space (a NUL is neither). */
 bool csv_record_blank(const struct csv_record *r);
+/* True if a field of r holds a NUL byte: what a crash during a write
+ * leaves where rows (and their line breaks) were. */
+bool csv_record_nul(const struct csv_record *r);
 
 #endif

@@ -487,8 +487,8 @@ static void warn_unaddressed(const struct programme *pg, size_t n, const char *e
 
 	sb_init(&rows);
 	for (size_t i = 0; i < reg->n_unaddressed; i++)
-		sb_addf(&rows, "%s%s", i ? ", " : "", reg->unaddressed[i]);
-	log_warn("%s: %s: no address kallad can read: the %zu participant%s missing from %s (%s) "
+		sb_addf(&rows, "%s%s", i ? "; " : "", reg->unaddressed[i]);
+	log_warn("%s: %s: the %zu participant%s missing from %s (%s) "
 		 "%s not taken for gone until %s can be read (their cancels wait)",
 		 pg->cfg->registrations, rows.buf, n, n == 1 ? "" : "s",
 		 reg_is_csv(pg->cfg->registrations) ? "the file" : "the registrations", emails,
@@ -519,7 +519,7 @@ static struct met *meet_all(const struct programme *pg, bool *failed)
 
 size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
-			      bool release_all, size_t *held)
+			      bool release_all, size_t *held, size_t *waiting)
 {
 	struct removed_scan r = {.pg = pg, .met = met};
 	struct met *own = NULL;
@@ -527,6 +527,8 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 	size_t limit, n_held = 0;
 
 	*held = 0;
+	if (waiting)
+		*waiting = 0;
 	if (!met)
 		r.met = own = meet_all(pg, &failed);
 	else
@@ -544,6 +546,8 @@ size_t programme_each_removed(const struct programme *pg, struct state *st, stru
 	met_free(own);
 	if (r.n_waiting)
 		warn_unaddressed(pg, r.n_waiting, r.waiting.buf);
+	if (waiting)
+		*waiting = r.n_waiting;
 	sb_free(&r.waiting);
 	limit = pg->cfg->max_removed_percent
 			? r.invited * (size_t)pg->cfg->max_removed_participants / 100

@@ -69,14 +69,17 @@ bool programme_sync_fresh(struct programme **pg, struct state *st, const char *r
  * at once ([policy] max-removed-participants) are each `removal_held`:
  * their cancels wait; each stays held (stored) while gone, until
  * release_all (--release-changes) lets every one go or --discard-changes
- * takes it. *held: how many are held. met: the addresses a complete pass over the
- * registrations met (met.h), or NULL to make that pass here. One merge of
- * the state's invited addresses with those. Returns how many (0 if the
- * registrations failed part-way: nobody is taken for removed then). */
+ * takes it. *held: how many are held. *waiting (waiting may be NULL):
+ * how many are missing while a row that may be anyone's holds their
+ * cancels (not passed to fn; one warning names them). met: the addresses
+ * a complete pass over the registrations met (met.h), or NULL to make
+ * that pass here. One merge of the state's invited addresses with those.
+ * Returns how many (0 if the registrations failed part-way: nobody is
+ * taken for removed then). */
 struct met;
 size_t programme_each_removed(const struct programme *pg, struct state *st, struct met *met,
 			      void (*fn)(const struct participant *, void *), void *arg,
-			      bool release_all, size_t *held);
+			      bool release_all, size_t *held, size_t *waiting);
 /* Forgets the obligations (owed) of the addresses that a complete pass
  * (met) did not meet, that are no unusable row now, and whose calendars
  * hold no session kallad sent (else a cancel is still theirs): those

@@ -209,21 +209,53 @@ static void trim_spaces(const char *s, size_t *from, size_t *to)
 		*to -= k;
 }
 
-char *reg_row_address(const struct reg_field *f)
+static size_t count_char(const char *s, size_t n, char c)
 {
-	char *text = reg_row_text(f), *out, *lt;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += s[i] == c;
+	return k;
+}
+
+/* Of "Display Name <address>", as Outlook copies a recipient, narrows
+ * s[*from, *to) to the address in the brackets; text without brackets is
+ * left as it is. False, leaving it, when the cell is not one mailbox:
+ * a second address ("A <a@x.se>, B <b@x.se>", "a@x.se <b@x.se>"), text
+ * after the '>', brackets that do not pair. Taking the last <...> of
+ * those would give one person's mail to another. */
+static bool one_mailbox(const char *s, size_t *from, size_t *to)
+{
+	const char *b = s + *from, *lt;
+	size_t n = *to - *from;
+
+	if (count_char(b, n, '@') > 1)
+		return false;
+	lt = memchr(b, '<', n);
+	if (!lt && !memchr(b, '>', n))
+		return true;
+	if (!lt || count_char(b, n, '<') != 1 || count_char(b, n, '>') != 1 || b[n - 1] != '>' ||
+	    memchr(b, '@', (size_t)(lt - b)))
+		return false;
+	*from = (size_t)(lt - s) + 1;
+	(*to)--;
+	trim_spaces(s, from, to);
+	return true;
+}
+
+char *reg_row_address(const struct reg_field *f, const char **problem)
+{
+	char *text = reg_row_text(f), *out;
 	size_t from = 0, to;
 
+	if (problem)
+		*problem = NULL;
 	if (!text)
 		return NULL;
 	to = strlen(text);
 	trim_spaces(text, &from, &to);
-	/* "Person Sex <p06@x.se>", as Outlook copies a recipient. */
-	if (to > from && text[to - 1] == '>' && (lt = memrchr(text + from, '<', to - from))) {
-		from = (size_t)(lt - text) + 1;
-		to--;
-		trim_spaces(text, &from, &to);
-	}
+	if (!one_mailbox(text, &from, &to) && problem)
+		*problem = "not one address: write one address, or one Name <address>, per row";
 	out = xstrndup(text + from, to - from);
 	free(text);
 	return out;

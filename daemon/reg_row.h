@@ -44,9 +44,12 @@ char *reg_row_text(const struct reg_field *f);
 /* The address in a cell as people paste it (caller frees; NULL for NULL,
  * "" for text with an embedded NUL): white space around it trimmed,
  * Unicode's too (a no-break space copied from Outlook, a zero-width
- * space), and of "Display Name <address>" the address. Not checked:
- * reg_valid_email says whether it is one. */
-char *reg_row_address(const struct reg_field *f);
+ * space), and of "Display Name <address>" the address. A cell that is
+ * not one mailbox (two addresses, text after the '>') comes back as it
+ * is, never a valid address, with *problem (if problem is not NULL; a
+ * static string, else NULL) saying so. Not checked: reg_valid_email says
+ * whether it is one. */
+char *reg_row_address(const struct reg_field *f, const char **problem);
 /* A short printable form of a value for messages (caller frees). */
 char *reg_row_show(const char *s);
 /* Valid UTF-8, control characters allowed (they are cleaned where used). */
@@ -62,9 +65,12 @@ char *reg_row_optional(char *v, const char *what, reg_warn_fn warn, void *arg, c
 
 /* Lists the address of an unusable participant row in reg->unreadable,
  * or, when email is no address, where the row is (`where`, "line 7") in
- * reg->unaddressed; reg_unreadable_done sorts the list once all rows are
- * read (registrations.c). */
+ * reg->unaddressed, as reg_note_unaddressed; reg_unreadable_done sorts
+ * the list once all rows are read (registrations.c). */
 void reg_note_unreadable(struct registrations *reg, const char *email, const char *where);
+/* Lists "where: why" in reg->unaddressed: a participant row that may be
+ * anyone's ("line 7: a row with a NUL byte"). */
+void reg_note_unaddressed(struct registrations *reg, const char *where, const char *why);
 void reg_unreadable_done(struct registrations *reg);
 
 #endif

@@ -542,13 +542,18 @@ static int str_case_cmp(const void *a, const void *b)
 	return strcasecmp(*(char *const *)a, *(char *const *)b);
 }
 
+void reg_note_unaddressed(struct registrations *reg, const char *where, const char *why)
+{
+	reg->unaddressed = xgrow(reg->unaddressed, &reg->cap_unaddressed, reg->n_unaddressed,
+				 sizeof(char *));
+	reg->unaddressed[reg->n_unaddressed++] = xasprintf("%s: %s", where, why);
+}
+
 /* Appended as rows come; sorted once by reg_unreadable_done. */
 void reg_note_unreadable(struct registrations *reg, const char *email, const char *where)
 {
 	if (!reg_valid_email(email)) {
-		reg->unaddressed = xgrow(reg->unaddressed, &reg->cap_unaddressed,
-					 reg->n_unaddressed, sizeof(char *));
-		reg->unaddressed[reg->n_unaddressed++] = xstrdup(where);
+		reg_note_unaddressed(reg, where, "no address kallad can read");
 		return;
 	}
 	reg->unreadable = xgrow(reg->unreadable, &reg->cap_unreadable, reg->n_unreadable,

@@ -63,9 +63,10 @@ struct registrations {
 	 * duplicates), sorted case-insensitively. */
 	char **unreadable;
 	size_t n_unreadable, cap_unreadable;
-	/* Where the participant rows are whose address cannot be read
-	 * ("line 7", "participants row 7"), in row order: such a row may be
-	 * anyone's, so while there is one nobody missing is taken for gone. */
+	/* Where the participant rows are that may be anyone's, and why
+	 * ("line 7: no address kallad can read", "participants row 7: ...",
+	 * "line 9: a row with a NUL byte"), in row order: while there is one
+	 * nobody missing is taken for gone. */
 	char **unaddressed;
 	size_t n_unaddressed, cap_unaddressed;
 	/* Participants kallad knew whose rows are unusable now, as they last

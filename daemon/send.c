@@ -784,7 +784,7 @@ bool send_due(struct sender *s, time_t now, struct send_stats *stats)
 	if (!s->broken && !s->stopped)
 		stats->removed = programme_each_removed(s->pg, s->st, s->met, plan_removed, s,
 							s->release && !s->release_uid,
-							&ctx.removed_held);
+							&ctx.removed_held, NULL);
 	if (!s->broken && !s->stopped && s->met)
 		programme_forget_vanished(s->pg, s->st, s->met);
 	met_free(s->met);

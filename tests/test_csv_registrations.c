@@ -162,12 +162,38 @@ static void test_damaged_files(void **state UNUSED)
 	assert_true(has_entry(&errs, "quote.csv: line 3: a quote opened here is never closed", NULL));
 	free(path);
 
-	/* Caught half-written: the last line without its break, short. */
-	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@exa");
+	/* Caught half-written: the last line without its break, short. The
+	 * rows before it are read; it may be anyone's, its address too. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@example.se");
 	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(has_entry(&warn, "half.csv: line 3 (b@example.se): the last row ends without a "
+				     "line break after 1 of the header's 3 fields, without name, status",
+			      "the row cannot be used"));
+	assert_int_equal(reg->n_unaddressed, 1);
+	assert_string_equal(reg->unaddressed[0], "line 3: a last row cut short");
+	assert_false(reg_is_unreadable(reg, "b@example.se"));
+	reg_free(reg);
+	free(path);
+	/* Its address whole (a separator after it): that participant keeps
+	 * their last good state. */
+	path = WRITE("half.csv", "email;name;status\r\na@example.se;A;registered\r\nb@example.se;");
+	cfg = csv_config(path);
+	reg = reg_load(&cfg, &warn, &errs);
+	assert_non_null(reg);
+	assert_true(reg_is_unreadable(reg, "b@example.se"));
+	assert_int_equal(reg->n_unaddressed, 1);
+	reg_free(reg);
+	/* An absences file has no such wait: it is not read until whole. */
+	cfg.csv_absences = WRITE("half-absences.csv", "email;session_uid\r\na@example.se;s1\r\n"
+						      "a@example.se");
 	assert_null(reg_load(&cfg, &warn, &errs));
-	assert_true(has_entry(&errs, "half.csv: line 3: the last row ends without a line break "
-				     "after 1 of the header's 3 fields", "not read until it is whole"));
+	assert_true(has_entry(&errs, "half-absences.csv: line 3: the last row ends without a line "
+				     "break after 1 of the header's 2 fields", "not read until it is whole"));
+	free(cfg.csv_absences);
 	free(path);
 	/* Whole, it is read without the break; a quote inside a field is
 	 * the field's. */
@@ -183,19 +209,30 @@ static void test_damaged_files(void **state UNUSED)
 	reg_free(reg);
 	free(path);
 
-	/* A NUL in a Windows-1252 file: the rows after it are read. */
-	path = WRITE("nul.csv", "email;name;organisation;status\r\n"
+	/* A NUL in a Windows-1252 file: the rows after it are read; a row
+	 * with one, in any cell, cannot be used and may be anyone's. */
+	path = WRITE("nul.csv", "email;name;organisation;status;x\r\n"
 				"a@example.se;A;G\xe4vle\0;registered\r\n"
 				"b@example.se;B\0;G\xe4vle;registered\r\n"
-				"c@example.se;C;G\xe4vle;registered\r\n");
+				"\0\0\0\0\0\0\0\0\r\n"
+				"c@example.se;C;G\xe4vle;registered;\0\r\n"
+				"d@example.se;D;G\xe4vle;registered\r\n"
+				"\0\0\0\0");
 	cfg = csv_config(path);
 	reg = reg_load(&cfg, &warn, &errs);
+	dump(&errs);
 	dump(&warn);
 	assert_non_null(reg);
-	assert_int_equal(reg->n_participants, 2);
-	assert_true(has_entry(&warn, "nul.csv: line 3 (b@example.se)", "no name"));
+	assert_int_equal(reg->n_participants, 1);
+	assert_true(has_entry(&warn, "nul.csv: line 2 (a@example.se)", "a NUL byte in the row"));
+	assert_true(has_entry(&warn, "nul.csv: line 3 (b@example.se)", "a NUL byte in the row"));
+	assert_true(has_entry(&warn, "nul.csv: line 4 ()", "a NUL byte in the row"));
+	assert_true(has_entry(&warn, "nul.csv: line 5 (c@example.se)", "a NUL byte in the row"));
+	assert_true(has_entry(&warn, "nul.csv: line 7 ()", "a NUL byte in the row"));
 	assert_true(reg_is_unreadable(reg, "b@example.se"));
-	assert_true(reg_find(reg, "c@example.se", &p));
+	assert_int_equal(reg->n_unaddressed, 5);
+	assert_string_equal(reg->unaddressed[2], "line 4: a row with a NUL byte");
+	assert_true(reg_find(reg, "d@example.se", &p));
 	assert_string_equal(p.organisation, "Gävle");
 	reg_participant_clear(&p);
 	reg_free(reg);
@@ -379,9 +416,13 @@ static void test_addresses(void **state UNUSED)
 			   "\"\"\"Lind, C\"\" \xe2\x80\xaf< c@example.se >\";C;registered\n"
 			   "\xe2\x80\x8b\xe3\x80\x80" "d@example.se\t\xef\xbb\xbf;D;registered\n"
 			   "e@exa mple.se;E;registered\n"
-			   "<>;F;registered\n");
+			   "<>;F;registered\n"
+			   "\"G <g@example.se>, Kansli <k@example.se>\";G;registered\n"
+			   "g@example.se <k@example.se>;G;registered\n"
+			   "G <g@example.se> k@example.se;G;registered\n");
 	char *abs = WRITE("pasted-absences.csv", "email,session_uid\n"
-						 "A <a@example.se>,s1\n");
+						 "A <a@example.se>,s1\n"
+						 "\"B <b@example.se>, C <c@example.se>\",s1\n");
 	struct config cfg = csv_config(path);
 	struct errlist warn = {0}, errs = {0};
 	struct registrations *reg;
@@ -403,11 +444,27 @@ static void test_addresses(void **state UNUSED)
 	}
 	assert_true(has_entry(&warn, "pasted.csv: line 6 (e@exa mple.se)", "invalid e-mail address"));
 	assert_true(has_entry(&warn, "pasted.csv: line 7 ()", "invalid e-mail address"));
+	/* One mailbox or none: never the last of two. */
+	assert_true(has_entry(&warn, "pasted.csv: line 8 (G <g@example.se>, Kansli <k@example.se>)",
+			      "not one address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 9 (g@example.se <k@example.se>)",
+			      "not one address"));
+	assert_true(has_entry(&warn, "pasted.csv: line 10 (G <g@example.se> k@example.se)",
+			      "not one address"));
+	for (const char *e = "g", *all = "gk"; *e; e = ++all) {
+		char addr[16];
+		struct participant p;
+
+		snprintf(addr, sizeof(addr), "%c@example.se", *e);
+		assert_false(reg_find(reg, addr, &p));
+	}
 	/* Rows that may be anyone's: programme_each_removed waits for them. */
-	assert_int_equal(reg->n_unaddressed, 2);
-	assert_string_equal(reg->unaddressed[0], "line 6");
-	assert_string_equal(reg->unaddressed[1], "line 7");
+	assert_int_equal(reg->n_unaddressed, 5);
+	assert_string_equal(reg->unaddressed[0], "line 6: no address kallad can read");
+	assert_string_equal(reg->unaddressed[1], "line 7: no address kallad can read");
+	assert_string_equal(reg->unaddressed[4], "line 10: no address kallad can read");
 	assert_true(reg_is_absent(reg, "a@example.se", "s1"));
+	assert_false(reg_is_absent(reg, "c@example.se", "s1"));
 	reg_free(reg);
 	errlist_free(&warn);
 	errlist_free(&errs);
