@@ -2,7 +2,8 @@
  * (programme_calendar.h). An export that lost something must not turn
  * into mail: a session or deadline that no longer reads keeps its last
  * good copy, and so does a deadline whose event would now read as a
- * session (an invitation to everyone for a non-session). */
+ * session (an invitation to everyone for a non-session); a session a
+ * [deadline NAME] section names stays a session (a cancel for everyone). */
 #include "programme_calendar.h"
 
 #include "state.h"
@@ -44,6 +45,22 @@ static bool knows_deadline(struct known *k, const char *uid)
 	if (!known_state(k) || !state_deadline_copy(k->st, uid, &copy))
 		return false;
 	state_deadline_clear(&copy);
+	return true;
+}
+
+/* What kallad knows uid as: on a reload, what the calendar before it
+ * held; on a fresh start, a session only when the state holds a copy of
+ * it as a session and none as a deadline (a deadline stays a deadline:
+ * keep_deadlines). */
+static bool knows_session(struct known *k, const char *uid)
+{
+	struct session copy;
+
+	if (k->old)
+		return calendar_session(k->old, uid) != NULL;
+	if (knows_deadline(k, uid) || !known_state(k) || !state_session_copy(k->st, uid, &copy))
+		return false;
+	state_session_clear(&copy);
 	return true;
 }
 
@@ -251,10 +268,11 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 		if (found) {
 			apply_section(found, c, warnings);
 		} else if (calendar_session(cal, c->name)) {
-			/* Only a kept copy: the event itself reads as a deadline. */
-			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session, "
-				    "which it keeps (see above); this section is not used",
-				    c->file, c->line, c->name);
+			/* read_file_once did not name it: a session kallad knows. */
+			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session: "
+				    "a section does not turn a session into a deadline (a deadline "
+				    "needs a UID of its own); the session stays, and this section is "
+				    "not used", c->file, c->line, c->name);
 		} else if (!c->has_due) {
 			errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event with this "
 				    "UID that can be read, and the section has no due: no such deadline",
@@ -268,17 +286,22 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 }
 
 /* Reads the file again if it changed under the reading: id must be the
- * identity of what was read. The warnings are those of the read kept. */
-static struct calendar *read_file_once(const struct config *cfg, char id[FILE_ID_MAX],
-				       struct errlist *warnings, struct errlist *errs)
+ * identity of what was read. The warnings are those of the read kept.
+ * The events the [deadline NAME] sections name are read as deadlines,
+ * but for a session kallad knows: a section added to an older kallad's
+ * configuration (where it was not used) must not cancel it for everyone. */
+static struct calendar *read_file_once(const struct config *cfg, struct known *k,
+				       char id[FILE_ID_MAX], struct errlist *warnings,
+				       struct errlist *errs)
 {
 	const char **uids = xcalloc(cfg->n_deadlines + 1, sizeof(*uids));
 	struct calendar_opts opts = {.sessions_category = cfg->sessions_category,
-				     .deadline_uids = uids, .n_deadline_uids = cfg->n_deadlines};
+				     .deadline_uids = uids};
 	struct calendar *cal = NULL;
 
 	for (size_t i = 0; i < cfg->n_deadlines; i++)
-		uids[i] = cfg->deadlines[i].name;
+		if (!knows_session(k, cfg->deadlines[i].name))
+			uids[opts.n_deadline_uids++] = cfg->deadlines[i].name;
 	for (int tries = 0; tries < 3; tries++) {
 		struct errlist these = {0};
 		char after[FILE_ID_MAX];
@@ -303,11 +326,13 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 					 char id[FILE_ID_MAX], struct errlist *warnings,
 					 struct errlist *errs)
 {
-	struct calendar *cal = read_file_once(cfg, id, warnings, errs);
 	struct known k = {.old = old, .state_path = cfg->state};
+	struct calendar *cal = read_file_once(cfg, &k, id, warnings, errs);
 
-	if (!cal)
+	if (!cal) {
+		state_close(k.st);
 		return NULL;
+	}
 	keep_deadlines(&k, cal, cfg->calendar, warnings);
 	keep_known_end(&k, cal, cfg->calendar, warnings);
 	keep_last_good(&k, cal, cfg->calendar, warnings);

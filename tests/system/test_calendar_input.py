@@ -144,6 +144,64 @@ class DeadlineNamedInConf(CalendarCase):
         self.assertNotIn("nowhere@example.org", p.stdout)
 
 
+class SectionNamingASession(CalendarCase):
+    """A [deadline NAME] section whose NAME is the UID of a session kallad
+    knows (it invited people to it) does not turn that session into a
+    deadline and cancel it for everyone: the session stays, the section
+    is not used, a warning says why; with a due or without."""
+
+    S2 = "styra-leda-2020-2@example.org"
+
+    def assert_session_stays(self, p, plan, sent):
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline " + re.escape(self.S2) +
+                         r"\]: kallad knows this UID as a session: a section does not turn a "
+                         r"session into a deadline \(a deadline needs a UID of its own\); the "
+                         r"session stays, and this section is not used")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("  session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  " +
+                      self.S2, p.stdout)
+        self.assertNotIn("deadline", [x.split()[0] for x in p.stdout.splitlines()
+                                      if self.S2 in x])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def check(self, section):
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        self.prog.append_conf(f"[deadline {self.S2}]\n{section}")
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assert_session_stays(p, plan, sent)
+
+    def test_with_due(self):
+        # An older kallad's configuration: its section was "not used".
+        self.check("due = 2020-01-15")
+
+    def test_without_due(self):
+        self.check("category = registration")
+
+    def test_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 28)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 28)
+        self.prog.append_conf(f"[deadline {self.S2}]\ndue = 2020-01-15")
+        wait_for(lambda: "this section is not used" in read(logpath).decode())
+        time.sleep(1.5)
+        self.assertNotIn("cancelled", read(logpath).decode())
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+
 class KnownDeadlineStaysDeadline(CalendarCase):
     """Outlook: a deadline whose CATEGORIES:Deadline a re-export lost is
     no session: kallad keeps its last good copy, as it does for any item
