@@ -17,7 +17,9 @@ struct session {
 			    * waits (changes_sync, the guard against mass vanishing) */
 	int line;          /* line of its BEGIN:VEVENT in the file */
 	bool kept;         /* unreadable now: this is its last good copy */
-	bool end_is_date;  /* DTEND was a date: end is the end of that day */
+	bool end_is_date;  /* DTEND was a date D (calendar_item.c: end is 00:00 on D,
+			    * or the end of D when that is not after start) */
+	time_t end_date;   /* with end_is_date: 00:00 on D in the programme zone */
 };
 
 struct deadline {

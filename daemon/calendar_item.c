@@ -216,18 +216,28 @@ static bool item_end(struct loader *ld, icalcomponent *c, const struct span *sp,
 }
 
 /* DTEND;VALUE=DATE after a timed DTSTART (RFC 5545 wants both of one
- * type): the session lasts into that day, and its hour is not given. The
- * end of that day in the programme zone, said in a warning, is read
- * rather than the session dropped. */
+ * type): the hour is not given, and a date end is exclusive (an all-day
+ * event of 12 March ends "20200313"). 00:00 on that day in the programme
+ * zone, or the end of it when that is not after the start (a tool that
+ * writes the last day itself), said in a warning, is read rather than the
+ * session dropped. */
 static void date_end(struct loader *ld, const struct span *sp, const char *label,
-		     struct icaltimetype day, time_t *end)
+		     struct icaltimetype day, struct session *s)
 {
 	char buf[40];
 
-	*end = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
-	tz_rfc3339(*end, buf, sizeof(buf));
-	cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
-		 "%s: DTEND is a date without a time: read as the end of that day, %s", label, buf);
+	s->end_date = tz_mktime(day.year, day.month, day.day, 0, 0, 0);
+	s->end = s->end_date > s->start ? s->end_date
+					: tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+	tz_rfc3339(s->end, buf, sizeof(buf));
+	if (s->end == s->end_date)
+		cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
+			 "%s: DTEND is a date without a time: read as the start of that day (a date "
+			 "end is exclusive, RFC 5545), %s", label, buf);
+	else
+		cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
+			 "%s: DTEND is a date without a time, the day of DTSTART: read as the end of "
+			 "that day, %s", label, buf);
 }
 
 static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
@@ -245,8 +255,8 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 	bool have_start = cal_read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s->start, &unused);
 	bool have_end = cal_read_instant(ld, &w, ICAL_DTEND_PROPERTY, &end_is_date, &s->end,
 					 &end_day);
-	if (have_end && end_is_date)
-		date_end(ld, sp, label, end_day, &s->end);
+	if (have_start && have_end && end_is_date)
+		date_end(ld, sp, label, end_day, s);
 	s->end_is_date = end_is_date;
 	if (have_start && have_end && s->end <= s->start) {
 		char a[32], b[32];

@@ -47,6 +47,7 @@ static bool session_same(const struct session *a, const struct session *b)
 {
 	return a->start == b->start && a->end == b->end && a->sequence == b->sequence &&
 	       a->cancelled == b->cancelled && a->end_is_date == b->end_is_date &&
+	       a->end_date == b->end_date &&
 	       str_eq(a->summary, b->summary) && str_eq(a->location, b->location) &&
 	       str_eq(a->description, b->description) && str_eq(a->categories, b->categories);
 }

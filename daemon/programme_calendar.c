@@ -152,10 +152,24 @@ static void keep_deadlines(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
-/* A session whose DTEND became a date (calendar_item.c reads the end of
- * that day) on the very day kallad knew it ending: the file no longer
- * says the hour, but it says nothing new either. Its known end stays,
- * so no update moves everyone's calendar to midnight. */
+/* Whether a known end falls on date_end's day D or the day before it:
+ * after 00:00 on D - 1, up to 00:00 on D + 1 (an end at midnight ends the
+ * day before). */
+static bool end_near_date(time_t known, time_t date_end)
+{
+	struct tm d;
+
+	tz_local(date_end, &d);
+	return known > tz_mktime(d.tm_year + 1900, d.tm_mon + 1, d.tm_mday - 1, 0, 0, 0) &&
+	       known <= tz_mktime(d.tm_year + 1900, d.tm_mon + 1, d.tm_mday + 1, 0, 0, 0);
+}
+
+/* A session whose DTEND became a date D (calendar_item.c reads 00:00 on
+ * D, RFC 5545's exclusive end) where kallad knew it ending on D - 1 (the
+ * RFC's way of writing that last day) or on D (the way some tools write
+ * it): the file no longer says the hour, but it says nothing new either.
+ * Its known end stays, so no update moves everyone's calendar to
+ * midnight. */
 static void keep_known_end(struct known *k, struct calendar *cal, const char *path,
 			   struct errlist *warnings)
 {
@@ -163,23 +177,19 @@ static void keep_known_end(struct known *k, struct calendar *cal, const char *pa
 		struct session *s = &cal->sessions[i];
 		const struct session *was = k->old ? calendar_session(k->old, s->uid) : NULL;
 		struct session copy = {0};
-		struct tm day, known;
 		char buf[40];
 
 		if (!s->end_is_date)
 			continue;
 		if (!was && !k->old && known_state(k) && state_session_copy(k->st, s->uid, &copy))
 			was = &copy;
-		tz_local(s->end - 1, &day);
-		if (was)
-			tz_local(was->end - 1, &known);
-		if (was && was->end > s->start && known.tm_year == day.tm_year &&
-		    known.tm_yday == day.tm_yday) {
+		if (was && was->end > s->start && end_near_date(was->end, s->end_date)) {
 			s->end = was->end;
 			tz_rfc3339(s->end, buf, sizeof(buf));
 			errlist_add_at(warnings, path, s->line,
-				       "VEVENT \"%s\": its DTEND is the date kallad knew it ending on: "
-				       "it keeps the end kallad knew, %s (UID %s)", s->summary, buf, s->uid);
+				       "VEVENT \"%s\": its DTEND is a date, and kallad knew it ending on "
+				       "that day or the day before: it keeps the end kallad knew, %s "
+				       "(UID %s)", s->summary, buf, s->uid);
 		}
 		if (was == &copy)
 			state_session_clear(&copy);

@@ -404,29 +404,41 @@ static void test_duplicate_uid_lenient(void **state)
 	errlist_free(&warn);
 }
 
-/* DTEND;VALUE=DATE after a timed DTSTART: read as the end of that day in
- * the programme zone, with a warning; one that ends before it starts is
- * skipped with its own, never in silence. */
+/* DTEND;VALUE=DATE after a timed DTSTART: read as 00:00 on that day in
+ * the programme zone (RFC 5545: a date end is exclusive), or as the end
+ * of that day when it is the day of the start, with a warning; one that
+ * ends before it starts is skipped with its own, never in silence. */
 static void test_date_end(void **state)
 {
 	struct errlist warn = {0}, errs = {0};
 	struct calendar *cal = calendar_read(FIXTURES "/calendar-date-end.ics", NULL, &warn, &errs);
+	const struct session *s;
 
 	(void)state;
 	for (size_t i = 0; i < warn.n; i++)
 		print_message("%s\n", warn.items[i]);
 	assert_non_null(cal);
-	assert_int_equal(cal->n_sessions, 1);
-	assert_int_equal(cal->sessions[0].start, utc(2020, 3, 12, 9, 0));
-	assert_int_equal(cal->sessions[0].end, utc(2020, 3, 13, 23, 0));
-	assert_true(cal->sessions[0].end_is_date);
-	assert_int_equal(warn.n, 2);
+	assert_int_equal(cal->n_sessions, 2);
+	s = calendar_session(cal, "date-end@example.org");
+	assert_int_equal(s->start, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(s->end, utc(2020, 3, 12, 23, 0));
+	assert_true(s->end_is_date);
+	assert_int_equal(s->end_date, utc(2020, 3, 12, 23, 0));
+	s = calendar_session(cal, "date-end-first-day@example.org");
+	assert_int_equal(s->end, utc(2020, 5, 7, 22, 0));
+	assert_int_equal(s->end_date, utc(2020, 5, 6, 22, 0));
+	assert_int_equal(warn.n, 3);
 	assert_non_null(strstr(warn.items[0], "calendar-date-end.ics:8: VEVENT \"Slutar en dag\": "
-			       "DTEND is a date without a time: read as the end of that day, "
-			       "2020-03-14T00:00:00+01:00 (UID date-end@example.org)"));
+			       "DTEND is a date without a time: read as the start of that day (a "
+			       "date end is exclusive, RFC 5545), 2020-03-13T00:00:00+01:00 (UID "
+			       "date-end@example.org)"));
 	assert_non_null(strstr(warn.items[1], "calendar-date-end.ics:15: VEVENT \"Slutar dagen före\": "
 			       "DTEND 2020-03-12T00:00:00+01:00 is not after DTSTART"));
 	assert_non_null(strstr(warn.items[1], "; skipped (UID date-end-before@example.org)"));
+	assert_non_null(strstr(warn.items[2], "calendar-date-end.ics:22: VEVENT \"Slutar samma dag\": "
+			       "DTEND is a date without a time, the day of DTSTART: read as the end "
+			       "of that day, 2020-05-08T00:00:00+02:00 (UID "
+			       "date-end-first-day@example.org)"));
 	assert_true(calendar_is_unreadable(cal, "date-end-before@example.org"));
 	calendar_free(cal);
 	errlist_free(&warn);

@@ -258,47 +258,76 @@ class KnownDeadlineStaysDeadline(CalendarCase):
 
 
 class DateEnd(CalendarCase):
-    """A timed DTSTART with DTEND;VALUE=DATE: the session ends with that
-    day, read with a warning rather than dropped without one."""
+    """A timed DTSTART with DTEND;VALUE=DATE: RFC 5545 reads a date end as
+    exclusive, so the session ends at 00:00 on that day (or, when that is
+    not after its start, at the end of it); read with a warning rather
+    than dropped without one. A session kallad knew ending on that day or
+    the day before keeps the end it knew."""
 
-    def date_end(self):
+    def date_end(self, day="20200313"):
         return vevent("s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
-                      "DTEND;VALUE=DATE:20200313")
+                      "DTEND;VALUE=DATE:" + day)
 
     def test_new_session(self):
         text = self.write(calendar(session_1(), self.date_end()))
         p = self.prog.run("--check", check=0)
-        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-14T00:00:00+01:00  "
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T00:00:00+01:00  "
                       "s2@example.org", p.stdout)
         line = begin_lines(text, "s2@example.org")[0] + 4
         self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
-                      "without a time: read as the end of that day, 2020-03-14T00:00:00+01:00 "
-                      "(UID s2@example.org)", p.stderr)
+                      "without a time: read as the start of that day (a date end is exclusive, "
+                      "RFC 5545), 2020-03-13T00:00:00+01:00 (UID s2@example.org)", p.stderr)
 
-    def test_known_session_keeps_its_hour_on_that_day(self):
-        # Known to end 13 March 13:00, now "13 March": nothing new is said,
-        # and nothing is sent; no "could not be read (see above)" with
-        # nothing above.
+    def test_new_session_ending_on_its_first_day(self):
+        text = self.write(calendar(session_1(), self.date_end("20200312")))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
+        line = begin_lines(text, "s2@example.org")[0] + 4
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
+                      "without a time, the day of DTSTART: read as the end of that day, "
+                      "2020-03-13T00:00:00+01:00 (UID s2@example.org)", p.stderr)
+
+    def known(self, day):
+        """Known to end 13 March 13:00, now DTEND;VALUE=DATE:day."""
         self.write(calendar(session_1(), vevent(
             "s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
             "DTEND;" + zoned("20200313", "1300"))))
         self.prog.run("--once", "--now", BEFORE, check=0)
         sent = set(self.prog.outbox_messages())
-        text = self.write(calendar(session_1(), self.date_end()))
+        text = self.write(calendar(session_1(), self.date_end(day)))
         p, plan = self.plan(NEXT_DAY)
+        return sent, text, p, plan
+
+    def assert_known_end_kept(self, day):
+        # Nothing new is said, and nothing is sent; no "could not be read
+        # (see above)" with nothing above.
+        sent, text, p, plan = self.known(day)
         self.assertNotIn("could not be read", p.stderr)
-        self.assertIn("DTEND is a date without a time: read as the end of that day", p.stderr)
+        self.assertIn("DTEND is a date without a time", p.stderr)
         self.assertIn(f"programme.ics:{begin_lines(text, 's2@example.org')[0]}: VEVENT "
-                      "\"Styrning och risker\": its DTEND is the date kallad knew it ending on: it "
-                      "keeps the end kallad knew, 2020-03-13T13:00:00+01:00 (UID s2@example.org)",
-                      p.stderr)
+                      "\"Styrning och risker\": its DTEND is a date, and kallad knew it ending "
+                      "on that day or the day before: it keeps the end kallad knew, "
+                      "2020-03-13T13:00:00+01:00 (UID s2@example.org)", p.stderr)
         self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.prog.run("--once", "--now", NEXT_DAY, check=0)
         self.assertEqual(set(self.prog.outbox_messages()), sent)
-        # Another day is a change: the end of that day, an update.
-        self.write(calendar(session_1(), self.date_end().replace("20200313", "20200314")))
-        _, plan = self.plan(NEXT_DAY)
+
+    def test_known_session_keeps_its_hour_written_the_rfc_way(self):
+        # RFC 5545: the date after the last day, as Google and Apple write it.
+        self.assert_known_end_kept("20200314")
+
+    def test_known_session_keeps_its_hour_on_that_day(self):
+        # The last day itself, as some tools write it.
+        self.assert_known_end_kept("20200313")
+
+    def test_known_session_another_day_is_a_change(self):
+        _, _, p, plan = self.known("20200315")
+        self.assertNotIn("keeps the end kallad knew", p.stderr)
         self.assertIn("update", [x[1] for x in plan if x[3] == "s2@example.org"])
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-15T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
 
 
 class OneUidTwoEvents(CalendarCase):
