@@ -31,6 +31,13 @@ struct deadline {
 	bool kept;      /* unreadable now: this is its last good copy */
 };
 
+/* An event outside [programme] sessions-category, not read. */
+struct cal_ignored {
+	char *uid;   /* NULL when it has none */
+	char *label; /* VEVENT "its SUMMARY" */
+	int line;    /* of its BEGIN:VEVENT */
+};
+
 struct calendar {
 	struct session *sessions; /* sorted by start */
 	size_t n_sessions;
@@ -41,7 +48,11 @@ struct calendar {
 	 * good copy (programme.c). */
 	char **unreadable;
 	size_t n_unreadable;
-	size_t n_ignored; /* events outside [programme] sessions-category */
+	/* The events outside [programme] sessions-category: a session or
+	 * deadline kallad knew by one's UID keeps its last good copy
+	 * (programme_calendar.c). */
+	struct cal_ignored *ignored;
+	size_t n_ignored;
 };
 
 /* Parses path. A calendar that does not parse, or whose sessions or
@@ -68,7 +79,7 @@ struct calendar_opts {
  * NULL with errs. A VEVENT whose CATEGORIES include "deadline", or whose
  * UID is one of opts->deadline_uids, is a deadline due at its DTSTART (an
  * all-day one at the end of that day). With opts->sessions_category,
- * other events are not sessions (n_ignored). opts may be NULL. Empty
+ * other events are not sessions (listed in ignored). opts may be NULL. Empty
  * properties ("LOCATION:") count as absent in both readers. */
 struct calendar *calendar_read(const char *path, const struct calendar_opts *opts,
 			       struct errlist *warnings, struct errlist *errs);

@@ -32,7 +32,7 @@ struct loader {
 	struct caltext text;
 	size_t next_event, next_todo;
 	struct calendar *cal;
-	size_t cap_sessions, cap_deadlines;
+	size_t cap_sessions, cap_deadlines, cap_ignored;
 	struct seen *seen; /* every item of the file but those outside sessions-category */
 	size_t n_seen, cap_seen;
 };

@@ -335,6 +335,15 @@ static void note_seen(struct loader *ld, icalcomponent *c, const struct span *sp
 					       .recurring = is_recurring(c), .used = used};
 }
 
+/* Lists an event outside sessions-category (uid is taken). */
+static void note_ignored(struct loader *ld, icalcomponent *c, const struct span *sp, char *uid)
+{
+	ld->cal->ignored = xgrow(ld->cal->ignored, &ld->cap_ignored, ld->cal->n_ignored,
+				 sizeof(*ld->cal->ignored));
+	ld->cal->ignored[ld->cal->n_ignored++] = (struct cal_ignored){
+		.uid = uid, .label = item_label(c), .line = ld->text.lines[sp->first].line};
+}
+
 /* True if uid is one of the UIDs that kallad.conf names as deadlines. */
 static bool named_deadline(const struct calendar_opts *o, const char *uid)
 {
@@ -362,8 +371,7 @@ void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 
 	free(cats);
 	if (ignored) {
-		ld->cal->n_ignored++;
-		free(uid);
+		note_ignored(ld, c, sp, uid);
 		return;
 	}
 	item_begin(ld);

@@ -2,7 +2,8 @@
  * (programme_calendar.h). An export that lost something must not turn
  * into mail: a session or deadline that no longer reads keeps its last
  * good copy, and so does a deadline whose event would now read as a
- * session (an invitation to everyone for a non-session); a session a
+ * session (an invitation to everyone for a non-session), and one whose
+ * event falls outside sessions-category now; a session a
  * [deadline NAME] section names stays a session (a cancel for everyone). */
 #include "programme_calendar.h"
 
@@ -212,6 +213,37 @@ static void keep_last_good(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
+/* An event kallad knew as a session or deadline that is still in the
+ * file, but outside sessions-category now (a re-export lost a category,
+ * the key was set afterwards), is no removal: it keeps its last good
+ * copy, as an unreadable one does. A deadline's reminders would be lost
+ * in silence, a session cancelled for everyone; deleting the event, or
+ * STATUS:CANCELLED, is how a session goes. */
+static void keep_outside(struct known *k, struct calendar *cal, const struct config *cfg,
+			 struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_ignored; i++) {
+		const struct cal_ignored *e = &cal->ignored[i];
+		bool deadline;
+
+		if (!e->uid || calendar_session(cal, e->uid) || calendar_deadline(cal, e->uid))
+			continue;
+		deadline = knows_deadline(k, e->uid);
+		if (!deadline && !knows_session(k, e->uid))
+			continue;
+		errlist_add_at(warnings, cfg->calendar, e->line,
+			       "%s: kallad knows this UID as a %s, and the event is now outside "
+			       "sessions-category \"%s\"%s; skipped (UID %s)", e->label,
+			       deadline ? "deadline" : "session", cfg->sessions_category,
+			       deadline ? " (and no deadline: no CATEGORIES deadline, no [deadline "
+					  "UID] section)" : "", e->uid);
+		if (deadline)
+			keep_deadline(k, cal, e->uid, cfg->calendar, warnings);
+		else
+			keep_session(k, cal, e->uid, cfg->calendar, warnings);
+	}
+}
+
 static struct deadline *find_deadline(struct calendar *cal, const char *uid)
 {
 	for (size_t i = 0; i < cal->n_deadlines; i++)
@@ -346,6 +378,7 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 	keep_deadlines(&k, cal, cfg->calendar, warnings);
 	keep_known_end(&k, cal, cfg->calendar, warnings);
 	keep_last_good(&k, cal, cfg->calendar, warnings);
+	keep_outside(&k, cal, cfg, warnings);
 	add_config_deadlines(cal, cfg, warnings);
 	state_close(k.st);
 	return cal;

@@ -367,7 +367,10 @@ static void test_outlook_export_category(void **state)
 	(void)state;
 	assert_non_null(cal);
 	assert_int_equal(cal->n_sessions, 3);
-	assert_int_equal(cal->n_ignored, 1); /* the dentist */
+	assert_int_equal(cal->n_ignored, 1); /* the dentist, listed by UID and line */
+	assert_int_equal(cal->ignored[0].line, 140);
+	assert_string_equal(cal->ignored[0].label, "VEVENT \"Tandläkare\"");
+	assert_non_null(strstr(cal->ignored[0].uid, "D9E8F7A6B5C4D3"));
 	assert_int_equal(cal->n_deadlines, 1);
 	assert_true(cal->deadlines[0].date_only);
 	/* The whole of 13 December, Stockholm time. */

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KALLAD, KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, SOURCE, KalladCase, main  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 NEXT_DAY = "2019-11-21T08:00:00+01:00"
@@ -60,7 +60,7 @@ def read(path):
 
 def begin_lines(text, uid):
     """The lines of the BEGIN:VEVENT of each event with this UID."""
-    lines, begin, found = text.split("\r\n"), 0, []
+    lines, begin, found = text.replace("\r\n", "\n").split("\n"), 0, []
     for i, line in enumerate(lines, 1):
         if line == "BEGIN:VEVENT":
             begin = i
@@ -328,6 +328,103 @@ class DateEnd(CalendarCase):
         p = self.prog.run("--check", check=0)
         self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-15T00:00:00+01:00  "
                       "s2@example.org", p.stdout)
+
+
+class OutsideSessionsCategory(CalendarCase):
+    """With sessions-category, an event kallad knew (a deadline, a
+    session) that is still in the file but now outside what kallad reads
+    keeps its last good copy with a warning, as an unreadable one does:
+    its reminders go on, nobody gets a cancel."""
+
+    S2 = "styra-leda-2020-2@example.org"
+    DL = "anmalan-2020@example.org"
+
+    def example(self, deadline_categories, s2_categories="session"):
+        with open(os.path.join(SOURCE, "config", "programme.ics"), encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("BEGIN:VTODO", "BEGIN:VEVENT").replace("END:VTODO", "END:VEVENT")
+        text = text.replace("DUE;VALUE=DATE:20191213", "DTSTART;VALUE=DATE:20191213")
+        text = text.replace("CATEGORIES:registration", "CATEGORIES:" + deadline_categories)
+        s2 = text.index("UID:" + self.S2)
+        end = text.index("END:VEVENT", s2)
+        part = text[s2:end].replace("CATEGORIES:session", "CATEGORIES:" + s2_categories)
+        return self.write(text[:s2] + part + text[end:])
+
+    def base_run(self):
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("Deadline,registration")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 1 deadlines\n", p.stdout)
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        return set(self.prog.outbox_messages())
+
+    def test_known_deadline_loses_its_category(self):
+        sent = self.base_run()
+        text = self.example("registration")
+        line = begin_lines(text, self.DL)[0]
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 1 deadlines", p.stdout)
+        self.assertIn(f"  deadline 2019-12-13 (the whole day)  {self.DL}  Sista anmälningsdag  "
+                      "categories: Deadline,registration  (unreadable: its last good copy)",
+                      p.stdout)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Sista anmälningsdag\": kallad knows this "
+                      "UID as a deadline, and the event is now outside sessions-category "
+                      "\"session\" (and no deadline: no CATEGORIES deadline, no [deadline UID] "
+                      f"section); skipped (UID {self.DL})", p.stderr)
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"",
+                      p.stderr)
+        _, plan = self.plan(NEXT_DAY)
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, self.DL,
+                       "registration-deadline"], plan)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_known_session_loses_its_category(self):
+        sent = self.base_run()
+        text = self.example("Deadline,registration", s2_categories="workshop")
+        line = begin_lines(text, self.S2)[0]
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": kallad knows this "
+                      "UID as a session, and the event is now outside sessions-category "
+                      f"\"session\"; skipped (UID {self.S2})", p.stderr)
+        self.assertIn("keeping the last good copy of the session \"Styrning och risker\"",
+                      p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.assertIn(self.S2, [x[3] for x in plan if x[1] == "session-reminder"])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_known_deadline_loses_its_category_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("Deadline,registration")
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 28)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 28)
+        self.example("registration")
+        wait_for(lambda: "keeping the last good copy of the deadline" in read(logpath).decode())
+        self.assertIn("kallad knows this UID as a deadline, and the event is now outside "
+                      "sessions-category", read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+    def test_unknown_event_outside_is_ignored(self):
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("registration")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 0 deadlines, 1 other events (not in "
+                      "sessions-category)", p.stdout)
+        self.assertNotIn(self.DL, p.stderr)
 
 
 class OneUidTwoEvents(CalendarCase):
