@@ -111,29 +111,39 @@ static bool check_not_recurring(struct loader *ld, icalcomponent *comp,
 	return true;
 }
 
-/* SEQUENCE as written: libical reads "SEQUENCE:abc" as 0 without a word. */
-static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct span *sp,
-			  const char *label, int *out)
+/* SEQUENCE as written, 0 when absent; -1 when it is not a whole number
+ * >= 0 (libical reads "SEQUENCE:abc" as 0 without a word), *line and
+ * *raw then saying where and what. */
+static long sequence_of(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			int *line, const char **raw)
 {
 	long v;
 
-	*out = 0;
 	if (!icalcomponent_get_first_property(comp, ICAL_SEQUENCE_PROPERTY))
-		return true;
+		return 0;
 	for (size_t i = sp->first + 1; i < sp->last && i < ld->text.n_lines; i++) {
 		const char *text = ld->text.lines[i].text;
 		if (!caltext_is(text, "SEQUENCE"))
 			continue;
-		if (!parse_int(caltext_value(text), 0, INT_MAX, &v)) {
-			cal_fail(ld, ld->text.lines[i].line, "%s: SEQUENCE \"%s\" is not a whole number >= 0",
-			     label, caltext_value(text));
-			return false;
-		}
-		*out = (int)v;
-		return true;
+		*line = ld->text.lines[i].line;
+		*raw = caltext_value(text);
+		return parse_int(*raw, 0, INT_MAX, &v) ? v : -1;
 	}
-	*out = icalcomponent_get_sequence(comp);
-	return true;
+	return icalcomponent_get_sequence(comp);
+}
+
+/* A session's SEQUENCE, which must be a number. */
+static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			  const char *label, int *out)
+{
+	const char *raw = "";
+	int line = 0;
+	long v = sequence_of(ld, comp, sp, &line, &raw);
+
+	*out = v < 0 ? 0 : (int)v;
+	if (v < 0)
+		cal_fail(ld, line, "%s: SEQUENCE \"%s\" is not a whole number >= 0", label, raw);
+	return v >= 0;
 }
 
 /* ---- sessions and deadlines ---- */
@@ -324,15 +334,22 @@ static bool is_recurring(icalcomponent *c)
 	       icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
 }
 
+/* Notes an item read (used: as a session or deadline) for
+ * calendar_uid.c, with its SEQUENCE: a deadline's is not read otherwise,
+ * and one that is no number orders nothing. */
 static void note_seen(struct loader *ld, icalcomponent *c, const struct span *sp,
-		      const char *uid, bool used)
+		      const char *uid, bool used, bool deadline)
 {
+	const char *raw;
+	int line;
+
 	if (!uid)
 		return;
 	ld->seen = xgrow(ld->seen, &ld->cap_seen, ld->n_seen, sizeof(*ld->seen));
-	ld->seen[ld->n_seen++] = (struct seen){.uid = xstrdup(uid), .label = item_label(c),
-					       .line = ld->text.lines[sp->first].line,
-					       .recurring = is_recurring(c), .used = used};
+	ld->seen[ld->n_seen++] = (struct seen){
+		.uid = xstrdup(uid), .label = item_label(c), .line = ld->text.lines[sp->first].line,
+		.recurring = is_recurring(c), .used = used, .deadline = deadline,
+		.sequence = (int)sequence_of(ld, c, sp, &line, &raw)};
 }
 
 /* Lists an event outside sessions-category (uid is taken). */
@@ -378,7 +395,7 @@ void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 	caltext_xlic(&ld->text, c, sp, ld->errs);
 	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
 	ok = item_end(ld, c, sp, ok, uid);
-	note_seen(ld, c, sp, uid, ok);
+	note_seen(ld, c, sp, uid, ok, deadline);
 	if (!ok) {
 		if (deadline)
 			cal_deadline_clear(&d);

@@ -407,6 +407,51 @@ static void test_duplicate_uid_lenient(void **state)
 	errlist_free(&warn);
 }
 
+/* Copies of one UID that differ: the only one at the highest SEQUENCE is
+ * read, in any order, sessions and deadlines alike; copies that differ
+ * at the highest are all skipped as before. */
+static void test_duplicate_uid_sequence(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-duplicate-uid-sequence.ics", NULL,
+					     &warn, &errs);
+	const struct session *s;
+	const struct deadline *d;
+
+	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 1);
+	s = calendar_session(cal, "moved@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 3, 19, 9, 0));
+	assert_int_equal(s->sequence, 3);
+	assert_int_equal(s->line, 4);
+	assert_int_equal(cal->n_deadlines, 1);
+	d = calendar_deadline(cal, "todo@example.org");
+	assert_non_null(d);
+	assert_int_equal(d->due, utc(2019, 12, 20, 23, 0));
+	assert_null(calendar_session(cal, "tie@example.org"));
+	assert_true(calendar_is_unreadable(cal, "tie@example.org"));
+	assert_false(calendar_is_unreadable(cal, "moved@example.org"));
+	assert_int_equal(warn.n, 5);
+	assert_non_null(strstr(warn.items[0], "calendar-duplicate-uid-sequence.ics:12: VEVENT "
+			       "\"Flyttad\": UID \"moved@example.org\" is also the UID of VEVENT "
+			       "\"Flyttad\" at line 4, a later revision (SEQUENCE 3): this one "
+			       "(SEQUENCE 2) is not read (UID moved@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-duplicate-uid-sequence.ics:33: VEVENT "
+			       "\"Oavgjord\": UID \"tie@example.org\" is also the UID of VEVENT "
+			       "\"Oavgjord\" at line 40, which differs: which one is meant cannot "
+			       "be told; skipped"));
+	assert_non_null(strstr(warn.items[4], "calendar-duplicate-uid-sequence.ics:20: VTODO "
+			       "\"Sista anmälningsdag\": UID \"todo@example.org\" is also the UID "
+			       "of VTODO \"Sista anmälningsdag\" at line 26, a later revision "
+			       "(SEQUENCE 1): this one (SEQUENCE 0) is not read (UID todo@example.org)"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
 /* DTEND;VALUE=DATE after a timed DTSTART: read as 00:00 on that day in
  * the programme zone (RFC 5545: a date end is exclusive), or as the end
  * of that day when it is the day of the start, with a warning; one that
@@ -521,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_google_export_lenient),
 		cmocka_unit_test(test_outlook_export_category),
 		cmocka_unit_test(test_duplicate_uid_lenient),
+		cmocka_unit_test(test_duplicate_uid_sequence),
 		cmocka_unit_test(test_date_end),
 		cmocka_unit_test(test_named_deadline),
 		cmocka_unit_test(test_x_wr_timezone),

@@ -465,6 +465,42 @@ class OneUidTwoEvents(CalendarCase):
         _, plan = self.plan(BEFORE)
         self.assertNotIn(DUP, [x[3] for x in plan])
 
+    def test_highest_sequence_is_the_edit(self):
+        # A moved copy with a higher SEQUENCE (RFC 5545: it orders the
+        # revisions of one UID) is the edit, whichever comes first.
+        moved = self.B.replace("Dup B", "Dup A").replace(
+            "DTSTAMP:20191001T080000Z", "DTSTAMP:20191115T080000Z\r\nSEQUENCE:1")
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        for events in ((self.A, moved), (moved, self.A)):
+            text = self.write(calendar(session_1(), *events))
+            lines = begin_lines(text, DUP)
+            old, new = (lines[0], lines[1]) if events[0] is self.A else (lines[1], lines[0])
+            p, plan = self.plan(NEXT_DAY)
+            self.assertIn(f"programme.ics:{old}: VEVENT \"Dup A\": UID \"{DUP}\" is also the UID "
+                          f"of VEVENT \"Dup A\" at line {new}, a later revision (SEQUENCE 1): "
+                          f"this one (SEQUENCE 0) is not read (UID {DUP})", p.stderr)
+            self.assertNotIn("cannot be told", p.stderr)
+            self.assertNotIn("last good copy", p.stderr)
+            self.assertIn("update", [x[1] for x in plan if x[3] == DUP])
+            p = self.prog.run("--check", check=0)
+            self.assertIn("session  2020-03-19T10:00:00+01:00 – 2020-03-20T13:00:00+01:00  " + DUP,
+                          p.stdout)
+
+    def test_copies_that_differ_at_the_highest_sequence_stay_a_conflict(self):
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        one = "DTSTAMP:20191001T080000Z\r\nSEQUENCE:1"
+        text = self.write(calendar(session_1(), self.A.replace("DTSTAMP:20191001T080000Z", one),
+                                   self.B.replace("DTSTAMP:20191001T080000Z", one)))
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assert_both_reported(text, p.stderr)
+        self.assertIn("keeping the last good copy of the session \"Dup A\"", p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
     def test_identical_copies_are_one_event(self):
         text = self.write(calendar(session_1(), self.A, self.A))
         first, second = begin_lines(text, DUP)
