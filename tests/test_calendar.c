@@ -523,8 +523,9 @@ static void test_named_deadline(void **state)
 }
 
 /* Google and Apple name the calendar's zone in X-WR-TIMEZONE: a floating
- * time is read in it (summer time included); a TZID or UTC time is not
- * touched by it. */
+ * time is read in it (summer time included), with a warning when its
+ * clock is not the programme zone's; a TZID or UTC time is not touched
+ * by it. */
 static void test_x_wr_timezone(void **state)
 {
 	struct errlist warn = {0}, errs = {0};
@@ -534,7 +535,16 @@ static void test_x_wr_timezone(void **state)
 
 	(void)state;
 	assert_non_null(cal);
-	assert_int_equal(warn.n, 0);
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "calendar-x-wr-timezone.ics:9: VEVENT \"Flytande i New "
+			       "York\": DTSTART is a floating time, read in X-WR-TIMEZONE "
+			       "\"America/New_York\", whose clock is not the programme zone's "
+			       "(Europe/Stockholm): 2020-05-07T16:00:00+02:00; give it a TZID if "
+			       "another zone was meant (UID floating-summer@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-x-wr-timezone.ics:10: VEVENT \"Flytande i "
+			       "New York\": DTEND is a floating time"));
 	s = calendar_session(cal, "floating-summer@example.org");
 	assert_non_null(s);
 	assert_int_equal(s->start, utc(2020, 5, 7, 14, 0)); /* 10:00 EDT */

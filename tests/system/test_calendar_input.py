@@ -530,6 +530,35 @@ class FloatingTimes(CalendarCase):
                       p.stdout)
         self.assertNotIn("floating", p.stderr)
 
+    def test_zone_other_than_the_programme_s_warns(self):
+        # Read in New York: 10:00 there is 15:00 in Stockholm. Whoever
+        # typed it may have meant the programme's own 10:00.
+        text = self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:America/New_York\r\n"))
+        line = begin_lines(text, "f@example.org")[0] + 3
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T15:00:00+01:00 – 2020-03-13T18:00:00+01:00  f@",
+                      p.stdout)
+        for name, when in (("DTSTART", "2020-03-12T15:00:00+01:00"),
+                           ("DTEND", "2020-03-13T18:00:00+01:00")):
+            self.assertIn(f"programme.ics:{line}: VEVENT \"Flytande\": {name} is a floating time, "
+                          "read in X-WR-TIMEZONE \"America/New_York\", whose clock is not the "
+                          f"programme zone's (Europe/Stockholm): {when}; give it a TZID if "
+                          "another zone was meant (UID f@example.org)", p.stderr)
+            line += 1
+
+    def test_zone_with_the_programme_s_clock_is_quiet(self):
+        self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:Europe/Berlin\r\n"))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  f@",
+                      p.stdout)
+        self.assertNotIn("floating", p.stderr)
+
     def test_unknown_zone_skips_with_its_name(self):
         text = self.write(calendar(
             session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
