@@ -127,8 +127,9 @@ static bool keep_deadline(struct known *k, struct calendar *cal, const char *uid
  * went) would invite everyone to it. Its kind is part of what kallad
  * knew of it, as its time is: the event is taken as unreadable, and the
  * deadline keeps its last good copy. A session that becomes a deadline
- * takes a deliberate act (a category added, a section written) and is
- * the session's removal, like any other. */
+ * takes a deliberate edit of the file (a category added) and is the
+ * session's removal, like any other; a section of kallad.conf does not
+ * make one (read_file_once). */
 static void keep_deadlines(struct known *k, struct calendar *cal, const char *path,
 			   struct errlist *warnings)
 {
