@@ -228,6 +228,11 @@ void calendar_free(struct calendar *cal)
 	for (size_t i = 0; i < cal->n_unreadable; i++)
 		free(cal->unreadable[i]);
 	free(cal->unreadable);
+	for (size_t i = 0; i < cal->n_ignored; i++) {
+		free(cal->ignored[i].uid);
+		free(cal->ignored[i].label);
+	}
+	free(cal->ignored);
 	free(cal->sessions);
 	free(cal->deadlines);
 	free(cal);

@@ -17,7 +17,9 @@ struct session {
 			    * waits (changes_sync, the guard against mass vanishing) */
 	int line;          /* line of its BEGIN:VEVENT in the file */
 	bool kept;         /* unreadable now: this is its last good copy */
-	bool end_is_date;  /* DTEND was a date: end is the end of that day */
+	bool end_is_date;  /* DTEND was a date D (calendar_item.c: end is 00:00 on D,
+			    * or the end of D when that is not after start) */
+	time_t end_date;   /* with end_is_date: 00:00 on D in the programme zone */
 };
 
 struct deadline {
@@ -27,6 +29,13 @@ struct deadline {
 	int revision;   /* times kallad saw it move (changes_sync): its keys' SEQUENCE */
 	int line;       /* 0 for a [deadline NAME] of kallad.conf */
 	bool kept;      /* unreadable now: this is its last good copy */
+};
+
+/* An event outside [programme] sessions-category, not read. */
+struct cal_ignored {
+	char *uid;   /* NULL when it has none */
+	char *label; /* VEVENT "its SUMMARY" */
+	int line;    /* of its BEGIN:VEVENT */
 };
 
 struct calendar {
@@ -39,7 +48,11 @@ struct calendar {
 	 * good copy (programme.c). */
 	char **unreadable;
 	size_t n_unreadable;
-	size_t n_ignored; /* events outside [programme] sessions-category */
+	/* The events outside [programme] sessions-category: a session or
+	 * deadline kallad knew by one's UID keeps its last good copy
+	 * (programme_calendar.c). */
+	struct cal_ignored *ignored;
+	size_t n_ignored;
 };
 
 /* Parses path. A calendar that does not parse, or whose sessions or
@@ -66,7 +79,7 @@ struct calendar_opts {
  * NULL with errs. A VEVENT whose CATEGORIES include "deadline", or whose
  * UID is one of opts->deadline_uids, is a deadline due at its DTSTART (an
  * all-day one at the end of that day). With opts->sessions_category,
- * other events are not sessions (n_ignored). opts may be NULL. Empty
+ * other events are not sessions (listed in ignored). opts may be NULL. Empty
  * properties ("LOCATION:") count as absent in both readers. */
 struct calendar *calendar_read(const char *path, const struct calendar_opts *opts,
 			       struct errlist *warnings, struct errlist *errs);

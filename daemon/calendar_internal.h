@@ -18,6 +18,8 @@ struct seen {
 	int line;       /* of its BEGIN */
 	bool recurring; /* RRULE, RDATE or RECURRENCE-ID: skipped as such */
 	bool used;      /* it became a session or deadline */
+	bool deadline;  /* read as a deadline, not a session */
+	int sequence;   /* its SEQUENCE (0 when absent); -1 when not a number */
 };
 
 struct loader {
@@ -32,7 +34,7 @@ struct loader {
 	struct caltext text;
 	size_t next_event, next_todo;
 	struct calendar *cal;
-	size_t cap_sessions, cap_deadlines;
+	size_t cap_sessions, cap_deadlines, cap_ignored;
 	struct seen *seen; /* every item of the file but those outside sessions-category */
 	size_t n_seen, cap_seen;
 };
@@ -67,10 +69,12 @@ bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind
 		      bool *date_only, time_t *out, struct icaltimetype *day);
 
 /* calendar_uid.c: one namespace for UIDs. Strict, a duplicate rejects
- * the file. Else copies of one UID that differ (Outlook's copy of a
- * meeting keeps its UID) are all skipped, each named with another's
- * line: file order must not decide which is meant. Identical copies are
- * read once. Frees ld->seen. */
+ * the file. Else of copies of one UID that differ, read as one kind, the
+ * only one at the highest SEQUENCE is read (RFC 5545: SEQUENCE orders
+ * the revisions of one UID); otherwise (Outlook's copy of a meeting keeps
+ * its UID) all are skipped, each named with another's line: file order
+ * must not decide which is meant. Identical copies are read once. Frees
+ * ld->seen. */
 void cal_check_unique(struct loader *ld);
 
 #endif

@@ -111,29 +111,39 @@ static bool check_not_recurring(struct loader *ld, icalcomponent *comp,
 	return true;
 }
 
-/* SEQUENCE as written: libical reads "SEQUENCE:abc" as 0 without a word. */
-static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct span *sp,
-			  const char *label, int *out)
+/* SEQUENCE as written, 0 when absent; -1 when it is not a whole number
+ * >= 0 (libical reads "SEQUENCE:abc" as 0 without a word), *line and
+ * *raw then saying where and what. */
+static long sequence_of(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			int *line, const char **raw)
 {
 	long v;
 
-	*out = 0;
 	if (!icalcomponent_get_first_property(comp, ICAL_SEQUENCE_PROPERTY))
-		return true;
+		return 0;
 	for (size_t i = sp->first + 1; i < sp->last && i < ld->text.n_lines; i++) {
 		const char *text = ld->text.lines[i].text;
 		if (!caltext_is(text, "SEQUENCE"))
 			continue;
-		if (!parse_int(caltext_value(text), 0, INT_MAX, &v)) {
-			cal_fail(ld, ld->text.lines[i].line, "%s: SEQUENCE \"%s\" is not a whole number >= 0",
-			     label, caltext_value(text));
-			return false;
-		}
-		*out = (int)v;
-		return true;
+		*line = ld->text.lines[i].line;
+		*raw = caltext_value(text);
+		return parse_int(*raw, 0, INT_MAX, &v) ? v : -1;
 	}
-	*out = icalcomponent_get_sequence(comp);
-	return true;
+	return icalcomponent_get_sequence(comp);
+}
+
+/* A session's SEQUENCE, which must be a number. */
+static bool read_sequence(struct loader *ld, icalcomponent *comp, const struct span *sp,
+			  const char *label, int *out)
+{
+	const char *raw = "";
+	int line = 0;
+	long v = sequence_of(ld, comp, sp, &line, &raw);
+
+	*out = v < 0 ? 0 : (int)v;
+	if (v < 0)
+		cal_fail(ld, line, "%s: SEQUENCE \"%s\" is not a whole number >= 0", label, raw);
+	return v >= 0;
 }
 
 /* ---- sessions and deadlines ---- */
@@ -216,18 +226,28 @@ static bool item_end(struct loader *ld, icalcomponent *c, const struct span *sp,
 }
 
 /* DTEND;VALUE=DATE after a timed DTSTART (RFC 5545 wants both of one
- * type): the session lasts into that day, and its hour is not given. The
- * end of that day in the programme zone, said in a warning, is read
- * rather than the session dropped. */
+ * type): the hour is not given, and a date end is exclusive (an all-day
+ * event of 12 March ends "20200313"). 00:00 on that day in the programme
+ * zone, or the end of it when that is not after the start (a tool that
+ * writes the last day itself), said in a warning, is read rather than the
+ * session dropped. */
 static void date_end(struct loader *ld, const struct span *sp, const char *label,
-		     struct icaltimetype day, time_t *end)
+		     struct icaltimetype day, struct session *s)
 {
 	char buf[40];
 
-	*end = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
-	tz_rfc3339(*end, buf, sizeof(buf));
-	cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
-		 "%s: DTEND is a date without a time: read as the end of that day, %s", label, buf);
+	s->end_date = tz_mktime(day.year, day.month, day.day, 0, 0, 0);
+	s->end = s->end_date > s->start ? s->end_date
+					: tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+	tz_rfc3339(s->end, buf, sizeof(buf));
+	if (s->end == s->end_date)
+		cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
+			 "%s: DTEND is a date without a time: read as the start of that day (a date "
+			 "end is exclusive, RFC 5545), %s", label, buf);
+	else
+		cal_note(ld, caltext_prop_line(&ld->text, sp, "DTEND"),
+			 "%s: DTEND is a date without a time, the day of DTSTART: read as the end of "
+			 "that day, %s", label, buf);
 }
 
 static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *ev,
@@ -245,8 +265,8 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 	bool have_start = cal_read_instant(ld, &w, ICAL_DTSTART_PROPERTY, NULL, &s->start, &unused);
 	bool have_end = cal_read_instant(ld, &w, ICAL_DTEND_PROPERTY, &end_is_date, &s->end,
 					 &end_day);
-	if (have_end && end_is_date)
-		date_end(ld, sp, label, end_day, &s->end);
+	if (have_start && have_end && end_is_date)
+		date_end(ld, sp, label, end_day, s);
 	s->end_is_date = end_is_date;
 	if (have_start && have_end && s->end <= s->start) {
 		char a[32], b[32];
@@ -314,15 +334,31 @@ static bool is_recurring(icalcomponent *c)
 	       icalcomponent_get_first_property(c, ICAL_RECURRENCEID_PROPERTY);
 }
 
+/* Notes an item read (used: as a session or deadline) for
+ * calendar_uid.c, with its SEQUENCE: a deadline's is not read otherwise,
+ * and one that is no number orders nothing. */
 static void note_seen(struct loader *ld, icalcomponent *c, const struct span *sp,
-		      const char *uid, bool used)
+		      const char *uid, bool used, bool deadline)
 {
+	const char *raw;
+	int line;
+
 	if (!uid)
 		return;
 	ld->seen = xgrow(ld->seen, &ld->cap_seen, ld->n_seen, sizeof(*ld->seen));
-	ld->seen[ld->n_seen++] = (struct seen){.uid = xstrdup(uid), .label = item_label(c),
-					       .line = ld->text.lines[sp->first].line,
-					       .recurring = is_recurring(c), .used = used};
+	ld->seen[ld->n_seen++] = (struct seen){
+		.uid = xstrdup(uid), .label = item_label(c), .line = ld->text.lines[sp->first].line,
+		.recurring = is_recurring(c), .used = used, .deadline = deadline,
+		.sequence = (int)sequence_of(ld, c, sp, &line, &raw)};
+}
+
+/* Lists an event outside sessions-category (uid is taken). */
+static void note_ignored(struct loader *ld, icalcomponent *c, const struct span *sp, char *uid)
+{
+	ld->cal->ignored = xgrow(ld->cal->ignored, &ld->cap_ignored, ld->cal->n_ignored,
+				 sizeof(*ld->cal->ignored));
+	ld->cal->ignored[ld->cal->n_ignored++] = (struct cal_ignored){
+		.uid = uid, .label = item_label(c), .line = ld->text.lines[sp->first].line};
 }
 
 /* True if uid is one of the UIDs that kallad.conf names as deadlines. */
@@ -352,15 +388,14 @@ void cal_read_item(struct loader *ld, icalcomponent *vcal, icalcomponent *c,
 
 	free(cats);
 	if (ignored) {
-		ld->cal->n_ignored++;
-		free(uid);
+		note_ignored(ld, c, sp, uid);
 		return;
 	}
 	item_begin(ld);
 	caltext_xlic(&ld->text, c, sp, ld->errs);
 	ok = deadline ? read_deadline(ld, vcal, c, sp, &d) : read_session(ld, vcal, c, sp, &s);
 	ok = item_end(ld, c, sp, ok, uid);
-	note_seen(ld, c, sp, uid, ok);
+	note_seen(ld, c, sp, uid, ok, deadline);
 	if (!ok) {
 		if (deadline)
 			cal_deadline_clear(&d);

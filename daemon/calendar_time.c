@@ -104,6 +104,25 @@ static icaltimezone *floating_zone(struct loader *ld, const struct when *w, cons
 	return NULL;
 }
 
+/* A floating time read through X-WR-TIMEZONE is the wall clock of that
+ * zone: said in a warning when the programme zone's clock shows another
+ * time then (a calendar kept in New York, a programme in Stockholm),
+ * since whoever typed it may have meant the programme's own hour. */
+static void note_floating(struct loader *ld, const struct when *w, const char *name, int line,
+			  icaltimezone *zone, time_t t)
+{
+	struct tm local;
+	char buf[40];
+
+	tz_local(t, &local);
+	if (local.tm_gmtoff == zone_offset(t, zone))
+		return;
+	tz_rfc3339(t, buf, sizeof(buf));
+	cal_note(ld, line, "%s: %s is a floating time, read in X-WR-TIMEZONE \"%s\", whose clock is "
+		 "not the programme zone's (%s): %s; give it a TZID if another zone was meant",
+		 w->label, name, wr_timezone(w->vcal), tz_name(), buf);
+}
+
 bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind kind,
 		      bool *date_only, time_t *out, struct icaltimetype *day)
 {
@@ -113,6 +132,7 @@ bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind
 	struct icaltimetype t;
 	icalparameter *tzp;
 	icaltimezone *zone;
+	bool floating = false;
 
 	if (!p) {
 		cal_fail(ld, ld->text.lines[w->sp->first].line, "%s: no %s", w->label, name);
@@ -160,11 +180,15 @@ bool cal_read_instant(struct loader *ld, const struct when *w, icalproperty_kind
 		zone = icaltimezone_get_utc_timezone();
 	} else if (!(zone = floating_zone(ld, w, name, line))) {
 		return false;
+	} else {
+		floating = true;
 	}
 	*out = zoned_instant(t, zone);
 	if (!tz_in_range(*out)) {
 		cal_fail(ld, line, "%s: %s is outside the years " TZ_RANGE_TEXT, w->label, name);
 		return false;
 	}
+	if (floating)
+		note_floating(ld, w, name, line, zone, *out);
 	return true;
 }

@@ -2,7 +2,8 @@
  * deliveries and state (INTEROP I6): two events with one UID that differ
  * cannot both be the session, and which one is meant is not in the file
  * (Outlook's copy of a meeting keeps the UID of the original; a swap of
- * their order in the next export must not move anyone's session). */
+ * their order in the next export must not move anyone's session), unless
+ * SEQUENCE, which orders the revisions of one UID, names one. */
 #include "calendar_internal.h"
 
 #include <stdlib.h>
@@ -47,6 +48,7 @@ static bool session_same(const struct session *a, const struct session *b)
 {
 	return a->start == b->start && a->end == b->end && a->sequence == b->sequence &&
 	       a->cancelled == b->cancelled && a->end_is_date == b->end_is_date &&
+	       a->end_date == b->end_date &&
 	       str_eq(a->summary, b->summary) && str_eq(a->location, b->location) &&
 	       str_eq(a->description, b->description) && str_eq(a->categories, b->categories);
 }
@@ -81,14 +83,12 @@ static bool copies_same(const struct calendar *cal, const char *uid)
 	return true;
 }
 
-/* Removes the sessions and deadlines with this UID but the first keep
- * (in file order: the arrays are not sorted yet). */
-static void drop_copies(struct calendar *cal, const char *uid, size_t keep)
+/* Removes the sessions and deadlines with this UID but the one whose
+ * BEGIN is at line keep (0: all of them). */
+static void drop_copies(struct calendar *cal, const char *uid, int keep)
 {
-	size_t n = 0;
-
 	for (size_t i = 0; i < cal->n_sessions;) {
-		if (strcmp(cal->sessions[i].uid, uid) != 0 || n++ < keep) {
+		if (strcmp(cal->sessions[i].uid, uid) != 0 || cal->sessions[i].line == keep) {
 			i++;
 			continue;
 		}
@@ -98,7 +98,7 @@ static void drop_copies(struct calendar *cal, const char *uid, size_t keep)
 		cal->n_sessions--;
 	}
 	for (size_t i = 0; i < cal->n_deadlines;) {
-		if (strcmp(cal->deadlines[i].uid, uid) != 0 || n++ < keep) {
+		if (strcmp(cal->deadlines[i].uid, uid) != 0 || cal->deadlines[i].line == keep) {
 			i++;
 			continue;
 		}
@@ -109,12 +109,80 @@ static void drop_copies(struct calendar *cal, const char *uid, size_t keep)
 	}
 }
 
+/* Whether the copies read from items a and b (of one UID and kind) say
+ * the same. */
+static bool seen_same(const struct calendar *cal, const struct seen *a, const struct seen *b)
+{
+	const struct session *sa = NULL, *sb = NULL;
+	const struct deadline *da = NULL, *db = NULL;
+
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		const struct session *s = &cal->sessions[i];
+		if (strcmp(s->uid, a->uid) == 0 && s->line == a->line)
+			sa = s;
+		if (strcmp(s->uid, b->uid) == 0 && s->line == b->line)
+			sb = s;
+	}
+	for (size_t i = 0; i < cal->n_deadlines; i++) {
+		const struct deadline *d = &cal->deadlines[i];
+		if (strcmp(d->uid, a->uid) == 0 && d->line == a->line)
+			da = d;
+		if (strcmp(d->uid, b->uid) == 0 && d->line == b->line)
+			db = d;
+	}
+	if (sa && sb)
+		return session_same(sa, sb);
+	return da && db && deadline_same(da, db);
+}
+
+/* Of copies g[0..n) that all read, as one kind, and differ: the one at
+ * the highest SEQUENCE, if it is the only one there (or the others there
+ * say the same). RFC 5545 §3.8.7.4: SEQUENCE orders the revisions of one
+ * UID, so a moved copy with a higher one is the edit, whatever the file
+ * order. NULL when SEQUENCE does not tell. */
+static const struct seen *latest_revision(const struct calendar *cal, struct seen **g, size_t n)
+{
+	const struct seen *top = g[0];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!g[i]->used || g[i]->sequence < 0 || g[i]->deadline != g[0]->deadline)
+			return NULL;
+		if (g[i]->sequence > top->sequence)
+			top = g[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (g[i] != top && g[i]->sequence == top->sequence && !seen_same(cal, top, g[i]))
+			return NULL;
+	return top;
+}
+
+/* Reads the copy top of g[0..n) alone, naming each other. */
+static void take_latest(struct loader *ld, struct seen **g, size_t n, const struct seen *top)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (g[i] == top)
+			continue;
+		if (g[i]->sequence == top->sequence)
+			errlist_add_at(ld->warnings, ld->path, g[i]->line,
+				       "%s: the same event as line %d again: read once (UID %s)",
+				       g[i]->label, top->line, top->uid);
+		else
+			errlist_add_at(ld->warnings, ld->path, g[i]->line,
+				       "%s: UID \"%s\" is also the UID of %s at line %d, a later revision "
+				       "(SEQUENCE %d): this one (SEQUENCE %d) is not read (UID %s)",
+				       g[i]->label, top->uid, top->label, top->line, top->sequence,
+				       g[i]->sequence, top->uid);
+	}
+	drop_copies(ld->cal, top->uid, top->line);
+}
+
 /* The items g[0..n) of one UID, in file order. Recurring ones (a series
  * and its RECURRENCE-ID overrides share a UID) are skipped as such and
  * named already. */
 static void resolve_uid(struct loader *ld, struct seen **g, size_t n)
 {
 	const char *uid = g[0]->uid;
+	const struct seen *top;
 	size_t used = 0;
 
 	for (size_t i = 0; i < n; i++)
@@ -124,7 +192,11 @@ static void resolve_uid(struct loader *ld, struct seen **g, size_t n)
 			errlist_add_at(ld->warnings, ld->path, g[i]->line,
 				       "%s: the same event as line %d again: read once (UID %s)",
 				       g[i]->label, g[0]->line, uid);
-		drop_copies(ld->cal, uid, 1);
+		drop_copies(ld->cal, uid, g[0]->line);
+		return;
+	}
+	if ((top = latest_revision(ld->cal, g, n))) {
+		take_latest(ld, g, n, top);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

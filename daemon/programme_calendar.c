@@ -2,7 +2,9 @@
  * (programme_calendar.h). An export that lost something must not turn
  * into mail: a session or deadline that no longer reads keeps its last
  * good copy, and so does a deadline whose event would now read as a
- * session (an invitation to everyone for a non-session). */
+ * session (an invitation to everyone for a non-session), and one whose
+ * event falls outside sessions-category now; a session a
+ * [deadline NAME] section names stays a session (a cancel for everyone). */
 #include "programme_calendar.h"
 
 #include "state.h"
@@ -44,6 +46,22 @@ static bool knows_deadline(struct known *k, const char *uid)
 	if (!known_state(k) || !state_deadline_copy(k->st, uid, &copy))
 		return false;
 	state_deadline_clear(&copy);
+	return true;
+}
+
+/* What kallad knows uid as: on a reload, what the calendar before it
+ * held; on a fresh start, a session only when the state holds a copy of
+ * it as a session and none as a deadline (a deadline stays a deadline:
+ * keep_deadlines). */
+static bool knows_session(struct known *k, const char *uid)
+{
+	struct session copy;
+
+	if (k->old)
+		return calendar_session(k->old, uid) != NULL;
+	if (knows_deadline(k, uid) || !known_state(k) || !state_session_copy(k->st, uid, &copy))
+		return false;
+	state_session_clear(&copy);
 	return true;
 }
 
@@ -109,8 +127,9 @@ static bool keep_deadline(struct known *k, struct calendar *cal, const char *uid
  * went) would invite everyone to it. Its kind is part of what kallad
  * knew of it, as its time is: the event is taken as unreadable, and the
  * deadline keeps its last good copy. A session that becomes a deadline
- * takes a deliberate act (a category added, a section written) and is
- * the session's removal, like any other. */
+ * takes a deliberate edit of the file (a category added) and is the
+ * session's removal, like any other; a section of kallad.conf does not
+ * make one (read_file_once). */
 static void keep_deadlines(struct known *k, struct calendar *cal, const char *path,
 			   struct errlist *warnings)
 {
@@ -135,10 +154,24 @@ static void keep_deadlines(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
-/* A session whose DTEND became a date (calendar_item.c reads the end of
- * that day) on the very day kallad knew it ending: the file no longer
- * says the hour, but it says nothing new either. Its known end stays,
- * so no update moves everyone's calendar to midnight. */
+/* Whether a known end falls on date_end's day D or the day before it:
+ * after 00:00 on D - 1, up to 00:00 on D + 1 (an end at midnight ends the
+ * day before). */
+static bool end_near_date(time_t known, time_t date_end)
+{
+	struct tm d;
+
+	tz_local(date_end, &d);
+	return known > tz_mktime(d.tm_year + 1900, d.tm_mon + 1, d.tm_mday - 1, 0, 0, 0) &&
+	       known <= tz_mktime(d.tm_year + 1900, d.tm_mon + 1, d.tm_mday + 1, 0, 0, 0);
+}
+
+/* A session whose DTEND became a date D (calendar_item.c reads 00:00 on
+ * D, RFC 5545's exclusive end) where kallad knew it ending on D - 1 (the
+ * RFC's way of writing that last day) or on D (the way some tools write
+ * it): the file no longer says the hour, but it says nothing new either.
+ * Its known end stays, so no update moves everyone's calendar to
+ * midnight. */
 static void keep_known_end(struct known *k, struct calendar *cal, const char *path,
 			   struct errlist *warnings)
 {
@@ -146,23 +179,19 @@ static void keep_known_end(struct known *k, struct calendar *cal, const char *pa
 		struct session *s = &cal->sessions[i];
 		const struct session *was = k->old ? calendar_session(k->old, s->uid) : NULL;
 		struct session copy = {0};
-		struct tm day, known;
 		char buf[40];
 
 		if (!s->end_is_date)
 			continue;
 		if (!was && !k->old && known_state(k) && state_session_copy(k->st, s->uid, &copy))
 			was = &copy;
-		tz_local(s->end - 1, &day);
-		if (was)
-			tz_local(was->end - 1, &known);
-		if (was && was->end > s->start && known.tm_year == day.tm_year &&
-		    known.tm_yday == day.tm_yday) {
+		if (was && was->end > s->start && end_near_date(was->end, s->end_date)) {
 			s->end = was->end;
 			tz_rfc3339(s->end, buf, sizeof(buf));
 			errlist_add_at(warnings, path, s->line,
-				       "VEVENT \"%s\": its DTEND is the date kallad knew it ending on: "
-				       "it keeps the end kallad knew, %s (UID %s)", s->summary, buf, s->uid);
+				       "VEVENT \"%s\": its DTEND is a date, and kallad knew it ending on "
+				       "that day or the day before: it keeps the end kallad knew, %s "
+				       "(UID %s)", s->summary, buf, s->uid);
 		}
 		if (was == &copy)
 			state_session_clear(&copy);
@@ -182,6 +211,37 @@ static void keep_last_good(struct known *k, struct calendar *cal, const char *pa
 			continue;
 		if (!keep_session(k, cal, uid, path, warnings))
 			keep_deadline(k, cal, uid, path, warnings);
+	}
+}
+
+/* An event kallad knew as a session or deadline that is still in the
+ * file, but outside sessions-category now (a re-export lost a category,
+ * the key was set afterwards), is no removal: it keeps its last good
+ * copy, as an unreadable one does. A deadline's reminders would be lost
+ * in silence, a session cancelled for everyone; deleting the event, or
+ * STATUS:CANCELLED, is how a session goes. */
+static void keep_outside(struct known *k, struct calendar *cal, const struct config *cfg,
+			 struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_ignored; i++) {
+		const struct cal_ignored *e = &cal->ignored[i];
+		bool deadline;
+
+		if (!e->uid || calendar_session(cal, e->uid) || calendar_deadline(cal, e->uid))
+			continue;
+		deadline = knows_deadline(k, e->uid);
+		if (!deadline && !knows_session(k, e->uid))
+			continue;
+		errlist_add_at(warnings, cfg->calendar, e->line,
+			       "%s: kallad knows this UID as a %s, and the event is now outside "
+			       "sessions-category \"%s\"%s; skipped (UID %s)", e->label,
+			       deadline ? "deadline" : "session", cfg->sessions_category,
+			       deadline ? " (and no deadline: no CATEGORIES deadline, no [deadline "
+					  "UID] section)" : "", e->uid);
+		if (deadline)
+			keep_deadline(k, cal, e->uid, cfg->calendar, warnings);
+		else
+			keep_session(k, cal, e->uid, cfg->calendar, warnings);
 	}
 }
 
@@ -251,10 +311,11 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 		if (found) {
 			apply_section(found, c, warnings);
 		} else if (calendar_session(cal, c->name)) {
-			/* Only a kept copy: the event itself reads as a deadline. */
-			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session, "
-				    "which it keeps (see above); this section is not used",
-				    c->file, c->line, c->name);
+			/* read_file_once did not name it: a session kallad knows. */
+			errlist_add(warnings, "%s:%d: [deadline %s]: kallad knows this UID as a session: "
+				    "a section does not turn a session into a deadline (a deadline "
+				    "needs a UID of its own); the session stays, and this section is "
+				    "not used", c->file, c->line, c->name);
 		} else if (!c->has_due) {
 			errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event with this "
 				    "UID that can be read, and the section has no due: no such deadline",
@@ -268,17 +329,22 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 }
 
 /* Reads the file again if it changed under the reading: id must be the
- * identity of what was read. The warnings are those of the read kept. */
-static struct calendar *read_file_once(const struct config *cfg, char id[FILE_ID_MAX],
-				       struct errlist *warnings, struct errlist *errs)
+ * identity of what was read. The warnings are those of the read kept.
+ * The events the [deadline NAME] sections name are read as deadlines,
+ * but for a session kallad knows: a section added to an older kallad's
+ * configuration (where it was not used) must not cancel it for everyone. */
+static struct calendar *read_file_once(const struct config *cfg, struct known *k,
+				       char id[FILE_ID_MAX], struct errlist *warnings,
+				       struct errlist *errs)
 {
 	const char **uids = xcalloc(cfg->n_deadlines + 1, sizeof(*uids));
 	struct calendar_opts opts = {.sessions_category = cfg->sessions_category,
-				     .deadline_uids = uids, .n_deadline_uids = cfg->n_deadlines};
+				     .deadline_uids = uids};
 	struct calendar *cal = NULL;
 
 	for (size_t i = 0; i < cfg->n_deadlines; i++)
-		uids[i] = cfg->deadlines[i].name;
+		if (!knows_session(k, cfg->deadlines[i].name))
+			uids[opts.n_deadline_uids++] = cfg->deadlines[i].name;
 	for (int tries = 0; tries < 3; tries++) {
 		struct errlist these = {0};
 		char after[FILE_ID_MAX];
@@ -303,14 +369,17 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 					 char id[FILE_ID_MAX], struct errlist *warnings,
 					 struct errlist *errs)
 {
-	struct calendar *cal = read_file_once(cfg, id, warnings, errs);
 	struct known k = {.old = old, .state_path = cfg->state};
+	struct calendar *cal = read_file_once(cfg, &k, id, warnings, errs);
 
-	if (!cal)
+	if (!cal) {
+		state_close(k.st);
 		return NULL;
+	}
 	keep_deadlines(&k, cal, cfg->calendar, warnings);
 	keep_known_end(&k, cal, cfg->calendar, warnings);
 	keep_last_good(&k, cal, cfg->calendar, warnings);
+	keep_outside(&k, cal, cfg, warnings);
 	add_config_deadlines(cal, cfg, warnings);
 	state_close(k.st);
 	return cal;

@@ -367,7 +367,10 @@ static void test_outlook_export_category(void **state)
 	(void)state;
 	assert_non_null(cal);
 	assert_int_equal(cal->n_sessions, 3);
-	assert_int_equal(cal->n_ignored, 1); /* the dentist */
+	assert_int_equal(cal->n_ignored, 1); /* the dentist, listed by UID and line */
+	assert_int_equal(cal->ignored[0].line, 140);
+	assert_string_equal(cal->ignored[0].label, "VEVENT \"Tandläkare\"");
+	assert_non_null(strstr(cal->ignored[0].uid, "D9E8F7A6B5C4D3"));
 	assert_int_equal(cal->n_deadlines, 1);
 	assert_true(cal->deadlines[0].date_only);
 	/* The whole of 13 December, Stockholm time. */
@@ -404,29 +407,86 @@ static void test_duplicate_uid_lenient(void **state)
 	errlist_free(&warn);
 }
 
-/* DTEND;VALUE=DATE after a timed DTSTART: read as the end of that day in
- * the programme zone, with a warning; one that ends before it starts is
- * skipped with its own, never in silence. */
-static void test_date_end(void **state)
+/* Copies of one UID that differ: the only one at the highest SEQUENCE is
+ * read, in any order, sessions and deadlines alike; copies that differ
+ * at the highest are all skipped as before. */
+static void test_duplicate_uid_sequence(void **state)
 {
 	struct errlist warn = {0}, errs = {0};
-	struct calendar *cal = calendar_read(FIXTURES "/calendar-date-end.ics", NULL, &warn, &errs);
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-duplicate-uid-sequence.ics", NULL,
+					     &warn, &errs);
+	const struct session *s;
+	const struct deadline *d;
 
 	(void)state;
 	for (size_t i = 0; i < warn.n; i++)
 		print_message("%s\n", warn.items[i]);
 	assert_non_null(cal);
 	assert_int_equal(cal->n_sessions, 1);
-	assert_int_equal(cal->sessions[0].start, utc(2020, 3, 12, 9, 0));
-	assert_int_equal(cal->sessions[0].end, utc(2020, 3, 13, 23, 0));
-	assert_true(cal->sessions[0].end_is_date);
-	assert_int_equal(warn.n, 2);
+	s = calendar_session(cal, "moved@example.org");
+	assert_non_null(s);
+	assert_int_equal(s->start, utc(2020, 3, 19, 9, 0));
+	assert_int_equal(s->sequence, 3);
+	assert_int_equal(s->line, 4);
+	assert_int_equal(cal->n_deadlines, 1);
+	d = calendar_deadline(cal, "todo@example.org");
+	assert_non_null(d);
+	assert_int_equal(d->due, utc(2019, 12, 20, 23, 0));
+	assert_null(calendar_session(cal, "tie@example.org"));
+	assert_true(calendar_is_unreadable(cal, "tie@example.org"));
+	assert_false(calendar_is_unreadable(cal, "moved@example.org"));
+	assert_int_equal(warn.n, 5);
+	assert_non_null(strstr(warn.items[0], "calendar-duplicate-uid-sequence.ics:12: VEVENT "
+			       "\"Flyttad\": UID \"moved@example.org\" is also the UID of VEVENT "
+			       "\"Flyttad\" at line 4, a later revision (SEQUENCE 3): this one "
+			       "(SEQUENCE 2) is not read (UID moved@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-duplicate-uid-sequence.ics:33: VEVENT "
+			       "\"Oavgjord\": UID \"tie@example.org\" is also the UID of VEVENT "
+			       "\"Oavgjord\" at line 40, which differs: which one is meant cannot "
+			       "be told; skipped"));
+	assert_non_null(strstr(warn.items[4], "calendar-duplicate-uid-sequence.ics:20: VTODO "
+			       "\"Sista anmälningsdag\": UID \"todo@example.org\" is also the UID "
+			       "of VTODO \"Sista anmälningsdag\" at line 26, a later revision "
+			       "(SEQUENCE 1): this one (SEQUENCE 0) is not read (UID todo@example.org)"));
+	calendar_free(cal);
+	errlist_free(&warn);
+}
+
+/* DTEND;VALUE=DATE after a timed DTSTART: read as 00:00 on that day in
+ * the programme zone (RFC 5545: a date end is exclusive), or as the end
+ * of that day when it is the day of the start, with a warning; one that
+ * ends before it starts is skipped with its own, never in silence. */
+static void test_date_end(void **state)
+{
+	struct errlist warn = {0}, errs = {0};
+	struct calendar *cal = calendar_read(FIXTURES "/calendar-date-end.ics", NULL, &warn, &errs);
+	const struct session *s;
+
+	(void)state;
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_non_null(cal);
+	assert_int_equal(cal->n_sessions, 2);
+	s = calendar_session(cal, "date-end@example.org");
+	assert_int_equal(s->start, utc(2020, 3, 12, 9, 0));
+	assert_int_equal(s->end, utc(2020, 3, 12, 23, 0));
+	assert_true(s->end_is_date);
+	assert_int_equal(s->end_date, utc(2020, 3, 12, 23, 0));
+	s = calendar_session(cal, "date-end-first-day@example.org");
+	assert_int_equal(s->end, utc(2020, 5, 7, 22, 0));
+	assert_int_equal(s->end_date, utc(2020, 5, 6, 22, 0));
+	assert_int_equal(warn.n, 3);
 	assert_non_null(strstr(warn.items[0], "calendar-date-end.ics:8: VEVENT \"Slutar en dag\": "
-			       "DTEND is a date without a time: read as the end of that day, "
-			       "2020-03-14T00:00:00+01:00 (UID date-end@example.org)"));
+			       "DTEND is a date without a time: read as the start of that day (a "
+			       "date end is exclusive, RFC 5545), 2020-03-13T00:00:00+01:00 (UID "
+			       "date-end@example.org)"));
 	assert_non_null(strstr(warn.items[1], "calendar-date-end.ics:15: VEVENT \"Slutar dagen före\": "
 			       "DTEND 2020-03-12T00:00:00+01:00 is not after DTSTART"));
 	assert_non_null(strstr(warn.items[1], "; skipped (UID date-end-before@example.org)"));
+	assert_non_null(strstr(warn.items[2], "calendar-date-end.ics:22: VEVENT \"Slutar samma dag\": "
+			       "DTEND is a date without a time, the day of DTSTART: read as the end "
+			       "of that day, 2020-05-08T00:00:00+02:00 (UID "
+			       "date-end-first-day@example.org)"));
 	assert_true(calendar_is_unreadable(cal, "date-end-before@example.org"));
 	calendar_free(cal);
 	errlist_free(&warn);
@@ -463,8 +523,9 @@ static void test_named_deadline(void **state)
 }
 
 /* Google and Apple name the calendar's zone in X-WR-TIMEZONE: a floating
- * time is read in it (summer time included); a TZID or UTC time is not
- * touched by it. */
+ * time is read in it (summer time included), with a warning when its
+ * clock is not the programme zone's; a TZID or UTC time is not touched
+ * by it. */
 static void test_x_wr_timezone(void **state)
 {
 	struct errlist warn = {0}, errs = {0};
@@ -474,7 +535,16 @@ static void test_x_wr_timezone(void **state)
 
 	(void)state;
 	assert_non_null(cal);
-	assert_int_equal(warn.n, 0);
+	for (size_t i = 0; i < warn.n; i++)
+		print_message("%s\n", warn.items[i]);
+	assert_int_equal(warn.n, 2);
+	assert_non_null(strstr(warn.items[0], "calendar-x-wr-timezone.ics:9: VEVENT \"Flytande i New "
+			       "York\": DTSTART is a floating time, read in X-WR-TIMEZONE "
+			       "\"America/New_York\", whose clock is not the programme zone's "
+			       "(Europe/Stockholm): 2020-05-07T16:00:00+02:00; give it a TZID if "
+			       "another zone was meant (UID floating-summer@example.org)"));
+	assert_non_null(strstr(warn.items[1], "calendar-x-wr-timezone.ics:10: VEVENT \"Flytande i "
+			       "New York\": DTEND is a floating time"));
 	s = calendar_session(cal, "floating-summer@example.org");
 	assert_non_null(s);
 	assert_int_equal(s->start, utc(2020, 5, 7, 14, 0)); /* 10:00 EDT */
@@ -506,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_google_export_lenient),
 		cmocka_unit_test(test_outlook_export_category),
 		cmocka_unit_test(test_duplicate_uid_lenient),
+		cmocka_unit_test(test_duplicate_uid_sequence),
 		cmocka_unit_test(test_date_end),
 		cmocka_unit_test(test_named_deadline),
 		cmocka_unit_test(test_x_wr_timezone),

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KALLAD, KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, SOURCE, KalladCase, main  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 NEXT_DAY = "2019-11-21T08:00:00+01:00"
@@ -60,7 +60,7 @@ def read(path):
 
 def begin_lines(text, uid):
     """The lines of the BEGIN:VEVENT of each event with this UID."""
-    lines, begin, found = text.split("\r\n"), 0, []
+    lines, begin, found = text.replace("\r\n", "\n").split("\n"), 0, []
     for i, line in enumerate(lines, 1):
         if line == "BEGIN:VEVENT":
             begin = i
@@ -144,6 +144,64 @@ class DeadlineNamedInConf(CalendarCase):
         self.assertNotIn("nowhere@example.org", p.stdout)
 
 
+class SectionNamingASession(CalendarCase):
+    """A [deadline NAME] section whose NAME is the UID of a session kallad
+    knows (it invited people to it) does not turn that session into a
+    deadline and cancel it for everyone: the session stays, the section
+    is not used, a warning says why; with a due or without."""
+
+    S2 = "styra-leda-2020-2@example.org"
+
+    def assert_session_stays(self, p, plan, sent):
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline " + re.escape(self.S2) +
+                         r"\]: kallad knows this UID as a session: a section does not turn a "
+                         r"session into a deadline \(a deadline needs a UID of its own\); the "
+                         r"session stays, and this section is not used")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("  session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  " +
+                      self.S2, p.stdout)
+        self.assertNotIn("deadline", [x.split()[0] for x in p.stdout.splitlines()
+                                      if self.S2 in x])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def check(self, section):
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        self.prog.append_conf(f"[deadline {self.S2}]\n{section}")
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assert_session_stays(p, plan, sent)
+
+    def test_with_due(self):
+        # An older kallad's configuration: its section was "not used".
+        self.check("due = 2020-01-15")
+
+    def test_without_due(self):
+        self.check("category = registration")
+
+    def test_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 28)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 28)
+        self.prog.append_conf(f"[deadline {self.S2}]\ndue = 2020-01-15")
+        wait_for(lambda: "this section is not used" in read(logpath).decode())
+        time.sleep(1.5)
+        self.assertNotIn("cancelled", read(logpath).decode())
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+
 class KnownDeadlineStaysDeadline(CalendarCase):
     """Outlook: a deadline whose CATEGORIES:Deadline a re-export lost is
     no session: kallad keeps its last good copy, as it does for any item
@@ -200,47 +258,173 @@ class KnownDeadlineStaysDeadline(CalendarCase):
 
 
 class DateEnd(CalendarCase):
-    """A timed DTSTART with DTEND;VALUE=DATE: the session ends with that
-    day, read with a warning rather than dropped without one."""
+    """A timed DTSTART with DTEND;VALUE=DATE: RFC 5545 reads a date end as
+    exclusive, so the session ends at 00:00 on that day (or, when that is
+    not after its start, at the end of it); read with a warning rather
+    than dropped without one. A session kallad knew ending on that day or
+    the day before keeps the end it knew."""
 
-    def date_end(self):
+    def date_end(self, day="20200313"):
         return vevent("s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
-                      "DTEND;VALUE=DATE:20200313")
+                      "DTEND;VALUE=DATE:" + day)
 
     def test_new_session(self):
         text = self.write(calendar(session_1(), self.date_end()))
         p = self.prog.run("--check", check=0)
-        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-14T00:00:00+01:00  "
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T00:00:00+01:00  "
                       "s2@example.org", p.stdout)
         line = begin_lines(text, "s2@example.org")[0] + 4
         self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
-                      "without a time: read as the end of that day, 2020-03-14T00:00:00+01:00 "
-                      "(UID s2@example.org)", p.stderr)
+                      "without a time: read as the start of that day (a date end is exclusive, "
+                      "RFC 5545), 2020-03-13T00:00:00+01:00 (UID s2@example.org)", p.stderr)
 
-    def test_known_session_keeps_its_hour_on_that_day(self):
-        # Known to end 13 March 13:00, now "13 March": nothing new is said,
-        # and nothing is sent; no "could not be read (see above)" with
-        # nothing above.
+    def test_new_session_ending_on_its_first_day(self):
+        text = self.write(calendar(session_1(), self.date_end("20200312")))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
+        line = begin_lines(text, "s2@example.org")[0] + 4
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": DTEND is a date "
+                      "without a time, the day of DTSTART: read as the end of that day, "
+                      "2020-03-13T00:00:00+01:00 (UID s2@example.org)", p.stderr)
+
+    def known(self, day):
+        """Known to end 13 March 13:00, now DTEND;VALUE=DATE:day."""
         self.write(calendar(session_1(), vevent(
             "s2@example.org", "Styrning och risker", "DTSTART;" + zoned("20200312", "1000"),
             "DTEND;" + zoned("20200313", "1300"))))
         self.prog.run("--once", "--now", BEFORE, check=0)
         sent = set(self.prog.outbox_messages())
-        text = self.write(calendar(session_1(), self.date_end()))
+        text = self.write(calendar(session_1(), self.date_end(day)))
         p, plan = self.plan(NEXT_DAY)
+        return sent, text, p, plan
+
+    def assert_known_end_kept(self, day):
+        # Nothing new is said, and nothing is sent; no "could not be read
+        # (see above)" with nothing above.
+        sent, text, p, plan = self.known(day)
         self.assertNotIn("could not be read", p.stderr)
-        self.assertIn("DTEND is a date without a time: read as the end of that day", p.stderr)
+        self.assertIn("DTEND is a date without a time", p.stderr)
         self.assertIn(f"programme.ics:{begin_lines(text, 's2@example.org')[0]}: VEVENT "
-                      "\"Styrning och risker\": its DTEND is the date kallad knew it ending on: it "
-                      "keeps the end kallad knew, 2020-03-13T13:00:00+01:00 (UID s2@example.org)",
-                      p.stderr)
+                      "\"Styrning och risker\": its DTEND is a date, and kallad knew it ending "
+                      "on that day or the day before: it keeps the end kallad knew, "
+                      "2020-03-13T13:00:00+01:00 (UID s2@example.org)", p.stderr)
         self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.prog.run("--once", "--now", NEXT_DAY, check=0)
         self.assertEqual(set(self.prog.outbox_messages()), sent)
-        # Another day is a change: the end of that day, an update.
-        self.write(calendar(session_1(), self.date_end().replace("20200313", "20200314")))
-        _, plan = self.plan(NEXT_DAY)
+
+    def test_known_session_keeps_its_hour_written_the_rfc_way(self):
+        # RFC 5545: the date after the last day, as Google and Apple write it.
+        self.assert_known_end_kept("20200314")
+
+    def test_known_session_keeps_its_hour_on_that_day(self):
+        # The last day itself, as some tools write it.
+        self.assert_known_end_kept("20200313")
+
+    def test_known_session_another_day_is_a_change(self):
+        _, _, p, plan = self.known("20200315")
+        self.assertNotIn("keeps the end kallad knew", p.stderr)
         self.assertIn("update", [x[1] for x in plan if x[3] == "s2@example.org"])
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-15T00:00:00+01:00  "
+                      "s2@example.org", p.stdout)
+
+
+class OutsideSessionsCategory(CalendarCase):
+    """With sessions-category, an event kallad knew (a deadline, a
+    session) that is still in the file but now outside what kallad reads
+    keeps its last good copy with a warning, as an unreadable one does:
+    its reminders go on, nobody gets a cancel."""
+
+    S2 = "styra-leda-2020-2@example.org"
+    DL = "anmalan-2020@example.org"
+
+    def example(self, deadline_categories, s2_categories="session"):
+        with open(os.path.join(SOURCE, "config", "programme.ics"), encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("BEGIN:VTODO", "BEGIN:VEVENT").replace("END:VTODO", "END:VEVENT")
+        text = text.replace("DUE;VALUE=DATE:20191213", "DTSTART;VALUE=DATE:20191213")
+        text = text.replace("CATEGORIES:registration", "CATEGORIES:" + deadline_categories)
+        s2 = text.index("UID:" + self.S2)
+        end = text.index("END:VEVENT", s2)
+        part = text[s2:end].replace("CATEGORIES:session", "CATEGORIES:" + s2_categories)
+        return self.write(text[:s2] + part + text[end:])
+
+    def base_run(self):
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("Deadline,registration")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 1 deadlines\n", p.stdout)
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        return set(self.prog.outbox_messages())
+
+    def test_known_deadline_loses_its_category(self):
+        sent = self.base_run()
+        text = self.example("registration")
+        line = begin_lines(text, self.DL)[0]
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 1 deadlines", p.stdout)
+        self.assertIn(f"  deadline 2019-12-13 (the whole day)  {self.DL}  Sista anmälningsdag  "
+                      "categories: Deadline,registration  (unreadable: its last good copy)",
+                      p.stdout)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Sista anmälningsdag\": kallad knows this "
+                      "UID as a deadline, and the event is now outside sessions-category "
+                      "\"session\" (and no deadline: no CATEGORIES deadline, no [deadline UID] "
+                      f"section); skipped (UID {self.DL})", p.stderr)
+        self.assertIn("keeping the last good copy of the deadline \"Sista anmälningsdag\"",
+                      p.stderr)
+        _, plan = self.plan(NEXT_DAY)
+        self.assertIn(["2019-11-29T09:00:00+01:00", "deadline-reminder", HENRIK, self.DL,
+                       "registration-deadline"], plan)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_known_session_loses_its_category(self):
+        sent = self.base_run()
+        text = self.example("Deadline,registration", s2_categories="workshop")
+        line = begin_lines(text, self.S2)[0]
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": kallad knows this "
+                      "UID as a session, and the event is now outside sessions-category "
+                      f"\"session\"; skipped (UID {self.S2})", p.stderr)
+        self.assertIn("keeping the last good copy of the session \"Styrning och risker\"",
+                      p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.assertIn(self.S2, [x[3] for x in plan if x[1] == "session-reminder"])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def test_known_deadline_loses_its_category_on_reload(self):
+        # The daemon: what it knew is the calendar before the reload.
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("Deadline,registration")
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 28)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 28)
+        self.example("registration")
+        wait_for(lambda: "keeping the last good copy of the deadline" in read(logpath).decode())
+        self.assertIn("kallad knows this UID as a deadline, and the event is now outside "
+                      "sessions-category", read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+    def test_unknown_event_outside_is_ignored(self):
+        self.prog.edit_conf("timezone ", "sessions-category = session\ntimezone ")
+        self.example("registration")
+        p = self.prog.run("--check", check=0)
+        self.assertIn("calendar: 3 sessions, 0 deadlines, 1 other events (not in "
+                      "sessions-category)", p.stdout)
+        self.assertNotIn(self.DL, p.stderr)
 
 
 class OneUidTwoEvents(CalendarCase):
@@ -281,6 +465,42 @@ class OneUidTwoEvents(CalendarCase):
         _, plan = self.plan(BEFORE)
         self.assertNotIn(DUP, [x[3] for x in plan])
 
+    def test_highest_sequence_is_the_edit(self):
+        # A moved copy with a higher SEQUENCE (RFC 5545: it orders the
+        # revisions of one UID) is the edit, whichever comes first.
+        moved = self.B.replace("Dup B", "Dup A").replace(
+            "DTSTAMP:20191001T080000Z", "DTSTAMP:20191115T080000Z\r\nSEQUENCE:1")
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        for events in ((self.A, moved), (moved, self.A)):
+            text = self.write(calendar(session_1(), *events))
+            lines = begin_lines(text, DUP)
+            old, new = (lines[0], lines[1]) if events[0] is self.A else (lines[1], lines[0])
+            p, plan = self.plan(NEXT_DAY)
+            self.assertIn(f"programme.ics:{old}: VEVENT \"Dup A\": UID \"{DUP}\" is also the UID "
+                          f"of VEVENT \"Dup A\" at line {new}, a later revision (SEQUENCE 1): "
+                          f"this one (SEQUENCE 0) is not read (UID {DUP})", p.stderr)
+            self.assertNotIn("cannot be told", p.stderr)
+            self.assertNotIn("last good copy", p.stderr)
+            self.assertIn("update", [x[1] for x in plan if x[3] == DUP])
+            p = self.prog.run("--check", check=0)
+            self.assertIn("session  2020-03-19T10:00:00+01:00 – 2020-03-20T13:00:00+01:00  " + DUP,
+                          p.stdout)
+
+    def test_copies_that_differ_at_the_highest_sequence_stay_a_conflict(self):
+        self.write(calendar(session_1(), self.A))
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        sent = set(self.prog.outbox_messages())
+        one = "DTSTAMP:20191001T080000Z\r\nSEQUENCE:1"
+        text = self.write(calendar(session_1(), self.A.replace("DTSTAMP:20191001T080000Z", one),
+                                   self.B.replace("DTSTAMP:20191001T080000Z", one)))
+        p, plan = self.plan(NEXT_DAY, "--all")
+        self.assert_both_reported(text, p.stderr)
+        self.assertIn("keeping the last good copy of the session \"Dup A\"", p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
     def test_identical_copies_are_one_event(self):
         text = self.write(calendar(session_1(), self.A, self.A))
         first, second = begin_lines(text, DUP)
@@ -307,6 +527,35 @@ class FloatingTimes(CalendarCase):
         self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  utc@",
                       p.stdout)
         self.assertIn("session  2020-05-07T16:00:00+02:00 – 2020-05-07T19:00:00+02:00  ny@",
+                      p.stdout)
+        self.assertNotIn("floating", p.stderr)
+
+    def test_zone_other_than_the_programme_s_warns(self):
+        # Read in New York: 10:00 there is 15:00 in Stockholm. Whoever
+        # typed it may have meant the programme's own 10:00.
+        text = self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:America/New_York\r\n"))
+        line = begin_lines(text, "f@example.org")[0] + 3
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T15:00:00+01:00 – 2020-03-13T18:00:00+01:00  f@",
+                      p.stdout)
+        for name, when in (("DTSTART", "2020-03-12T15:00:00+01:00"),
+                           ("DTEND", "2020-03-13T18:00:00+01:00")):
+            self.assertIn(f"programme.ics:{line}: VEVENT \"Flytande\": {name} is a floating time, "
+                          "read in X-WR-TIMEZONE \"America/New_York\", whose clock is not the "
+                          f"programme zone's (Europe/Stockholm): {when}; give it a TZID if "
+                          "another zone was meant (UID f@example.org)", p.stderr)
+            line += 1
+
+    def test_zone_with_the_programme_s_clock_is_quiet(self):
+        self.write(calendar(
+            session_1(), vevent("f@example.org", "Flytande", "DTSTART:20200312T100000",
+                                "DTEND:20200313T130000"),
+            head="X-WR-TIMEZONE:Europe/Berlin\r\n"))
+        p = self.prog.run("--check", check=0)
+        self.assertIn("session  2020-03-12T10:00:00+01:00 – 2020-03-13T13:00:00+01:00  f@",
                       p.stdout)
         self.assertNotIn("floating", p.stderr)
 
