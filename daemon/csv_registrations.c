@@ -45,6 +45,51 @@ static char *mapped_column(const struct config *cfg, const char *name)
 	return found;
 }
 
+/* False, with a line in errs naming them, if [registrations] columns maps
+ * headers to a field names[i] for a bit i of must that t's header row
+ * lacks: a question retitled in the form, whose namesake (the own-named
+ * column, or nothing) would otherwise be read in its place. */
+static bool mapped_present(const struct config *cfg, const struct csv_table *t,
+			   const char *const *names, size_t n, unsigned must, struct errlist *errs)
+{
+	const struct csv_record *h = &t->rec[0];
+	char *copy = xstrdup(cfg->csv_columns ? cfg->csv_columns : ""), *save = NULL;
+	struct strbuf lack;
+	bool ok;
+
+	sb_init(&lack);
+	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *colon = strrchr(item, ':'), *header, *col;
+		bool wanted = false, found = false;
+
+		if (!colon)
+			continue;
+		*colon = '\0';
+		header = str_trim(item);
+		col = str_trim(colon + 1);
+		for (size_t i = 0; i < n; i++)
+			wanted = wanted || ((must >> i & 1) && strcasecmp(col, names[i]) == 0);
+		for (size_t c = 0; wanted && !found && c < h->n; c++) {
+			char *name = xstrdup(h->v[c]);
+
+			found = strcasecmp(str_trim(name), header) == 0;
+			free(name);
+		}
+		if (wanted && !found)
+			sb_addf(&lack, "%s%s:%s", lack.len ? ", " : "", header, col);
+	}
+	ok = lack.len == 0;
+	if (!ok)
+		errlist_add(errs,
+			    "%s: line %ld: [registrations] columns maps %s, but the header row has "
+			    "no such column (retitled?): the file is not read, as another column "
+			    "would be taken for it",
+			    t->path, h->row, lack.buf);
+	sb_free(&lack);
+	free(copy);
+	return ok;
+}
+
 static int name_index(const char *const *names, size_t n, const char *col)
 {
 	for (size_t i = 0; col && i < n; i++)
@@ -75,17 +120,21 @@ static bool claim(const struct csv_table *t, int *at, size_t c, const char *fiel
  * only that one; a header that is a field's own name (any case) gives it
  * when no mapped header does: a Microsoft Forms export's Email (who
  * filled the form in) loses to the mapped E-postadress. False with a
- * line in errs naming the required columns missing, or two columns that
- * give one field. */
+ * line in errs naming the required columns missing, a header mapped to
+ * a field of must that the row lacks (its namesake would be read in its
+ * place), or two columns that give one field. */
 static bool map_header(const struct config *cfg, const struct csv_table *t,
-		       const char *const *names, size_t n, size_t required, int *idx,
-		       struct errlist *errs)
+		       const char *const *names, size_t n, size_t required, unsigned must,
+		       int *idx, struct errlist *errs)
 {
 	const struct csv_record *h = &t->rec[0];
-	int *own = xcalloc(n, sizeof(*own));
+	int *own;
 	struct strbuf missing;
 	bool ok = true;
 
+	if (!mapped_present(cfg, t, names, n, must, errs))
+		return false;
+	own = xcalloc(n, sizeof(*own));
 	for (size_t i = 0; i < n; i++)
 		idx[i] = own[i] = -1;
 	for (size_t c = 0; c < h->n; c++) {
@@ -343,7 +392,8 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 	if (!csv_table_read(cfg->registrations, &t, warnings, errs))
 		return false;
 	if (!map_header(cfg, &t, reg_participant_columns, PC_N,
-			1u << PC_EMAIL | 1u << PC_NAME | 1u << PC_STATUS, idx, errs)) {
+			1u << PC_EMAIL | 1u << PC_NAME | 1u << PC_STATUS, (1u << PC_N) - 1, idx,
+			errs)) {
 		csv_table_free(&t);
 		return false;
 	}
@@ -411,7 +461,7 @@ static bool load_absences(const struct config *cfg, struct registrations *reg,
 	if (!csv_table_read(cfg->csv_absences, &t, warnings, errs))
 		return false;
 	/* A row it lacks cannot be waited for: the file is not read. */
-	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 2, 3, idx, errs)) {
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 2, 3, 2, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}
@@ -458,7 +508,7 @@ static bool load_attachments(const struct config *cfg, struct registrations *reg
 	if (!csv_table_read(cfg->csv_attachments, &t, warnings, errs))
 		return false;
 	/* A row it lacks cannot be waited for: the file is not read. */
-	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 3, 7, idx, errs)) {
+	if (!csv_table_whole(&t, errs) || !map_header(cfg, &t, names, 3, 7, 6, idx, errs)) {
 		csv_table_free(&t);
 		return false;
 	}

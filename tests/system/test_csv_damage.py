@@ -10,7 +10,8 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
   at all keeps every removal waiting until it can;
 - a [registrations] columns mapping wins over a column that carries
   kallad's own name (a Microsoft Forms export); two columns for one field
-  are an error naming both;
+  are an error naming both, and so is a mapped header the file lacks (a
+  question retitled): the file is not read;
 - a quote never closed is not read at all (the daemon keeps its last good
   reading); a file caught half-written, or whose last row was saved short,
   is read, that row unusable and may be anyone's; a NUL byte spoils its row
@@ -179,11 +180,40 @@ class ColumnsTest(CsvCase):
         self.assertIn("deltagare.csv: line 1: columns 1 (E-postadress) and 4 (Mejl) both give "
                       "email", p.stderr)
         # Two columns with kallad's own name, and none mapped: the same.
+        self.prog.edit_conf(f"columns = {self.columns}, Mejl:email",
+                            "columns = Fullständigt namn:name, Anmälningsstatus:status")
         self.write(["email;Fullständigt namn;Anmälningsstatus;EMAIL",
                     "p01@x.se;Person 1;registered;p02@x.se"])
         p = self.prog.run("--check", check=1)
         self.assertIn("deltagare.csv: line 1: columns 1 (email) and 4 (EMAIL) both give email",
                       p.stderr)
+
+    def test_mapped_header_retitled(self):
+        # The form's question is retitled in the next export: its Email
+        # (who filled the form in) must not be read in its place, nor
+        # the participants taken for gone. The file is not read.
+        self.prog.edit_conf(f"columns = {self.columns}",
+                            f"columns = {self.columns}, Språk:language")
+        header = "ID;Email;Name;E-postadress;Fullständigt namn;Anmälningsstatus;Språk"
+        rows = ["%d;kansliet@x.se;Kansliet;p%02d@x.se;Person %d;registered;sv" % (i, i, i)
+                for i in range(1, 4)]
+        self.write([header] + rows)
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        self.assertEqual(len(self.prog.outbox_messages()), 9)
+        for retitled, lacks in ((header.replace("E-postadress", "E-postadress (arbete)"),
+                                 "E-postadress:email"),
+                                (header.replace(";Språk", ";Språk (val)"), "Språk:language")):
+            self.write([retitled] + rows)
+            p = self.prog.run("--check", check=1)
+            error = ("deltagare.csv: line 1: [registrations] columns maps %s, but the header "
+                     "row has no such column (retitled?): the file is not read" % lacks)
+            self.assertIn(error, p.stderr)
+            p, plan = self.plan(check=1)
+            self.assertIn(error, p.stderr)
+            self.assertEqual(self.cancels(plan), [], p.stdout)
+            self.assertNotIn("kansliet@x.se", p.stdout)
+            p = self.prog.run("--once", "--now", AFTER, check=1)
+            self.assertEqual(len(self.prog.outbox_messages()), 9, p.stderr)
 
 
 class BrokenFileTest(CsvCase):
