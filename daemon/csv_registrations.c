@@ -361,6 +361,14 @@ static bool participant_row(struct registrations *reg, const struct csv_table *t
 	if (csv_record_nul(rec)) {
 		warn_row(rc, address, NUL_ROW);
 		whose = "a row with a NUL byte";
+	} else if (rec->swallowed) {
+		/* Its cells after the quote are the swallowed rows'. */
+		char *what = xasprintf("a quote opened on line %ld " CSV_SWALLOWED
+				       ": the row cannot be used", rec->swallowed);
+
+		warn_row(rc, address, what);
+		free(what);
+		whose = "a stray quote may have swallowed rows";
 	} else if (t->last_cut && r == t->n - 1) {
 		/* The rows after it may be on their way. Its address is
 		 * whole only if a separator followed it. */
@@ -391,6 +399,13 @@ static bool load_participants(const struct config *cfg, struct registrations *re
 
 	if (!csv_table_read(cfg->registrations, &t, warnings, errs))
 		return false;
+	/* A header that swallowed rows has no row of its own to hold them. */
+	if (t.rec[0].swallowed) {
+		errlist_add(errs, "%s: line %ld: a quote opened here " CSV_SWALLOWED
+			    ": the file is not read", t.path, t.rec[0].swallowed);
+		csv_table_free(&t);
+		return false;
+	}
 	if (!map_header(cfg, &t, reg_participant_columns, PC_N,
 			1u << PC_EMAIL | 1u << PC_NAME | 1u << PC_STATUS, (1u << PC_N) - 1, idx,
 			errs)) {

@@ -10,10 +10,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A field with a line break in it holds what look like rows after it:
+ * the separator and an @ (a quote typed by mistake at a cell's start
+ * runs on to the next quoted cell, taking the rows between for text). */
+static bool looks_like_rows(const char *s, size_t len, unsigned char sep)
+{
+	const char *nl = memchr(s, '\n', len), *cr = memchr(s, '\r', len), *brk;
+	size_t rest;
+
+	brk = !nl ? cr : !cr ? nl : nl < cr ? nl : cr;
+	if (!brk)
+		return false;
+	rest = len - (size_t)(brk - s);
+	return memchr(brk, sep, rest) && memchr(brk, '@', rest);
+}
+
 static void on_field(void *data, size_t len, void *arg)
 {
 	struct csv_table *t = arg;
 	struct csv_record *r = &t->cur;
+
+	if (!r->swallowed && data && looks_like_rows(data, len, t->sep))
+		r->swallowed = t->field_line;
 
 	r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
 	r->len = xrealloc(r->len, (r->n + 1) * sizeof(*r->len));
@@ -147,6 +165,13 @@ bool csv_table_whole(const struct csv_table *t, struct errlist *errs)
 {
 	const struct csv_record *last = &t->rec[t->n - 1];
 
+	for (size_t i = 0; i < t->n; i++) {
+		if (!t->rec[i].swallowed)
+			continue;
+		errlist_add(errs, "%s: line %ld: a quote opened here " CSV_SWALLOWED
+			    ": the file is not read", t->path, t->rec[i].swallowed);
+		return false;
+	}
 	if (!t->last_cut)
 		return true;
 	errlist_add(errs,
@@ -204,7 +229,8 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 		free(text);
 		return false;
 	}
-	csv_set_delim(&p, separator(text, len));
+	t->sep = separator(text, len);
+	csv_set_delim(&p, t->sep);
 	if (!parse_lines(&p, text, len, t)) {
 		errlist_add(errs, "%s: line %ld: %s", path, t->line, csv_strerror(csv_error(&p)));
 		ok = false;

@@ -21,6 +21,10 @@ struct csv_record {
 	size_t *len;
 	size_t n;
 	long row;
+	/* The line a quoted field of it opened on whose text after a line
+	 * break looks like rows (holds the separator and an @): a stray
+	 * quote may have swallowed them, up to the next quote. 0: none. */
+	long swallowed;
 };
 
 /* rec[0] is the header row. */
@@ -33,11 +37,17 @@ struct csv_table {
 	 * field being read began on. */
 	struct csv_record cur;
 	long line, start, field_line;
+	unsigned char sep; /* between fields: , or ; */
 	/* The last record ends without a line break and has fewer fields
 	 * than the header: cut short (a file caught while being written, or
 	 * a last row saved short by hand). */
 	bool last_cut;
 };
+
+/* What a record's swallowed field says, after "a quote opened here " or
+ * "on line N ". */
+#define CSV_SWALLOWED "runs past a line break onto what look like rows (the separator " \
+		      "and an @): a stray quote may have swallowed rows"
 
 /* Reads path into *t (freed with csv_table_free); false, with a line in
  * errs naming where and *t empty, when the file cannot be read or parsed
@@ -47,8 +57,9 @@ struct csv_table {
  * lack for deleted ones. Warnings (an encoding guessed) go to warnings. */
 bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warnings,
 		    struct errlist *errs);
-/* False, with a line in errs, if t's last row is cut short: for a file
- * whose reader has no way to wait for the rows it may lack. */
+/* False, with a line in errs, if t's last row is cut short or a row may
+ * have swallowed others (csv_record.swallowed): for a file whose reader
+ * has no way to wait for the rows it may lack. */
 bool csv_table_whole(const struct csv_table *t, struct errlist *errs);
 void csv_table_free(struct csv_table *t);
 

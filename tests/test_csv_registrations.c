@@ -592,6 +592,55 @@ static void test_from_1252(void **state UNUSED)
 	free(s);
 }
 
+/* A stray quote at a cell's start runs on to the next quoted cell,
+ * taking the rows between for text: that row cannot be used, and while
+ * it is there nobody missing is gone (the swallowed may be anyone). A
+ * cell over two lines that looks like no rows is read as it is. */
+static void test_stray_quote(void **state UNUSED)
+{
+	char *path = WRITE("stray.csv", "email;name;role;status\r\n"
+					"a@example.se;A;\"Region\r\nJämtland\";registered\r\n"
+					"j@example.se;J;\"regionråd;registered\r\n"
+					"s@example.se;S;\"ordförande; KS\";registered\r\n"
+					"t@example.se;T;;registered\r\n");
+	struct config cfg = csv_config(path);
+	struct errlist warn = {0}, errs = {0};
+	struct registrations *reg = reg_load(&cfg, &warn, &errs);
+
+	dump(&warn);
+	assert_non_null(reg);
+	assert_int_equal(reg->n_participants, 2); /* a and t */
+	assert_true(has_entry(&warn, "stray.csv: line 4 (j@example.se): a quote opened on line 4 "
+				     "runs past a line break onto what look like rows",
+			      "a stray quote may have swallowed rows: the row cannot be used"));
+	assert_true(reg_is_unreadable(reg, "j@example.se"));
+	assert_int_equal(reg->n_unaddressed, 1);
+	assert_string_equal(reg->unaddressed[0],
+			    "line 4: a stray quote may have swallowed rows");
+	reg_free(reg);
+	errlist_free(&warn);
+	free(path);
+
+	/* In the header, or an absences file: no row can wait; not read. */
+	path = WRITE("stray.csv", "email;\"name;status\r\na@example.se;\"A\";registered\r\n");
+	cfg = csv_config(path);
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "stray.csv: line 1: a quote opened here runs past a line break",
+			      "the file is not read"));
+	free(path);
+	path = WRITE("stray.csv", "email;name;status\r\na@example.se;A;registered\r\n");
+	cfg = csv_config(path);
+	cfg.csv_absences = WRITE("stray-absences.csv", "email;session_uid\r\n"
+						       "a@example.se;\"s1\r\na@example.se;\"s2\"\r\n");
+	assert_null(reg_load(&cfg, &warn, &errs));
+	assert_true(has_entry(&errs, "stray-absences.csv: line 2: a quote opened here runs past",
+			      "the file is not read"));
+	free(cfg.csv_absences);
+	free(path);
+	errlist_free(&warn);
+	errlist_free(&errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -606,6 +655,7 @@ int main(void)
 		cmocka_unit_test(test_columns),
 		cmocka_unit_test(test_rows_that_disagree),
 		cmocka_unit_test(test_from_1252),
+		cmocka_unit_test(test_stray_quote),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -13,7 +13,8 @@ a cancel to someone who did not cancel is the worst mail kallad can send.
   are an error naming both, and so is a mapped header the file lacks (a
   question retitled): the file is not read;
 - a quote never closed is not read at all (the daemon keeps its last good
-  reading); a file caught half-written, or whose last row was saved short,
+  reading); a stray one that swallows rows up to the next quoted cell
+  makes its row unusable and keeps every removal waiting; a file caught half-written, or whose last row was saved short,
   is read, that row unusable and may be anyone's; a NUL byte spoils its row
   alone, and a row of them (a crash's) is no blank one: it may be
   anyone's;
@@ -231,6 +232,34 @@ class BrokenFileTest(CsvCase):
         p, plan = self.plan(check=None)
         self.assert_not_read(p, plan, "deltagare.csv: line 9: a quote opened here is never "
                              "closed: the file is not read")
+
+    def test_stray_quote_swallows_rows(self):
+        # A quote typed at a cell's start runs on to the next quoted cell
+        # (as Excel writes one with a separator in it): the rows between
+        # are text, and their people are missing. Gone they are not.
+        self.invite_all()
+        lines = people()
+        lines[4] = lines[4].replace(";Gävle;", ";\"Gävle;")
+        lines[7] = lines[7].replace(";Gävle;", ";\"Gävle; Sandviken\";")
+        del lines[9]  # p09 leaves for real
+        self.write(lines)
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [], p.stderr)
+        self.assertIn("deltagare.csv: line 5 (p04@x.se): a quote opened on line 5 runs past a "
+                      "line break onto what look like rows (the separator and an @): a stray "
+                      "quote may have swallowed rows: the row cannot be used", p.stderr)
+        self.assertIn("deltagare.csv: line 5: a stray quote may have swallowed rows: the 4 "
+                      "participants missing from the file (p05@x.se, p06@x.se, p07@x.se, "
+                      "p09@x.se) are not taken for gone until it can be read", p.stderr)
+        # p04 keeps their last good state; the swallowed get nothing.
+        self.assertEqual(self.reminded(plan), {"p%02d@x.se" % i for i in (1, 2, 3, 4, 8, 10)})
+        p = self.prog.run("--check", check=1)
+        self.assertIn("a stray quote may have swallowed rows", p.stderr)
+        # Mended, the one who left is cancelled, as a deleted row is.
+        lines[4] = person(4)
+        self.write(lines)
+        p, plan = self.plan()
+        self.assertEqual(self.cancels(plan), [("p09@x.se", s) for s in SESSIONS], p.stderr)
 
     def test_nul_byte_in_windows_1252(self):
         self.invite_all()
