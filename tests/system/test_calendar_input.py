@@ -85,13 +85,13 @@ class DeadlineNamedInConf(CalendarCase):
     """Google exports no categories: `[deadline UID]` makes that event the
     deadline, timed or all-day, and never a session."""
 
-    def google(self, start, end, section=""):
+    def google(self, start, end, section="", name=DL):
         self.write(calendar(
             vevent(S1, "Leda samhällsutveckling", "DTSTART:20200220T090000Z",
                    "DTEND:20200221T120000Z"),
             vevent(DL, "Sista anmälningsdag", start, end),
             head="X-WR-TIMEZONE:Europe/Stockholm\r\n"))
-        self.prog.append_conf(f"[deadline {DL}]\ncategory = registration\n{section}")
+        self.prog.append_conf(f"[deadline {name}]\ncategory = registration\n{section}")
 
     def assert_deadline_not_session(self, listed):
         p = self.prog.run("--check", check=0)
@@ -135,13 +135,57 @@ class DeadlineNamedInConf(CalendarCase):
         self.assertEqual([line for line in plan if line[3] == DL
                           and line[1] != "deadline-reminder"], [])
 
+    def assert_not_used(self, name, near):
+        """A section without due that names no event is an error: nothing
+        runs on that configuration, and nobody is invited to the event it
+        meant, which would otherwise be read as a session."""
+        said = (r"kallad\.conf:\d+: \[deadline " + re.escape(name) + r"\]: the calendar has no "
+                r"event with this UID, and the section has no due: it names no deadline ")
+        said += (r"\(UIDs are compared exactly: the event with UID \"" + re.escape(near) + r"\"\?\)"
+                 if near else r"\(give the UID of the deadline's event, or a due\)")
+        for mode in (["--check"], ["--plan", "--now", BEFORE], ["--once", "--now", BEFORE]):
+            p = self.prog.run(*mode, check=78)
+            self.assertRegex(p.stderr, said)
+            self.assertEqual(p.stdout, "")
+        self.assertEqual(self.prog.outbox_messages(), [])
+
     def test_section_without_due_naming_no_event(self):
         self.prog.append_conf("[deadline nowhere@example.org]\ncategory = registration")
-        p = self.prog.run("--check", check=0)
-        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline nowhere@example\.org\]: the "
-                         r"calendar has no event with this UID that can be read, and the section "
-                         r"has no due: no such deadline")
-        self.assertNotIn("nowhere@example.org", p.stdout)
+        self.assert_not_used("nowhere@example.org", None)
+
+    def test_section_missing_the_domain_of_the_uid(self):
+        name = DL.split("@")[0]
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z", name=name)
+        self.assert_not_used(name, DL)
+        # Corrected, it is the deadline: nothing was taken as a session.
+        self.prog.edit_conf(f"[deadline {name}]", f"[deadline {DL}]")
+        self.assert_deadline_not_session("2019-12-13T16:00:00+01:00")
+
+    def test_section_with_the_uid_in_another_case(self):
+        self.google("DTSTART;VALUE=DATE:20191213", "DTEND;VALUE=DATE:20191214",
+                    name=DL.upper())
+        self.assert_not_used(DL.upper(), DL)
+
+    def test_section_naming_no_event_on_reload(self):
+        # The daemon keeps the programme it had: no half of the new one.
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z")
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 10)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 10)  # the ten registered, the one session
+        self.prog.edit_conf(f"[deadline {DL}]", f"[deadline {DL.split('@')[0]}]")
+        wait_for(lambda: "it names no deadline" in read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
 
 
 class SectionNamingASession(CalendarCase):
