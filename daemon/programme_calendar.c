@@ -215,12 +215,44 @@ static void keep_last_good(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
+/* Whether every event outside sessions-category with this UID says
+ * STATUS:CANCELLED (copies that disagree cancel nothing). */
+static bool outside_cancelled(const struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; i < cal->n_ignored; i++)
+		if (cal->ignored[i].uid && str_eq(cal->ignored[i].uid, uid) &&
+		    !cal->ignored[i].cancelled)
+			return false;
+	return true;
+}
+
+/* The kept copy of session uid, cancelled as its event outside
+ * sessions-category says. A lost category is a re-export's accident; a
+ * STATUS:CANCELLED is someone's decision, and must not wait for the
+ * category to come back while the reminders go on. */
+static void take_cancel(struct calendar *cal, const struct cal_ignored *e, const char *path,
+			struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		struct session *s = &cal->sessions[i];
+
+		if (!str_eq(s->uid, e->uid))
+			continue;
+		s->cancelled = true;
+		errlist_add_at(warnings, path, e->line,
+			       "%s: its STATUS:CANCELLED is taken all the same (a cancellation is no "
+			       "accident of an export): the session kallad knew is cancelled (UID %s)",
+			       e->label, e->uid);
+	}
+}
+
 /* An event kallad knew as a session or deadline that is still in the
  * file, but outside sessions-category now (a re-export lost a category,
  * the key was set afterwards), is no removal: it keeps its last good
  * copy, as an unreadable one does. A deadline's reminders would be lost
  * in silence, a session cancelled for everyone; deleting the event, or
- * STATUS:CANCELLED, is how a session goes. */
+ * STATUS:CANCELLED (which such an event still says: take_cancel), is how
+ * a session goes. */
 static void keep_outside(struct known *k, struct calendar *cal, const struct config *cfg,
 			 struct errlist *warnings)
 {
@@ -241,8 +273,9 @@ static void keep_outside(struct known *k, struct calendar *cal, const struct con
 					  "UID] section)" : "", e->uid);
 		if (deadline)
 			keep_deadline(k, cal, e->uid, cfg->calendar, warnings);
-		else
-			keep_session(k, cal, e->uid, cfg->calendar, warnings);
+		else if (keep_session(k, cal, e->uid, cfg->calendar, warnings) &&
+			 outside_cancelled(cal, e->uid))
+			take_cancel(cal, e, cfg->calendar, warnings);
 	}
 }
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KALLAD, SOURCE, KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, SOURCE, KalladCase, check_messages, main, parse  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 NEXT_DAY = "2019-11-21T08:00:00+01:00"
@@ -56,6 +56,14 @@ def wait_for(condition, timeout=20):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def calendar_part(path):
+    """The text/calendar part of a message in the outbox, or ""."""
+    for part in parse(path).walk():
+        if part.get_content_type() == "text/calendar":
+            return part.get_content()
+    return ""
 
 
 def begin_lines(text, uid):
@@ -435,6 +443,62 @@ class OutsideSessionsCategory(CalendarCase):
                       p.stderr)
         self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.assertIn(self.S2, [x[3] for x in plan if x[1] == "session-reminder"])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def cancelled_outside(self):
+        """Outlook's re-export: every CATEGORIES:session lost, and session 2
+        cancelled in Outlook."""
+        text = re.sub(r"CATEGORIES:session\r?\n", "", self.example("Deadline,registration"))
+        s2 = text.index("UID:" + self.S2)
+        end = text.index("END:VEVENT", s2)
+        return self.write(text[:s2] + text[s2:end].replace("STATUS:CONFIRMED", "STATUS:CANCELLED")
+                          + text[end:])
+
+    def test_known_session_outside_takes_its_cancellation(self):
+        sent = self.base_run()
+        invites = [f for f in sent if "UID:" + self.S2 in calendar_part(f)]
+        self.assertEqual(len(invites), 9)
+        text = self.cancelled_outside()
+        line = begin_lines(text, self.S2)[0]
+        p, plan = self.plan(NEXT_DAY)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": kallad knows this "
+                      "UID as a session, and the event is now outside sessions-category "
+                      f"\"session\"; skipped (UID {self.S2})", p.stderr)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": its STATUS:CANCELLED "
+                      "is taken all the same (a cancellation is no accident of an export): the "
+                      f"session kallad knew is cancelled (UID {self.S2})", p.stderr)
+        self.assertEqual(len({x[2] for x in plan if x[1] == "cancel" and x[3] == self.S2}), 9)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel") and x[3] != self.S2], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        new = set(self.prog.outbox_messages()) - sent
+        self.assertEqual(len(new), 9)
+        for path in new:
+            ics = calendar_part(path)
+            self.assertIn("METHOD:CANCEL", ics)
+            self.assertIn("UID:" + self.S2, ics)
+        check_messages(self, sorted(new))
+        # Its reminders are gone; the other sessions keep theirs.
+        p, plan = self.plan("2020-02-27T09:00:00+01:00", "--days", "1", "--all")
+        self.assertEqual([x for x in plan if x[3] == self.S2 and not x[0].startswith("skipped")],
+                         [])
+        self.assertIn("its STATUS:CANCELLED is taken all the same", p.stderr)
+        p = self.prog.run("--check", check=0)
+        self.assertIn(f"{self.S2}  Styrning och risker  (cancelled)", p.stdout)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(len(set(self.prog.outbox_messages()) - sent), 9)
+
+    def test_copies_outside_that_disagree_cancel_nothing(self):
+        sent = self.base_run()
+        text = self.cancelled_outside()
+        s2 = text.index("BEGIN:VEVENT", text.index("UID:" + self.S2) - 20)
+        end = text.index("\n", text.index("END:VEVENT", s2)) + 1
+        copy = text[s2:end].replace("STATUS:CANCELLED", "STATUS:CONFIRMED")
+        self.write(text[:end] + copy + text[end:])
+        p, plan = self.plan(NEXT_DAY)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("STATUS:CANCELLED is taken", p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.prog.run("--once", "--now", NEXT_DAY, check=0)
         self.assertEqual(set(self.prog.outbox_messages()), sent)
 
