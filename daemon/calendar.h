@@ -36,6 +36,7 @@ struct cal_ignored {
 	char *uid;   /* NULL when it has none */
 	char *label; /* VEVENT "its SUMMARY" */
 	int line;    /* of its BEGIN:VEVENT */
+	bool cancelled; /* STATUS:CANCELLED: a known session takes it all the same */
 };
 
 struct calendar {

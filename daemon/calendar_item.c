@@ -358,7 +358,8 @@ static void note_ignored(struct loader *ld, icalcomponent *c, const struct span 
 	ld->cal->ignored = xgrow(ld->cal->ignored, &ld->cap_ignored, ld->cal->n_ignored,
 				 sizeof(*ld->cal->ignored));
 	ld->cal->ignored[ld->cal->n_ignored++] = (struct cal_ignored){
-		.uid = uid, .label = item_label(c), .line = ld->text.lines[sp->first].line};
+		.uid = uid, .label = item_label(c), .line = ld->text.lines[sp->first].line,
+		.cancelled = icalcomponent_get_status(c) == ICAL_STATUS_CANCELLED};
 }
 
 /* True if uid is one of the UIDs that kallad.conf names as deadlines. */

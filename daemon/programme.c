@@ -153,6 +153,8 @@ static struct programme *load_parts(const char *config_path, const struct progra
 	if (!(pg->cal = programme_calendar_read(pg->cfg, old ? old->cal : NULL, pg->cal_id,
 						&pg->warnings, errs)))
 		*failed |= PART_CALENDAR;
+	else if (!programme_calendar_check_sections(pg->cfg, pg->cal, errs))
+		*failed |= PART_CONFIG;
 	if (!(pg->tpl = tpl_load(programme_shipped_templates(), pg->cfg->templates, errs)))
 		*failed |= PART_TEMPLATES;
 	if (!(pg->reg = reg_load(pg->cfg, &pg->warnings, errs)))

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* What kallad knew before this read: the calendar before a reload, or on
@@ -214,12 +215,44 @@ static void keep_last_good(struct known *k, struct calendar *cal, const char *pa
 	}
 }
 
+/* Whether every event outside sessions-category with this UID says
+ * STATUS:CANCELLED (copies that disagree cancel nothing). */
+static bool outside_cancelled(const struct calendar *cal, const char *uid)
+{
+	for (size_t i = 0; i < cal->n_ignored; i++)
+		if (cal->ignored[i].uid && str_eq(cal->ignored[i].uid, uid) &&
+		    !cal->ignored[i].cancelled)
+			return false;
+	return true;
+}
+
+/* The kept copy of session uid, cancelled as its event outside
+ * sessions-category says. A lost category is a re-export's accident; a
+ * STATUS:CANCELLED is someone's decision, and must not wait for the
+ * category to come back while the reminders go on. */
+static void take_cancel(struct calendar *cal, const struct cal_ignored *e, const char *path,
+			struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++) {
+		struct session *s = &cal->sessions[i];
+
+		if (!str_eq(s->uid, e->uid))
+			continue;
+		s->cancelled = true;
+		errlist_add_at(warnings, path, e->line,
+			       "%s: its STATUS:CANCELLED is taken all the same (a cancellation is no "
+			       "accident of an export): the session kallad knew is cancelled (UID %s)",
+			       e->label, e->uid);
+	}
+}
+
 /* An event kallad knew as a session or deadline that is still in the
  * file, but outside sessions-category now (a re-export lost a category,
  * the key was set afterwards), is no removal: it keeps its last good
  * copy, as an unreadable one does. A deadline's reminders would be lost
  * in silence, a session cancelled for everyone; deleting the event, or
- * STATUS:CANCELLED, is how a session goes. */
+ * STATUS:CANCELLED (which such an event still says: take_cancel), is how
+ * a session goes. */
 static void keep_outside(struct known *k, struct calendar *cal, const struct config *cfg,
 			 struct errlist *warnings)
 {
@@ -240,8 +273,9 @@ static void keep_outside(struct known *k, struct calendar *cal, const struct con
 					  "UID] section)" : "", e->uid);
 		if (deadline)
 			keep_deadline(k, cal, e->uid, cfg->calendar, warnings);
-		else
-			keep_session(k, cal, e->uid, cfg->calendar, warnings);
+		else if (keep_session(k, cal, e->uid, cfg->calendar, warnings) &&
+			 outside_cancelled(cal, e->uid))
+			take_cancel(cal, e, cfg->calendar, warnings);
 	}
 }
 
@@ -317,15 +351,84 @@ static void add_config_deadlines(struct calendar *cal, const struct config *cfg,
 				    "needs a UID of its own); the session stays, and this section is "
 				    "not used", c->file, c->line, c->name);
 		} else if (!c->has_due) {
-			errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event with this "
-				    "UID that can be read, and the section has no due: no such deadline",
-				    c->file, c->line, c->name);
+			/* With no event at all: programme_calendar_check_sections. */
+			if (calendar_is_unreadable(cal, c->name))
+				errlist_add(warnings, "%s:%d: [deadline %s]: the calendar has no event "
+					    "with this UID that can be read, and the section has no due: "
+					    "no such deadline", c->file, c->line, c->name);
 		} else {
 			d.due = c->date_only ? tz_mktime(c->year, c->month, c->day + 1, 0, 0, 0)
 					     : tz_mktime(c->year, c->month, c->day, c->hour, c->minute, 0);
 			calendar_add_deadline(cal, &d);
 		}
 	}
+}
+
+/* Whether the file holds an event with this UID, read or not. */
+static bool has_event(const struct calendar *cal, const char *uid)
+{
+	if (calendar_session(cal, uid) || calendar_is_unreadable(cal, uid))
+		return true;
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		if (cal->deadlines[i].line && str_eq(cal->deadlines[i].uid, uid))
+			return true;
+	for (size_t i = 0; i < cal->n_ignored; i++)
+		if (cal->ignored[i].uid && str_eq(cal->ignored[i].uid, uid))
+			return true;
+	return false;
+}
+
+/* uid is what name most likely meant: it differs only in case, or by the
+ * "@domain" name lacks (Google's UIDs end "@google.com"). */
+static bool near_uid(const char *name, const char *uid)
+{
+	size_t n = strlen(name);
+
+	return strcasecmp(name, uid) == 0 || (strncasecmp(name, uid, n) == 0 && uid[n] == '@');
+}
+
+/* The UID of an event of cal near name, or NULL. */
+static const char *find_near(const struct calendar *cal, const char *name)
+{
+	for (size_t i = 0; i < cal->n_sessions; i++)
+		if (near_uid(name, cal->sessions[i].uid))
+			return cal->sessions[i].uid;
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		if (cal->deadlines[i].line && near_uid(name, cal->deadlines[i].uid))
+			return cal->deadlines[i].uid;
+	for (size_t i = 0; i < cal->n_unreadable; i++)
+		if (near_uid(name, cal->unreadable[i]))
+			return cal->unreadable[i];
+	for (size_t i = 0; i < cal->n_ignored; i++)
+		if (cal->ignored[i].uid && near_uid(name, cal->ignored[i].uid))
+			return cal->ignored[i].uid;
+	return NULL;
+}
+
+bool programme_calendar_check_sections(const struct config *cfg, const struct calendar *cal,
+				       struct errlist *errs)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < cfg->n_deadlines; i++) {
+		const struct cfg_deadline *c = &cfg->deadlines[i];
+		const char *near;
+
+		if (c->has_due || has_event(cal, c->name))
+			continue;
+		ok = false;
+		near = find_near(cal, c->name);
+		if (near)
+			errlist_add(errs, "%s:%d: [deadline %s]: the calendar has no event with this "
+				    "UID, and the section has no due: it names no deadline (UIDs are "
+				    "compared exactly: the event with UID \"%s\"?)", c->file, c->line,
+				    c->name, near);
+		else
+			errlist_add(errs, "%s:%d: [deadline %s]: the calendar has no event with this "
+				    "UID, and the section has no due: it names no deadline (give the "
+				    "UID of the deadline's event, or a due)", c->file, c->line, c->name);
+	}
+	return ok;
 }
 
 /* Reads the file again if it changed under the reading: id must be the

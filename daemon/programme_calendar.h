@@ -19,4 +19,13 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 					 char id[FILE_ID_MAX], struct errlist *warnings,
 					 struct errlist *errs);
 
+/* Checks cfg's [deadline NAME] sections against cal, as
+ * programme_calendar_read() returned it: a section without due that
+ * names no event of the file is an error of the configuration, in errs
+ * (naming the UID it most likely meant, one that differs only in case or
+ * by a missing "@domain"): false then. Without it, the event it meant
+ * would be read as a session and everyone invited to it. */
+bool programme_calendar_check_sections(const struct config *cfg, const struct calendar *cal,
+				       struct errlist *errs);
+
 #endif

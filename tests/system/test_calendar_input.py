@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kallad_test import KALLAD, SOURCE, KalladCase, main  # noqa: E402
+from kallad_test import KALLAD, SOURCE, KalladCase, check_messages, main, parse  # noqa: E402
 
 BEFORE = "2019-11-20T08:00:00+01:00"
 NEXT_DAY = "2019-11-21T08:00:00+01:00"
@@ -58,6 +58,14 @@ def read(path):
         return f.read()
 
 
+def calendar_part(path):
+    """The text/calendar part of a message in the outbox, or ""."""
+    for part in parse(path).walk():
+        if part.get_content_type() == "text/calendar":
+            return part.get_content()
+    return ""
+
+
 def begin_lines(text, uid):
     """The lines of the BEGIN:VEVENT of each event with this UID."""
     lines, begin, found = text.replace("\r\n", "\n").split("\n"), 0, []
@@ -85,13 +93,13 @@ class DeadlineNamedInConf(CalendarCase):
     """Google exports no categories: `[deadline UID]` makes that event the
     deadline, timed or all-day, and never a session."""
 
-    def google(self, start, end, section=""):
+    def google(self, start, end, section="", name=DL):
         self.write(calendar(
             vevent(S1, "Leda samhällsutveckling", "DTSTART:20200220T090000Z",
                    "DTEND:20200221T120000Z"),
             vevent(DL, "Sista anmälningsdag", start, end),
             head="X-WR-TIMEZONE:Europe/Stockholm\r\n"))
-        self.prog.append_conf(f"[deadline {DL}]\ncategory = registration\n{section}")
+        self.prog.append_conf(f"[deadline {name}]\ncategory = registration\n{section}")
 
     def assert_deadline_not_session(self, listed):
         p = self.prog.run("--check", check=0)
@@ -135,13 +143,57 @@ class DeadlineNamedInConf(CalendarCase):
         self.assertEqual([line for line in plan if line[3] == DL
                           and line[1] != "deadline-reminder"], [])
 
+    def assert_not_used(self, name, near):
+        """A section without due that names no event is an error: nothing
+        runs on that configuration, and nobody is invited to the event it
+        meant, which would otherwise be read as a session."""
+        said = (r"kallad\.conf:\d+: \[deadline " + re.escape(name) + r"\]: the calendar has no "
+                r"event with this UID, and the section has no due: it names no deadline ")
+        said += (r"\(UIDs are compared exactly: the event with UID \"" + re.escape(near) + r"\"\?\)"
+                 if near else r"\(give the UID of the deadline's event, or a due\)")
+        for mode in (["--check"], ["--plan", "--now", BEFORE], ["--once", "--now", BEFORE]):
+            p = self.prog.run(*mode, check=78)
+            self.assertRegex(p.stderr, said)
+            self.assertEqual(p.stdout, "")
+        self.assertEqual(self.prog.outbox_messages(), [])
+
     def test_section_without_due_naming_no_event(self):
         self.prog.append_conf("[deadline nowhere@example.org]\ncategory = registration")
-        p = self.prog.run("--check", check=0)
-        self.assertRegex(p.stderr, r"kallad\.conf:\d+: \[deadline nowhere@example\.org\]: the "
-                         r"calendar has no event with this UID that can be read, and the section "
-                         r"has no due: no such deadline")
-        self.assertNotIn("nowhere@example.org", p.stdout)
+        self.assert_not_used("nowhere@example.org", None)
+
+    def test_section_missing_the_domain_of_the_uid(self):
+        name = DL.split("@")[0]
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z", name=name)
+        self.assert_not_used(name, DL)
+        # Corrected, it is the deadline: nothing was taken as a session.
+        self.prog.edit_conf(f"[deadline {name}]", f"[deadline {DL}]")
+        self.assert_deadline_not_session("2019-12-13T16:00:00+01:00")
+
+    def test_section_with_the_uid_in_another_case(self):
+        self.google("DTSTART;VALUE=DATE:20191213", "DTEND;VALUE=DATE:20191214",
+                    name=DL.upper())
+        self.assert_not_used(DL.upper(), DL)
+
+    def test_section_naming_no_event_on_reload(self):
+        # The daemon keeps the programme it had: no half of the new one.
+        self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z")
+        logpath = os.path.join(self.tmpdir, "daemon.log")
+        log = open(logpath, "w")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([KALLAD, "--config", self.prog.conf, "--now", BEFORE],
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        wait_for(lambda: len(self.prog.outbox_messages()) >= 10)
+        time.sleep(1)
+        sent = set(self.prog.outbox_messages())
+        self.assertEqual(len(sent), 10)  # the ten registered, the one session
+        self.prog.edit_conf(f"[deadline {DL}]", f"[deadline {DL.split('@')[0]}]")
+        wait_for(lambda: "it names no deadline" in read(logpath).decode())
+        time.sleep(1.5)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=20), 0)
 
 
 class SectionNamingASession(CalendarCase):
@@ -391,6 +443,62 @@ class OutsideSessionsCategory(CalendarCase):
                       p.stderr)
         self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.assertIn(self.S2, [x[3] for x in plan if x[1] == "session-reminder"])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(set(self.prog.outbox_messages()), sent)
+
+    def cancelled_outside(self):
+        """Outlook's re-export: every CATEGORIES:session lost, and session 2
+        cancelled in Outlook."""
+        text = re.sub(r"CATEGORIES:session\r?\n", "", self.example("Deadline,registration"))
+        s2 = text.index("UID:" + self.S2)
+        end = text.index("END:VEVENT", s2)
+        return self.write(text[:s2] + text[s2:end].replace("STATUS:CONFIRMED", "STATUS:CANCELLED")
+                          + text[end:])
+
+    def test_known_session_outside_takes_its_cancellation(self):
+        sent = self.base_run()
+        invites = [f for f in sent if "UID:" + self.S2 in calendar_part(f)]
+        self.assertEqual(len(invites), 9)
+        text = self.cancelled_outside()
+        line = begin_lines(text, self.S2)[0]
+        p, plan = self.plan(NEXT_DAY)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": kallad knows this "
+                      "UID as a session, and the event is now outside sessions-category "
+                      f"\"session\"; skipped (UID {self.S2})", p.stderr)
+        self.assertIn(f"programme.ics:{line}: VEVENT \"Styrning och risker\": its STATUS:CANCELLED "
+                      "is taken all the same (a cancellation is no accident of an export): the "
+                      f"session kallad knew is cancelled (UID {self.S2})", p.stderr)
+        self.assertEqual(len({x[2] for x in plan if x[1] == "cancel" and x[3] == self.S2}), 9)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel") and x[3] != self.S2], [])
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        new = set(self.prog.outbox_messages()) - sent
+        self.assertEqual(len(new), 9)
+        for path in new:
+            ics = calendar_part(path)
+            self.assertIn("METHOD:CANCEL", ics)
+            self.assertIn("UID:" + self.S2, ics)
+        check_messages(self, sorted(new))
+        # Its reminders are gone; the other sessions keep theirs.
+        p, plan = self.plan("2020-02-27T09:00:00+01:00", "--days", "1", "--all")
+        self.assertEqual([x for x in plan if x[3] == self.S2 and not x[0].startswith("skipped")],
+                         [])
+        self.assertIn("its STATUS:CANCELLED is taken all the same", p.stderr)
+        p = self.prog.run("--check", check=0)
+        self.assertIn(f"{self.S2}  Styrning och risker  (cancelled)", p.stdout)
+        self.prog.run("--once", "--now", NEXT_DAY, check=0)
+        self.assertEqual(len(set(self.prog.outbox_messages()) - sent), 9)
+
+    def test_copies_outside_that_disagree_cancel_nothing(self):
+        sent = self.base_run()
+        text = self.cancelled_outside()
+        s2 = text.index("BEGIN:VEVENT", text.index("UID:" + self.S2) - 20)
+        end = text.index("\n", text.index("END:VEVENT", s2)) + 1
+        copy = text[s2:end].replace("STATUS:CANCELLED", "STATUS:CONFIRMED")
+        self.write(text[:end] + copy + text[end:])
+        p, plan = self.plan(NEXT_DAY)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("STATUS:CANCELLED is taken", p.stderr)
+        self.assertEqual([x for x in plan if x[1] in ("update", "cancel")], [])
         self.prog.run("--once", "--now", NEXT_DAY, check=0)
         self.assertEqual(set(self.prog.outbox_messages()), sent)
 
