@@ -222,6 +222,13 @@ bool csv_table_read(const char *path, struct csv_table *t, struct errlist *warni
 		errlist_add(errs, "%s: cannot read: %s", path, strerror(errno));
 		return false;
 	}
+	/* Excel's "Unicode text" and some exports: not something to guess at. */
+	if (len >= 2 && (memcmp(raw, "\xFF\xFE", 2) == 0 || memcmp(raw, "\xFE\xFF", 2) == 0)) {
+		errlist_add(errs, "%s: UTF-16 text (Excel's \"Unicode text\"), not CSV: save the sheet "
+			    "as \"CSV UTF-8\" or \"CSV\"; the file is not read", path);
+		free(raw);
+		return false;
+	}
 	text = decode(path, raw, &len, warnings);
 	free(raw);
 	if (csv_init(&p, CSV_APPEND_NULL | CSV_STRICT_FINI) != 0) {

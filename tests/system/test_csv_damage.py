@@ -233,6 +233,16 @@ class BrokenFileTest(CsvCase):
         self.assert_not_read(p, plan, "deltagare.csv: line 9: a quote opened here is never "
                              "closed: the file is not read")
 
+    def test_utf16_is_named(self):
+        # Excel's "Unicode text": UTF-16 with its BOM, tab-separated.
+        self.invite_all()
+        self.write("\r\n".join(l.replace(";", "\t") for l in people()) + "\r\n",
+                   encoding="utf-16")
+        p, plan = self.plan(check=None)
+        self.assert_not_read(p, plan, "deltagare.csv: UTF-16 text (Excel's \"Unicode text\"), "
+                             "not CSV: save the sheet as \"CSV UTF-8\" or \"CSV\"; the file "
+                             "is not read")
+
     def test_stray_quote_swallows_rows(self):
         # A quote typed at a cell's start runs on to the next quoted cell
         # (as Excel writes one with a separator in it): the rows between
