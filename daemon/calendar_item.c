@@ -288,7 +288,8 @@ static bool read_session(struct loader *ld, icalcomponent *vcal, icalcomponent *
 
 /* A VTODO is due at DUE; a VEVENT in the category "deadline" (what
  * Outlook and Google can export: neither exports tasks) at its DTSTART,
- * all day when that is a date. */
+ * all day when that is a date: at the end of its last day when it spans
+ * several ("registration open 2-13 December" is due on the 13th). */
 static bool read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent *comp,
 			  const struct span *sp, struct deadline *d)
 {
@@ -305,8 +306,17 @@ static bool read_deadline(struct loader *ld, icalcomponent *vcal, icalcomponent 
 	ok &= cal_read_instant(ld, &w, event ? ICAL_DTSTART_PROPERTY : ICAL_DUE_PROPERTY,
 			       &d->date_only, &d->due, &day);
 	/* A deadline day ends at local midnight in the programme zone. */
-	if (ok && d->date_only)
+	if (ok && d->date_only) {
+		icaltimetype end = event ? icalcomponent_get_dtend(comp) : icaltime_null_time();
+
 		d->due = tz_mktime(day.year, day.month, day.day + 1, 0, 0, 0);
+		/* DTEND of a date is exclusive (RFC 5545): midnight ending the last day. */
+		if (!icaltime_is_null_time(end) && end.is_date) {
+			time_t last = tz_mktime(end.year, end.month, end.day, 0, 0, 0);
+			if (last > d->due)
+				d->due = last;
+		}
+	}
 	d->description = text_prop(comp, ICAL_DESCRIPTION_PROPERTY);
 	d->categories = categories_prop(comp);
 	free(label);

@@ -125,6 +125,12 @@ class DeadlineNamedInConf(CalendarCase):
         self.google("DTSTART;VALUE=DATE:20191213", "DTEND;VALUE=DATE:20191214")
         self.assert_deadline_not_session("2019-12-13 (the whole day)")
 
+    def test_all_day_event_over_several_days_is_due_on_the_last(self):
+        # "Registration open 2-13 December": due at the end of the 13th
+        # (DTEND of a date is exclusive), not of the 2nd.
+        self.google("DTSTART;VALUE=DATE:20191202", "DTEND;VALUE=DATE:20191214")
+        self.assert_deadline_not_session("2019-12-13 (the whole day)")
+
     def test_title_of_the_section_wins(self):
         self.google("DTSTART:20191213T150000Z", "DTEND:20191213T153000Z",
                     "title = Anmälan senast")
