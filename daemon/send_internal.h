@@ -176,6 +176,9 @@ void key_field_from_end(const char *key, int n, char *buf, size_t len);
 bool is_manual(const struct delivery_row *row);
 void retry_begin(struct sender *s);
 void retry_seen(struct sender *s, const struct delivery *d);
+/* Says, on each start and reload, when calendars already sent keep an
+ * ORGANIZER other than [organizer] email (send_message.c). */
+void warn_organizer(struct sender *s);
 /* The ORGANIZER of session uid's calendars (state_calendar_organizer),
  * the last one kept at hand; recorded when first asked by a claim (in
  * its transaction, on disk with it). */
