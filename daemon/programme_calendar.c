@@ -468,6 +468,83 @@ static struct calendar *read_file_once(const struct config *cfg, struct known *k
 	return cal;
 }
 
+/* The categories kallad last knew uid to have (the calendar before a
+ * reload, or the state's copy on a start); NULL if none, else the
+ * caller frees them. */
+static char *known_categories(struct known *k, const char *uid, bool deadline)
+{
+	char *cats = NULL;
+
+	if (k->old) {
+		const struct deadline *d = deadline ? calendar_deadline(k->old, uid) : NULL;
+		const struct session *s = deadline ? NULL : calendar_session(k->old, uid);
+		const char *c = d ? d->categories : s ? s->categories : NULL;
+
+		return c ? xstrdup(c) : NULL;
+	}
+	if (!known_state(k))
+		return NULL;
+	if (deadline) {
+		struct deadline copy;
+
+		if (state_deadline_copy(k->st, uid, &copy)) {
+			cats = copy.categories ? xstrdup(copy.categories) : NULL;
+			state_deadline_clear(&copy);
+		}
+	} else {
+		struct session copy;
+
+		if (state_session_copy(k->st, uid, &copy)) {
+			cats = copy.categories ? xstrdup(copy.categories) : NULL;
+			state_session_clear(&copy);
+		}
+	}
+	return cats;
+}
+
+/* A session or deadline that lost a category a rule asks for loses that
+ * rule's reminders: not an error (categories are edited on purpose), but
+ * never in silence. */
+static void warn_lost_category(struct known *k, const struct config *cfg, const char *path,
+			       const char *uid, const char *summary, const char *now, bool deadline,
+			       struct errlist *warnings)
+{
+	char *before = NULL;
+	bool asked = false;
+
+	for (size_t i = 0; i < cfg->n_rules; i++) {
+		const struct rule *r = &cfg->rules[i];
+
+		if (!r->category || r->deadlines != deadline)
+			continue;
+		if (!asked) {
+			before = known_categories(k, uid, deadline);
+			asked = true;
+		}
+		if (before && calendar_has_category(before, r->category) &&
+		    !calendar_has_category(now, r->category))
+			errlist_add(warnings,
+				    "%s: %s \"%s\" (UID %s) is no longer in the category %s: rule %s "
+				    "no longer reminds of it",
+				    path, deadline ? "deadline" : "session", summary ? summary : "", uid,
+				    r->category, r->name);
+	}
+	free(before);
+}
+
+static void warn_lost_categories(struct known *k, const struct calendar *cal,
+				 const struct config *cfg, struct errlist *warnings)
+{
+	for (size_t i = 0; i < cal->n_deadlines; i++)
+		warn_lost_category(k, cfg, cfg->calendar, cal->deadlines[i].uid,
+				   cal->deadlines[i].summary, cal->deadlines[i].categories, true,
+				   warnings);
+	for (size_t i = 0; i < cal->n_sessions; i++)
+		warn_lost_category(k, cfg, cfg->calendar, cal->sessions[i].uid,
+				   cal->sessions[i].summary, cal->sessions[i].categories, false,
+				   warnings);
+}
+
 struct calendar *programme_calendar_read(const struct config *cfg, const struct calendar *old,
 					 char id[FILE_ID_MAX], struct errlist *warnings,
 					 struct errlist *errs)
@@ -484,6 +561,7 @@ struct calendar *programme_calendar_read(const struct config *cfg, const struct 
 	keep_last_good(&k, cal, cfg->calendar, warnings);
 	keep_outside(&k, cal, cfg, warnings);
 	add_config_deadlines(cal, cfg, warnings);
+	warn_lost_categories(&k, cal, cfg, warnings);
 	state_close(k.st);
 	return cal;
 }

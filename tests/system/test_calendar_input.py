@@ -260,6 +260,28 @@ class SectionNamingASession(CalendarCase):
         self.assertEqual(proc.wait(timeout=20), 0)
 
 
+class LostCategoryIsSaid(CalendarCase):
+    """A deadline (or session) that loses a category a rule asks for
+    loses that rule's reminders: said on every read, not in silence."""
+
+    def test_deadline_loses_the_rule_s_category(self):
+        ics = os.path.join(self.prog.dir, "programme.ics")
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        with open(ics, encoding="utf-8", newline="") as f:
+            text = f.read()
+        self.write(text.replace("CATEGORIES:registration\r\n", ""))
+        for mode in (("--check",), ("--plan", "--now", NEXT_DAY)):
+            p = self.prog.run(*mode, check=0)
+            self.assertIn("programme.ics: deadline \"Sista anmälningsdag\" (UID "
+                          "anmalan-2020@example.org) is no longer in the category registration: "
+                          "rule registration-deadline no longer reminds of it", p.stderr)
+
+    def test_a_category_never_held_is_not_said(self):
+        self.prog.run("--once", "--now", BEFORE, check=0)
+        p = self.prog.run("--check", check=0)
+        self.assertNotIn("no longer in the category", p.stderr)
+
+
 class KnownDeadlineStaysDeadline(CalendarCase):
     """Outlook: a deadline whose CATEGORIES:Deadline a re-export lost is
     no session: kallad keeps its last good copy, as it does for any item
