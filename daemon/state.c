@@ -158,6 +158,14 @@ static const char *const migrations[] = {
 
 
 
+/* Whether a claim takes the row as it is (now NOW, stale after
+ * STALE): a retry that is due, or a claim of a kallad that died or went
+ * stale. Q_CLAIM's condition and Q_CLAIMABLE's question. */
+#define CLAIM_TAKES(NOW, STALE)                                                          \
+	"(deliveries.state IN (2, 3) AND deliveries.next_attempt <= " NOW ")"            \
+	" OR (deliveries.state = 0 AND (deliveries.updated < " NOW " - " STALE           \
+	"     OR kallad_pid_gone(deliveries.owner_pid)))"
+
 const char *const query_sql[Q_N] = {
 	[Q_KNOWN_GET] = "SELECT first_seen FROM known WHERE kind = ?1 AND id = ?2",
 	[Q_KNOWN_PUT] = "INSERT OR IGNORE INTO known(kind, id, first_seen) VALUES(?1, ?2, ?3)",
@@ -173,9 +181,7 @@ const char *const query_sql[Q_N] = {
 		    /* A claim taken from a kallad that died: it may have gone. */
 		    " prior = CASE WHEN deliveries.state = 0 THEN 2 ELSE deliveries.state END,"
 		    " message_id = coalesce(deliveries.message_id, excluded.message_id)"
-		    " WHERE (deliveries.state IN (2, 3) AND deliveries.next_attempt <= ?7)"
-		    " OR (deliveries.state = 0 AND (deliveries.updated < ?7 - ?10"
-		    "     OR kallad_pid_gone(deliveries.owner_pid)))",
+		    " WHERE " CLAIM_TAKES("?7", "?10"),
 	/* A send's outcome (leaving CLAIMED) counts as an attempt. A retry
 	 * of one whose outcome is unknown that meets a 4xx stays unknown: the
 	 * refusal says nothing of the first attempt, which may have arrived. */
@@ -306,18 +312,11 @@ const char *const query_sql[Q_N] = {
 	[Q_TX_COMMIT] = "COMMIT",
 	[Q_META_PUT] = "INSERT INTO meta(key, value) VALUES(?1, ?2)"
 		       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-	/* A calendar message whose last attempt may have arrived (prior
-	 * unknown), refused now: the calendar stays in doubt (see
-	 * Q_ATT_UNKNOWN), asked before the outcome is marked. */
-	[Q_ATT_DOUBT] = "INSERT INTO attendance(email, uid, invited, sequence, content)"
-			" SELECT ?1, ?2, 1, ?3, -1 FROM deliveries WHERE key = ?4 AND state = 0"
-			" AND prior = 2 ON CONFLICT(email, uid) DO UPDATE SET invited = 1,"
-			" sequence = excluded.sequence, content = -1"
-			" WHERE excluded.sequence >= attendance.sequence",
+	/* A claim whose attempt before may have arrived (its outcome
+	 * unknown), asked before the claim's outcome is marked. */
+	[Q_PRIOR_UNKNOWN] = "SELECT 1 FROM deliveries WHERE key = ?1 AND state = 0 AND prior = 2",
 	/* Whether Q_CLAIM would take key now (no row: it would). */
-	[Q_CLAIMABLE] = "SELECT (state IN (2, 3) AND next_attempt <= ?2) OR (state = 0 AND"
-			" (updated < ?2 - ?3 OR kallad_pid_gone(owner_pid))) FROM deliveries"
-			" WHERE key = ?1",
+	[Q_CLAIMABLE] = "SELECT " CLAIM_TAKES("?2", "?3") " FROM deliveries WHERE key = ?1",
 	/* Only if none is there: the first of two processes wins. */
 	[Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO NOTHING",
 	[Q_PSEEN_GET] = "SELECT email, name, language, organisation, role, updated_at, status"

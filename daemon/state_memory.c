@@ -230,15 +230,8 @@ bool state_notice_pending(struct state *st, const char *email, const char *uid)
 void state_attendance_doubt(struct state *st, const char *key, const char *email, const char *uid,
 			    int sequence)
 {
-	sqlite3_stmt *s = st_query(st, Q_ATT_DOUBT);
-
-	if (!s || st->readonly)
-		return;
-	bind_text(s, 1, email);
-	bind_text(s, 2, uid);
-	sqlite3_bind_int(s, 3, sequence);
-	bind_text(s, 4, key);
-	st_run(st, s, "recording that a participant's calendar is not known");
+	if (st_one_row(st, Q_PRIOR_UNKNOWN, key, NULL))
+		state_attendance_unknown(st, email, uid, sequence);
 }
 
 bool state_delivery_claimable(struct state *st, const char *key, time_t now, long stale_after)
